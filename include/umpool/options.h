@@ -1,0 +1,92 @@
+// umpool/options.h: every knob of a Pool, in one struct, with its default.
+#ifndef UMPOOL_OPTIONS_H_
+#define UMPOOL_OPTIONS_H_
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "umpool/types.h"
+
+namespace umpool {
+
+// Which processor gets a direct mapping of managed slabs (cudaMemAdviseSetAccessedBy).
+enum class AccessedBy : std::uint8_t {
+  kCpu = 0,   // the seed's choice: the CPU may read without migrating pages back
+  kGpu = 1,   // the pool's GPU (useful when PreferredLocation is the host)
+  kNone = 2,  // no AccessedBy advice
+};
+
+// When a new slab or large-block segment is prefetched to the pool's GPU.
+enum class PrefetchMode : std::uint8_t {
+  kBelowThreshold = 0,  // the seed's rule: prefetch when the range is < threshold
+  kAlways = 1,
+  kNever = 2,
+};
+
+// Placement policy of one role. Applied once per slab / segment, never per
+// allocation (invariant 3). Ignored by the device and host backends, except
+// that the pool still counts the advice/prefetch operations it asks for.
+struct RolePolicy {
+  AccessedBy accessed_by = AccessedBy::kCpu;
+  PrefetchMode prefetch = PrefetchMode::kBelowThreshold;
+  // For kBelowThreshold: ranges strictly smaller than this are prefetched.
+  // Default 2 GiB, the seed's threshold ("weights are small and must be in
+  // HBM; KV-cache blocks are large and may page-fault").
+  std::size_t prefetch_threshold_bytes = std::size_t{2} << 30;
+
+  bool operator==(const RolePolicy&) const = default;
+};
+
+// Defaults per role: default = the seed's rule; weights and activations are
+// always prefetched; kv follows the seed's rule.
+RolePolicy DefaultRolePolicy(Role role);
+
+struct PoolOptions {
+  // Where slabs come from.
+  BackendKind backend = BackendKind::kManaged;
+
+  // CUDA device ordinal of the pool (managed/device backends). Must be 0 for
+  // the host backend.
+  int device = 0;
+
+  // Upper bound on bytes reserved from the backend (invariant 5).
+  // 0 = default: for managed and device pools, the GPU's free memory when the
+  // pool is created; for host pools, 1/2 of physical memory.
+  // A value above the GPU's free memory is refused by Validate() on a managed
+  // pool unless allow_oversubscription is set (GH200 Extended GPU Memory).
+  std::size_t capacity_bytes = 0;
+  bool allow_oversubscription = false;
+
+  // Placement per role, indexed by static_cast<int>(Role).
+  std::array<RolePolicy, kNumRoles> roles = {
+      DefaultRolePolicy(Role::kDefault), DefaultRolePolicy(Role::kWeights),
+      DefaultRolePolicy(Role::kKv), DefaultRolePolicy(Role::kActivations)};
+
+  // Per-thread caches of free blocks for classes up to
+  // thread_cache_max_class_bytes. Off = every call takes the per-class lock.
+  bool thread_cache = true;
+  std::size_t thread_cache_max_class_bytes = std::size_t{1} << 20;  // 1 MiB
+  // A thread's cache holds at most this many bytes of free blocks.
+  std::size_t thread_cache_bytes = std::size_t{16} << 20;  // 16 MiB
+
+  // A thread publishes its allocated-bytes delta to the pool-wide counter once
+  // it passes this many bytes; `allocated_bytes.peak` may therefore read low
+  // by up to (threads x this). 0 = exact peaks (one atomic add per call).
+  std::size_t stats_publish_bytes = std::size_t{2} << 20;  // 2 MiB
+
+  // Checks the options for contradictions and out-of-range values. Does not
+  // look at the hardware (Pool::Create does). Returns InvalidArgument naming
+  // the offending field.
+  absl::Status Validate() const;
+
+  const RolePolicy& policy(Role role) const {
+    return roles[static_cast<int>(role)];
+  }
+};
+
+}  // namespace umpool
+
+#endif  // UMPOOL_OPTIONS_H_

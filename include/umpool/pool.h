@@ -1,0 +1,128 @@
+// umpool/pool.h: the C++ API of umpool.
+//
+// A Pool is a stream-aware caching allocator for one device. Requests up to
+// the largest size class (32 MiB) are rounded to a size class and served from
+// slabs: one backend allocation per slab, carved into blocks of one class,
+// advised and prefetched once when the slab is created. Larger requests are
+// rounded to 2 MiB and served best-fit from large-block segments, split and
+// merged inside their backing allocation.
+//
+// Stream semantics (for every call that takes a stream):
+//   * A block freed on stream S may be handed out again for stream S at once:
+//     work on S runs in order, so the next user's work queues behind the last.
+//   * A block freed on S is handed out for another stream only after an event
+//     recorded on S after the free has completed (queried; the hot path never
+//     blocks the host), and only after events on every stream named by
+//     RecordStream for that block have completed.
+//   * Allocate(bytes, S) returns memory that is ready for work enqueued on S.
+//     Using it on another stream T without ordering T after S is the caller's
+//     responsibility (as with cudaMallocAsync), or call RecordStream.
+//
+// Thread safety: every member function may be called from any thread at any
+// time, except that the Pool must not be destroyed while another thread is
+// inside one of its calls. The hot path (a cached block of a class up to
+// PoolOptions::thread_cache_max_class_bytes) takes no lock shared with other
+// threads.
+//
+// Errors are values (absl::Status): ResourceExhausted for out-of-memory (the
+// message names the request and the pool's stats), InvalidArgument for bad
+// input (unknown or interior pointer, absurd size), FailedPrecondition for a
+// double free. Bad input never crashes the process or corrupts the pool.
+#ifndef UMPOOL_POOL_H_
+#define UMPOOL_POOL_H_
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "umpool/options.h"
+#include "umpool/stats.h"
+#include "umpool/types.h"
+
+namespace umpool {
+
+namespace internal {
+class PoolCore;
+}  // namespace internal
+
+class Pool {
+ public:
+  // Creates a pool. Validates `options` (InvalidArgument), creates the
+  // backend (Unavailable when it needs CUDA and there is no usable GPU, or
+  // when umpool was built without CUDA; InvalidArgument for a bad device
+  // ordinal) and resolves the default capacity. Thread-safe.
+  static absl::StatusOr<std::unique_ptr<Pool>> Create(const PoolOptions& options);
+
+  // Destroys the pool: waits for the device to finish (so no queued work can
+  // touch memory being returned) and returns every slab and segment to the
+  // backend, including blocks still allocated. Pointers from this pool are
+  // invalid afterwards.
+  ~Pool();
+
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  // Returns a block of at least `bytes` bytes, aligned to >= 256 bytes
+  // (kMinAlignment), ready for use by work enqueued on `stream`.
+  //   * bytes == 0: returns nullptr and OK; Deallocate(nullptr) is a no-op.
+  //   * bytes larger than 2^47: InvalidArgument ("absurd size").
+  //   * not enough memory under the cap even after releasing cached memory:
+  //     ResourceExhausted, with the request size and the pool's stats.
+  // Never blocks the host on GPU work unless memory is short (then it waits
+  // for pending frees before giving up). Thread-safe.
+  absl::StatusOr<void*> Allocate(std::size_t bytes, Stream stream = kDefaultStream,
+                                 Role role = Role::kDefault);
+
+  // Returns `ptr` to the pool. `stream` is the stream on which the block was
+  // last used (for PyTorch: its allocation stream): the block may be reused
+  // on that stream at once and on other streams after an event recorded on
+  // it completes. nullptr is a no-op.
+  //   * a pointer this pool did not hand out, or one pointing inside a block:
+  //     InvalidArgument; nothing changes.
+  //   * a block already freed: FailedPrecondition ("double free"); nothing changes.
+  // Thread-safe; never blocks the host on GPU work.
+  absl::Status Deallocate(void* ptr, Stream stream = kDefaultStream);
+
+  // Marks `ptr` (a live block from this pool) as used on `stream` too: when it
+  // is freed, it is not reused until the work queued on `stream` up to the
+  // free has completed. Same errors as Deallocate for bad pointers.
+  // Thread-safe.
+  absl::Status RecordStream(void* ptr, Stream stream);
+
+  // Returns every cached block that is free to the backend: empty slabs and
+  // free large-block segments. Waits (host-blocking) for events of pending
+  // frees first, so it is not for hot paths. Blocks cached by other threads'
+  // caches are handed back at those threads' next call and released by a
+  // later Trim. Returns the first backend error, if any. Thread-safe.
+  absl::Status Trim();
+
+  // A snapshot of the counters. Counters are updated with relaxed atomics, so
+  // a snapshot taken while other threads allocate is approximate; one taken
+  // when they are quiet is exact (see Stats::allocated_bytes for the peak).
+  // Thread-safe.
+  Stats GetStats() const;
+
+  // Sets every peak to its current value. Thread-safe.
+  void ResetPeaks();
+
+  // The size a request of `bytes` is rounded to (0 for 0). Pure; thread-safe.
+  std::size_t RoundedSize(std::size_t bytes) const;
+
+  // The usable size of a live block (its rounded size), or InvalidArgument.
+  absl::StatusOr<std::size_t> BlockSize(const void* ptr) const;
+
+  const PoolOptions& options() const;
+  // The backend's description, e.g. "managed: NVIDIA H100 80GB HBM3 (device 0)".
+  std::string Describe() const;
+
+ private:
+  friend class internal::PoolCore;
+  explicit Pool(std::unique_ptr<internal::PoolCore> core);
+  std::unique_ptr<internal::PoolCore> core_;
+};
+
+}  // namespace umpool
+
+#endif  // UMPOOL_POOL_H_

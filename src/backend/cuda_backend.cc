@@ -1,0 +1,104 @@
+#include "src/backend/cuda_backend.h"
+
+#include <cuda_runtime_api.h>
+
+#include "absl/strings/str_cat.h"
+#include "src/backend/cuda_status.h"
+
+namespace umpool::internal {
+
+ScopedDevice::ScopedDevice(int device) {
+  int current = -1;
+  status_ = CudaStatus(cudaGetDevice(&current), "cudaGetDevice");
+  if (!status_.ok() || current == device) return;
+  status_ = CudaStatus(cudaSetDevice(device), "cudaSetDevice");
+  if (status_.ok()) previous_ = current;
+}
+
+ScopedDevice::~ScopedDevice() {
+  if (previous_ >= 0) (void)cudaSetDevice(previous_);
+}
+
+absl::StatusOr<std::string> CudaDeviceName(int device) {
+  int count = 0;
+  UMPOOL_CUDA_TRY(cudaGetDeviceCount(&count));
+  if (device < 0 || device >= count) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid CUDA device ", device, ": this machine has ", count,
+                     " device(s)"));
+  }
+  cudaDeviceProp prop{};
+  UMPOOL_CUDA_TRY(cudaGetDeviceProperties(&prop, device));
+  return std::string(prop.name);
+}
+
+CudaBackend::CudaBackend(int device, std::string device_name)
+    : device_(device), device_name_(std::move(device_name)) {}
+
+std::string CudaBackend::Describe() const {
+  return absl::StrCat(BackendKindName(kind()), ": ", device_name_, " (device ", device_, ")");
+}
+
+absl::StatusOr<std::size_t> CudaBackend::AvailableBytes() {
+  ScopedDevice guard(device_);
+  if (!guard.status().ok()) return guard.status();
+  std::size_t free_bytes = 0, total = 0;
+  UMPOOL_CUDA_TRY(cudaMemGetInfo(&free_bytes, &total));
+  return free_bytes;
+}
+
+absl::StatusOr<Event> CudaBackend::CreateEvent() {
+  ScopedDevice guard(device_);
+  if (!guard.status().ok()) return guard.status();
+  cudaEvent_t e = nullptr;
+  UMPOOL_CUDA_TRY(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  return e;
+}
+
+void CudaBackend::DestroyEvent(Event event) { (void)cudaEventDestroy(event); }
+
+absl::Status CudaBackend::RecordEvent(Event event, Stream stream) {
+  counters_.event_records.fetch_add(1, std::memory_order_relaxed);
+  UMPOOL_CUDA_TRY(cudaEventRecord(event, stream));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> CudaBackend::QueryEvent(Event event) {
+  counters_.event_queries.fetch_add(1, std::memory_order_relaxed);
+  const cudaError_t err = cudaEventQuery(event);
+  if (err == cudaSuccess) return true;
+  if (err == cudaErrorNotReady) {
+    (void)cudaGetLastError();  // NotReady is not an error for our callers
+    return false;
+  }
+  return CudaStatus(err, "cudaEventQuery");
+}
+
+absl::Status CudaBackend::SynchronizeEvent(Event event) {
+  counters_.event_syncs.fetch_add(1, std::memory_order_relaxed);
+  UMPOOL_CUDA_TRY(cudaEventSynchronize(event));
+  return absl::OkStatus();
+}
+
+absl::Status CudaBackend::StreamWaitEvent(Stream stream, Event event) {
+  counters_.stream_waits.fetch_add(1, std::memory_order_relaxed);
+  UMPOOL_CUDA_TRY(cudaStreamWaitEvent(stream, event, 0));
+  return absl::OkStatus();
+}
+
+absl::Status CudaBackend::Synchronize() {
+  ScopedDevice guard(device_);
+  if (!guard.status().ok()) return guard.status();
+  UMPOOL_CUDA_TRY(cudaDeviceSynchronize());
+  return absl::OkStatus();
+}
+
+absl::Status CudaBackend::Unmap(void* ptr, std::size_t) {
+  ScopedDevice guard(device_);
+  if (!guard.status().ok()) return guard.status();
+  UMPOOL_CUDA_TRY(cudaFree(ptr));
+  counters_.unmaps.fetch_add(1, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+}  // namespace umpool::internal

@@ -1,0 +1,55 @@
+// src/backend/cuda_backend.h: what the managed and device backends share:
+// events, stream waits, device selection and free-memory queries.
+#ifndef UMPOOL_SRC_BACKEND_CUDA_BACKEND_H_
+#define UMPOOL_SRC_BACKEND_CUDA_BACKEND_H_
+
+#include <string>
+
+#include "src/backend/backend.h"
+
+namespace umpool::internal {
+
+// Makes `device` current for the guard's lifetime and restores the previous
+// device afterwards (only if it had to change it).
+class ScopedDevice {
+ public:
+  explicit ScopedDevice(int device);
+  ~ScopedDevice();
+  ScopedDevice(const ScopedDevice&) = delete;
+  ScopedDevice& operator=(const ScopedDevice&) = delete;
+  absl::Status status() const { return status_; }
+
+ private:
+  int previous_ = -1;
+  absl::Status status_;
+};
+
+class CudaBackend : public Backend {
+ public:
+  int device() const override { return device_; }
+  std::string Describe() const override;
+  absl::StatusOr<std::size_t> AvailableBytes() override;
+
+  absl::StatusOr<Event> CreateEvent() override;
+  void DestroyEvent(Event event) override;
+  absl::Status RecordEvent(Event event, Stream stream) override;
+  absl::StatusOr<bool> QueryEvent(Event event) override;
+  absl::Status SynchronizeEvent(Event event) override;
+  absl::Status StreamWaitEvent(Stream stream, Event event) override;
+  absl::Status Synchronize() override;
+
+  absl::Status Unmap(void* ptr, std::size_t bytes) override;
+
+ protected:
+  CudaBackend(int device, std::string device_name);
+  const int device_;
+  const std::string device_name_;
+};
+
+// Validates `device` and reads its name. InvalidArgument for a bad ordinal,
+// Unavailable when no GPU is usable.
+absl::StatusOr<std::string> CudaDeviceName(int device);
+
+}  // namespace umpool::internal
+
+#endif  // UMPOOL_SRC_BACKEND_CUDA_BACKEND_H_

@@ -1,0 +1,207 @@
+#include "src/backend/host_backend.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace umpool::internal {
+namespace {
+
+std::size_t HalfOfPhysicalMemory() {
+  long pages = sysconf(_SC_PHYS_PAGES);
+  long page = sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page <= 0) return std::size_t{4} << 30;
+  return static_cast<std::size_t>(pages) * static_cast<std::size_t>(page) / 2;
+}
+
+}  // namespace
+
+HostBackend::HostBackend(std::size_t capacity_bytes)
+    : capacity_bytes_(capacity_bytes != 0 ? capacity_bytes : HalfOfPhysicalMemory()) {}
+
+HostBackend::~HostBackend() = default;
+
+std::string HostBackend::Describe() const { return "host: plain host memory (no GPU)"; }
+
+absl::StatusOr<std::size_t> HostBackend::AvailableBytes() {
+  absl::MutexLock lock(&mu_);
+  return capacity_bytes_ > mapped_bytes_ ? capacity_bytes_ - mapped_bytes_ : 0;
+}
+
+absl::StatusOr<void*> HostBackend::Map(std::size_t bytes) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (fail_maps_ > 0) {
+      --fail_maps_;
+      return absl::ResourceExhaustedError(
+          absl::StrCat("host backend: injected out-of-memory mapping ", bytes, " bytes"));
+    }
+    if (bytes > capacity_bytes_ - std::min(capacity_bytes_, mapped_bytes_)) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "host backend: out of memory mapping ", bytes, " bytes (", mapped_bytes_,
+          " of ", capacity_bytes_, " mapped)"));
+    }
+    mapped_bytes_ += bytes;
+  }
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    int err = errno;
+    absl::MutexLock lock(&mu_);
+    mapped_bytes_ -= bytes;
+    return absl::ResourceExhaustedError(
+        absl::StrCat("host backend: mmap of ", bytes, " bytes failed: ", std::strerror(err)));
+  }
+  counters_.maps.fetch_add(1, std::memory_order_relaxed);
+  return p;
+}
+
+absl::Status HostBackend::Unmap(void* ptr, std::size_t bytes) {
+  if (munmap(ptr, bytes) != 0) {
+    return absl::InternalError(absl::StrCat("host backend: munmap failed: ", std::strerror(errno)));
+  }
+  counters_.unmaps.fetch_add(1, std::memory_order_relaxed);
+  absl::MutexLock lock(&mu_);
+  mapped_bytes_ -= bytes;
+  return absl::OkStatus();
+}
+
+absl::Status HostBackend::Advise(void*, std::size_t, const RolePolicy&) {
+  counters_.advise_ops.fetch_add(1, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+absl::Status HostBackend::Prefetch(void*, std::size_t, Location, Stream) {
+  counters_.prefetch_ops.fetch_add(1, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Event> HostBackend::CreateEvent() {
+  absl::MutexLock lock(&mu_);
+  Event e = reinterpret_cast<Event>(next_event_);
+  next_event_ += 0x10;
+  events_[e] = EventState{};
+  return e;
+}
+
+void HostBackend::DestroyEvent(Event event) {
+  absl::MutexLock lock(&mu_);
+  events_.erase(event);
+}
+
+HostBackend::StreamState& HostBackend::StreamLocked(Stream stream) { return streams_[stream]; }
+
+absl::Status HostBackend::RecordEvent(Event event, Stream stream) {
+  absl::MutexLock lock(&mu_);
+  auto it = events_.find(event);
+  if (it == events_.end()) return absl::InvalidArgumentError("host backend: unknown event");
+  StreamState& s = StreamLocked(stream);
+  if (!manual_) s.completed = s.submitted;
+  it->second = EventState{stream, s.submitted, true};
+  counters_.event_records.fetch_add(1, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> HostBackend::QueryEvent(Event event) {
+  absl::MutexLock lock(&mu_);
+  counters_.event_queries.fetch_add(1, std::memory_order_relaxed);
+  auto it = events_.find(event);
+  if (it == events_.end()) return absl::InvalidArgumentError("host backend: unknown event");
+  const EventState& e = it->second;
+  if (!e.recorded) return true;  // like CUDA: a never-recorded event is complete
+  return StreamLocked(e.stream).completed >= e.ticket;
+}
+
+absl::Status HostBackend::SynchronizeEvent(Event event) {
+  absl::MutexLock lock(&mu_);
+  counters_.event_syncs.fetch_add(1, std::memory_order_relaxed);
+  auto it = events_.find(event);
+  if (it == events_.end()) return absl::InvalidArgumentError("host backend: unknown event");
+  // The host waiting for the "GPU" is modelled as that work finishing.
+  if (it->second.recorded) CompleteUpTo(it->second.stream, it->second.ticket);
+  return absl::OkStatus();
+}
+
+absl::Status HostBackend::StreamWaitEvent(Stream stream, Event event) {
+  absl::MutexLock lock(&mu_);
+  counters_.stream_waits.fetch_add(1, std::memory_order_relaxed);
+  auto it = events_.find(event);
+  if (it == events_.end()) return absl::InvalidArgumentError("host backend: unknown event");
+  // Work submitted to `stream` from now on runs after the event's work:
+  // modelled as a barrier item whose completion first completes the event's.
+  if (it->second.recorded) {
+    const Stream dep = it->second.stream;
+    const std::uint64_t dep_ticket = it->second.ticket;
+    StreamState& s = StreamLocked(stream);
+    const std::uint64_t barrier = ++s.submitted;
+    waits_[stream].push_back(Wait{barrier, dep, dep_ticket});
+    if (!manual_) CompleteUpTo(stream, barrier);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status HostBackend::Synchronize() {
+  CompleteAll();
+  return absl::OkStatus();
+}
+
+void HostBackend::SetManualCompletion(bool manual) {
+  absl::MutexLock lock(&mu_);
+  manual_ = manual;
+}
+
+std::uint64_t HostBackend::Submit(Stream stream) {
+  absl::MutexLock lock(&mu_);
+  StreamState& s = StreamLocked(stream);
+  ++s.submitted;
+  if (!manual_) s.completed = s.submitted;
+  return s.submitted;
+}
+
+void HostBackend::CompleteUpTo(Stream stream, std::uint64_t ticket) {
+  // Honour StreamWaitEvent barriers: work after a barrier completes only once
+  // the waited-on work has.
+  auto w = waits_.find(stream);
+  if (w != waits_.end()) {
+    for (const Wait& wait : w->second) {
+      if (wait.at_ticket <= ticket) CompleteUpTo(wait.dep_stream, wait.dep_ticket);
+    }
+  }
+  StreamState& s = StreamLocked(stream);
+  if (s.completed < ticket) s.completed = std::min(ticket, s.submitted);
+}
+
+void HostBackend::Complete(Stream stream) {
+  absl::MutexLock lock(&mu_);
+  CompleteUpTo(stream, StreamLocked(stream).submitted);
+}
+
+void HostBackend::CompleteAll() {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::pair<Stream, std::uint64_t>> all;
+  for (const auto& [stream, state] : streams_) all.emplace_back(stream, state.submitted);
+  for (const auto& [stream, submitted] : all) CompleteUpTo(stream, submitted);
+}
+
+bool HostBackend::IsComplete(Stream stream, std::uint64_t ticket) {
+  absl::MutexLock lock(&mu_);
+  return StreamLocked(stream).completed >= ticket;
+}
+
+void HostBackend::FailNextMaps(int count) {
+  absl::MutexLock lock(&mu_);
+  fail_maps_ = count;
+}
+
+std::size_t HostBackend::mapped_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return mapped_bytes_;
+}
+
+}  // namespace umpool::internal

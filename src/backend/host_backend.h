@@ -1,0 +1,96 @@
+// src/backend/host_backend.h: plain host memory with host-side streams/events.
+//
+// The backend CI runs the pool on. Memory comes from anonymous mmap (nothing
+// is committed until touched). Streams are any handle values; each has a
+// count of submitted and completed "work items". By default completion is
+// automatic (every event is complete as soon as it is recorded). A test can
+// switch to manual completion and then decide when work finishes, which is how
+// the stream rules are checked without a GPU.
+#ifndef UMPOOL_SRC_BACKEND_HOST_BACKEND_H_
+#define UMPOOL_SRC_BACKEND_HOST_BACKEND_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "src/backend/backend.h"
+
+namespace umpool::internal {
+
+class HostBackend final : public Backend {
+ public:
+  // `capacity_bytes` 0 = half of physical memory.
+  explicit HostBackend(std::size_t capacity_bytes = 0);
+  ~HostBackend() override;
+
+  BackendKind kind() const override { return BackendKind::kHost; }
+  int device() const override { return 0; }
+  std::string Describe() const override;
+  absl::StatusOr<std::size_t> AvailableBytes() override;
+
+  absl::StatusOr<void*> Map(std::size_t bytes) override;
+  absl::Status Unmap(void* ptr, std::size_t bytes) override;
+  absl::Status Advise(void* ptr, std::size_t bytes, const RolePolicy& policy) override;
+  absl::Status Prefetch(void* ptr, std::size_t bytes, Location where, Stream stream) override;
+
+  absl::StatusOr<Event> CreateEvent() override;
+  void DestroyEvent(Event event) override;
+  absl::Status RecordEvent(Event event, Stream stream) override;
+  absl::StatusOr<bool> QueryEvent(Event event) override;
+  absl::Status SynchronizeEvent(Event event) override;
+  absl::Status StreamWaitEvent(Stream stream, Event event) override;
+  absl::Status Synchronize() override;
+
+  // --- Test controls -------------------------------------------------------
+  // Manual completion: work submitted to a stream stays incomplete until
+  // Complete/CompleteAll (or a host-blocking synchronize) says otherwise.
+  void SetManualCompletion(bool manual);
+  // Enqueues one work item on `stream` (a stand-in for a kernel launch) and
+  // returns its ticket (1, 2, ...).
+  std::uint64_t Submit(Stream stream);
+  // Completes all work submitted on `stream` so far.
+  void Complete(Stream stream);
+  void CompleteAll();
+  // true when work item `ticket` of `stream` has completed.
+  bool IsComplete(Stream stream, std::uint64_t ticket);
+  // Makes the next Map calls fail with ResourceExhausted (fault injection).
+  void FailNextMaps(int count);
+  std::size_t mapped_bytes() const;
+
+ private:
+  struct StreamState {
+    std::uint64_t submitted = 0;
+    std::uint64_t completed = 0;
+  };
+  struct Wait {  // StreamWaitEvent: item `at_ticket` waits for dep's `dep_ticket`
+    std::uint64_t at_ticket;
+    Stream dep_stream;
+    std::uint64_t dep_ticket;
+  };
+  struct EventState {
+    Stream stream = nullptr;
+    std::uint64_t ticket = 0;  // complete when stream's completed >= ticket
+    bool recorded = false;
+  };
+
+  StreamState& StreamLocked(Stream stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CompleteUpTo(Stream stream, std::uint64_t ticket) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::size_t capacity_bytes_;
+  mutable absl::Mutex mu_;
+  bool manual_ ABSL_GUARDED_BY(mu_) = false;
+  int fail_maps_ ABSL_GUARDED_BY(mu_) = 0;
+  std::size_t mapped_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_map<Stream, StreamState> streams_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<Stream, std::vector<Wait>> waits_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<Event, EventState> events_ ABSL_GUARDED_BY(mu_);
+  std::uintptr_t next_event_ ABSL_GUARDED_BY(mu_) = 0x1000;
+};
+
+}  // namespace umpool::internal
+
+#endif  // UMPOOL_SRC_BACKEND_HOST_BACKEND_H_

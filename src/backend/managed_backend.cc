@@ -1,0 +1,63 @@
+#include "src/backend/managed_backend.h"
+
+#include <cuda_runtime_api.h>
+
+#include "src/backend/cuda_status.h"
+
+namespace umpool::internal {
+namespace {
+
+cudaMemLocation DeviceLocation(int device) {
+  cudaMemLocation loc{};
+  loc.type = cudaMemLocationTypeDevice;
+  loc.id = device;
+  return loc;
+}
+
+cudaMemLocation HostLocation() {
+  cudaMemLocation loc{};
+  loc.type = cudaMemLocationTypeHost;
+  loc.id = 0;
+  return loc;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ManagedBackend>> ManagedBackend::Create(int device) {
+  absl::StatusOr<std::string> name = CudaDeviceName(device);
+  if (!name.ok()) return name.status();
+  return std::unique_ptr<ManagedBackend>(new ManagedBackend(device, *std::move(name)));
+}
+
+absl::StatusOr<void*> ManagedBackend::Map(std::size_t bytes) {
+  ScopedDevice guard(device_);
+  if (!guard.status().ok()) return guard.status();
+  void* p = nullptr;
+  UMPOOL_CUDA_TRY(cudaMallocManaged(&p, bytes, cudaMemAttachGlobal));
+  counters_.maps.fetch_add(1, std::memory_order_relaxed);
+  return p;
+}
+
+absl::Status ManagedBackend::Advise(void* ptr, std::size_t bytes, const RolePolicy& policy) {
+  counters_.advise_ops.fetch_add(1, std::memory_order_relaxed);
+  counters_.raw_advise_calls.fetch_add(1, std::memory_order_relaxed);
+  UMPOOL_CUDA_TRY(cudaMemAdvise(ptr, bytes, cudaMemAdviseSetPreferredLocation,
+                                DeviceLocation(device_)));
+  if (policy.accessed_by == AccessedBy::kNone) return absl::OkStatus();
+  const cudaMemLocation who =
+      policy.accessed_by == AccessedBy::kCpu ? HostLocation() : DeviceLocation(device_);
+  counters_.raw_advise_calls.fetch_add(1, std::memory_order_relaxed);
+  UMPOOL_CUDA_TRY(cudaMemAdvise(ptr, bytes, cudaMemAdviseSetAccessedBy, who));
+  return absl::OkStatus();
+}
+
+absl::Status ManagedBackend::Prefetch(void* ptr, std::size_t bytes, Location where,
+                                      Stream stream) {
+  counters_.prefetch_ops.fetch_add(1, std::memory_order_relaxed);
+  const cudaMemLocation loc =
+      where == Location::kDevice ? DeviceLocation(device_) : HostLocation();
+  UMPOOL_CUDA_TRY(cudaMemPrefetchAsync(ptr, bytes, loc, 0, stream));
+  return absl::OkStatus();
+}
+
+}  // namespace umpool::internal

@@ -1,0 +1,31 @@
+// src/backend/managed_backend.h: CUDA managed memory, advised and prefetched.
+//
+// Map = cudaMallocManaged(cudaMemAttachGlobal). Advise = PreferredLocation on
+// the pool's GPU plus AccessedBy (CPU, GPU or none, per role policy): two
+// cudaMemAdvise calls, once per slab. Prefetch = cudaMemPrefetchAsync on the
+// caller's stream. CUDA 13 cudaMemLocation structs throughout.
+#ifndef UMPOOL_SRC_BACKEND_MANAGED_BACKEND_H_
+#define UMPOOL_SRC_BACKEND_MANAGED_BACKEND_H_
+
+#include <memory>
+
+#include "src/backend/cuda_backend.h"
+
+namespace umpool::internal {
+
+class ManagedBackend final : public CudaBackend {
+ public:
+  static absl::StatusOr<std::unique_ptr<ManagedBackend>> Create(int device);
+
+  BackendKind kind() const override { return BackendKind::kManaged; }
+  absl::StatusOr<void*> Map(std::size_t bytes) override;
+  absl::Status Advise(void* ptr, std::size_t bytes, const RolePolicy& policy) override;
+  absl::Status Prefetch(void* ptr, std::size_t bytes, Location where, Stream stream) override;
+
+ private:
+  using CudaBackend::CudaBackend;
+};
+
+}  // namespace umpool::internal
+
+#endif  // UMPOOL_SRC_BACKEND_MANAGED_BACKEND_H_

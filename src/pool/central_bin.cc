@@ -1,0 +1,191 @@
+#include "src/pool/central_bin.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "src/pool/check.h"
+
+namespace umpool::internal {
+
+int CentralBin::TakeFrom(std::vector<void*>& from, void** out, int max) {
+  const int n = static_cast<int>(std::min<std::size_t>(from.size(), static_cast<std::size_t>(max)));
+  std::copy(from.end() - n, from.end(), out);
+  from.resize(from.size() - static_cast<std::size_t>(n));
+  return n;
+}
+
+int CentralBin::Carve(void** out, int max) {
+  int got = 0;
+  while (got < max && !partial_.empty()) {
+    Slab* slab = partial_.back();
+    const std::uint32_t blocks = slab->info().blocks;
+    // Stay inside one 64-block group so that two threads' fresh blocks do
+    // not share a cache line of state bytes.
+    const std::uint32_t group_left = Slab::kGroup - slab->carved % Slab::kGroup;
+    const std::uint32_t n = std::min<std::uint32_t>(
+        {static_cast<std::uint32_t>(max - got), blocks - slab->carved, group_left});
+    for (std::uint32_t i = 0; i < n; ++i) out[got++] = slab->BlockAt(slab->carved + i);
+    slab->carved += n;
+    if (slab->carved == blocks) partial_.pop_back();
+    if (n == group_left) break;  // one group per call
+  }
+  return got;
+}
+
+absl::Status CentralBin::PollPending(Fencer& fencer) {
+  absl::Status first;
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    bool all_done = true;
+    for (const FenceRef& f : it->fences) {
+      absl::StatusOr<bool> done = fencer.Poll(*f);
+      if (!done.ok()) {
+        first.Update(done.status());
+        all_done = false;
+        break;
+      }
+      if (!*done) {
+        all_done = false;
+        break;
+      }
+    }
+    if (all_done) {
+      ready_.insert(ready_.end(), it->blocks.begin(), it->blocks.end());
+      it = pending_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return first;
+}
+
+absl::Status CentralBin::FenceOthers(Stream stream, Fencer& fencer, int* moved) {
+  absl::Status first;
+  for (auto& [s, list] : by_stream_) {
+    if (s == stream || list.blocks.empty()) continue;
+    absl::StatusOr<FenceRef> fence = fencer.FenceFor(s, list.max_seq);
+    if (!fence.ok()) {
+      first.Update(fence.status());
+      continue;
+    }
+    Pending p;
+    p.fences.push_back(*std::move(fence));
+    p.blocks.swap(list.blocks);
+    *moved += static_cast<int>(p.blocks.size());
+    pending_.push_back(std::move(p));
+  }
+  return first;
+}
+
+TakeResult CentralBin::Take(Stream stream, void** out, int max, Fencer& fencer) {
+  TakeResult r;
+  absl::MutexLock lock(&mu_);
+  if (auto it = by_stream_.find(stream); it != by_stream_.end()) {
+    r.count = TakeFrom(it->second.blocks, out, max);
+    if (r.count > 0) return r;
+  }
+  if (ready_.empty() && !pending_.empty()) r.status.Update(PollPending(fencer));
+  if (!ready_.empty()) {
+    r.count = TakeFrom(ready_, out, max);
+    r.cross_stream = r.count;
+    return r;
+  }
+  r.count = Carve(out, max);
+  if (r.count > 0) return r;
+  int moved = 0;
+  r.status.Update(FenceOthers(stream, fencer, &moved));
+  if (moved > 0) {
+    r.status.Update(PollPending(fencer));
+    r.count = TakeFrom(ready_, out, max);
+    r.cross_stream = r.count;
+  }
+  return r;
+}
+
+int CentralBin::AddSlabAndTake(Slab* slab, void** out, int max) {
+  absl::MutexLock lock(&mu_);
+  slabs_.push_back(slab);
+  partial_.push_back(slab);
+  return Carve(out, max);
+}
+
+void CentralBin::Put(Stream stream, void* const* blocks, int n, std::uint64_t seq) {
+  absl::MutexLock lock(&mu_);
+  StreamList& list = by_stream_[stream];
+  list.blocks.insert(list.blocks.end(), blocks, blocks + n);
+  list.max_seq = std::max(list.max_seq, seq);
+}
+
+void CentralBin::PutPending(absl::InlinedVector<FenceRef, 2> fences, void* block) {
+  absl::MutexLock lock(&mu_);
+  Pending p;
+  p.fences = std::move(fences);
+  p.blocks.push_back(block);
+  pending_.push_back(std::move(p));
+}
+
+absl::Status CentralBin::ReleaseEmpty(Fencer& fencer, const PageMap& pagemap,
+                                      std::vector<Slab*>* empty) {
+  absl::MutexLock lock(&mu_);
+  int moved = 0;
+  absl::Status status = FenceOthers(/*stream=*/reinterpret_cast<Stream>(~std::uintptr_t{0}),
+                                    fencer, &moved);
+  for (Pending& p : pending_) {
+    for (const FenceRef& f : p.fences) status.Update(fencer.Wait(*f));
+  }
+  status.Update(PollPending(fencer));
+  if (!status.ok()) return status;
+
+  absl::flat_hash_map<Slab*, std::uint32_t> free_count;
+  for (void* b : ready_) ++free_count[static_cast<Slab*>(pagemap.Lookup(b))];
+  absl::flat_hash_set<Slab*> gone;
+  for (Slab* s : slabs_) {
+    auto it = free_count.find(s);
+    const std::uint32_t n = (it == free_count.end() ? 0 : it->second);
+    if (n + (s->info().blocks - s->carved) == s->info().blocks) gone.insert(s);
+  }
+  if (gone.empty()) return absl::OkStatus();
+  std::erase_if(ready_, [&](void* b) { return gone.contains(static_cast<Slab*>(pagemap.Lookup(b))); });
+  std::erase_if(slabs_, [&](Slab* s) { return gone.contains(s); });
+  std::erase_if(partial_, [&](Slab* s) { return gone.contains(s); });
+  empty->insert(empty->end(), gone.begin(), gone.end());
+  return absl::OkStatus();
+}
+
+std::int64_t CentralBin::slabs() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<std::int64_t>(slabs_.size());
+}
+
+std::int64_t CentralBin::free_blocks() const {
+  absl::MutexLock lock(&mu_);
+  std::int64_t n = static_cast<std::int64_t>(ready_.size());
+  for (const auto& [s, list] : by_stream_) n += static_cast<std::int64_t>(list.blocks.size());
+  for (const Pending& p : pending_) n += static_cast<std::int64_t>(p.blocks.size());
+  for (const Slab* s : partial_) n += s->info().blocks - s->carved;
+  return n;
+}
+
+void CentralBin::CheckInvariants(const PageMap& pagemap) const {
+  absl::MutexLock lock(&mu_);
+  absl::flat_hash_set<const Slab*> mine(slabs_.begin(), slabs_.end());
+  absl::flat_hash_set<void*> seen;
+  auto check = [&](void* b) {
+    Span* span = pagemap.Lookup(b);
+    UMPOOL_CHECK(span != nullptr && span->kind == SpanKind::kSlab, "free block outside any slab");
+    auto* slab = static_cast<Slab*>(span);
+    UMPOOL_CHECK(mine.contains(slab), "free block in another bin's slab");
+    const std::int64_t idx = slab->IndexOf(reinterpret_cast<std::uintptr_t>(b));
+    UMPOOL_CHECK(idx >= 0 && static_cast<std::uint32_t>(idx) < slab->carved,
+                 "free block not at a carved block start");
+    UMPOOL_CHECK(slab->state(static_cast<std::uint32_t>(idx)).load() == kFree,
+                 "block on a free list is not in state kFree");
+    UMPOOL_CHECK(seen.insert(b).second, "block on two free lists");
+  };
+  for (void* b : ready_) check(b);
+  for (const auto& [s, list] : by_stream_) for (void* b : list.blocks) check(b);
+  for (const Pending& p : pending_) for (void* b : p.blocks) check(b);
+  for (const Slab* s : partial_) UMPOOL_CHECK(s->carved < s->info().blocks, "full slab on partial list");
+}
+
+}  // namespace umpool::internal

@@ -1,0 +1,93 @@
+// src/pool/central_bin.h: the shared free lists of one (role, size class).
+//
+// Free blocks live in one of three places here:
+//   by_stream_ : freed on stream S, no fence yet: reusable on S only.
+//   pending_   : waiting for fences (events) on one or more streams.
+//   ready_     : every fence completed: reusable on any stream.
+// plus the never-carved tails of the bin's slabs. Take() prefers, in order,
+// the caller's stream, ready blocks, pending blocks whose fences completed,
+// fresh blocks, and last other streams' blocks after fencing them (which
+// succeeds at once only if those streams are idle). It never blocks the host
+// and never calls the backend except to record or query events.
+//
+// Thread safety: all methods lock the bin's mutex; no other lock is taken
+// while holding it except the Fencer's (lock order: bin -> fencer).
+#ifndef UMPOOL_SRC_POOL_CENTRAL_BIN_H_
+#define UMPOOL_SRC_POOL_CENTRAL_BIN_H_
+
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "src/pool/fence.h"
+#include "src/pool/pagemap.h"
+#include "src/pool/slab.h"
+
+namespace umpool::internal {
+
+struct TakeResult {
+  int count = 0;         // blocks written to `out`
+  int cross_stream = 0;  // of which came from another stream after a fence
+  absl::Status status;   // an event error; count may still be > 0
+};
+
+class CentralBin {
+ public:
+  CentralBin() = default;
+  CentralBin(const CentralBin&) = delete;
+  CentralBin& operator=(const CentralBin&) = delete;
+
+  // Writes up to `max` blocks usable on `stream` to `out`.
+  TakeResult Take(Stream stream, void** out, int max, Fencer& fencer);
+
+  // Adds a new slab and carves up to `max` of its blocks into `out`.
+  int AddSlabAndTake(Slab* slab, void** out, int max);
+
+  // Returns blocks freed on `stream`, stamped `seq` (Fencer::Stamp()).
+  void Put(Stream stream, void* const* blocks, int n, std::uint64_t seq);
+  // Returns a block that may be reused once every fence has completed.
+  void PutPending(absl::InlinedVector<FenceRef, 2> fences, void* block);
+
+  // Trim support: fences every stream list, waits for every fence, and moves
+  // the slabs whose blocks are all free out of the bin into `empty`.
+  absl::Status ReleaseEmpty(Fencer& fencer, const PageMap& pagemap, std::vector<Slab*>* empty);
+
+  std::int64_t slabs() const;
+  // Blocks held free in this bin (all lists, plus never-carved blocks).
+  std::int64_t free_blocks() const;
+  // Verifies the bin's lists: every block belongs to one of its slabs, starts
+  // a block, is in state kFree, and appears once. Aborts on violation.
+  void CheckInvariants(const PageMap& pagemap) const;
+
+ private:
+  struct StreamList {
+    std::vector<void*> blocks;
+    std::uint64_t max_seq = 0;
+  };
+  struct Pending {
+    absl::InlinedVector<FenceRef, 2> fences;
+    std::vector<void*> blocks;
+  };
+
+  int TakeFrom(std::vector<void*>& from, void** out, int max) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int Carve(void** out, int max) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status PollPending(Fencer& fencer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status FenceOthers(Stream stream, Fencer& fencer, int* moved)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<Stream, StreamList> by_stream_ ABSL_GUARDED_BY(mu_);
+  std::deque<Pending> pending_ ABSL_GUARDED_BY(mu_);
+  std::vector<void*> ready_ ABSL_GUARDED_BY(mu_);
+  std::vector<Slab*> slabs_ ABSL_GUARDED_BY(mu_);
+  std::vector<Slab*> partial_ ABSL_GUARDED_BY(mu_);  // slabs with uncarved blocks
+};
+
+}  // namespace umpool::internal
+
+#endif  // UMPOOL_SRC_POOL_CENTRAL_BIN_H_

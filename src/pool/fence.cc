@@ -1,0 +1,86 @@
+#include "src/pool/fence.h"
+
+#include "src/pool/check.h"
+
+namespace umpool::internal {
+
+Fencer::Fencer(Backend& backend) : backend_(backend) {}
+
+Fencer::~Fencer() {
+  absl::flat_hash_map<Stream, FenceRef> latest;
+  {
+    absl::MutexLock lock(&mu_);
+    latest.swap(latest_);
+  }
+  latest.clear();  // the deleters recycle the events (and take mu_)
+  absl::MutexLock lock(&mu_);
+  UMPOOL_CHECK(outstanding_ == 0, "fences outlive their Fencer");
+  for (Event e : spare_events_) backend_.DestroyEvent(e);
+}
+
+void Fencer::Recycle(Event event) {
+  absl::MutexLock lock(&mu_);
+  --outstanding_;
+  spare_events_.push_back(event);
+}
+
+absl::StatusOr<FenceRef> Fencer::FenceFor(Stream stream, std::uint64_t seq) {
+  Event event = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = latest_.find(stream);
+    if (it != latest_.end() && it->second->covers_seq >= seq) return it->second;
+    if (!spare_events_.empty()) {
+      event = spare_events_.back();
+      spare_events_.pop_back();
+    }
+  }
+  if (event == nullptr) {
+    absl::StatusOr<Event> e = backend_.CreateEvent();
+    if (!e.ok()) return e.status();
+    event = *e;
+  }
+  // Read the sequence before recording: every push stamped <= covers happened
+  // before this point, hence before the event was recorded on `stream`.
+  const std::uint64_t covers = seq_.load(std::memory_order_acquire);
+  absl::Status st = backend_.RecordEvent(event, stream);
+  if (!st.ok()) {
+    absl::MutexLock lock(&mu_);
+    spare_events_.push_back(event);
+    return st;
+  }
+  recorded_.fetch_add(1, std::memory_order_relaxed);
+  FenceRef fence(new Fence, [this](Fence* f) {
+    Recycle(f->event);
+    delete f;
+  });
+  fence->event = event;
+  fence->stream = stream;
+  fence->covers_seq = covers;
+  FenceRef replaced;  // released after the lock: its deleter takes mu_
+  absl::MutexLock lock(&mu_);
+  ++outstanding_;
+  FenceRef& slot = latest_[stream];
+  if (slot == nullptr || slot->covers_seq <= covers) {
+    replaced = std::move(slot);
+    slot = fence;
+  }
+  return fence;
+}
+
+absl::StatusOr<bool> Fencer::Poll(Fence& fence) {
+  if (fence.done.load(std::memory_order_acquire)) return true;
+  absl::StatusOr<bool> done = backend_.QueryEvent(fence.event);
+  if (!done.ok()) return done.status();
+  if (*done) fence.done.store(true, std::memory_order_release);
+  return *done;
+}
+
+absl::Status Fencer::Wait(Fence& fence) {
+  if (fence.done.load(std::memory_order_acquire)) return absl::OkStatus();
+  absl::Status st = backend_.SynchronizeEvent(fence.event);
+  if (st.ok()) fence.done.store(true, std::memory_order_release);
+  return st;
+}
+
+}  // namespace umpool::internal

@@ -1,0 +1,70 @@
+// src/pool/fence.h: events that tell when a stream's past work is done.
+//
+// A Fence is one backend event recorded on one stream, shared by every block
+// whose reuse waits for it. The Fencer records fences lazily and shares them:
+// blocks are stamped with a sequence number when they are pushed to a central
+// list, and a fence records the sequence number it covers (read before the
+// event was recorded), so one event serves every list whose blocks were
+// pushed before it. Events are recycled, never destroyed on the hot path.
+#ifndef UMPOOL_SRC_POOL_FENCE_H_
+#define UMPOOL_SRC_POOL_FENCE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "src/backend/backend.h"
+
+namespace umpool::internal {
+
+struct Fence {
+  Event event = nullptr;
+  Stream stream = nullptr;
+  std::uint64_t covers_seq = 0;  // covers pushes stamped <= covers_seq
+  std::atomic<bool> done{false};
+};
+
+using FenceRef = std::shared_ptr<Fence>;
+
+class Fencer {
+ public:
+  explicit Fencer(Backend& backend);
+  ~Fencer();  // every FenceRef must be gone
+  Fencer(const Fencer&) = delete;
+  Fencer& operator=(const Fencer&) = delete;
+
+  // A new sequence stamp for blocks pushed now. Lock-free.
+  std::uint64_t Stamp() { return seq_.fetch_add(1, std::memory_order_acq_rel) + 1; }
+
+  // A fence on `stream` covering every push stamped <= `seq`: the latest fence
+  // on that stream if it covers `seq`, else a newly recorded one.
+  absl::StatusOr<FenceRef> FenceFor(Stream stream, std::uint64_t seq);
+
+  // true once the fence's work has completed; queries the backend at most
+  // once per call and remembers completion. Never blocks.
+  absl::StatusOr<bool> Poll(Fence& fence);
+  // Blocks the host until the fence's work has completed.
+  absl::Status Wait(Fence& fence);
+
+  std::uint64_t events_recorded() const { return recorded_.load(std::memory_order_relaxed); }
+
+ private:
+  void Recycle(Event event);
+
+  Backend& backend_;
+  std::atomic<std::uint64_t> seq_{0};
+  std::atomic<std::uint64_t> recorded_{0};
+  absl::Mutex mu_;
+  absl::flat_hash_map<Stream, FenceRef> latest_ ABSL_GUARDED_BY(mu_);
+  std::vector<Event> spare_events_ ABSL_GUARDED_BY(mu_);
+  int outstanding_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace umpool::internal
+
+#endif  // UMPOOL_SRC_POOL_FENCE_H_

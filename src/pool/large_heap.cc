@@ -1,0 +1,324 @@
+#include "src/pool/large_heap.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "src/pool/check.h"
+
+namespace umpool::internal {
+namespace {
+
+bool SameTerms(const LargeBlock* a, const LargeBlock* b) {
+  if (a->live || b->live || a->where != b->where) return false;
+  if (a->where == LargeBlock::Where::kReady) return true;
+  return a->where == LargeBlock::Where::kStream && a->stream == b->stream;
+}
+
+}  // namespace
+
+LargeHeap::~LargeHeap() {
+  absl::MutexLock lock(&mu_);
+  for (Segment* s : segments_) {
+    for (LargeBlock* b = s->first; b != nullptr;) {
+      LargeBlock* next = b->next;
+      delete b;
+      b = next;
+    }
+  }
+}
+
+LargeHeap::FreeSet& LargeHeap::SetOf(LargeBlock* b) {
+  return b->where == LargeBlock::Where::kReady ? ready_ : by_stream_[b->stream];
+}
+
+void LargeHeap::InsertFree(LargeBlock* b) {
+  // Merge with neighbours reusable on the same terms; they leave their sets.
+  auto absorb = [](LargeBlock* lo, LargeBlock* hi) {
+    lo->size += hi->size;
+    lo->next = hi->next;
+    if (hi->next != nullptr) hi->next->prev = lo;
+    lo->seq = std::max(lo->seq, hi->seq);
+    delete hi;
+  };
+  if (LargeBlock* p = b->prev; p != nullptr && SameTerms(p, b)) {
+    SetOf(p).erase(p);
+    absorb(p, b);
+    b = p;
+  }
+  if (LargeBlock* n = b->next; n != nullptr && SameTerms(b, n)) {
+    SetOf(n).erase(n);
+    absorb(b, n);
+  }
+  SetOf(b).insert(b);
+}
+
+LargeBlock* LargeHeap::Pick(std::size_t bytes, Stream stream, bool* ready) {
+  LargeBlock probe;
+  probe.size = bytes;
+  probe.addr = 0;
+  LargeBlock* best = nullptr;
+  *ready = false;
+  if (auto it = by_stream_.find(stream); it != by_stream_.end()) {
+    auto f = it->second.lower_bound(&probe);
+    if (f != it->second.end()) best = *f;
+  }
+  auto r = ready_.lower_bound(&probe);
+  if (r != ready_.end() && (best == nullptr || (*r)->size < best->size)) {
+    best = *r;
+    *ready = true;
+  }
+  return best;
+}
+
+void LargeHeap::Split(LargeBlock* b, std::size_t bytes) {
+  if (b->size == bytes) return;
+  auto* rest = new LargeBlock;
+  rest->addr = b->addr + bytes;
+  rest->size = b->size - bytes;
+  rest->segment = b->segment;
+  rest->prev = b;
+  rest->next = b->next;
+  if (b->next != nullptr) b->next->prev = rest;
+  b->next = rest;
+  b->size = bytes;
+  rest->where = b->where;
+  rest->stream = b->stream;
+  rest->seq = b->seq;
+  SetOf(rest).insert(rest);  // b was maximal, so `rest` has nothing to merge with
+}
+
+absl::Status LargeHeap::PollPending(Fencer& fencer) {
+  absl::Status first;
+  std::vector<LargeBlock*> still;
+  std::vector<LargeBlock*> done_blocks;
+  for (LargeBlock* b : pending_) {
+    bool done = true;
+    for (const FenceRef& f : b->fences) {
+      absl::StatusOr<bool> d = fencer.Poll(*f);
+      if (!d.ok()) first.Update(d.status());
+      if (!d.ok() || !*d) {
+        done = false;
+        break;
+      }
+    }
+    (done ? done_blocks : still).push_back(b);
+  }
+  pending_.swap(still);
+  for (LargeBlock* b : done_blocks) {
+    b->fences.clear();
+    b->where = LargeBlock::Where::kReady;
+    InsertFree(b);
+  }
+  return first;
+}
+
+absl::Status LargeHeap::FenceOthers(Stream stream, Fencer& fencer) {
+  absl::Status first;
+  for (auto& [s, set] : by_stream_) {
+    if (s == stream) continue;
+    for (LargeBlock* b : set) {
+      absl::StatusOr<FenceRef> f = fencer.FenceFor(s, b->seq);
+      if (!f.ok()) {
+        first.Update(f.status());
+        return first;  // leave the rest where they are
+      }
+      b->where = LargeBlock::Where::kPending;
+      b->fences = {*std::move(f)};
+      pending_.push_back(b);
+    }
+    set.clear();
+  }
+  return first;
+}
+
+absl::StatusOr<void*> LargeHeap::Take(std::size_t bytes, Stream stream, Fencer& fencer,
+                                      bool* cross_stream) {
+  absl::MutexLock lock(&mu_);
+  absl::Status status;
+  bool ready = false;
+  LargeBlock* b = Pick(bytes, stream, &ready);
+  if (b == nullptr && !pending_.empty()) {
+    status.Update(PollPending(fencer));
+    b = Pick(bytes, stream, &ready);
+  }
+  if (b == nullptr) {
+    status.Update(FenceOthers(stream, fencer));
+    status.Update(PollPending(fencer));
+    b = Pick(bytes, stream, &ready);
+  }
+  if (b == nullptr) {
+    if (!status.ok()) return status;
+    return nullptr;
+  }
+  SetOf(b).erase(b);
+  Split(b, bytes);
+  b->live = true;
+  live_[b->addr] = b;
+  *cross_stream = ready;
+  return reinterpret_cast<void*>(b->addr);
+}
+
+void* LargeHeap::AddSegmentAndTake(Segment* segment, std::size_t bytes) {
+  absl::MutexLock lock(&mu_);
+  auto* b = new LargeBlock;
+  b->addr = segment->base;
+  b->size = segment->bytes;
+  b->segment = segment;
+  b->where = LargeBlock::Where::kReady;
+  segment->first = b;
+  segments_.push_back(segment);
+  Split(b, bytes);
+  b->live = true;
+  live_[b->addr] = b;
+  return reinterpret_cast<void*>(b->addr);
+}
+
+absl::Status LargeHeap::Diagnose(std::uintptr_t p) const {
+  for (const Segment* s : segments_) {
+    if (!s->Contains(p)) continue;
+    for (const LargeBlock* b = s->first; b != nullptr; b = b->next) {
+      if (p == b->addr && !b->live) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("double free of large block 0x", absl::Hex(p), " (", b->size, " bytes)"));
+      }
+      if (p > b->addr && p < b->addr + b->size) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "interior pointer 0x", absl::Hex(p), ": ", p - b->addr,
+            " bytes into the large block at 0x", absl::Hex(b->addr)));
+      }
+    }
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("pointer 0x", absl::Hex(p), " was not allocated by this pool"));
+}
+
+absl::StatusOr<std::size_t> LargeHeap::Free(std::uintptr_t p, Stream stream, Fencer& fencer) {
+  absl::MutexLock lock(&mu_);
+  auto it = live_.find(p);
+  if (it == live_.end()) return Diagnose(p);
+  LargeBlock* b = it->second;
+  live_.erase(it);
+  b->live = false;
+  const std::size_t size = b->size;
+  if (!b->recorded.empty()) {
+    // Reuse waits for the free stream and every recorded stream.
+    absl::InlinedVector<Stream, 3> streams(b->recorded.begin(), b->recorded.end());
+    streams.push_back(stream);
+    b->recorded.clear();
+    b->fences.clear();
+    absl::Status st;
+    for (Stream s : streams) {
+      absl::StatusOr<FenceRef> f = fencer.FenceFor(s, fencer.Stamp());
+      if (!f.ok()) {
+        st = f.status();
+        break;
+      }
+      b->fences.push_back(*std::move(f));
+    }
+    if (st.ok()) {
+      b->where = LargeBlock::Where::kPending;
+      pending_.push_back(b);
+      return size;
+    }
+    // Recording failed (the CUDA context is broken); fall back to the plain
+    // free-on-stream rule below.
+    b->fences.clear();
+  }
+  b->where = LargeBlock::Where::kStream;
+  b->stream = stream;
+  b->seq = fencer.Stamp();
+  InsertFree(b);
+  return size;
+}
+
+absl::Status LargeHeap::RecordStream(std::uintptr_t p, Stream stream) {
+  absl::MutexLock lock(&mu_);
+  auto it = live_.find(p);
+  if (it == live_.end()) return Diagnose(p);
+  auto& rec = it->second->recorded;
+  if (std::find(rec.begin(), rec.end(), stream) == rec.end()) rec.push_back(stream);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::size_t> LargeHeap::BlockSize(std::uintptr_t p) const {
+  absl::MutexLock lock(&mu_);
+  auto it = live_.find(p);
+  if (it == live_.end()) return Diagnose(p);
+  return it->second->size;
+}
+
+absl::Status LargeHeap::ReleaseFree(Fencer& fencer, std::vector<Segment*>* empty) {
+  absl::MutexLock lock(&mu_);
+  absl::Status status = FenceOthers(reinterpret_cast<Stream>(~std::uintptr_t{0}), fencer);
+  for (LargeBlock* b : pending_) {
+    for (const FenceRef& f : b->fences) status.Update(fencer.Wait(*f));
+  }
+  status.Update(PollPending(fencer));
+  if (!status.ok()) return status;
+  std::vector<Segment*> keep;
+  for (Segment* s : segments_) {
+    LargeBlock* b = s->first;
+    if (!b->live && b->where == LargeBlock::Where::kReady && b->size == s->bytes) {
+      ready_.erase(b);
+      delete b;
+      s->first = nullptr;
+      empty->push_back(s);
+    } else {
+      keep.push_back(s);
+    }
+  }
+  segments_.swap(keep);
+  return absl::OkStatus();
+}
+
+std::int64_t LargeHeap::segments() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<std::int64_t>(segments_.size());
+}
+
+std::size_t LargeHeap::free_bytes() const {
+  absl::MutexLock lock(&mu_);
+  std::size_t n = 0;
+  for (const Segment* s : segments_) {
+    for (const LargeBlock* b = s->first; b != nullptr; b = b->next) n += b->live ? 0 : b->size;
+  }
+  return n;
+}
+
+void LargeHeap::CheckInvariants() const {
+  absl::MutexLock lock(&mu_);
+  std::size_t in_sets = ready_.size() + pending_.size();
+  for (const auto& [s, set] : by_stream_) in_sets += set.size();
+  std::size_t free_blocks = 0;
+  for (const Segment* s : segments_) {
+    std::uintptr_t expect = s->base;
+    const LargeBlock* prev = nullptr;
+    for (const LargeBlock* b = s->first; b != nullptr; prev = b, b = b->next) {
+      UMPOOL_CHECK(b->addr == expect && b->prev == prev && b->segment == s, "broken block chain");
+      UMPOOL_CHECK(b->size > 0 && b->size % (std::size_t{2} << 20) == 0, "block not 2 MiB granular");
+      expect += b->size;
+      if (b->live) {
+        auto it = live_.find(b->addr);
+        UMPOOL_CHECK(it != live_.end() && it->second == b, "live block not indexed");
+        continue;
+      }
+      ++free_blocks;
+      if (prev != nullptr) UMPOOL_CHECK(!SameTerms(prev, b), "unmerged free neighbours");
+      if (b->where == LargeBlock::Where::kReady) {
+        UMPOOL_CHECK(ready_.count(const_cast<LargeBlock*>(b)) == 1, "ready block not in ready set");
+      } else if (b->where == LargeBlock::Where::kStream) {
+        auto it = by_stream_.find(b->stream);
+        UMPOOL_CHECK(it != by_stream_.end() && it->second.count(const_cast<LargeBlock*>(b)) == 1,
+                     "stream block not in its set");
+      } else {
+        UMPOOL_CHECK(std::find(pending_.begin(), pending_.end(), b) != pending_.end(),
+                     "pending block not on pending list");
+      }
+    }
+    UMPOOL_CHECK(expect == s->base + s->bytes, "blocks do not cover the segment");
+  }
+  UMPOOL_CHECK(free_blocks == in_sets, "free-set sizes disagree with the block chains");
+}
+
+}  // namespace umpool::internal

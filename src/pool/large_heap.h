@@ -1,0 +1,111 @@
+// src/pool/large_heap.h: large blocks (above the largest size class) of one role.
+//
+// Requests are rounded to 2 MiB. Each backend allocation is a Segment, split
+// into address-ordered blocks. A free block sits in the best-fit set of the
+// stream it was freed on, or in the any-stream ready set once fences on its
+// streams have completed, or on the pending list in between. Adjacent free
+// blocks merge when they are reusable on the same terms (same stream, or both
+// ready). Best fit: the smallest free block that is large enough among the
+// caller's stream and the ready set; the remainder of a split stays free.
+//
+// Thread safety: every method takes the heap's mutex (large allocations are
+// rare and expensive next to it). Lock order: heap -> fencer.
+#ifndef UMPOOL_SRC_POOL_LARGE_HEAP_H_
+#define UMPOOL_SRC_POOL_LARGE_HEAP_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <set>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "src/pool/fence.h"
+#include "src/pool/span.h"
+
+namespace umpool::internal {
+
+struct LargeBlock;
+
+class Segment final : public Span {
+ public:
+  Segment(std::uintptr_t base, std::size_t bytes, Role role)
+      : Span(SpanKind::kSegment, base, bytes, role) {}
+  LargeBlock* first = nullptr;  // guarded by the owning heap's mutex
+};
+
+struct LargeBlock {
+  enum class Where : std::uint8_t { kStream, kPending, kReady };
+  std::uintptr_t addr = 0;
+  std::size_t size = 0;
+  Segment* segment = nullptr;
+  LargeBlock* prev = nullptr;  // address order within the segment
+  LargeBlock* next = nullptr;
+  bool live = false;
+  Where where = Where::kReady;     // when free
+  Stream stream = nullptr;         // kStream: the stream it was freed on
+  std::uint64_t seq = 0;           // kStream: Fencer stamp of the free
+  absl::InlinedVector<FenceRef, 2> fences;  // kPending
+  absl::InlinedVector<Stream, 2> recorded;  // live: RecordStream streams
+};
+
+class LargeHeap {
+ public:
+  LargeHeap() = default;
+  ~LargeHeap();
+  LargeHeap(const LargeHeap&) = delete;
+  LargeHeap& operator=(const LargeHeap&) = delete;
+
+  // A block of `bytes` (a multiple of 2 MiB) usable on `stream`, or nullptr
+  // when the heap must grow. *cross_stream is set when the block came from the
+  // any-stream set.
+  absl::StatusOr<void*> Take(std::size_t bytes, Stream stream, Fencer& fencer, bool* cross_stream);
+  // Adds a fresh segment and carves `bytes` from its front for `stream`.
+  void* AddSegmentAndTake(Segment* segment, std::size_t bytes);
+
+  // Frees the block at `p` (freed on `stream`). Returns its size.
+  // InvalidArgument: not a block start of this heap. FailedPrecondition: already free.
+  absl::StatusOr<std::size_t> Free(std::uintptr_t p, Stream stream, Fencer& fencer);
+  absl::Status RecordStream(std::uintptr_t p, Stream stream);
+  absl::StatusOr<std::size_t> BlockSize(std::uintptr_t p) const;
+
+  // Waits for every pending fence, then moves every segment that is entirely
+  // free into `empty` (the caller unmaps them).
+  absl::Status ReleaseFree(Fencer& fencer, std::vector<Segment*>* empty);
+
+  std::int64_t segments() const;
+  std::size_t free_bytes() const;
+  // Address order, sizes, no two mergeable neighbours, set membership. Aborts.
+  void CheckInvariants() const;
+
+ private:
+  struct BySize {
+    bool operator()(const LargeBlock* a, const LargeBlock* b) const {
+      return a->size != b->size ? a->size < b->size : a->addr < b->addr;
+    }
+  };
+  using FreeSet = std::set<LargeBlock*, BySize>;
+
+  FreeSet& SetOf(LargeBlock* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  LargeBlock* Pick(std::size_t bytes, Stream stream, bool* ready) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void InsertFree(LargeBlock* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Split(LargeBlock* b, std::size_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status PollPending(Fencer& fencer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status FenceOthers(Stream stream, Fencer& fencer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status Diagnose(std::uintptr_t p) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  mutable absl::Mutex mu_;
+  FreeSet ready_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<Stream, FreeSet> by_stream_ ABSL_GUARDED_BY(mu_);
+  std::vector<LargeBlock*> pending_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::uintptr_t, LargeBlock*> live_ ABSL_GUARDED_BY(mu_);
+  std::vector<Segment*> segments_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace umpool::internal
+
+#endif  // UMPOOL_SRC_POOL_LARGE_HEAP_H_

@@ -1,0 +1,96 @@
+// PoolOptions defaults and validation; role and backend names.
+#include <array>
+
+#include "absl/strings/string_view.h"
+
+#include "absl/strings/str_cat.h"
+#include "src/pool/size_class.h"
+#include "umpool/options.h"
+#include "umpool/types.h"
+
+namespace umpool {
+namespace {
+
+constexpr std::array<absl::string_view, kNumRoles> kRoleNames = {"default", "weights", "kv",
+                                                               "activations"};
+constexpr std::array<absl::string_view, 3> kBackendNames = {"managed", "device", "host"};
+
+}  // namespace
+
+absl::string_view RoleName(Role role) {
+  const auto i = static_cast<unsigned>(role);
+  return i < kRoleNames.size() ? kRoleNames[i] : "invalid";
+}
+
+absl::StatusOr<Role> ParseRole(absl::string_view name) {
+  for (int i = 0; i < kNumRoles; ++i) {
+    if (kRoleNames[i] == name) return static_cast<Role>(i);
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown role '", name, "' (expected default, weights, kv or activations)"));
+}
+
+absl::string_view BackendKindName(BackendKind kind) {
+  const auto i = static_cast<unsigned>(kind);
+  return i < kBackendNames.size() ? kBackendNames[i] : "invalid";
+}
+
+absl::StatusOr<BackendKind> ParseBackendKind(absl::string_view name) {
+  for (unsigned i = 0; i < kBackendNames.size(); ++i) {
+    if (kBackendNames[i] == name) return static_cast<BackendKind>(i);
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown backend '", name, "' (expected managed, device or host)"));
+}
+
+RolePolicy DefaultRolePolicy(Role role) {
+  RolePolicy p;
+  if (role == Role::kWeights || role == Role::kActivations) p.prefetch = PrefetchMode::kAlways;
+  return p;
+}
+
+absl::Status PoolOptions::Validate() const {
+  if (static_cast<unsigned>(backend) > static_cast<unsigned>(BackendKind::kHost)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("backend: invalid value ", static_cast<int>(backend)));
+  }
+  if (device < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("device: must be >= 0, got ", device));
+  }
+  if (backend == BackendKind::kHost && device != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("device: the host backend has only device 0, got ", device));
+  }
+  if (capacity_bytes != 0 && capacity_bytes < internal::kSlabGranularity) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "capacity_bytes: must be 0 (default) or at least 2 MiB, got ", capacity_bytes));
+  }
+  if (thread_cache && thread_cache_bytes < thread_cache_max_class_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "thread_cache_bytes (", thread_cache_bytes,
+        ") must be at least thread_cache_max_class_bytes (", thread_cache_max_class_bytes, ")"));
+  }
+  if (thread_cache_max_class_bytes > internal::kMaxClassBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "thread_cache_max_class_bytes: at most ", internal::kMaxClassBytes, " (the largest class), got ",
+        thread_cache_max_class_bytes));
+  }
+  for (int i = 0; i < kNumRoles; ++i) {
+    const RolePolicy& p = roles[i];
+    const absl::string_view name = RoleName(static_cast<Role>(i));
+    if (static_cast<unsigned>(p.accessed_by) > static_cast<unsigned>(AccessedBy::kNone)) {
+      return absl::InvalidArgumentError(absl::StrCat("roles[", name, "].accessed_by: invalid value"));
+    }
+    if (static_cast<unsigned>(p.prefetch) > static_cast<unsigned>(PrefetchMode::kNever)) {
+      return absl::InvalidArgumentError(absl::StrCat("roles[", name, "].prefetch: invalid value"));
+    }
+    if (p.prefetch == PrefetchMode::kBelowThreshold && p.prefetch_threshold_bytes == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "roles[", name, "].prefetch_threshold_bytes: 0 with kBelowThreshold never prefetches; "
+          "use PrefetchMode::kNever to say so"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace umpool

@@ -1,0 +1,53 @@
+// umpool::Pool: the public face of PoolCore.
+#include "umpool/pool.h"
+
+#include <utility>
+
+#include "src/backend/backend.h"
+#include "src/pool/pool_core.h"
+
+namespace umpool {
+
+Pool::Pool(std::unique_ptr<internal::PoolCore> core) : core_(std::move(core)) {}
+Pool::~Pool() = default;
+
+absl::StatusOr<std::unique_ptr<Pool>> Pool::Create(const PoolOptions& options) {
+  if (absl::Status st = options.Validate(); !st.ok()) return st;
+  absl::StatusOr<std::unique_ptr<internal::Backend>> backend =
+      internal::CreateBackend(options.backend, options.device);
+  if (!backend.ok()) return backend.status();
+  absl::StatusOr<std::unique_ptr<internal::PoolCore>> core =
+      internal::PoolCore::Create(options, *std::move(backend));
+  if (!core.ok()) return core.status();
+  return internal::PoolCore::Wrap(*std::move(core));
+}
+
+absl::StatusOr<void*> Pool::Allocate(std::size_t bytes, Stream stream, Role role) {
+  return core_->Allocate(bytes, stream, role);
+}
+absl::Status Pool::Deallocate(void* ptr, Stream stream) { return core_->Deallocate(ptr, stream); }
+absl::Status Pool::RecordStream(void* ptr, Stream stream) {
+  return core_->RecordStream(ptr, stream);
+}
+absl::Status Pool::Trim() { return core_->Trim(); }
+Stats Pool::GetStats() const { return core_->GetStats(); }
+void Pool::ResetPeaks() { core_->ResetPeaks(); }
+std::size_t Pool::RoundedSize(std::size_t bytes) const {
+  return internal::PoolCore::RoundedSize(bytes);
+}
+absl::StatusOr<std::size_t> Pool::BlockSize(const void* ptr) const {
+  return core_->BlockSize(ptr);
+}
+const PoolOptions& Pool::options() const { return core_->options(); }
+std::string Pool::Describe() const { return core_->backend().Describe(); }
+
+namespace internal {
+
+std::unique_ptr<Pool> PoolCore::Wrap(std::unique_ptr<PoolCore> core) {
+  return std::unique_ptr<Pool>(new Pool(std::move(core)));
+}
+
+PoolCore* PoolCore::Unwrap(Pool& pool) { return pool.core_.get(); }
+
+}  // namespace internal
+}  // namespace umpool

@@ -1,0 +1,335 @@
+// The allocation and free paths of PoolCore. Growth, release and stats live
+// in pool_grow.cc and pool_stats.cc; thread-cache ownership in thread_registry.cc.
+#include "src/pool/pool_core.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "src/pool/check.h"
+#include "src/pool/thread_registry.h"
+
+namespace umpool::internal {
+namespace {
+
+bool ValidRole(Role role) { return static_cast<unsigned>(role) < kNumRoles; }
+
+absl::Status BadRole(Role role) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("invalid role ", static_cast<int>(role), " (expected 0..", kNumRoles - 1, ")"));
+}
+
+absl::Status NotOurs(const void* ptr) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("pointer ", absl::Hex(reinterpret_cast<std::uintptr_t>(ptr)),
+                   " was not allocated by this pool"));
+}
+
+absl::Status Interior(const void* ptr, const Slab& slab) {
+  const std::uintptr_t p = reinterpret_cast<std::uintptr_t>(ptr);
+  const std::size_t off = (p - slab.base) % slab.info().size;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "interior pointer ", absl::Hex(p), ": ", off, " bytes into a ", slab.info().size,
+      "-byte block"));
+}
+
+}  // namespace
+
+std::size_t PoolCore::RoundedSize(std::size_t bytes) {
+  if (bytes == 0) return 0;
+  if (bytes <= kMaxClassBytes) return kSizeClasses[SizeClassIndex(bytes)].size;
+  if (bytes > kMaxRequestBytes) return bytes;
+  return (bytes + kMapGranularity - 1) / kMapGranularity * kMapGranularity;
+}
+
+ThreadCache* PoolCore::CurrentCache() {
+  ThreadCache* tc = tls_memo.pool_id == id_ ? tls_memo.cache : CurrentCacheSlow();
+  const std::uint64_t epoch = flush_epoch_.load(std::memory_order_relaxed);
+  if (ABSL_PREDICT_FALSE(tc->epoch != epoch)) {
+    tc->FlushAll();
+    tc->epoch = epoch;
+  }
+  return tc;
+}
+
+void PoolCore::Publish(std::int64_t delta) {
+  const std::int64_t now =
+      counters_.allocated.fetch_add(delta, std::memory_order_relaxed) + delta;
+  std::int64_t peak = counters_.allocated_peak.load(std::memory_order_relaxed);
+  while (now > peak && !counters_.allocated_peak.compare_exchange_weak(
+                           peak, now, std::memory_order_relaxed)) {
+  }
+}
+
+void PoolCore::CountAllocation(ThreadCache* tc, std::size_t bytes, bool hit) {
+  if (tc == nullptr) {
+    counters_.allocations.fetch_add(1, std::memory_order_relaxed);
+    if (hit) counters_.cache_hits.fetch_add(1, std::memory_order_relaxed);
+    Publish(static_cast<std::int64_t>(bytes));
+    return;
+  }
+  tc->allocations.Add(1);
+  if (hit) tc->cache_hits.Add(1);
+  tc->unpublished += static_cast<std::int64_t>(bytes);
+  if (tc->unpublished >= static_cast<std::int64_t>(options_.stats_publish_bytes)) {
+    Publish(tc->unpublished);
+    tc->unpublished = 0;
+  }
+  tc->unpublished_view.v.store(tc->unpublished, std::memory_order_relaxed);
+}
+
+void PoolCore::CountFree(ThreadCache* tc, std::size_t bytes) {
+  if (tc == nullptr) {
+    counters_.frees.fetch_add(1, std::memory_order_relaxed);
+    Publish(-static_cast<std::int64_t>(bytes));
+    return;
+  }
+  tc->frees.Add(1);
+  tc->unpublished -= static_cast<std::int64_t>(bytes);
+  if (-tc->unpublished >= static_cast<std::int64_t>(options_.stats_publish_bytes)) {
+    Publish(tc->unpublished);
+    tc->unpublished = 0;
+  }
+  tc->unpublished_view.v.store(tc->unpublished, std::memory_order_relaxed);
+}
+
+void PoolCore::MarkLive(void* p) {
+  auto* slab = static_cast<Slab*>(pagemap_.Lookup(p));
+  UMPOOL_CHECK(slab != nullptr && slab->kind == SpanKind::kSlab, "cached block outside any slab");
+  const std::int64_t idx = slab->IndexOf(reinterpret_cast<std::uintptr_t>(p));
+  UMPOOL_CHECK(idx >= 0, "cached block is not a block start");
+  const std::uint8_t prev =
+      slab->state(static_cast<std::uint32_t>(idx)).exchange(kLive, std::memory_order_acq_rel);
+  UMPOOL_CHECK(prev == kFree, "cached block was not free");
+}
+
+absl::StatusOr<void*> PoolCore::Allocate(std::size_t bytes, Stream stream, Role role) {
+  if (ABSL_PREDICT_FALSE(bytes - 1 >= kMaxClassBytes || !ValidRole(role))) {
+    if (bytes == 0) return nullptr;
+    if (!ValidRole(role)) return BadRole(role);
+    return AllocateLarge(bytes, stream, role);
+  }
+  const int cls = SizeClassIndex(bytes);
+  if (ABSL_PREDICT_TRUE(cls < cached_classes_)) {
+    ThreadCache* tc = CurrentCache();
+    ThreadCache::Bin& bin = tc->BinFor(stream, role, cls);
+    if (ABSL_PREDICT_TRUE(bin.count > 0)) {
+      void* p = bin.slots[--bin.count];
+      tc->cached_bytes -= kSizeClasses[cls].size;
+      MarkLive(p);
+      CountAllocation(tc, kSizeClasses[cls].size, /*hit=*/true);
+      return p;
+    }
+  }
+  return AllocateSmall(bytes, stream, role, cls);
+}
+
+absl::StatusOr<void*> PoolCore::AllocateSmall(std::size_t bytes, Stream stream, Role role,
+                                              int cls) {
+  const std::size_t size = kSizeClasses[cls].size;
+  bool grew = false;
+  void* p = nullptr;
+  ThreadCache* tc = nullptr;
+  if (cls < cached_classes_) {
+    tc = CurrentCache();
+    // Blocks this thread freed on other streams become visible to the central
+    // bin, which fences them for `stream` if nothing better is there.
+    tc->FlushOtherStreams(stream, role, cls);
+    ThreadCache::Bin& bin = tc->BinFor(stream, role, cls);
+    if (bin.slots == nullptr) {
+      bin.cap = ThreadCache::CapacityFor(size);
+      bin.slots = new void*[bin.cap];
+    }
+    absl::StatusOr<int> n = Refill(stream, role, cls, bin.slots, static_cast<int>(bin.cap), &grew);
+    if (!n.ok()) return OutOfMemory(bytes, role, n.status());
+    bin.count = static_cast<std::uint32_t>(*n) - 1;
+    p = bin.slots[bin.count];
+    tc->cached_bytes += static_cast<std::size_t>(bin.count) * size;
+  } else {
+    absl::StatusOr<int> n = Refill(stream, role, cls, &p, 1, &grew);
+    if (!n.ok()) return OutOfMemory(bytes, role, n.status());
+  }
+  MarkLive(p);
+  CountAllocation(tc, size, /*hit=*/!grew);
+  return p;
+}
+
+absl::StatusOr<void*> PoolCore::AllocateLarge(std::size_t bytes, Stream stream, Role role) {
+  if (bytes > kMaxRequestBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "absurd allocation size ", bytes, " bytes (the limit is 2^47 bytes)"));
+  }
+  const std::size_t rounded = RoundedSize(bytes);
+  LargeHeap& heap = heaps_[static_cast<int>(role)]->large;
+  bool cross = false;
+  absl::StatusOr<void*> p = heap.Take(rounded, stream, fencer_, &cross);
+  if (p.ok() && *p != nullptr) {
+    if (cross) counters_.cross_stream_reuses.fetch_add(1, std::memory_order_relaxed);
+    CountAllocation(nullptr, rounded, /*hit=*/true);
+    return *p;
+  }
+  for (int attempt = 0;; ++attempt) {
+    absl::StatusOr<Segment*> seg = GrowSegment(role, rounded, stream);
+    if (seg.ok()) {
+      void* q = heap.AddSegmentAndTake(*seg, rounded);
+      CountAllocation(nullptr, rounded, /*hit=*/false);
+      return q;
+    }
+    if (!absl::IsResourceExhausted(seg.status()) || attempt > 0) {
+      return OutOfMemory(bytes, role, seg.status());
+    }
+    counters_.alloc_retries.fetch_add(1, std::memory_order_relaxed);
+    (void)ReleaseCached();
+    p = heap.Take(rounded, stream, fencer_, &cross);
+    if (p.ok() && *p != nullptr) {
+      CountAllocation(nullptr, rounded, /*hit=*/true);
+      return *p;
+    }
+  }
+}
+
+absl::StatusOr<int> PoolCore::Refill(Stream stream, Role role, int cls, void** out, int max,
+                                     bool* grew) {
+  CentralBin& bin = heaps_[static_cast<int>(role)]->bins[cls];
+  for (int attempt = 0;; ++attempt) {
+    TakeResult t = bin.Take(stream, out, max, fencer_);
+    if (t.count > 0) {
+      counters_.cross_stream_reuses.fetch_add(static_cast<std::uint64_t>(t.cross_stream),
+                                              std::memory_order_relaxed);
+      return t.count;
+    }
+    absl::StatusOr<Slab*> slab = GrowSlab(role, cls, stream);
+    if (slab.ok()) {
+      *grew = true;
+      return bin.AddSlabAndTake(*slab, out, max);
+    }
+    if (!absl::IsResourceExhausted(slab.status()) || attempt > 0) return slab.status();
+    counters_.alloc_retries.fetch_add(1, std::memory_order_relaxed);
+    (void)ReleaseCached();
+  }
+}
+
+absl::Status PoolCore::Deallocate(void* ptr, Stream stream) {
+  if (ptr == nullptr) return absl::OkStatus();
+  Span* span = pagemap_.Lookup(ptr);
+  if (ABSL_PREDICT_FALSE(span == nullptr)) return NotOurs(ptr);
+  if (ABSL_PREDICT_FALSE(span->kind == SpanKind::kSegment)) {
+    absl::StatusOr<std::size_t> n = heaps_[static_cast<int>(span->role)]->large.Free(
+        reinterpret_cast<std::uintptr_t>(ptr), stream, fencer_);
+    if (!n.ok()) return n.status();
+    CountFree(nullptr, *n);
+    return absl::OkStatus();
+  }
+  auto* slab = static_cast<Slab*>(span);
+  const std::int64_t idx = slab->IndexOf(reinterpret_cast<std::uintptr_t>(ptr));
+  if (ABSL_PREDICT_FALSE(idx < 0)) return Interior(ptr, *slab);
+  const std::uint8_t prev =
+      slab->state(static_cast<std::uint32_t>(idx)).exchange(kFree, std::memory_order_acq_rel);
+  if (ABSL_PREDICT_FALSE(prev != kLive)) {
+    if (prev == kFree) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "double free: block ", absl::Hex(reinterpret_cast<std::uintptr_t>(ptr)),
+          " is not allocated"));
+    }
+    return FreeRecorded(slab, ptr, stream);
+  }
+  const int cls = slab->size_class();
+  const std::size_t size = slab->info().size;
+  const Role role = slab->role;
+  if (ABSL_PREDICT_TRUE(cls < cached_classes_)) {
+    ThreadCache* tc = CurrentCache();
+    ThreadCache::Bin& bin = tc->BinFor(stream, role, cls);
+    if (ABSL_PREDICT_FALSE(bin.count == bin.cap)) {
+      if (bin.slots == nullptr) {
+        bin.cap = ThreadCache::CapacityFor(size);
+        bin.slots = new void*[bin.cap];
+      } else {
+        tc->Flush(stream, role, cls, bin, bin.cap / 2);
+      }
+    }
+    bin.slots[bin.count++] = ptr;
+    tc->cached_bytes += size;
+    if (ABSL_PREDICT_FALSE(tc->cached_bytes > options_.thread_cache_bytes)) {
+      tc->Flush(stream, role, cls, bin, 0);
+    }
+    CountFree(tc, size);
+    return absl::OkStatus();
+  }
+  ReturnToCentral(stream, role, cls, &ptr, 1);
+  CountFree(nullptr, size);
+  return absl::OkStatus();
+}
+
+absl::Status PoolCore::FreeRecorded(Slab* slab, void* ptr, Stream stream) {
+  absl::InlinedVector<Stream, 2> streams;
+  {
+    absl::MutexLock lock(&recorded_mu_);
+    auto it = recorded_.find(ptr);
+    if (it != recorded_.end()) {
+      streams = std::move(it->second);
+      recorded_.erase(it);
+    }
+  }
+  if (std::find(streams.begin(), streams.end(), stream) == streams.end()) streams.push_back(stream);
+  absl::InlinedVector<FenceRef, 2> fences;
+  for (Stream s : streams) {
+    absl::StatusOr<FenceRef> f = fencer_.FenceFor(s, fencer_.Stamp());
+    if (!f.ok()) {
+      // The block stays free but unusable until the pool dies; report why.
+      return f.status();
+    }
+    fences.push_back(*std::move(f));
+  }
+  heaps_[static_cast<int>(slab->role)]->bins[slab->size_class()].PutPending(std::move(fences), ptr);
+  CountFree(nullptr, slab->info().size);
+  return absl::OkStatus();
+}
+
+absl::Status PoolCore::RecordStream(void* ptr, Stream stream) {
+  if (ptr == nullptr) return absl::InvalidArgumentError("record_stream on a null pointer");
+  Span* span = pagemap_.Lookup(ptr);
+  if (span == nullptr) return NotOurs(ptr);
+  if (span->kind == SpanKind::kSegment) {
+    return heaps_[static_cast<int>(span->role)]->large.RecordStream(
+        reinterpret_cast<std::uintptr_t>(ptr), stream);
+  }
+  auto* slab = static_cast<Slab*>(span);
+  const std::int64_t idx = slab->IndexOf(reinterpret_cast<std::uintptr_t>(ptr));
+  if (idx < 0) return Interior(ptr, *slab);
+  auto& state = slab->state(static_cast<std::uint32_t>(idx));
+  std::uint8_t s = state.load(std::memory_order_acquire);
+  do {
+    if (s == kFree) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "record_stream on block ", absl::Hex(reinterpret_cast<std::uintptr_t>(ptr)),
+          ", which is not allocated"));
+    }
+  } while (s == kLive && !state.compare_exchange_weak(s, kLiveRecorded, std::memory_order_acq_rel));
+  absl::MutexLock lock(&recorded_mu_);
+  auto& streams = recorded_[ptr];
+  if (std::find(streams.begin(), streams.end(), stream) == streams.end()) streams.push_back(stream);
+  return absl::OkStatus();
+}
+
+void PoolCore::ReturnToCentral(Stream stream, Role role, int size_class, void* const* blocks,
+                               int n) {
+  heaps_[static_cast<int>(role)]->bins[size_class].Put(stream, blocks, n, fencer_.Stamp());
+}
+
+absl::StatusOr<std::size_t> PoolCore::BlockSize(const void* ptr) const {
+  Span* span = pagemap_.Lookup(ptr);
+  if (span == nullptr) return NotOurs(ptr);
+  if (span->kind == SpanKind::kSegment) {
+    return heaps_[static_cast<int>(span->role)]->large.BlockSize(
+        reinterpret_cast<std::uintptr_t>(ptr));
+  }
+  auto* slab = static_cast<Slab*>(span);
+  const std::int64_t idx = slab->IndexOf(reinterpret_cast<std::uintptr_t>(ptr));
+  if (idx < 0) return Interior(ptr, *slab);
+  if (slab->state(static_cast<std::uint32_t>(idx)).load(std::memory_order_acquire) == kFree) {
+    return absl::FailedPreconditionError("block is not allocated");
+  }
+  return slab->info().size;
+}
+
+}  // namespace umpool::internal

@@ -1,0 +1,152 @@
+// src/pool/pool_core.h: the pool behind umpool::Pool.
+//
+// Composition: one PageMap (address -> span), one Fencer (events), and per
+// role a RoleHeap: a CentralBin per size class and a LargeHeap. Threads reach
+// the central bins through their ThreadCache for classes up to
+// options.thread_cache_max_class_bytes, directly otherwise.
+//
+// Locks (never two at once except in this order):
+//   thread registry -> caches_mu_ -> bin / large heap -> fencer
+//   grow_mu_ (capacity accounting and backend Map/Unmap) is taken alone.
+#ifndef UMPOOL_SRC_POOL_POOL_CORE_H_
+#define UMPOOL_SRC_POOL_POOL_CORE_H_
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "src/backend/backend.h"
+#include "src/pool/central_bin.h"
+#include "src/pool/fence.h"
+#include "src/pool/large_heap.h"
+#include "src/pool/pagemap.h"
+#include "src/pool/size_class.h"
+#include "src/pool/slab.h"
+#include "src/pool/thread_cache.h"
+#include "umpool/options.h"
+#include "umpool/pool.h"
+#include "umpool/stats.h"
+
+namespace umpool::internal {
+
+// Largest accepted request: 128 TiB (beyond any GPU's address space).
+inline constexpr std::size_t kMaxRequestBytes = std::size_t{1} << 47;
+
+class PoolCore {
+ public:
+  // Takes ownership of `backend`. Validates options and resolves the cap.
+  static absl::StatusOr<std::unique_ptr<PoolCore>> Create(const PoolOptions& options,
+                                                          std::unique_ptr<Backend> backend);
+  ~PoolCore();
+
+  // Wraps a core into the public Pool (Pool's constructor is private), and
+  // reaches the core of a Pool (tests, the C ABI).
+  static std::unique_ptr<Pool> Wrap(std::unique_ptr<PoolCore> core);
+  static PoolCore* Unwrap(Pool& pool);
+
+  absl::StatusOr<void*> Allocate(std::size_t bytes, Stream stream, Role role);
+  absl::Status Deallocate(void* ptr, Stream stream);
+  absl::Status RecordStream(void* ptr, Stream stream);
+  absl::Status Trim();
+  Stats GetStats() const;
+  void ResetPeaks();
+  absl::StatusOr<std::size_t> BlockSize(const void* ptr) const;
+  static std::size_t RoundedSize(std::size_t bytes);
+
+  const PoolOptions& options() const { return options_; }
+  Backend& backend() { return *backend_; }
+  const PageMap& pagemap() const { return pagemap_; }
+
+  // Aborts if any internal structure is inconsistent. Quiescent pools only
+  // (no concurrent calls); for tests.
+  void CheckInvariants() const;
+
+  // --- used by ThreadCache -------------------------------------------------
+  void ReturnToCentral(Stream stream, Role role, int size_class, void* const* blocks, int n);
+  void RetireCache(ThreadCache* cache);  // thread exit: flush + fold counters
+  int cached_classes() const { return cached_classes_; }
+
+ private:
+  struct RoleHeap {
+    std::array<CentralBin, kNumClasses> bins;
+    LargeHeap large;
+  };
+
+  PoolCore(const PoolOptions& options, std::unique_ptr<Backend> backend, std::size_t capacity);
+
+  ThreadCache* CurrentCache();
+  ThreadCache* CurrentCacheSlow();
+  void CountAllocation(ThreadCache* tc, std::size_t bytes, bool hit);
+  void CountFree(ThreadCache* tc, std::size_t bytes);
+  void Publish(std::int64_t delta);
+
+  absl::StatusOr<void*> AllocateSmall(std::size_t bytes, Stream stream, Role role, int cls);
+  absl::StatusOr<void*> AllocateLarge(std::size_t bytes, Stream stream, Role role);
+  // Fills `out` from the central bin, growing a slab if needed. Returns the
+  // count (>= 1) or the error. *grew is set if a slab was created.
+  absl::StatusOr<int> Refill(Stream stream, Role role, int cls, void** out, int max, bool* grew);
+  absl::Status FreeRecorded(Slab* slab, void* ptr, Stream stream);
+
+  // New slab / segment: capacity-checked backend mapping, advice and prefetch
+  // per the role's policy, registered in the pagemap.
+  absl::StatusOr<Slab*> GrowSlab(Role role, int cls, Stream stream);
+  absl::StatusOr<Segment*> GrowSegment(Role role, std::size_t bytes, Stream stream);
+  absl::StatusOr<void*> MapSpan(std::size_t bytes, Role role, Stream stream);
+  void RegisterSpan(std::unique_ptr<Span> span);
+  absl::Status UnmapSpan(Span* span);
+  // Releases cached memory after flushing this thread's cache; used by the
+  // OOM path and by Trim.
+  absl::Status ReleaseCached();
+  absl::Status OutOfMemory(std::size_t bytes, Role role, const absl::Status& cause);
+  void MarkLive(void* p);
+
+  const PoolOptions options_;
+  const std::unique_ptr<Backend> backend_;
+  const std::size_t capacity_;
+  const int cached_classes_;  // classes [0, cached_classes_) go through thread caches
+  const std::uint64_t id_;
+
+  PageMap pagemap_;
+  Fencer fencer_;
+  std::array<std::unique_ptr<RoleHeap>, kNumRoles> heaps_;
+
+  absl::Mutex grow_mu_;
+  std::size_t reserved_ ABSL_GUARDED_BY(grow_mu_) = 0;
+  absl::flat_hash_map<Span*, std::unique_ptr<Span>> spans_ ABSL_GUARDED_BY(grow_mu_);
+  // Unmapped spans are kept until the pool dies: a racing lookup of a stale
+  // pointer may still read them.
+  std::vector<std::unique_ptr<Span>> retired_ ABSL_GUARDED_BY(grow_mu_);
+
+  std::atomic<std::uint64_t> flush_epoch_{0};
+  mutable absl::Mutex caches_mu_;
+  std::vector<ThreadCache*> caches_ ABSL_GUARDED_BY(caches_mu_);
+
+  absl::Mutex recorded_mu_;
+  absl::flat_hash_map<void*, absl::InlinedVector<Stream, 2>> recorded_ ABSL_GUARDED_BY(recorded_mu_);
+
+  // Pool-wide counters (slow paths, retired caches, published deltas).
+  struct Counters {
+    std::atomic<std::int64_t> allocated{0}, allocated_peak{0};
+    std::atomic<std::int64_t> reserved{0}, reserved_peak{0};
+    std::atomic<std::int64_t> large_reserved{0}, large_reserved_peak{0};
+    std::atomic<std::uint64_t> allocations{0}, frees{0}, cache_hits{0};
+    std::atomic<std::uint64_t> backend_allocations{0}, backend_frees{0};
+    std::atomic<std::uint64_t> advise_calls{0}, prefetch_calls{0};
+    std::atomic<std::uint64_t> alloc_retries{0}, ooms{0}, cross_stream_reuses{0}, trims{0};
+    std::atomic<std::int64_t> slabs{0}, large_segments{0};
+  };
+  mutable Counters counters_;
+};
+
+}  // namespace umpool::internal
+
+#endif  // UMPOOL_SRC_POOL_POOL_CORE_H_

@@ -1,0 +1,59 @@
+// src/pool/slab.h: one backend allocation carved into blocks of one class.
+//
+// Per-block state lives here, host-side: kFree (in a cache or central list),
+// kLive (handed out), kLiveRecorded (handed out and named by RecordStream).
+// Transitions are atomic exchanges, which is what makes a double free or a
+// free of a never-allocated block a clean error instead of a corrupted list.
+// When a slab has few blocks, each state byte gets its own cache line so that
+// threads working on neighbouring blocks do not false-share.
+#ifndef UMPOOL_SRC_POOL_SLAB_H_
+#define UMPOOL_SRC_POOL_SLAB_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include "src/pool/size_class.h"
+#include "src/pool/span.h"
+
+namespace umpool::internal {
+
+enum BlockState : std::uint8_t { kFree = 0, kLive = 1, kLiveRecorded = 2 };
+
+class Slab final : public Span {
+ public:
+  // Blocks per cache-line group; batches of fresh blocks are carved in these.
+  static constexpr std::uint32_t kGroup = 64;
+
+  Slab(std::uintptr_t base, Role role, int size_class);
+
+  int size_class() const { return size_class_; }
+  const SizeClassInfo& info() const { return info_; }
+
+  // Index of the block starting at `p`, or -1 if `p` is inside a block but not
+  // at its start (an interior pointer). `p` must be within the slab.
+  std::int64_t IndexOf(std::uintptr_t p) const {
+    const std::uint64_t off = p - base;
+    const std::uint64_t idx = DivideByClass(off, info_);
+    if (idx >= info_.blocks || idx * info_.size != off) return -1;
+    return static_cast<std::int64_t>(idx);
+  }
+  void* BlockAt(std::uint32_t index) const {
+    return reinterpret_cast<void*>(base + static_cast<std::uintptr_t>(index) * info_.size);
+  }
+  std::atomic<std::uint8_t>& state(std::uint32_t index) { return states_[index * stride_]; }
+
+  // Fresh (never handed out) blocks are carved from the front; guarded by the
+  // owning central bin's mutex.
+  std::uint32_t carved = 0;
+
+ private:
+  const int size_class_;
+  const SizeClassInfo& info_;
+  const std::uint32_t stride_;
+  std::unique_ptr<std::atomic<std::uint8_t>[]> states_;
+};
+
+}  // namespace umpool::internal
+
+#endif  // UMPOOL_SRC_POOL_SLAB_H_

@@ -1,0 +1,235 @@
+// GPU-only tests: real kernels, real streams, real managed memory.
+// Skipped (not failed) where no CUDA device is usable.
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "src/pool/pool_core.h"
+#include "tests/gpu_kernels.h"
+#include "tests/test_util.h"
+#include "umpool/pool.h"
+
+namespace umpool {
+namespace {
+
+#define CUDA_OK(expr) ASSERT_EQ((expr), cudaSuccess) << #expr
+
+class GpuTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!testing::HaveGpu()) GTEST_SKIP() << "no usable CUDA device: GPU tests skipped";
+    PoolOptions o;
+    o.backend = BackendKind::kManaged;
+    o.capacity_bytes = std::size_t{2} << 30;
+    auto pool = Pool::Create(o);
+    ASSERT_TRUE(pool.ok()) << pool.status();
+    pool_ = *std::move(pool);
+    for (cudaStream_t* s : {&a_, &b_, &c_}) CUDA_OK(cudaStreamCreateWithFlags(s, cudaStreamNonBlocking));
+    CUDA_OK(cudaMalloc(reinterpret_cast<void**>(&bad_), sizeof(unsigned long long)));
+  }
+  void TearDown() override {
+    if (!pool_) return;
+    cudaDeviceSynchronize();
+    for (cudaStream_t s : {a_, b_, c_}) cudaStreamDestroy(s);
+    cudaFree(bad_);
+    pool_.reset();
+  }
+  unsigned long long Mismatches(void* p, std::size_t n, unsigned char v, cudaStream_t s) {
+    cudaMemsetAsync(bad_, 0, sizeof(*bad_), s);
+    testing::LaunchCountMismatches(p, n, v, bad_, s);
+    unsigned long long h = ~0ull;
+    cudaMemcpyAsync(&h, bad_, sizeof(h), cudaMemcpyDeviceToHost, s);
+    cudaStreamSynchronize(s);
+    return h;
+  }
+  internal::PoolCore* core() { return internal::PoolCore::Unwrap(*pool_); }
+
+  std::unique_ptr<Pool> pool_;
+  cudaStream_t a_ = nullptr, b_ = nullptr, c_ = nullptr;
+  unsigned long long* bad_ = nullptr;
+};
+
+// A kernel still writing into a block when it is freed on stream A is never
+// overwritten by work on stream B that reuses the block.
+TEST_F(GpuTest, BlockFreedWhileAKernelWritesIsNotReusedEarlyOnAnotherStream) {
+  const std::uint64_t seed = testing::TestSeed(11);
+  for (std::size_t size : {std::size_t{4096}, std::size_t{1} << 20, std::size_t{8} << 20,
+                           std::size_t{64} << 20}) {
+    SCOPED_TRACE(size);
+    for (int round = 0; round < 5; ++round) {
+      auto x = pool_->Allocate(size, a_);
+      ASSERT_TRUE(x.ok()) << x.status();
+      const unsigned char va = static_cast<unsigned char>(seed + round);
+      const unsigned char vb = static_cast<unsigned char>(va + 101);
+      CUDA_OK(testing::LaunchSpinThenFill(*x, size, va, 20'000'000, a_));
+      CUDA_OK(cudaGetLastError());
+      ASSERT_TRUE(pool_->Deallocate(*x, a_).ok());  // kernel still running
+      std::vector<void*> ys;
+      for (int i = 0; i < 8; ++i) {
+        auto y = pool_->Allocate(size, b_);
+        ASSERT_TRUE(y.ok()) << y.status();
+        EXPECT_NE(*y, *x) << "block reused on B while A's kernel was still running";
+        CUDA_OK(testing::LaunchSpinThenFill(*y, size, vb, 0, b_));
+        ys.push_back(*y);
+      }
+      CUDA_OK(cudaDeviceSynchronize());
+      for (void* y : ys) {
+        EXPECT_EQ(Mismatches(y, size, vb, b_), 0u) << "B's block was overwritten";
+        ASSERT_TRUE(pool_->Deallocate(y, b_).ok());
+      }
+      CUDA_OK(cudaDeviceSynchronize());
+    }
+    // Now that A is idle, B can take A's blocks (event completed, queried).
+    bool reused = false;
+    std::vector<void*> got;
+    auto x = pool_->Allocate(size, a_);
+    ASSERT_TRUE(x.ok());
+    ASSERT_TRUE(pool_->Deallocate(*x, a_).ok());
+    CUDA_OK(cudaStreamSynchronize(a_));
+    for (int i = 0; i < 300 && !reused; ++i) {
+      auto y = pool_->Allocate(size, c_);
+      ASSERT_TRUE(y.ok());
+      reused = (*y == *x);
+      got.push_back(*y);
+    }
+    EXPECT_TRUE(reused) << "an idle stream's free block never reached another stream";
+    for (void* y : got) ASSERT_TRUE(pool_->Deallocate(y, c_).ok());
+    core()->CheckInvariants();
+  }
+  EXPECT_GT(pool_->GetStats().events_recorded, 0u);
+}
+
+// RecordStream: a consumer stream's reads finish before the block is reused.
+TEST_F(GpuTest, RecordStreamProtectsAConsumerStream) {
+  const std::size_t size = 1 << 20;
+  auto x = pool_->Allocate(size, a_);
+  ASSERT_TRUE(x.ok());
+  CUDA_OK(testing::LaunchSpinThenFill(*x, size, 7, 0, a_));
+  cudaEvent_t ready;
+  CUDA_OK(cudaEventCreateWithFlags(&ready, cudaEventDisableTiming));
+  CUDA_OK(cudaEventRecord(ready, a_));
+  CUDA_OK(cudaStreamWaitEvent(b_, ready, 0));
+  // B reads slowly: spin, then count.
+  CUDA_OK(testing::LaunchSpinThenFill(nullptr, 0, 0, 20'000'000, b_));
+  cudaMemsetAsync(bad_, 0, sizeof(*bad_), b_);
+  testing::LaunchCountMismatches(*x, size, 7, bad_, b_);
+  ASSERT_TRUE(pool_->RecordStream(*x, b_).ok());
+  ASSERT_TRUE(pool_->Deallocate(*x, a_).ok());
+  // Reuse on A must not overwrite what B is still reading.
+  std::vector<void*> got;
+  for (int i = 0; i < 16; ++i) {
+    auto y = pool_->Allocate(size, a_);
+    ASSERT_TRUE(y.ok());
+    EXPECT_NE(*y, *x);
+    CUDA_OK(testing::LaunchSpinThenFill(*y, size, 9, 0, a_));
+    got.push_back(*y);
+  }
+  unsigned long long h = ~0ull;
+  CUDA_OK(cudaMemcpyAsync(&h, bad_, sizeof(h), cudaMemcpyDeviceToHost, b_));
+  CUDA_OK(cudaDeviceSynchronize());
+  EXPECT_EQ(h, 0u) << "the consumer read overwritten data";
+  for (void* y : got) ASSERT_TRUE(pool_->Deallocate(y, a_).ok());
+  cudaEventDestroy(ready);
+}
+
+// cudaMemRangeGetAttribute confirms the advice and the prefetch per slab.
+TEST_F(GpuTest, PreferredAndLastPrefetchLocationsAreTheGpu) {
+  int device = 0;
+  CUDA_OK(cudaGetDevice(&device));
+  for (std::size_t size : {std::size_t{4096}, std::size_t{3} << 20, std::size_t{100} << 20}) {
+    SCOPED_TRACE(size);
+    auto p = pool_->Allocate(size, a_);
+    ASSERT_TRUE(p.ok());
+    CUDA_OK(cudaStreamSynchronize(a_));
+    int preferred = -9, last = -9;
+    CUDA_OK(cudaMemRangeGetAttribute(&preferred, sizeof(preferred),
+                                     cudaMemRangeAttributePreferredLocation, *p, size));
+    CUDA_OK(cudaMemRangeGetAttribute(&last, sizeof(last),
+                                     cudaMemRangeAttributeLastPrefetchLocation, *p, size));
+    EXPECT_EQ(preferred, device);
+    EXPECT_EQ(last, device);
+    int accessed_by[4] = {-9, -9, -9, -9};
+    CUDA_OK(cudaMemRangeGetAttribute(accessed_by, sizeof(accessed_by),
+                                     cudaMemRangeAttributeAccessedBy, *p, size));
+    EXPECT_EQ(accessed_by[0], cudaCpuDeviceId) << "AccessedBy should name the CPU";
+    ASSERT_TRUE(pool_->Deallocate(*p, a_).ok());
+  }
+  // A role that never prefetches leaves the range unprefetched.
+  PoolOptions o;
+  o.backend = BackendKind::kManaged;
+  o.capacity_bytes = std::size_t{256} << 20;
+  o.roles[static_cast<int>(Role::kKv)].prefetch = PrefetchMode::kNever;
+  o.roles[static_cast<int>(Role::kKv)].accessed_by = AccessedBy::kNone;
+  auto pool = Pool::Create(o);
+  ASSERT_TRUE(pool.ok());
+  auto kv = (*pool)->Allocate(1 << 20, a_, Role::kKv);
+  ASSERT_TRUE(kv.ok());
+  int last = -9;
+  CUDA_OK(cudaMemRangeGetAttribute(&last, sizeof(last), cudaMemRangeAttributeLastPrefetchLocation,
+                                   *kv, 1 << 20));
+  EXPECT_EQ(last, cudaInvalidDeviceId);
+  EXPECT_EQ((*pool)->GetStats().prefetch_calls, 0u);
+  ASSERT_TRUE((*pool)->Deallocate(*kv, a_).ok());
+}
+
+// One advice operation per slab (two cudaMemAdvise calls: PreferredLocation
+// and AccessedBy), whatever the number of allocations.
+TEST_F(GpuTest, AdviceIsPerSlabAndSteadyStateMakesNoCudaAllocations) {
+  const auto& counters = core()->backend().counters();
+  std::vector<void*> live;
+  for (int i = 0; i < 2000; ++i) {  // 2000 x 2 KiB = 4 MiB: 2 slabs of 2 MiB
+    auto p = pool_->Allocate(2048, a_);
+    ASSERT_TRUE(p.ok());
+    live.push_back(*p);
+  }
+  const Stats s = pool_->GetStats();
+  EXPECT_EQ(s.slabs, 2);
+  EXPECT_EQ(s.advise_calls, 2u);
+  EXPECT_EQ(counters.advise_ops.load(), 2u);
+  EXPECT_EQ(counters.raw_advise_calls.load(), 4u);
+  EXPECT_EQ(counters.maps.load(), 2u);
+  for (void* p : live) ASSERT_TRUE(pool_->Deallocate(p, a_).ok());
+  // Warm loop with kernels touching the memory: no backend call at all.
+  const std::uint64_t maps = counters.maps.load();
+  for (int i = 0; i < 1000; ++i) {
+    auto p = pool_->Allocate(4096 + (i % 7) * 1000, a_);
+    ASSERT_TRUE(p.ok());
+    CUDA_OK(testing::LaunchSpinThenFill(*p, 4096, 1, 0, a_));
+    ASSERT_TRUE(pool_->Deallocate(*p, a_).ok());
+  }
+  CUDA_OK(cudaStreamSynchronize(a_));
+  const std::uint64_t warm = counters.maps.load();
+  EXPECT_LE(warm - maps, 2u);  // at most the first slab of each new class
+  for (int i = 0; i < 1000; ++i) {
+    auto p = pool_->Allocate(4096 + (i % 7) * 1000, a_);
+    ASSERT_TRUE(p.ok());
+    CUDA_OK(testing::LaunchSpinThenFill(*p, 4096, 1, 0, a_));
+    ASSERT_TRUE(pool_->Deallocate(*p, a_).ok());
+  }
+  CUDA_OK(cudaStreamSynchronize(a_));
+  EXPECT_EQ(counters.maps.load(), warm);
+  EXPECT_EQ(counters.unmaps.load(), 0u);
+}
+
+TEST_F(GpuTest, DefaultCapIsTheGpusFreeMemory) {
+  std::size_t free_bytes = 0, total = 0;
+  CUDA_OK(cudaMemGetInfo(&free_bytes, &total));
+  PoolOptions o;
+  o.backend = BackendKind::kManaged;
+  auto pool = Pool::Create(o);
+  ASSERT_TRUE(pool.ok());
+  const std::size_t cap = (*pool)->GetStats().capacity_bytes;
+  EXPECT_LE(cap, total);
+  EXPECT_GT(cap, free_bytes - (std::size_t{1} << 30));
+  // Asking for more than is free without opting in is refused.
+  o.capacity_bytes = total * 2;
+  auto over = Pool::Create(o);
+  EXPECT_TRUE(absl::IsInvalidArgument(over.status())) << over.status();
+  std::printf("device: %s, free %.1f GiB, cap %.1f GiB\n", (*pool)->Describe().c_str(),
+              free_bytes / double(1 << 30), cap / double(1 << 30));
+}
+
+}  // namespace
+}  // namespace umpool

@@ -1,0 +1,68 @@
+#include "umpool/options.h"
+
+#include "gtest/gtest.h"
+#include "umpool/pool.h"
+
+namespace umpool {
+namespace {
+
+TEST(OptionsTest, DefaultsAreValidAndDocumented) {
+  PoolOptions o;
+  EXPECT_TRUE(o.Validate().ok());
+  EXPECT_EQ(o.backend, BackendKind::kManaged);
+  EXPECT_EQ(o.policy(Role::kDefault).prefetch, PrefetchMode::kBelowThreshold);
+  EXPECT_EQ(o.policy(Role::kDefault).prefetch_threshold_bytes, std::size_t{2} << 30);
+  EXPECT_EQ(o.policy(Role::kDefault).accessed_by, AccessedBy::kCpu);
+  EXPECT_EQ(o.policy(Role::kWeights).prefetch, PrefetchMode::kAlways);
+  EXPECT_EQ(o.policy(Role::kActivations).prefetch, PrefetchMode::kAlways);
+}
+
+TEST(OptionsTest, BadValuesNameTheField) {
+  struct Case {
+    void (*mutate)(PoolOptions&);
+    const char* field;
+  };
+  const Case cases[] = {
+      {[](PoolOptions& o) { o.device = -1; }, "device"},
+      {[](PoolOptions& o) { o.backend = BackendKind::kHost; o.device = 1; }, "device"},
+      {[](PoolOptions& o) { o.capacity_bytes = 4096; }, "capacity_bytes"},
+      {[](PoolOptions& o) { o.thread_cache_bytes = 1; }, "thread_cache_bytes"},
+      {[](PoolOptions& o) { o.thread_cache_max_class_bytes = std::size_t{1} << 40; },
+       "thread_cache_max_class_bytes"},
+      {[](PoolOptions& o) { o.roles[2].prefetch_threshold_bytes = 0; }, "roles[kv]"},
+      {[](PoolOptions& o) { o.roles[1].accessed_by = static_cast<AccessedBy>(7); }, "roles[weights]"},
+      {[](PoolOptions& o) { o.backend = static_cast<BackendKind>(9); }, "backend"},
+  };
+  for (const Case& c : cases) {
+    PoolOptions o;
+    c.mutate(o);
+    absl::Status st = o.Validate();
+    EXPECT_TRUE(absl::IsInvalidArgument(st)) << c.field;
+    EXPECT_NE(st.message().find(c.field), absl::string_view::npos) << st;
+    EXPECT_TRUE(absl::IsInvalidArgument(Pool::Create(o).status())) << c.field;
+  }
+}
+
+TEST(OptionsTest, NamesRoundTrip) {
+  for (int i = 0; i < kNumRoles; ++i) {
+    auto r = ParseRole(RoleName(static_cast<Role>(i)));
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(static_cast<int>(*r), i);
+  }
+  EXPECT_FALSE(ParseRole("kvcache").ok());
+  EXPECT_EQ(*ParseBackendKind("host"), BackendKind::kHost);
+  EXPECT_FALSE(ParseBackendKind("gpu").ok());
+}
+
+TEST(OptionsTest, CudaBackendsWithoutAGpuAreUnavailableNotACrash) {
+  PoolOptions o;
+  o.backend = BackendKind::kManaged;
+  o.device = 4096;  // no machine has this device
+  auto pool = Pool::Create(o);
+  ASSERT_FALSE(pool.ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(pool.status()) || absl::IsUnavailable(pool.status()))
+      << pool.status();
+}
+
+}  // namespace
+}  // namespace umpool

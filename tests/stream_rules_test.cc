@@ -1,0 +1,150 @@
+// Stream rules on the host backend, whose events complete only when the test
+// says so: a block freed on stream A reaches stream B only after A's work up
+// to the free has completed; same-stream reuse is immediate; RecordStream
+// streams are waited for.
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "gtest/gtest.h"
+#include "src/backend/host_backend.h"
+#include "src/pool/pool_core.h"
+#include "tests/test_util.h"
+
+namespace umpool {
+namespace {
+
+using testing::HostStream;
+
+class StreamRulesTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    PoolOptions o;
+    o.thread_cache = GetParam();
+    pool_ = testing::MakeHostPool(o, &backend_);
+    backend_->SetManualCompletion(true);
+  }
+  void Check() { internal::PoolCore::Unwrap(*pool_)->CheckInvariants(); }
+  internal::HostBackend* backend_ = nullptr;
+  std::unique_ptr<Pool> pool_;
+  const Stream a_ = HostStream(1);
+  const Stream b_ = HostStream(2);
+  const Stream c_ = HostStream(3);
+};
+
+TEST_P(StreamRulesTest, SameStreamReuseIsImmediate) {
+  auto p = pool_->Allocate(4096, a_);
+  ASSERT_TRUE(p.ok());
+  backend_->Submit(a_);  // a kernel on A still using the block
+  ASSERT_TRUE(pool_->Deallocate(*p, a_).ok());
+  auto q = pool_->Allocate(4096, a_);
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(*q, *p);  // stream order makes this safe
+  ASSERT_TRUE(pool_->Deallocate(*q, a_).ok());
+}
+
+TEST_P(StreamRulesTest, OtherStreamWaitsForTheFreeEvent) {
+  for (std::size_t size : {std::size_t{4096}, std::size_t{4} << 20, std::size_t{64} << 20}) {
+    SCOPED_TRACE(size);
+    auto p = pool_->Allocate(size, a_);
+    ASSERT_TRUE(p.ok());
+    const std::uint64_t work = backend_->Submit(a_);  // still writing into *p
+    ASSERT_TRUE(pool_->Deallocate(*p, a_).ok());
+    // While A's work is incomplete, B never gets the block.
+    std::vector<void*> got;
+    for (int i = 0; i < 8; ++i) {
+      auto q = pool_->Allocate(size, b_);
+      ASSERT_TRUE(q.ok());
+      EXPECT_NE(*q, *p) << "reused before stream A's work completed";
+      got.push_back(*q);
+    }
+    EXPECT_FALSE(backend_->IsComplete(a_, work));
+    for (void* q : got) ASSERT_TRUE(pool_->Deallocate(q, b_).ok());
+    // Once A completes, B may reuse it (the free event is queried, not waited).
+    backend_->Complete(a_);
+    backend_->Complete(b_);
+    bool reused = false;
+    got.clear();
+    for (int i = 0; i < 3000 && !reused; ++i) {
+      auto q = pool_->Allocate(size, c_);
+      ASSERT_TRUE(q.ok());
+      reused = (*q == *p);
+      got.push_back(*q);
+    }
+    EXPECT_TRUE(reused) << "block freed on A never reached stream C after A completed";
+    for (void* q : got) ASSERT_TRUE(pool_->Deallocate(q, c_).ok());
+    backend_->CompleteAll();
+    Check();
+  }
+  EXPECT_GT(pool_->GetStats().cross_stream_reuses, 0u);
+  EXPECT_GT(pool_->GetStats().events_recorded, 0u);
+}
+
+TEST_P(StreamRulesTest, RecordStreamDelaysReuseUntilThatStreamCompletes) {
+  for (std::size_t size : {std::size_t{4096}, std::size_t{64} << 20}) {
+    SCOPED_TRACE(size);
+    auto p = pool_->Allocate(size, a_);
+    ASSERT_TRUE(p.ok());
+    ASSERT_TRUE(pool_->RecordStream(*p, b_).ok());
+    ASSERT_TRUE(pool_->RecordStream(*p, b_).ok());  // idempotent
+    const std::uint64_t consumer = backend_->Submit(b_);  // B reads the block
+    ASSERT_TRUE(pool_->Deallocate(*p, a_).ok());
+    // Not even stream A may reuse it while B's work is pending.
+    std::vector<void*> got;
+    for (int i = 0; i < 8; ++i) {
+      auto q = pool_->Allocate(size, a_);
+      ASSERT_TRUE(q.ok());
+      EXPECT_NE(*q, *p) << "recorded block reused before stream B completed";
+      got.push_back(*q);
+    }
+    EXPECT_FALSE(backend_->IsComplete(b_, consumer));
+    for (void* q : got) ASSERT_TRUE(pool_->Deallocate(q, a_).ok());
+    backend_->CompleteAll();
+    bool reused = false;
+    got.clear();
+    for (int i = 0; i < 3000 && !reused; ++i) {
+      auto q = pool_->Allocate(size, a_);
+      ASSERT_TRUE(q.ok());
+      reused = (*q == *p);
+      got.push_back(*q);
+    }
+    EXPECT_TRUE(reused);
+    for (void* q : got) ASSERT_TRUE(pool_->Deallocate(q, a_).ok());
+    Check();
+  }
+}
+
+TEST_P(StreamRulesTest, TrimWaitsForPendingWorkBeforeReturningMemory) {
+  auto p = pool_->Allocate(64u << 20, a_);
+  ASSERT_TRUE(p.ok());
+  const std::uint64_t work = backend_->Submit(a_);
+  ASSERT_TRUE(pool_->Deallocate(*p, a_).ok());
+  ASSERT_TRUE(pool_->Trim().ok());
+  // Trim may only unmap after the work that used the block finished: the host
+  // backend models the host wait as completion.
+  EXPECT_TRUE(backend_->IsComplete(a_, work));
+  EXPECT_EQ(pool_->GetStats().reserved_bytes.current, 0);
+  EXPECT_EQ(backend_->mapped_bytes(), 0u);
+}
+
+TEST_P(StreamRulesTest, InjectedBackendFailureIsRetriedThenReported) {
+  backend_->FailNextMaps(1);
+  auto p = pool_->Allocate(4096, a_);  // first map fails, release + retry succeeds
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(pool_->GetStats().alloc_retries, 1u);
+  backend_->FailNextMaps(2);
+  auto q = pool_->Allocate(8u << 20, a_);
+  EXPECT_TRUE(absl::IsResourceExhausted(q.status())) << q.status();
+  EXPECT_NE(q.status().message().find("8388608 bytes"), absl::string_view::npos) << q.status();
+  EXPECT_EQ(pool_->GetStats().ooms, 1u);
+  auto r = pool_->Allocate(8u << 20, a_);  // the pool is still usable
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(pool_->Deallocate(*p, a_).ok());
+  ASSERT_TRUE(pool_->Deallocate(*r, a_).ok());
+  Check();
+}
+
+INSTANTIATE_TEST_SUITE_P(ThreadCache, StreamRulesTest, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "On" : "Off"; });
+
+}  // namespace
+}  // namespace umpool

@@ -1,0 +1,89 @@
+#include "tests/test_util.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "src/backend/backend.h"
+#include "src/pool/pool_core.h"
+
+#if UMPOOL_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+namespace umpool::testing {
+
+std::uint64_t TestSeed(std::uint64_t fallback) {
+  std::uint64_t seed = fallback;
+  if (const char* env = std::getenv("UMPOOL_TEST_SEED"); env != nullptr && *env != '\0') {
+    seed = std::strtoull(env, nullptr, 0);
+  }
+  std::printf("[ seed     ] %llu (set UMPOOL_TEST_SEED to repeat)\n",
+              static_cast<unsigned long long>(seed));
+  return seed;
+}
+
+bool HaveGpu() { return internal::CudaAvailable(); }
+
+absl::StatusOr<std::unique_ptr<Pool>> MakeTestPool(BackendKind kind, PoolOptions options) {
+  options.backend = kind;
+  if (kind != BackendKind::kHost && options.capacity_bytes == 0) {
+    options.capacity_bytes = std::size_t{1} << 30;
+  }
+  return Pool::Create(options);
+}
+
+std::unique_ptr<Pool> MakeHostPool(PoolOptions options, internal::HostBackend** backend,
+                                   std::size_t backend_capacity) {
+  options.backend = BackendKind::kHost;
+  auto b = std::make_unique<internal::HostBackend>(backend_capacity);
+  *backend = b.get();
+  auto core = internal::PoolCore::Create(options, std::move(b));
+  if (!core.ok()) {
+    std::fprintf(stderr, "MakeHostPool: %s\n", core.status().ToString().c_str());
+    std::abort();
+  }
+  return internal::PoolCore::Wrap(*std::move(core));
+}
+
+namespace {
+
+std::vector<unsigned char> Pattern(std::size_t bytes, std::uint64_t seed) {
+  std::vector<unsigned char> v(bytes);
+  std::uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (std::size_t i = 0; i < bytes; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    v[i] = static_cast<unsigned char>(x);
+  }
+  return v;
+}
+
+}  // namespace
+
+void FillPattern(BackendKind kind, void* p, std::size_t bytes, std::uint64_t seed) {
+  const std::vector<unsigned char> v = Pattern(bytes, seed);
+#if UMPOOL_HAVE_CUDA
+  if (kind == BackendKind::kDevice) {
+    if (cudaMemcpy(p, v.data(), bytes, cudaMemcpyHostToDevice) != cudaSuccess) std::abort();
+    return;
+  }
+#endif
+  std::memcpy(p, v.data(), bytes);
+}
+
+bool CheckPattern(BackendKind kind, const void* p, std::size_t bytes, std::uint64_t seed) {
+  const std::vector<unsigned char> v = Pattern(bytes, seed);
+#if UMPOOL_HAVE_CUDA
+  if (kind == BackendKind::kDevice) {
+    std::vector<unsigned char> got(bytes);
+    if (cudaMemcpy(got.data(), p, bytes, cudaMemcpyDeviceToHost) != cudaSuccess) std::abort();
+    return got == v;
+  }
+#endif
+  return std::memcmp(p, v.data(), bytes) == 0;
+}
+
+}  // namespace umpool::testing
