@@ -39,9 +39,9 @@ std::string Stats::ToString() const {
   absl::StrAppend(&s, "  large reserved ", Bytes(large_reserved_bytes.current), " (peak ",
                   Bytes(large_reserved_bytes.peak), ")\n");
   for (const ClassStats& c : classes) {
-    absl::StrAppend(&s, absl::StrFormat("  class %3d  %10zu B  slab %8zu B x %-4" PRId64
-                                        " blocks/slab %" PRId64 "\n",
-                                        c.size_class, c.block_bytes, c.slab_bytes, c.slabs,
+    absl::StrAppend(&s, absl::StrFormat("  class %3d: %10zu B blocks, %4" PRId64
+                                        " slab(s) of %9zu B, %5" PRId64 " blocks/slab\n",
+                                        c.size_class, c.block_bytes, c.slabs, c.slab_bytes,
                                         c.blocks_per_slab));
   }
   return s;

@@ -1,0 +1,210 @@
+#include "bench/allocators.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+
+#include "src/backend/backend.h"
+#include "src/pool/pool_core.h"
+#include "umpool/version.h"
+
+#if UMPOOL_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+namespace umpool::bench {
+namespace {
+
+[[noreturn]] void Die(const std::string& what) {
+  std::fprintf(stderr, "benchmark allocator failure: %s\n", what.c_str());
+  std::exit(1);
+}
+
+class UmpoolAllocator final : public BenchAllocator {
+ public:
+  explicit UmpoolAllocator(BackendKind kind) {
+    PoolOptions o;
+    o.backend = kind;
+    auto pool = Pool::Create(o);
+    if (!pool.ok()) Die(pool.status().ToString());
+    pool_ = *std::move(pool);
+  }
+  void* Alloc(std::size_t bytes, Stream stream) override {
+    auto p = pool_->Allocate(bytes, stream);
+    if (!p.ok()) Die(p.status().ToString());
+    return *p;
+  }
+  void Free(void* p, std::size_t, Stream stream) override {
+    if (absl::Status st = pool_->Deallocate(p, stream); !st.ok()) Die(st.ToString());
+  }
+  void Release() override { (void)pool_->Trim(); }
+  long long BackendCalls() const override {
+    return static_cast<long long>(pool_->GetStats().backend_allocations);
+  }
+
+ private:
+  std::unique_ptr<Pool> pool_;
+};
+
+#if UMPOOL_HAVE_CUDA
+#define BENCH_CUDA(expr)                                                        \
+  do {                                                                          \
+    cudaError_t e = (expr);                                                     \
+    if (e != cudaSuccess) Die(std::string(#expr) + ": " + cudaGetErrorString(e)); \
+  } while (0)
+
+// The seed allocator: one cudaMallocManaged per request, advised and
+// prefetched below 2 GiB; free syncs the stream and calls cudaFree.
+class SeedAllocator final : public BenchAllocator {
+ public:
+  void* Alloc(std::size_t bytes, Stream stream) override {
+    int device = 0;
+    BENCH_CUDA(cudaGetDevice(&device));
+    void* p = nullptr;
+    BENCH_CUDA(cudaMallocManaged(&p, bytes, cudaMemAttachGlobal));
+    cudaMemLocation gpu{cudaMemLocationTypeDevice, device};
+    cudaMemLocation cpu{cudaMemLocationTypeHost, 0};
+    BENCH_CUDA(cudaMemAdvise(p, bytes, cudaMemAdviseSetPreferredLocation, gpu));
+    BENCH_CUDA(cudaMemAdvise(p, bytes, cudaMemAdviseSetAccessedBy, cpu));
+    if (bytes < (std::size_t{2} << 30)) {
+      if (cudaMemPrefetchAsync(p, bytes, gpu, 0, stream) != cudaSuccess) (void)cudaGetLastError();
+    }
+    ++calls_;
+    return p;
+  }
+  void Free(void* p, std::size_t, Stream stream) override {
+    BENCH_CUDA(cudaStreamSynchronize(stream));
+    BENCH_CUDA(cudaFree(p));
+  }
+  long long BackendCalls() const override { return calls_; }
+
+ private:
+  long long calls_ = 0;
+};
+
+// cudaMallocAsync on the device's default pool, release threshold raised so
+// that it caches.
+class AsyncAllocator final : public BenchAllocator {
+ public:
+  AsyncAllocator() {
+    int device = 0;
+    BENCH_CUDA(cudaGetDevice(&device));
+    BENCH_CUDA(cudaDeviceGetDefaultMemPool(&pool_, device));
+    std::uint64_t threshold = UINT64_MAX;
+    BENCH_CUDA(cudaMemPoolSetAttribute(pool_, cudaMemPoolAttrReleaseThreshold, &threshold));
+  }
+  void* Alloc(std::size_t bytes, Stream stream) override {
+    void* p = nullptr;
+    BENCH_CUDA(cudaMallocAsync(&p, bytes, stream));
+    return p;
+  }
+  void Free(void* p, std::size_t, Stream stream) override { BENCH_CUDA(cudaFreeAsync(p, stream)); }
+  void Release() override {
+    BENCH_CUDA(cudaDeviceSynchronize());
+    BENCH_CUDA(cudaMemPoolTrimTo(pool_, 0));
+  }
+
+ private:
+  cudaMemPool_t pool_ = nullptr;
+};
+
+// A CUDA 13 managed-memory pool (cudaMallocFromPoolAsync).
+class ManagedPoolAllocator final : public BenchAllocator {
+ public:
+  ManagedPoolAllocator() {
+    int device = 0;
+    BENCH_CUDA(cudaGetDevice(&device));
+    cudaMemPoolProps props{};
+    props.allocType = cudaMemAllocationTypeManaged;
+    props.location.type = cudaMemLocationTypeDevice;
+    props.location.id = device;
+    BENCH_CUDA(cudaMemPoolCreate(&pool_, &props));
+    std::uint64_t threshold = UINT64_MAX;
+    BENCH_CUDA(cudaMemPoolSetAttribute(pool_, cudaMemPoolAttrReleaseThreshold, &threshold));
+  }
+  ~ManagedPoolAllocator() override {
+    (void)cudaDeviceSynchronize();
+    (void)cudaMemPoolDestroy(pool_);
+  }
+  void* Alloc(std::size_t bytes, Stream stream) override {
+    void* p = nullptr;
+    BENCH_CUDA(cudaMallocFromPoolAsync(&p, bytes, pool_, stream));
+    return p;
+  }
+  void Free(void* p, std::size_t, Stream stream) override { BENCH_CUDA(cudaFreeAsync(p, stream)); }
+  void Release() override {
+    BENCH_CUDA(cudaDeviceSynchronize());
+    BENCH_CUDA(cudaMemPoolTrimTo(pool_, 0));
+  }
+
+ private:
+  cudaMemPool_t pool_ = nullptr;
+};
+#endif
+
+}  // namespace
+
+std::vector<AllocatorFactory> AvailableAllocators() {
+  std::vector<AllocatorFactory> all = {
+      {"umpool_host", false,
+       [] { return std::unique_ptr<BenchAllocator>(new UmpoolAllocator(BackendKind::kHost)); }},
+  };
+#if UMPOOL_HAVE_CUDA
+  if (internal::CudaAvailable()) {
+    all.push_back({"umpool_managed", true, [] {
+                     return std::unique_ptr<BenchAllocator>(new UmpoolAllocator(BackendKind::kManaged));
+                   }});
+    all.push_back({"seed_per_request", true,
+                   [] { return std::unique_ptr<BenchAllocator>(new SeedAllocator()); }});
+    all.push_back({"cudaMallocAsync", true,
+                   [] { return std::unique_ptr<BenchAllocator>(new AsyncAllocator()); }});
+    all.push_back({"cuda_managed_pool", true,
+                   [] { return std::unique_ptr<BenchAllocator>(new ManagedPoolAllocator()); }});
+  }
+#endif
+  return all;
+}
+
+Stream BenchStream(int index, bool gpu) {
+  static std::mutex mu;
+  static std::vector<Stream> streams;
+  std::lock_guard<std::mutex> lock(mu);
+#if UMPOOL_HAVE_CUDA
+  if (gpu) {
+    while (static_cast<int>(streams.size()) <= index) {
+      cudaStream_t s = nullptr;
+      BENCH_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+      streams.push_back(s);
+    }
+    return streams[index];
+  }
+#endif
+  return reinterpret_cast<Stream>(static_cast<std::uintptr_t>(0x1000 + index));
+}
+
+std::vector<std::pair<std::string, std::string>> MachineContext() {
+  std::vector<std::pair<std::string, std::string>> ctx;
+  ctx.emplace_back("umpool_version", UMPOOL_VERSION_STRING);
+#if UMPOOL_HAVE_CUDA
+  int n = 0;
+  if (cudaGetDeviceCount(&n) == cudaSuccess && n > 0) {
+    cudaDeviceProp prop{};
+    (void)cudaGetDeviceProperties(&prop, 0);
+    int driver = 0, runtime = 0;
+    (void)cudaDriverGetVersion(&driver);
+    (void)cudaRuntimeGetVersion(&runtime);
+    ctx.emplace_back("gpu", prop.name);
+    ctx.emplace_back("cuda_driver", std::to_string(driver / 1000) + "." + std::to_string(driver % 1000 / 10));
+    ctx.emplace_back("cuda_runtime", std::to_string(runtime / 1000) + "." + std::to_string(runtime % 1000 / 10));
+    std::size_t free_b = 0, total = 0;
+    (void)cudaMemGetInfo(&free_b, &total);
+    ctx.emplace_back("gpu_memory_total_bytes", std::to_string(total));
+    return ctx;
+  }
+  (void)cudaGetLastError();
+#endif
+  ctx.emplace_back("gpu", "none (host backend only)");
+  return ctx;
+}
+
+}  // namespace umpool::bench

@@ -1,0 +1,160 @@
+// bench/pool_benchmark.cc: umpool against its anchors, one harness for all.
+//
+// Every workload runs against every allocator that is available on this
+// machine (AvailableAllocators): umpool on the host and managed backends, the
+// seed's per-request managed path, cudaMallocAsync's default pool and a CUDA
+// 13 managed memory pool. The JSON context names the GPU, driver and runtime.
+//   BM_CachedPair/<alloc>/<bytes>      alloc+free on one stream
+//   BM_Churn/<alloc>                    64 live blocks of 8 sizes, random replace
+//   BM_Threads/<alloc>/threads:N        4 KiB pairs, each thread on its own stream
+//   BM_CrossStream/<alloc>/<bytes>      allocate on B, free on A (blocks flow A -> B)
+//   BM_FirstAlloc/<alloc>/<bytes>       allocation into an empty pool (slab creation)
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bench/allocators.h"
+
+#if UMPOOL_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+namespace umpool::bench {
+namespace {
+
+BenchAllocator& Get(const AllocatorFactory& f) {
+  static std::mutex mu;
+  static std::map<std::string, std::unique_ptr<BenchAllocator>> made;
+  std::lock_guard<std::mutex> lock(mu);
+  auto& slot = made[f.name];
+  if (!slot) slot = f.make();
+  return *slot;
+}
+
+void SyncIfGpu(bool gpu, Stream s) {
+#if UMPOOL_HAVE_CUDA
+  if (gpu) (void)cudaStreamSynchronize(s);
+#endif
+}
+
+void CachedPair(benchmark::State& state, AllocatorFactory f) {
+  BenchAllocator& a = Get(f);
+  const auto bytes = static_cast<std::size_t>(state.range(0));
+  const Stream s = BenchStream(0, f.needs_gpu);
+  a.Free(a.Alloc(bytes, s), bytes, s);  // warm
+  const long long calls = a.BackendCalls();
+  for (auto _ : state) {
+    void* p = a.Alloc(bytes, s);
+    benchmark::DoNotOptimize(p);
+    a.Free(p, bytes, s);
+  }
+  state.SetItemsProcessed(state.iterations());
+  if (calls >= 0) state.counters["backend_calls"] = static_cast<double>(a.BackendCalls() - calls);
+  SyncIfGpu(f.needs_gpu, s);
+}
+
+void Churn(benchmark::State& state, AllocatorFactory f) {
+  BenchAllocator& a = Get(f);
+  const Stream s = BenchStream(0, f.needs_gpu);
+  constexpr std::size_t kSizes[8] = {512, 1536, 4096, 12288, 65536, 200000, 1 << 20, 3 << 20};
+  std::mt19937 rng(42);
+  std::vector<std::pair<void*, std::size_t>> live(64);
+  for (auto& [p, n] : live) {
+    n = kSizes[rng() % 8];
+    p = a.Alloc(n, s);
+  }
+  std::vector<std::uint32_t> script(1 << 16);
+  for (auto& x : script) x = rng();
+  std::size_t i = 0;
+  for (auto _ : state) {
+    const std::uint32_t r = script[i++ & (script.size() - 1)];
+    auto& [p, n] = live[r % 64];
+    a.Free(p, n, s);
+    n = kSizes[(r >> 8) % 8];
+    p = a.Alloc(n, s);
+    benchmark::DoNotOptimize(p);
+  }
+  state.SetItemsProcessed(state.iterations());
+  for (auto& [p, n] : live) a.Free(p, n, s);
+  SyncIfGpu(f.needs_gpu, s);
+}
+
+void Threads(benchmark::State& state, AllocatorFactory f) {
+  BenchAllocator& a = Get(f);
+  const Stream s = BenchStream(1 + state.thread_index(), f.needs_gpu);
+  constexpr std::size_t kBytes = 4096;
+  a.Free(a.Alloc(kBytes, s), kBytes, s);
+  for (auto _ : state) {
+    void* p = a.Alloc(kBytes, s);
+    benchmark::DoNotOptimize(p);
+    a.Free(p, kBytes, s);
+  }
+  state.SetItemsProcessed(state.iterations());
+  SyncIfGpu(f.needs_gpu, s);
+}
+
+void CrossStream(benchmark::State& state, AllocatorFactory f) {
+  BenchAllocator& a = Get(f);
+  const auto bytes = static_cast<std::size_t>(state.range(0));
+  const Stream sa = BenchStream(20, f.needs_gpu), sb = BenchStream(21, f.needs_gpu);
+  for (auto _ : state) {
+    void* p = a.Alloc(bytes, sb);
+    benchmark::DoNotOptimize(p);
+    a.Free(p, bytes, sa);
+  }
+  state.SetItemsProcessed(state.iterations());
+  SyncIfGpu(f.needs_gpu, sa);
+  SyncIfGpu(f.needs_gpu, sb);
+}
+
+void FirstAlloc(benchmark::State& state, AllocatorFactory f) {
+  BenchAllocator& a = Get(f);
+  const auto bytes = static_cast<std::size_t>(state.range(0));
+  const Stream s = BenchStream(0, f.needs_gpu);
+  for (auto _ : state) {
+    a.Release();
+    SyncIfGpu(f.needs_gpu, s);
+    const auto t0 = std::chrono::steady_clock::now();
+    void* p = a.Alloc(bytes, s);
+    SyncIfGpu(f.needs_gpu, s);  // include the slab's prefetch
+    const auto t1 = std::chrono::steady_clock::now();
+    state.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
+    a.Free(p, bytes, s);
+  }
+  a.Release();
+  state.SetItemsProcessed(state.iterations());
+}
+
+void RegisterAll() {
+  for (const AllocatorFactory& f : AvailableAllocators()) {
+    const std::string n = f.name;
+    auto* b = benchmark::RegisterBenchmark(("BM_CachedPair/" + n).c_str(), CachedPair, f);
+    for (long long bytes : {512LL, 4096LL, 65536LL, 1LL << 20, 16LL << 20, 256LL << 20}) b->Arg(bytes);
+    benchmark::RegisterBenchmark(("BM_Churn/" + n).c_str(), Churn, f);
+    benchmark::RegisterBenchmark(("BM_Threads/" + n).c_str(), Threads, f)
+        ->Threads(1)->Threads(2)->Threads(4)->Threads(8)->Threads(16)->UseRealTime();
+    benchmark::RegisterBenchmark(("BM_CrossStream/" + n).c_str(), CrossStream, f)
+        ->Arg(4096)->Arg(1 << 20)->Arg(64 << 20);
+    benchmark::RegisterBenchmark(("BM_FirstAlloc/" + n).c_str(), FirstAlloc, f)
+        ->Arg(4096)->Arg(1 << 20)->Arg(64 << 20)->Arg(1LL << 30)
+        ->UseManualTime()->Iterations(8);
+  }
+}
+
+}  // namespace
+}  // namespace umpool::bench
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  for (const auto& [k, v] : umpool::bench::MachineContext()) benchmark::AddCustomContext(k, v);
+  umpool::bench::RegisterAll();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
