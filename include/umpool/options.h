@@ -68,7 +68,7 @@ struct PoolOptions {
   // Per-thread caches of free blocks for classes up to
   // thread_cache_max_class_bytes. Off = every call takes the per-class lock.
   bool thread_cache = true;
-  std::size_t thread_cache_max_class_bytes = std::size_t{1} << 20;  // 1 MiB
+  std::size_t thread_cache_max_class_bytes = std::size_t{4} << 20;  // 4 MiB
   // A thread's cache holds at most this many bytes of free blocks.
   std::size_t thread_cache_bytes = std::size_t{16} << 20;  // 16 MiB
 

@@ -52,6 +52,10 @@ ThreadCache* PoolCore::CurrentCache() {
   return tc;
 }
 
+ThreadCache* PoolCore::CounterCache() {
+  return options_.thread_cache ? CurrentCache() : nullptr;
+}
+
 void PoolCore::Publish(std::int64_t delta) {
   const std::int64_t now =
       counters_.allocated.fetch_add(delta, std::memory_order_relaxed) + delta;
@@ -98,9 +102,11 @@ void PoolCore::MarkLive(void* p) {
   UMPOOL_CHECK(slab != nullptr && slab->kind == SpanKind::kSlab, "cached block outside any slab");
   const std::int64_t idx = slab->IndexOf(reinterpret_cast<std::uintptr_t>(p));
   UMPOOL_CHECK(idx >= 0, "cached block is not a block start");
-  const std::uint8_t prev =
-      slab->state(static_cast<std::uint32_t>(idx)).exchange(kLive, std::memory_order_acq_rel);
-  UMPOOL_CHECK(prev == kFree, "cached block was not free");
+  // The block came off a private list, so no other thread may legitimately
+  // touch its state now: a check and a plain store suffice (no locked RMW).
+  std::atomic<std::uint8_t>& state = slab->state(static_cast<std::uint32_t>(idx));
+  UMPOOL_CHECK(state.load(std::memory_order_relaxed) == kFree, "cached block was not free");
+  state.store(kLive, std::memory_order_release);
 }
 
 absl::StatusOr<void*> PoolCore::Allocate(std::size_t bytes, Stream stream, Role role) {
@@ -129,9 +135,8 @@ absl::StatusOr<void*> PoolCore::AllocateSmall(std::size_t bytes, Stream stream, 
   const std::size_t size = kSizeClasses[cls].size;
   bool grew = false;
   void* p = nullptr;
-  ThreadCache* tc = nullptr;
+  ThreadCache* tc = CounterCache();
   if (cls < cached_classes_) {
-    tc = CurrentCache();
     // Blocks this thread freed on other streams become visible to the central
     // bin, which fences them for `stream` if nothing better is there.
     tc->FlushOtherStreams(stream, role, cls);
@@ -165,14 +170,14 @@ absl::StatusOr<void*> PoolCore::AllocateLarge(std::size_t bytes, Stream stream, 
   absl::StatusOr<void*> p = heap.Take(rounded, stream, fencer_, &cross);
   if (p.ok() && *p != nullptr) {
     if (cross) counters_.cross_stream_reuses.fetch_add(1, std::memory_order_relaxed);
-    CountAllocation(nullptr, rounded, /*hit=*/true);
+    CountAllocation(CounterCache(), rounded, /*hit=*/true);
     return *p;
   }
   for (int attempt = 0;; ++attempt) {
     absl::StatusOr<Segment*> seg = GrowSegment(role, rounded, stream);
     if (seg.ok()) {
       void* q = heap.AddSegmentAndTake(*seg, rounded);
-      CountAllocation(nullptr, rounded, /*hit=*/false);
+      CountAllocation(CounterCache(), rounded, /*hit=*/false);
       return q;
     }
     if (!absl::IsResourceExhausted(seg.status()) || attempt > 0) {
@@ -182,7 +187,7 @@ absl::StatusOr<void*> PoolCore::AllocateLarge(std::size_t bytes, Stream stream, 
     (void)ReleaseCached();
     p = heap.Take(rounded, stream, fencer_, &cross);
     if (p.ok() && *p != nullptr) {
-      CountAllocation(nullptr, rounded, /*hit=*/true);
+      CountAllocation(CounterCache(), rounded, /*hit=*/true);
       return *p;
     }
   }
@@ -217,7 +222,7 @@ absl::Status PoolCore::Deallocate(void* ptr, Stream stream) {
     absl::StatusOr<std::size_t> n = heaps_[static_cast<int>(span->role)]->large.Free(
         reinterpret_cast<std::uintptr_t>(ptr), stream, fencer_);
     if (!n.ok()) return n.status();
-    CountFree(nullptr, *n);
+    CountFree(CounterCache(), *n);
     return absl::OkStatus();
   }
   auto* slab = static_cast<Slab*>(span);
@@ -256,7 +261,7 @@ absl::Status PoolCore::Deallocate(void* ptr, Stream stream) {
     return absl::OkStatus();
   }
   ReturnToCentral(stream, role, cls, &ptr, 1);
-  CountFree(nullptr, size);
+  CountFree(CounterCache(), size);
   return absl::OkStatus();
 }
 
@@ -281,7 +286,7 @@ absl::Status PoolCore::FreeRecorded(Slab* slab, void* ptr, Stream stream) {
     fences.push_back(*std::move(f));
   }
   heaps_[static_cast<int>(slab->role)]->bins[slab->size_class()].PutPending(std::move(fences), ptr);
-  CountFree(nullptr, slab->info().size);
+  CountFree(CounterCache(), slab->info().size);
   return absl::OkStatus();
 }
 

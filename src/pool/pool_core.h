@@ -85,6 +85,9 @@ class PoolCore {
 
   ThreadCache* CurrentCache();
   ThreadCache* CurrentCacheSlow();
+  // The thread cache counters go to, or nullptr (pool-wide atomics) when
+  // thread caches are off.
+  ThreadCache* CounterCache();
   void CountAllocation(ThreadCache* tc, std::size_t bytes, bool hit);
   void CountFree(ThreadCache* tc, std::size_t bytes);
   void Publish(std::int64_t delta);
