@@ -107,6 +107,17 @@ class Pool {
   // Sets every peak to its current value. Thread-safe.
   void ResetPeaks();
 
+  // Changes the cap on reserved bytes (e.g. PyTorch's set_memory_fraction).
+  // Lowering it below what is reserved releases cached memory first; live
+  // blocks are never taken back, so reserved may stay above the new cap until
+  // they are freed (new growth fails meanwhile). InvalidArgument below 2 MiB,
+  // or above the cap the pool was created with on a managed pool that does
+  // not allow oversubscription. Thread-safe.
+  absl::Status SetCapacity(std::size_t bytes);
+  // The largest cap SetCapacity accepts: the creation cap on a managed pool
+  // without oversubscription, else SIZE_MAX. Thread-safe.
+  std::size_t MaxCapacity() const;
+
   // The size a request of `bytes` is rounded to (0 for 0). Pure; thread-safe.
   std::size_t RoundedSize(std::size_t bytes) const;
 

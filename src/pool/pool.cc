@@ -32,6 +32,8 @@ absl::Status Pool::RecordStream(void* ptr, Stream stream) {
 absl::Status Pool::Trim() { return core_->Trim(); }
 Stats Pool::GetStats() const { return core_->GetStats(); }
 void Pool::ResetPeaks() { core_->ResetPeaks(); }
+absl::Status Pool::SetCapacity(std::size_t bytes) { return core_->SetCapacity(bytes); }
+std::size_t Pool::MaxCapacity() const { return core_->MaxCapacity(); }
 std::size_t Pool::RoundedSize(std::size_t bytes) const {
   return internal::PoolCore::RoundedSize(bytes);
 }

@@ -59,6 +59,8 @@ class PoolCore {
   absl::Status Trim();
   Stats GetStats() const;
   void ResetPeaks();
+  absl::Status SetCapacity(std::size_t bytes);
+  std::size_t MaxCapacity() const;
   absl::StatusOr<std::size_t> BlockSize(const void* ptr) const;
   static std::size_t RoundedSize(std::size_t bytes);
 
@@ -114,7 +116,7 @@ class PoolCore {
 
   const PoolOptions options_;
   const std::unique_ptr<Backend> backend_;
-  const std::size_t capacity_;
+  const std::size_t initial_capacity_;
   const int cached_classes_;  // classes [0, cached_classes_) go through thread caches
   const std::uint64_t id_;
 
@@ -124,6 +126,8 @@ class PoolCore {
 
   absl::Mutex grow_mu_;
   std::size_t reserved_ ABSL_GUARDED_BY(grow_mu_) = 0;
+  std::size_t capacity_ ABSL_GUARDED_BY(grow_mu_);
+  std::atomic<std::size_t> capacity_view_;  // capacity_ for GetStats
   absl::flat_hash_map<Span*, std::unique_ptr<Span>> spans_ ABSL_GUARDED_BY(grow_mu_);
   // Unmapped spans are kept until the pool dies: a racing lookup of a stale
   // pointer may still read them.

@@ -51,14 +51,44 @@ PoolCore::PoolCore(const PoolOptions& options, std::unique_ptr<Backend> backend,
                    std::size_t capacity)
     : options_(options),
       backend_(std::move(backend)),
-      capacity_(capacity),
+      initial_capacity_(capacity),
       cached_classes_(!options.thread_cache || options.thread_cache_max_class_bytes < kClassQuantum
                           ? 0
                           : SizeClassIndex(std::min(options.thread_cache_max_class_bytes,
                                                     kMaxClassBytes)) + 1),
       id_(RegisterPool(this)),
-      fencer_(*backend_) {
+      fencer_(*backend_),
+      capacity_(capacity),
+      capacity_view_(capacity) {
   for (auto& h : heaps_) h = std::make_unique<RoleHeap>();
+}
+
+std::size_t PoolCore::MaxCapacity() const {
+  return backend_->kind() == BackendKind::kManaged && !options_.allow_oversubscription
+             ? initial_capacity_
+             : SIZE_MAX;
+}
+
+absl::Status PoolCore::SetCapacity(std::size_t bytes) {
+  if (bytes < kSlabGranularity) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("capacity of ", bytes, " bytes is below the 2 MiB minimum"));
+  }
+  if (bytes > MaxCapacity()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "capacity of ", bytes, " bytes exceeds the ", initial_capacity_,
+        " bytes the pool was created with (the GPU's free memory); set "
+        "allow_oversubscription to go beyond it"));
+  }
+  bool over = false;
+  {
+    absl::MutexLock lock(&grow_mu_);
+    capacity_ = bytes;
+    capacity_view_.store(bytes, std::memory_order_relaxed);
+    over = reserved_ > bytes;
+  }
+  if (over) return ReleaseCached();
+  return absl::OkStatus();
 }
 
 PoolCore::~PoolCore() {
@@ -216,7 +246,6 @@ void PoolCore::CheckInvariants() const {
                  "span end not mapped");
   }
   UMPOOL_CHECK(sum == reserved_, "reserved bytes disagree with the spans held");
-  UMPOOL_CHECK(reserved_ <= capacity_, "reserved above the cap");
   UMPOOL_CHECK(static_cast<std::int64_t>(sum) == counters_.reserved.load(), "reserved counter drift");
 }
 

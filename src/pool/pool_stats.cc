@@ -81,7 +81,7 @@ Stats PoolCore::GetStats() const {
   s.trims = counters_.trims.load();
   s.slabs = counters_.slabs.load();
   s.large_segments = counters_.large_segments.load();
-  s.capacity_bytes = capacity_;
+  s.capacity_bytes = capacity_view_.load(std::memory_order_relaxed);
   for (int c = 0; c < kNumClasses; ++c) {
     std::int64_t n = 0;
     for (const auto& heap : heaps_) n += heap->bins[c].slabs();

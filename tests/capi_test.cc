@@ -1,0 +1,152 @@
+// The C ABI on the host backend (one process-wide configuration per binary).
+#include "umpool/umpool.h"
+
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "gtest/gtest.h"
+
+namespace {
+
+std::string LastError() { return umpool_last_error(); }
+
+class CapiTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    ASSERT_EQ(umpool_configure("backend:host,capacity:256MiB,stats_publish_bytes:0"), UMPOOL_OK)
+        << umpool_last_error();
+  }
+  void SetUp() override { umpool_clear_last_error(); }
+};
+
+TEST_F(CapiTest, MallocFreeAndStats) {
+  void* p = umpool_malloc(1000, 0, nullptr);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p) % 256, 0u);
+  umpool_stats s{};
+  ASSERT_EQ(umpool_get_stats(0, &s), UMPOOL_OK);
+  EXPECT_EQ(s.allocated_bytes_current, 1024);
+  EXPECT_GE(s.reserved_bytes_current, 2 << 20);
+  EXPECT_EQ(s.capacity_bytes, 256u << 20);
+  umpool_free(p, 1000, 0, nullptr);
+  ASSERT_EQ(umpool_get_stats(0, &s), UMPOOL_OK);
+  EXPECT_EQ(s.allocated_bytes_current, 0);
+  EXPECT_EQ(LastError(), "");
+  char buf[4096];
+  const int n = umpool_stats_text(0, buf, sizeof(buf));
+  EXPECT_GT(n, 0);
+  EXPECT_NE(std::string(buf).find("host"), std::string::npos);
+  EXPECT_STREQ(umpool_version(), "0.1.0");
+}
+
+TEST_F(CapiTest, SizeZeroAndNull) {
+  EXPECT_EQ(umpool_malloc(0, 0, nullptr), nullptr);
+  EXPECT_EQ(LastError(), "");
+  umpool_free(nullptr, 0, 0, nullptr);
+  EXPECT_EQ(LastError(), "");
+}
+
+TEST_F(CapiTest, RoleEntryPoints) {
+  for (auto fn : {umpool_malloc_weights, umpool_malloc_kv, umpool_malloc_activations,
+                  umpool_pool_malloc, umpool_pool_malloc_kv}) {
+    void* p = fn(5000, 0, nullptr);
+    ASSERT_NE(p, nullptr) << LastError();
+    umpool_free(p, 5000, 0, nullptr);
+  }
+}
+
+TEST_F(CapiTest, BadInputIsAnErrorNotACrash) {
+  void* p = umpool_malloc(4096, 0, nullptr);
+  ASSERT_NE(p, nullptr);
+  umpool_free(static_cast<char*>(p) + 256, 4096, 0, nullptr);
+  EXPECT_NE(LastError().find("interior"), std::string::npos) << LastError();
+  int x = 0;
+  umpool_free(&x, 4, 0, nullptr);
+  EXPECT_NE(LastError().find("not allocated by umpool"), std::string::npos) << LastError();
+  umpool_free(p, 4096, 0, nullptr);
+  umpool_free(p, 4096, 0, nullptr);
+  EXPECT_NE(LastError().find("double free"), std::string::npos) << LastError();
+  umpool_record_stream(&x, nullptr);
+  EXPECT_NE(LastError().find("not allocated by umpool"), std::string::npos);
+  // Absurd sizes and a negative size from a signed caller.
+  for (std::size_t n : {SIZE_MAX, static_cast<std::size_t>(-1LL), static_cast<std::size_t>(-4096)}) {
+    EXPECT_EQ(umpool_pool_malloc(n, 0, nullptr), nullptr);
+    EXPECT_NE(LastError().find("absurd"), std::string::npos) << LastError();
+    EXPECT_THROW(umpool_malloc(n, 0, nullptr), std::runtime_error);
+  }
+  // Invalid devices (the host backend has only device 0).
+  for (int d : {-1, 1, 64, 1 << 20}) {
+    EXPECT_EQ(umpool_pool_malloc(64, d, nullptr), nullptr) << d;
+    EXPECT_NE(LastError().find("invalid device"), std::string::npos) << d << ": " << LastError();
+  }
+  umpool_stats s{};
+  EXPECT_EQ(umpool_get_stats(-3, &s), UMPOOL_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(umpool_get_stats(0, nullptr), UMPOOL_ERROR_INVALID_ARGUMENT);
+  // Still serving.
+  void* q = umpool_malloc(4096, 0, nullptr);
+  EXPECT_EQ(q, p);
+  umpool_free(q, 4096, 0, nullptr);
+}
+
+TEST_F(CapiTest, OutOfMemoryRaisesWithTheRequestAndStats) {
+  try {
+    umpool_malloc(std::size_t{1} << 30, 0, nullptr);  // above the 256 MiB cap
+    FAIL() << "expected an exception";
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("out of memory allocating 1073741824 bytes"), std::string::npos) << what;
+    EXPECT_NE(what.find("reserved"), std::string::npos) << what;
+  }
+  EXPECT_EQ(umpool_pool_malloc(std::size_t{1} << 30, 0, nullptr), nullptr);
+  EXPECT_NE(LastError().find("out of memory"), std::string::npos);
+  umpool_stats s{};
+  ASSERT_EQ(umpool_get_stats(0, &s), UMPOOL_OK);
+  EXPECT_GE(s.ooms, 2u);
+  void* p = umpool_malloc(1 << 20, 0, nullptr);  // the process and pool continue
+  ASSERT_NE(p, nullptr);
+  umpool_free(p, 1 << 20, 0, nullptr);
+}
+
+TEST_F(CapiTest, MemoryFractionAndEmptyCache) {
+  void* big = umpool_malloc(100u << 20, 0, nullptr);
+  ASSERT_NE(big, nullptr);
+  umpool_free(big, 100u << 20, 0, nullptr);
+  umpool_stats s{};
+  ASSERT_EQ(umpool_get_stats(0, &s), UMPOOL_OK);
+  const std::int64_t before = s.reserved_bytes_current;
+  EXPECT_GE(before, 100 << 20);
+  umpool_empty_cache();
+  ASSERT_EQ(umpool_get_stats(0, &s), UMPOOL_OK);
+  EXPECT_LT(s.reserved_bytes_current, before);
+  umpool_set_memory_fraction(0.25, 0);  // 64 MiB of the 256 MiB cap
+  ASSERT_EQ(umpool_get_stats(0, &s), UMPOOL_OK);
+  EXPECT_EQ(s.capacity_bytes, 64u << 20);
+  EXPECT_EQ(umpool_pool_malloc(100u << 20, 0, nullptr), nullptr);
+  umpool_set_memory_fraction(1.5, 0);
+  EXPECT_NE(LastError().find("not in (0, 1]"), std::string::npos);
+  umpool_set_memory_fraction(1.0, 0);
+  ASSERT_EQ(umpool_get_stats(0, &s), UMPOOL_OK);
+  EXPECT_EQ(s.capacity_bytes, 256u << 20);
+  EXPECT_EQ(umpool_reset_peak_stats(0), UMPOOL_OK);
+  EXPECT_EQ(umpool_trim(0), UMPOOL_OK);
+}
+
+TEST_F(CapiTest, ConfigureAfterFirstUseIsRefused) {
+  void* p = umpool_malloc(64, 0, nullptr);
+  umpool_free(p, 64, 0, nullptr);
+  EXPECT_EQ(umpool_configure("backend:host"), UMPOOL_ERROR_FAILED_PRECONDITION);
+  EXPECT_NE(LastError().find("already exists"), std::string::npos);
+  EXPECT_EQ(umpool_configure(nullptr), UMPOOL_ERROR_INVALID_ARGUMENT);
+}
+
+TEST_F(CapiTest, FreeFromAnotherThreadAndRecordStream) {
+  void* p = umpool_malloc(8192, 0, nullptr);
+  umpool_record_stream(p, reinterpret_cast<umpool_stream_t>(0x77));
+  EXPECT_EQ(LastError(), "");
+  std::thread t([&] { umpool_free(p, 8192, 0, nullptr); });
+  t.join();
+  EXPECT_EQ(LastError(), "");
+}
+
+}  // namespace

@@ -1,0 +1,78 @@
+#include "src/capi/conf.h"
+
+#include "gtest/gtest.h"
+
+namespace umpool::capi {
+namespace {
+
+TEST(ConfTest, EveryKeyParses) {
+  auto c = ParseConf(
+      " backend:host, capacity:1.5GiB,allow_oversubscription:yes,thread_cache:off,"
+      "thread_cache_bytes:32MiB,thread_cache_max_class:1MiB,stats_publish_bytes:0,"
+      "raise_on_oom:false,kv.accessed_by:gpu,kv.prefetch:never,weights.prefetch:always,"
+      "default.prefetch_threshold:1GB,activations.accessed_by:none");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->pool.backend, BackendKind::kHost);
+  EXPECT_EQ(c->pool.capacity_bytes, std::size_t{3} << 29);
+  EXPECT_TRUE(c->pool.allow_oversubscription);
+  EXPECT_FALSE(c->pool.thread_cache);
+  EXPECT_EQ(c->pool.thread_cache_bytes, std::size_t{32} << 20);
+  EXPECT_EQ(c->pool.thread_cache_max_class_bytes, std::size_t{1} << 20);
+  EXPECT_EQ(c->pool.stats_publish_bytes, 0u);
+  EXPECT_FALSE(c->raise_on_oom);
+  EXPECT_EQ(c->pool.policy(Role::kKv).accessed_by, AccessedBy::kGpu);
+  EXPECT_EQ(c->pool.policy(Role::kKv).prefetch, PrefetchMode::kNever);
+  EXPECT_EQ(c->pool.policy(Role::kWeights).prefetch, PrefetchMode::kAlways);
+  EXPECT_EQ(c->pool.policy(Role::kDefault).prefetch_threshold_bytes, 1000000000u);
+  EXPECT_EQ(c->pool.policy(Role::kActivations).accessed_by, AccessedBy::kNone);
+  EXPECT_TRUE(ParseConf("").ok());
+  EXPECT_TRUE(ParseConf(",,").ok());
+}
+
+TEST(ConfTest, FalseReallyDisables) {
+  for (const char* v : {"0", "false", "no", "off", "FALSE"}) {
+    auto c = ParseConf(std::string("thread_cache:") + v);
+    ASSERT_TRUE(c.ok()) << v;
+    EXPECT_FALSE(c->pool.thread_cache) << v;
+  }
+}
+
+TEST(ConfTest, ErrorsNameTheKeyOrValue) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"bogus:1", "bogus"},
+      {"capacity", "not a key:value pair"},
+      {"capacity:lots", "lots"},
+      {"capacity:12XB", "12XB"},
+      {"capacity:-5", "-5"},
+      {"capacity:", "capacity"},
+      {"backend:tpu", "tpu"},
+      {"thread_cache:maybe", "maybe"},
+      {"kvcache.prefetch:never", "kvcache"},
+      {"kv.prefetch:sometimes", "sometimes"},
+      {"kv.color:red", "kv.color"},
+      {"capacity:1GiB,capacity:2GiB", "twice"},
+      {"capacity:4KiB", "capacity_bytes"},
+      {"capacity:2PiB", "2PiB"},
+  };
+  for (const auto& [text, needle] : cases) {
+    auto c = ParseConf(text);
+    ASSERT_FALSE(c.ok()) << text;
+    EXPECT_TRUE(absl::IsInvalidArgument(c.status())) << text;
+    EXPECT_NE(c.status().message().find(needle), absl::string_view::npos)
+        << text << " -> " << c.status();
+  }
+}
+
+TEST(ConfTest, Bytes) {
+  EXPECT_EQ(*ParseBytes("0"), 0u);
+  EXPECT_EQ(*ParseBytes("4096"), 4096u);
+  EXPECT_EQ(*ParseBytes("2MiB"), std::size_t{2} << 20);
+  EXPECT_EQ(*ParseBytes("2 mib"), std::size_t{2} << 20);
+  EXPECT_EQ(*ParseBytes("3GB"), 3000000000u);
+  EXPECT_EQ(*ParseBytes("1T"), std::size_t{1} << 40);
+  EXPECT_FALSE(ParseBytes("").ok());
+  EXPECT_FALSE(ParseBytes("MiB").ok());
+}
+
+}  // namespace
+}  // namespace umpool::capi
