@@ -118,6 +118,9 @@ UMPOOL_API int umpool_trim(int device);
  * next umpool call. */
 UMPOOL_API const char* umpool_last_error(void);
 UMPOOL_API void umpool_clear_last_error(void);
+/* Usable size of the live block at ptr (from any device's pool), or 0 if ptr
+ * is not a live umpool block. */
+UMPOOL_API size_t umpool_block_size(const void* ptr);
 /* Library version, e.g. "0.1.0". */
 UMPOOL_API const char* umpool_version(void);
 

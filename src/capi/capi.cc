@@ -355,6 +355,13 @@ int umpool_trim(int device) {
   return st.ok() ? UMPOOL_OK : Fail(st);
 }
 
+size_t umpool_block_size(const void* ptr) {
+  Pool* pool = OwnerOf(ptr, -1);
+  if (pool == nullptr) return 0;
+  absl::StatusOr<std::size_t> n = pool->BlockSize(ptr);
+  return n.ok() ? *n : 0;
+}
+
 const char* umpool_last_error(void) { return tls_last_error.c_str(); }
 void umpool_clear_last_error(void) { tls_last_error.clear(); }
 const char* umpool_version(void) { return UMPOOL_VERSION_STRING; }

@@ -1,0 +1,117 @@
+"""The Python package without torch or a GPU: library loading, configuration,
+stats and errors, on the host backend."""
+import os
+
+import pytest
+
+from conftest import run_json, run_script
+
+
+def test_import_needs_neither_torch_nor_gpu():
+    rc, out, err = run_script("import umpool; print(umpool.version())")
+    assert rc == 0, err
+    assert out.strip() == "0.1.0"
+
+
+def test_stats_have_pytorch_style_keys():
+    res = run_json("""
+import json, umpool
+from umpool import _lib
+umpool.configure("backend:host,capacity:64MiB,stats_publish_bytes:0")
+l = _lib.lib()
+p = l.umpool_pool_malloc(3000, 0, None)
+q = l.umpool_pool_malloc(40 << 20, 0, None)
+s = umpool.memory_stats()
+size = umpool.block_size(p)
+l.umpool_free(p, 3000, 0, None)
+l.umpool_free(q, 40 << 20, 0, None)
+after = umpool.memory_stats(0)
+umpool.empty_cache()
+emptied = umpool.memory_stats()
+print(json.dumps(dict(s=s, size=size, after=after, emptied=emptied,
+                      summary=umpool.memory_summary())))
+""")
+    s = res["s"]
+    assert s["allocated_bytes.all.current"] == 3072 + (40 << 20)
+    assert s["allocated_bytes.all.peak"] == 3072 + (40 << 20)
+    assert s["reserved_bytes.all.current"] >= s["allocated_bytes.all.current"]
+    assert s["reserved_bytes.large_pool.current"] == 40 << 20
+    assert s["allocation.all.current"] == 2
+    assert s["num_ooms"] == 0 and s["num_alloc_retries"] == 0
+    assert s["umpool.capacity_bytes"] == 64 << 20
+    assert res["size"] == 3072
+    assert res["after"]["allocated_bytes.all.current"] == 0
+    assert res["after"]["allocated_bytes.all.peak"] == 3072 + (40 << 20)
+    assert res["emptied"]["reserved_bytes.all.current"] == 0
+    assert "host" in res["summary"]
+
+
+def test_bad_configuration_names_the_key():
+    res = run_json("""
+import json, umpool
+errs = []
+for conf in ("capacity:lots", "colour:red", "kv.prefetch:sometimes", "nocolon"):
+    try:
+        umpool.configure(conf)
+        errs.append(None)
+    except umpool.UmpoolError as e:
+        errs.append(str(e))
+print(json.dumps(errs))
+""")
+    assert "lots" in res[0]
+    assert "colour" in res[1]
+    assert "sometimes" in res[2]
+    assert "nocolon" in res[3]
+
+
+def test_errors_are_exceptions_and_the_pool_keeps_working():
+    res = run_json("""
+import json, umpool
+from umpool import _lib
+umpool.configure("backend:host,capacity:16MiB")
+l = _lib.lib()
+out = {}
+out["oom_ptr"] = l.umpool_pool_malloc(1 << 30, 0, None)
+out["oom_err"] = umpool.last_error()
+out["neg_ptr"] = l.umpool_pool_malloc(2**64 - 1, 0, None)
+out["neg_err"] = umpool.last_error()
+p = l.umpool_pool_malloc(4096, 0, None)
+l.umpool_free(p, 4096, 0, None)
+l.umpool_free(p, 4096, 0, None)
+out["double_free"] = umpool.last_error()
+try:
+    umpool.configure("backend:host")
+except umpool.UmpoolError as e:
+    out["late_configure"] = str(e)
+try:
+    umpool.memory_stats(-1)
+except umpool.UmpoolError as e:
+    out["bad_device"] = str(e)
+out["again"] = l.umpool_pool_malloc(4096, 0, None) == p
+out["ooms"] = umpool.memory_stats()["num_ooms"]
+print(json.dumps(out))
+""")
+    assert res["oom_ptr"] is None and "out of memory allocating 1073741824 bytes" in res["oom_err"]
+    assert res["neg_ptr"] is None and "absurd" in res["neg_err"]
+    assert "double free" in res["double_free"]
+    assert "already exists" in res["late_configure"]
+    assert "invalid device" in res["bad_device"]
+    assert res["again"] is True
+    assert res["ooms"] == 1
+
+
+def test_missing_library_is_a_clear_error():
+    rc, out, err = run_script("import umpool; umpool.version()",
+                              {"UMPOOL_LIBRARY": "/nonexistent/libumpool.so"})
+    assert rc != 0
+    assert "UMPOOL_LIBRARY" in err and "no such file" in err
+
+
+def test_enable_without_torch_says_so():
+    try:
+        import torch  # noqa: F401
+        pytest.skip("torch is installed")
+    except ImportError:
+        pass
+    rc, out, err = run_script("import umpool.torch; umpool.torch.enable()")
+    assert rc != 0 and "needs PyTorch" in err

@@ -1,0 +1,149 @@
+"""umpool under PyTorch 2.11 on a GPU. Each test runs in a fresh process: the
+allocator must be chosen before CUDA is initialised."""
+import pytest
+
+from conftest import run_json, run_script
+
+pytestmark = pytest.mark.usefixtures("have_torch_cuda")
+
+TRAIN = """
+import json, os, torch
+USE = {use!r}
+if USE == "umpool":
+    import umpool.torch
+    umpool.torch.enable()
+torch.manual_seed(0)
+torch.use_deterministic_algorithms(True)
+model = torch.nn.Sequential(torch.nn.Linear(256, 512), torch.nn.GELU(), torch.nn.Linear(512, 512),
+                            torch.nn.GELU(), torch.nn.Linear(512, 10)).cuda()
+opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+g = torch.Generator(device="cpu").manual_seed(1)
+losses = []
+for step in range(30):
+    x = torch.randn(64, 256, generator=g).cuda()
+    y = torch.randint(0, 10, (64,), generator=g).cuda()
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    losses.append(loss.item())
+out = dict(losses=losses)
+if USE == "umpool":
+    import umpool
+    out["allocs"] = umpool.memory_stats()["allocation.all.allocated"]
+print(json.dumps(out))
+"""
+
+
+def test_training_gives_the_same_losses_as_native():
+    env = {"CUBLAS_WORKSPACE_CONFIG": ":4096:8"}
+    native = run_json(TRAIN.format(use="native"), env)
+    ours = run_json(TRAIN.format(use="umpool"), env)
+    assert ours["allocs"] > 100, "umpool was not used"
+    assert ours["losses"] == native["losses"]
+
+
+def test_record_stream_protects_the_consumer():
+    res = run_json("""
+import json, torch, umpool.torch
+umpool.torch.enable()
+producer, consumer = torch.cuda.Stream(), torch.cuda.Stream()
+bad = 0
+for round in range(20):
+    with torch.cuda.stream(producer):
+        x = torch.full((1 << 20,), float(round), device="cuda")
+    consumer.wait_stream(producer)
+    with torch.cuda.stream(consumer):
+        torch.cuda._sleep(20_000_000)        # the consumer is slow
+        total = x.sum()
+    x.record_stream(consumer)
+    del x                                     # freed on the producer while still read
+    with torch.cuda.stream(producer):
+        for _ in range(8):                    # reuse on the producer overwrites nothing read
+            y = torch.full((1 << 20,), -7.0, device="cuda")
+            del y
+    torch.cuda.synchronize()
+    bad += int(total.item() != float(round) * (1 << 20))
+print(json.dumps(dict(bad=bad, events=umpool.memory_stats()["umpool.events_recorded"])))
+""")
+    assert res["bad"] == 0
+    assert res["events"] > 0
+
+
+def test_empty_cache_lowers_reserved_bytes():
+    res = run_json("""
+import json, torch, umpool, umpool.torch
+umpool.torch.enable()
+xs = [torch.empty(64 << 20, dtype=torch.uint8, device="cuda") for _ in range(4)]
+del xs
+before = umpool.memory_stats()["reserved_bytes.all.current"]
+torch.cuda.empty_cache()
+after = umpool.memory_stats()["reserved_bytes.all.current"]
+print(json.dumps(dict(before=before, after=after)))
+""")
+    assert res["before"] >= 256 << 20
+    assert res["after"] < res["before"]
+
+
+def test_memory_fraction_cap_raises_and_the_process_continues():
+    res = run_json("""
+import json, torch, umpool, umpool.torch
+umpool.torch.enable()
+torch.cuda.set_per_process_memory_fraction(0.01)
+msg = None
+try:
+    torch.empty(8 << 30, dtype=torch.uint8, device="cuda")
+except Exception as e:  # the message must be clear
+    msg = f"{type(e).__name__}: {e}"
+small = torch.ones(1000, device="cuda").sum().item()
+print(json.dumps(dict(msg=msg, small=small, ooms=umpool.memory_stats()["num_ooms"])))
+""")
+    assert res["msg"] is not None
+    assert "out of memory allocating 8589934592 bytes" in res["msg"]
+    assert res["small"] == 1000.0
+    assert res["ooms"] >= 1
+
+
+def test_kv_mem_pool_routes_only_what_it_should():
+    res = run_json("""
+import json, torch, umpool, umpool.torch
+pool = umpool.torch.mem_pool("kv")
+a = torch.empty(1 << 20, device="cuda")          # native allocator
+with torch.cuda.use_mem_pool(pool):
+    kv = [torch.empty(4 << 20, device="cuda") for _ in range(4)]
+b = torch.empty(1 << 20, device="cuda")          # native again
+print(json.dumps(dict(
+    a=umpool.block_size(a.data_ptr()), b=umpool.block_size(b.data_ptr()),
+    kv=[umpool.block_size(t.data_ptr()) > 0 for t in kv],
+    allocs=umpool.memory_stats()["allocation.all.allocated"])))
+""")
+    assert res["a"] == 0 and res["b"] == 0
+    # PyTorch carves tensors from umpool segments: a tensor's pointer may be
+    # inside a segment (block_size 0 for interior pointers) but some must start one.
+    assert any(res["kv"])
+    assert res["allocs"] >= 1
+
+
+def test_enable_after_cuda_init_is_a_clear_error():
+    rc, out, err = run_script("""
+import torch, umpool.torch
+torch.zeros(1, device="cuda")
+umpool.torch.enable()
+""")
+    assert rc != 0
+    assert "before CUDA is initialised" in err
+
+
+def test_free_with_another_device_current(have_torch_cuda):
+    if have_torch_cuda < 2:
+        pytest.skip("needs 2 GPUs")
+    res = run_json("""
+import json, torch, umpool, umpool.torch
+umpool.torch.enable()
+x = torch.empty(1 << 20, device="cuda:1")
+torch.cuda.set_device(0)
+del x
+print(json.dumps(dict(d1=umpool.memory_stats(1)["allocated_bytes.all.current"],
+                      err=umpool.last_error())))
+""")
+    assert res["d1"] == 0 and res["err"] == ""

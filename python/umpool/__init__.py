@@ -1,0 +1,132 @@
+"""umpool: a stream-aware caching pool allocator over CUDA managed memory.
+
+Importable without torch or a GPU. `umpool.torch` plugs it into PyTorch.
+The functions here mirror torch.cuda's memory API for umpool's pools, since
+under a pluggable allocator torch.cuda.memory_stats() and friends raise.
+"""
+from . import _lib
+
+__all__ = ["UmpoolError", "configure", "memory_stats", "memory_summary",
+           "reset_peak_memory_stats", "empty_cache", "trim", "last_error",
+           "block_size", "library_path", "version"]
+
+__version__ = "0.1.0"
+
+
+class UmpoolError(RuntimeError):
+    """An error reported by libumpool (the text of umpool_last_error())."""
+
+
+def library_path():
+    return _lib.library_path()
+
+
+def version():
+    return _lib.lib().umpool_version().decode()
+
+
+def _device_index(device):
+    if device is None:
+        return 0
+    if isinstance(device, int):
+        return device
+    index = getattr(device, "index", None)  # torch.device without importing torch
+    if index is not None:
+        return index
+    if isinstance(device, str):
+        return int(device.split(":")[1]) if ":" in device else 0
+    if getattr(device, "type", None) is not None:
+        return 0
+    raise TypeError(f"not a device: {device!r}")
+
+
+def _check(rc, what):
+    if rc != 0:
+        raise UmpoolError(f"{what}: {last_error() or 'error code ' + str(rc)}")
+
+
+def last_error():
+    """The calling thread's last umpool error text ('' if none)."""
+    return _lib.lib().umpool_last_error().decode()
+
+
+def configure(conf):
+    """Configures every pool created afterwards (UMPOOL_CONF syntax, docs/conf.md).
+    Must run before the first allocation; raises UmpoolError naming a bad key or value."""
+    _check(_lib.lib().umpool_configure(conf.encode()), "umpool.configure")
+
+
+def _raw_stats(device=None):
+    s = _lib.Stats()
+    _check(_lib.lib().umpool_get_stats(_device_index(device), s), "umpool.memory_stats")
+    return s
+
+
+def memory_stats(device=None):
+    """The device's pool statistics, with PyTorch's key names where one exists
+    (allocated_bytes.all.current, reserved_bytes.all.peak, num_alloc_retries,
+    num_ooms, ...) and umpool's own under 'umpool.*'."""
+    s = _raw_stats(device)
+    return {
+        "allocated_bytes.all.current": s.allocated_bytes_current,
+        "allocated_bytes.all.peak": s.allocated_bytes_peak,
+        "reserved_bytes.all.current": s.reserved_bytes_current,
+        "reserved_bytes.all.peak": s.reserved_bytes_peak,
+        "reserved_bytes.large_pool.current": s.large_reserved_bytes_current,
+        "reserved_bytes.large_pool.peak": s.large_reserved_bytes_peak,
+        "allocation.all.allocated": s.allocations,
+        "allocation.all.freed": s.frees,
+        "allocation.all.current": s.allocations - s.frees,
+        "segment.all.current": s.slabs + s.large_segments,
+        "num_alloc_retries": s.alloc_retries,
+        "num_ooms": s.ooms,
+        "num_device_alloc": s.backend_allocations,
+        "num_device_free": s.backend_frees,
+        "umpool.cache_hits": s.cache_hits,
+        "umpool.advise_calls": s.advise_calls,
+        "umpool.prefetch_calls": s.prefetch_calls,
+        "umpool.cross_stream_reuses": s.cross_stream_reuses,
+        "umpool.events_recorded": s.events_recorded,
+        "umpool.trims": s.trims,
+        "umpool.slabs": s.slabs,
+        "umpool.large_segments": s.large_segments,
+        "umpool.capacity_bytes": s.capacity_bytes,
+    }
+
+
+def memory_summary(device=None):
+    """A human-readable summary of the device's pool."""
+    l = _lib.lib()
+    d = _device_index(device)
+    n = l.umpool_stats_text(d, None, 0)
+    if n < 0:
+        raise UmpoolError(f"umpool.memory_summary: invalid device {d}")
+    import ctypes
+    buf = ctypes.create_string_buffer(n)
+    l.umpool_stats_text(d, buf, n)
+    return buf.value.decode()
+
+
+def reset_peak_memory_stats(device=None):
+    _check(_lib.lib().umpool_reset_peak_stats(_device_index(device)),
+           "umpool.reset_peak_memory_stats")
+
+
+def empty_cache():
+    """Returns every pool's empty slabs and free large blocks to CUDA."""
+    l = _lib.lib()
+    l.umpool_clear_last_error()
+    l.umpool_empty_cache()
+    err = last_error()
+    if err:
+        raise UmpoolError(f"umpool.empty_cache: {err}")
+
+
+def trim(device=None):
+    _check(_lib.lib().umpool_trim(_device_index(device)), "umpool.trim")
+
+
+def block_size(ptr):
+    """Usable size of the live umpool block at address `ptr` (an int, e.g.
+    tensor.data_ptr()), or 0 if umpool did not allocate it."""
+    return _lib.lib().umpool_block_size(ptr)

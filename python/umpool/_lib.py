@@ -1,0 +1,88 @@
+"""Finds and loads libumpool.so and declares its C ABI (include/umpool/umpool.h)."""
+import ctypes
+import glob
+import os
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_REPO = os.path.dirname(os.path.dirname(_HERE))
+
+
+def library_path():
+    """The libumpool.so this package uses: UMPOOL_LIBRARY, next to the package,
+    or a build tree of the repository."""
+    env = os.environ.get("UMPOOL_LIBRARY")
+    if env:
+        if not os.path.isfile(env):
+            raise OSError(f"UMPOOL_LIBRARY={env!r}: no such file")
+        return env
+    candidates = [os.path.join(_HERE, "libumpool.so"), os.path.join(_HERE, "lib", "libumpool.so")]
+    for pattern in ("build*/libumpool.so", ".gpu-stage/lib/libumpool.so"):
+        candidates += sorted(glob.glob(os.path.join(_REPO, pattern)))
+    for c in candidates:
+        if os.path.isfile(c):
+            return c
+    raise OSError(
+        "libumpool.so not found: set UMPOOL_LIBRARY, install the package with the library "
+        "next to it, or build the repository (tools/run-tests)")
+
+
+class Stats(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_int64) for name in (
+        "allocated_bytes_current", "allocated_bytes_peak",
+        "reserved_bytes_current", "reserved_bytes_peak",
+        "large_reserved_bytes_current", "large_reserved_bytes_peak")] + \
+        [(name, ctypes.c_uint64) for name in (
+            "allocations", "frees", "cache_hits", "backend_allocations", "backend_frees",
+            "advise_calls", "prefetch_calls", "alloc_retries", "ooms", "cross_stream_reuses",
+            "events_recorded", "trims")] + \
+        [("slabs", ctypes.c_int64), ("large_segments", ctypes.c_int64),
+         ("capacity_bytes", ctypes.c_uint64)]
+
+
+_lib = None
+
+
+def lib():
+    """The loaded library (loaded on first use)."""
+    global _lib
+    if _lib is None:
+        path = library_path()
+        l = ctypes.CDLL(path)
+        stream = ctypes.c_void_p
+        for name in ("umpool_malloc", "umpool_malloc_weights", "umpool_malloc_kv",
+                     "umpool_malloc_activations", "umpool_pool_malloc",
+                     "umpool_pool_malloc_weights", "umpool_pool_malloc_kv",
+                     "umpool_pool_malloc_activations"):
+            fn = getattr(l, name)
+            fn.restype = ctypes.c_void_p
+            fn.argtypes = [ctypes.c_size_t, ctypes.c_int, stream]
+        l.umpool_free.restype = None
+        l.umpool_free.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, stream]
+        l.umpool_init.argtypes = [ctypes.c_int]
+        l.umpool_init.restype = None
+        l.umpool_empty_cache.argtypes = []
+        l.umpool_empty_cache.restype = None
+        l.umpool_set_memory_fraction.argtypes = [ctypes.c_double, ctypes.c_int]
+        l.umpool_set_memory_fraction.restype = None
+        l.umpool_record_stream.argtypes = [ctypes.c_void_p, stream]
+        l.umpool_record_stream.restype = None
+        l.umpool_configure.argtypes = [ctypes.c_char_p]
+        l.umpool_configure.restype = ctypes.c_int
+        l.umpool_get_stats.argtypes = [ctypes.c_int, ctypes.POINTER(Stats)]
+        l.umpool_get_stats.restype = ctypes.c_int
+        l.umpool_reset_peak_stats.argtypes = [ctypes.c_int]
+        l.umpool_reset_peak_stats.restype = ctypes.c_int
+        l.umpool_stats_text.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t]
+        l.umpool_stats_text.restype = ctypes.c_int
+        l.umpool_trim.argtypes = [ctypes.c_int]
+        l.umpool_trim.restype = ctypes.c_int
+        l.umpool_block_size.argtypes = [ctypes.c_void_p]
+        l.umpool_block_size.restype = ctypes.c_size_t
+        l.umpool_last_error.argtypes = []
+        l.umpool_last_error.restype = ctypes.c_char_p
+        l.umpool_clear_last_error.argtypes = []
+        l.umpool_clear_last_error.restype = None
+        l.umpool_version.argtypes = []
+        l.umpool_version.restype = ctypes.c_char_p
+        _lib = l
+    return _lib
