@@ -12,6 +12,10 @@ USE = {use!r}
 if USE == "umpool":
     import umpool.torch
     umpool.torch.enable()
+elif USE == "umpool_mempool":
+    import umpool.torch
+    torch.zeros(1, device="cuda")            # mempool mode works after CUDA init
+    umpool.torch.enable(mode="mempool")
 torch.manual_seed(0)
 torch.use_deterministic_algorithms(True)
 model = torch.nn.Sequential(torch.nn.Linear(256, 512), torch.nn.GELU(), torch.nn.Linear(512, 512),
@@ -28,18 +32,22 @@ for step in range(30):
     opt.step()
     losses.append(loss.item())
 out = dict(losses=losses)
-if USE == "umpool":
+if USE.startswith("umpool"):
     import umpool
     out["allocs"] = umpool.memory_stats()["allocation.all.allocated"]
+    out["reserved"] = umpool.memory_stats()["reserved_bytes.all.current"]
 print(json.dumps(out))
 """
 
 
-def test_training_gives_the_same_losses_as_native():
+@pytest.mark.parametrize("use", ["umpool", "umpool_mempool"])
+def test_training_gives_the_same_losses_as_native(use):
     env = {"CUBLAS_WORKSPACE_CONFIG": ":4096:8"}
     native = run_json(TRAIN.format(use="native"), env)
-    ours = run_json(TRAIN.format(use="umpool"), env)
-    assert ours["allocs"] > 100, "umpool was not used"
+    ours = run_json(TRAIN.format(use=use), env)
+    # pluggable: every tensor is an umpool allocation; mempool: umpool serves segments
+    assert ours["allocs"] > (100 if use == "umpool" else 0), "umpool was not used"
+    assert ours["reserved"] > 0
     assert ours["losses"] == native["losses"]
 
 
@@ -132,6 +140,7 @@ umpool.torch.enable()
 """)
     assert rc != 0
     assert "before CUDA is initialised" in err
+    assert "mode='mempool'" in err
 
 
 def test_free_with_another_device_current(have_torch_cuda):

@@ -14,7 +14,9 @@ import ctypes
 from . import _lib
 
 _ROLES = ("default", "weights", "kv", "activations")
-_enabled = None  # the CUDAPluggableAllocator, kept alive
+_MODES = ("pluggable", "mempool")
+_enabled = None  # the CUDAPluggableAllocator or MemPool in use, kept alive
+_mode = None
 
 
 def _torch():
@@ -33,26 +35,53 @@ def is_enabled():
     return _enabled is not None
 
 
-def enable(conf=None):
-    """Installs umpool as PyTorch's CUDA allocator and wires its hooks: init,
-    torch.cuda.empty_cache, torch.cuda.set_per_process_memory_fraction and
-    Tensor.record_stream. `conf` is UMPOOL_CONF text (docs/conf.md).
+def mode():
+    """'pluggable', 'mempool', or None when not enabled."""
+    return _mode
 
-    Must run before CUDA is initialised in this process (PyTorch cannot switch
-    allocators afterwards): raises RuntimeError saying so otherwise."""
-    global _enabled
+
+def enable(conf=None, mode="pluggable"):
+    """Makes umpool PyTorch's CUDA memory. `conf` is UMPOOL_CONF text (docs/conf.md).
+
+    mode="pluggable" (default): umpool serves every tensor through
+      CUDAPluggableAllocator, with every hook wired: init, torch.cuda.empty_cache,
+      torch.cuda.set_per_process_memory_fraction and Tensor.record_stream; umpool's
+      stream rules, roles and stats apply per tensor. PyTorch 2.11's pluggable
+      wrapper adds about 1.5 us of its own per tensor (bench/results). Must run
+      before CUDA is initialised in this process: raises RuntimeError otherwise.
+
+    mode="mempool": PyTorch's own caching allocator serves tensors, carved from
+      segments that umpool allocates (advised and prefetched once per slab, under
+      umpool's cap), for every thread of the process on the current device. Native
+      per-tensor speed; torch.cuda.memory_stats() keeps working, umpool's stats
+      count segments. May run after CUDA initialisation."""
+    global _enabled, _mode
     torch = _torch()
+    if mode not in _MODES:
+        raise ValueError(f"unknown mode {mode!r}: expected one of {', '.join(_MODES)}")
     if _enabled is not None:
+        if mode != _mode:
+            raise RuntimeError(f"umpool is already enabled in {_mode!r} mode")
         return _enabled
-    if torch.cuda.is_initialized():
+    if mode == "pluggable" and torch.cuda.is_initialized():
         raise RuntimeError(
             "umpool.torch.enable() must run before CUDA is initialised in this process, "
             "and CUDA already is (a tensor was put on a GPU, or torch.cuda was queried). "
-            "Call it at the very start of your program, or run the program with "
-            "`python -c 'import umpool.torch; umpool.torch.enable(); ...'`.")
+            "Call it at the very start of your program, or use enable(mode='mempool'), "
+            "which works at any time.")
     if conf is not None:
         from . import configure
         configure(conf)
+    if mode == "mempool":
+        pool = mem_pool("default")
+        device = torch.cuda.current_device()
+        begin = getattr(torch._C, "_cuda_beginAllocateToPool", None)
+        if begin is not None:
+            begin(device, pool.id)  # every thread and stream of the device
+        else:
+            torch._C._cuda_beginAllocateCurrentThreadToPool(device, pool.id)
+        _enabled, _mode = pool, mode
+        return pool
     path = _lib.library_path()
     alloc = torch.cuda.memory.CUDAPluggableAllocator(path, "umpool_malloc", "umpool_free")
     raw = alloc.allocator()
@@ -61,7 +90,7 @@ def enable(conf=None):
     raw.set_memory_fraction_fn(_fn("umpool_set_memory_fraction"))
     raw.set_record_stream_fn(_fn("umpool_record_stream"))
     torch.cuda.memory.change_current_allocator(alloc)
-    _enabled = alloc
+    _enabled, _mode = alloc, mode
     return alloc
 
 
