@@ -10,6 +10,7 @@
 
 #if UMPOOL_HAVE_CUDA
 #include <cuda_runtime_api.h>
+#include <dlfcn.h>
 #endif
 
 namespace umpool::bench {
@@ -22,9 +23,10 @@ namespace {
 
 class UmpoolAllocator final : public BenchAllocator {
  public:
-  explicit UmpoolAllocator(BackendKind kind) {
+  explicit UmpoolAllocator(BackendKind kind, bool prefetch = true) {
     PoolOptions o;
     o.backend = kind;
+    if (!prefetch) o.roles[static_cast<int>(Role::kDefault)].prefetch = PrefetchMode::kNever;
     auto pool = Pool::Create(o);
     if (!pool.ok()) Die(pool.status().ToString());
     pool_ = *std::move(pool);
@@ -80,6 +82,49 @@ class SeedAllocator final : public BenchAllocator {
 
  private:
   long long calls_ = 0;
+};
+
+// cudaMalloc / cudaFree per request (the bandwidth reference).
+class CudaMallocAllocator final : public BenchAllocator {
+ public:
+  void* Alloc(std::size_t bytes, Stream) override {
+    void* p = nullptr;
+    BENCH_CUDA(cudaMalloc(&p, bytes));
+    return p;
+  }
+  void Free(void* p, std::size_t, Stream stream) override {
+    BENCH_CUDA(cudaStreamSynchronize(stream));
+    BENCH_CUDA(cudaFree(p));
+  }
+};
+
+// PyTorch's CUDACachingAllocator (raw_alloc_with_stream / raw_delete) through
+// bench/torch_anchor/torch_shim.cc, dlopened from UMPOOL_TORCH_SHIM.
+class TorchAllocator final : public BenchAllocator {
+ public:
+  TorchAllocator() {
+    const char* path = std::getenv("UMPOOL_TORCH_SHIM");
+    void* h = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
+    if (h == nullptr) Die(std::string("dlopen UMPOOL_TORCH_SHIM: ") + dlerror());
+    auto init = reinterpret_cast<int (*)()>(dlsym(h, "umpool_torch_anchor_init"));
+    alloc_ = reinterpret_cast<void* (*)(std::size_t, cudaStream_t)>(
+        dlsym(h, "umpool_torch_anchor_alloc"));
+    free_ = reinterpret_cast<void (*)(void*)>(dlsym(h, "umpool_torch_anchor_free"));
+    empty_ = reinterpret_cast<void (*)()>(dlsym(h, "umpool_torch_anchor_empty_cache"));
+    if (!init || !alloc_ || !free_ || !empty_) Die("torch shim lacks a symbol");
+    init();
+  }
+  void* Alloc(std::size_t bytes, Stream stream) override { return alloc_(bytes, stream); }
+  void Free(void* p, std::size_t, Stream) override { free_(p); }
+  void Release() override {
+    BENCH_CUDA(cudaDeviceSynchronize());
+    empty_();
+  }
+
+ private:
+  void* (*alloc_)(std::size_t, cudaStream_t) = nullptr;
+  void (*free_)(void*) = nullptr;
+  void (*empty_)() = nullptr;
 };
 
 // cudaMallocAsync on the device's default pool, release threshold raised so
@@ -154,6 +199,18 @@ std::vector<AllocatorFactory> AvailableAllocators() {
     all.push_back({"umpool_managed", true, [] {
                      return std::unique_ptr<BenchAllocator>(new UmpoolAllocator(BackendKind::kManaged));
                    }});
+    all.push_back({"umpool_managed_noprefetch", true,
+                   [] {
+                     return std::unique_ptr<BenchAllocator>(
+                         new UmpoolAllocator(BackendKind::kManaged, /*prefetch=*/false));
+                   },
+                   /*in_cpu_workloads=*/false});
+    if (std::getenv("UMPOOL_TORCH_SHIM") != nullptr) {
+      all.push_back({"pytorch_native", true,
+                     [] { return std::unique_ptr<BenchAllocator>(new TorchAllocator()); }});
+    }
+    all.push_back({"cudaMalloc", true,
+                   [] { return std::unique_ptr<BenchAllocator>(new CudaMallocAllocator()); }});
     all.push_back({"seed_per_request", true,
                    [] { return std::unique_ptr<BenchAllocator>(new SeedAllocator()); }});
     all.push_back({"cudaMallocAsync", true,

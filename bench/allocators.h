@@ -27,6 +27,8 @@ struct AllocatorFactory {
   std::string name;  // e.g. "umpool_managed", "seed", "cudaMallocAsync"
   bool needs_gpu;
   std::unique_ptr<BenchAllocator> (*make)();
+  // false: only for the GPU-side benchmarks (e.g. a no-prefetch variant).
+  bool in_cpu_workloads = true;
 };
 
 // Every allocator compiled in; those needing a GPU are listed only when one is usable.

@@ -9,6 +9,10 @@
 //   BM_Threads/<alloc>/threads:N        4 KiB pairs, each thread on its own stream
 //   BM_CrossStream/<alloc>/<bytes>      allocate on B, free on A (blocks flow A -> B)
 //   BM_FirstAlloc/<alloc>/<bytes>       allocation into an empty pool (slab creation)
+// GPU side (GPU allocators only):
+//   BM_CopyBandwidth/<alloc>            copy kernel between two 1 GiB blocks (GB/s counter)
+//   BM_FirstKernel/<alloc>              fresh 1 GiB block: allocation to the end of the
+//                                       first kernel that reads it (prefetched vs faulting)
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -23,6 +27,9 @@
 
 #if UMPOOL_HAVE_CUDA
 #include <cuda_runtime_api.h>
+#endif
+#if UMPOOL_BENCH_KERNELS
+#include "bench/gpu_kernels.h"
 #endif
 
 namespace umpool::bench {
@@ -131,9 +138,83 @@ void FirstAlloc(benchmark::State& state, AllocatorFactory f) {
   state.SetItemsProcessed(state.iterations());
 }
 
+#if UMPOOL_BENCH_KERNELS
+#define GPU_CHECK(expr)                                                  \
+  do {                                                                   \
+    if ((expr) != cudaSuccess) {                                         \
+      state.SkipWithError(#expr);                                        \
+      return;                                                            \
+    }                                                                    \
+  } while (0)
+
+void CopyBandwidth(benchmark::State& state, AllocatorFactory f) {
+  BenchAllocator& a = Get(f);
+  constexpr std::size_t kBytes = std::size_t{1} << 30;
+  const Stream s = BenchStream(0, true);
+  void* src = a.Alloc(kBytes, s);
+  void* dst = a.Alloc(kBytes, s);
+  GPU_CHECK(cudaMemsetAsync(src, 1, kBytes, s));
+  GPU_CHECK(cudaMemsetAsync(dst, 0, kBytes, s));
+  for (int i = 0; i < 3; ++i) GPU_CHECK(LaunchCopy(dst, src, kBytes, s));
+  cudaEvent_t e0, e1;
+  GPU_CHECK(cudaEventCreate(&e0));
+  GPU_CHECK(cudaEventCreate(&e1));
+  constexpr int kReps = 20;
+  double bytes = 0;
+  for (auto _ : state) {
+    GPU_CHECK(cudaEventRecord(e0, s));
+    for (int i = 0; i < kReps; ++i) GPU_CHECK(LaunchCopy(dst, src, kBytes, s));
+    GPU_CHECK(cudaEventRecord(e1, s));
+    GPU_CHECK(cudaEventSynchronize(e1));
+    float ms = 0;
+    GPU_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+    state.SetIterationTime(ms / 1e3 / kReps);
+    bytes += 2.0 * kBytes * kReps;
+  }
+  state.counters["GB/s"] = benchmark::Counter(2.0 * kBytes, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetBytesProcessed(static_cast<std::int64_t>(2.0 * kBytes) * state.iterations());
+  (void)bytes;
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  a.Free(dst, kBytes, s);
+  a.Free(src, kBytes, s);
+  a.Release();
+}
+
+void FirstKernel(benchmark::State& state, AllocatorFactory f) {
+  BenchAllocator& a = Get(f);
+  constexpr std::size_t kBytes = std::size_t{1} << 30;
+  const Stream s = BenchStream(0, true);
+  unsigned long long* sink = nullptr;
+  GPU_CHECK(cudaMalloc(reinterpret_cast<void**>(&sink), sizeof(*sink)));
+  for (auto _ : state) {
+    a.Release();
+    GPU_CHECK(cudaDeviceSynchronize());
+    const auto t0 = std::chrono::steady_clock::now();
+    void* p = a.Alloc(kBytes, s);
+    GPU_CHECK(LaunchRead(p, kBytes, sink, s));
+    GPU_CHECK(cudaStreamSynchronize(s));
+    const auto t1 = std::chrono::steady_clock::now();
+    state.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
+    a.Free(p, kBytes, s);
+  }
+  a.Release();
+  cudaFree(sink);
+}
+#endif
+
 void RegisterAll() {
   for (const AllocatorFactory& f : AvailableAllocators()) {
     const std::string n = f.name;
+#if UMPOOL_BENCH_KERNELS
+    if (f.needs_gpu) {
+      benchmark::RegisterBenchmark(("BM_CopyBandwidth/" + n).c_str(), CopyBandwidth, f)
+          ->UseManualTime()->Iterations(5);
+      benchmark::RegisterBenchmark(("BM_FirstKernel/" + n).c_str(), FirstKernel, f)
+          ->UseManualTime()->Iterations(5);
+    }
+#endif
+    if (!f.in_cpu_workloads) continue;
     auto* b = benchmark::RegisterBenchmark(("BM_CachedPair/" + n).c_str(), CachedPair, f);
     for (long long bytes : {512LL, 4096LL, 65536LL, 1LL << 20, 16LL << 20, 256LL << 20}) b->Arg(bytes);
     benchmark::RegisterBenchmark(("BM_Churn/" + n).c_str(), Churn, f);
