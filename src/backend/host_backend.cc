@@ -30,13 +30,13 @@ HostBackend::~HostBackend() = default;
 std::string HostBackend::Describe() const { return "host: plain host memory (no GPU)"; }
 
 absl::StatusOr<std::size_t> HostBackend::AvailableBytes() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return capacity_bytes_ > mapped_bytes_ ? capacity_bytes_ - mapped_bytes_ : 0;
 }
 
 absl::StatusOr<void*> HostBackend::Map(std::size_t bytes) {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (fail_maps_ > 0) {
       --fail_maps_;
       return absl::ResourceExhaustedError(
@@ -53,7 +53,7 @@ absl::StatusOr<void*> HostBackend::Map(std::size_t bytes) {
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
     int err = errno;
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     mapped_bytes_ -= bytes;
     return absl::ResourceExhaustedError(
         absl::StrCat("host backend: mmap of ", bytes, " bytes failed: ", std::strerror(err)));
@@ -67,7 +67,7 @@ absl::Status HostBackend::Unmap(void* ptr, std::size_t bytes) {
     return absl::InternalError(absl::StrCat("host backend: munmap failed: ", std::strerror(errno)));
   }
   counters_.unmaps.fetch_add(1, std::memory_order_relaxed);
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   mapped_bytes_ -= bytes;
   return absl::OkStatus();
 }
@@ -83,7 +83,7 @@ absl::Status HostBackend::Prefetch(void*, std::size_t, Location, Stream) {
 }
 
 absl::StatusOr<Event> HostBackend::CreateEvent() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   Event e = reinterpret_cast<Event>(next_event_);
   next_event_ += 0x10;
   events_[e] = EventState{};
@@ -91,14 +91,14 @@ absl::StatusOr<Event> HostBackend::CreateEvent() {
 }
 
 void HostBackend::DestroyEvent(Event event) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   events_.erase(event);
 }
 
 HostBackend::StreamState& HostBackend::StreamLocked(Stream stream) { return streams_[stream]; }
 
 absl::Status HostBackend::RecordEvent(Event event, Stream stream) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = events_.find(event);
   if (it == events_.end()) return absl::InvalidArgumentError("host backend: unknown event");
   StreamState& s = StreamLocked(stream);
@@ -109,7 +109,7 @@ absl::Status HostBackend::RecordEvent(Event event, Stream stream) {
 }
 
 absl::StatusOr<bool> HostBackend::QueryEvent(Event event) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   counters_.event_queries.fetch_add(1, std::memory_order_relaxed);
   auto it = events_.find(event);
   if (it == events_.end()) return absl::InvalidArgumentError("host backend: unknown event");
@@ -119,7 +119,7 @@ absl::StatusOr<bool> HostBackend::QueryEvent(Event event) {
 }
 
 absl::Status HostBackend::SynchronizeEvent(Event event) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   counters_.event_syncs.fetch_add(1, std::memory_order_relaxed);
   auto it = events_.find(event);
   if (it == events_.end()) return absl::InvalidArgumentError("host backend: unknown event");
@@ -129,7 +129,7 @@ absl::Status HostBackend::SynchronizeEvent(Event event) {
 }
 
 absl::Status HostBackend::StreamWaitEvent(Stream stream, Event event) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   counters_.stream_waits.fetch_add(1, std::memory_order_relaxed);
   auto it = events_.find(event);
   if (it == events_.end()) return absl::InvalidArgumentError("host backend: unknown event");
@@ -152,12 +152,12 @@ absl::Status HostBackend::Synchronize() {
 }
 
 void HostBackend::SetManualCompletion(bool manual) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   manual_ = manual;
 }
 
 std::uint64_t HostBackend::Submit(Stream stream) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   StreamState& s = StreamLocked(stream);
   ++s.submitted;
   if (!manual_) s.completed = s.submitted;
@@ -178,29 +178,29 @@ void HostBackend::CompleteUpTo(Stream stream, std::uint64_t ticket) {
 }
 
 void HostBackend::Complete(Stream stream) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   CompleteUpTo(stream, StreamLocked(stream).submitted);
 }
 
 void HostBackend::CompleteAll() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   std::vector<std::pair<Stream, std::uint64_t>> all;
   for (const auto& [stream, state] : streams_) all.emplace_back(stream, state.submitted);
   for (const auto& [stream, submitted] : all) CompleteUpTo(stream, submitted);
 }
 
 bool HostBackend::IsComplete(Stream stream, std::uint64_t ticket) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return StreamLocked(stream).completed >= ticket;
 }
 
 void HostBackend::FailNextMaps(int count) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   fail_maps_ = count;
 }
 
 std::size_t HostBackend::mapped_bytes() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return mapped_bytes_;
 }
 

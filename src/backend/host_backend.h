@@ -16,7 +16,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
+#include "src/base/mutex.h"
 #include "src/backend/backend.h"
 
 namespace umpool::internal {
@@ -81,7 +81,7 @@ class HostBackend final : public Backend {
   void CompleteUpTo(Stream stream, std::uint64_t ticket) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::size_t capacity_bytes_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   bool manual_ ABSL_GUARDED_BY(mu_) = false;
   int fail_maps_ ABSL_GUARDED_BY(mu_) = 0;
   std::size_t mapped_bytes_ ABSL_GUARDED_BY(mu_) = 0;

@@ -79,7 +79,7 @@ absl::Status CentralBin::FenceOthers(Stream stream, Fencer& fencer, int* moved) 
 
 TakeResult CentralBin::Take(Stream stream, void** out, int max, Fencer& fencer) {
   TakeResult r;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (auto it = by_stream_.find(stream); it != by_stream_.end()) {
     r.count = TakeFrom(it->second.blocks, out, max);
     if (r.count > 0) return r;
@@ -103,21 +103,21 @@ TakeResult CentralBin::Take(Stream stream, void** out, int max, Fencer& fencer) 
 }
 
 int CentralBin::AddSlabAndTake(Slab* slab, void** out, int max) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   slabs_.push_back(slab);
   partial_.push_back(slab);
   return Carve(out, max);
 }
 
 void CentralBin::Put(Stream stream, void* const* blocks, int n, std::uint64_t seq) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   StreamList& list = by_stream_[stream];
   list.blocks.insert(list.blocks.end(), blocks, blocks + n);
   list.max_seq = std::max(list.max_seq, seq);
 }
 
 void CentralBin::PutPending(absl::InlinedVector<FenceRef, 2> fences, void* block) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   Pending p;
   p.fences = std::move(fences);
   p.blocks.push_back(block);
@@ -126,7 +126,7 @@ void CentralBin::PutPending(absl::InlinedVector<FenceRef, 2> fences, void* block
 
 absl::Status CentralBin::ReleaseEmpty(Fencer& fencer, const PageMap& pagemap,
                                       std::vector<Slab*>* empty) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   int moved = 0;
   absl::Status status = FenceOthers(/*stream=*/reinterpret_cast<Stream>(~std::uintptr_t{0}),
                                     fencer, &moved);
@@ -153,12 +153,12 @@ absl::Status CentralBin::ReleaseEmpty(Fencer& fencer, const PageMap& pagemap,
 }
 
 std::int64_t CentralBin::slabs() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return static_cast<std::int64_t>(slabs_.size());
 }
 
 std::int64_t CentralBin::free_blocks() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   std::int64_t n = static_cast<std::int64_t>(ready_.size());
   for (const auto& [s, list] : by_stream_) n += static_cast<std::int64_t>(list.blocks.size());
   for (const Pending& p : pending_) n += static_cast<std::int64_t>(p.blocks.size());
@@ -167,7 +167,7 @@ std::int64_t CentralBin::free_blocks() const {
 }
 
 void CentralBin::CheckInvariants(const PageMap& pagemap) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   absl::flat_hash_set<const Slab*> mine(slabs_.begin(), slabs_.end());
   absl::flat_hash_set<void*> seen;
   auto check = [&](void* b) {

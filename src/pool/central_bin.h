@@ -23,7 +23,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
+#include "src/base/mutex.h"
 #include "src/pool/fence.h"
 #include "src/pool/pagemap.h"
 #include "src/pool/slab.h"
@@ -80,7 +80,7 @@ class CentralBin {
   absl::Status FenceOthers(Stream stream, Fencer& fencer, int* moved)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   absl::flat_hash_map<Stream, StreamList> by_stream_ ABSL_GUARDED_BY(mu_);
   std::deque<Pending> pending_ ABSL_GUARDED_BY(mu_);
   std::vector<void*> ready_ ABSL_GUARDED_BY(mu_);

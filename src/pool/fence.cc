@@ -9,17 +9,17 @@ Fencer::Fencer(Backend& backend) : backend_(backend) {}
 Fencer::~Fencer() {
   absl::flat_hash_map<Stream, FenceRef> latest;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     latest.swap(latest_);
   }
   latest.clear();  // the deleters recycle the events (and take mu_)
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   UMPOOL_CHECK(outstanding_ == 0, "fences outlive their Fencer");
   for (Event e : spare_events_) backend_.DestroyEvent(e);
 }
 
 void Fencer::Recycle(Event event) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   --outstanding_;
   spare_events_.push_back(event);
 }
@@ -27,7 +27,7 @@ void Fencer::Recycle(Event event) {
 absl::StatusOr<FenceRef> Fencer::FenceFor(Stream stream, std::uint64_t seq) {
   Event event = nullptr;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto it = latest_.find(stream);
     if (it != latest_.end() && it->second->covers_seq >= seq) return it->second;
     if (!spare_events_.empty()) {
@@ -45,7 +45,7 @@ absl::StatusOr<FenceRef> Fencer::FenceFor(Stream stream, std::uint64_t seq) {
   const std::uint64_t covers = seq_.load(std::memory_order_acquire);
   absl::Status st = backend_.RecordEvent(event, stream);
   if (!st.ok()) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     spare_events_.push_back(event);
     return st;
   }
@@ -58,7 +58,7 @@ absl::StatusOr<FenceRef> Fencer::FenceFor(Stream stream, std::uint64_t seq) {
   fence->stream = stream;
   fence->covers_seq = covers;
   FenceRef replaced;  // released after the lock: its deleter takes mu_
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   ++outstanding_;
   FenceRef& slot = latest_[stream];
   if (slot == nullptr || slot->covers_seq <= covers) {

@@ -17,7 +17,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "src/base/mutex.h"
 #include "src/backend/backend.h"
 
 namespace umpool::internal {
@@ -59,7 +59,7 @@ class Fencer {
   Backend& backend_;
   std::atomic<std::uint64_t> seq_{0};
   std::atomic<std::uint64_t> recorded_{0};
-  absl::Mutex mu_;
+  Mutex mu_;
   absl::flat_hash_map<Stream, FenceRef> latest_ ABSL_GUARDED_BY(mu_);
   std::vector<Event> spare_events_ ABSL_GUARDED_BY(mu_);
   int outstanding_ ABSL_GUARDED_BY(mu_) = 0;

@@ -18,7 +18,7 @@ bool SameTerms(const LargeBlock* a, const LargeBlock* b) {
 }  // namespace
 
 LargeHeap::~LargeHeap() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   for (Segment* s : segments_) {
     for (LargeBlock* b = s->first; b != nullptr;) {
       LargeBlock* next = b->next;
@@ -134,7 +134,7 @@ absl::Status LargeHeap::FenceOthers(Stream stream, Fencer& fencer) {
 
 absl::StatusOr<void*> LargeHeap::Take(std::size_t bytes, Stream stream, Fencer& fencer,
                                       bool* cross_stream) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   absl::Status status;
   bool ready = false;
   LargeBlock* b = Pick(bytes, stream, &ready);
@@ -160,7 +160,7 @@ absl::StatusOr<void*> LargeHeap::Take(std::size_t bytes, Stream stream, Fencer& 
 }
 
 void* LargeHeap::AddSegmentAndTake(Segment* segment, std::size_t bytes) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto* b = new LargeBlock;
   b->addr = segment->base;
   b->size = segment->bytes;
@@ -194,7 +194,7 @@ absl::Status LargeHeap::Diagnose(std::uintptr_t p) const {
 }
 
 absl::StatusOr<std::size_t> LargeHeap::Free(std::uintptr_t p, Stream stream, Fencer& fencer) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = live_.find(p);
   if (it == live_.end()) return Diagnose(p);
   LargeBlock* b = it->second;
@@ -233,7 +233,7 @@ absl::StatusOr<std::size_t> LargeHeap::Free(std::uintptr_t p, Stream stream, Fen
 }
 
 absl::Status LargeHeap::RecordStream(std::uintptr_t p, Stream stream) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = live_.find(p);
   if (it == live_.end()) return Diagnose(p);
   auto& rec = it->second->recorded;
@@ -242,14 +242,14 @@ absl::Status LargeHeap::RecordStream(std::uintptr_t p, Stream stream) {
 }
 
 absl::StatusOr<std::size_t> LargeHeap::BlockSize(std::uintptr_t p) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = live_.find(p);
   if (it == live_.end()) return Diagnose(p);
   return it->second->size;
 }
 
 absl::Status LargeHeap::ReleaseFree(Fencer& fencer, std::vector<Segment*>* empty) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   absl::Status status = FenceOthers(reinterpret_cast<Stream>(~std::uintptr_t{0}), fencer);
   for (LargeBlock* b : pending_) {
     for (const FenceRef& f : b->fences) status.Update(fencer.Wait(*f));
@@ -273,12 +273,12 @@ absl::Status LargeHeap::ReleaseFree(Fencer& fencer, std::vector<Segment*>* empty
 }
 
 std::int64_t LargeHeap::segments() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return static_cast<std::int64_t>(segments_.size());
 }
 
 std::size_t LargeHeap::free_bytes() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   std::size_t n = 0;
   for (const Segment* s : segments_) {
     for (const LargeBlock* b = s->first; b != nullptr; b = b->next) n += b->live ? 0 : b->size;
@@ -287,7 +287,7 @@ std::size_t LargeHeap::free_bytes() const {
 }
 
 void LargeHeap::CheckInvariants() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   std::size_t in_sets = ready_.size() + pending_.size();
   for (const auto& [s, set] : by_stream_) in_sets += set.size();
   std::size_t free_blocks = 0;

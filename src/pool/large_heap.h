@@ -23,7 +23,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "src/base/mutex.h"
 #include "src/pool/fence.h"
 #include "src/pool/span.h"
 
@@ -98,7 +98,7 @@ class LargeHeap {
   absl::Status FenceOthers(Stream stream, Fencer& fencer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Diagnose(std::uintptr_t p) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   FreeSet ready_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<Stream, FreeSet> by_stream_ ABSL_GUARDED_BY(mu_);
   std::vector<LargeBlock*> pending_ ABSL_GUARDED_BY(mu_);

@@ -268,7 +268,7 @@ absl::Status PoolCore::Deallocate(void* ptr, Stream stream) {
 absl::Status PoolCore::FreeRecorded(Slab* slab, void* ptr, Stream stream) {
   absl::InlinedVector<Stream, 2> streams;
   {
-    absl::MutexLock lock(&recorded_mu_);
+    MutexLock lock(&recorded_mu_);
     auto it = recorded_.find(ptr);
     if (it != recorded_.end()) {
       streams = std::move(it->second);
@@ -310,7 +310,7 @@ absl::Status PoolCore::RecordStream(void* ptr, Stream stream) {
           ", which is not allocated"));
     }
   } while (s == kLive && !state.compare_exchange_weak(s, kLiveRecorded, std::memory_order_acq_rel));
-  absl::MutexLock lock(&recorded_mu_);
+  MutexLock lock(&recorded_mu_);
   auto& streams = recorded_[ptr];
   if (std::find(streams.begin(), streams.end(), stream) == streams.end()) streams.push_back(stream);
   return absl::OkStatus();

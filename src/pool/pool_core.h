@@ -23,7 +23,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "src/base/mutex.h"
 #include "src/backend/backend.h"
 #include "src/pool/central_bin.h"
 #include "src/pool/fence.h"
@@ -124,7 +124,7 @@ class PoolCore {
   Fencer fencer_;
   std::array<std::unique_ptr<RoleHeap>, kNumRoles> heaps_;
 
-  absl::Mutex grow_mu_;
+  Mutex grow_mu_;
   std::size_t reserved_ ABSL_GUARDED_BY(grow_mu_) = 0;
   std::size_t capacity_ ABSL_GUARDED_BY(grow_mu_);
   std::atomic<std::size_t> capacity_view_;  // capacity_ for GetStats
@@ -134,10 +134,10 @@ class PoolCore {
   std::vector<std::unique_ptr<Span>> retired_ ABSL_GUARDED_BY(grow_mu_);
 
   std::atomic<std::uint64_t> flush_epoch_{0};
-  mutable absl::Mutex caches_mu_;
+  mutable Mutex caches_mu_;
   std::vector<ThreadCache*> caches_ ABSL_GUARDED_BY(caches_mu_);
 
-  absl::Mutex recorded_mu_;
+  Mutex recorded_mu_;
   absl::flat_hash_map<void*, absl::InlinedVector<Stream, 2>> recorded_ ABSL_GUARDED_BY(recorded_mu_);
 
   // Pool-wide counters (slow paths, retired caches, published deltas).

@@ -82,7 +82,7 @@ absl::Status PoolCore::SetCapacity(std::size_t bytes) {
   }
   bool over = false;
   {
-    absl::MutexLock lock(&grow_mu_);
+    MutexLock lock(&grow_mu_);
     capacity_ = bytes;
     capacity_view_.store(bytes, std::memory_order_relaxed);
     over = reserved_ > bytes;
@@ -96,14 +96,14 @@ PoolCore::~PoolCore() {
   // No queued work may touch memory we return; cudaFree would sync anyway.
   (void)backend_->Synchronize();
   for (auto& h : heaps_) h.reset();  // drops fences and large blocks first
-  absl::MutexLock lock(&grow_mu_);
+  MutexLock lock(&grow_mu_);
   for (auto& [span, owned] : spans_) (void)backend_->Unmap(reinterpret_cast<void*>(span->base), span->bytes);
   spans_.clear();
 }
 
 absl::StatusOr<void*> PoolCore::MapSpan(std::size_t bytes, Role role, Stream stream) {
   {
-    absl::MutexLock lock(&grow_mu_);
+    MutexLock lock(&grow_mu_);
     if (bytes > capacity_ - std::min(capacity_, reserved_)) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "the pool's cap of ", capacity_, " bytes would be exceeded (", reserved_,
@@ -113,7 +113,7 @@ absl::StatusOr<void*> PoolCore::MapSpan(std::size_t bytes, Role role, Stream str
   }
   absl::StatusOr<void*> p = backend_->Map(bytes);
   if (!p.ok()) {
-    absl::MutexLock lock(&grow_mu_);
+    MutexLock lock(&grow_mu_);
     reserved_ -= bytes;
     return p.status();
   }
@@ -121,7 +121,7 @@ absl::StatusOr<void*> PoolCore::MapSpan(std::size_t bytes, Role role, Stream str
   counters_.advise_calls.fetch_add(1, std::memory_order_relaxed);
   if (absl::Status st = backend_->Advise(*p, bytes, policy); !st.ok()) {
     (void)backend_->Unmap(*p, bytes);
-    absl::MutexLock lock(&grow_mu_);
+    MutexLock lock(&grow_mu_);
     reserved_ -= bytes;
     return st;
   }
@@ -144,7 +144,7 @@ absl::StatusOr<void*> PoolCore::MapSpan(std::size_t bytes, Role role, Stream str
 }
 
 void PoolCore::RegisterSpan(std::unique_ptr<Span> span) {
-  absl::MutexLock lock(&grow_mu_);
+  MutexLock lock(&grow_mu_);
   UMPOOL_CHECK(pagemap_.Insert(span.get()), "backend returned an address above 2^48");
   Span* raw = span.get();
   spans_[raw] = std::move(span);
@@ -174,7 +174,7 @@ absl::StatusOr<Segment*> PoolCore::GrowSegment(Role role, std::size_t bytes, Str
 }
 
 absl::Status PoolCore::UnmapSpan(Span* span) {
-  absl::MutexLock lock(&grow_mu_);
+  MutexLock lock(&grow_mu_);
   pagemap_.Erase(span);
   auto it = spans_.find(span);
   UMPOOL_CHECK(it != spans_.end(), "unmapping an unknown span");
@@ -228,7 +228,7 @@ void PoolCore::RetireCache(ThreadCache* cache) {
   counters_.frees.fetch_add(static_cast<std::uint64_t>(cache->frees.Get()));
   counters_.cache_hits.fetch_add(static_cast<std::uint64_t>(cache->cache_hits.Get()));
   if (cache->unpublished != 0) Publish(cache->unpublished);
-  absl::MutexLock lock(&caches_mu_);
+  MutexLock lock(&caches_mu_);
   std::erase(caches_, cache);
 }
 
@@ -237,7 +237,7 @@ void PoolCore::CheckInvariants() const {
     for (const CentralBin& bin : heap->bins) bin.CheckInvariants(pagemap_);
     heap->large.CheckInvariants();
   }
-  absl::MutexLock lock(&const_cast<absl::Mutex&>(grow_mu_));
+  MutexLock lock(&const_cast<Mutex&>(grow_mu_));
   std::size_t sum = 0;
   for (const auto& [span, owned] : spans_) {
     sum += span->bytes;

@@ -55,7 +55,7 @@ Stats PoolCore::GetStats() const {
   std::uint64_t allocs = counters_.allocations.load(), frees = counters_.frees.load(),
                 hits = counters_.cache_hits.load();
   {
-    absl::MutexLock lock(&caches_mu_);
+    MutexLock lock(&caches_mu_);
     for (const ThreadCache* tc : caches_) {
       unpublished += tc->unpublished_view.Get();
       allocs += static_cast<std::uint64_t>(tc->allocations.Get());

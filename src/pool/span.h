@@ -18,6 +18,9 @@ enum class SpanKind : std::uint8_t { kSlab = 0, kSegment = 1 };
 
 struct Span {
   Span(SpanKind k, std::uintptr_t b, std::size_t n, Role r) : kind(k), role(r), base(b), bytes(n) {}
+  virtual ~Span() = default;  // spans are owned as std::unique_ptr<Span>
+  Span(const Span&) = delete;
+  Span& operator=(const Span&) = delete;
   const SpanKind kind;
   const Role role;
   const std::uintptr_t base;

@@ -6,7 +6,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
+#include "src/base/mutex.h"
 #include "src/pool/pool_core.h"
 
 namespace umpool::internal {
@@ -16,7 +16,7 @@ thread_local constinit TlsMemo tls_memo;
 namespace {
 
 struct Registry {
-  absl::Mutex mu;
+  Mutex mu;
   absl::flat_hash_map<std::uint64_t, PoolCore*> live ABSL_GUARDED_BY(mu);
 };
 
@@ -30,7 +30,7 @@ std::atomic<std::uint64_t> g_next_id{1};
 
 bool IsLive(std::uint64_t id) {
   Registry& r = GetRegistry();
-  absl::MutexLock lock(&r.mu);
+  MutexLock lock(&r.mu);
   return r.live.contains(id);
 }
 
@@ -40,7 +40,7 @@ struct OwnedCaches {
     tls_memo = TlsMemo{};
     Registry& r = GetRegistry();
     for (auto& c : caches) {
-      absl::MutexLock lock(&r.mu);
+      MutexLock lock(&r.mu);
       auto it = r.live.find(c->pool_id());
       if (it != r.live.end()) it->second->RetireCache(c.get());
     }
@@ -55,14 +55,14 @@ thread_local OwnedCaches tls_owned;
 std::uint64_t RegisterPool(PoolCore* pool) {
   const std::uint64_t id = g_next_id.fetch_add(1, std::memory_order_relaxed);
   Registry& r = GetRegistry();
-  absl::MutexLock lock(&r.mu);
+  MutexLock lock(&r.mu);
   r.live[id] = pool;
   return id;
 }
 
 void UnregisterPool(std::uint64_t id) {
   Registry& r = GetRegistry();
-  absl::MutexLock lock(&r.mu);
+  MutexLock lock(&r.mu);
   r.live.erase(id);
 }
 
@@ -92,7 +92,7 @@ ThreadCache* PoolCore::CurrentCacheSlow() {
   auto cache = std::make_unique<ThreadCache>(this, id_, cached_classes_);
   cache->epoch = flush_epoch_.load(std::memory_order_relaxed);
   {
-    absl::MutexLock lock(&caches_mu_);
+    MutexLock lock(&caches_mu_);
     caches_.push_back(cache.get());
   }
   return AdoptCache(std::move(cache));
