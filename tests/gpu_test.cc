@@ -3,6 +3,8 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <random>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -211,6 +213,64 @@ TEST_F(GpuTest, AdviceIsPerSlabAndSteadyStateMakesNoCudaAllocations) {
   CUDA_OK(cudaStreamSynchronize(a_));
   EXPECT_EQ(counters.maps.load(), warm);
   EXPECT_EQ(counters.unmaps.load(), 0u);
+}
+
+// Stress: kernels still writing when blocks are freed and reused across 4
+// streams; every block is checked on its own stream (stream-ordered, no host
+// sync) before it is freed. Any early reuse shows up as mismatched bytes.
+// UMPOOL_STRESS_ROUNDS (default 10000).
+TEST_F(GpuTest, StressCrossStreamReuseCorruptsNothing) {
+  const std::uint64_t seed = testing::TestSeed(12);
+  std::uint64_t rounds = 10000;
+  if (const char* e = std::getenv("UMPOOL_STRESS_ROUNDS"); e != nullptr) rounds = std::strtoull(e, nullptr, 0);
+  std::mt19937_64 rng(seed);
+  cudaStream_t streams[4] = {a_, b_, c_, nullptr};
+  CUDA_OK(cudaStreamCreateWithFlags(&streams[3], cudaStreamNonBlocking));
+  CUDA_OK(cudaMemset(bad_, 0, sizeof(*bad_)));
+  struct LiveBlock {
+    void* p;
+    std::size_t n;
+    unsigned char v;
+    cudaStream_t s;
+  };
+  std::vector<LiveBlock> live;
+  std::uint64_t bytes_checked = 0;
+  for (std::uint64_t r = 0; r < rounds; ++r) {
+    if (live.size() >= 24) {
+      const std::size_t k = rng() % live.size();
+      LiveBlock b = live[k];
+      live[k] = live.back();
+      live.pop_back();
+      CUDA_OK(testing::LaunchCountMismatches(b.p, b.n, b.v, bad_, b.s));
+      bytes_checked += b.n;
+      ASSERT_TRUE(pool_->Deallocate(b.p, b.s).ok());
+    }
+    const std::size_t sizes[] = {4096, 65536, 1 << 20, 3 << 20, 40 << 20};
+    const std::size_t n = sizes[rng() % 5] - (rng() % 8) * 256;
+    cudaStream_t s = streams[rng() % 4];
+    auto p = pool_->Allocate(n, s);
+    ASSERT_TRUE(p.ok()) << p.status();
+    const auto v = static_cast<unsigned char>(rng());
+    CUDA_OK(testing::LaunchSpinThenFill(*p, n, v, rng() % 50'000, s));
+    live.push_back({*p, n, v, s});
+  }
+  for (const LiveBlock& b : live) {
+    CUDA_OK(testing::LaunchCountMismatches(b.p, b.n, b.v, bad_, b.s));
+    bytes_checked += b.n;
+    ASSERT_TRUE(pool_->Deallocate(b.p, b.s).ok());
+  }
+  CUDA_OK(cudaDeviceSynchronize());
+  unsigned long long corrupted = ~0ull;
+  CUDA_OK(cudaMemcpy(&corrupted, bad_, sizeof(corrupted), cudaMemcpyDeviceToHost));
+  const Stats st = pool_->GetStats();
+  std::printf("stress: %llu rounds, %.1f GiB checked, %llu corrupted bytes, %llu cross-stream reuses, "
+              "%llu events\n", static_cast<unsigned long long>(rounds),
+              static_cast<double>(bytes_checked) / (1 << 30), corrupted,
+              static_cast<unsigned long long>(st.cross_stream_reuses),
+              static_cast<unsigned long long>(st.events_recorded));
+  EXPECT_EQ(corrupted, 0u);
+  EXPECT_GT(st.cross_stream_reuses, 0u);
+  cudaStreamDestroy(streams[3]);
 }
 
 TEST_F(GpuTest, DefaultCapIsTheGpusFreeMemory) {
