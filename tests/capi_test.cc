@@ -40,6 +40,16 @@ TEST_F(CapiTest, MallocFreeAndStats) {
   EXPECT_STREQ(umpool_version(), "0.1.0");
 }
 
+TEST_F(CapiTest, InitTakesTheDeviceCountAndCreatesNothing) {
+  umpool_init(8);  // PyTorch passes the device count
+  EXPECT_EQ(LastError(), "");
+  umpool_stats s{};
+  ASSERT_EQ(umpool_get_stats(5, &s), UMPOOL_OK);
+  EXPECT_EQ(s.capacity_bytes, 0u) << "no pool on device 5";
+  umpool_init(-1);
+  EXPECT_NE(LastError().find("bad device count"), std::string::npos);
+}
+
 TEST_F(CapiTest, SizeZeroAndNull) {
   EXPECT_EQ(umpool_malloc(0, 0, nullptr), nullptr);
   EXPECT_EQ(LastError(), "");

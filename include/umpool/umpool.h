@@ -75,8 +75,11 @@ UMPOOL_API void* umpool_pool_malloc_kv(size_t size, int device, umpool_stream_t 
 UMPOOL_API void* umpool_pool_malloc_activations(size_t size, int device, umpool_stream_t stream);
 
 /* --- Hooks PyTorch can call (set from Python on the pluggable allocator) ---- */
-/* set_init_fn: creates the device's pool. */
-UMPOOL_API void umpool_init(int device);
+/* set_init_fn: PyTorch 2.11 passes the number of devices. Reads the
+ * configuration (a malformed UMPOOL_CONF is reported here, in
+ * umpool_last_error()); pools are still created lazily, per device, at their
+ * first allocation, so a process that uses one GPU touches no other. */
+UMPOOL_API void umpool_init(int device_count);
 /* set_reset_fn (torch.cuda.empty_cache): returns empty slabs and free large
  * blocks of every pool to CUDA. */
 UMPOOL_API void umpool_empty_cache(void);

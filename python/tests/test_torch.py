@@ -150,9 +150,17 @@ def test_free_with_another_device_current(have_torch_cuda):
 import json, torch, umpool, umpool.torch
 umpool.torch.enable()
 x = torch.empty(1 << 20, device="cuda:1")
+y = torch.empty(1 << 20, device="cuda:0")
 torch.cuda.set_device(0)
 del x
-print(json.dumps(dict(d1=umpool.memory_stats(1)["allocated_bytes.all.current"],
+torch.cuda.set_device(1)
+del y
+print(json.dumps(dict(d0=umpool.memory_stats(0)["allocated_bytes.all.current"],
+                      d1=umpool.memory_stats(1)["allocated_bytes.all.current"],
+                      a0=umpool.memory_stats(0)["allocation.all.allocated"],
+                      a1=umpool.memory_stats(1)["allocation.all.allocated"],
                       err=umpool.last_error())))
 """)
-    assert res["d1"] == 0 and res["err"] == ""
+    assert res["a0"] >= 1 and res["a1"] >= 1, res
+    assert res["d0"] == 0 and res["d1"] == 0, res
+    assert res["err"] == "", res

@@ -214,9 +214,15 @@ void umpool_free(void* ptr, size_t /*size*/, int device, umpool_stream_t stream)
       " was not allocated by umpool (device ", device, ")")));
 }
 
-void umpool_init(int device) {
-  absl::StatusOr<Pool*> pool = PoolFor(device);
-  if (!pool.ok()) Fail(pool.status());
+void umpool_init(int device_count) {
+  if (device_count < 0 || device_count > kMaxDevices) {
+    Fail(absl::InvalidArgumentError(absl::StrCat("umpool_init: bad device count ", device_count)));
+    return;
+  }
+  State& s = S();
+  std::lock_guard<std::mutex> lock(s.mu);
+  EnsureConfiguredLocked(s);
+  if (!s.conf_status.ok()) Fail(s.conf_status);
 }
 
 void umpool_empty_cache(void) {
