@@ -50,6 +50,18 @@ TEST_F(CapiTest, InitTakesTheDeviceCountAndCreatesNothing) {
   EXPECT_NE(LastError().find("bad device count"), std::string::npos);
 }
 
+TEST_F(CapiTest, Prefetch) {
+  void* p = umpool_malloc(100000, 0, nullptr);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(umpool_prefetch(static_cast<char*>(p) + 4096, 8192, 0, nullptr), UMPOOL_OK);
+  EXPECT_EQ(umpool_prefetch(p, 0, 1, nullptr), UMPOOL_OK);
+  EXPECT_EQ(umpool_prefetch(p, 1 << 20, 1, nullptr), UMPOOL_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(LastError().find("past the end"), std::string::npos) << LastError();
+  int x = 0;
+  EXPECT_EQ(umpool_prefetch(&x, 4, 1, nullptr), UMPOOL_ERROR_INVALID_ARGUMENT);
+  umpool_free(p, 100000, 0, nullptr);
+}
+
 TEST_F(CapiTest, SizeZeroAndNull) {
   EXPECT_EQ(umpool_malloc(0, 0, nullptr), nullptr);
   EXPECT_EQ(LastError(), "");

@@ -273,6 +273,61 @@ TEST_F(GpuTest, StressCrossStreamReuseCorruptsNothing) {
   cudaStreamDestroy(streams[3]);
 }
 
+// Evicting a block to host memory and fetching it back keeps its address and
+// its bytes; the driver reports where it was last prefetched to.
+TEST_F(GpuTest, EvictThenFetchKeepsAddressAndBytes) {
+  int device = 0;
+  CUDA_OK(cudaGetDevice(&device));
+  for (std::size_t n : {std::size_t{1} << 20, std::size_t{8} << 20, std::size_t{96} << 20}) {
+    SCOPED_TRACE(n);
+    auto p = pool_->Allocate(n, a_, Role::kKv);
+    ASSERT_TRUE(p.ok());
+    CUDA_OK(testing::LaunchSpinThenFill(*p, n, 0x5A, 0, a_));
+    ASSERT_TRUE(pool_->Evict(*p, a_).ok());
+    CUDA_OK(cudaStreamSynchronize(a_));
+    int last = -9;
+    CUDA_OK(cudaMemRangeGetAttribute(&last, sizeof(last), cudaMemRangeAttributeLastPrefetchLocation, *p, n));
+    EXPECT_EQ(last, cudaCpuDeviceId) << "evicted to host memory";
+    ASSERT_TRUE(pool_->Fetch(*p, a_).ok());
+    CUDA_OK(cudaStreamSynchronize(a_));
+    CUDA_OK(cudaMemRangeGetAttribute(&last, sizeof(last), cudaMemRangeAttributeLastPrefetchLocation, *p, n));
+    EXPECT_EQ(last, device) << "fetched back to the GPU";
+    EXPECT_EQ(Mismatches(*p, n, 0x5A, a_), 0u) << "bytes changed across evict/fetch";
+    ASSERT_TRUE(pool_->Deallocate(*p, a_).ok());
+  }
+}
+
+// Weights above 2 GiB are prefetched at allocation (the seed's 2 GiB rule
+// left them to page-fault); ReadMostly is applied when asked for.
+TEST_F(GpuTest, WeightsAboveTwoGiBAreResidentAfterAllocation) {
+  int device = 0;
+  CUDA_OK(cudaGetDevice(&device));
+  std::size_t free_b = 0, total = 0;
+  CUDA_OK(cudaMemGetInfo(&free_b, &total));
+  if (free_b < (std::size_t{12} << 30)) GTEST_SKIP() << "needs 12 GiB free";
+  PoolOptions o;
+  o.backend = BackendKind::kManaged;
+  o.capacity_bytes = std::size_t{8} << 30;
+  o.roles[static_cast<int>(Role::kWeights)].read_mostly = true;
+  auto pool = Pool::Create(o);
+  ASSERT_TRUE(pool.ok());
+  const std::size_t n = std::size_t{5} << 29;  // 2.5 GiB
+  auto w = (*pool)->Allocate(n, a_, Role::kWeights);
+  auto d = (*pool)->Allocate(n, a_, Role::kDefault);
+  ASSERT_TRUE(w.ok() && d.ok());
+  CUDA_OK(cudaStreamSynchronize(a_));
+  int last_w = -9, last_d = -9, read_mostly = -9;
+  CUDA_OK(cudaMemRangeGetAttribute(&last_w, sizeof(int), cudaMemRangeAttributeLastPrefetchLocation, *w, n));
+  CUDA_OK(cudaMemRangeGetAttribute(&last_d, sizeof(int), cudaMemRangeAttributeLastPrefetchLocation, *d, n));
+  CUDA_OK(cudaMemRangeGetAttribute(&read_mostly, sizeof(int), cudaMemRangeAttributeReadMostly, *w, n));
+  EXPECT_EQ(last_w, device) << "weights role: prefetched whatever the size";
+  EXPECT_EQ(last_d, cudaInvalidDeviceId) << "default role keeps the seed's 2 GiB threshold";
+  EXPECT_EQ(read_mostly, 1);
+  std::printf("2.5 GiB weights: last prefetch location %d; default role: %d\n", last_w, last_d);
+  ASSERT_TRUE((*pool)->Deallocate(*w, a_).ok());
+  ASSERT_TRUE((*pool)->Deallocate(*d, a_).ok());
+}
+
 TEST_F(GpuTest, DefaultCapIsTheGpusFreeMemory) {
   std::size_t free_bytes = 0, total = 0;
   CUDA_OK(cudaMemGetInfo(&free_bytes, &total));

@@ -389,6 +389,31 @@ TEST_P(PoolTest, StatsAreConsistent) {
   EXPECT_EQ(s.reserved_bytes.peak, s.reserved_bytes.current);
 }
 
+TEST_P(PoolTest, PrefetchEvictAndFetchKeepAddressesAndContents) {
+  for (std::size_t n : {std::size_t{4096}, std::size_t{3} << 20, std::size_t{40} << 20}) {
+    SCOPED_TRACE(n);
+    auto p = pool_->Allocate(n);
+    ASSERT_TRUE(p.ok());
+    FillPattern(kind(), *p, 4096, n);
+    const std::uint64_t before = pool_->GetStats().prefetch_calls;
+    ASSERT_TRUE(pool_->Evict(*p, kDefaultStream).ok());
+    ASSERT_TRUE(pool_->Prefetch(static_cast<char*>(*p) + 256, 512, Location::kDevice, kDefaultStream).ok());
+    ASSERT_TRUE(pool_->Fetch(static_cast<char*>(*p) + 1000, kDefaultStream).ok());
+    EXPECT_EQ(pool_->GetStats().prefetch_calls, before + 3);
+    EXPECT_TRUE(CheckPattern(kind(), *p, 4096, n));
+    // Past the end of the block, a freed block, a foreign pointer: errors.
+    const std::size_t usable = *pool_->BlockSize(*p);
+    EXPECT_TRUE(absl::IsInvalidArgument(
+        pool_->Prefetch(*p, usable + 1, Location::kHost, kDefaultStream)));
+    int x = 0;
+    EXPECT_TRUE(absl::IsInvalidArgument(pool_->Evict(&x, kDefaultStream)));
+    ASSERT_TRUE(pool_->Deallocate(*p).ok());
+    EXPECT_FALSE(pool_->Fetch(*p, kDefaultStream).ok());
+    EXPECT_EQ(pool_->GetStats().prefetch_calls, before + 3);
+  }
+  Check();
+}
+
 TEST_P(PoolTest, WorksWithThreadCachesOff) {
   PoolOptions o;
   o.thread_cache = false;

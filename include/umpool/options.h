@@ -36,6 +36,9 @@ struct RolePolicy {
   // Default 2 GiB, the seed's threshold ("weights are small and must be in
   // HBM; KV-cache blocks are large and may page-fault").
   std::size_t prefetch_threshold_bytes = std::size_t{2} << 30;
+  // cudaMemAdviseSetReadMostly on the role's slabs: read-only copies may be
+  // made on each processor that reads them (for weights that never change).
+  bool read_mostly = false;
 
   bool operator==(const RolePolicy&) const = default;
 };

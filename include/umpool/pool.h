@@ -91,6 +91,21 @@ class Pool {
   // Thread-safe.
   absl::Status RecordStream(void* ptr, Stream stream);
 
+  // Moves [ptr, ptr + bytes) to `where` (the pool's GPU or host memory),
+  // ordered on `stream` like a kernel: work enqueued on `stream` afterwards
+  // sees the data there. Addresses never change. The range must lie inside
+  // one live block; ptr may point anywhere in it (a tensor view), and
+  // bytes == 0 means "to the end of the block". Migration is page-granular:
+  // a small block shares pages with its neighbours, which move with it.
+  // On the device and host backends this checks the range and does nothing.
+  // Errors: InvalidArgument (not inside a live block of this pool, or past
+  // its end); a CUDA error as returned by cudaMemPrefetchAsync. Thread-safe.
+  absl::Status Prefetch(const void* ptr, std::size_t bytes, Location where, Stream stream);
+  // Prefetch of the whole block containing ptr to host memory / to the GPU:
+  // e.g. the KV cache of a paused request, and its return before it resumes.
+  absl::Status Evict(const void* ptr, Stream stream);
+  absl::Status Fetch(const void* ptr, Stream stream);
+
   // Returns every cached block that is free to the backend: empty slabs and
   // free large-block segments. Waits (host-blocking) for events of pending
   // frees first, so it is not for hot paths. Blocks cached by other threads'

@@ -40,6 +40,9 @@ enum class Role : std::uint8_t {
 };
 inline constexpr int kNumRoles = 4;
 
+// Where a prefetch moves memory to: the pool's GPU, or host memory.
+enum class Location : std::uint8_t { kDevice = 0, kHost = 1 };
+
 // Where slabs come from.
 enum class BackendKind : std::uint8_t {
   kManaged = 0,  // cudaMallocManaged + advice + prefetch (the product)

@@ -121,6 +121,12 @@ UMPOOL_API int umpool_trim(int device);
  * next umpool call. */
 UMPOOL_API const char* umpool_last_error(void);
 UMPOOL_API void umpool_clear_last_error(void);
+/* Moves [ptr, ptr + bytes) to the GPU (to_gpu != 0) or to host memory,
+ * ordered on `stream`; addresses never change. The range must lie inside one
+ * live block of any device's pool (ptr may be interior); bytes == 0 means to
+ * the end of the block. umpool::Pool::Prefetch has the details. */
+UMPOOL_API int umpool_prefetch(const void* ptr, size_t bytes, int to_gpu, umpool_stream_t stream);
+
 /* Usable size of the live block at ptr (from any device's pool), or 0 if ptr
  * is not a live umpool block. */
 UMPOOL_API size_t umpool_block_size(const void* ptr);

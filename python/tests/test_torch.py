@@ -132,6 +132,27 @@ print(json.dumps(dict(
     assert res["allocs"] >= 1
 
 
+def test_prefetch_evict_and_fetch_keep_values():
+    res = run_json("""
+import json, torch, umpool, umpool.torch
+umpool.torch.enable()
+x = torch.arange(1 << 22, device="cuda", dtype=torch.float32)
+ptr = x.data_ptr()
+umpool.prefetch(x, "cpu")
+umpool.prefetch(x[1000:], "cuda")        # a view: interior pointer, own length
+umpool.prefetch(x, "cuda")
+ok = bool((x == torch.arange(1 << 22, device="cuda", dtype=torch.float32)).all())
+err = None
+try:
+    umpool.prefetch(ptr, "cpu", nbytes=1 << 40)
+except umpool.UmpoolError as e:
+    err = str(e)
+print(json.dumps(dict(ok=ok, same=x.data_ptr() == ptr, err=err)))
+""")
+    assert res["ok"] and res["same"]
+    assert "past the end" in res["err"]
+
+
 def test_enable_after_cuda_init_is_a_clear_error():
     rc, out, err = run_script("""
 import torch, umpool.torch

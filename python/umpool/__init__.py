@@ -8,7 +8,7 @@ from . import _lib
 
 __all__ = ["UmpoolError", "configure", "memory_stats", "memory_summary",
            "reset_peak_memory_stats", "empty_cache", "trim", "last_error",
-           "block_size", "library_path", "version"]
+           "block_size", "prefetch", "library_path", "version"]
 
 __version__ = "0.1.0"
 
@@ -124,6 +124,28 @@ def empty_cache():
 
 def trim(device=None):
     _check(_lib.lib().umpool_trim(_device_index(device)), "umpool.trim")
+
+
+def prefetch(tensor, where="cuda", stream=None, nbytes=None):
+    """Moves a tensor's memory (or `nbytes` at an integer address) to the GPU
+    ("cuda") or to host memory ("cpu"), ordered on `stream` (a torch.cuda.Stream,
+    a raw cudaStream_t int, or None for the current stream). Addresses never
+    change: evict a paused request's KV cache with "cpu" and bring it back with
+    "cuda" before it resumes."""
+    if where not in ("cuda", "cpu"):
+        raise ValueError(f"where must be 'cuda' or 'cpu', not {where!r}")
+    if isinstance(tensor, int):
+        ptr = tensor
+        size = nbytes or 0
+    else:
+        ptr = tensor.data_ptr()
+        size = nbytes if nbytes is not None else tensor.numel() * tensor.element_size()
+        if stream is None:
+            import torch
+            stream = torch.cuda.current_stream(tensor.device)
+    raw = getattr(stream, "cuda_stream", stream) or None
+    _check(_lib.lib().umpool_prefetch(ptr, size, 1 if where == "cuda" else 0, raw),
+           "umpool.prefetch")
 
 
 def block_size(ptr):

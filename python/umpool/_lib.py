@@ -76,6 +76,8 @@ def lib():
         l.umpool_stats_text.restype = ctypes.c_int
         l.umpool_trim.argtypes = [ctypes.c_int]
         l.umpool_trim.restype = ctypes.c_int
+        l.umpool_prefetch.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, stream]
+        l.umpool_prefetch.restype = ctypes.c_int
         l.umpool_block_size.argtypes = [ctypes.c_void_p]
         l.umpool_block_size.restype = ctypes.c_size_t
         l.umpool_last_error.argtypes = []

@@ -21,9 +21,6 @@
 
 namespace umpool::internal {
 
-// Where a prefetch moves a range to.
-enum class Location : std::uint8_t { kDevice = 0, kHost = 1 };
-
 // What the backend actually did, counted by the backend itself (so tests can
 // compare the pool's view with the backend's). Relaxed atomics.
 struct BackendCounters {

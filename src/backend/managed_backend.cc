@@ -43,6 +43,10 @@ absl::Status ManagedBackend::Advise(void* ptr, std::size_t bytes, const RolePoli
   counters_.raw_advise_calls.fetch_add(1, std::memory_order_relaxed);
   UMPOOL_CUDA_TRY(cudaMemAdvise(ptr, bytes, cudaMemAdviseSetPreferredLocation,
                                 DeviceLocation(device_)));
+  if (policy.read_mostly) {
+    counters_.raw_advise_calls.fetch_add(1, std::memory_order_relaxed);
+    UMPOOL_CUDA_TRY(cudaMemAdvise(ptr, bytes, cudaMemAdviseSetReadMostly, DeviceLocation(device_)));
+  }
   if (policy.accessed_by == AccessedBy::kNone) return absl::OkStatus();
   const cudaMemLocation who =
       policy.accessed_by == AccessedBy::kCpu ? HostLocation() : DeviceLocation(device_);

@@ -361,6 +361,21 @@ int umpool_trim(int device) {
   return st.ok() ? UMPOOL_OK : Fail(st);
 }
 
+int umpool_prefetch(const void* ptr, size_t bytes, int to_gpu, umpool_stream_t stream) {
+  const umpool::Location where = to_gpu ? umpool::Location::kDevice : umpool::Location::kHost;
+  absl::Status last = absl::InvalidArgumentError(absl::StrCat(
+      "umpool_prefetch: pointer ", absl::Hex(reinterpret_cast<std::uintptr_t>(ptr)),
+      " was not allocated by umpool"));
+  for (auto& slot : S().pools) {
+    Pool* p = slot.load(std::memory_order_acquire);
+    if (p == nullptr) continue;
+    absl::Status st = p->Prefetch(ptr, bytes, where, stream);
+    if (st.ok()) return UMPOOL_OK;
+    if (st.message().find("not allocated by this pool") == absl::string_view::npos) last = st;
+  }
+  return Fail(last);
+}
+
 size_t umpool_block_size(const void* ptr) {
   Pool* pool = OwnerOf(ptr, -1);
   if (pool == nullptr) return 0;

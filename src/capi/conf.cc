@@ -129,12 +129,14 @@ absl::StatusOr<Conf> ParseConf(absl::string_view text) {
         else if (v == "always") p.prefetch = PrefetchMode::kAlways;
         else if (v == "never") p.prefetch = PrefetchMode::kNever;
         else return Bad(key, value, "expected below_threshold, always or never");
+      } else if (field == "read_mostly") {
+        st = boolean(&p.read_mostly);
       } else if (field == "prefetch_threshold") {
         st = bytes(&p.prefetch_threshold_bytes);
       } else {
         return absl::InvalidArgumentError(absl::StrCat(
             "UMPOOL_CONF: unknown key '", key,
-            "' (a role takes accessed_by, prefetch or prefetch_threshold)"));
+            "' (a role takes accessed_by, prefetch, prefetch_threshold or read_mostly)"));
       }
     } else {
       return absl::InvalidArgumentError(absl::StrCat(

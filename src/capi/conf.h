@@ -14,6 +14,7 @@
 //   <role>.accessed_by         cpu | gpu | none           (role: default, weights, kv, activations)
 //   <role>.prefetch            below_threshold | always | never
 //   <role>.prefetch_threshold  bytes
+//   <role>.read_mostly         bool
 // Bools: true/false, 1/0, yes/no, on/off. An unknown key, a bad value, a
 // duplicate key or a malformed pair is an InvalidArgument naming it.
 #ifndef UMPOOL_SRC_CAPI_CONF_H_

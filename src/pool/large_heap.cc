@@ -248,6 +248,25 @@ absl::StatusOr<std::size_t> LargeHeap::BlockSize(std::uintptr_t p) const {
   return it->second->size;
 }
 
+absl::StatusOr<std::pair<std::uintptr_t, std::size_t>> LargeHeap::Containing(
+    std::uintptr_t p) const {
+  MutexLock lock(&mu_);
+  for (const Segment* s : segments_) {
+    if (!s->Contains(p)) continue;
+    for (const LargeBlock* b = s->first; b != nullptr; b = b->next) {
+      if (p >= b->addr && p < b->addr + b->size) {
+        if (!b->live) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "address 0x", absl::Hex(p), " is in a free large block"));
+        }
+        return std::make_pair(b->addr, b->size);
+      }
+    }
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("pointer 0x", absl::Hex(p), " was not allocated by this pool"));
+}
+
 absl::Status LargeHeap::ReleaseFree(Fencer& fencer, std::vector<Segment*>* empty) {
   MutexLock lock(&mu_);
   absl::Status status = FenceOthers(reinterpret_cast<Stream>(~std::uintptr_t{0}), fencer);

@@ -30,6 +30,15 @@ absl::Status Pool::RecordStream(void* ptr, Stream stream) {
   return core_->RecordStream(ptr, stream);
 }
 absl::Status Pool::Trim() { return core_->Trim(); }
+absl::Status Pool::Prefetch(const void* ptr, std::size_t bytes, Location where, Stream stream) {
+  return core_->Prefetch(ptr, bytes, where, stream);
+}
+absl::Status Pool::Evict(const void* ptr, Stream stream) {
+  return core_->Prefetch(ptr, 0, Location::kHost, stream);
+}
+absl::Status Pool::Fetch(const void* ptr, Stream stream) {
+  return core_->Prefetch(ptr, 0, Location::kDevice, stream);
+}
 Stats Pool::GetStats() const { return core_->GetStats(); }
 void Pool::ResetPeaks() { core_->ResetPeaks(); }
 absl::Status Pool::SetCapacity(std::size_t bytes) { return core_->SetCapacity(bytes); }

@@ -321,6 +321,41 @@ void PoolCore::ReturnToCentral(Stream stream, Role role, int size_class, void* c
   heaps_[static_cast<int>(role)]->bins[size_class].Put(stream, blocks, n, fencer_.Stamp());
 }
 
+absl::StatusOr<std::pair<std::uintptr_t, std::size_t>> PoolCore::ContainingBlock(
+    const void* ptr) const {
+  Span* span = pagemap_.Lookup(ptr);
+  if (span == nullptr) return NotOurs(ptr);
+  const auto p = reinterpret_cast<std::uintptr_t>(ptr);
+  if (span->kind == SpanKind::kSegment) return heaps_[static_cast<int>(span->role)]->large.Containing(p);
+  auto* slab = static_cast<Slab*>(span);
+  const std::uint64_t idx = DivideByClass(p - slab->base, slab->info());
+  if (idx >= slab->info().blocks) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "address ", absl::Hex(p), " is in the unused tail of a slab"));
+  }
+  if (slab->state(static_cast<std::uint32_t>(idx)).load(std::memory_order_acquire) == kFree) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "address ", absl::Hex(p), " is in a block that is not allocated"));
+  }
+  return std::make_pair(slab->base + idx * slab->info().size, slab->info().size);
+}
+
+absl::Status PoolCore::Prefetch(const void* ptr, std::size_t bytes, Location where,
+                                Stream stream) {
+  absl::StatusOr<std::pair<std::uintptr_t, std::size_t>> block = ContainingBlock(ptr);
+  if (!block.ok()) return block.status();
+  const auto p = reinterpret_cast<std::uintptr_t>(ptr);
+  const std::uintptr_t end = block->first + block->second;
+  if (bytes == 0) bytes = end - p;
+  if (bytes > end - p) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "prefetch of ", bytes, " bytes at ", absl::Hex(p), " runs ", bytes - (end - p),
+        " bytes past the end of its ", block->second, "-byte block"));
+  }
+  counters_.prefetch_calls.fetch_add(1, std::memory_order_relaxed);
+  return backend_->Prefetch(const_cast<void*>(ptr), bytes, where, stream);
+}
+
 absl::StatusOr<std::size_t> PoolCore::BlockSize(const void* ptr) const {
   Span* span = pagemap_.Lookup(ptr);
   if (span == nullptr) return NotOurs(ptr);

@@ -57,6 +57,9 @@ class PoolCore {
   absl::Status Deallocate(void* ptr, Stream stream);
   absl::Status RecordStream(void* ptr, Stream stream);
   absl::Status Trim();
+  absl::Status Prefetch(const void* ptr, std::size_t bytes, Location where, Stream stream);
+  // The live block containing `ptr`: its start and size, or InvalidArgument.
+  absl::StatusOr<std::pair<std::uintptr_t, std::size_t>> ContainingBlock(const void* ptr) const;
   Stats GetStats() const;
   void ResetPeaks();
   absl::Status SetCapacity(std::size_t bytes);
