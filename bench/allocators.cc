@@ -127,20 +127,40 @@ class TorchAllocator final : public BenchAllocator {
   void (*empty_)() = nullptr;
 };
 
-// cudaMallocAsync on the device's default pool, release threshold raised so
-// that it caches.
-class AsyncAllocator final : public BenchAllocator {
+// A stream-ordered CUDA memory pool with its release threshold raised so that
+// it caches: the device's default pool through cudaMallocAsync, or a CUDA 13
+// managed-memory pool through cudaMallocFromPoolAsync.
+class CudaPoolAllocator final : public BenchAllocator {
  public:
-  AsyncAllocator() {
+  enum class Kind { kDefaultPool, kManagedPool };
+  explicit CudaPoolAllocator(Kind kind) : kind_(kind) {
     int device = 0;
     BENCH_CUDA(cudaGetDevice(&device));
-    BENCH_CUDA(cudaDeviceGetDefaultMemPool(&pool_, device));
+    if (kind_ == Kind::kDefaultPool) {
+      BENCH_CUDA(cudaDeviceGetDefaultMemPool(&pool_, device));
+    } else {
+      cudaMemPoolProps props{};
+      props.allocType = cudaMemAllocationTypeManaged;
+      props.location.type = cudaMemLocationTypeDevice;
+      props.location.id = device;
+      BENCH_CUDA(cudaMemPoolCreate(&pool_, &props));
+    }
     std::uint64_t threshold = UINT64_MAX;
     BENCH_CUDA(cudaMemPoolSetAttribute(pool_, cudaMemPoolAttrReleaseThreshold, &threshold));
   }
+  ~CudaPoolAllocator() override {
+    if (kind_ == Kind::kManagedPool) {
+      (void)cudaDeviceSynchronize();
+      (void)cudaMemPoolDestroy(pool_);
+    }
+  }
   void* Alloc(std::size_t bytes, Stream stream) override {
     void* p = nullptr;
-    BENCH_CUDA(cudaMallocAsync(&p, bytes, stream));
+    if (kind_ == Kind::kDefaultPool) {
+      BENCH_CUDA(cudaMallocAsync(&p, bytes, stream));
+    } else {
+      BENCH_CUDA(cudaMallocFromPoolAsync(&p, bytes, pool_, stream));
+    }
     return p;
   }
   void Free(void* p, std::size_t, Stream stream) override { BENCH_CUDA(cudaFreeAsync(p, stream)); }
@@ -150,39 +170,7 @@ class AsyncAllocator final : public BenchAllocator {
   }
 
  private:
-  cudaMemPool_t pool_ = nullptr;
-};
-
-// A CUDA 13 managed-memory pool (cudaMallocFromPoolAsync).
-class ManagedPoolAllocator final : public BenchAllocator {
- public:
-  ManagedPoolAllocator() {
-    int device = 0;
-    BENCH_CUDA(cudaGetDevice(&device));
-    cudaMemPoolProps props{};
-    props.allocType = cudaMemAllocationTypeManaged;
-    props.location.type = cudaMemLocationTypeDevice;
-    props.location.id = device;
-    BENCH_CUDA(cudaMemPoolCreate(&pool_, &props));
-    std::uint64_t threshold = UINT64_MAX;
-    BENCH_CUDA(cudaMemPoolSetAttribute(pool_, cudaMemPoolAttrReleaseThreshold, &threshold));
-  }
-  ~ManagedPoolAllocator() override {
-    (void)cudaDeviceSynchronize();
-    (void)cudaMemPoolDestroy(pool_);
-  }
-  void* Alloc(std::size_t bytes, Stream stream) override {
-    void* p = nullptr;
-    BENCH_CUDA(cudaMallocFromPoolAsync(&p, bytes, pool_, stream));
-    return p;
-  }
-  void Free(void* p, std::size_t, Stream stream) override { BENCH_CUDA(cudaFreeAsync(p, stream)); }
-  void Release() override {
-    BENCH_CUDA(cudaDeviceSynchronize());
-    BENCH_CUDA(cudaMemPoolTrimTo(pool_, 0));
-  }
-
- private:
+  const Kind kind_;
   cudaMemPool_t pool_ = nullptr;
 };
 #endif
@@ -214,9 +202,15 @@ std::vector<AllocatorFactory> AvailableAllocators() {
     all.push_back({"seed_per_request", true,
                    [] { return std::unique_ptr<BenchAllocator>(new SeedAllocator()); }});
     all.push_back({"cudaMallocAsync", true,
-                   [] { return std::unique_ptr<BenchAllocator>(new AsyncAllocator()); }});
+                   [] {
+                     return std::unique_ptr<BenchAllocator>(
+                         new CudaPoolAllocator(CudaPoolAllocator::Kind::kDefaultPool));
+                   }});
     all.push_back({"cuda_managed_pool", true,
-                   [] { return std::unique_ptr<BenchAllocator>(new ManagedPoolAllocator()); }});
+                   [] {
+                     return std::unique_ptr<BenchAllocator>(
+                         new CudaPoolAllocator(CudaPoolAllocator::Kind::kManagedPool));
+                   }});
   }
 #endif
   return all;
