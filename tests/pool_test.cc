@@ -43,6 +43,9 @@ class PoolTest : public ::testing::TestWithParam<BackendKind> {
     return GetParam() == BackendKind::kHost ? testing::HostStream(i) : gpu_streams_[i];
   }
   BackendKind kind() const { return GetParam(); }
+  // The legacy NULL stream on every backend (the managed backend orders its
+  // discards against it through an internal blocking stream).
+  Stream stream_for_discard() const { return kDefaultStream; }
   std::unique_ptr<Pool> pool_;
   std::vector<Stream> gpu_streams_;
 };
@@ -412,6 +415,34 @@ TEST_P(PoolTest, PrefetchEvictAndFetchKeepAddressesAndContents) {
     EXPECT_EQ(pool_->GetStats().prefetch_calls, before + 3);
   }
   Check();
+}
+
+TEST_P(PoolTest, DiscardOnFreeCoversWholePagesOfTheRolesBlocksOnly) {
+  PoolOptions o;
+  o.roles[static_cast<int>(Role::kKv)].discard_on_free = true;
+  auto pool = Make(o);
+  auto small = pool->Allocate(4096, stream_for_discard(), Role::kKv);
+  auto big = pool->Allocate(64u << 20, stream_for_discard(), Role::kKv);
+  auto other = pool->Allocate(64u << 20, stream_for_discard(), Role::kDefault);
+  ASSERT_TRUE(small.ok() && big.ok() && other.ok());
+  ASSERT_TRUE(pool->Deallocate(*small, stream_for_discard()).ok());
+  EXPECT_EQ(pool->GetStats().discard_calls, 0u) << "no whole page in a 4 KiB block";
+  ASSERT_TRUE(pool->Deallocate(*other, stream_for_discard()).ok());
+  EXPECT_EQ(pool->GetStats().discard_calls, 0u) << "the default role does not discard";
+  ASSERT_TRUE(pool->Deallocate(*big, stream_for_discard()).ok());
+  const Stats s = pool->GetStats();
+  EXPECT_EQ(s.discard_calls, 1u);
+  EXPECT_EQ(s.discard_bytes % (2u << 20), 0u);
+  EXPECT_GE(s.discard_bytes, 62u << 20);  // 64 MiB, less a partial page at each end if unaligned
+  EXPECT_LE(s.discard_bytes, 64u << 20);
+  // Reuse after the discard is ordinary.
+  auto again = pool->Allocate(64u << 20, stream_for_discard(), Role::kKv);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, *big);
+  FillPattern(kind(), *again, 4096, 3);
+  EXPECT_TRUE(CheckPattern(kind(), *again, 4096, 3));
+  ASSERT_TRUE(pool->Deallocate(*again, stream_for_discard()).ok());
+  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
 }
 
 TEST_P(PoolTest, WorksWithThreadCachesOff) {

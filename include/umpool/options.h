@@ -39,6 +39,14 @@ struct RolePolicy {
   // cudaMemAdviseSetReadMostly on the role's slabs: read-only copies may be
   // made on each processor that reads them (for weights that never change).
   bool read_mostly = false;
+  // Discard a freed block's whole 2 MiB pages (cudaMemDiscardBatchAsync on the
+  // freeing stream, before the block can be reused), so the driver never
+  // migrates dead contents, e.g. KV blocks evicted to host memory. Blocks
+  // smaller than 2 MiB have no whole page to discard, and blocks named by
+  // RecordStream are not discarded (other streams may still read them).
+  // Managed backend only; where the driver refuses, umpool says so once and
+  // stops discarding.
+  bool discard_on_free = false;
 
   bool operator==(const RolePolicy&) const = default;
 };

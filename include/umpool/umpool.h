@@ -106,6 +106,7 @@ typedef struct umpool_stats {
   uint64_t alloc_retries, ooms, cross_stream_reuses, events_recorded, trims;
   int64_t slabs, large_segments;
   uint64_t capacity_bytes;
+  uint64_t discard_calls, discard_bytes;
 } umpool_stats;
 
 /* Stats of the device's pool (all zero except capacity if it has none yet:

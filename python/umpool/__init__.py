@@ -91,6 +91,8 @@ def memory_stats(device=None):
         "umpool.slabs": s.slabs,
         "umpool.large_segments": s.large_segments,
         "umpool.capacity_bytes": s.capacity_bytes,
+        "umpool.discard_calls": s.discard_calls,
+        "umpool.discard_bytes": s.discard_bytes,
     }
 
 

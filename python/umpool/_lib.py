@@ -36,7 +36,8 @@ class Stats(ctypes.Structure):
             "advise_calls", "prefetch_calls", "alloc_retries", "ooms", "cross_stream_reuses",
             "events_recorded", "trims")] + \
         [("slabs", ctypes.c_int64), ("large_segments", ctypes.c_int64),
-         ("capacity_bytes", ctypes.c_uint64)]
+         ("capacity_bytes", ctypes.c_uint64), ("discard_calls", ctypes.c_uint64),
+         ("discard_bytes", ctypes.c_uint64)]
 
 
 _lib = None

@@ -29,6 +29,8 @@ struct BackendCounters {
   std::atomic<std::uint64_t> advise_ops{0};       // Advise() calls that advised
   std::atomic<std::uint64_t> raw_advise_calls{0};  // cudaMemAdvise calls made
   std::atomic<std::uint64_t> prefetch_ops{0};
+  std::atomic<std::uint64_t> discard_ops{0};
+  std::atomic<std::uint64_t> discard_bytes{0};
   std::atomic<std::uint64_t> event_records{0};
   std::atomic<std::uint64_t> event_queries{0};
   std::atomic<std::uint64_t> event_syncs{0};
@@ -63,6 +65,12 @@ class Backend {
   // Stream-ordered prefetch of the range to `where`. No-op on device/host.
   virtual absl::Status Prefetch(void* ptr, std::size_t bytes, Location where,
                                 Stream stream) = 0;
+
+  // Stream-ordered discard of `count` ranges (contents become undefined; no
+  // migration of them afterwards). Unimplemented where the driver or device
+  // cannot. No-op (counted) on the device and host backends.
+  virtual absl::Status Discard(void* const* ptrs, const std::size_t* sizes, std::size_t count,
+                               Stream stream) = 0;
 
   // Events. CreateEvent makes a timing-free event usable with RecordEvent on
   // any stream of the pool's device.

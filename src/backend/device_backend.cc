@@ -31,4 +31,9 @@ absl::Status DeviceBackend::Prefetch(void*, std::size_t, Location, Stream) {
   return absl::OkStatus();
 }
 
+absl::Status DeviceBackend::Discard(void* const*, const std::size_t*, std::size_t, Stream) {
+  counters_.discard_ops.fetch_add(1, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
 }  // namespace umpool::internal

@@ -20,6 +20,8 @@ class DeviceBackend final : public CudaBackend {
   absl::StatusOr<void*> Map(std::size_t bytes) override;
   absl::Status Advise(void* ptr, std::size_t bytes, const RolePolicy& policy) override;
   absl::Status Prefetch(void* ptr, std::size_t bytes, Location where, Stream stream) override;
+  absl::Status Discard(void* const* ptrs, const std::size_t* sizes, std::size_t count,
+                       Stream stream) override;
 
  private:
   using CudaBackend::CudaBackend;

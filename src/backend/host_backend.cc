@@ -82,6 +82,15 @@ absl::Status HostBackend::Prefetch(void*, std::size_t, Location, Stream) {
   return absl::OkStatus();
 }
 
+absl::Status HostBackend::Discard(void* const*, const std::size_t* sizes, std::size_t count,
+                                  Stream) {
+  counters_.discard_ops.fetch_add(1, std::memory_order_relaxed);
+  for (std::size_t i = 0; i < count; ++i) {
+    counters_.discard_bytes.fetch_add(sizes[i], std::memory_order_relaxed);
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Event> HostBackend::CreateEvent() {
   MutexLock lock(&mu_);
   Event e = reinterpret_cast<Event>(next_event_);

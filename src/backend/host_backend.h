@@ -36,6 +36,8 @@ class HostBackend final : public Backend {
   absl::Status Unmap(void* ptr, std::size_t bytes) override;
   absl::Status Advise(void* ptr, std::size_t bytes, const RolePolicy& policy) override;
   absl::Status Prefetch(void* ptr, std::size_t bytes, Location where, Stream stream) override;
+  absl::Status Discard(void* const* ptrs, const std::size_t* sizes, std::size_t count,
+                       Stream stream) override;
 
   absl::StatusOr<Event> CreateEvent() override;
   void DestroyEvent(Event event) override;

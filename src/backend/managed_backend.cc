@@ -64,4 +64,41 @@ absl::Status ManagedBackend::Prefetch(void* ptr, std::size_t bytes, Location whe
   return absl::OkStatus();
 }
 
+absl::StatusOr<Stream> ManagedBackend::LegacyOrderedStream() {
+  MutexLock lock(&stream_mu_);
+  if (legacy_ordered_ == nullptr) {
+    ScopedDevice guard(device_);
+    if (!guard.status().ok()) return guard.status();
+    cudaStream_t s = nullptr;
+    UMPOOL_CUDA_TRY(cudaStreamCreateWithFlags(&s, cudaStreamDefault));
+    legacy_ordered_ = s;
+  }
+  return legacy_ordered_;
+}
+
+absl::Status ManagedBackend::Discard(void* const* ptrs, const std::size_t* sizes,
+                                     std::size_t count, Stream stream) {
+  if (count == 0) return absl::OkStatus();
+  if (stream == nullptr) {
+    absl::StatusOr<Stream> s = LegacyOrderedStream();
+    if (!s.ok()) return s.status();
+    stream = *s;
+  }
+  const cudaError_t err = cudaMemDiscardBatchAsync(const_cast<void**>(ptrs),
+                                                   const_cast<std::size_t*>(sizes), count, 0, stream);
+  if (err != cudaSuccess) {
+    absl::Status st = CudaStatus(err, "cudaMemDiscardBatchAsync");
+    if (err == cudaErrorNotSupported || err == cudaErrorInvalidValue ||
+        err == cudaErrorInvalidDevice) {
+      return absl::UnimplementedError(st.message());
+    }
+    return st;
+  }
+  counters_.discard_ops.fetch_add(1, std::memory_order_relaxed);
+  for (std::size_t i = 0; i < count; ++i) {
+    counters_.discard_bytes.fetch_add(sizes[i], std::memory_order_relaxed);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace umpool::internal

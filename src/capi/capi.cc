@@ -326,6 +326,8 @@ int umpool_get_stats(int device, umpool_stats* out) {
   out->slabs = s.slabs;
   out->large_segments = s.large_segments;
   out->capacity_bytes = s.capacity_bytes;
+  out->discard_calls = s.discard_calls;
+  out->discard_bytes = s.discard_bytes;
   return UMPOOL_OK;
 }
 

@@ -129,6 +129,8 @@ absl::StatusOr<Conf> ParseConf(absl::string_view text) {
         else if (v == "always") p.prefetch = PrefetchMode::kAlways;
         else if (v == "never") p.prefetch = PrefetchMode::kNever;
         else return Bad(key, value, "expected below_threshold, always or never");
+      } else if (field == "discard") {
+        st = boolean(&p.discard_on_free);
       } else if (field == "read_mostly") {
         st = boolean(&p.read_mostly);
       } else if (field == "prefetch_threshold") {
@@ -136,7 +138,7 @@ absl::StatusOr<Conf> ParseConf(absl::string_view text) {
       } else {
         return absl::InvalidArgumentError(absl::StrCat(
             "UMPOOL_CONF: unknown key '", key,
-            "' (a role takes accessed_by, prefetch, prefetch_threshold or read_mostly)"));
+            "' (a role takes accessed_by, prefetch, prefetch_threshold, read_mostly or discard)"));
       }
     } else {
       return absl::InvalidArgumentError(absl::StrCat(

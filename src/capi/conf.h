@@ -15,6 +15,7 @@
 //   <role>.prefetch            below_threshold | always | never
 //   <role>.prefetch_threshold  bytes
 //   <role>.read_mostly         bool
+//   <role>.discard             bool: discard freed blocks' whole 2 MiB pages
 // Bools: true/false, 1/0, yes/no, on/off. An unknown key, a bad value, a
 // duplicate key or a malformed pair is an InvalidArgument naming it.
 #ifndef UMPOOL_SRC_CAPI_CONF_H_

@@ -3,6 +3,7 @@
 #include "src/pool/pool_core.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -219,6 +220,13 @@ absl::Status PoolCore::Deallocate(void* ptr, Stream stream) {
   Span* span = pagemap_.Lookup(ptr);
   if (ABSL_PREDICT_FALSE(span == nullptr)) return NotOurs(ptr);
   if (ABSL_PREDICT_FALSE(span->kind == SpanKind::kSegment)) {
+    if (options_.policy(span->role).discard_on_free) {
+      absl::StatusOr<std::pair<std::uintptr_t, std::size_t>> b =
+          heaps_[static_cast<int>(span->role)]->large.Containing(reinterpret_cast<std::uintptr_t>(ptr));
+      if (b.ok() && b->first == reinterpret_cast<std::uintptr_t>(ptr)) {
+        MaybeDiscard(span->role, b->first, b->second, stream);
+      }
+    }
     absl::StatusOr<std::size_t> n = heaps_[static_cast<int>(span->role)]->large.Free(
         reinterpret_cast<std::uintptr_t>(ptr), stream, fencer_);
     if (!n.ok()) return n.status();
@@ -241,6 +249,9 @@ absl::Status PoolCore::Deallocate(void* ptr, Stream stream) {
   const int cls = slab->size_class();
   const std::size_t size = slab->info().size;
   const Role role = slab->role;
+  if (ABSL_PREDICT_FALSE(size >= kMapGranularity)) {
+    MaybeDiscard(role, reinterpret_cast<std::uintptr_t>(ptr), size, stream);
+  }
   if (ABSL_PREDICT_TRUE(cls < cached_classes_)) {
     ThreadCache* tc = CurrentCache();
     ThreadCache::Bin& bin = tc->BinFor(stream, role, cls);
@@ -263,6 +274,27 @@ absl::Status PoolCore::Deallocate(void* ptr, Stream stream) {
   ReturnToCentral(stream, role, cls, &ptr, 1);
   CountFree(CounterCache(), size);
   return absl::OkStatus();
+}
+
+void PoolCore::MaybeDiscard(Role role, std::uintptr_t start, std::size_t size, Stream stream) {
+  if (!options_.policy(role).discard_on_free ||
+      !discard_supported_.load(std::memory_order_relaxed)) {
+    return;
+  }
+  // Only whole pages inside the block: a partial page may hold a neighbour.
+  const std::uintptr_t lo = (start + kMapGranularity - 1) & ~(kMapGranularity - 1);
+  const std::uintptr_t hi = (start + size) & ~(kMapGranularity - 1);
+  if (hi <= lo) return;
+  void* ptr = reinterpret_cast<void*>(lo);
+  const std::size_t bytes = hi - lo;
+  absl::Status st = backend_->Discard(&ptr, &bytes, 1, stream);
+  if (st.ok()) {
+    counters_.discard_calls.fetch_add(1, std::memory_order_relaxed);
+    counters_.discard_bytes.fetch_add(bytes, std::memory_order_relaxed);
+  } else if (discard_supported_.exchange(false)) {
+    std::fprintf(stderr, "umpool: warning: discard on free disabled for this pool: %s\n",
+                 st.ToString().c_str());
+  }
 }
 
 absl::Status PoolCore::FreeRecorded(Slab* slab, void* ptr, Stream stream) {

@@ -103,6 +103,9 @@ class PoolCore {
   // count (>= 1) or the error. *grew is set if a slab was created.
   absl::StatusOr<int> Refill(Stream stream, Role role, int cls, void** out, int max, bool* grew);
   absl::Status FreeRecorded(Slab* slab, void* ptr, Stream stream);
+  // Discards the whole 2 MiB pages of a block being freed on `stream` if its
+  // role asks for it (before the block becomes visible to anyone else).
+  void MaybeDiscard(Role role, std::uintptr_t start, std::size_t size, Stream stream);
 
   // New slab / segment: capacity-checked backend mapping, advice and prefetch
   // per the role's policy, registered in the pagemap.
@@ -153,7 +156,9 @@ class PoolCore {
     std::atomic<std::uint64_t> advise_calls{0}, prefetch_calls{0};
     std::atomic<std::uint64_t> alloc_retries{0}, ooms{0}, cross_stream_reuses{0}, trims{0};
     std::atomic<std::int64_t> slabs{0}, large_segments{0};
+    std::atomic<std::uint64_t> discard_calls{0}, discard_bytes{0};
   };
+  std::atomic<bool> discard_supported_{true};
   mutable Counters counters_;
 };
 
