@@ -13,6 +13,8 @@
 //   BM_CopyBandwidth/<alloc>            copy kernel between two 1 GiB blocks (GB/s counter)
 //   BM_FirstKernel/<alloc>              fresh 1 GiB block: allocation to the end of the
 //                                       first kernel that reads it (prefetched vs faulting)
+//   BM_EvictedKvReuse/umpool_managed/discard:0|1   reuse of 512 MiB of KV evicted to host
+//                                       memory, without and with discard on free
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -24,6 +26,8 @@
 #include <vector>
 
 #include "bench/allocators.h"
+#include "src/backend/backend.h"
+#include "umpool/pool.h"
 
 #if UMPOOL_HAVE_CUDA
 #include <cuda_runtime_api.h>
@@ -201,9 +205,59 @@ void FirstKernel(benchmark::State& state, AllocatorFactory f) {
   a.Release();
   cudaFree(sink);
 }
+// A paused request's KV (32 x 16 MiB) is evicted to host memory and freed; a
+// new request reuses the blocks (fetch to the GPU, then write). Timed from the
+// first reallocation to the end of the writes; with discard on free the
+// driver has no dead contents to migrate back.
+void EvictedKvReuse(benchmark::State& state) {
+  constexpr int kBlocks = 32;
+  constexpr std::size_t kBytes = std::size_t{16} << 20;
+  PoolOptions o;
+  o.backend = BackendKind::kManaged;
+  o.capacity_bytes = std::size_t{2} << 30;
+  o.roles[static_cast<int>(Role::kKv)].discard_on_free = state.range(0) != 0;
+  auto pool = Pool::Create(o);
+  if (!pool.ok()) {
+    state.SkipWithError("pool");
+    return;
+  }
+  const Stream s = BenchStream(0, true);
+  std::vector<void*> kv(kBlocks);
+  for (auto _ : state) {
+    for (auto& p : kv) {
+      p = *(*pool)->Allocate(kBytes, s, Role::kKv);
+      GPU_CHECK(cudaMemsetAsync(p, 1, kBytes, s));  // the request writes its KV
+      (void)(*pool)->Evict(p, s);
+    }
+    GPU_CHECK(cudaStreamSynchronize(s));
+    for (void* p : kv) (void)(*pool)->Deallocate(p, s);
+    GPU_CHECK(cudaStreamSynchronize(s));
+    const auto t0 = std::chrono::steady_clock::now();
+    for (auto& p : kv) {
+      p = *(*pool)->Allocate(kBytes, s, Role::kKv);
+      (void)(*pool)->Fetch(p, s);
+      GPU_CHECK(cudaMemsetAsync(p, 2, kBytes, s));
+    }
+    GPU_CHECK(cudaStreamSynchronize(s));
+    state.SetIterationTime(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    for (void* p : kv) (void)(*pool)->Deallocate(p, s);
+  }
+  state.counters["discarded_GiB"] =
+      static_cast<double>((*pool)->GetStats().discard_bytes) / (1 << 30);
+  state.SetBytesProcessed(static_cast<std::int64_t>(kBlocks * kBytes) * state.iterations());
+}
 #endif
 
 void RegisterAll() {
+#if UMPOOL_BENCH_KERNELS
+  if (internal::CudaAvailable()) {
+    benchmark::RegisterBenchmark("BM_EvictedKvReuse/umpool_managed/discard:0", EvictedKvReuse)
+        ->Arg(0)->UseManualTime()->Iterations(5);
+    benchmark::RegisterBenchmark("BM_EvictedKvReuse/umpool_managed/discard:1", EvictedKvReuse)
+        ->Arg(1)->UseManualTime()->Iterations(5);
+  }
+#endif
   for (const AllocatorFactory& f : AvailableAllocators()) {
     const std::string n = f.name;
 #if UMPOOL_BENCH_KERNELS
