@@ -64,6 +64,11 @@ absl::Status ManagedBackend::Prefetch(void* ptr, std::size_t bytes, Location whe
   return absl::OkStatus();
 }
 
+ManagedBackend::~ManagedBackend() {
+  MutexLock lock(&stream_mu_);
+  if (legacy_ordered_ != nullptr) (void)cudaStreamDestroy(legacy_ordered_);
+}
+
 absl::StatusOr<Stream> ManagedBackend::LegacyOrderedStream() {
   MutexLock lock(&stream_mu_);
   if (legacy_ordered_ == nullptr) {

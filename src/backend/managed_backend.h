@@ -17,6 +17,7 @@ namespace umpool::internal {
 class ManagedBackend final : public CudaBackend {
  public:
   static absl::StatusOr<std::unique_ptr<ManagedBackend>> Create(int device);
+  ~ManagedBackend() override;
 
   BackendKind kind() const override { return BackendKind::kManaged; }
   absl::StatusOr<void*> Map(std::size_t bytes) override;
