@@ -1,0 +1,29 @@
+// examples/paged_kv/kv_kernels.h: the demo's kernels (nvcc, C++17).
+#ifndef UMPOOL_EXAMPLES_PAGED_KV_KV_KERNELS_H_
+#define UMPOOL_EXAMPLES_PAGED_KV_KV_KERNELS_H_
+
+#include <cuda_runtime_api.h>
+
+namespace paged_kv {
+
+constexpr int kBlockTokens = 256;   // tokens per KV block
+constexpr int kTokenFloats = 2048;  // K and V of one token (1024 floats each): 8 KiB
+// One KV block: 256 tokens x 8 KiB = 2 MiB, one GPU page.
+
+// Value stored at float `i` of token `t` of request `r` (the check recomputes it).
+__host__ __device__ inline float KvValue(int r, int t, int i) {
+  return static_cast<float>((r * 131 + t * 7 + i) % 1021);
+}
+
+// For each of `n` requests: appends token lengths[k] (if append) at its block
+// table, then sums every float of tokens [0, lengths[k] + append) into sums[k].
+// tables[k] points to that request's block table (an array of block pointers).
+cudaError_t LaunchDecodeStep(float* const* const* tables, const int* ids, const int* lengths,
+                             int n, bool append, double* sums, cudaStream_t stream);
+
+// Writes tokens [0, n) of request r into its blocks (the prompt's prefill).
+cudaError_t LaunchPrefill(float* const* table, int r, int n, cudaStream_t stream);
+
+}  // namespace paged_kv
+
+#endif  // UMPOOL_EXAMPLES_PAGED_KV_KV_KERNELS_H_
