@@ -66,21 +66,23 @@ struct Request {
   int target = 0;  // retire at this length
   int paused_until = -1;
   bool fetched = true;
+  bool resumed = false;  // paused and fetched back: check its KV at the next step
   float** table = nullptr;  // umpool block: kMaxBlocks block pointers
   std::vector<void*> blocks;
   double expected = 0;  // sum of all its KV floats
 };
 
 struct Result {
-  double mean_ms = 0, p99_ms = 0;
+  double mean_ms = 0, p99_ms = 0, us_per_token = 0;
+  long tokens = 0;
   long evictions = 0, round_trips_checked = 0, mismatches = 0, admitted = 0, retired = 0;
 };
 
-Result Run(umpool::Pool& pool, int steps, int n_requests, double pause_fraction, unsigned seed) {
+// The streams live as long as the pool may cache blocks freed on them
+// (umpool::Pool's stream-lifetime rule): created once in main.
+Result Run(umpool::Pool& pool, int steps, int n_requests, double pause_fraction, unsigned seed,
+           cudaStream_t compute, cudaStream_t side) {
   std::mt19937 rng(seed);
-  cudaStream_t compute, side;
-  CHECK_CUDA(cudaStreamCreateWithFlags(&compute, cudaStreamNonBlocking));
-  CHECK_CUDA(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
   cudaEvent_t fetched, evicted;
   CHECK_CUDA(cudaEventCreateWithFlags(&fetched, cudaEventDisableTiming));
   CHECK_CUDA(cudaEventCreateWithFlags(&evicted, cudaEventDisableTiming));
@@ -116,6 +118,7 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, double pause_fraction,
       if (q.paused_until < step && std::uniform_real_distribution<>(0, 1)(rng) < pause_fraction) {
         q.paused_until = step + 2;
         q.fetched = false;
+        q.resumed = true;
         for (void* b : q.blocks) Check(pool.Evict(b, compute));
         ++res.evictions;
       }
@@ -155,12 +158,16 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, double pause_fraction,
     CHECK_CUDA(cudaStreamSynchronize(compute));
     step_ms.push_back(std::chrono::duration<double, std::milli>(
         std::chrono::steady_clock::now() - t0).count());
+    res.tokens += n;
     for (int j = 0; j < n; ++j) {
       Request& q = reqs[running[j]];
       q.expected += TokenSum(q.id, q.length);
       ++q.length;
       if (sums[j] != q.expected) ++res.mismatches;
-      if (q.paused_until == step - 1) ++res.round_trips_checked;  // first step after resuming
+      if (q.resumed) {  // its first step after an evict/fetch round trip
+        ++res.round_trips_checked;
+        q.resumed = false;
+      }
     }
     // Retire finished requests; their KV is freed (and discarded).
     for (auto it = reqs.begin(); it != reqs.end();) {
@@ -188,17 +195,17 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, double pause_fraction,
   double total = 0;
   for (double x : step_ms) total += x;
   res.mean_ms = total / static_cast<double>(step_ms.size());
+  res.us_per_token = total * 1e3 / static_cast<double>(std::max<long>(1, res.tokens));
   res.p99_ms = step_ms[static_cast<std::size_t>(0.99 * (step_ms.size() - 1))];
   cudaEventDestroy(fetched);
   cudaEventDestroy(evicted);
-  cudaStreamDestroy(compute);
-  cudaStreamDestroy(side);
   return res;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IONBF, 0);
   const int steps = argc > 1 ? std::atoi(argv[1]) : 300;
   const int requests = argc > 2 ? std::atoi(argv[2]) : 32;
   int count = 0;
@@ -215,20 +222,23 @@ int main(int argc, char** argv) {
   auto pool = Check(umpool::Pool::Create(o));
   std::printf("paged KV demo on %s: %d decode steps, %d concurrent requests, 2 MiB KV blocks\n\n",
               prop.name, steps, requests);
-  std::printf("| mode | mean step | p99 step | evictions | round trips checked | mismatches | admitted | retired |\n");
-  std::printf("|---|---|---|---|---|---|---|---|\n");
+  std::printf("| mode | mean step | p99 step | tokens decoded | step time per token | evictions | round trips checked | mismatches | admitted | retired |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
   long bad = 0;
+  cudaStream_t compute, side;
+  CHECK_CUDA(cudaStreamCreateWithFlags(&compute, cudaStreamNonBlocking));
+  CHECK_CUDA(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
   for (double fraction : {0.0, 0.25}) {
-    const Result r = Run(*pool, steps, requests, fraction, 7);
+    const Result r = Run(*pool, steps, requests, fraction, 7, compute, side);
     bad += r.mismatches;
-    std::printf("| %s | %.3f ms | %.3f ms | %ld | %ld | %ld | %ld | %ld |\n",
+    std::printf("| %s | %.3f ms | %.3f ms | %ld | %.1f us | %ld | %ld | %ld | %ld | %ld |\n",
                 fraction == 0 ? "all KV resident" : "25% paused: evicted, fetched ahead",
-                r.mean_ms, r.p99_ms, r.evictions, r.round_trips_checked, r.mismatches, r.admitted,
-                r.retired);
+                r.mean_ms, r.p99_ms, r.tokens, r.us_per_token, r.evictions,
+                r.round_trips_checked, r.mismatches, r.admitted, r.retired);
   }
   const umpool::Stats s = pool->GetStats();
-  std::printf("\npool: %s; discarded %.1f GiB in %llu calls\n", s.Summary().c_str(),
-              static_cast<double>(s.discard_bytes) / (1 << 30),
+  std::printf("\npool: %s; discarded %.1f MiB in %llu calls\n", s.Summary().c_str(),
+              static_cast<double>(s.discard_bytes) / (1 << 20),
               static_cast<unsigned long long>(s.discard_calls));
   if (bad != 0) {
     std::printf("FAILED: %ld KV sums did not match\n", bad);

@@ -14,6 +14,12 @@
 //     recorded on S after the free has completed (queried; the hot path never
 //     blocks the host), and only after events on every stream named by
 //     RecordStream for that block have completed.
+//   * Stream lifetime: a stream passed to the pool must stay valid (not be
+//     destroyed) while blocks last used on it may still be cached: the pool
+//     records events on it lazily, when another stream wants those blocks.
+//     Destroy a stream only after Trim(), or keep streams for the process's
+//     lifetime as PyTorch's stream pool does. (Found by the paged-KV demo;
+//     an explicit ReleaseStream is planned, docs/status.md.)
 //   * Allocate(bytes, S) returns memory that is ready for work enqueued on S.
 //     Using it on another stream T without ordering T after S is the caller's
 //     responsibility (as with cudaMallocAsync), or call RecordStream.
