@@ -142,6 +142,11 @@ class Pool {
   // The size a request of `bytes` is rounded to (0 for 0). Pure; thread-safe.
   std::size_t RoundedSize(std::size_t bytes) const;
 
+  // true when ptr lies in memory this pool holds (a live or a cached block,
+  // or a slab's unused tail): one lock-free lookup. Says nothing about
+  // whether the block is live; use it to find the pool that owns a pointer.
+  bool Holds(const void* ptr) const;
+
   // The usable size of a live block (its rounded size), or InvalidArgument.
   absl::StatusOr<std::size_t> BlockSize(const void* ptr) const;
 

@@ -96,10 +96,15 @@ void EnsureConfiguredLocked(State& s) {
   }
 }
 
-absl::StatusOr<Pool*> PoolFor(int device) {
+absl::Status CheckDevice(int device) {
   if (device < 0 || device >= kMaxDevices) {
     return absl::InvalidArgumentError(absl::StrCat("invalid device ", device));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Pool*> PoolFor(int device) {
+  if (absl::Status st = CheckDevice(device); !st.ok()) return st;
   State& s = S();
   if (Pool* p = s.pools[device].load(std::memory_order_acquire)) return p;
   std::lock_guard<std::mutex> lock(s.mu);
@@ -121,18 +126,24 @@ absl::StatusOr<Pool*> PoolFor(int device) {
   return raw;
 }
 
-// The pool that owns ptr, trying `hint` first.
+// The pool whose memory holds ptr (any device's), trying `hint` first, or nullptr.
 Pool* OwnerOf(const void* ptr, int hint) {
   State& s = S();
-  if (hint >= 0 && hint < kMaxDevices) {
+  if (CheckDevice(hint).ok()) {
     Pool* p = s.pools[hint].load(std::memory_order_acquire);
-    if (p != nullptr && p->BlockSize(ptr).ok()) return p;
+    if (p != nullptr && p->Holds(ptr)) return p;
   }
-  for (int d = 0; d < kMaxDevices; ++d) {
-    Pool* p = s.pools[d].load(std::memory_order_acquire);
-    if (p != nullptr && d != hint && p->BlockSize(ptr).ok()) return p;
+  for (auto& slot : s.pools) {
+    Pool* p = slot.load(std::memory_order_acquire);
+    if (p != nullptr && p->Holds(ptr)) return p;
   }
   return nullptr;
+}
+
+absl::Status NotUmpool(const char* fn, const void* ptr) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      fn, ": pointer ", absl::Hex(reinterpret_cast<std::uintptr_t>(ptr)),
+      " was not allocated by umpool"));
 }
 
 void* Malloc(std::size_t size, int device, umpool_stream_t stream, Role role, bool may_throw) {
@@ -192,26 +203,16 @@ void* umpool_pool_malloc_activations(size_t size, int device, umpool_stream_t st
 
 void umpool_free(void* ptr, size_t /*size*/, int device, umpool_stream_t stream) {
   if (ptr == nullptr) return;
-  State& s = S();
-  Pool* pool = (device >= 0 && device < kMaxDevices) ? s.pools[device].load(std::memory_order_acquire)
-                                                     : nullptr;
-  if (pool != nullptr) {
-    absl::Status st = pool->Deallocate(ptr, stream);
-    if (st.ok()) return;
-    if (!absl::IsInvalidArgument(st) || st.message().find("not allocated by this pool") ==
-                                            absl::string_view::npos) {
-      Fail(st);
-      return;
-    }
-  }
-  // Freed with another device than it was allocated on: find its pool.
-  if (Pool* owner = OwnerOf(ptr, -1)) {
-    if (absl::Status st = owner->Deallocate(ptr, stream); !st.ok()) Fail(st);
+  // `device` is the allocation-time device; the pointer says which pool owns it
+  // even when that is another one.
+  Pool* pool = OwnerOf(ptr, device);
+  if (pool == nullptr) {
+    Fail(absl::InvalidArgumentError(absl::StrCat(
+        "umpool_free: pointer ", absl::Hex(reinterpret_cast<std::uintptr_t>(ptr)),
+        " was not allocated by umpool (device ", device, ")")));
     return;
   }
-  Fail(absl::InvalidArgumentError(absl::StrCat(
-      "umpool_free: pointer ", absl::Hex(reinterpret_cast<std::uintptr_t>(ptr)),
-      " was not allocated by umpool (device ", device, ")")));
+  if (absl::Status st = pool->Deallocate(ptr, stream); !st.ok()) Fail(st);
 }
 
 void umpool_init(int device_count) {
@@ -269,9 +270,7 @@ void umpool_set_memory_fraction(double fraction, int device) {
 void umpool_record_stream(void* ptr, umpool_stream_t stream) {
   Pool* pool = OwnerOf(ptr, -1);
   if (pool == nullptr) {
-    Fail(absl::InvalidArgumentError(absl::StrCat(
-        "umpool_record_stream: pointer ", absl::Hex(reinterpret_cast<std::uintptr_t>(ptr)),
-        " was not allocated by umpool")));
+    Fail(NotUmpool("umpool_record_stream", ptr));
     return;
   }
   if (absl::Status st = pool->RecordStream(ptr, stream); !st.ok()) Fail(st);
@@ -298,9 +297,7 @@ int umpool_configure(const char* conf) {
 
 int umpool_get_stats(int device, umpool_stats* out) {
   if (out == nullptr) return Fail(absl::InvalidArgumentError("umpool_get_stats: null output"));
-  if (device < 0 || device >= kMaxDevices) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat("invalid device ", device)));
-  }
+  if (absl::Status st = CheckDevice(device); !st.ok()) return Fail(st);
   std::memset(out, 0, sizeof(*out));
   Pool* p = S().pools[device].load(std::memory_order_acquire);
   if (p == nullptr) return UMPOOL_OK;
@@ -332,15 +329,13 @@ int umpool_get_stats(int device, umpool_stats* out) {
 }
 
 int umpool_reset_peak_stats(int device) {
-  if (device < 0 || device >= kMaxDevices) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat("invalid device ", device)));
-  }
+  if (absl::Status st = CheckDevice(device); !st.ok()) return Fail(st);
   if (Pool* p = S().pools[device].load(std::memory_order_acquire)) p->ResetPeaks();
   return UMPOOL_OK;
 }
 
 int umpool_stats_text(int device, char* buf, size_t len) {
-  if (device < 0 || device >= kMaxDevices) return -1;
+  if (!CheckDevice(device).ok()) return -1;
   Pool* p = S().pools[device].load(std::memory_order_acquire);
   const std::string text =
       p == nullptr ? absl::StrCat("umpool: no pool on device ", device, " yet\n")
@@ -354,9 +349,7 @@ int umpool_stats_text(int device, char* buf, size_t len) {
 }
 
 int umpool_trim(int device) {
-  if (device < 0 || device >= kMaxDevices) {
-    return Fail(absl::InvalidArgumentError(absl::StrCat("invalid device ", device)));
-  }
+  if (absl::Status st = CheckDevice(device); !st.ok()) return Fail(st);
   Pool* p = S().pools[device].load(std::memory_order_acquire);
   if (p == nullptr) return UMPOOL_OK;
   absl::Status st = p->Trim();
@@ -364,18 +357,11 @@ int umpool_trim(int device) {
 }
 
 int umpool_prefetch(const void* ptr, size_t bytes, int to_gpu, umpool_stream_t stream) {
+  Pool* pool = OwnerOf(ptr, -1);
+  if (pool == nullptr) return Fail(NotUmpool("umpool_prefetch", ptr));
   const umpool::Location where = to_gpu ? umpool::Location::kDevice : umpool::Location::kHost;
-  absl::Status last = absl::InvalidArgumentError(absl::StrCat(
-      "umpool_prefetch: pointer ", absl::Hex(reinterpret_cast<std::uintptr_t>(ptr)),
-      " was not allocated by umpool"));
-  for (auto& slot : S().pools) {
-    Pool* p = slot.load(std::memory_order_acquire);
-    if (p == nullptr) continue;
-    absl::Status st = p->Prefetch(ptr, bytes, where, stream);
-    if (st.ok()) return UMPOOL_OK;
-    if (st.message().find("not allocated by this pool") == absl::string_view::npos) last = st;
-  }
-  return Fail(last);
+  absl::Status st = pool->Prefetch(ptr, bytes, where, stream);
+  return st.ok() ? UMPOOL_OK : Fail(st);
 }
 
 size_t umpool_block_size(const void* ptr) {

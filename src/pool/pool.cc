@@ -46,6 +46,7 @@ std::size_t Pool::MaxCapacity() const { return core_->MaxCapacity(); }
 std::size_t Pool::RoundedSize(std::size_t bytes) const {
   return internal::PoolCore::RoundedSize(bytes);
 }
+bool Pool::Holds(const void* ptr) const { return core_->pagemap().Lookup(ptr) != nullptr; }
 absl::StatusOr<std::size_t> Pool::BlockSize(const void* ptr) const {
   return core_->BlockSize(ptr);
 }
