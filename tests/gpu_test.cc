@@ -378,7 +378,14 @@ TEST_F(GpuTest, DiscardOnFreeAvoidsMigratingDeadKv) {
     if (discard != 0 && s.discard_calls == 0) {
       GTEST_SKIP() << "the driver refused cudaMemDiscardBatchAsync (see the warning above)";
     }
-    if (discard != 0) EXPECT_GE(s.discard_bytes, 2ull * kBlocks * (kBytes - (2u << 20)));
+    if (discard != 0) {
+      EXPECT_GE(s.discard_bytes, 2ull * kBlocks * (kBytes - (2u << 20)));
+      EXPECT_EQ(s.discarded_blocks, 2ull * kBlocks);
+      EXPECT_LE(s.discard_calls, 4u) << "frees are discarded in batches, not one call each";
+      std::printf("discard: %llu calls for %llu blocks\n",
+                  static_cast<unsigned long long>(s.discard_calls),
+                  static_cast<unsigned long long>(s.discarded_blocks));
+    }
   }
   // Timings are reported, not asserted (speed lives in benchmarks:
   // BM_EvictedKvReuse in bench/pool_benchmark).

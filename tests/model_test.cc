@@ -176,6 +176,8 @@ class ModelTest : public ::testing::TestWithParam<std::uint64_t> {
     PoolOptions o;
     o.stats_publish_bytes = 0;
     o.capacity_bytes = std::size_t{768} << 20;  // small: pressure and OOM paths run too
+    // KV blocks of 2 MiB and more wait in the discard queue before reuse.
+    o.roles[static_cast<int>(Role::kKv)].discard_on_free = true;
     pool_ = testing::MakeHostPool(o, &backend_);
     backend_->SetManualCompletion(true);
     core_ = internal::PoolCore::Unwrap(*pool_);
@@ -284,6 +286,7 @@ TEST_P(ModelTest, Sequential) {
               (unsigned long long)counts[1], (unsigned long long)counts[2],
               (unsigned long long)counts[3], (unsigned long long)counts[4],
               (unsigned long long)counts[5], (unsigned long long)counts[8]);
+  EXPECT_GT(pool_->GetStats().discarded_blocks, 0u) << "the KV role's discard queue was exercised";
   for (auto& [p, b] : model.live()) ASSERT_TRUE(pool_->Deallocate(reinterpret_cast<void*>(p), b.stream).ok());
 }
 

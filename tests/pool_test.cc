@@ -430,18 +430,76 @@ TEST_P(PoolTest, DiscardOnFreeCoversWholePagesOfTheRolesBlocksOnly) {
   ASSERT_TRUE(pool->Deallocate(*other, stream_for_discard()).ok());
   EXPECT_EQ(pool->GetStats().discard_calls, 0u) << "the default role does not discard";
   ASSERT_TRUE(pool->Deallocate(*big, stream_for_discard()).ok());
-  const Stats s = pool->GetStats();
-  EXPECT_EQ(s.discard_calls, 1u);
-  EXPECT_EQ(s.discard_bytes % (2u << 20), 0u);
-  EXPECT_GE(s.discard_bytes, 62u << 20);  // 64 MiB, less a partial page at each end if unaligned
-  EXPECT_LE(s.discard_bytes, 64u << 20);
+  EXPECT_EQ(pool->GetStats().discard_calls, 0u) << "the block waits for a batch";
+  EXPECT_EQ(pool->GetStats().allocated_bytes.current, 0);
+  EXPECT_TRUE(absl::IsFailedPrecondition(pool->Deallocate(*big, stream_for_discard())))
+      << "a block waiting for its discard is already free";
+  EXPECT_TRUE(absl::IsFailedPrecondition(pool->RecordStream(*big, stream_for_discard())));
   // Reuse after the discard is ordinary.
   auto again = pool->Allocate(64u << 20, stream_for_discard(), Role::kKv);
   ASSERT_TRUE(again.ok());
+  const Stats s = pool->GetStats();
+  EXPECT_EQ(s.discard_calls, 1u) << "the next allocation issued the discard first";
+  EXPECT_EQ(s.discarded_blocks, 1u);
+  EXPECT_EQ(s.discard_bytes % (2u << 20), 0u);
+  EXPECT_GE(s.discard_bytes, 62u << 20);  // 64 MiB, less a partial page at each end if unaligned
+  EXPECT_LE(s.discard_bytes, 64u << 20);
   EXPECT_EQ(*again, *big);
   FillPattern(kind(), *again, 4096, 3);
   EXPECT_TRUE(CheckPattern(kind(), *again, 4096, 3));
   ASSERT_TRUE(pool->Deallocate(*again, stream_for_discard()).ok());
+  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+}
+
+// Freeing the blocks of a retiring request costs one discard call per stream,
+// issued before any of them can be reused; a full batch drains by itself.
+TEST_P(PoolTest, DiscardsAreBatchedAcrossFrees) {
+  PoolOptions o;
+  o.capacity_bytes = std::size_t{1} << 30;
+  o.roles[static_cast<int>(Role::kKv)].discard_on_free = true;
+  auto pool = Make(o);
+  // Two streams on the host backend (any handles); the legacy stream elsewhere.
+  const bool two = kind() == BackendKind::kHost;
+  const Stream s0 = stream_for_discard();
+  const Stream s1 = two ? testing::HostStream(1) : s0;
+  std::vector<void*> kv;
+  for (int i = 0; i < 24; ++i) {  // 12 slab blocks of 4 MiB, 12 large blocks of 6 MiB
+    auto p = pool->Allocate(i % 2 == 0 ? (4u << 20) : (6u << 20), i < 12 ? s0 : s1, Role::kKv);
+    ASSERT_TRUE(p.ok()) << p.status();
+    FillPattern(kind(), *p, 4096, i);
+    kv.push_back(*p);
+  }
+  for (int i = 0; i < 24; ++i) ASSERT_TRUE(pool->Deallocate(kv[i], i < 12 ? s0 : s1).ok());
+  EXPECT_EQ(pool->GetStats().discard_calls, 0u);
+  auto next = pool->Allocate(4u << 20, s0, Role::kKv);
+  ASSERT_TRUE(next.ok());
+  Stats s = pool->GetStats();
+  EXPECT_EQ(s.discard_calls, two ? 2u : 1u) << "one call per freeing stream";
+  EXPECT_EQ(s.discarded_blocks, 24u);
+  EXPECT_EQ(s.discard_bytes, 12u * (4u << 20) + 12u * (6u << 20) - 0u)
+      << "4 MiB slab blocks and 6 MiB large blocks are 2 MiB aligned: all pages discarded";
+  EXPECT_TRUE(std::find(kv.begin(), kv.end(), *next) != kv.end()) << "a discarded block is reused";
+  ASSERT_TRUE(pool->Deallocate(*next, s0).ok());
+  // A full batch (64 blocks) drains without waiting for an allocation.
+  std::vector<void*> many;
+  for (int i = 0; i < 64; ++i) {
+    auto p = pool->Allocate(4u << 20, s0, Role::kKv);
+    ASSERT_TRUE(p.ok()) << p.status();
+    many.push_back(*p);
+  }
+  const std::uint64_t calls = pool->GetStats().discard_calls;
+  for (void* p : many) ASSERT_TRUE(pool->Deallocate(p, s0).ok());
+  s = pool->GetStats();
+  EXPECT_EQ(s.discard_calls, calls + 1);
+  EXPECT_EQ(s.discarded_blocks, 24u + 1u + 64u);
+  // Trim drains too, then returns the memory.
+  auto last = pool->Allocate(6u << 20, s0, Role::kKv);
+  ASSERT_TRUE(last.ok());
+  ASSERT_TRUE(pool->Deallocate(*last, s0).ok());
+  ASSERT_TRUE(pool->Trim().ok());
+  s = pool->GetStats();
+  EXPECT_EQ(s.discarded_blocks, 24u + 1u + 64u + 1u);
+  EXPECT_EQ(s.reserved_bytes.current, 0);
   internal::PoolCore::Unwrap(*pool)->CheckInvariants();
 }
 

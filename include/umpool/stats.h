@@ -47,7 +47,8 @@ struct Stats {
   std::uint64_t cross_stream_reuses = 0;  // blocks moved to another stream after an event
   std::uint64_t events_recorded = 0;
   std::uint64_t trims = 0;
-  std::uint64_t discard_calls = 0;     // discards issued for freed blocks (role policy)
+  std::uint64_t discard_calls = 0;     // batched discard calls issued (role policy)
+  std::uint64_t discarded_blocks = 0;  // freed blocks those calls covered
   std::uint64_t discard_bytes = 0;
 
   std::int64_t slabs = 0;              // slabs held now

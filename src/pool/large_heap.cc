@@ -248,6 +248,16 @@ absl::StatusOr<std::size_t> LargeHeap::BlockSize(std::uintptr_t p) const {
   return it->second->size;
 }
 
+absl::StatusOr<std::size_t> LargeHeap::DiscardableSize(std::uintptr_t p) const {
+  MutexLock lock(&mu_);
+  auto it = live_.find(p);
+  if (it == live_.end()) return Diagnose(p);
+  if (!it->second->recorded.empty()) {
+    return absl::FailedPreconditionError("block is in use on recorded streams");
+  }
+  return it->second->size;
+}
+
 absl::StatusOr<std::pair<std::uintptr_t, std::size_t>> LargeHeap::Containing(
     std::uintptr_t p) const {
   MutexLock lock(&mu_);

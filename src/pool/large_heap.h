@@ -72,6 +72,9 @@ class LargeHeap {
   absl::StatusOr<std::size_t> Free(std::uintptr_t p, Stream stream, Fencer& fencer);
   absl::Status RecordStream(std::uintptr_t p, Stream stream);
   absl::StatusOr<std::size_t> BlockSize(std::uintptr_t p) const;
+  // BlockSize for a block about to be discarded and freed; FailedPrecondition
+  // if RecordStream named other streams (they may still read it).
+  absl::StatusOr<std::size_t> DiscardableSize(std::uintptr_t p) const;
   // The live block containing p (p may be interior): start and size.
   absl::StatusOr<std::pair<std::uintptr_t, std::size_t>> Containing(std::uintptr_t p) const;
 

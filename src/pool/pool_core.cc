@@ -34,7 +34,18 @@ absl::Status Interior(const void* ptr, const Slab& slab) {
       "-byte block"));
 }
 
+absl::Status NotAllocated(const void* ptr) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("block ", absl::Hex(reinterpret_cast<std::uintptr_t>(ptr)),
+                   " is not allocated (freed; waiting for its discard)"));
+}
+
 }  // namespace
+
+bool PoolCore::WaitsForDiscard(const Span* span, const void* block) const {
+  return options_.policy(span->role).discard_on_free && !discards_.empty() &&
+         discards_.Contains(reinterpret_cast<std::uintptr_t>(block));
+}
 
 std::size_t PoolCore::RoundedSize(std::size_t bytes) {
   if (bytes == 0) return 0;
@@ -111,6 +122,7 @@ void PoolCore::MarkLive(void* p) {
 }
 
 absl::StatusOr<void*> PoolCore::Allocate(std::size_t bytes, Stream stream, Role role) {
+  if (ABSL_PREDICT_FALSE(!discards_.empty())) DrainDiscards();
   if (ABSL_PREDICT_FALSE(bytes - 1 >= kMaxClassBytes || !ValidRole(role))) {
     if (bytes == 0) return nullptr;
     if (!ValidRole(role)) return BadRole(role);
@@ -220,15 +232,20 @@ absl::Status PoolCore::Deallocate(void* ptr, Stream stream) {
   Span* span = pagemap_.Lookup(ptr);
   if (ABSL_PREDICT_FALSE(span == nullptr)) return NotOurs(ptr);
   if (ABSL_PREDICT_FALSE(span->kind == SpanKind::kSegment)) {
-    if (options_.policy(span->role).discard_on_free) {
-      absl::StatusOr<std::pair<std::uintptr_t, std::size_t>> b =
-          heaps_[static_cast<int>(span->role)]->large.Containing(reinterpret_cast<std::uintptr_t>(ptr));
-      if (b.ok() && b->first == reinterpret_cast<std::uintptr_t>(ptr)) {
-        MaybeDiscard(span->role, b->first, b->second, stream);
+    LargeHeap& heap = heaps_[static_cast<int>(span->role)]->large;
+    const auto p = reinterpret_cast<std::uintptr_t>(ptr);
+    if (DiscardsFor(span->role)) {
+      if (discards_.Contains(p)) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("double free: block ", absl::Hex(p), " is not allocated"));
+      }
+      absl::StatusOr<std::size_t> n = heap.DiscardableSize(p);
+      if (n.ok() && EnqueueDiscard(p, *n, stream)) {
+        CountFree(CounterCache(), *n);
+        return absl::OkStatus();
       }
     }
-    absl::StatusOr<std::size_t> n = heaps_[static_cast<int>(span->role)]->large.Free(
-        reinterpret_cast<std::uintptr_t>(ptr), stream, fencer_);
+    absl::StatusOr<std::size_t> n = heap.Free(p, stream, fencer_);
     if (!n.ok()) return n.status();
     CountFree(CounterCache(), *n);
     return absl::OkStatus();
@@ -249,8 +266,10 @@ absl::Status PoolCore::Deallocate(void* ptr, Stream stream) {
   const int cls = slab->size_class();
   const std::size_t size = slab->info().size;
   const Role role = slab->role;
-  if (ABSL_PREDICT_FALSE(size >= kMapGranularity)) {
-    MaybeDiscard(role, reinterpret_cast<std::uintptr_t>(ptr), size, stream);
+  if (ABSL_PREDICT_FALSE(size >= kMapGranularity) && DiscardsFor(role) &&
+      EnqueueDiscard(reinterpret_cast<std::uintptr_t>(ptr), size, stream)) {
+    CountFree(CounterCache(), size);
+    return absl::OkStatus();
   }
   if (ABSL_PREDICT_TRUE(cls < cached_classes_)) {
     ThreadCache* tc = CurrentCache();
@@ -276,24 +295,57 @@ absl::Status PoolCore::Deallocate(void* ptr, Stream stream) {
   return absl::OkStatus();
 }
 
-void PoolCore::MaybeDiscard(Role role, std::uintptr_t start, std::size_t size, Stream stream) {
-  if (!options_.policy(role).discard_on_free ||
-      !discard_supported_.load(std::memory_order_relaxed)) {
-    return;
-  }
+bool PoolCore::DiscardsFor(Role role) const {
+  return options_.policy(role).discard_on_free && discard_supported_.load(std::memory_order_relaxed);
+}
+
+bool PoolCore::EnqueueDiscard(std::uintptr_t start, std::size_t size, Stream stream) {
   // Only whole pages inside the block: a partial page may hold a neighbour.
   const std::uintptr_t lo = (start + kMapGranularity - 1) & ~(kMapGranularity - 1);
   const std::uintptr_t hi = (start + size) & ~(kMapGranularity - 1);
-  if (hi <= lo) return;
-  void* ptr = reinterpret_cast<void*>(lo);
-  const std::size_t bytes = hi - lo;
-  absl::Status st = backend_->Discard(&ptr, &bytes, 1, stream);
-  if (st.ok()) {
-    counters_.discard_calls.fetch_add(1, std::memory_order_relaxed);
-    counters_.discard_bytes.fetch_add(bytes, std::memory_order_relaxed);
-  } else if (discard_supported_.exchange(false)) {
-    std::fprintf(stderr, "umpool: warning: discard on free disabled for this pool: %s\n",
-                 st.ToString().c_str());
+  if (hi <= lo) return false;
+  if (discards_.Push(PendingDiscard{start, lo, hi, stream})) DrainDiscards();
+  return true;
+}
+
+void PoolCore::DrainDiscards() {
+  std::vector<PendingDiscard> batch = discards_.TakeAll();
+  std::vector<void*> ptrs;
+  std::vector<std::size_t> sizes;
+  for (std::size_t i = 0; i < batch.size();) {
+    std::size_t j = i;
+    ptrs.clear();
+    sizes.clear();
+    for (; j < batch.size() && batch[j].stream == batch[i].stream; ++j) {
+      ptrs.push_back(reinterpret_cast<void*>(batch[j].lo));
+      sizes.push_back(batch[j].hi - batch[j].lo);
+    }
+    const Stream stream = batch[i].stream;
+    if (discard_supported_.load(std::memory_order_relaxed)) {
+      absl::Status st = backend_->Discard(ptrs.data(), sizes.data(), ptrs.size(), stream);
+      if (st.ok()) {
+        counters_.discard_calls.fetch_add(1, std::memory_order_relaxed);
+        counters_.discarded_blocks.fetch_add(ptrs.size(), std::memory_order_relaxed);
+        for (std::size_t n : sizes) counters_.discard_bytes.fetch_add(n, std::memory_order_relaxed);
+      } else if (discard_supported_.exchange(false)) {
+        std::fprintf(stderr, "umpool: warning: discard on free disabled for this pool: %s\n",
+                     st.ToString().c_str());
+      }
+    }
+    // Only now may the blocks be reused: the discard precedes any reuse.
+    for (; i < j; ++i) {
+      void* block = reinterpret_cast<void*>(batch[i].block);
+      Span* span = pagemap_.Lookup(block);
+      UMPOOL_CHECK(span != nullptr, "discarded block outside any span");
+      if (span->kind == SpanKind::kSegment) {
+        absl::StatusOr<std::size_t> n =
+            heaps_[static_cast<int>(span->role)]->large.Free(batch[i].block, stream, fencer_);
+        UMPOOL_CHECK(n.ok(), "a block waiting for its discard could not be freed");
+      } else {
+        auto* slab = static_cast<Slab*>(span);
+        ReturnToCentral(stream, slab->role, slab->size_class(), &block, 1);
+      }
+    }
   }
 }
 
@@ -327,6 +379,7 @@ absl::Status PoolCore::RecordStream(void* ptr, Stream stream) {
   Span* span = pagemap_.Lookup(ptr);
   if (span == nullptr) return NotOurs(ptr);
   if (span->kind == SpanKind::kSegment) {
+    if (ABSL_PREDICT_FALSE(WaitsForDiscard(span, ptr))) return NotAllocated(ptr);
     return heaps_[static_cast<int>(span->role)]->large.RecordStream(
         reinterpret_cast<std::uintptr_t>(ptr), stream);
   }
@@ -358,7 +411,12 @@ absl::StatusOr<std::pair<std::uintptr_t, std::size_t>> PoolCore::ContainingBlock
   Span* span = pagemap_.Lookup(ptr);
   if (span == nullptr) return NotOurs(ptr);
   const auto p = reinterpret_cast<std::uintptr_t>(ptr);
-  if (span->kind == SpanKind::kSegment) return heaps_[static_cast<int>(span->role)]->large.Containing(p);
+  if (span->kind == SpanKind::kSegment) {
+    absl::StatusOr<std::pair<std::uintptr_t, std::size_t>> b =
+        heaps_[static_cast<int>(span->role)]->large.Containing(p);
+    if (b.ok() && WaitsForDiscard(span, reinterpret_cast<void*>(b->first))) return NotAllocated(ptr);
+    return b;
+  }
   auto* slab = static_cast<Slab*>(span);
   const std::uint64_t idx = DivideByClass(p - slab->base, slab->info());
   if (idx >= slab->info().blocks) {
@@ -392,6 +450,7 @@ absl::StatusOr<std::size_t> PoolCore::BlockSize(const void* ptr) const {
   Span* span = pagemap_.Lookup(ptr);
   if (span == nullptr) return NotOurs(ptr);
   if (span->kind == SpanKind::kSegment) {
+    if (WaitsForDiscard(span, ptr)) return NotAllocated(ptr);
     return heaps_[static_cast<int>(span->role)]->large.BlockSize(
         reinterpret_cast<std::uintptr_t>(ptr));
   }

@@ -26,6 +26,7 @@
 #include "src/base/mutex.h"
 #include "src/backend/backend.h"
 #include "src/pool/central_bin.h"
+#include "src/pool/discard_queue.h"
 #include "src/pool/fence.h"
 #include "src/pool/large_heap.h"
 #include "src/pool/pagemap.h"
@@ -103,9 +104,15 @@ class PoolCore {
   // count (>= 1) or the error. *grew is set if a slab was created.
   absl::StatusOr<int> Refill(Stream stream, Role role, int cls, void** out, int max, bool* grew);
   absl::Status FreeRecorded(Slab* slab, void* ptr, Stream stream);
-  // Discards the whole 2 MiB pages of a block being freed on `stream` if its
-  // role asks for it (before the block becomes visible to anyone else).
-  void MaybeDiscard(Role role, std::uintptr_t start, std::size_t size, Stream stream);
+  // Discard on free (see discard_queue.h). DiscardsFor: the role discards and
+  // the driver has not refused. EnqueueDiscard parks a freed block until its
+  // whole 2 MiB pages are discarded; false (block not parked) when it has no
+  // whole page. DrainDiscards issues the batched discards and frees the blocks.
+  bool DiscardsFor(Role role) const;
+  bool EnqueueDiscard(std::uintptr_t start, std::size_t size, Stream stream);
+  void DrainDiscards();
+  // true if the large block starting at `block` was freed and waits in the queue.
+  bool WaitsForDiscard(const Span* span, const void* block) const;
 
   // New slab / segment: capacity-checked backend mapping, advice and prefetch
   // per the role's policy, registered in the pagemap.
@@ -156,8 +163,9 @@ class PoolCore {
     std::atomic<std::uint64_t> advise_calls{0}, prefetch_calls{0};
     std::atomic<std::uint64_t> alloc_retries{0}, ooms{0}, cross_stream_reuses{0}, trims{0};
     std::atomic<std::int64_t> slabs{0}, large_segments{0};
-    std::atomic<std::uint64_t> discard_calls{0}, discard_bytes{0};
+    std::atomic<std::uint64_t> discard_calls{0}, discard_bytes{0}, discarded_blocks{0};
   };
+  DiscardQueue discards_;
   std::atomic<bool> discard_supported_{true};
   mutable Counters counters_;
 };

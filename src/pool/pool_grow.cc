@@ -194,6 +194,7 @@ absl::Status PoolCore::UnmapSpan(Span* span) {
 }
 
 absl::Status PoolCore::ReleaseCached() {
+  DrainDiscards();
   if (ThreadCache* tc = FindOwnedCache(id_)) tc->FlushAll();
   // Other threads flush at their next call.
   flush_epoch_.fetch_add(1, std::memory_order_relaxed);

@@ -36,7 +36,7 @@ std::string Stats::ToString() const {
   absl::StrAppend(&s, "  advise ops ", advise_calls, ", prefetch ops ", prefetch_calls,
                   ", retries ", alloc_retries, ", cross-stream reuses ", cross_stream_reuses,
                   ", events recorded ", events_recorded, ", trims ", trims, ", discards ",
-                  discard_calls, " (", Bytes(static_cast<std::int64_t>(discard_bytes)), ")\n");
+                  discard_calls, " calls for ", discarded_blocks, " blocks (", Bytes(static_cast<std::int64_t>(discard_bytes)), ")\n");
   absl::StrAppend(&s, "  large reserved ", Bytes(large_reserved_bytes.current), " (peak ",
                   Bytes(large_reserved_bytes.peak), ")\n");
   for (const ClassStats& c : classes) {
@@ -82,6 +82,7 @@ Stats PoolCore::GetStats() const {
   s.trims = counters_.trims.load();
   s.discard_calls = counters_.discard_calls.load();
   s.discard_bytes = counters_.discard_bytes.load();
+  s.discarded_blocks = counters_.discarded_blocks.load();
   s.slabs = counters_.slabs.load();
   s.large_segments = counters_.large_segments.load();
   s.capacity_bytes = capacity_view_.load(std::memory_order_relaxed);
