@@ -10,7 +10,8 @@ TEST(ConfTest, EveryKeyParses) {
       " backend:host, capacity:1.5GiB,allow_oversubscription:yes,thread_cache:off,"
       "thread_cache_bytes:32MiB,thread_cache_max_class:1MiB,stats_publish_bytes:0,"
       "raise_on_oom:false,kv.accessed_by:gpu,kv.prefetch:never,weights.prefetch:always,"
-      "default.prefetch_threshold:1GB,activations.accessed_by:none,weights.read_mostly:on,kv.discard:true");
+      "default.prefetch_threshold:1GB,activations.accessed_by:none,weights.read_mostly:on,kv.discard:true,"
+      "activations.memory:device");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->pool.backend, BackendKind::kHost);
   EXPECT_EQ(c->pool.capacity_bytes, std::size_t{3} << 29);
@@ -29,6 +30,8 @@ TEST(ConfTest, EveryKeyParses) {
   EXPECT_FALSE(c->pool.policy(Role::kKv).read_mostly);
   EXPECT_TRUE(c->pool.policy(Role::kKv).discard_on_free);
   EXPECT_FALSE(c->pool.policy(Role::kDefault).discard_on_free);
+  EXPECT_TRUE(c->pool.policy(Role::kActivations).device_memory);
+  EXPECT_FALSE(c->pool.policy(Role::kKv).device_memory);
   EXPECT_TRUE(ParseConf("").ok());
   EXPECT_TRUE(ParseConf(",,").ok());
 }
@@ -54,6 +57,8 @@ TEST(ConfTest, ErrorsNameTheKeyOrValue) {
       {"kvcache.prefetch:never", "kvcache"},
       {"kv.prefetch:sometimes", "sometimes"},
       {"kv.color:red", "kv.color"},
+      {"activations.memory:hbm", "hbm"},
+      {"kv.memory:device,kv.discard:1", "device_memory"},
       {"capacity:1GiB,capacity:2GiB", "twice"},
       {"capacity:4KiB", "capacity_bytes"},
       {"capacity:2PiB", "2PiB"},

@@ -299,6 +299,68 @@ TEST_F(GpuTest, EvictThenFetchKeepsAddressAndBytes) {
   }
 }
 
+// A paused request's KV blocks go to host memory and back in one batched call
+// each (cudaMemPrefetchBatchAsync): same addresses, same bytes.
+TEST_F(GpuTest, BatchedEvictAndFetchOfManyBlocks) {
+  int device = 0;
+  CUDA_OK(cudaGetDevice(&device));
+  constexpr std::size_t kBytes = std::size_t{2} << 20;
+  std::vector<void*> kv;
+  for (int i = 0; i < 40; ++i) {
+    auto p = pool_->Allocate(kBytes, a_, Role::kKv);
+    ASSERT_TRUE(p.ok());
+    CUDA_OK(testing::LaunchSpinThenFill(*p, kBytes, static_cast<unsigned char>(i + 1), 0, a_));
+    kv.push_back(*p);
+  }
+  const std::uint64_t ops = core()->backend().counters().prefetch_ops.load();
+  ASSERT_TRUE(pool_->PrefetchBlocks(kv.data(), kv.size(), Location::kHost, a_).ok());
+  CUDA_OK(cudaStreamSynchronize(a_));
+  for (void* p : kv) {
+    int last = -9;
+    CUDA_OK(cudaMemRangeGetAttribute(&last, sizeof(last), cudaMemRangeAttributeLastPrefetchLocation, p, kBytes));
+    EXPECT_EQ(last, cudaCpuDeviceId);
+  }
+  ASSERT_TRUE(pool_->PrefetchBlocks(kv.data(), kv.size(), Location::kDevice, a_).ok());
+  CUDA_OK(cudaStreamSynchronize(a_));
+  EXPECT_EQ(core()->backend().counters().prefetch_ops.load(), ops + 2);
+  for (int i = 0; i < 40; ++i) {
+    int last = -9;
+    CUDA_OK(cudaMemRangeGetAttribute(&last, sizeof(last), cudaMemRangeAttributeLastPrefetchLocation, kv[i], kBytes));
+    EXPECT_EQ(last, device);
+    EXPECT_EQ(Mismatches(kv[i], kBytes, static_cast<unsigned char>(i + 1), a_), 0u) << i;
+  }
+  for (void* p : kv) ASSERT_TRUE(pool_->Deallocate(p, a_).ok());
+}
+
+// activations.device_memory: the blocks are cudaMalloc memory that kernels use
+// normally; other roles stay managed.
+TEST_F(GpuTest, DeviceMemoryActivationsArePlainDeviceMemory) {
+  PoolOptions o;
+  o.backend = BackendKind::kManaged;
+  o.capacity_bytes = std::size_t{1} << 30;
+  o.roles[static_cast<int>(Role::kActivations)].device_memory = true;
+  auto pool = Pool::Create(o);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  for (std::size_t n : {std::size_t{4096}, std::size_t{8} << 20, std::size_t{96} << 20}) {
+    auto act = (*pool)->Allocate(n, a_, Role::kActivations);
+    auto kv = (*pool)->Allocate(n, a_, Role::kKv);
+    ASSERT_TRUE(act.ok() && kv.ok());
+    cudaPointerAttributes attr{};
+    CUDA_OK(cudaPointerGetAttributes(&attr, *act));
+    EXPECT_EQ(attr.type, cudaMemoryTypeDevice) << n;
+    CUDA_OK(cudaPointerGetAttributes(&attr, *kv));
+    EXPECT_EQ(attr.type, cudaMemoryTypeManaged) << n;
+    CUDA_OK(testing::LaunchSpinThenFill(*act, n, 0x3C, 0, a_));
+    EXPECT_EQ(Mismatches(*act, n, 0x3C, a_), 0u);
+    EXPECT_TRUE(absl::IsFailedPrecondition((*pool)->Evict(*act, a_)));
+    ASSERT_TRUE((*pool)->Deallocate(*act, a_).ok());
+    ASSERT_TRUE((*pool)->Deallocate(*kv, a_).ok());
+  }
+  CUDA_OK(cudaStreamSynchronize(a_));
+  ASSERT_TRUE((*pool)->Trim().ok());
+  EXPECT_EQ((*pool)->GetStats().reserved_bytes.current, 0);
+}
+
 // Weights above 2 GiB are prefetched at allocation (the seed's 2 GiB rule
 // left them to page-fault); ReadMostly is applied when asked for.
 TEST_F(GpuTest, WeightsAboveTwoGiBAreResidentAfterAllocation) {

@@ -32,6 +32,10 @@ TEST(OptionsTest, BadValuesNameTheField) {
       {[](PoolOptions& o) { o.roles[2].prefetch_threshold_bytes = 0; }, "roles[kv]"},
       {[](PoolOptions& o) { o.roles[1].accessed_by = static_cast<AccessedBy>(7); }, "roles[weights]"},
       {[](PoolOptions& o) { o.backend = static_cast<BackendKind>(9); }, "backend"},
+      {[](PoolOptions& o) { o.roles[1].device_memory = true; o.roles[1].read_mostly = true; },
+       "roles[weights].device_memory"},
+      {[](PoolOptions& o) { o.roles[2].device_memory = true; o.roles[2].discard_on_free = true; },
+       "roles[kv].device_memory"},
   };
   for (const Case& c : cases) {
     PoolOptions o;

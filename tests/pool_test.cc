@@ -503,6 +503,94 @@ TEST_P(PoolTest, DiscardsAreBatchedAcrossFrees) {
   internal::PoolCore::Unwrap(*pool)->CheckInvariants();
 }
 
+// PrefetchBlocks moves whole blocks in one backend call and checks every
+// pointer before anything moves.
+TEST_P(PoolTest, PrefetchBlocksIsOneCallAndAllOrNothing) {
+  std::vector<void*> blocks;
+  for (std::size_t n : {std::size_t{4096}, std::size_t{3} << 20, std::size_t{40} << 20}) {
+    auto p = pool_->Allocate(n, kDefaultStream, Role::kKv);
+    ASSERT_TRUE(p.ok());
+    FillPattern(kind(), *p, 4096, n);
+    blocks.push_back(*p);
+  }
+  internal::Backend& backend = internal::PoolCore::Unwrap(*pool_)->backend();
+  const std::uint64_t ops = backend.counters().prefetch_ops.load();
+  const std::uint64_t calls = pool_->GetStats().prefetch_calls;
+  ASSERT_TRUE(pool_->PrefetchBlocks(blocks.data(), blocks.size(), Location::kHost, kDefaultStream).ok());
+  ASSERT_TRUE(pool_->PrefetchBlocks(blocks.data(), blocks.size(), Location::kDevice, kDefaultStream).ok());
+  EXPECT_EQ(backend.counters().prefetch_ops.load(), ops + 2) << "one backend call per batch";
+  EXPECT_EQ(pool_->GetStats().prefetch_calls, calls + 2);
+  ASSERT_TRUE(pool_->PrefetchBlocks(blocks.data(), 0, Location::kHost, kDefaultStream).ok());
+  // Interior pointers name their block.
+  const void* interior[] = {static_cast<char*>(blocks[1]) + 100};
+  EXPECT_TRUE(pool_->PrefetchBlocks(interior, 1, Location::kDevice, kDefaultStream).ok());
+  // A foreign pointer in the middle: nothing moves, the error names it.
+  int x = 0;
+  const void* bad[] = {blocks[0], &x, blocks[2]};
+  absl::Status st = pool_->PrefetchBlocks(bad, 3, Location::kHost, kDefaultStream);
+  EXPECT_TRUE(absl::IsInvalidArgument(st)) << st;
+  EXPECT_NE(st.message().find("pointer 1"), std::string::npos) << st;
+  EXPECT_EQ(backend.counters().prefetch_ops.load(), ops + 3);
+  EXPECT_TRUE(absl::IsInvalidArgument(pool_->PrefetchBlocks(nullptr, 2, Location::kHost, kDefaultStream)));
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    EXPECT_TRUE(CheckPattern(kind(), blocks[i], 4096, i == 0 ? 4096 : (i == 1 ? 3u << 20 : 40u << 20)));
+    ASSERT_TRUE(pool_->Deallocate(blocks[i]).ok());
+  }
+  const void* freed[] = {blocks[2]};
+  EXPECT_FALSE(pool_->PrefetchBlocks(freed, 1, Location::kHost, kDefaultStream).ok());
+  Check();
+}
+
+// A role with device_memory takes its slabs from a second backend (cudaMalloc
+// on a managed pool), is never advised or prefetched, refuses to move, and
+// shares the cap.
+TEST_P(PoolTest, DeviceMemoryRoleHasItsOwnBackend) {
+  PoolOptions o;
+  o.roles[static_cast<int>(Role::kActivations)].device_memory = true;
+  auto pool = Make(o);
+  internal::PoolCore* core = internal::PoolCore::Unwrap(*pool);
+  internal::Backend* dm = core->device_memory_backend();
+  if (kind() == BackendKind::kDevice) {
+    EXPECT_EQ(dm, nullptr) << "a device pool is device memory already";
+  } else {
+    ASSERT_NE(dm, nullptr);
+  }
+  const std::uint64_t main_maps = core->backend().counters().maps.load();
+  const std::uint64_t advise = pool->GetStats().advise_calls;
+  // Fill through cudaMemcpy: on a managed pool this memory is not CPU-visible.
+  const BackendKind fill = kind() == BackendKind::kManaged ? BackendKind::kDevice : kind();
+  std::vector<void*> act;
+  for (std::size_t n : {std::size_t{1} << 20, std::size_t{64} << 20}) {
+    auto p = pool->Allocate(n, kDefaultStream, Role::kActivations);
+    ASSERT_TRUE(p.ok()) << p.status();
+    FillPattern(fill, *p, 4096, n);
+    act.push_back(*p);
+  }
+  if (dm != nullptr) {
+    EXPECT_EQ(core->backend().counters().maps.load(), main_maps);
+    EXPECT_EQ(dm->counters().maps.load(), 2u);
+    EXPECT_EQ(pool->GetStats().advise_calls, advise) << "device memory is never advised";
+    absl::Status st = pool->Evict(act[0], kDefaultStream);
+    EXPECT_TRUE(absl::IsFailedPrecondition(st)) << st;
+    EXPECT_NE(st.message().find("plain device memory"), std::string::npos) << st;
+    EXPECT_TRUE(absl::IsFailedPrecondition(pool->PrefetchBlocks(act.data(), 2, Location::kHost, kDefaultStream)));
+  }
+  auto kv = pool->Allocate(1u << 20, kDefaultStream, Role::kKv);
+  ASSERT_TRUE(kv.ok());
+  EXPECT_TRUE(pool->Evict(*kv, kDefaultStream).ok()) << "other roles still move";
+  EXPECT_EQ(pool->GetStats().reserved_bytes.current,
+            static_cast<std::int64_t>((2u << 20) * 2 + (64u << 20)))
+      << "one 2 MiB slab per small class and the 64 MiB segment, under one cap";
+  EXPECT_TRUE(CheckPattern(fill, act[0], 4096, 1u << 20));
+  EXPECT_TRUE(CheckPattern(fill, act[1], 4096, 64u << 20));
+  for (void* p : act) ASSERT_TRUE(pool->Deallocate(p).ok());
+  ASSERT_TRUE(pool->Deallocate(*kv).ok());
+  ASSERT_TRUE(pool->Trim().ok());
+  if (dm != nullptr) EXPECT_EQ(dm->counters().unmaps.load(), 2u) << "unmapped by the backend that mapped";
+  EXPECT_EQ(pool->GetStats().reserved_bytes.current, 0);
+  core->CheckInvariants();
+}
+
 TEST_P(PoolTest, WorksWithThreadCachesOff) {
   PoolOptions o;
   o.thread_cache = false;

@@ -5,9 +5,9 @@
 // step, one kernel appends a token to every running request and reads all of
 // its KV back (a stand-in for attention), and the host checks every sum. In the
 // "evict" mode a fraction of the requests is paused at each step: its KV is
-// evicted to host memory (Pool::Evict, same addresses), fetched back ahead of
-// its resumption on a side stream (Pool::Fetch), and its contents are checked
-// when it resumes. Requests are admitted and retired all along (KV freed with
+// evicted to host memory (Pool::PrefetchBlocks: all its blocks in one batched
+// call, same addresses), fetched back the same way ahead of its resumption on
+// a side stream, and its contents are checked when it resumes. Requests are admitted and retired all along (KV freed with
 // discard on free). Prints the decode-step time of each mode.
 //
 //   paged_kv_demo [steps] [requests]      (defaults 300 and 32)
@@ -119,7 +119,7 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, double pause_fraction,
         q.paused_until = step + 2;
         q.fetched = false;
         q.resumed = true;
-        for (void* b : q.blocks) Check(pool.Evict(b, compute));
+        Check(pool.PrefetchBlocks(q.blocks.data(), q.blocks.size(), umpool::Location::kHost, compute));
         ++res.evictions;
       }
     }
@@ -133,7 +133,7 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, double pause_fraction,
     CHECK_CUDA(cudaStreamWaitEvent(side, evicted, 0));
     for (Request& q : reqs) {
       if (!q.fetched && q.paused_until == step) {
-        for (void* b : q.blocks) Check(pool.Fetch(b, side));
+        Check(pool.PrefetchBlocks(q.blocks.data(), q.blocks.size(), umpool::Location::kDevice, side));
         q.fetched = true;
       }
     }

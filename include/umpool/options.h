@@ -47,6 +47,14 @@ struct RolePolicy {
   // Managed backend only; where the driver refuses, umpool says so once and
   // stops discarding.
   bool discard_on_free = false;
+  // Serve this role from plain device memory (cudaMalloc) instead of managed
+  // memory: no page faults and no migration, but no CPU access and no
+  // Prefetch/Evict/Fetch (they return FailedPrecondition). Meant for
+  // activations, which live and die on the GPU. Advice and prefetch are not
+  // applied; read_mostly and discard_on_free cannot be combined with it.
+  // Shares the pool's cap. On a device pool every role is device memory
+  // already; on a host pool (tests) a second host backend stands in for it.
+  bool device_memory = false;
 
   bool operator==(const RolePolicy&) const = default;
 };

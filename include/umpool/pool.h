@@ -111,6 +111,13 @@ class Pool {
   // e.g. the KV cache of a paused request, and its return before it resumes.
   absl::Status Evict(const void* ptr, Stream stream);
   absl::Status Fetch(const void* ptr, Stream stream);
+  // Moves the whole blocks containing ptrs[0..count) to `where` in one
+  // stream-ordered batch (one cudaMemPrefetchBatchAsync on the managed
+  // backend): the KV blocks of a paused request in one call. Every pointer is
+  // checked before anything moves; InvalidArgument names the first bad one
+  // (not in a live block of this pool). count == 0 is a no-op. Thread-safe.
+  absl::Status PrefetchBlocks(const void* const* ptrs, std::size_t count, Location where,
+                              Stream stream);
 
   // Returns every cached block that is free to the backend: empty slabs and
   // free large-block segments. Waits (host-blocking) for events of pending

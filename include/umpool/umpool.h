@@ -127,6 +127,11 @@ UMPOOL_API void umpool_clear_last_error(void);
  * live block of any device's pool (ptr may be interior); bytes == 0 means to
  * the end of the block. umpool::Pool::Prefetch has the details. */
 UMPOOL_API int umpool_prefetch(const void* ptr, size_t bytes, int to_gpu, umpool_stream_t stream);
+/* Moves the whole blocks containing ptrs[0..count) to the GPU or to host
+ * memory in one batched, stream-ordered call. All must belong to one device's
+ * pool; every pointer is checked before anything moves. count 0: no-op. */
+UMPOOL_API int umpool_prefetch_blocks(const void* const* ptrs, size_t count, int to_gpu,
+                                      umpool_stream_t stream);
 
 /* Usable size of the live block at ptr (from any device's pool), or 0 if ptr
  * is not a live umpool block. */

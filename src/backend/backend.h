@@ -62,9 +62,14 @@ class Backend {
   // = the pool's GPU, AccessedBy per policy). A no-op that still counts as an
   // advise op on the other backends.
   virtual absl::Status Advise(void* ptr, std::size_t bytes, const RolePolicy& policy) = 0;
-  // Stream-ordered prefetch of the range to `where`. No-op on device/host.
-  virtual absl::Status Prefetch(void* ptr, std::size_t bytes, Location where,
-                                Stream stream) = 0;
+  // Stream-ordered prefetch of `count` ranges to `where`, in one batch where
+  // the driver has one (cudaMemPrefetchBatchAsync), else range by range.
+  // Counted as one prefetch op. No-op (counted) on device/host.
+  virtual absl::Status Prefetch(void* const* ptrs, const std::size_t* sizes, std::size_t count,
+                                Location where, Stream stream) = 0;
+  absl::Status Prefetch(void* ptr, std::size_t bytes, Location where, Stream stream) {
+    return Prefetch(&ptr, &bytes, 1, where, stream);
+  }
 
   // Stream-ordered discard of `count` ranges (contents become undefined; no
   // migration of them afterwards). Unimplemented where the driver or device

@@ -26,7 +26,7 @@ absl::Status DeviceBackend::Advise(void*, std::size_t, const RolePolicy&) {
   return absl::OkStatus();
 }
 
-absl::Status DeviceBackend::Prefetch(void*, std::size_t, Location, Stream) {
+absl::Status DeviceBackend::Prefetch(void* const*, const std::size_t*, std::size_t, Location, Stream) {
   counters_.prefetch_ops.fetch_add(1, std::memory_order_relaxed);
   return absl::OkStatus();
 }

@@ -77,7 +77,7 @@ absl::Status HostBackend::Advise(void*, std::size_t, const RolePolicy&) {
   return absl::OkStatus();
 }
 
-absl::Status HostBackend::Prefetch(void*, std::size_t, Location, Stream) {
+absl::Status HostBackend::Prefetch(void* const*, const std::size_t*, std::size_t, Location, Stream) {
   counters_.prefetch_ops.fetch_add(1, std::memory_order_relaxed);
   return absl::OkStatus();
 }

@@ -35,7 +35,9 @@ class HostBackend final : public Backend {
   absl::StatusOr<void*> Map(std::size_t bytes) override;
   absl::Status Unmap(void* ptr, std::size_t bytes) override;
   absl::Status Advise(void* ptr, std::size_t bytes, const RolePolicy& policy) override;
-  absl::Status Prefetch(void* ptr, std::size_t bytes, Location where, Stream stream) override;
+  absl::Status Prefetch(void* const* ptrs, const std::size_t* sizes, std::size_t count,
+                        Location where, Stream stream) override;
+  using Backend::Prefetch;
   absl::Status Discard(void* const* ptrs, const std::size_t* sizes, std::size_t count,
                        Stream stream) override;
 

@@ -2,6 +2,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstdio>
+
 #include "src/backend/cuda_status.h"
 
 namespace umpool::internal {
@@ -55,12 +57,37 @@ absl::Status ManagedBackend::Advise(void* ptr, std::size_t bytes, const RolePoli
   return absl::OkStatus();
 }
 
-absl::Status ManagedBackend::Prefetch(void* ptr, std::size_t bytes, Location where,
-                                      Stream stream) {
+absl::Status ManagedBackend::Prefetch(void* const* ptrs, const std::size_t* sizes,
+                                      std::size_t count, Location where, Stream stream) {
+  if (count == 0) return absl::OkStatus();
   counters_.prefetch_ops.fetch_add(1, std::memory_order_relaxed);
-  const cudaMemLocation loc =
-      where == Location::kDevice ? DeviceLocation(device_) : HostLocation();
-  UMPOOL_CUDA_TRY(cudaMemPrefetchAsync(ptr, bytes, loc, 0, stream));
+  cudaMemLocation loc = where == Location::kDevice ? DeviceLocation(device_) : HostLocation();
+  if (batch_prefetch_.load(std::memory_order_relaxed)) {
+    Stream s = stream;
+    if (s == nullptr) {
+      absl::StatusOr<Stream> legacy = LegacyOrderedStream();
+      if (!legacy.ok()) return legacy.status();
+      s = *legacy;
+    }
+    std::size_t first = 0;  // one location, applying from operation 0 on
+    const cudaError_t err = cudaMemPrefetchBatchAsync(const_cast<void**>(ptrs),
+                                                      const_cast<std::size_t*>(sizes), count,
+                                                      &loc, &first, 1, 0, s);
+    if (err == cudaSuccess) return absl::OkStatus();
+    (void)cudaGetLastError();
+    if (err != cudaErrorNotSupported && err != cudaErrorInvalidValue) {
+      return CudaStatus(err, "cudaMemPrefetchBatchAsync");
+    }
+    if (batch_prefetch_.exchange(false)) {
+      std::fprintf(stderr,
+                   "umpool: warning: cudaMemPrefetchBatchAsync refused (%s); prefetching "
+                   "range by range from now on\n",
+                   cudaGetErrorString(err));
+    }
+  }
+  for (std::size_t i = 0; i < count; ++i) {
+    UMPOOL_CUDA_TRY(cudaMemPrefetchAsync(ptrs[i], sizes[i], loc, 0, stream));
+  }
   return absl::OkStatus();
 }
 

@@ -2,11 +2,16 @@
 //
 // Map = cudaMallocManaged(cudaMemAttachGlobal). Advise = PreferredLocation on
 // the pool's GPU plus AccessedBy (CPU, GPU or none, per role policy): two
-// cudaMemAdvise calls, once per slab. Prefetch = cudaMemPrefetchAsync on the
-// caller's stream. CUDA 13 cudaMemLocation structs throughout.
+// cudaMemAdvise calls, once per slab. Prefetch = cudaMemPrefetchBatchAsync
+// (all ranges in one call) on the caller's stream, or cudaMemPrefetchAsync per
+// range where the driver refuses the batch API (said once on stderr).
+// Discard = cudaMemDiscardBatchAsync. The batch APIs refuse the legacy NULL
+// stream, so its work goes to an internal blocking stream ordered with it.
+// CUDA 13 cudaMemLocation structs throughout.
 #ifndef UMPOOL_SRC_BACKEND_MANAGED_BACKEND_H_
 #define UMPOOL_SRC_BACKEND_MANAGED_BACKEND_H_
 
+#include <atomic>
 #include <memory>
 
 #include "src/backend/cuda_backend.h"
@@ -22,13 +27,16 @@ class ManagedBackend final : public CudaBackend {
   BackendKind kind() const override { return BackendKind::kManaged; }
   absl::StatusOr<void*> Map(std::size_t bytes) override;
   absl::Status Advise(void* ptr, std::size_t bytes, const RolePolicy& policy) override;
-  absl::Status Prefetch(void* ptr, std::size_t bytes, Location where, Stream stream) override;
+  absl::Status Prefetch(void* const* ptrs, const std::size_t* sizes, std::size_t count,
+                        Location where, Stream stream) override;
+  using Backend::Prefetch;
   absl::Status Discard(void* const* ptrs, const std::size_t* sizes, std::size_t count,
                        Stream stream) override;
 
  private:
   using CudaBackend::CudaBackend;
-  // cudaMemDiscardBatchAsync refuses the legacy NULL stream. A *blocking*
+  std::atomic<bool> batch_prefetch_{true};  // false once the driver refused it
+  // cudaMem*BatchAsync refuse the legacy NULL stream. A *blocking*
   // stream is ordered against the legacy stream both ways, so a discard on it
   // runs after the legacy stream's earlier work and before its later work.
   absl::StatusOr<Stream> LegacyOrderedStream();

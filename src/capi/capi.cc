@@ -364,6 +364,17 @@ int umpool_prefetch(const void* ptr, size_t bytes, int to_gpu, umpool_stream_t s
   return st.ok() ? UMPOOL_OK : Fail(st);
 }
 
+int umpool_prefetch_blocks(const void* const* ptrs, size_t count, int to_gpu,
+                           umpool_stream_t stream) {
+  if (count == 0) return UMPOOL_OK;
+  if (ptrs == nullptr) return Fail(absl::InvalidArgumentError("umpool_prefetch_blocks: null array"));
+  Pool* pool = OwnerOf(ptrs[0], -1);
+  if (pool == nullptr) return Fail(NotUmpool("umpool_prefetch_blocks", ptrs[0]));
+  const umpool::Location where = to_gpu ? umpool::Location::kDevice : umpool::Location::kHost;
+  absl::Status st = pool->PrefetchBlocks(ptrs, count, where, stream);
+  return st.ok() ? UMPOOL_OK : Fail(st);
+}
+
 size_t umpool_block_size(const void* ptr) {
   Pool* pool = OwnerOf(ptr, -1);
   if (pool == nullptr) return 0;

@@ -133,12 +133,16 @@ absl::StatusOr<Conf> ParseConf(absl::string_view text) {
         st = boolean(&p.discard_on_free);
       } else if (field == "read_mostly") {
         st = boolean(&p.read_mostly);
+      } else if (field == "memory") {
+        if (v == "managed") p.device_memory = false;
+        else if (v == "device") p.device_memory = true;
+        else return Bad(key, value, "expected managed or device");
       } else if (field == "prefetch_threshold") {
         st = bytes(&p.prefetch_threshold_bytes);
       } else {
         return absl::InvalidArgumentError(absl::StrCat(
             "UMPOOL_CONF: unknown key '", key,
-            "' (a role takes accessed_by, prefetch, prefetch_threshold, read_mostly or discard)"));
+            "' (a role takes accessed_by, prefetch, prefetch_threshold, read_mostly, discard or memory)"));
       }
     } else {
       return absl::InvalidArgumentError(absl::StrCat(

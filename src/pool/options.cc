@@ -84,6 +84,11 @@ absl::Status PoolOptions::Validate() const {
     if (static_cast<unsigned>(p.prefetch) > static_cast<unsigned>(PrefetchMode::kNever)) {
       return absl::InvalidArgumentError(absl::StrCat("roles[", name, "].prefetch: invalid value"));
     }
+    if (p.device_memory && (p.read_mostly || p.discard_on_free)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "roles[", name, "].device_memory: plain device memory takes no ",
+          p.read_mostly ? "read_mostly advice" : "discard_on_free", " (managed memory only)"));
+    }
     if (p.prefetch == PrefetchMode::kBelowThreshold && p.prefetch_threshold_bytes == 0) {
       return absl::InvalidArgumentError(absl::StrCat(
           "roles[", name, "].prefetch_threshold_bytes: 0 with kBelowThreshold never prefetches; "

@@ -1,6 +1,7 @@
 // umpool::Pool: the public face of PoolCore.
 #include "umpool/pool.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "src/backend/backend.h"
@@ -16,8 +17,20 @@ absl::StatusOr<std::unique_ptr<Pool>> Pool::Create(const PoolOptions& options) {
   absl::StatusOr<std::unique_ptr<internal::Backend>> backend =
       internal::CreateBackend(options.backend, options.device);
   if (!backend.ok()) return backend.status();
+  // Roles served from plain device memory get a device backend on the same
+  // GPU (a second host backend on a host pool; none on a device pool).
+  std::unique_ptr<internal::Backend> device_memory;
+  const bool wants = std::any_of(options.roles.begin(), options.roles.end(),
+                                 [](const RolePolicy& p) { return p.device_memory; });
+  if (wants && options.backend != BackendKind::kDevice) {
+    absl::StatusOr<std::unique_ptr<internal::Backend>> d = internal::CreateBackend(
+        options.backend == BackendKind::kHost ? BackendKind::kHost : BackendKind::kDevice,
+        options.device);
+    if (!d.ok()) return d.status();
+    device_memory = *std::move(d);
+  }
   absl::StatusOr<std::unique_ptr<internal::PoolCore>> core =
-      internal::PoolCore::Create(options, *std::move(backend));
+      internal::PoolCore::Create(options, *std::move(backend), std::move(device_memory));
   if (!core.ok()) return core.status();
   return internal::PoolCore::Wrap(*std::move(core));
 }
@@ -38,6 +51,10 @@ absl::Status Pool::Evict(const void* ptr, Stream stream) {
 }
 absl::Status Pool::Fetch(const void* ptr, Stream stream) {
   return core_->Prefetch(ptr, 0, Location::kDevice, stream);
+}
+absl::Status Pool::PrefetchBlocks(const void* const* ptrs, std::size_t count, Location where,
+                                  Stream stream) {
+  return core_->PrefetchBlocks(ptrs, count, where, stream);
 }
 Stats Pool::GetStats() const { return core_->GetStats(); }
 void Pool::ResetPeaks() { core_->ResetPeaks(); }

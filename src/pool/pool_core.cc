@@ -442,8 +442,38 @@ absl::Status PoolCore::Prefetch(const void* ptr, std::size_t bytes, Location whe
         "prefetch of ", bytes, " bytes at ", absl::Hex(p), " runs ", bytes - (end - p),
         " bytes past the end of its ", block->second, "-byte block"));
   }
+  if (absl::Status st = CheckMovable(pagemap_.Lookup(ptr), ptr); !st.ok()) return st;
   counters_.prefetch_calls.fetch_add(1, std::memory_order_relaxed);
   return backend_->Prefetch(const_cast<void*>(ptr), bytes, where, stream);
+}
+
+absl::Status PoolCore::CheckMovable(const Span* span, const void* ptr) const {
+  if (span == nullptr || &BackendFor(span->role) == backend_.get()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "block at ", absl::Hex(reinterpret_cast<std::uintptr_t>(ptr)), " (role ", RoleName(span->role),
+      ") is plain device memory (device_memory policy) and cannot be prefetched or evicted"));
+}
+
+absl::Status PoolCore::PrefetchBlocks(const void* const* ptrs, std::size_t count,
+                                      Location where, Stream stream) {
+  if (count == 0) return absl::OkStatus();
+  if (ptrs == nullptr) return absl::InvalidArgumentError("PrefetchBlocks: null pointer array");
+  std::vector<void*> starts(count);
+  std::vector<std::size_t> sizes(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    absl::StatusOr<std::pair<std::uintptr_t, std::size_t>> b = ContainingBlock(ptrs[i]);
+    if (!b.ok()) {
+      return absl::Status(b.status().code(),
+                          absl::StrCat("PrefetchBlocks: pointer ", i, ": ", b.status().message()));
+    }
+    if (absl::Status st = CheckMovable(pagemap_.Lookup(ptrs[i]), ptrs[i]); !st.ok()) {
+      return absl::Status(st.code(), absl::StrCat("PrefetchBlocks: pointer ", i, ": ", st.message()));
+    }
+    starts[i] = reinterpret_cast<void*>(b->first);
+    sizes[i] = b->second;
+  }
+  counters_.prefetch_calls.fetch_add(1, std::memory_order_relaxed);
+  return backend_->Prefetch(starts.data(), sizes.data(), count, where, stream);
 }
 
 absl::StatusOr<std::size_t> PoolCore::BlockSize(const void* ptr) const {

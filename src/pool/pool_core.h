@@ -45,8 +45,11 @@ inline constexpr std::size_t kMaxRequestBytes = std::size_t{1} << 47;
 class PoolCore {
  public:
   // Takes ownership of `backend`. Validates options and resolves the cap.
-  static absl::StatusOr<std::unique_ptr<PoolCore>> Create(const PoolOptions& options,
-                                                          std::unique_ptr<Backend> backend);
+  // `device_memory`, if given, maps the slabs of roles with device_memory set
+  // (a DeviceBackend on the same GPU); without it those roles use `backend`.
+  static absl::StatusOr<std::unique_ptr<PoolCore>> Create(
+      const PoolOptions& options, std::unique_ptr<Backend> backend,
+      std::unique_ptr<Backend> device_memory = nullptr);
   ~PoolCore();
 
   // Wraps a core into the public Pool (Pool's constructor is private), and
@@ -59,6 +62,8 @@ class PoolCore {
   absl::Status RecordStream(void* ptr, Stream stream);
   absl::Status Trim();
   absl::Status Prefetch(const void* ptr, std::size_t bytes, Location where, Stream stream);
+  absl::Status PrefetchBlocks(const void* const* ptrs, std::size_t count, Location where,
+                              Stream stream);
   // The live block containing `ptr`: its start and size, or InvalidArgument.
   absl::StatusOr<std::pair<std::uintptr_t, std::size_t>> ContainingBlock(const void* ptr) const;
   Stats GetStats() const;
@@ -70,6 +75,7 @@ class PoolCore {
 
   const PoolOptions& options() const { return options_; }
   Backend& backend() { return *backend_; }
+  Backend* device_memory_backend() { return device_memory_backend_.get(); }
   const PageMap& pagemap() const { return pagemap_; }
 
   // Aborts if any internal structure is inconsistent. Quiescent pools only
@@ -87,7 +93,15 @@ class PoolCore {
     LargeHeap large;
   };
 
-  PoolCore(const PoolOptions& options, std::unique_ptr<Backend> backend, std::size_t capacity);
+  PoolCore(const PoolOptions& options, std::unique_ptr<Backend> backend,
+           std::unique_ptr<Backend> device_memory, std::size_t capacity);
+  Backend& BackendFor(Role role) const {
+    return options_.policy(role).device_memory && device_memory_backend_ != nullptr
+               ? *device_memory_backend_
+               : *backend_;
+  }
+  // FailedPrecondition if `span`'s role lives in plain device memory.
+  absl::Status CheckMovable(const Span* span, const void* ptr) const;
 
   ThreadCache* CurrentCache();
   ThreadCache* CurrentCacheSlow();
@@ -129,6 +143,7 @@ class PoolCore {
 
   const PoolOptions options_;
   const std::unique_ptr<Backend> backend_;
+  const std::unique_ptr<Backend> device_memory_backend_;  // may be null
   const std::size_t initial_capacity_;
   const int cached_classes_;  // classes [0, cached_classes_) go through thread caches
   const std::uint64_t id_;

@@ -30,8 +30,9 @@ void MaxInto(std::atomic<std::int64_t>& peak, std::int64_t now) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<PoolCore>> PoolCore::Create(const PoolOptions& options,
-                                                          std::unique_ptr<Backend> backend) {
+absl::StatusOr<std::unique_ptr<PoolCore>> PoolCore::Create(
+    const PoolOptions& options, std::unique_ptr<Backend> backend,
+    std::unique_ptr<Backend> device_memory) {
   if (absl::Status st = options.Validate(); !st.ok()) return st;
   if (backend == nullptr) return absl::InvalidArgumentError("null backend");
   absl::StatusOr<std::size_t> avail = backend->AvailableBytes();
@@ -44,13 +45,15 @@ absl::StatusOr<std::unique_ptr<PoolCore>> PoolCore::Create(const PoolOptions& op
         " bytes the GPU has free; asking for more managed memory than is free can hang a "
         "shared GPU. Set allow_oversubscription (e.g. GH200 Extended GPU Memory) to allow it"));
   }
-  return std::unique_ptr<PoolCore>(new PoolCore(options, std::move(backend), cap));
+  return std::unique_ptr<PoolCore>(
+      new PoolCore(options, std::move(backend), std::move(device_memory), cap));
 }
 
 PoolCore::PoolCore(const PoolOptions& options, std::unique_ptr<Backend> backend,
-                   std::size_t capacity)
+                   std::unique_ptr<Backend> device_memory, std::size_t capacity)
     : options_(options),
       backend_(std::move(backend)),
+      device_memory_backend_(std::move(device_memory)),
       initial_capacity_(capacity),
       cached_classes_(!options.thread_cache || options.thread_cache_max_class_bytes < kClassQuantum
                           ? 0
@@ -97,7 +100,9 @@ PoolCore::~PoolCore() {
   (void)backend_->Synchronize();
   for (auto& h : heaps_) h.reset();  // drops fences and large blocks first
   MutexLock lock(&grow_mu_);
-  for (auto& [span, owned] : spans_) (void)backend_->Unmap(reinterpret_cast<void*>(span->base), span->bytes);
+  for (auto& [span, owned] : spans_) {
+    (void)BackendFor(span->role).Unmap(reinterpret_cast<void*>(span->base), span->bytes);
+  }
   spans_.clear();
 }
 
@@ -111,13 +116,21 @@ absl::StatusOr<void*> PoolCore::MapSpan(std::size_t bytes, Role role, Stream str
     }
     reserved_ += bytes;  // claim before the slow Map, release on failure
   }
-  absl::StatusOr<void*> p = backend_->Map(bytes);
+  Backend& backend = BackendFor(role);
+  absl::StatusOr<void*> p = backend.Map(bytes);
   if (!p.ok()) {
     MutexLock lock(&grow_mu_);
     reserved_ -= bytes;
     return p.status();
   }
   const RolePolicy& policy = options_.policy(role);
+  if (&backend != backend_.get()) {  // plain device memory: nothing to advise or prefetch
+    counters_.backend_allocations.fetch_add(1, std::memory_order_relaxed);
+    const auto now = counters_.reserved.fetch_add(static_cast<std::int64_t>(bytes)) +
+                     static_cast<std::int64_t>(bytes);
+    MaxInto(counters_.reserved_peak, now);
+    return p;
+  }
   counters_.advise_calls.fetch_add(1, std::memory_order_relaxed);
   if (absl::Status st = backend_->Advise(*p, bytes, policy); !st.ok()) {
     (void)backend_->Unmap(*p, bytes);
@@ -178,7 +191,7 @@ absl::Status PoolCore::UnmapSpan(Span* span) {
   pagemap_.Erase(span);
   auto it = spans_.find(span);
   UMPOOL_CHECK(it != spans_.end(), "unmapping an unknown span");
-  absl::Status st = backend_->Unmap(reinterpret_cast<void*>(span->base), span->bytes);
+  absl::Status st = BackendFor(span->role).Unmap(reinterpret_cast<void*>(span->base), span->bytes);
   reserved_ -= span->bytes;
   counters_.reserved.fetch_sub(static_cast<std::int64_t>(span->bytes));
   counters_.backend_frees.fetch_add(1, std::memory_order_relaxed);
