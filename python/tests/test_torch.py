@@ -147,10 +147,21 @@ try:
     umpool.prefetch(ptr, "cpu", nbytes=1 << 40)
 except umpool.UmpoolError as e:
     err = str(e)
-print(json.dumps(dict(ok=ok, same=x.data_ptr() == ptr, err=err)))
+kv = [torch.full((1 << 19,), float(i), device="cuda") for i in range(16)]   # 2 MiB each
+umpool.prefetch_blocks(kv, "cpu")
+umpool.prefetch_blocks(kv, "cuda")
+kv_ok = all(bool((t == float(i)).all()) for i, t in enumerate(kv))
+err2 = None
+try:
+    umpool.prefetch_blocks([kv[0], 12345], "cpu")
+except umpool.UmpoolError as e:
+    err2 = str(e)
+print(json.dumps(dict(ok=ok, same=x.data_ptr() == ptr, err=err, kv_ok=kv_ok, err2=err2)))
 """)
     assert res["ok"] and res["same"]
     assert "past the end" in res["err"]
+    assert res["kv_ok"]
+    assert "pointer 1" in res["err2"]
 
 
 def test_enable_after_cuda_init_is_a_clear_error():

@@ -4,11 +4,13 @@ Importable without torch or a GPU. `umpool.torch` plugs it into PyTorch.
 The functions here mirror torch.cuda's memory API for umpool's pools, since
 under a pluggable allocator torch.cuda.memory_stats() and friends raise.
 """
+import ctypes
+
 from . import _lib
 
 __all__ = ["UmpoolError", "configure", "memory_stats", "memory_summary",
            "reset_peak_memory_stats", "empty_cache", "trim", "last_error",
-           "block_size", "prefetch", "library_path", "version"]
+           "block_size", "prefetch", "prefetch_blocks", "library_path", "version"]
 
 __version__ = "0.1.0"
 
@@ -148,6 +150,25 @@ def prefetch(tensor, where="cuda", stream=None, nbytes=None):
     raw = getattr(stream, "cuda_stream", stream) or None
     _check(_lib.lib().umpool_prefetch(ptr, size, 1 if where == "cuda" else 0, raw),
            "umpool.prefetch")
+
+
+def prefetch_blocks(tensors, where="cuda", stream=None):
+    """Moves the whole umpool blocks holding `tensors` (tensors or integer
+    addresses, all on one device) to the GPU ("cuda") or to host memory ("cpu")
+    in one batched, stream-ordered call: the KV blocks of a paused request.
+    Every address is checked before anything moves."""
+    if where not in ("cuda", "cpu"):
+        raise ValueError(f"where must be 'cuda' or 'cpu', not {where!r}")
+    ptrs = [t if isinstance(t, int) else t.data_ptr() for t in tensors]
+    if not ptrs:
+        return
+    if stream is None and not isinstance(tensors[0], int):
+        import torch
+        stream = torch.cuda.current_stream(tensors[0].device)
+    raw = getattr(stream, "cuda_stream", stream) or None
+    arr = (ctypes.c_void_p * len(ptrs))(*ptrs)
+    _check(_lib.lib().umpool_prefetch_blocks(arr, len(ptrs), 1 if where == "cuda" else 0, raw),
+           "umpool.prefetch_blocks")
 
 
 def block_size(ptr):

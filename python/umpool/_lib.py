@@ -79,6 +79,9 @@ def lib():
         l.umpool_trim.restype = ctypes.c_int
         l.umpool_prefetch.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, stream]
         l.umpool_prefetch.restype = ctypes.c_int
+        l.umpool_prefetch_blocks.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_size_t,
+                                             ctypes.c_int, stream]
+        l.umpool_prefetch_blocks.restype = ctypes.c_int
         l.umpool_block_size.argtypes = [ctypes.c_void_p]
         l.umpool_block_size.restype = ctypes.c_size_t
         l.umpool_last_error.argtypes = []
