@@ -1,5 +1,6 @@
 #include "bench/allocators.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -40,6 +41,7 @@ class UmpoolAllocator final : public BenchAllocator {
     if (absl::Status st = pool_->Deallocate(p, stream); !st.ok()) Die(st.ToString());
   }
   void Release() override { (void)pool_->Trim(); }
+  long long PeakReservedBytes() const override { return pool_->GetStats().reserved_bytes.peak; }
   long long BackendCalls() const override {
     return static_cast<long long>(pool_->GetStats().backend_allocations);
   }
@@ -72,16 +74,21 @@ class SeedAllocator final : public BenchAllocator {
       if (cudaMemPrefetchAsync(p, bytes, gpu, 0, stream) != cudaSuccess) (void)cudaGetLastError();
     }
     ++calls_;
+    live_ += static_cast<long long>(bytes);
+    peak_ = std::max(peak_, live_);
     return p;
   }
-  void Free(void* p, std::size_t, Stream stream) override {
+  void Free(void* p, std::size_t bytes, Stream stream) override {
     BENCH_CUDA(cudaStreamSynchronize(stream));
     BENCH_CUDA(cudaFree(p));
+    live_ -= static_cast<long long>(bytes);
   }
   long long BackendCalls() const override { return calls_; }
+  long long PeakReservedBytes() const override { return peak_; }
 
  private:
   long long calls_ = 0;
+  long long live_ = 0, peak_ = 0;
 };
 
 // cudaMalloc / cudaFree per request (the bandwidth reference).
@@ -111,6 +118,7 @@ class TorchAllocator final : public BenchAllocator {
         dlsym(h, "umpool_torch_anchor_alloc"));
     free_ = reinterpret_cast<void (*)(void*)>(dlsym(h, "umpool_torch_anchor_free"));
     empty_ = reinterpret_cast<void (*)()>(dlsym(h, "umpool_torch_anchor_empty_cache"));
+    stats_ = reinterpret_cast<void (*)(long long*)>(dlsym(h, "umpool_torch_anchor_stats"));
     if (!init || !alloc_ || !free_ || !empty_) Die("torch shim lacks a symbol");
     init();
   }
@@ -120,11 +128,22 @@ class TorchAllocator final : public BenchAllocator {
     BENCH_CUDA(cudaDeviceSynchronize());
     empty_();
   }
+  // reserved_bytes peak and segments allocated (cudaMalloc calls), from
+  // PyTorch's DeviceStats.
+  long long PeakReservedBytes() const override { return Stat(1); }
+  long long BackendCalls() const override { return Stat(2); }
 
  private:
   void* (*alloc_)(std::size_t, cudaStream_t) = nullptr;
   void (*free_)(void*) = nullptr;
   void (*empty_)() = nullptr;
+  void (*stats_)(long long*) = nullptr;
+  long long Stat(int i) const {
+    if (stats_ == nullptr) return -1;
+    long long v[4] = {-1, -1, -1, -1};
+    stats_(v);
+    return v[i];
+  }
 };
 
 // A stream-ordered CUDA memory pool with its release threshold raised so that
@@ -164,6 +183,11 @@ class CudaPoolAllocator final : public BenchAllocator {
     return p;
   }
   void Free(void* p, std::size_t, Stream stream) override { BENCH_CUDA(cudaFreeAsync(p, stream)); }
+  long long PeakReservedBytes() const override {
+    std::uint64_t v = 0;  // the attribute is a cuuint64_t
+    if (cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrReservedMemHigh, &v) != cudaSuccess) return -1;
+    return static_cast<long long>(v);
+  }
   void Release() override {
     BENCH_CUDA(cudaDeviceSynchronize());
     BENCH_CUDA(cudaMemPoolTrimTo(pool_, 0));

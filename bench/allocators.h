@@ -21,6 +21,10 @@ class BenchAllocator {
   virtual void Release() {}
   // Backend calls made so far (maps/cudaMalloc*), or -1 if unknown.
   virtual long long BackendCalls() const { return -1; }
+  // Peak bytes reserved from the device since construction, by the
+  // allocator's own account, or -1 if it keeps none. For the per-request
+  // paths (seed, cudaMalloc) it is the peak of the bytes they were asked for.
+  virtual long long PeakReservedBytes() const { return -1; }
 };
 
 struct AllocatorFactory {

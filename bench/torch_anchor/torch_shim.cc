@@ -21,4 +21,15 @@ void umpool_torch_anchor_free(void* ptr) { c10::cuda::CUDACachingAllocator::raw_
 
 void umpool_torch_anchor_empty_cache() { c10::cuda::CUDACachingAllocator::emptyCache(); }
 
+// out[0] reserved bytes now, out[1] reserved peak, out[2] segments allocated
+// so far (cudaMalloc calls), out[3] allocated bytes peak; current device.
+void umpool_torch_anchor_stats(long long* out) {
+  const auto s = c10::cuda::CUDACachingAllocator::getDeviceStats(c10::cuda::current_device());
+  constexpr std::size_t kAll = 0;  // StatType::AGGREGATE
+  out[0] = s.reserved_bytes[kAll].current;
+  out[1] = s.reserved_bytes[kAll].peak;
+  out[2] = s.segment[kAll].allocated;
+  out[3] = s.allocated_bytes[kAll].peak;
+}
+
 }  // extern "C"

@@ -96,6 +96,12 @@ struct PoolOptions {
   // by up to (threads x this). 0 = exact peaks (one atomic add per call).
   std::size_t stats_publish_bytes = std::size_t{2} << 20;  // 2 MiB
 
+  // When not empty, the pool writes every allocation, free and RecordStream
+  // it serves to this file (CSV, docs/trace.md; replay it with
+  // tools/umpool-replay). Pool::Create fails with InvalidArgument if the file
+  // cannot be created. Costs a mutex and a formatted line per call.
+  std::string trace_path;
+
   // Checks the options for contradictions and out-of-range values. Does not
   // look at the hardware (Pool::Create does). Returns InvalidArgument naming
   // the offending field.

@@ -132,6 +132,13 @@ class Pool {
   // Thread-safe.
   Stats GetStats() const;
 
+  // Every slab and large-block segment with the state of each block, as JSON
+  // (format: docs/trace.md, "Snapshots"; draw it with tools/umpool-snapshot).
+  // Blocks in thread caches show as free. Exact when no other thread is
+  // inside the pool, approximate otherwise. Thread-safe; takes each bin's and
+  // heap's lock in turn, so not for hot paths.
+  std::string SnapshotJson() const;
+
   // Sets every peak to its current value. Thread-safe.
   void ResetPeaks();
 

@@ -116,6 +116,11 @@ UMPOOL_API int umpool_reset_peak_stats(int device);
 /* Human-readable stats into buf (NUL-terminated, truncated to len). Returns
  * the length needed, or -1 if the device is invalid. */
 UMPOOL_API int umpool_stats_text(int device, char* buf, size_t len);
+/* The device pool's spans and blocks as JSON (umpool::Pool::SnapshotJson),
+ * into buf like umpool_stats_text: returns the length needed (call again with
+ * a larger buffer if it grew), or -1 if the device is invalid. A device with
+ * no pool yet gives a snapshot with no spans. */
+UMPOOL_API int umpool_snapshot_json(int device, char* buf, size_t len);
 /* Returns empty slabs and free large blocks of the device's pool to CUDA. */
 UMPOOL_API int umpool_trim(int device);
 /* The calling thread's last error text ("" if none). Valid until the thread's

@@ -10,7 +10,7 @@ from . import _lib
 
 __all__ = ["UmpoolError", "configure", "memory_stats", "memory_summary",
            "reset_peak_memory_stats", "empty_cache", "trim", "last_error",
-           "block_size", "prefetch", "prefetch_blocks", "library_path", "version"]
+           "block_size", "prefetch", "prefetch_blocks", "snapshot", "library_path", "version"]
 
 __version__ = "0.1.0"
 
@@ -96,6 +96,23 @@ def memory_stats(device=None):
         "umpool.discard_calls": s.discard_calls,
         "umpool.discard_bytes": s.discard_bytes,
     }
+
+
+def snapshot(device=None):
+    """The device pool's slabs, segments and blocks as a dict (JSON format in
+    docs/trace.md); draw it with tools/umpool-snapshot."""
+    import json
+    l = _lib.lib()
+    d = _device_index(device)
+    n = l.umpool_snapshot_json(d, None, 0)
+    while True:
+        if n < 0:
+            raise UmpoolError(f"umpool.snapshot: invalid device {d}")
+        buf = ctypes.create_string_buffer(n)
+        m = l.umpool_snapshot_json(d, buf, n)
+        if m <= n:
+            return json.loads(buf.value.decode())
+        n = m
 
 
 def memory_summary(device=None):

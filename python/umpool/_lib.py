@@ -75,6 +75,8 @@ def lib():
         l.umpool_reset_peak_stats.restype = ctypes.c_int
         l.umpool_stats_text.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t]
         l.umpool_stats_text.restype = ctypes.c_int
+        l.umpool_snapshot_json.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t]
+        l.umpool_snapshot_json.restype = ctypes.c_int
         l.umpool_trim.argtypes = [ctypes.c_int]
         l.umpool_trim.restype = ctypes.c_int
         l.umpool_prefetch.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, stream]

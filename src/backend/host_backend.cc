@@ -49,17 +49,26 @@ absl::StatusOr<void*> HostBackend::Map(std::size_t bytes) {
     }
     mapped_bytes_ += bytes;
   }
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) {
+  // Over-map by 2 MiB and trim both ends, so ranges are 2 MiB aligned like
+  // the CUDA backends' (the pool carves slabs at 2 MiB boundaries).
+  const std::size_t align = kMapGranularity;
+  void* raw = mmap(nullptr, bytes + align, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED) {
     int err = errno;
     MutexLock lock(&mu_);
     mapped_bytes_ -= bytes;
     return absl::ResourceExhaustedError(
         absl::StrCat("host backend: mmap of ", bytes, " bytes failed: ", std::strerror(err)));
   }
+  const auto r = reinterpret_cast<std::uintptr_t>(raw);
+  const std::uintptr_t p = (r + align - 1) & ~(align - 1);
+  if (p > r) munmap(raw, p - r);
+  if (const std::uintptr_t tail = r + bytes + align - (p + bytes); tail > 0) {
+    munmap(reinterpret_cast<void*>(p + bytes), tail);
+  }
   counters_.maps.fetch_add(1, std::memory_order_relaxed);
-  return p;
+  return reinterpret_cast<void*>(p);
 }
 
 absl::Status HostBackend::Unmap(void* ptr, std::size_t bytes) {

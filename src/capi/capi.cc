@@ -113,6 +113,15 @@ absl::StatusOr<Pool*> PoolFor(int device) {
   if (!s.conf_status.ok()) return s.conf_status;
   PoolOptions options = s.conf.pool;
   options.device = options.backend == BackendKind::kHost ? 0 : device;
+  // One trace file per device: "%d" in the path is the device, else devices
+  // other than 0 get ".dev<N>" appended.
+  if (!options.trace_path.empty()) {
+    if (const std::size_t at = options.trace_path.find("%d"); at != std::string::npos) {
+      options.trace_path.replace(at, 2, std::to_string(options.device));
+    } else if (options.device != 0) {
+      options.trace_path += ".dev" + std::to_string(options.device);
+    }
+  }
   if (options.backend == BackendKind::kHost && device != 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("invalid device ", device, ": the host backend has only device 0"));
@@ -340,6 +349,20 @@ int umpool_stats_text(int device, char* buf, size_t len) {
   const std::string text =
       p == nullptr ? absl::StrCat("umpool: no pool on device ", device, " yet\n")
                    : absl::StrCat(p->Describe(), "\n", p->GetStats().ToString());
+  if (buf != nullptr && len > 0) {
+    const std::size_t n = std::min(len - 1, text.size());
+    std::memcpy(buf, text.data(), n);
+    buf[n] = '\0';
+  }
+  return static_cast<int>(text.size() + 1);
+}
+
+int umpool_snapshot_json(int device, char* buf, size_t len) {
+  if (!CheckDevice(device).ok()) return -1;
+  Pool* p = S().pools[device].load(std::memory_order_acquire);
+  const std::string text =
+      p == nullptr ? absl::StrCat("{\"umpool_snapshot\":1,\"device\":", device, ",\"spans\":[]}\n")
+                   : p->SnapshotJson();
   if (buf != nullptr && len > 0) {
     const std::size_t n = std::min(len - 1, text.size());
     std::memcpy(buf, text.data(), n);

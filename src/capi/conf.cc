@@ -105,6 +105,8 @@ absl::StatusOr<Conf> ParseConf(absl::string_view text) {
       st = bytes(&conf.pool.thread_cache_bytes);
     } else if (key == "thread_cache_max_class") {
       st = bytes(&conf.pool.thread_cache_max_class_bytes);
+    } else if (key == "trace") {
+      conf.pool.trace_path = std::string(value);
     } else if (key == "stats_publish_bytes") {
       st = bytes(&conf.pool.stats_publish_bytes);
     } else if (key == "raise_on_oom") {

@@ -166,6 +166,31 @@ std::int64_t CentralBin::free_blocks() const {
   return n;
 }
 
+void CentralBin::Snapshot(std::vector<SpanSnapshot>* out) const {
+  MutexLock lock(&mu_);
+  for (Slab* slab : slabs_) {
+    SpanSnapshot s;
+    s.base = slab->base;
+    s.bytes = slab->bytes;
+    s.role = slab->role;
+    s.slab = true;
+    s.block_bytes = slab->info().size;
+    for (std::uint32_t i = 0; i < slab->info().blocks; ++i) {
+      SnapState st = SnapState::kUncarved;
+      if (i < slab->carved) {
+        const std::uint8_t v = slab->state(i).load(std::memory_order_acquire);
+        st = v == kLive ? SnapState::kLive : v == kLiveRecorded ? SnapState::kRecorded : SnapState::kFree;
+      }
+      if (!s.blocks.empty() && s.blocks.back().state == st) {
+        ++s.blocks.back().count;
+      } else {
+        s.blocks.push_back({std::size_t{i} * s.block_bytes, s.block_bytes, 1, st});
+      }
+    }
+    out->push_back(std::move(s));
+  }
+}
+
 void CentralBin::CheckInvariants(const PageMap& pagemap) const {
   MutexLock lock(&mu_);
   absl::flat_hash_set<const Slab*> mine(slabs_.begin(), slabs_.end());

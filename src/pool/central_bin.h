@@ -27,6 +27,7 @@
 #include "src/pool/fence.h"
 #include "src/pool/pagemap.h"
 #include "src/pool/slab.h"
+#include "src/pool/snapshot.h"
 
 namespace umpool::internal {
 
@@ -63,6 +64,9 @@ class CentralBin {
   // Verifies the bin's lists: every block belongs to one of its slabs, starts
   // a block, is in state kFree, and appears once. Aborts on violation.
   void CheckInvariants(const PageMap& pagemap) const;
+  // Appends a picture of each of the bin's slabs (block states read with
+  // acquire loads; exact when no other thread is inside the pool).
+  void Snapshot(std::vector<SpanSnapshot>* out) const;
 
  private:
   struct StreamList {

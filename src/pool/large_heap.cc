@@ -315,6 +315,24 @@ std::size_t LargeHeap::free_bytes() const {
   return n;
 }
 
+void LargeHeap::Snapshot(std::vector<SpanSnapshot>* out) const {
+  MutexLock lock(&mu_);
+  for (const Segment* seg : segments_) {
+    SpanSnapshot s;
+    s.base = seg->base;
+    s.bytes = seg->bytes;
+    s.role = seg->role;
+    s.slab = false;
+    for (const LargeBlock* b = seg->first; b != nullptr; b = b->next) {
+      const SnapState st = !b->live ? SnapState::kFree
+                           : b->recorded.empty() ? SnapState::kLive
+                                                 : SnapState::kRecorded;
+      s.blocks.push_back({b->addr - seg->base, b->size, 1, st});
+    }
+    out->push_back(std::move(s));
+  }
+}
+
 void LargeHeap::CheckInvariants() const {
   MutexLock lock(&mu_);
   std::size_t in_sets = ready_.size() + pending_.size();

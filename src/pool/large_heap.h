@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "src/base/mutex.h"
 #include "src/pool/fence.h"
+#include "src/pool/snapshot.h"
 #include "src/pool/span.h"
 
 namespace umpool::internal {
@@ -86,6 +87,8 @@ class LargeHeap {
   std::size_t free_bytes() const;
   // Address order, sizes, no two mergeable neighbours, set membership. Aborts.
   void CheckInvariants() const;
+  // Appends a picture of each segment: its blocks in address order.
+  void Snapshot(std::vector<SpanSnapshot>* out) const;
 
  private:
   struct BySize {

@@ -36,11 +36,27 @@ absl::StatusOr<std::unique_ptr<Pool>> Pool::Create(const PoolOptions& options) {
 }
 
 absl::StatusOr<void*> Pool::Allocate(std::size_t bytes, Stream stream, Role role) {
-  return core_->Allocate(bytes, stream, role);
+  absl::StatusOr<void*> p = core_->Allocate(bytes, stream, role);
+  if (internal::TraceRecorder* r = core_->recorder(); ABSL_PREDICT_FALSE(r != nullptr)) {
+    if (p.ok() && *p != nullptr) r->Allocated(*p, bytes, stream, role);
+  }
+  return p;
 }
-absl::Status Pool::Deallocate(void* ptr, Stream stream) { return core_->Deallocate(ptr, stream); }
+absl::Status Pool::Deallocate(void* ptr, Stream stream) {
+  if (internal::TraceRecorder* r = core_->recorder(); ABSL_PREDICT_FALSE(r != nullptr)) {
+    const std::uint64_t id = ptr != nullptr ? r->Freeing(ptr, stream) : 0;
+    absl::Status st = core_->Deallocate(ptr, stream);
+    if (!st.ok()) r->Unfree(ptr, id);
+    return st;
+  }
+  return core_->Deallocate(ptr, stream);
+}
 absl::Status Pool::RecordStream(void* ptr, Stream stream) {
-  return core_->RecordStream(ptr, stream);
+  absl::Status st = core_->RecordStream(ptr, stream);
+  if (internal::TraceRecorder* r = core_->recorder(); ABSL_PREDICT_FALSE(r != nullptr)) {
+    if (st.ok()) r->RecordedStream(ptr, stream);
+  }
+  return st;
 }
 absl::Status Pool::Trim() { return core_->Trim(); }
 absl::Status Pool::Prefetch(const void* ptr, std::size_t bytes, Location where, Stream stream) {
@@ -57,6 +73,7 @@ absl::Status Pool::PrefetchBlocks(const void* const* ptrs, std::size_t count, Lo
   return core_->PrefetchBlocks(ptrs, count, where, stream);
 }
 Stats Pool::GetStats() const { return core_->GetStats(); }
+std::string Pool::SnapshotJson() const { return core_->SnapshotJson(); }
 void Pool::ResetPeaks() { core_->ResetPeaks(); }
 absl::Status Pool::SetCapacity(std::size_t bytes) { return core_->SetCapacity(bytes); }
 std::size_t Pool::MaxCapacity() const { return core_->MaxCapacity(); }

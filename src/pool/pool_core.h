@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -33,6 +34,7 @@
 #include "src/pool/size_class.h"
 #include "src/pool/slab.h"
 #include "src/pool/thread_cache.h"
+#include "src/pool/trace_recorder.h"
 #include "umpool/options.h"
 #include "umpool/pool.h"
 #include "umpool/stats.h"
@@ -67,6 +69,7 @@ class PoolCore {
   // The live block containing `ptr`: its start and size, or InvalidArgument.
   absl::StatusOr<std::pair<std::uintptr_t, std::size_t>> ContainingBlock(const void* ptr) const;
   Stats GetStats() const;
+  std::string SnapshotJson() const;
   void ResetPeaks();
   absl::Status SetCapacity(std::size_t bytes);
   std::size_t MaxCapacity() const;
@@ -76,6 +79,8 @@ class PoolCore {
   const PoolOptions& options() const { return options_; }
   Backend& backend() { return *backend_; }
   Backend* device_memory_backend() { return device_memory_backend_.get(); }
+  // The trace recorder, or nullptr when PoolOptions::trace_path is empty.
+  TraceRecorder* recorder() const { return recorder_.get(); }
   const PageMap& pagemap() const { return pagemap_; }
 
   // Aborts if any internal structure is inconsistent. Quiescent pools only
@@ -144,6 +149,7 @@ class PoolCore {
   const PoolOptions options_;
   const std::unique_ptr<Backend> backend_;
   const std::unique_ptr<Backend> device_memory_backend_;  // may be null
+  std::unique_ptr<TraceRecorder> recorder_;  // set once by Create
   const std::size_t initial_capacity_;
   const int cached_classes_;  // classes [0, cached_classes_) go through thread caches
   const std::uint64_t id_;

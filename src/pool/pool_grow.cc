@@ -45,8 +45,17 @@ absl::StatusOr<std::unique_ptr<PoolCore>> PoolCore::Create(
         " bytes the GPU has free; asking for more managed memory than is free can hang a "
         "shared GPU. Set allow_oversubscription (e.g. GH200 Extended GPU Memory) to allow it"));
   }
-  return std::unique_ptr<PoolCore>(
+  std::unique_ptr<TraceRecorder> recorder;
+  if (!options.trace_path.empty()) {
+    absl::StatusOr<std::unique_ptr<TraceRecorder>> r =
+        TraceRecorder::Open(options.trace_path, options.device);
+    if (!r.ok()) return r.status();
+    recorder = *std::move(r);
+  }
+  std::unique_ptr<PoolCore> core(
       new PoolCore(options, std::move(backend), std::move(device_memory), cap));
+  core->recorder_ = std::move(recorder);
+  return core;
 }
 
 PoolCore::PoolCore(const PoolOptions& options, std::unique_ptr<Backend> backend,

@@ -1,0 +1,441 @@
+// tools/umpool_replay.cc (built as umpool-replay): replays an allocation trace
+// (docs/trace.md) against umpool and, on a GPU machine, against PyTorch's
+// CUDACachingAllocator, cudaMallocAsync and the original per-request managed
+// path, one after the other in one process, and reports for each: peak live
+// bytes, peak reserved bytes, their ratio, backend calls (total and after the
+// trace's warm-up mark), cache-hit rate and time per operation.
+//
+//   umpool-replay TRACE [--allocators umpool,pytorch_native,cudaMallocAsync,seed_per_request]
+//                 [--backend host|managed] [--snapshot FILE] [--json FILE]
+//                 [--max-ratio R] [--steady] [--capacity-gib G] [--quiet]
+//
+// --max-ratio R: exit 1 if umpool's peak reserved / peak live exceeds R.
+// --steady: exit 1 if umpool made backend calls after the warm-up mark.
+// --snapshot FILE: umpool's Pool::SnapshotJson() at the moment of peak live
+// bytes (draw it with tools/umpool-snapshot).
+//
+// Without a GPU only umpool on the host backend runs. PyTorch's allocator is
+// reached through bench/torch_anchor/torch_shim.cc (UMPOOL_TORCH_SHIM), as in
+// bench/pool_benchmark. Nothing is launched on the GPU: the replay measures
+// the allocators, not kernels, so every stream is idle and cross-stream
+// reuse waits for nothing.
+#include <algorithm>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "bench/allocators.h"
+#include "src/backend/backend.h"
+#include "src/backend/host_backend.h"
+#include "src/pool/pool_core.h"
+#include "umpool/pool.h"
+
+namespace {
+
+using umpool::Role;
+using umpool::Stream;
+
+struct Op {
+  char kind;  // 'a' allocate, 'f' free, 'r' record-stream, 'm' mark
+  std::uint64_t id;
+  std::size_t bytes;
+  int stream;
+  Role role;
+};
+
+struct Trace {
+  std::vector<Op> ops;
+  std::size_t warmup_end = 0;    // index of the first op after the warm-up mark (0: none)
+  std::size_t peak_live_at = 0;  // index of the op after which live bytes peak
+  std::int64_t peak_live = 0;
+  int streams = 1;
+  std::size_t allocations = 0;
+};
+
+[[noreturn]] void Fail(const std::string& why) {
+  std::fprintf(stderr, "umpool-replay: %s\n", why.c_str());
+  std::exit(2);
+}
+
+Role ParseRole(const std::string& s, std::size_t line) {
+  if (s.empty() || s == "default") return Role::kDefault;
+  if (s == "weights") return Role::kWeights;
+  if (s == "kv") return Role::kKv;
+  if (s == "activations") return Role::kActivations;
+  Fail("line " + std::to_string(line) + ": unknown role '" + s + "'");
+}
+
+// Reads and checks a trace: every free and record names a live id, every
+// allocation a fresh one. Errors name the line.
+Trace Load(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) Fail("cannot open trace '" + path + "'");
+  Trace t;
+  absl::flat_hash_map<std::uint64_t, std::size_t> live;
+  std::int64_t live_bytes = 0;
+  std::string line;
+  std::size_t n = 0;
+  bool header = false;
+  while (std::getline(in, line)) {
+    ++n;
+    if (line.empty() || line[0] == '#') continue;
+    if (!header) {
+      if (line.rfind("op,", 0) != 0) Fail("line " + std::to_string(n) + ": expected the header 'op,id,bytes,device,stream,role,t_ns'");
+      header = true;
+      continue;
+    }
+    std::vector<std::string> f = absl::StrSplit(line, ',');
+    if (f.size() != 7 || f[0].size() != 1) Fail("line " + std::to_string(n) + ": expected 7 fields: " + line);
+    Op op{f[0][0], 0, 0, 0, Role::kDefault};
+    int stream = 0;
+    if (!absl::SimpleAtoi(f[1], &op.id) || !absl::SimpleAtoi(f[2], &op.bytes) ||
+        !absl::SimpleAtoi(f[4], &stream) || stream < 0 || stream > 1024) {
+      Fail("line " + std::to_string(n) + ": bad number in: " + line);
+    }
+    op.stream = stream;
+    t.streams = std::max(t.streams, stream + 1);
+    switch (op.kind) {
+      case 'a':
+        op.role = ParseRole(f[5], n);
+        if (!live.emplace(op.id, op.bytes).second) Fail("line " + std::to_string(n) + ": id " + f[1] + " allocated twice");
+        live_bytes += static_cast<std::int64_t>(op.bytes);
+        ++t.allocations;
+        if (live_bytes > t.peak_live) {
+          t.peak_live = live_bytes;
+          t.peak_live_at = t.ops.size();
+        }
+        break;
+      case 'f': {
+        auto it = live.find(op.id);
+        if (it == live.end()) Fail("line " + std::to_string(n) + ": free of id " + f[1] + ", which is not live");
+        op.bytes = it->second;
+        live_bytes -= static_cast<std::int64_t>(it->second);
+        live.erase(it);
+        break;
+      }
+      case 'r':
+        if (!live.contains(op.id)) Fail("line " + std::to_string(n) + ": record of id " + f[1] + ", which is not live");
+        break;
+      case 'm':
+        if (f[5] == "warmup_end") t.warmup_end = t.ops.size();
+        break;
+      default:
+        Fail("line " + std::to_string(n) + ": unknown op '" + f[0] + "'");
+    }
+    t.ops.push_back(op);
+  }
+  if (!header) Fail("'" + path + "' has no header line: not a umpool trace");
+  return t;
+}
+
+// What the replay drives. umpool gets roles and record-stream; the anchors
+// take the bench adapters.
+class Target {
+ public:
+  virtual ~Target() = default;
+  virtual void* Alloc(std::size_t bytes, Stream s, Role role) = 0;
+  virtual void Free(void* p, std::size_t bytes, Stream s) = 0;
+  virtual bool Record(void*, Stream) { return false; }
+  virtual long long BackendCalls() const = 0;
+  virtual long long PeakReserved() const = 0;
+  virtual double HitRate() const { return -1; }
+  virtual std::string Snapshot() const { return ""; }
+};
+
+class UmpoolTarget final : public Target {
+ public:
+  UmpoolTarget(umpool::BackendKind kind, std::size_t capacity) {
+    umpool::PoolOptions o;
+    o.backend = kind;
+    o.capacity_bytes = capacity;
+    o.stats_publish_bytes = 0;  // exact peaks
+    if (kind == umpool::BackendKind::kHost) {
+      // The host backend's own limit (half of RAM by default) must not stop a
+      // GPU-sized trace: it maps with MAP_NORESERVE and the replay never
+      // touches the memory.
+      auto core = umpool::internal::PoolCore::Create(
+          o, std::make_unique<umpool::internal::HostBackend>(capacity));
+      if (!core.ok()) Fail("umpool: " + core.status().ToString());
+      pool_ = umpool::internal::PoolCore::Wrap(*std::move(core));
+      return;
+    }
+    auto pool = umpool::Pool::Create(o);
+    if (!pool.ok()) Fail("umpool: " + pool.status().ToString());
+    pool_ = *std::move(pool);
+  }
+  void* Alloc(std::size_t bytes, Stream s, Role role) override {
+    auto p = pool_->Allocate(bytes, s, role);
+    if (!p.ok()) Fail("umpool: " + p.status().ToString());
+    return *p;
+  }
+  void Free(void* p, std::size_t, Stream s) override {
+    if (absl::Status st = pool_->Deallocate(p, s); !st.ok()) Fail("umpool: " + st.ToString());
+  }
+  bool Record(void* p, Stream s) override {
+    if (absl::Status st = pool_->RecordStream(p, s); !st.ok()) Fail("umpool: " + st.ToString());
+    return true;
+  }
+  long long BackendCalls() const override {
+    return static_cast<long long>(pool_->GetStats().backend_allocations);
+  }
+  long long PeakReserved() const override { return pool_->GetStats().reserved_bytes.peak; }
+  double HitRate() const override {
+    const umpool::Stats s = pool_->GetStats();
+    return s.allocations == 0 ? 0 : static_cast<double>(s.cache_hits) / static_cast<double>(s.allocations);
+  }
+  std::string Snapshot() const override { return pool_->SnapshotJson(); }
+
+ private:
+  std::unique_ptr<umpool::Pool> pool_;
+};
+
+class AnchorTarget final : public Target {
+ public:
+  explicit AnchorTarget(std::unique_ptr<umpool::bench::BenchAllocator> a) : a_(std::move(a)) {}
+  ~AnchorTarget() override { a_->Release(); }
+  void* Alloc(std::size_t bytes, Stream s, Role) override { return a_->Alloc(bytes, s); }
+  void Free(void* p, std::size_t bytes, Stream s) override { a_->Free(p, bytes, s); }
+  long long BackendCalls() const override { return a_->BackendCalls(); }
+  long long PeakReserved() const override { return a_->PeakReservedBytes(); }
+
+ private:
+  std::unique_ptr<umpool::bench::BenchAllocator> a_;
+};
+
+struct Result {
+  std::string name;
+  std::int64_t peak_live = 0;
+  long long peak_reserved = -1;
+  long long backend_calls = -1, backend_calls_after_warmup = -1;
+  double hit_rate = -1;
+  double alloc_mean_ns = 0, alloc_p99_ns = 0, free_mean_ns = 0, free_p99_ns = 0;
+  double seconds = 0;
+  std::size_t records_skipped = 0;
+  double ratio() const {
+    return peak_reserved < 0 || peak_live == 0 ? -1 : static_cast<double>(peak_reserved) / peak_live;
+  }
+};
+
+void MeanP99(std::vector<float>& v, double* mean, double* p99) {
+  if (v.empty()) return;
+  double sum = 0;
+  for (float x : v) sum += x;
+  *mean = sum / static_cast<double>(v.size());
+  const std::size_t k = std::min(v.size() - 1, v.size() * 99 / 100);
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+  *p99 = v[k];
+}
+
+Result Replay(const Trace& t, const std::string& name, Target& target, bool gpu, bool quiet,
+              const std::string& snapshot_path) {
+  Result r;
+  r.name = name;
+  std::vector<Stream> streams;
+  for (int i = 0; i < t.streams; ++i) streams.push_back(umpool::bench::BenchStream(i, gpu));
+  struct Live {
+    void* p;
+    std::size_t bytes;
+  };
+  absl::flat_hash_map<std::uint64_t, Live> live;
+  live.reserve(1024);
+  std::vector<float> alloc_ns, free_ns;
+  alloc_ns.reserve(t.allocations);
+  free_ns.reserve(t.allocations);
+  long long calls_at_warmup = -1;
+  std::int64_t live_bytes = 0;
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  auto last_progress = start;
+  for (std::size_t i = 0; i < t.ops.size(); ++i) {
+    if (t.warmup_end != 0 && i == t.warmup_end) calls_at_warmup = target.BackendCalls();
+    const Op& op = t.ops[i];
+    const Stream s = streams[static_cast<std::size_t>(op.stream)];
+    if (op.kind == 'a') {
+      const auto t0 = Clock::now();
+      void* p = target.Alloc(op.bytes, s, op.role);
+      const auto t1 = Clock::now();
+      alloc_ns.push_back(std::chrono::duration<float, std::nano>(t1 - t0).count());
+      live[op.id] = {p, op.bytes};
+      live_bytes += static_cast<std::int64_t>(op.bytes);
+      r.peak_live = std::max(r.peak_live, live_bytes);
+      if (i == t.peak_live_at && !snapshot_path.empty()) {
+        const std::string snap = target.Snapshot();
+        if (!snap.empty()) {
+          std::FILE* f = std::fopen(snapshot_path.c_str(), "w");
+          if (f == nullptr) Fail("cannot write " + snapshot_path);
+          std::fputs(snap.c_str(), f);
+          std::fclose(f);
+        }
+      }
+    } else if (op.kind == 'f') {
+      auto it = live.find(op.id);
+      const auto t0 = Clock::now();
+      target.Free(it->second.p, it->second.bytes, s);
+      const auto t1 = Clock::now();
+      free_ns.push_back(std::chrono::duration<float, std::nano>(t1 - t0).count());
+      live_bytes -= static_cast<std::int64_t>(it->second.bytes);
+      live.erase(it);
+    } else if (op.kind == 'r') {
+      if (!target.Record(live.at(op.id).p, s)) ++r.records_skipped;
+    }
+    if (!quiet && (i & 4095) == 0) {
+      const auto now = Clock::now();
+      if (now - last_progress > std::chrono::seconds(2)) {
+        last_progress = now;
+        std::fprintf(stderr, "  %s: %5.1f%% (%zu of %zu ops, %.0f s)\n", name.c_str(),
+                     100.0 * static_cast<double>(i) / static_cast<double>(t.ops.size()), i,
+                     t.ops.size(), std::chrono::duration<double>(now - start).count());
+      }
+    }
+  }
+  r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  r.peak_reserved = target.PeakReserved();
+  r.backend_calls = target.BackendCalls();
+  if (calls_at_warmup >= 0 && r.backend_calls >= 0) r.backend_calls_after_warmup = r.backend_calls - calls_at_warmup;
+  r.hit_rate = target.HitRate();
+  MeanP99(alloc_ns, &r.alloc_mean_ns, &r.alloc_p99_ns);
+  MeanP99(free_ns, &r.free_mean_ns, &r.free_p99_ns);
+  // Free what the trace left live, so the next allocator starts clean.
+  for (auto& [id, l] : live) target.Free(l.p, l.bytes, streams[0]);
+  return r;
+}
+
+std::string Num(long long v) { return v < 0 ? "n/a" : std::to_string(v); }
+
+void PrintTable(const std::vector<Result>& rs) {
+  std::printf("| allocator | peak live (MiB) | peak reserved (MiB) | reserved/live | backend calls | after warm-up | hit rate | alloc mean / p99 (ns) | free mean / p99 (ns) | replay (s) |\n");
+  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (const Result& r : rs) {
+    char ratio[32] = "n/a", hit[32] = "n/a", reserved[32] = "n/a";
+    if (r.ratio() >= 0) std::snprintf(ratio, sizeof ratio, "%.3f", r.ratio());
+    if (r.hit_rate >= 0) std::snprintf(hit, sizeof hit, "%.2f%%", 100 * r.hit_rate);
+    if (r.peak_reserved >= 0) std::snprintf(reserved, sizeof reserved, "%.1f", r.peak_reserved / 1048576.0);
+    std::printf("| %s | %.1f | %s | %s | %s | %s | %s | %.0f / %.0f | %.0f / %.0f | %.2f |\n",
+                r.name.c_str(), r.peak_live / 1048576.0, reserved, ratio, Num(r.backend_calls).c_str(),
+                Num(r.backend_calls_after_warmup).c_str(), hit, r.alloc_mean_ns, r.alloc_p99_ns,
+                r.free_mean_ns, r.free_p99_ns, r.seconds);
+  }
+}
+
+void WriteJson(const std::string& path, const std::string& trace, const Trace& t,
+               const std::vector<Result>& rs) {
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr) Fail("cannot write " + path);
+  std::fprintf(f, "{\"trace\":\"%s\",\"ops\":%zu,\"allocations\":%zu,\"streams\":%d,\"context\":{",
+               trace.c_str(), t.ops.size(), t.allocations, t.streams);
+  bool first = true;
+  for (const auto& [k, v] : umpool::bench::MachineContext()) {
+    std::fprintf(f, "%s\"%s\":\"%s\"", first ? "" : ",", k.c_str(), v.c_str());
+    first = false;
+  }
+  std::fprintf(f, "},\"results\":[");
+  for (std::size_t i = 0; i < rs.size(); ++i) {
+    const Result& r = rs[i];
+    std::fprintf(f,
+                 "%s\n{\"allocator\":\"%s\",\"peak_live_bytes\":%" PRId64 ",\"peak_reserved_bytes\":%lld,"
+                 "\"ratio\":%.4f,\"backend_calls\":%lld,\"backend_calls_after_warmup\":%lld,"
+                 "\"hit_rate\":%.6f,\"alloc_mean_ns\":%.1f,\"alloc_p99_ns\":%.1f,\"free_mean_ns\":%.1f,"
+                 "\"free_p99_ns\":%.1f,\"seconds\":%.3f,\"records_skipped\":%zu}",
+                 i == 0 ? "" : ",", r.name.c_str(), r.peak_live, r.peak_reserved, r.ratio(),
+                 r.backend_calls, r.backend_calls_after_warmup, r.hit_rate, r.alloc_mean_ns,
+                 r.alloc_p99_ns, r.free_mean_ns, r.free_p99_ns, r.seconds, r.records_skipped);
+  }
+  std::fprintf(f, "\n]}\n");
+  std::fclose(f);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string trace_path, allocators, backend, snapshot, json;
+  double max_ratio = 0, capacity_gib = 0;
+  bool steady = false, quiet = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) Fail(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--allocators") allocators = value();
+    else if (a == "--backend") backend = value();
+    else if (a == "--snapshot") snapshot = value();
+    else if (a == "--json") json = value();
+    else if (a == "--capacity-gib") {
+      if (!absl::SimpleAtod(value(), &capacity_gib) || capacity_gib <= 0) Fail("--capacity-gib needs a positive number");
+    } else if (a == "--max-ratio") {
+      if (!absl::SimpleAtod(value(), &max_ratio) || max_ratio <= 0) Fail("--max-ratio needs a positive number");
+    } else if (a == "--steady") steady = true;
+    else if (a == "--quiet") quiet = true;
+    else if (a == "-h" || a == "--help") {
+      std::printf("usage: umpool-replay TRACE [--allocators LIST] [--backend host|managed] "
+                  "[--snapshot FILE] [--json FILE] [--max-ratio R] [--steady] [--capacity-gib G] "
+                  "[--quiet]\n");
+      return 0;
+    } else if (!a.empty() && a[0] != '-' && trace_path.empty()) trace_path = a;
+    else Fail("unknown argument '" + a + "' (try --help)");
+  }
+  if (trace_path.empty()) Fail("no trace given (try --help)");
+  const bool gpu = umpool::internal::CudaAvailable();
+  if (backend.empty()) backend = gpu ? "managed" : "host";
+  if (backend != "host" && backend != "managed") Fail("--backend must be host or managed");
+  if (backend == "managed" && !gpu) Fail("--backend managed needs a GPU");
+  if (allocators.empty()) {
+    allocators = "umpool";
+    if (gpu) {
+      if (std::getenv("UMPOOL_TORCH_SHIM") != nullptr) allocators += ",pytorch_native";
+      allocators += ",cudaMallocAsync,seed_per_request";
+    }
+  }
+  const Trace t = Load(trace_path);
+  std::fprintf(stderr, "umpool-replay: %s: %zu ops, %zu allocations, %d streams, peak live %.1f MiB%s\n",
+               trace_path.c_str(), t.ops.size(), t.allocations, t.streams, t.peak_live / 1048576.0,
+               t.warmup_end != 0 ? "" : ", no warm-up mark");
+  std::vector<Result> results;
+  for (const std::string& name : std::vector<std::string>(absl::StrSplit(allocators, ','))) {
+    std::unique_ptr<Target> target;
+    std::string label = name;
+    if (name == "umpool") {
+      // Host pools map without touching (MAP_NORESERVE), so a trace larger
+      // than this machine's memory still replays; managed pools keep the
+      // default cap (the GPU's free memory).
+      const std::size_t cap = capacity_gib > 0 ? static_cast<std::size_t>(capacity_gib * (1ull << 30))
+                              : backend == "host" ? std::size_t{1} << 40
+                                                  : 0;
+      target = std::make_unique<UmpoolTarget>(
+          backend == "host" ? umpool::BackendKind::kHost : umpool::BackendKind::kManaged, cap);
+      label = "umpool (" + backend + ")";
+    } else {
+      for (const auto& f : umpool::bench::AvailableAllocators()) {
+        if (f.name == name) target = std::make_unique<AnchorTarget>(f.make());
+      }
+      if (target == nullptr) Fail("allocator '" + name + "' is not available here");
+    }
+    if (!quiet) std::fprintf(stderr, "umpool-replay: replaying through %s\n", label.c_str());
+    results.push_back(Replay(t, label, *target, gpu, quiet, name == "umpool" ? snapshot : ""));
+  }
+  PrintTable(results);
+  if (!json.empty()) WriteJson(json, trace_path, t, results);
+  int rc = 0;
+  const Result& u = results.front();
+  if (allocators.rfind("umpool", 0) == 0) {
+    if (max_ratio > 0 && u.ratio() > max_ratio) {
+      std::fprintf(stderr, "FAIL: umpool peak reserved / peak live = %.4f > %.4f\n", u.ratio(), max_ratio);
+      rc = 1;
+    }
+    if (steady && u.backend_calls_after_warmup != 0) {
+      std::fprintf(stderr, "FAIL: umpool made %lld backend calls after warm-up (expected 0)\n",
+                   u.backend_calls_after_warmup);
+      rc = 1;
+    }
+  }
+  return rc;
+}
