@@ -313,13 +313,19 @@ TEST_P(ModelTest, Concurrent) {
             const std::size_t n = RandomSize(rng) / 4 + 1;
             absl::StatusOr<void*> p = pool_->Allocate(n, own, static_cast<Role>(rng() % kNumRoles));
             if (!p.ok()) {
-              if (!absl::IsResourceExhausted(p.status())) ++failures;
+              if (!absl::IsResourceExhausted(p.status())) {
+                std::fprintf(stderr, "allocate failed: %s\n", p.status().ToString().c_str());
+                ++failures;
+              }
               continue;
             }
             Block b{reinterpret_cast<std::uintptr_t>(*p), n, *pool_->BlockSize(*p), own, rng(), {}};
             {
               std::lock_guard<std::mutex> lock(mu);
-              if (!model.OnAllocate(b)) ++failures;
+              if (::testing::AssertionResult r = model.OnAllocate(b); !r) {
+                std::fprintf(stderr, "model: %s\n", r.message());
+                ++failures;
+              }
               b.uses.push_back({own, backend_->Submit(own)});
               model.live()[b.p] = b;
             }
@@ -332,6 +338,8 @@ TEST_P(ModelTest, Concurrent) {
             blocks.pop_back();
             if (!testing::CheckPattern(BackendKind::kHost, reinterpret_cast<void*>(b.p),
                                        std::min(b.requested, kPatterned), b.tag)) {
+              std::fprintf(stderr, "pattern of block %#lx (%zu bytes) overwritten\n",
+                           static_cast<unsigned long>(b.p), b.requested);
               ++failures;
             }
             {
@@ -339,11 +347,17 @@ TEST_P(ModelTest, Concurrent) {
               b.uses = model.live()[b.p].uses;
               model.OnFree(b);
             }
-            if (!pool_->Deallocate(reinterpret_cast<void*>(b.p), own).ok()) ++failures;
+            if (absl::Status st = pool_->Deallocate(reinterpret_cast<void*>(b.p), own); !st.ok()) {
+              std::fprintf(stderr, "free failed: %s\n", st.ToString().c_str());
+              ++failures;
+            }
           } else if (op < 96) {
             const Stream other = HostStream(static_cast<int>(rng() % kStreams));
             const Block& b = blocks[rng() % blocks.size()];
-            if (!pool_->RecordStream(reinterpret_cast<void*>(b.p), other).ok()) ++failures;
+            if (absl::Status st = pool_->RecordStream(reinterpret_cast<void*>(b.p), other); !st.ok()) {
+              std::fprintf(stderr, "record_stream failed: %s\n", st.ToString().c_str());
+              ++failures;
+            }
             std::lock_guard<std::mutex> lock(mu);
             model.live()[b.p].uses.push_back({other, backend_->Submit(other)});
           } else {

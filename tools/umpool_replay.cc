@@ -42,6 +42,8 @@
 namespace {
 
 using umpool::Role;
+
+bool g_verbose = false;  // --verbose: name each backend call made after warm-up
 using umpool::Stream;
 
 struct Op {
@@ -250,13 +252,13 @@ Result Replay(const Trace& t, const std::string& name, Target& target, bool gpu,
   std::vector<float> alloc_ns, free_ns;
   alloc_ns.reserve(t.allocations);
   free_ns.reserve(t.allocations);
-  long long calls_at_warmup = -1;
+  long long calls_at_warmup = -1, last_calls = -1;
   std::int64_t live_bytes = 0;
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   auto last_progress = start;
   for (std::size_t i = 0; i < t.ops.size(); ++i) {
-    if (t.warmup_end != 0 && i == t.warmup_end) calls_at_warmup = target.BackendCalls();
+    if (t.warmup_end != 0 && i == t.warmup_end) last_calls = calls_at_warmup = target.BackendCalls();
     const Op& op = t.ops[i];
     const Stream s = streams[static_cast<std::size_t>(op.stream)];
     if (op.kind == 'a') {
@@ -265,6 +267,14 @@ Result Replay(const Trace& t, const std::string& name, Target& target, bool gpu,
       const auto t1 = Clock::now();
       alloc_ns.push_back(std::chrono::duration<float, std::nano>(t1 - t0).count());
       live[op.id] = {p, op.bytes};
+      if (g_verbose && calls_at_warmup >= 0) {
+        const long long calls = target.BackendCalls();
+        if (calls != last_calls) {
+          std::fprintf(stderr, "  backend call after warm-up: op %zu allocates %zu bytes (role %d, stream %d), live %.1f MiB\n",
+                       i, op.bytes, static_cast<int>(op.role), op.stream, live_bytes / 1048576.0);
+          last_calls = calls;
+        }
+      }
       live_bytes += static_cast<std::int64_t>(op.bytes);
       r.peak_live = std::max(r.peak_live, live_bytes);
       if (i == t.peak_live_at && !snapshot_path.empty()) {
@@ -375,6 +385,7 @@ int main(int argc, char** argv) {
       if (!absl::SimpleAtod(value(), &max_ratio) || max_ratio <= 0) Fail("--max-ratio needs a positive number");
     } else if (a == "--steady") steady = true;
     else if (a == "--quiet") quiet = true;
+    else if (a == "--verbose") g_verbose = true;
     else if (a == "-h" || a == "--help") {
       std::printf("usage: umpool-replay TRACE [--allocators LIST] [--backend host|managed] "
                   "[--snapshot FILE] [--json FILE] [--max-ratio R] [--steady] [--capacity-gib G] "

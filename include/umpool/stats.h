@@ -30,17 +30,18 @@ struct Stats {
   StatValue allocated_bytes;
   // Bytes the user asked for, for the same blocks (before rounding).
   StatValue requested_bytes;
-  // Bytes held from the backend: slabs plus large-block segments. Exact.
+  // Bytes held from the backend (every segment). Exact.
   StatValue reserved_bytes;
-  // Bytes held in large-block segments (part of reserved_bytes).
+  // The part of reserved_bytes not carved into slabs: large blocks and free
+  // segment space.
   StatValue large_reserved_bytes;
 
   std::uint64_t allocations = 0;       // successful Allocate calls with bytes > 0
   std::uint64_t frees = 0;             // successful Deallocate calls of a block
   std::uint64_t cache_hits = 0;        // allocations served without a backend call
-  std::uint64_t backend_allocations = 0;  // slabs + segments obtained
-  std::uint64_t backend_frees = 0;        // slabs + segments returned
-  std::uint64_t advise_calls = 0;      // advice operations (one per slab/segment)
+  std::uint64_t backend_allocations = 0;  // segments mapped (backend calls)
+  std::uint64_t backend_frees = 0;        // segments returned to the backend
+  std::uint64_t advise_calls = 0;      // advice operations (one per segment)
   std::uint64_t prefetch_calls = 0;    // prefetch operations issued
   std::uint64_t alloc_retries = 0;     // allocations that released cache and retried
   std::uint64_t ooms = 0;              // allocations that failed for lack of memory
@@ -51,8 +52,9 @@ struct Stats {
   std::uint64_t discarded_blocks = 0;  // freed blocks those calls covered
   std::uint64_t discard_bytes = 0;
 
-  std::int64_t slabs = 0;              // slabs held now
-  std::int64_t large_segments = 0;     // large-block segments held now
+  std::int64_t slabs = 0;              // slabs held now (carved from segments)
+  std::int64_t large_segments = 0;     // segments held now (backend allocations)
+  std::uint64_t slabs_reclaimed = 0;   // empty slabs given back to their segment's free space
   std::size_t capacity_bytes = 0;      // the pool's cap
   std::vector<ClassStats> classes;     // classes with slabs now
 

@@ -15,9 +15,24 @@ int CentralBin::TakeFrom(std::vector<void*>& from, void** out, int max) {
   return n;
 }
 
-int CentralBin::Carve(void** out, int max) {
+bool CentralBin::Carvable(Slab* slab, Stream stream, Fencer& fencer) {
+  if (!slab->bound || slab->bound_stream == stream) return true;
+  absl::StatusOr<FenceRef> f = fencer.FenceFor(slab->bound_stream, slab->bound_seq);
+  if (!f.ok()) return false;
+  absl::StatusOr<bool> done = fencer.Poll(**f);
+  if (!done.ok() || !*done) return false;
+  slab->bound = false;
+  return true;
+}
+
+int CentralBin::Carve(Stream stream, Fencer& fencer, void** out, int max) {
   int got = 0;
   while (got < max && !partial_.empty()) {
+    // The newest slab this stream may carve from.
+    std::size_t k = partial_.size();
+    while (k > 0 && !Carvable(partial_[k - 1], stream, fencer)) --k;
+    if (k == 0) break;
+    std::swap(partial_[k - 1], partial_.back());
     Slab* slab = partial_.back();
     const std::uint32_t blocks = slab->info().blocks;
     // Stay inside one 64-block group so that two threads' fresh blocks do
@@ -90,7 +105,7 @@ TakeResult CentralBin::Take(Stream stream, void** out, int max, Fencer& fencer) 
     r.cross_stream = r.count;
     return r;
   }
-  r.count = Carve(out, max);
+  r.count = Carve(stream, fencer, out, max);
   if (r.count > 0) return r;
   int moved = 0;
   r.status.Update(FenceOthers(stream, fencer, &moved));
@@ -102,11 +117,11 @@ TakeResult CentralBin::Take(Stream stream, void** out, int max, Fencer& fencer) 
   return r;
 }
 
-int CentralBin::AddSlabAndTake(Slab* slab, void** out, int max) {
+int CentralBin::AddSlabAndTake(Slab* slab, Stream stream, Fencer& fencer, void** out, int max) {
   MutexLock lock(&mu_);
   slabs_.push_back(slab);
   partial_.push_back(slab);
-  return Carve(out, max);
+  return Carve(stream, fencer, out, max);
 }
 
 void CentralBin::Put(Stream stream, void* const* blocks, int n, std::uint64_t seq) {
@@ -124,31 +139,101 @@ void CentralBin::PutPending(absl::InlinedVector<FenceRef, 2> fences, void* block
   pending_.push_back(std::move(p));
 }
 
-absl::Status CentralBin::ReleaseEmpty(Fencer& fencer, const PageMap& pagemap,
-                                      std::vector<Slab*>* empty) {
+absl::Status CentralBin::TakeEmpty(Fencer& fencer, const PageMap& pagemap, bool wait,
+                                   std::vector<EmptySlab>* out) {
   MutexLock lock(&mu_);
-  int moved = 0;
-  absl::Status status = FenceOthers(/*stream=*/reinterpret_cast<Stream>(~std::uintptr_t{0}),
-                                    fencer, &moved);
-  for (Pending& p : pending_) {
-    for (const FenceRef& f : p.fences) status.Update(fencer.Wait(*f));
+  absl::Status status;
+  if (wait) {
+    int moved = 0;
+    status = FenceOthers(/*stream=*/reinterpret_cast<Stream>(~std::uintptr_t{0}), fencer, &moved);
+    for (Pending& p : pending_) {
+      for (const FenceRef& f : p.fences) status.Update(fencer.Wait(*f));
+    }
   }
   status.Update(PollPending(fencer));
+  if (wait) {
+    for (Slab* s : slabs_) {
+      if (!s->bound) continue;
+      absl::StatusOr<FenceRef> f = fencer.FenceFor(s->bound_stream, s->bound_seq);
+      if (!f.ok()) return f.status();
+      status.Update(fencer.Wait(**f));
+      s->bound = false;
+    }
+  }
   if (!status.ok()) return status;
+  if (slabs_.empty()) return absl::OkStatus();
 
+  // Free blocks per slab, over every list.
+  auto slab_of = [&](void* b) { return static_cast<Slab*>(pagemap.Lookup(b)); };
   absl::flat_hash_map<Slab*, std::uint32_t> free_count;
-  for (void* b : ready_) ++free_count[static_cast<Slab*>(pagemap.Lookup(b))];
-  absl::flat_hash_set<Slab*> gone;
+  for (void* b : ready_) ++free_count[slab_of(b)];
+  for (const auto& [s, list] : by_stream_) for (void* b : list.blocks) ++free_count[slab_of(b)];
+  for (const Pending& p : pending_) for (void* b : p.blocks) ++free_count[slab_of(b)];
+  absl::flat_hash_map<Slab*, ReuseTerms> gone;
   for (Slab* s : slabs_) {
     auto it = free_count.find(s);
-    const std::uint32_t n = (it == free_count.end() ? 0 : it->second);
-    if (n + (s->info().blocks - s->carved) == s->info().blocks) gone.insert(s);
+    if ((it == free_count.end() ? 0 : it->second) == s->carved) gone[s];
   }
   if (gone.empty()) return absl::OkStatus();
-  std::erase_if(ready_, [&](void* b) { return gone.contains(static_cast<Slab*>(pagemap.Lookup(b))); });
+
+  // Terms: the streams whose lists hold the slab's blocks, and the fences of
+  // its pending blocks. Fences are made before anything moves, so an event
+  // error leaves the bin as it was.
+  // (stream, stamp) pairs per slab: its blocks' stream lists, and the stream
+  // its never-carved blocks are bound to.
+  absl::flat_hash_map<Slab*, absl::InlinedVector<std::pair<Stream, std::uint64_t>, 2>> streams;
+  auto add_stream = [&](Slab* slab, Stream s, std::uint64_t seq) {
+    auto& v = streams[slab];
+    auto it = std::find_if(v.begin(), v.end(), [&](const auto& e) { return e.first == s; });
+    if (it == v.end()) {
+      v.emplace_back(s, seq);
+    } else {
+      it->second = std::max(it->second, seq);
+    }
+  };
+  for (const auto& [s, list] : by_stream_) {
+    for (void* b : list.blocks) {
+      auto g = gone.find(slab_of(b));
+      if (g != gone.end()) add_stream(g->first, s, list.max_seq);
+    }
+  }
+  for (auto& [slab, terms] : gone) {
+    if (slab->bound) add_stream(slab, slab->bound_stream, slab->bound_seq);
+  }
+  for (const Pending& p : pending_) {
+    absl::flat_hash_set<Slab*> hit;
+    for (void* b : p.blocks) {
+      if (gone.contains(slab_of(b))) hit.insert(slab_of(b));
+    }
+    for (Slab* s : hit) {
+      auto& f = gone[s].fences;
+      f.insert(f.end(), p.fences.begin(), p.fences.end());
+    }
+  }
+  for (auto& [slab, terms] : gone) {
+    auto it = streams.find(slab);
+    if (it == streams.end()) continue;
+    if (it->second.size() == 1 && terms.fences.empty()) {
+      terms.on_stream = true;  // reusable at once on that stream, like its blocks
+      terms.stream = it->second[0].first;
+      terms.seq = it->second[0].second;
+      continue;
+    }
+    for (const auto& [s, seq] : it->second) {
+      absl::StatusOr<FenceRef> f = fencer.FenceFor(s, seq);
+      if (!f.ok()) return f.status();
+      terms.fences.push_back(*std::move(f));
+    }
+  }
+
+  auto dead = [&](void* b) { return gone.contains(slab_of(b)); };
+  std::erase_if(ready_, dead);
+  for (auto& [s, list] : by_stream_) std::erase_if(list.blocks, dead);
+  for (Pending& p : pending_) std::erase_if(p.blocks, dead);
+  std::erase_if(pending_, [](const Pending& p) { return p.blocks.empty(); });
   std::erase_if(slabs_, [&](Slab* s) { return gone.contains(s); });
   std::erase_if(partial_, [&](Slab* s) { return gone.contains(s); });
-  empty->insert(empty->end(), gone.begin(), gone.end());
+  for (auto& [slab, terms] : gone) out->push_back({slab, std::move(terms)});
   return absl::OkStatus();
 }
 

@@ -46,17 +46,27 @@ class CentralBin {
   // Writes up to `max` blocks usable on `stream` to `out`.
   TakeResult Take(Stream stream, void** out, int max, Fencer& fencer);
 
-  // Adds a new slab and carves up to `max` of its blocks into `out`.
-  int AddSlabAndTake(Slab* slab, void** out, int max);
+  // Adds a new slab and carves up to `max` of its blocks into `out` for `stream`.
+  int AddSlabAndTake(Slab* slab, Stream stream, Fencer& fencer, void** out, int max);
 
   // Returns blocks freed on `stream`, stamped `seq` (Fencer::Stamp()).
   void Put(Stream stream, void* const* blocks, int n, std::uint64_t seq);
   // Returns a block that may be reused once every fence has completed.
   void PutPending(absl::InlinedVector<FenceRef, 2> fences, void* block);
 
-  // Trim support: fences every stream list, waits for every fence, and moves
-  // the slabs whose blocks are all free out of the bin into `empty`.
-  absl::Status ReleaseEmpty(Fencer& fencer, const PageMap& pagemap, std::vector<Slab*>* empty);
+  // Removes the bin's empty slabs (every carved block free in this bin's
+  // lists, none in a thread cache) and appends them to `out` with the terms
+  // on which their range may be reused: the fences of the streams their
+  // blocks were freed on (recorded now, lazily, as for any cross-stream
+  // reuse) and of their pending blocks. With `wait` (Trim) every fence is
+  // waited for first (host-blocking), so all terms come back "ready".
+  // An event error leaves the bin unchanged and is returned.
+  struct EmptySlab {
+    Slab* slab;
+    ReuseTerms terms;
+  };
+  absl::Status TakeEmpty(Fencer& fencer, const PageMap& pagemap, bool wait,
+                         std::vector<EmptySlab>* out);
 
   std::int64_t slabs() const;
   // Blocks held free in this bin (all lists, plus never-carved blocks).
@@ -79,7 +89,9 @@ class CentralBin {
   };
 
   int TakeFrom(std::vector<void*>& from, void** out, int max) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  int Carve(void** out, int max) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int Carve(Stream stream, Fencer& fencer, void** out, int max) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether `stream` may take never-carved blocks of `slab` (see Slab::bound).
+  bool Carvable(Slab* slab, Stream stream, Fencer& fencer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status PollPending(Fencer& fencer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status FenceOthers(Stream stream, Fencer& fencer, int* moved)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -16,6 +16,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
 #include "src/base/mutex.h"
 #include "src/backend/backend.h"
@@ -30,6 +31,16 @@ struct Fence {
 };
 
 using FenceRef = std::shared_ptr<Fence>;
+
+// When a range handed back between layers (an empty slab returned to its
+// role's large heap) may be reused: at once on `stream` (on_stream), after
+// every fence (fences), or by anyone (neither).
+struct ReuseTerms {
+  bool on_stream = false;
+  Stream stream = nullptr;
+  std::uint64_t seq = 0;  // on_stream: the stamp of the latest free on it
+  absl::InlinedVector<FenceRef, 2> fences;
+};
 
 class Fencer {
  public:

@@ -133,7 +133,7 @@ absl::Status LargeHeap::FenceOthers(Stream stream, Fencer& fencer) {
 }
 
 absl::StatusOr<void*> LargeHeap::Take(std::size_t bytes, Stream stream, Fencer& fencer,
-                                      bool* cross_stream) {
+                                      bool* cross_stream, std::uint64_t* seq) {
   MutexLock lock(&mu_);
   absl::Status status;
   bool ready = false;
@@ -156,6 +156,7 @@ absl::StatusOr<void*> LargeHeap::Take(std::size_t bytes, Stream stream, Fencer& 
   b->live = true;
   live_[b->addr] = b;
   *cross_stream = ready;
+  if (seq != nullptr) *seq = ready ? 0 : b->seq;
   return reinterpret_cast<void*>(b->addr);
 }
 
@@ -232,6 +233,29 @@ absl::StatusOr<std::size_t> LargeHeap::Free(std::uintptr_t p, Stream stream, Fen
   return size;
 }
 
+void LargeHeap::GiveBack(std::uintptr_t p, ReuseTerms terms) {
+  MutexLock lock(&mu_);
+  auto it = live_.find(p);
+  UMPOOL_CHECK(it != live_.end(), "giving back a range that is not a live block");
+  LargeBlock* b = it->second;
+  live_.erase(it);
+  b->live = false;
+  if (!terms.fences.empty()) {
+    b->where = LargeBlock::Where::kPending;
+    b->fences = std::move(terms.fences);
+    pending_.push_back(b);
+    return;
+  }
+  if (terms.on_stream) {
+    b->where = LargeBlock::Where::kStream;
+    b->stream = terms.stream;
+    b->seq = terms.seq;
+  } else {
+    b->where = LargeBlock::Where::kReady;
+  }
+  InsertFree(b);
+}
+
 absl::Status LargeHeap::RecordStream(std::uintptr_t p, Stream stream) {
   MutexLock lock(&mu_);
   auto it = live_.find(p);
@@ -275,6 +299,39 @@ absl::StatusOr<std::pair<std::uintptr_t, std::size_t>> LargeHeap::Containing(
   }
   return absl::InvalidArgumentError(
       absl::StrCat("pointer 0x", absl::Hex(p), " was not allocated by this pool"));
+}
+
+Segment* LargeHeap::StealFreeSegment(std::size_t min_bytes, Fencer& fencer) {
+  MutexLock lock(&mu_);
+  if (!pending_.empty()) (void)PollPending(fencer);
+  auto best = segments_.end();
+  for (auto it = segments_.begin(); it != segments_.end(); ++it) {
+    const LargeBlock* b = (*it)->first;
+    if (b->live || b->where != LargeBlock::Where::kReady || b->size != (*it)->bytes ||
+        b->size < min_bytes) {
+      continue;
+    }
+    if (best == segments_.end() || b->size < (*best)->bytes) best = it;
+  }
+  if (best == segments_.end()) return nullptr;
+  Segment* s = *best;
+  ready_.erase(s->first);
+  delete s->first;
+  s->first = nullptr;
+  segments_.erase(best);
+  return s;
+}
+
+void LargeHeap::AdoptSegment(Segment* segment) {
+  MutexLock lock(&mu_);
+  auto* b = new LargeBlock;
+  b->addr = segment->base;
+  b->size = segment->bytes;
+  b->segment = segment;
+  b->where = LargeBlock::Where::kReady;
+  segment->first = b;
+  segments_.push_back(segment);
+  InsertFree(b);
 }
 
 absl::Status LargeHeap::ReleaseFree(Fencer& fencer, std::vector<Segment*>* empty) {

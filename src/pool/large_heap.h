@@ -34,9 +34,13 @@ struct LargeBlock;
 
 class Segment final : public Span {
  public:
-  Segment(std::uintptr_t base, std::size_t bytes, Role role)
-      : Span(SpanKind::kSegment, base, bytes, role) {}
+  Segment(std::uintptr_t base, std::size_t bytes, Role role, void* map_ptr, std::size_t map_bytes)
+      : Span(SpanKind::kSegment, base, bytes, role), map_ptr(map_ptr), map_bytes(map_bytes) {}
   LargeBlock* first = nullptr;  // guarded by the owning heap's mutex
+  // What the backend mapped (base/bytes is its 2 MiB-aligned part).
+  void* const map_ptr;
+  const std::size_t map_bytes;
+  bool prefetched = false;  // prefetched to the GPU when mapped (set before publication)
 };
 
 struct LargeBlock {
@@ -64,7 +68,10 @@ class LargeHeap {
   // A block of `bytes` (a multiple of 2 MiB) usable on `stream`, or nullptr
   // when the heap must grow. *cross_stream is set when the block came from the
   // any-stream set.
-  absl::StatusOr<void*> Take(std::size_t bytes, Stream stream, Fencer& fencer, bool* cross_stream);
+  // *seq (if not null) is the Fencer stamp of the free when the block came
+  // from the caller's own stream set (reusable at once on `stream` only).
+  absl::StatusOr<void*> Take(std::size_t bytes, Stream stream, Fencer& fencer, bool* cross_stream,
+                             std::uint64_t* seq = nullptr);
   // Adds a fresh segment and carves `bytes` from its front for `stream`.
   void* AddSegmentAndTake(Segment* segment, std::size_t bytes);
 
@@ -72,12 +79,21 @@ class LargeHeap {
   // InvalidArgument: not a block start of this heap. FailedPrecondition: already free.
   absl::StatusOr<std::size_t> Free(std::uintptr_t p, Stream stream, Fencer& fencer);
   absl::Status RecordStream(std::uintptr_t p, Stream stream);
+  // Frees the live block at `p` (an empty slab's range) on `terms`. Aborts if
+  // `p` is not a live block start (an internal error, not user input).
+  void GiveBack(std::uintptr_t p, ReuseTerms terms);
   absl::StatusOr<std::size_t> BlockSize(std::uintptr_t p) const;
   // BlockSize for a block about to be discarded and freed; FailedPrecondition
   // if RecordStream named other streams (they may still read it).
   absl::StatusOr<std::size_t> DiscardableSize(std::uintptr_t p) const;
   // The live block containing p (p may be interior): start and size.
   absl::StatusOr<std::pair<std::uintptr_t, std::size_t>> Containing(std::uintptr_t p) const;
+
+  // Removes and returns the smallest wholly free, ready segment of at least
+  // `min_bytes` (polling pending fences first), or nullptr.
+  Segment* StealFreeSegment(std::size_t min_bytes, Fencer& fencer);
+  // Takes a wholly free segment from another heap.
+  void AdoptSegment(Segment* segment);
 
   // Waits for every pending fence, then moves every segment that is entirely
   // free into `empty` (the caller unmaps them).

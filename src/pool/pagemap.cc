@@ -37,6 +37,18 @@ bool PageMap::Insert(Span* span) {
   return true;
 }
 
+void PageMap::Cover(std::uintptr_t base, std::size_t bytes, Span* span) {
+  constexpr std::uintptr_t kMask = (std::uintptr_t{1} << kChunkShift) - 1;
+  UMPOOL_CHECK((base & kMask) == 0 && (bytes & kMask) == 0 && bytes != 0, "unaligned cover");
+  for (std::uintptr_t c = base >> kChunkShift; c < (base + bytes) >> kChunkShift; ++c) {
+    Leaf* leaf = root_[c >> kLeafBits].load(std::memory_order_acquire);
+    UMPOOL_CHECK(leaf != nullptr, "covering an unregistered range");
+    Entry& e = leaf->entries[c & ((1u << kLeafBits) - 1)];
+    UMPOOL_CHECK(e.hi.load(std::memory_order_relaxed) == nullptr, "covering a shared chunk");
+    e.lo.store(span, std::memory_order_release);
+  }
+}
+
 void PageMap::Erase(Span* span) {
   const std::uintptr_t first = span->base >> kChunkShift;
   const std::uintptr_t last = (span->base + span->bytes - 1) >> kChunkShift;

@@ -52,6 +52,11 @@ class PageMap {
   bool Insert(Span* span);
   // Unregisters `span`. Caller serialises.
   void Erase(Span* span);
+  // Points the chunks of [base, base + bytes) at `span` (a slab carved from a
+  // segment, or the segment again when the slab goes back). base and bytes
+  // must be 2 MiB multiples and the chunks already registered. Caller
+  // serialises; concurrent Lookups see the old or the new span.
+  void Cover(std::uintptr_t base, std::size_t bytes, Span* span);
 
  private:
   struct Entry {

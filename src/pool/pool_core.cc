@@ -181,29 +181,20 @@ absl::StatusOr<void*> PoolCore::AllocateLarge(std::size_t bytes, Stream stream, 
   LargeHeap& heap = heaps_[static_cast<int>(role)]->large;
   bool cross = false;
   absl::StatusOr<void*> p = heap.Take(rounded, stream, fencer_, &cross);
-  if (p.ok() && *p != nullptr) {
-    if (cross) counters_.cross_stream_reuses.fetch_add(1, std::memory_order_relaxed);
-    CountAllocation(CounterCache(), rounded, /*hit=*/true);
-    return *p;
-  }
-  for (int attempt = 0;; ++attempt) {
-    absl::StatusOr<Segment*> seg = GrowSegment(role, rounded, stream);
-    if (seg.ok()) {
-      void* q = heap.AddSegmentAndTake(*seg, rounded);
-      CountAllocation(CounterCache(), rounded, /*hit=*/false);
-      return q;
-    }
-    if (!absl::IsResourceExhausted(seg.status()) || attempt > 0) {
-      return OutOfMemory(bytes, role, seg.status());
-    }
-    counters_.alloc_retries.fetch_add(1, std::memory_order_relaxed);
-    (void)ReleaseCached();
-    p = heap.Take(rounded, stream, fencer_, &cross);
-    if (p.ok() && *p != nullptr) {
-      CountAllocation(CounterCache(), rounded, /*hit=*/true);
-      return *p;
+  bool hit = true;
+  if (p.ok() && *p == nullptr) {
+    hit = false;
+    for (int attempt = 0;; ++attempt) {
+      p = TakeRange(role, rounded, stream, /*for_slab=*/false, &cross);  // reclaim, then grow
+      if (p.ok() || !absl::IsResourceExhausted(p.status()) || attempt > 0) break;
+      counters_.alloc_retries.fetch_add(1, std::memory_order_relaxed);
+      (void)ReleaseCached();
     }
   }
+  if (!p.ok()) return OutOfMemory(bytes, role, p.status());
+  if (cross) counters_.cross_stream_reuses.fetch_add(1, std::memory_order_relaxed);
+  CountAllocation(CounterCache(), rounded, hit);
+  return *p;
 }
 
 absl::StatusOr<int> PoolCore::Refill(Stream stream, Role role, int cls, void** out, int max,
@@ -219,7 +210,7 @@ absl::StatusOr<int> PoolCore::Refill(Stream stream, Role role, int cls, void** o
     absl::StatusOr<Slab*> slab = GrowSlab(role, cls, stream);
     if (slab.ok()) {
       *grew = true;
-      return bin.AddSlabAndTake(*slab, out, max);
+      return bin.AddSlabAndTake(*slab, stream, fencer_, out, max);
     }
     if (!absl::IsResourceExhausted(slab.status()) || attempt > 0) return slab.status();
     counters_.alloc_retries.fetch_add(1, std::memory_order_relaxed);

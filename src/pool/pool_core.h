@@ -93,9 +93,21 @@ class PoolCore {
   int cached_classes() const { return cached_classes_; }
 
  private:
+  // The free memory of one or more roles: roles whose placement differs only
+  // in prefetch mode share one (PoolOptions::policy(): same accessed_by,
+  // read_mostly, discard_on_free, device_memory), so memory one role freed
+  // serves another without a backend call (with the defaults, all four share).
+  //
+  // Segments are of two kinds, kept apart so that long-lived slabs (KV
+  // blocks, small tensors) do not fragment the space that large, short-lived
+  // blocks (activations) need contiguous: `slab_space` is carved into slabs,
+  // `large` into large blocks. A wholly free segment moves from one to the
+  // other when that saves a backend call.
   struct RoleHeap {
     std::array<CentralBin, kNumClasses> bins;
     LargeHeap large;
+    LargeHeap slab_space;
+    std::size_t slab_bytes = 0;  // carved into slabs now; guarded by grow_mu_
   };
 
   PoolCore(const PoolOptions& options, std::unique_ptr<Backend> backend,
@@ -133,13 +145,35 @@ class PoolCore {
   // true if the large block starting at `block` was freed and waits in the queue.
   bool WaitsForDiscard(const Span* span, const void* block) const;
 
-  // New slab / segment: capacity-checked backend mapping, advice and prefetch
-  // per the role's policy, registered in the pagemap.
+  // Memory comes from the backend in segments (capacity-checked, 2 MiB
+  // aligned, advised and prefetched once per the role's policy) that the
+  // role's LargeHeap splits into large blocks and slab ranges. Empty slabs go
+  // back to the heap (ReclaimEmptySlabs before growing; Trim), so one class's
+  // free memory serves another class or a large block without a backend call.
+  struct Mapping {
+    void* map_ptr;          // what the backend returned (to unmap)
+    std::size_t map_bytes;  // what it mapped
+    std::uintptr_t base;    // the 2 MiB-aligned start used
+  };
+  absl::StatusOr<Mapping> MapSpan(std::size_t bytes, Role role, Stream stream);
+  absl::StatusOr<Segment*> GrowSegment(Role role, std::size_t min_bytes, bool chunked,
+                                       Stream stream);
+  // Prefetches a range taken for `role` from a segment grown for a role that
+  // does not prefetch, when `role` wants it (shared heaps only).
+  void PrefetchIfNeeded(Role role, void* p, std::size_t bytes, Stream stream);
+  // A range of `bytes` (2 MiB multiple) from the role's heap usable on
+  // `stream`: a free block, else reclaimed empty slabs, else a new segment.
+  // `for_slab`: grow by a chunk (1/16 of the heap's slab bytes, 2-256 MiB)
+  // rather than exactly `bytes`.
+  // *bound_seq (optional) is non-zero when the range was last freed on
+  // `stream` and is safe for that stream only (see Slab::bound).
+  absl::StatusOr<void*> TakeRange(Role role, std::size_t bytes, Stream stream, bool for_slab,
+                                  bool* cross_stream, std::uint64_t* bound_seq = nullptr);
   absl::StatusOr<Slab*> GrowSlab(Role role, int cls, Stream stream);
-  absl::StatusOr<Segment*> GrowSegment(Role role, std::size_t bytes, Stream stream);
-  absl::StatusOr<void*> MapSpan(std::size_t bytes, Role role, Stream stream);
-  void RegisterSpan(std::unique_ptr<Span> span);
-  absl::Status UnmapSpan(Span* span);
+  void ReturnSlab(Slab* slab, ReuseTerms terms);
+  std::size_t ReclaimEmptySlabs(Role role);
+  absl::Status UnmapSegment(Segment* seg);
+  void AddLargeReserved(std::int64_t delta);
   // Releases cached memory after flushing this thread's cache; used by the
   // OOM path and by Trim.
   absl::Status ReleaseCached();
@@ -156,14 +190,16 @@ class PoolCore {
 
   PageMap pagemap_;
   Fencer fencer_;
-  std::array<std::unique_ptr<RoleHeap>, kNumRoles> heaps_;
+  std::vector<std::unique_ptr<RoleHeap>> heap_store_;  // distinct heaps
+  std::array<RoleHeap*, kNumRoles> heaps_{};           // per role, into heap_store_
 
   Mutex grow_mu_;
   std::size_t reserved_ ABSL_GUARDED_BY(grow_mu_) = 0;
   std::size_t capacity_ ABSL_GUARDED_BY(grow_mu_);
   std::atomic<std::size_t> capacity_view_;  // capacity_ for GetStats
-  absl::flat_hash_map<Span*, std::unique_ptr<Span>> spans_ ABSL_GUARDED_BY(grow_mu_);
-  // Unmapped spans are kept until the pool dies: a racing lookup of a stale
+  absl::flat_hash_map<Segment*, std::unique_ptr<Segment>> spans_ ABSL_GUARDED_BY(grow_mu_);
+  absl::flat_hash_map<Slab*, std::unique_ptr<Slab>> slabs_ ABSL_GUARDED_BY(grow_mu_);
+  // Unmapped segments and returned slabs are kept until the pool dies: a racing lookup of a stale
   // pointer may still read them.
   std::vector<std::unique_ptr<Span>> retired_ ABSL_GUARDED_BY(grow_mu_);
 
@@ -184,6 +220,7 @@ class PoolCore {
     std::atomic<std::uint64_t> advise_calls{0}, prefetch_calls{0};
     std::atomic<std::uint64_t> alloc_retries{0}, ooms{0}, cross_stream_reuses{0}, trims{0};
     std::atomic<std::int64_t> slabs{0}, large_segments{0};
+    std::atomic<std::uint64_t> slabs_reclaimed{0}, segments_moved{0};
     std::atomic<std::uint64_t> discard_calls{0}, discard_bytes{0}, discarded_blocks{0};
   };
   DiscardQueue discards_;

@@ -1,5 +1,7 @@
 // PoolCore: creation, growth, release (Trim and the out-of-memory path).
+#include <algorithm>
 #include <cstdio>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -72,7 +74,19 @@ PoolCore::PoolCore(const PoolOptions& options, std::unique_ptr<Backend> backend,
       fencer_(*backend_),
       capacity_(capacity),
       capacity_view_(capacity) {
-  for (auto& h : heaps_) h = std::make_unique<RoleHeap>();
+  auto key = [&](int r) {
+    const RolePolicy& p = options.roles[r];
+    return std::make_tuple(p.accessed_by, p.read_mostly, p.discard_on_free, p.device_memory);
+  };
+  for (int r = 0; r < kNumRoles; ++r) {
+    for (int q = 0; q < r && heaps_[r] == nullptr; ++q) {
+      if (key(q) == key(r)) heaps_[r] = heaps_[q];
+    }
+    if (heaps_[r] == nullptr) {
+      heap_store_.push_back(std::make_unique<RoleHeap>());
+      heaps_[r] = heap_store_.back().get();
+    }
+  }
 }
 
 std::size_t PoolCore::MaxCapacity() const {
@@ -107,109 +121,226 @@ PoolCore::~PoolCore() {
   UnregisterPool(id_);
   // No queued work may touch memory we return; cudaFree would sync anyway.
   (void)backend_->Synchronize();
-  for (auto& h : heaps_) h.reset();  // drops fences and large blocks first
+  heap_store_.clear();  // drops fences and large blocks first
   MutexLock lock(&grow_mu_);
-  for (auto& [span, owned] : spans_) {
-    (void)BackendFor(span->role).Unmap(reinterpret_cast<void*>(span->base), span->bytes);
-  }
+  for (auto& [seg, owned] : spans_) (void)BackendFor(seg->role).Unmap(seg->map_ptr, seg->map_bytes);
   spans_.clear();
 }
 
-absl::StatusOr<void*> PoolCore::MapSpan(std::size_t bytes, Role role, Stream stream) {
-  {
+absl::StatusOr<PoolCore::Mapping> PoolCore::MapSpan(std::size_t bytes, Role role,
+                                                    Stream stream) {
+  auto claim = [&](std::size_t n) -> absl::Status {
     MutexLock lock(&grow_mu_);
-    if (bytes > capacity_ - std::min(capacity_, reserved_)) {
+    if (n > capacity_ - std::min(capacity_, reserved_)) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "the pool's cap of ", capacity_, " bytes would be exceeded (", reserved_,
-          " reserved, ", bytes, " more needed)"));
+          " reserved, ", n, " more needed)"));
     }
-    reserved_ += bytes;  // claim before the slow Map, release on failure
-  }
+    reserved_ += n;  // claim before the slow Map, release on failure
+    return absl::OkStatus();
+  };
+  auto unclaim = [&](std::size_t n) {
+    MutexLock lock(&grow_mu_);
+    reserved_ -= n;
+  };
+  if (absl::Status st = claim(bytes); !st.ok()) return st;
   Backend& backend = BackendFor(role);
   absl::StatusOr<void*> p = backend.Map(bytes);
   if (!p.ok()) {
-    MutexLock lock(&grow_mu_);
-    reserved_ -= bytes;
+    unclaim(bytes);
     return p.status();
   }
+  Mapping m{*p, bytes, reinterpret_cast<std::uintptr_t>(*p)};
+  if ((m.base & (kMapGranularity - 1)) != 0) {
+    // Slabs are carved at 2 MiB boundaries: map 2 MiB more and align inside.
+    (void)backend.Unmap(*p, bytes);
+    unclaim(bytes);
+    m.map_bytes = bytes + kMapGranularity;
+    if (absl::Status st = claim(m.map_bytes); !st.ok()) return st;
+    p = backend.Map(m.map_bytes);
+    if (!p.ok()) {
+      unclaim(m.map_bytes);
+      return p.status();
+    }
+    m.map_ptr = *p;
+    m.base = (reinterpret_cast<std::uintptr_t>(*p) + kMapGranularity - 1) & ~(kMapGranularity - 1);
+  }
+  void* const base = reinterpret_cast<void*>(m.base);
   const RolePolicy& policy = options_.policy(role);
-  if (&backend != backend_.get()) {  // plain device memory: nothing to advise or prefetch
-    counters_.backend_allocations.fetch_add(1, std::memory_order_relaxed);
-    const auto now = counters_.reserved.fetch_add(static_cast<std::int64_t>(bytes)) +
-                     static_cast<std::int64_t>(bytes);
-    MaxInto(counters_.reserved_peak, now);
-    return p;
-  }
-  counters_.advise_calls.fetch_add(1, std::memory_order_relaxed);
-  if (absl::Status st = backend_->Advise(*p, bytes, policy); !st.ok()) {
-    (void)backend_->Unmap(*p, bytes);
-    MutexLock lock(&grow_mu_);
-    reserved_ -= bytes;
-    return st;
-  }
-  if (ShouldPrefetch(policy, bytes)) {
-    counters_.prefetch_calls.fetch_add(1, std::memory_order_relaxed);
-    // As in the seed allocator, a failed prefetch is a warning, not an error.
-    if (absl::Status st = backend_->Prefetch(*p, bytes, Location::kDevice, stream); !st.ok()) {
-      static std::atomic<bool> warned{false};
-      if (!warned.exchange(true)) {
-        std::fprintf(stderr, "umpool: warning: prefetch failed (reported once): %s\n",
-                     st.ToString().c_str());
+  if (&backend == backend_.get()) {  // plain device memory has nothing to advise or prefetch
+    counters_.advise_calls.fetch_add(1, std::memory_order_relaxed);
+    if (absl::Status st = backend_->Advise(base, bytes, policy); !st.ok()) {
+      (void)backend_->Unmap(m.map_ptr, m.map_bytes);
+      unclaim(m.map_bytes);
+      return st;
+    }
+    if (ShouldPrefetch(policy, bytes)) {
+      counters_.prefetch_calls.fetch_add(1, std::memory_order_relaxed);
+      // As in the seed allocator, a failed prefetch is a warning, not an error.
+      if (absl::Status st = backend_->Prefetch(base, bytes, Location::kDevice, stream); !st.ok()) {
+        static std::atomic<bool> warned{false};
+        if (!warned.exchange(true)) {
+          std::fprintf(stderr, "umpool: warning: prefetch failed (reported once): %s\n",
+                       st.ToString().c_str());
+        }
       }
     }
   }
   counters_.backend_allocations.fetch_add(1, std::memory_order_relaxed);
-  const auto now = counters_.reserved.fetch_add(static_cast<std::int64_t>(bytes)) +
-                   static_cast<std::int64_t>(bytes);
+  const auto now = counters_.reserved.fetch_add(static_cast<std::int64_t>(m.map_bytes)) +
+                   static_cast<std::int64_t>(m.map_bytes);
   MaxInto(counters_.reserved_peak, now);
-  return p;
+  return m;
 }
 
-void PoolCore::RegisterSpan(std::unique_ptr<Span> span) {
-  MutexLock lock(&grow_mu_);
-  UMPOOL_CHECK(pagemap_.Insert(span.get()), "backend returned an address above 2^48");
-  Span* raw = span.get();
-  spans_[raw] = std::move(span);
+absl::StatusOr<Segment*> PoolCore::GrowSegment(Role role, std::size_t min_bytes, bool chunked,
+                                               Stream stream) {
+  // Slabs grow by 1/16 of what the heap has in slabs (2 to 256 MiB): few
+  // backend calls while many slabs are made, little slack once they stop.
+  // Large blocks map exactly what they need.
+  std::size_t bytes = min_bytes;
+  if (chunked) {
+    MutexLock lock(&grow_mu_);
+    const std::size_t chunk = std::clamp<std::size_t>(
+        heaps_[static_cast<int>(role)]->slab_bytes / 16 & ~(kMapGranularity - 1),
+        kMapGranularity, std::size_t{256} << 20);
+    if (chunk > bytes && chunk <= capacity_ - std::min(capacity_, reserved_)) bytes = chunk;
+  }
+  absl::StatusOr<Mapping> m = MapSpan(bytes, role, stream);
+  if (!m.ok()) return m.status();
+  auto seg = std::make_unique<Segment>(m->base, bytes, role, m->map_ptr, m->map_bytes);
+  seg->prefetched = &BackendFor(role) == backend_.get() && ShouldPrefetch(options_.policy(role), bytes);
+  Segment* raw = seg.get();
+  {
+    MutexLock lock(&grow_mu_);
+    UMPOOL_CHECK(pagemap_.Insert(raw), "backend returned an address above 2^48");
+    spans_[raw] = std::move(seg);
+  }
+  counters_.large_segments.fetch_add(1, std::memory_order_relaxed);
+  AddLargeReserved(static_cast<std::int64_t>(m->map_bytes));
+  return raw;
+}
+
+void PoolCore::AddLargeReserved(std::int64_t delta) {
+  const std::int64_t now = counters_.large_reserved.fetch_add(delta) + delta;
+  if (delta > 0) MaxInto(counters_.large_reserved_peak, now);
+}
+
+absl::StatusOr<void*> PoolCore::TakeRange(Role role, std::size_t bytes, Stream stream,
+                                          bool for_slab, bool* cross_stream,
+                                          std::uint64_t* bound_seq) {
+  RoleHeap& h = *heaps_[static_cast<int>(role)];
+  LargeHeap& heap = for_slab ? h.slab_space : h.large;
+  LargeHeap& other = for_slab ? h.large : h.slab_space;
+  std::uint64_t seq = 0;
+  absl::StatusOr<void*> p = heap.Take(bytes, stream, fencer_, cross_stream, &seq);
+  if (!p.ok()) return p;
+  if (*p == nullptr && ReclaimEmptySlabs(role) > 0) {
+    // Empty slabs of other classes held free memory: taken back before
+    // asking the backend for more.
+    p = heap.Take(bytes, stream, fencer_, cross_stream, &seq);
+    if (!p.ok()) return p;
+  }
+  if (*p == nullptr) {
+    if (Segment* s = other.StealFreeSegment(bytes, fencer_); s != nullptr) {
+      counters_.segments_moved.fetch_add(1, std::memory_order_relaxed);
+      heap.AdoptSegment(s);
+      p = heap.Take(bytes, stream, fencer_, cross_stream, &seq);
+      if (!p.ok()) return p;
+    }
+  }
+  if (*p != nullptr) {
+    if (bound_seq != nullptr) *bound_seq = seq;
+    PrefetchIfNeeded(role, *p, bytes, stream);
+    return p;
+  }
+  absl::StatusOr<Segment*> seg = GrowSegment(role, bytes, for_slab, stream);
+  if (!seg.ok()) return seg.status();
+  *cross_stream = false;
+  if (bound_seq != nullptr) *bound_seq = 0;  // fresh memory: no GPU work touched it
+  return heap.AddSegmentAndTake(*seg, bytes);
+}
+
+void PoolCore::PrefetchIfNeeded(Role role, void* p, std::size_t bytes, Stream stream) {
+  if (heap_store_.size() == kNumRoles) return;  // no heap is shared
+  const Span* seg = pagemap_.Lookup(p);
+  if (seg == nullptr || seg->kind != SpanKind::kSegment || static_cast<const Segment*>(seg)->prefetched ||
+      seg->role == role || !ShouldPrefetch(options_.policy(role), bytes) ||
+      &BackendFor(role) != backend_.get()) {
+    return;
+  }
+  counters_.prefetch_calls.fetch_add(1, std::memory_order_relaxed);
+  (void)backend_->Prefetch(p, bytes, Location::kDevice, stream);  // a hint; failures are harmless
 }
 
 absl::StatusOr<Slab*> PoolCore::GrowSlab(Role role, int cls, Stream stream) {
-  absl::StatusOr<void*> p = MapSpan(kSizeClasses[cls].slab_bytes, role, stream);
+  const std::size_t bytes = kSizeClasses[cls].slab_bytes;
+  bool cross = false;
+  std::uint64_t bound_seq = 0;
+  absl::StatusOr<void*> p = TakeRange(role, bytes, stream, /*for_slab=*/true, &cross, &bound_seq);
   if (!p.ok()) return p.status();
-  auto slab = std::make_unique<Slab>(reinterpret_cast<std::uintptr_t>(*p), role, cls);
-  Slab* raw = slab.get();
-  RegisterSpan(std::move(slab));
-  counters_.slabs.fetch_add(1, std::memory_order_relaxed);
-  return raw;
-}
-
-absl::StatusOr<Segment*> PoolCore::GrowSegment(Role role, std::size_t bytes, Stream stream) {
-  absl::StatusOr<void*> p = MapSpan(bytes, role, stream);
-  if (!p.ok()) return p.status();
-  auto seg = std::make_unique<Segment>(reinterpret_cast<std::uintptr_t>(*p), bytes, role);
-  Segment* raw = seg.get();
-  RegisterSpan(std::move(seg));
-  counters_.large_segments.fetch_add(1, std::memory_order_relaxed);
-  const auto now = counters_.large_reserved.fetch_add(static_cast<std::int64_t>(bytes)) +
-                   static_cast<std::int64_t>(bytes);
-  MaxInto(counters_.large_reserved_peak, now);
-  return raw;
-}
-
-absl::Status PoolCore::UnmapSpan(Span* span) {
-  MutexLock lock(&grow_mu_);
-  pagemap_.Erase(span);
-  auto it = spans_.find(span);
-  UMPOOL_CHECK(it != spans_.end(), "unmapping an unknown span");
-  absl::Status st = BackendFor(span->role).Unmap(reinterpret_cast<void*>(span->base), span->bytes);
-  reserved_ -= span->bytes;
-  counters_.reserved.fetch_sub(static_cast<std::int64_t>(span->bytes));
-  counters_.backend_frees.fetch_add(1, std::memory_order_relaxed);
-  if (span->kind == SpanKind::kSlab) {
-    counters_.slabs.fetch_sub(1, std::memory_order_relaxed);
-  } else {
-    counters_.large_segments.fetch_sub(1, std::memory_order_relaxed);
-    counters_.large_reserved.fetch_sub(static_cast<std::int64_t>(span->bytes));
+  if (cross) counters_.cross_stream_reuses.fetch_add(1, std::memory_order_relaxed);
+  const auto base = reinterpret_cast<std::uintptr_t>(*p);
+  Span* carrier = pagemap_.Lookup(*p);
+  UMPOOL_CHECK(carrier != nullptr && carrier->kind == SpanKind::kSegment,
+               "a slab's range is not in a segment");
+  auto slab = std::make_unique<Slab>(base, role, cls);
+  slab->carrier = carrier;
+  if (bound_seq != 0) {  // memory last freed on `stream`: other streams wait for it
+    slab->bound = true;
+    slab->bound_stream = stream;
+    slab->bound_seq = bound_seq;
   }
+  Slab* raw = slab.get();
+  {
+    MutexLock lock(&grow_mu_);
+    pagemap_.Cover(base, bytes, raw);
+    slabs_[raw] = std::move(slab);
+    heaps_[static_cast<int>(role)]->slab_bytes += bytes;
+  }
+  counters_.slabs.fetch_add(1, std::memory_order_relaxed);
+  AddLargeReserved(-static_cast<std::int64_t>(bytes));
+  return raw;
+}
+
+void PoolCore::ReturnSlab(Slab* slab, ReuseTerms terms) {
+  {
+    MutexLock lock(&grow_mu_);
+    pagemap_.Cover(slab->base, slab->bytes, slab->carrier);
+    heaps_[static_cast<int>(slab->role)]->slab_bytes -= slab->bytes;
+    auto it = slabs_.find(slab);
+    UMPOOL_CHECK(it != slabs_.end(), "returning an unknown slab");
+    // Kept until the pool dies: a racing lookup of a stale pointer may still
+    // read it (host memory only: its state bytes).
+    retired_.push_back(std::move(it->second));
+    slabs_.erase(it);
+  }
+  counters_.slabs.fetch_sub(1, std::memory_order_relaxed);
+  counters_.slabs_reclaimed.fetch_add(1, std::memory_order_relaxed);
+  AddLargeReserved(static_cast<std::int64_t>(slab->bytes));
+  heaps_[static_cast<int>(slab->role)]->slab_space.GiveBack(slab->base, std::move(terms));
+}
+
+std::size_t PoolCore::ReclaimEmptySlabs(Role role) {
+  std::vector<CentralBin::EmptySlab> empty;
+  for (CentralBin& bin : heaps_[static_cast<int>(role)]->bins) {
+    (void)bin.TakeEmpty(fencer_, pagemap_, /*wait=*/false, &empty);  // an event error keeps the bin
+  }
+  for (CentralBin::EmptySlab& e : empty) ReturnSlab(e.slab, std::move(e.terms));
+  return empty.size();
+}
+
+absl::Status PoolCore::UnmapSegment(Segment* seg) {
+  MutexLock lock(&grow_mu_);
+  pagemap_.Erase(seg);
+  auto it = spans_.find(seg);
+  UMPOOL_CHECK(it != spans_.end(), "unmapping an unknown segment");
+  absl::Status st = BackendFor(seg->role).Unmap(seg->map_ptr, seg->map_bytes);
+  reserved_ -= seg->map_bytes;
+  counters_.reserved.fetch_sub(static_cast<std::int64_t>(seg->map_bytes));
+  counters_.backend_frees.fetch_add(1, std::memory_order_relaxed);
+  counters_.large_segments.fetch_sub(1, std::memory_order_relaxed);
+  AddLargeReserved(-static_cast<std::int64_t>(seg->map_bytes));
   retired_.push_back(std::move(it->second));
   spans_.erase(it);
   return st;
@@ -221,14 +352,17 @@ absl::Status PoolCore::ReleaseCached() {
   // Other threads flush at their next call.
   flush_epoch_.fetch_add(1, std::memory_order_relaxed);
   absl::Status status;
-  std::vector<Slab*> slabs;
   std::vector<Segment*> segments;
-  for (auto& heap : heaps_) {
-    for (CentralBin& bin : heap->bins) status.Update(bin.ReleaseEmpty(fencer_, pagemap_, &slabs));
+  for (auto& heap : heap_store_) {
+    std::vector<CentralBin::EmptySlab> empty;
+    for (CentralBin& bin : heap->bins) {
+      status.Update(bin.TakeEmpty(fencer_, pagemap_, /*wait=*/true, &empty));
+    }
+    for (CentralBin::EmptySlab& e : empty) ReturnSlab(e.slab, std::move(e.terms));
     status.Update(heap->large.ReleaseFree(fencer_, &segments));
+    status.Update(heap->slab_space.ReleaseFree(fencer_, &segments));
   }
-  for (Slab* s : slabs) status.Update(UnmapSpan(s));
-  for (Segment* s : segments) status.Update(UnmapSpan(s));
+  for (Segment* s : segments) status.Update(UnmapSegment(s));
   return status;
 }
 
@@ -256,17 +390,29 @@ void PoolCore::RetireCache(ThreadCache* cache) {
 }
 
 void PoolCore::CheckInvariants() const {
-  for (const auto& heap : heaps_) {
+  for (const auto& heap : heap_store_) {
     for (const CentralBin& bin : heap->bins) bin.CheckInvariants(pagemap_);
     heap->large.CheckInvariants();
+    heap->slab_space.CheckInvariants();
   }
   MutexLock lock(&const_cast<Mutex&>(grow_mu_));
   std::size_t sum = 0;
+  for (const auto& [slab, owned] : slabs_) {
+    UMPOOL_CHECK(slab->carrier != nullptr && slab->carrier->Contains(slab->base) &&
+                     slab->carrier->Contains(slab->base + slab->bytes - 1),
+                 "slab outside its segment");
+    UMPOOL_CHECK(pagemap_.Lookup(reinterpret_cast<void*>(slab->base)) == slab &&
+                     pagemap_.Lookup(reinterpret_cast<void*>(slab->base + slab->bytes - 1)) == slab,
+                 "slab not mapped");
+  }
   for (const auto& [span, owned] : spans_) {
-    sum += span->bytes;
-    UMPOOL_CHECK(pagemap_.Lookup(reinterpret_cast<void*>(span->base)) == span, "span not mapped");
-    UMPOOL_CHECK(pagemap_.Lookup(reinterpret_cast<void*>(span->base + span->bytes - 1)) == span,
-                 "span end not mapped");
+    sum += span->map_bytes;
+    const Span* first = pagemap_.Lookup(reinterpret_cast<void*>(span->base));
+    const Span* last = pagemap_.Lookup(reinterpret_cast<void*>(span->base + span->bytes - 1));
+    UMPOOL_CHECK(first == span || (first != nullptr && first->kind == SpanKind::kSlab),
+                 "segment not mapped");
+    UMPOOL_CHECK(last == span || (last != nullptr && last->kind == SpanKind::kSlab),
+                 "segment end not mapped");
   }
   UMPOOL_CHECK(sum == reserved_, "reserved bytes disagree with the spans held");
   UMPOOL_CHECK(static_cast<std::int64_t>(sum) == counters_.reserved.load(), "reserved counter drift");

@@ -9,9 +9,10 @@ namespace umpool::internal {
 
 std::string PoolCore::SnapshotJson() const {
   std::vector<SpanSnapshot> spans;
-  for (const auto& heap : heaps_) {
+  for (const auto& heap : heap_store_) {
     for (const CentralBin& bin : heap->bins) bin.Snapshot(&spans);
     heap->large.Snapshot(&spans);
+    heap->slab_space.Snapshot(&spans);
   }
   std::sort(spans.begin(), spans.end(),
             [](const SpanSnapshot& a, const SpanSnapshot& b) { return a.base < b.base; });

@@ -38,7 +38,7 @@ std::string Stats::ToString() const {
                   ", events recorded ", events_recorded, ", trims ", trims, ", discards ",
                   discard_calls, " calls for ", discarded_blocks, " blocks (", Bytes(static_cast<std::int64_t>(discard_bytes)), ")\n");
   absl::StrAppend(&s, "  large reserved ", Bytes(large_reserved_bytes.current), " (peak ",
-                  Bytes(large_reserved_bytes.peak), ")\n");
+                  Bytes(large_reserved_bytes.peak), "), slabs reclaimed ", slabs_reclaimed, "\n");
   for (const ClassStats& c : classes) {
     absl::StrAppend(&s, absl::StrFormat("  class %3d: %10zu B blocks, %4" PRId64
                                         " slab(s) of %9zu B, %5" PRId64 " blocks/slab\n",
@@ -85,10 +85,11 @@ Stats PoolCore::GetStats() const {
   s.discarded_blocks = counters_.discarded_blocks.load();
   s.slabs = counters_.slabs.load();
   s.large_segments = counters_.large_segments.load();
+  s.slabs_reclaimed = counters_.slabs_reclaimed.load();
   s.capacity_bytes = capacity_view_.load(std::memory_order_relaxed);
   for (int c = 0; c < kNumClasses; ++c) {
     std::int64_t n = 0;
-    for (const auto& heap : heaps_) n += heap->bins[c].slabs();
+    for (const auto& heap : heap_store_) n += heap->bins[c].slabs();
     if (n == 0) continue;
     const SizeClassInfo& info = kSizeClasses[c];
     s.classes.push_back(ClassStats{c, info.size, info.slab_bytes, n, info.blocks});

@@ -1,4 +1,4 @@
-// src/pool/slab.h: one backend allocation carved into blocks of one class.
+// src/pool/slab.h: a 2 MiB-aligned range of a segment carved into blocks of one class.
 //
 // Per-block state lives here, host-side: kFree (in a cache or central list),
 // kLive (handed out), kLiveRecorded (handed out and named by RecordStream).
@@ -15,6 +15,7 @@
 
 #include "src/pool/size_class.h"
 #include "src/pool/span.h"
+#include "umpool/types.h"
 
 namespace umpool::internal {
 
@@ -46,6 +47,16 @@ class Slab final : public Span {
   // Fresh (never handed out) blocks are carved from the front; guarded by the
   // owning central bin's mutex.
   std::uint32_t carved = 0;
+  // The segment whose range this slab occupies (slabs are carved from their
+  // role's slab space and go back to it when empty).
+  Span* carrier = nullptr;
+  // A slab made from memory last freed on `bound_stream` (reused at once on
+  // that stream) hands its never-carved blocks to other streams only once a
+  // fence on bound_stream covering bound_seq has completed. Guarded by the
+  // owning central bin's mutex.
+  Stream bound_stream = nullptr;
+  bool bound = false;
+  std::uint64_t bound_seq = 0;
 
  private:
   const int size_class_;
