@@ -2,6 +2,8 @@
 // Host runs everywhere (ctest label cpu); managed and device need a GPU
 // (label gpu) and skip cleanly without one.
 #include <algorithm>
+#include <cstdio>
+#include <string>
 #include <atomic>
 #include <cstdint>
 #include <random>
@@ -590,6 +592,72 @@ TEST_P(PoolTest, DeviceMemoryRoleHasItsOwnBackend) {
   if (dm != nullptr) EXPECT_EQ(dm->counters().unmaps.load(), 2u) << "unmapped by the backend that mapped";
   EXPECT_EQ(pool->GetStats().reserved_bytes.current, 0);
   core->CheckInvariants();
+}
+
+// trace_path records every allocation, free and record-stream in the
+// documented CSV format; bad input is not recorded; an unwritable path is a
+// clear error.
+TEST_P(PoolTest, TraceRecordsWhatThePoolServes) {
+  const std::string path = ::testing::TempDir() + "umpool_trace_" + std::to_string(static_cast<int>(kind())) + ".csv";
+  {
+    PoolOptions o;
+    o.trace_path = path;
+    auto pool = Make(o);
+    auto a = pool->Allocate(4096, kDefaultStream, Role::kKv);
+    auto b = pool->Allocate(40u << 20, kDefaultStream, Role::kWeights);
+    ASSERT_TRUE(a.ok() && b.ok());
+    ASSERT_TRUE(pool->RecordStream(*a, kDefaultStream).ok());
+    ASSERT_TRUE(pool->Deallocate(*a).ok());
+    EXPECT_FALSE(pool->Deallocate(*a).ok());  // double free: refused, not recorded
+    ASSERT_TRUE(pool->Deallocate(*b).ok());
+    ASSERT_TRUE(pool->Allocate(0).ok());      // size 0: nothing to record
+  }
+  std::FILE* f = std::fopen(path.c_str(), "r");
+  ASSERT_NE(f, nullptr);
+  std::vector<std::string> lines;
+  char buf[256];
+  while (std::fgets(buf, sizeof buf, f) != nullptr) lines.emplace_back(buf);
+  std::fclose(f);
+  std::remove(path.c_str());
+  ASSERT_EQ(lines.size(), 7u) << "header, comment and 5 events";
+  EXPECT_EQ(lines[0], "# umpool trace v1\n");
+  EXPECT_EQ(lines[1], "op,id,bytes,device,stream,role,t_ns\n");
+  EXPECT_EQ(lines[2].rfind("a,1,4096,0,0,kv,", 0), 0u) << lines[2];
+  EXPECT_EQ(lines[3].rfind("a,2,41943040,0,0,weights,", 0), 0u) << lines[3];
+  EXPECT_EQ(lines[4].rfind("r,1,0,0,0,,", 0), 0u) << lines[4];
+  EXPECT_EQ(lines[5].rfind("f,1,0,0,0,,", 0), 0u) << lines[5];
+  EXPECT_EQ(lines[6].rfind("f,2,0,0,0,,", 0), 0u) << lines[6];
+
+  PoolOptions bad;
+  bad.trace_path = "/nonexistent-dir/trace.csv";
+  bad.backend = kind();
+  if (kind() != BackendKind::kHost) bad.capacity_bytes = std::size_t{1} << 30;
+  absl::StatusOr<std::unique_ptr<Pool>> p = Pool::Create(bad);
+  EXPECT_TRUE(absl::IsInvalidArgument(p.status())) << p.status();
+  EXPECT_NE(p.status().message().find("/nonexistent-dir/trace.csv"), std::string::npos);
+}
+
+// The snapshot lists every segment and slab with block states that add up.
+TEST_P(PoolTest, SnapshotShowsSegmentsSlabsAndBlocks) {
+  auto small = pool_->Allocate(4096);
+  auto big = pool_->Allocate(40u << 20);
+  auto gone = pool_->Allocate(100000);
+  ASSERT_TRUE(small.ok() && big.ok() && gone.ok());
+  ASSERT_TRUE(pool_->Deallocate(*gone).ok());
+  const std::string json = pool_->SnapshotJson();
+  EXPECT_EQ(json.rfind("{\"umpool_snapshot\":1,", 0), 0u) << json.substr(0, 80);
+  auto count = [&](const std::string& needle) {
+    std::size_t n = 0;
+    for (std::size_t at = json.find(needle); at != std::string::npos; at = json.find(needle, at + 1)) ++n;
+    return n;
+  };
+  const Stats s = pool_->GetStats();
+  EXPECT_EQ(count("\"kind\":\"slab\""), static_cast<std::size_t>(s.slabs));
+  EXPECT_EQ(count("\"kind\":\"segment\""), static_cast<std::size_t>(s.large_segments));
+  EXPECT_NE(json.find("[0,41943040,1,\"L\"]"), std::string::npos) << "the live 40 MiB block";
+  EXPECT_NE(json.find(",\"F\"]"), std::string::npos) << "the freed block shows as free";
+  ASSERT_TRUE(pool_->Deallocate(*small).ok());
+  ASSERT_TRUE(pool_->Deallocate(*big).ok());
 }
 
 TEST_P(PoolTest, WorksWithThreadCachesOff) {

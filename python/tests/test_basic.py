@@ -115,3 +115,32 @@ def test_enable_without_torch_says_so():
         pass
     rc, out, err = run_script("import umpool.torch; umpool.torch.enable()")
     assert rc != 0 and "needs PyTorch" in err
+
+
+def test_snapshot_and_trace_recording(tmp_path):
+    trace = tmp_path / "run.csv"
+    res = run_json(f"""
+import json, umpool
+from umpool import _lib
+umpool.configure("backend:host,capacity:256MiB,trace:{trace}")
+l = _lib.lib()
+p = l.umpool_pool_malloc(3000, 0, None)
+q = l.umpool_pool_malloc(40 << 20, 0, None)
+snap = umpool.snapshot()
+l.umpool_free(p, 3000, 0, None)
+l.umpool_free(q, 40 << 20, 0, None)
+err = None
+try:
+    umpool.snapshot(-3)
+except umpool.UmpoolError as e:
+    err = str(e)
+print(json.dumps(dict(kinds=sorted(s["kind"] for s in snap["spans"]), err=err,
+                      live=snap["allocated_bytes"])))
+""")
+    assert res["kinds"] == ["segment", "segment", "slab"]
+    assert res["live"] >= 3000 + (40 << 20)
+    assert "invalid device" in res["err"]
+    lines = trace.read_text().splitlines()
+    assert lines[1] == "op,id,bytes,device,stream,role,t_ns"
+    assert [l.split(",")[0] for l in lines[2:]] == ["a", "a", "f", "f"]
+    assert lines[2].startswith("a,1,3000,0,0,default,")
