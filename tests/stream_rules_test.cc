@@ -143,6 +143,59 @@ TEST_P(StreamRulesTest, InjectedBackendFailureIsRetriedThenReported) {
   Check();
 }
 
+// During a graph capture no event is recorded or queried: a block freed on A
+// is reused on A only, even after A's work completed; other streams get it
+// after EndCapture. A RecordStream'd free waits for EndCapture; Trim refuses.
+TEST_P(StreamRulesTest, NoEventsDuringGraphCapture) {
+  for (std::size_t size : {std::size_t{4096}, std::size_t{64} << 20}) {
+    SCOPED_TRACE(size);
+    auto p = pool_->Allocate(size, a_);
+    auto r = pool_->Allocate(size, a_);
+    ASSERT_TRUE(p.ok() && r.ok());
+    ASSERT_TRUE(pool_->RecordStream(*r, b_).ok());
+    const std::uint64_t events = pool_->GetStats().events_recorded;
+    const std::uint64_t queries = backend_->counters().event_queries.load();
+    pool_->BeginCapture();
+    ASSERT_TRUE(pool_->Deallocate(*p, a_).ok());
+    ASSERT_TRUE(pool_->Deallocate(*r, a_).ok());  // deferred: B may still use it
+    EXPECT_FALSE(pool_->Deallocate(*r, a_).ok()) << "double free still detected";
+    backend_->Complete(a_);
+    backend_->Complete(b_);
+    std::vector<void*> got;
+    for (int i = 0; i < 4; ++i) {
+      auto q = pool_->Allocate(size, b_);
+      ASSERT_TRUE(q.ok()) << q.status();
+      EXPECT_NE(*q, *p) << "moved to another stream during the capture";
+      EXPECT_NE(*q, *r);
+      got.push_back(*q);
+    }
+    auto same = pool_->Allocate(size, a_);
+    ASSERT_TRUE(same.ok());
+    EXPECT_EQ(*same, *p) << "same-stream reuse still works";
+    EXPECT_TRUE(absl::IsFailedPrecondition(pool_->Trim()));
+    EXPECT_EQ(pool_->GetStats().events_recorded, events);
+    EXPECT_EQ(backend_->counters().event_queries.load(), queries);
+    ASSERT_TRUE(pool_->EndCapture().ok());
+    // After the capture: the deferred block reaches B once its events complete.
+    backend_->Complete(a_);
+    backend_->Complete(b_);
+    bool r_seen = false;
+    for (int i = 0; i < 300 && !r_seen; ++i) {  // past any thread-cached batch
+      auto q = pool_->Allocate(size, b_);
+      ASSERT_TRUE(q.ok());
+      r_seen = *q == *r;
+      got.push_back(*q);
+    }
+    EXPECT_TRUE(r_seen) << "the deferred free completed at EndCapture";
+    for (void* q : got) ASSERT_TRUE(pool_->Deallocate(q, b_).ok());
+    ASSERT_TRUE(pool_->Deallocate(*same, a_).ok());
+    backend_->Complete(a_);
+    backend_->Complete(b_);
+    ASSERT_TRUE(pool_->Trim().ok());
+    Check();
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(ThreadCache, StreamRulesTest, ::testing::Bool(),
                          [](const auto& info) { return info.param ? "On" : "Off"; });
 

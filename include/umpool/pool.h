@@ -126,6 +126,23 @@ class Pool {
   // later Trim. Returns the first backend error, if any. Thread-safe.
   absl::Status Trim();
 
+  // CUDA graph capture. Call BeginCapture before cudaStreamBeginCapture on a
+  // stream whose work uses this pool's memory (or whenever any capture may be
+  // underway in the process: in cudaStreamCaptureModeGlobal an event query
+  // from any thread invalidates it) and EndCapture after cudaStreamEndCapture.
+  // In between the pool records and queries no events: blocks freed on one
+  // stream are reused on that stream only (on others after EndCapture), frees
+  // of blocks named by RecordStream wait until EndCapture, no discard or
+  // prefetch is issued on a capturing stream, and Trim fails with
+  // FailedPrecondition. New memory may still be mapped (under
+  // cudaStreamCaptureModeRelaxed, as PyTorch does for cudaMalloc). Blocks the
+  // graph will touch on replay must stay allocated while it can be replayed:
+  // allocate them from a pool kept for the graph (PyTorch's private pools;
+  // the C ABI does this for torch.cuda.graph). Calls nest; thread-safe.
+  // EndCapture returns the first error of the deferred frees it completes.
+  void BeginCapture();
+  absl::Status EndCapture();
+
   // A snapshot of the counters. Counters are updated with relaxed atomics, so
   // a snapshot taken while other threads allocate is approximate; one taken
   // when they are quiet is exact (see Stats::allocated_bytes for the peak).

@@ -90,6 +90,9 @@ class Backend {
   virtual absl::Status StreamWaitEvent(Stream stream, Event event) = 0;
   // Blocks the host until all work on the device has completed.
   virtual absl::Status Synchronize() = 0;
+  // true if `stream` is being captured into a CUDA graph (work enqueued on it
+  // is recorded, not run). false on the host backend and on error.
+  virtual bool IsCapturing(Stream stream) { (void)stream; return false; }
 
   const BackendCounters& counters() const { return counters_; }
 

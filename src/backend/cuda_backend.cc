@@ -32,6 +32,27 @@ absl::StatusOr<std::string> CudaDeviceName(int device) {
   return std::string(prop.name);
 }
 
+RelaxedCaptureMode::RelaxedCaptureMode() {
+  cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+  ok_ = cudaThreadExchangeStreamCaptureMode(&mode) == cudaSuccess;
+  previous_ = static_cast<int>(mode);
+}
+
+RelaxedCaptureMode::~RelaxedCaptureMode() {
+  if (!ok_) return;
+  auto mode = static_cast<cudaStreamCaptureMode>(previous_);
+  (void)cudaThreadExchangeStreamCaptureMode(&mode);
+}
+
+bool CudaBackend::IsCapturing(Stream stream) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(stream, &status) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return status != cudaStreamCaptureStatusNone;
+}
+
 CudaBackend::CudaBackend(int device, std::string device_name)
     : device_(device), device_name_(std::move(device_name)) {}
 
@@ -94,6 +115,7 @@ absl::Status CudaBackend::Synchronize() {
 }
 
 absl::Status CudaBackend::Unmap(void* ptr, std::size_t) {
+  RelaxedCaptureMode relaxed;
   ScopedDevice guard(device_);
   if (!guard.status().ok()) return guard.status();
   UMPOOL_CUDA_TRY(cudaFree(ptr));

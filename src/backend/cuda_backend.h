@@ -24,8 +24,25 @@ class ScopedDevice {
   absl::Status status_;
 };
 
+// Switches the calling thread to cudaStreamCaptureModeRelaxed for its
+// lifetime, so that mapping memory (cudaMallocManaged, cudaMalloc, advice)
+// while some stream is being captured into a CUDA graph does not invalidate
+// that capture, as PyTorch's allocator does for cudaMalloc.
+class RelaxedCaptureMode {
+ public:
+  RelaxedCaptureMode();
+  ~RelaxedCaptureMode();
+  RelaxedCaptureMode(const RelaxedCaptureMode&) = delete;
+  RelaxedCaptureMode& operator=(const RelaxedCaptureMode&) = delete;
+
+ private:
+  int previous_;
+  bool ok_;
+};
+
 class CudaBackend : public Backend {
  public:
+  bool IsCapturing(Stream stream) override;
   int device() const override { return device_; }
   std::string Describe() const override;
   absl::StatusOr<std::size_t> AvailableBytes() override;

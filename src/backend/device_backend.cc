@@ -13,6 +13,7 @@ absl::StatusOr<std::unique_ptr<DeviceBackend>> DeviceBackend::Create(int device)
 }
 
 absl::StatusOr<void*> DeviceBackend::Map(std::size_t bytes) {
+  RelaxedCaptureMode relaxed;
   ScopedDevice guard(device_);
   if (!guard.status().ok()) return guard.status();
   void* p = nullptr;

@@ -32,6 +32,7 @@ absl::StatusOr<std::unique_ptr<ManagedBackend>> ManagedBackend::Create(int devic
 }
 
 absl::StatusOr<void*> ManagedBackend::Map(std::size_t bytes) {
+  RelaxedCaptureMode relaxed;
   ScopedDevice guard(device_);
   if (!guard.status().ok()) return guard.status();
   void* p = nullptr;
@@ -41,6 +42,7 @@ absl::StatusOr<void*> ManagedBackend::Map(std::size_t bytes) {
 }
 
 absl::Status ManagedBackend::Advise(void* ptr, std::size_t bytes, const RolePolicy& policy) {
+  RelaxedCaptureMode relaxed;
   counters_.advise_ops.fetch_add(1, std::memory_order_relaxed);
   counters_.raw_advise_calls.fetch_add(1, std::memory_order_relaxed);
   UMPOOL_CUDA_TRY(cudaMemAdvise(ptr, bytes, cudaMemAdviseSetPreferredLocation,
@@ -60,6 +62,8 @@ absl::Status ManagedBackend::Advise(void* ptr, std::size_t bytes, const RolePoli
 absl::Status ManagedBackend::Prefetch(void* const* ptrs, const std::size_t* sizes,
                                       std::size_t count, Location where, Stream stream) {
   if (count == 0) return absl::OkStatus();
+  // A prefetch cannot be captured into a graph: skip it (it is only a hint).
+  if (IsCapturing(stream)) return absl::OkStatus();
   counters_.prefetch_ops.fetch_add(1, std::memory_order_relaxed);
   cudaMemLocation loc = where == Location::kDevice ? DeviceLocation(device_) : HostLocation();
   if (batch_prefetch_.load(std::memory_order_relaxed)) {
@@ -111,6 +115,7 @@ absl::StatusOr<Stream> ManagedBackend::LegacyOrderedStream() {
 absl::Status ManagedBackend::Discard(void* const* ptrs, const std::size_t* sizes,
                                      std::size_t count, Stream stream) {
   if (count == 0) return absl::OkStatus();
+  if (IsCapturing(stream)) return absl::UnavailableError("the stream is being captured into a CUDA graph");
   if (stream == nullptr) {
     absl::StatusOr<Stream> s = LegacyOrderedStream();
     if (!s.ok()) return s.status();

@@ -30,6 +30,10 @@ absl::StatusOr<FenceRef> Fencer::FenceFor(Stream stream, std::uint64_t seq) {
     MutexLock lock(&mu_);
     auto it = latest_.find(stream);
     if (it != latest_.end() && it->second->covers_seq >= seq) return it->second;
+    if (capturing()) {
+      return absl::UnavailableError(
+          "a CUDA graph capture is underway: no event is recorded until it ends");
+    }
     if (!spare_events_.empty()) {
       event = spare_events_.back();
       spare_events_.pop_back();
@@ -70,6 +74,7 @@ absl::StatusOr<FenceRef> Fencer::FenceFor(Stream stream, std::uint64_t seq) {
 
 absl::StatusOr<bool> Fencer::Poll(Fence& fence) {
   if (fence.done.load(std::memory_order_acquire)) return true;
+  if (capturing()) return false;  // cudaEventQuery could invalidate the capture
   absl::StatusOr<bool> done = backend_.QueryEvent(fence.event);
   if (!done.ok()) return done.status();
   if (*done) fence.done.store(true, std::memory_order_release);
@@ -78,6 +83,9 @@ absl::StatusOr<bool> Fencer::Poll(Fence& fence) {
 
 absl::Status Fencer::Wait(Fence& fence) {
   if (fence.done.load(std::memory_order_acquire)) return absl::OkStatus();
+  if (capturing()) {
+    return absl::FailedPreconditionError("cannot wait for an event during a CUDA graph capture");
+  }
   absl::Status st = backend_.SynchronizeEvent(fence.event);
   if (st.ok()) fence.done.store(true, std::memory_order_release);
   return st;

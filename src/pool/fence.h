@@ -64,12 +64,21 @@ class Fencer {
 
   std::uint64_t events_recorded() const { return recorded_.load(std::memory_order_relaxed); }
 
+  // While a CUDA graph capture is underway anywhere in the process, recording
+  // or querying events may invalidate it (cudaStreamCaptureModeGlobal): then
+  // FenceFor fails with Unavailable, Poll reports "not yet" for fences not
+  // known to be done, and Wait fails with FailedPrecondition. Nested.
+  void CaptureBegan() { captures_.fetch_add(1, std::memory_order_acq_rel); }
+  void CaptureEnded() { captures_.fetch_sub(1, std::memory_order_acq_rel); }
+  bool capturing() const { return captures_.load(std::memory_order_acquire) > 0; }
+
  private:
   void Recycle(Event event);
 
   Backend& backend_;
   std::atomic<std::uint64_t> seq_{0};
   std::atomic<std::uint64_t> recorded_{0};
+  std::atomic<int> captures_{0};
   Mutex mu_;
   absl::flat_hash_map<Stream, FenceRef> latest_ ABSL_GUARDED_BY(mu_);
   std::vector<Event> spare_events_ ABSL_GUARDED_BY(mu_);

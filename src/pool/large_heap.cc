@@ -148,7 +148,8 @@ absl::StatusOr<void*> LargeHeap::Take(std::size_t bytes, Stream stream, Fencer& 
     b = Pick(bytes, stream, &ready);
   }
   if (b == nullptr) {
-    if (!status.ok()) return status;
+    // During a graph capture other streams' blocks cannot be fenced: not an error.
+    if (!status.ok() && !absl::IsUnavailable(status)) return status;
     return nullptr;
   }
   SetOf(b).erase(b);
@@ -199,6 +200,10 @@ absl::StatusOr<std::size_t> LargeHeap::Free(std::uintptr_t p, Stream stream, Fen
   auto it = live_.find(p);
   if (it == live_.end()) return Diagnose(p);
   LargeBlock* b = it->second;
+  if (!b->recorded.empty() && fencer.capturing()) {
+    // Its reuse must wait for events that cannot be recorded now.
+    return absl::UnavailableError("a CUDA graph capture is underway");
+  }
   live_.erase(it);
   b->live = false;
   const std::size_t size = b->size;

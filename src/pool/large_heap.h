@@ -77,6 +77,8 @@ class LargeHeap {
 
   // Frees the block at `p` (freed on `stream`). Returns its size.
   // InvalidArgument: not a block start of this heap. FailedPrecondition: already free.
+  // Unavailable (nothing changed): the block was named by RecordStream and a
+  // graph capture is underway, so its fences cannot be recorded yet.
   absl::StatusOr<std::size_t> Free(std::uintptr_t p, Stream stream, Fencer& fencer);
   absl::Status RecordStream(std::uintptr_t p, Stream stream);
   // Frees the live block at `p` (an empty slab's range) on `terms`. Aborts if

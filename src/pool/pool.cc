@@ -73,6 +73,8 @@ absl::Status Pool::PrefetchBlocks(const void* const* ptrs, std::size_t count, Lo
   return core_->PrefetchBlocks(ptrs, count, where, stream);
 }
 Stats Pool::GetStats() const { return core_->GetStats(); }
+void Pool::BeginCapture() { core_->BeginCapture(); }
+absl::Status Pool::EndCapture() { return core_->EndCapture(); }
 std::string Pool::SnapshotJson() const { return core_->SnapshotJson(); }
 void Pool::ResetPeaks() { core_->ResetPeaks(); }
 absl::Status Pool::SetCapacity(std::size_t bytes) { return core_->SetCapacity(bytes); }

@@ -237,6 +237,21 @@ absl::Status PoolCore::Deallocate(void* ptr, Stream stream) {
       }
     }
     absl::StatusOr<std::size_t> n = heap.Free(p, stream, fencer_);
+    if (ABSL_PREDICT_FALSE(absl::IsUnavailable(n.status()))) {
+      // Named by RecordStream, freed during a graph capture: deferred.
+      absl::StatusOr<std::size_t> size = heap.BlockSize(p);
+      if (!size.ok()) return size.status();
+      MutexLock lock(&deferred_mu_);
+      for (const DeferredFree& d : deferred_) {
+        if (d.ptr == ptr) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("double free: block ", absl::Hex(p), " is not allocated"));
+        }
+      }
+      deferred_.push_back({ptr, stream, {}});
+      CountFree(CounterCache(), *size);
+      return absl::OkStatus();
+    }
     if (!n.ok()) return n.status();
     CountFree(CounterCache(), *n);
     return absl::OkStatus();
@@ -312,7 +327,8 @@ void PoolCore::DrainDiscards() {
       sizes.push_back(batch[j].hi - batch[j].lo);
     }
     const Stream stream = batch[i].stream;
-    if (discard_supported_.load(std::memory_order_relaxed)) {
+    // No discard during a graph capture (it is only an optimisation).
+    if (discard_supported_.load(std::memory_order_relaxed) && !fencer_.capturing()) {
       absl::Status st = backend_->Discard(ptrs.data(), sizes.data(), ptrs.size(), stream);
       if (st.ok()) {
         counters_.discard_calls.fetch_add(1, std::memory_order_relaxed);
@@ -340,6 +356,43 @@ void PoolCore::DrainDiscards() {
   }
 }
 
+void PoolCore::BeginCapture() { fencer_.CaptureBegan(); }
+
+absl::Status PoolCore::EndCapture() {
+  fencer_.CaptureEnded();
+  if (fencer_.capturing()) return absl::OkStatus();
+  std::vector<DeferredFree> todo;
+  {
+    MutexLock lock(&deferred_mu_);
+    todo.swap(deferred_);
+  }
+  absl::Status status;
+  for (DeferredFree& d : todo) {
+    Span* span = pagemap_.Lookup(d.ptr);
+    UMPOOL_CHECK(span != nullptr, "a deferred free outside any span");
+    if (span->kind == SpanKind::kSegment) {
+      status.Update(heaps_[static_cast<int>(span->role)]->large
+                        .Free(reinterpret_cast<std::uintptr_t>(d.ptr), d.stream, fencer_)
+                        .status());
+      continue;
+    }
+    auto* slab = static_cast<Slab*>(span);
+    absl::InlinedVector<FenceRef, 2> fences;
+    for (Stream s : d.streams) {
+      absl::StatusOr<FenceRef> f = fencer_.FenceFor(s, fencer_.Stamp());
+      if (!f.ok()) {
+        status.Update(f.status());
+        break;
+      }
+      fences.push_back(*std::move(f));
+    }
+    if (fences.size() == d.streams.size()) {
+      heaps_[static_cast<int>(slab->role)]->bins[slab->size_class()].PutPending(std::move(fences), d.ptr);
+    }
+  }
+  return status;
+}
+
 absl::Status PoolCore::FreeRecorded(Slab* slab, void* ptr, Stream stream) {
   absl::InlinedVector<Stream, 2> streams;
   {
@@ -351,6 +404,14 @@ absl::Status PoolCore::FreeRecorded(Slab* slab, void* ptr, Stream stream) {
     }
   }
   if (std::find(streams.begin(), streams.end(), stream) == streams.end()) streams.push_back(stream);
+  if (fencer_.capturing()) {
+    // No event may be recorded during a graph capture: the block waits,
+    // invisible, until the capture ends (EndCapture).
+    MutexLock lock(&deferred_mu_);
+    deferred_.push_back({ptr, stream, std::move(streams)});
+    CountFree(CounterCache(), slab->info().size);
+    return absl::OkStatus();
+  }
   absl::InlinedVector<FenceRef, 2> fences;
   for (Stream s : streams) {
     absl::StatusOr<FenceRef> f = fencer_.FenceFor(s, fencer_.Stamp());

@@ -63,6 +63,10 @@ class PoolCore {
   absl::Status Deallocate(void* ptr, Stream stream);
   absl::Status RecordStream(void* ptr, Stream stream);
   absl::Status Trim();
+  // Graph capture (see Pool::BeginCapture).
+  void BeginCapture();
+  absl::Status EndCapture();
+  bool capturing() const { return fencer_.capturing(); }
   absl::Status Prefetch(const void* ptr, std::size_t bytes, Location where, Stream stream);
   absl::Status PrefetchBlocks(const void* const* ptrs, std::size_t count, Location where,
                               Stream stream);
@@ -206,6 +210,15 @@ class PoolCore {
   std::atomic<std::uint64_t> flush_epoch_{0};
   mutable Mutex caches_mu_;
   std::vector<ThreadCache*> caches_ ABSL_GUARDED_BY(caches_mu_);
+
+  // Frees that need events while a graph capture is underway wait here.
+  struct DeferredFree {
+    void* ptr;
+    Stream stream;
+    absl::InlinedVector<Stream, 2> streams;  // slab blocks: every stream to fence
+  };
+  Mutex deferred_mu_;
+  std::vector<DeferredFree> deferred_ ABSL_GUARDED_BY(deferred_mu_);
 
   Mutex recorded_mu_;
   absl::flat_hash_map<void*, absl::InlinedVector<Stream, 2>> recorded_ ABSL_GUARDED_BY(recorded_mu_);

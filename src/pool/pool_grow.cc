@@ -347,6 +347,11 @@ absl::Status PoolCore::UnmapSegment(Segment* seg) {
 }
 
 absl::Status PoolCore::ReleaseCached() {
+  if (fencer_.capturing()) {
+    return absl::FailedPreconditionError(
+        "cannot release cached memory during a CUDA graph capture (it would wait for events and "
+        "call cudaFree); call Trim after EndCapture");
+  }
   DrainDiscards();
   if (ThreadCache* tc = FindOwnedCache(id_)) tc->FlushAll();
   // Other threads flush at their next call.
