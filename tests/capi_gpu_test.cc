@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/gpu_kernels.h"
 #include "tests/test_util.h"
 #include "umpool/umpool.h"
 
@@ -77,3 +78,73 @@ TEST(CapiGpuTest, PoolPerDeviceAndFreesFindTheirPool) {
 }
 
 }  // namespace
+
+namespace {
+
+int IsStream(void* ctx, umpool_stream_t s) { return s == static_cast<umpool_stream_t>(ctx); }
+
+}  // namespace
+
+// A real CUDA graph capture (global mode) through the C ABI's private pools:
+// allocations during the capture grow the private pool (cudaMallocManaged
+// under relaxed capture mode) without invalidating the capture; a main-pool
+// allocation and free on another stream meanwhile records and queries no
+// event; the graph replays correctly three times; its blocks are not handed
+// to other allocations while it lives.
+TEST(CapiGpuTest, GraphCaptureUsesAPrivatePool) {
+  if (!umpool::testing::HaveGpu()) GTEST_SKIP() << "no usable CUDA device: GPU tests skipped";
+  (void)umpool_configure("capacity:1GiB,stats_publish_bytes:0");  // refused if a pool exists
+  ASSERT_EQ(cudaSetDevice(0), cudaSuccess);
+  cudaStream_t s = nullptr, other = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+  ASSERT_EQ(cudaStreamCreateWithFlags(&other, cudaStreamNonBlocking), cudaSuccess);
+  constexpr std::size_t kBytes = std::size_t{48} << 20;
+  // A main-pool block freed on `s` before the capture.
+  void* warm = umpool_malloc(kBytes, 0, s);
+  ASSERT_NE(warm, nullptr);
+  umpool_free(warm, kBytes, 0, s);
+
+  ASSERT_EQ(umpool_begin_allocate_to_pool(0, 42, 0, IsStream, s), UMPOOL_OK) << umpool_last_error();
+  ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+  void* a = umpool_malloc(kBytes, 0, s);     // grows the private pool during the capture
+  void* b = umpool_malloc(4096, 0, s);
+  ASSERT_TRUE(a != nullptr && b != nullptr) << umpool_last_error();
+  EXPECT_NE(a, warm) << "a capture never takes the main pool's blocks";
+  ASSERT_EQ(umpool::testing::LaunchSpinThenFill(a, kBytes, 0x6B, 1000, s), cudaSuccess);
+  ASSERT_EQ(umpool::testing::LaunchSpinThenFill(b, 4096, 0x2D, 0, s), cudaSuccess);
+  void* side = umpool_malloc(kBytes, 0, other);  // another stream, main pool, meanwhile
+  ASSERT_NE(side, nullptr);
+  umpool_free(side, kBytes, 0, other);
+  cudaGraph_t graph = nullptr;
+  ASSERT_EQ(cudaStreamEndCapture(s, &graph), cudaSuccess) << "the capture was invalidated";
+  ASSERT_EQ(umpool_end_allocate_to_pool(0, 42, 0), UMPOOL_OK) << umpool_last_error();
+  cudaGraphExec_t exec = nullptr;
+  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+  // While the graph lives its blocks stay out of other allocations' reach.
+  std::vector<void*> others;
+  for (int i = 0; i < 4; ++i) {
+    void* q = umpool_malloc(kBytes, 0, s);
+    ASSERT_NE(q, nullptr);
+    EXPECT_NE(q, a);
+    others.push_back(q);
+  }
+  for (int rep = 0; rep < 3; ++rep) {
+    ASSERT_EQ(cudaMemsetAsync(a, 0, kBytes, s), cudaSuccess);
+    ASSERT_EQ(cudaGraphLaunch(exec, s), cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(s), cudaSuccess);
+    std::vector<unsigned char> host(4096);
+    ASSERT_EQ(cudaMemcpy(host.data(), static_cast<char*>(a) + kBytes - 4096, 4096, cudaMemcpyDefault),
+              cudaSuccess);
+    EXPECT_EQ(std::count(host.begin(), host.end(), 0x6B), 4096) << "replay " << rep;
+  }
+  for (void* q : others) umpool_free(q, kBytes, 0, s);
+  ASSERT_EQ(cudaGraphExecDestroy(exec), cudaSuccess);
+  ASSERT_EQ(cudaGraphDestroy(graph), cudaSuccess);
+  umpool_free(a, kBytes, 0, s);
+  umpool_free(b, 4096, 0, s);
+  ASSERT_EQ(umpool_release_pool(0, 42, 0), UMPOOL_OK) << umpool_last_error();
+  EXPECT_EQ(umpool_graph_pool_count(0), 0) << "released and empty: its memory went back";
+  EXPECT_STREQ(umpool_last_error(), "");
+  cudaStreamDestroy(s);
+  cudaStreamDestroy(other);
+}

@@ -172,3 +172,58 @@ TEST_F(CapiTest, FreeFromAnotherThreadAndRecordStream) {
 }
 
 }  // namespace
+
+namespace {
+
+umpool_stream_t StreamOf(int i) { return reinterpret_cast<umpool_stream_t>(static_cast<std::uintptr_t>(0x500 + i)); }
+
+int OnlyStreamOne(void* ctx, umpool_stream_t s) {
+  ++*static_cast<int*>(ctx);
+  return s == StreamOf(1);
+}
+
+}  // namespace
+
+// Graph private pools: while a begin is active, allocations its filter picks
+// come from a pool of their own (never handed to other allocations); frees
+// find it by address; release returns its memory once it is empty; the
+// PyTorch-typed hooks route the same way.
+TEST_F(CapiTest, GraphPrivatePoolsRouteAndRelease) {
+  void* before = umpool_malloc(4096, 0, StreamOf(1));
+  ASSERT_NE(before, nullptr);
+  umpool_free(before, 4096, 0, StreamOf(1));
+  int calls = 0;
+  ASSERT_EQ(umpool_begin_allocate_to_pool(0, 7, 1, OnlyStreamOne, &calls), UMPOOL_OK) << LastError();
+  EXPECT_EQ(umpool_graph_pool_count(0), 1);
+  void* captured = umpool_malloc(4096, 0, StreamOf(1));
+  void* big = umpool_malloc(40u << 20, 0, StreamOf(1));
+  void* other = umpool_malloc(4096, 0, StreamOf(2));
+  ASSERT_TRUE(captured && big && other);
+  EXPECT_GE(calls, 3);
+  EXPECT_NE(captured, before) << "a capture's allocation never reuses the main pool's blocks";
+  umpool_stats main_stats{};
+  ASSERT_EQ(umpool_get_stats(0, &main_stats), UMPOOL_OK);
+  EXPECT_EQ(main_stats.allocated_bytes_current, 4096) << "only `other` is in the main pool";
+  ASSERT_EQ(umpool_end_allocate_to_pool(0, 7, 1), UMPOOL_OK) << LastError();
+  EXPECT_NE(umpool_end_allocate_to_pool(0, 7, 1), UMPOOL_OK) << "an end without a begin";
+  // After the capture: the captured block, freed, is not handed to others.
+  umpool_free(captured, 4096, 0, StreamOf(1));
+  void* later = umpool_malloc(4096, 0, StreamOf(1));
+  EXPECT_NE(later, captured);
+  // The PyTorch-typed hooks: the same pool id routes to the same pool again.
+  umpool_torch_begin_allocate_to_pool(0, {7, 1}, [](umpool_stream_t s) { return s == StreamOf(1); });
+  void* again = umpool_malloc(4096, 0, StreamOf(1));
+  EXPECT_EQ(again, captured) << "a later capture into the same pool reuses its blocks";
+  umpool_torch_end_allocate_to_pool(0, {7, 1});
+  umpool_free(again, 4096, 0, StreamOf(1));
+  umpool_torch_release_pool(0, {7, 1});
+  EXPECT_EQ(umpool_graph_pool_count(0), 1) << "the 40 MiB block is still live";
+  umpool_free(big, 40u << 20, 0, StreamOf(1));
+  EXPECT_EQ(umpool_graph_pool_count(0), 0) << "released and empty: memory returned";
+  EXPECT_EQ(umpool_begin_allocate_to_pool(0, 7, 1, OnlyStreamOne, &calls),
+            UMPOOL_ERROR_FAILED_PRECONDITION);
+  EXPECT_EQ(umpool_begin_allocate_to_pool(0, 8, 1, nullptr, nullptr), UMPOOL_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(umpool_release_pool(0, 99, 99), UMPOOL_OK) << "releasing an unused id is a no-op";
+  umpool_free(other, 4096, 0, StreamOf(2));
+  umpool_free(later, 4096, 0, StreamOf(1));
+}

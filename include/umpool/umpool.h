@@ -144,8 +144,41 @@ UMPOOL_API size_t umpool_block_size(const void* ptr);
 /* Library version, e.g. "0.1.0". */
 UMPOOL_API const char* umpool_version(void);
 
+/* CUDA graph private pools (PyTorch's semantics). From a begin until its end,
+ * allocations on `device` for which filter(ctx, stream) returns non-zero come
+ * from the private pool named (id_hi, id_lo), created on first use; its blocks
+ * are never handed to other allocations, so a graph that was captured using
+ * them can be replayed safely. While any begin is active every umpool pool
+ * records and queries no events (umpool::Pool::BeginCapture). Frees find the
+ * private pool by address; umpool_release_pool returns the pool's memory once
+ * its blocks are all freed. Call begin before cudaStreamBeginCapture and end
+ * after cudaStreamEndCapture. Return UMPOOL_OK or an error code. */
+typedef int (*umpool_stream_filter)(void* ctx, umpool_stream_t stream);
+UMPOOL_API int umpool_begin_allocate_to_pool(int device, uint64_t id_hi, uint64_t id_lo,
+                                             umpool_stream_filter filter, void* ctx);
+UMPOOL_API int umpool_end_allocate_to_pool(int device, uint64_t id_hi, uint64_t id_lo);
+UMPOOL_API int umpool_release_pool(int device, uint64_t id_hi, uint64_t id_lo);
+/* Private pools of `device` that exist now (released ones included until
+ * their memory is returned). */
+UMPOOL_API int umpool_graph_pool_count(int device);
+
 #ifdef __cplusplus
 }  /* extern "C" */
+
+#include <functional>
+#include <utility>
+
+/* The same three hooks with the signatures torch.cuda.memory.
+ * CUDAPluggableAllocator's set_begin_allocate_to_pool,
+ * set_end_allocate_to_pool_fn and set_release_pool call (c10's MempoolId_t is
+ * a pair of unsigned long long). umpool.torch.enable() installs them. */
+extern "C" UMPOOL_API void umpool_torch_begin_allocate_to_pool(
+    int device, std::pair<unsigned long long, unsigned long long> id,
+    std::function<bool(umpool_stream_t)> filter);
+extern "C" UMPOOL_API void umpool_torch_end_allocate_to_pool(
+    int device, std::pair<unsigned long long, unsigned long long> id);
+extern "C" UMPOOL_API void umpool_torch_release_pool(
+    int device, std::pair<unsigned long long, unsigned long long> id);
 #endif
 
 #endif /* UMPOOL_UMPOOL_H_ */

@@ -89,6 +89,13 @@ def enable(conf=None, mode="pluggable"):
     raw.set_reset_fn(_fn("umpool_empty_cache"))
     raw.set_memory_fraction_fn(_fn("umpool_set_memory_fraction"))
     raw.set_record_stream_fn(_fn("umpool_record_stream"))
+    # torch.cuda.graph: allocations during a capture go to a private pool per
+    # graph (PyTorch's semantics), and no pool records or queries events
+    # while a capture is underway.
+    if hasattr(raw, "set_begin_allocate_to_pool"):
+        raw.set_begin_allocate_to_pool(_fn("umpool_torch_begin_allocate_to_pool"))
+        raw.set_end_allocate_to_pool_fn(_fn("umpool_torch_end_allocate_to_pool"))
+        raw.set_release_pool(_fn("umpool_torch_release_pool"))
     torch.cuda.memory.change_current_allocator(alloc)
     _enabled, _mode = alloc, mode
     return alloc

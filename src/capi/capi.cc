@@ -10,8 +10,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <tuple>
+#include <vector>
 #include <stdexcept>
 #include <string>
 
@@ -50,6 +54,20 @@ struct State {
   std::array<std::atomic<std::size_t>, kMaxDevices> base_capacity{};
   std::atomic<bool> any_pool{false};
   std::atomic<bool> logged_oom{false}, logged_error{false};
+
+  // CUDA graph private pools (umpool_begin_allocate_to_pool).
+  struct GraphPool {
+    int device = 0;
+    std::unique_ptr<Pool> pool;  // never destroyed: OwnerOf may return it at any time
+    std::function<bool(umpool_stream_t)> filter;
+    int active = 0;        // begins without their end
+    bool released = false;
+    std::vector<std::vector<Pool*>> told;  // per active begin: pools told BeginCapture
+  };
+  std::mutex graph_mu;
+  std::map<std::tuple<int, std::uint64_t, std::uint64_t>, std::unique_ptr<GraphPool>> graph_pools;
+  std::array<std::atomic<int>, kMaxDevices> routing{};  // active begins per device
+  std::atomic<int> graph_pool_count{0};
 };
 
 // Never destroyed: PyTorch may free tensors during interpreter shutdown.
@@ -146,7 +164,118 @@ Pool* OwnerOf(const void* ptr, int hint) {
     Pool* p = slot.load(std::memory_order_acquire);
     if (p != nullptr && p->Holds(ptr)) return p;
   }
+  if (s.graph_pool_count.load(std::memory_order_acquire) > 0) {
+    std::lock_guard<std::mutex> lock(s.graph_mu);
+    for (auto& [key, gp] : s.graph_pools) {
+      if (gp->pool->Holds(ptr)) return gp->pool.get();
+    }
+  }
   return nullptr;
+}
+
+// The private pool an allocation on (device, stream) goes to while a graph
+// capture routes allocations, or nullptr.
+Pool* GraphPoolFor(int device, umpool_stream_t stream) {
+  State& s = S();
+  std::lock_guard<std::mutex> lock(s.graph_mu);
+  for (auto& [key, gp] : s.graph_pools) {
+    if (gp->device == device && gp->active > 0 && gp->filter && gp->filter(stream)) {
+      return gp->pool.get();
+    }
+  }
+  return nullptr;
+}
+
+absl::Status BeginToPool(int device, std::uint64_t hi, std::uint64_t lo,
+                         std::function<bool(umpool_stream_t)> filter) {
+  if (!filter) return absl::InvalidArgumentError("begin_allocate_to_pool: no stream filter");
+  absl::StatusOr<Pool*> main = PoolFor(device);
+  if (!main.ok()) return main.status();
+  State& s = S();
+  std::lock_guard<std::mutex> lock(s.graph_mu);
+  std::unique_ptr<State::GraphPool>& gp = s.graph_pools[{device, hi, lo}];
+  if (gp == nullptr) {
+    PoolOptions options = (*main)->options();
+    options.trace_path.clear();
+    absl::StatusOr<std::unique_ptr<Pool>> pool = Pool::Create(options);
+    if (!pool.ok()) {
+      s.graph_pools.erase({device, hi, lo});
+      return pool.status();
+    }
+    gp = std::make_unique<State::GraphPool>();
+    gp->device = device;
+    gp->pool = *std::move(pool);
+    s.graph_pool_count.fetch_add(1, std::memory_order_acq_rel);
+  }
+  if (gp->released) {
+    return absl::FailedPreconditionError("begin_allocate_to_pool: that pool was released");
+  }
+  gp->filter = std::move(filter);
+  ++gp->active;
+  // Every pool stops recording and querying events: in the default
+  // (global) capture mode an event query from any thread invalidates it.
+  std::vector<Pool*> told;
+  for (auto& slot : s.pools) {
+    if (Pool* p = slot.load(std::memory_order_acquire)) told.push_back(p);
+  }
+  for (auto& [key, other] : s.graph_pools) told.push_back(other->pool.get());
+  for (Pool* p : told) p->BeginCapture();
+  gp->told.push_back(std::move(told));
+  s.routing[device].fetch_add(1, std::memory_order_acq_rel);
+  return absl::OkStatus();
+}
+
+absl::Status EndToPool(int device, std::uint64_t hi, std::uint64_t lo) {
+  if (absl::Status st = CheckDevice(device); !st.ok()) return st;
+  State& s = S();
+  std::vector<Pool*> told;
+  {
+    std::lock_guard<std::mutex> lock(s.graph_mu);
+    auto it = s.graph_pools.find({device, hi, lo});
+    if (it == s.graph_pools.end() || it->second->active == 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "end_allocate_to_pool: no active begin for pool (", hi, ", ", lo, ") on device ", device));
+    }
+    State::GraphPool& gp = *it->second;
+    --gp.active;
+    told = std::move(gp.told.back());
+    gp.told.pop_back();
+    s.routing[device].fetch_sub(1, std::memory_order_acq_rel);
+  }
+  absl::Status status;
+  for (Pool* p : told) status.Update(p->EndCapture());
+  return status;
+}
+
+absl::Status ReleasePool(int device, std::uint64_t hi, std::uint64_t lo) {
+  if (absl::Status st = CheckDevice(device); !st.ok()) return st;
+  State& s = S();
+  Pool* pool = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(s.graph_mu);
+    auto it = s.graph_pools.find({device, hi, lo});
+    if (it == s.graph_pools.end()) return absl::OkStatus();  // never used: nothing to do
+    it->second->released = true;
+    pool = it->second->pool.get();
+  }
+  // The graph is gone: what its tensors no longer use goes back now, the
+  // rest when they are freed (umpool_free).
+  if (pool->GetStats().allocated_bytes.current == 0) return pool->Trim();
+  return absl::OkStatus();
+}
+
+// After a free into a released private pool: return its memory once empty.
+void MaybeReturnReleased(Pool* pool) {
+  State& s = S();
+  if (s.graph_pool_count.load(std::memory_order_acquire) == 0) return;
+  bool released = false;
+  {
+    std::lock_guard<std::mutex> lock(s.graph_mu);
+    for (auto& [key, gp] : s.graph_pools) {
+      if (gp->pool.get() == pool) released = gp->released;
+    }
+  }
+  if (released && pool->GetStats().allocated_bytes.current == 0) (void)pool->Trim();
 }
 
 absl::Status NotUmpool(const char* fn, const void* ptr) {
@@ -158,6 +287,10 @@ absl::Status NotUmpool(const char* fn, const void* ptr) {
 void* Malloc(std::size_t size, int device, umpool_stream_t stream, Role role, bool may_throw) {
   if (size == 0) return nullptr;
   absl::StatusOr<Pool*> pool = PoolFor(device);
+  if (pool.ok() && CheckDevice(device).ok() &&
+      ABSL_PREDICT_FALSE(S().routing[device].load(std::memory_order_acquire) > 0)) {
+    if (Pool* gp = GraphPoolFor(device, stream)) pool = gp;
+  }
   absl::Status st;
   if (pool.ok()) {
     absl::StatusOr<void*> p = (*pool)->Allocate(size, stream, role);
@@ -221,7 +354,13 @@ void umpool_free(void* ptr, size_t /*size*/, int device, umpool_stream_t stream)
         " was not allocated by umpool (device ", device, ")")));
     return;
   }
-  if (absl::Status st = pool->Deallocate(ptr, stream); !st.ok()) Fail(st);
+  if (absl::Status st = pool->Deallocate(ptr, stream); !st.ok()) {
+    Fail(st);
+    return;
+  }
+  if (ABSL_PREDICT_FALSE(S().graph_pool_count.load(std::memory_order_relaxed) > 0)) {
+    MaybeReturnReleased(pool);
+  }
 }
 
 void umpool_init(int device_count) {
@@ -408,5 +547,51 @@ size_t umpool_block_size(const void* ptr) {
 const char* umpool_last_error(void) { return tls_last_error.c_str(); }
 void umpool_clear_last_error(void) { tls_last_error.clear(); }
 const char* umpool_version(void) { return UMPOOL_VERSION_STRING; }
+
+int umpool_begin_allocate_to_pool(int device, uint64_t id_hi, uint64_t id_lo,
+                                  umpool_stream_filter filter, void* ctx) {
+  if (filter == nullptr) return Fail(absl::InvalidArgumentError("begin_allocate_to_pool: null filter"));
+  absl::Status st = BeginToPool(device, id_hi, id_lo,
+                                [filter, ctx](umpool_stream_t s) { return filter(ctx, s) != 0; });
+  return st.ok() ? UMPOOL_OK : Fail(st);
+}
+
+int umpool_end_allocate_to_pool(int device, uint64_t id_hi, uint64_t id_lo) {
+  absl::Status st = EndToPool(device, id_hi, id_lo);
+  return st.ok() ? UMPOOL_OK : Fail(st);
+}
+
+int umpool_release_pool(int device, uint64_t id_hi, uint64_t id_lo) {
+  absl::Status st = ReleasePool(device, id_hi, id_lo);
+  return st.ok() ? UMPOOL_OK : Fail(st);
+}
+
+int umpool_graph_pool_count(int device) {
+  if (!CheckDevice(device).ok()) return -1;
+  State& s = S();
+  std::lock_guard<std::mutex> lock(s.graph_mu);
+  int n = 0;
+  for (auto& [key, gp] : s.graph_pools) {
+    if (gp->device == device && !(gp->released && gp->pool->GetStats().reserved_bytes.current == 0)) ++n;
+  }
+  return n;
+}
+
+void umpool_torch_begin_allocate_to_pool(int device,
+                                         std::pair<unsigned long long, unsigned long long> id,
+                                         std::function<bool(umpool_stream_t)> filter) {
+  if (absl::Status st = BeginToPool(device, id.first, id.second, std::move(filter)); !st.ok()) {
+    Fail(st);
+  }
+}
+
+void umpool_torch_end_allocate_to_pool(int device,
+                                       std::pair<unsigned long long, unsigned long long> id) {
+  if (absl::Status st = EndToPool(device, id.first, id.second); !st.ok()) Fail(st);
+}
+
+void umpool_torch_release_pool(int device, std::pair<unsigned long long, unsigned long long> id) {
+  if (absl::Status st = ReleasePool(device, id.first, id.second); !st.ok()) Fail(st);
+}
 
 }  // extern "C"
