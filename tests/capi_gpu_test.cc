@@ -94,6 +94,7 @@ int IsStream(void* ctx, umpool_stream_t s) { return s == static_cast<umpool_stre
 TEST(CapiGpuTest, GraphCaptureUsesAPrivatePool) {
   if (!umpool::testing::HaveGpu()) GTEST_SKIP() << "no usable CUDA device: GPU tests skipped";
   (void)umpool_configure("capacity:1GiB,stats_publish_bytes:0");  // refused if a pool exists
+  umpool_clear_last_error();
   ASSERT_EQ(cudaSetDevice(0), cudaSuccess);
   cudaStream_t s = nullptr, other = nullptr;
   ASSERT_EQ(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
