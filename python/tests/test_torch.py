@@ -244,6 +244,8 @@ print(json.dumps(out))
 def test_cuda_graph_capture_and_replay_match_native():
     native = run_json(GRAPH.format(use="native"))
     ours = run_json(GRAPH.format(use="umpool"))
+    print("graph replays, native:", native["outs"])
+    print("graph replays, umpool:", ours["outs"], "private pools:", ours["pools_live"])
     assert ours["outs"] == native["outs"], (ours, native)
     # Replays compute what eager mode computes on the same input.
     for a, b in zip(ours["outs"], ours["eager"]):

@@ -1,13 +1,16 @@
 // src/pool/pool_core.h: the pool behind umpool::Pool.
 //
-// Composition: one PageMap (address -> span), one Fencer (events), and per
-// role a RoleHeap: a CentralBin per size class and a LargeHeap. Threads reach
-// the central bins through their ThreadCache for classes up to
+// Composition: one PageMap (address -> span), one Fencer (events), a
+// DiscardQueue, and RoleHeaps (one per distinct placement; roles that differ
+// only in prefetch mode share one): a CentralBin per size class, and the
+// segments split into a slab space and a large space (docs/design.md).
+// Threads reach the central bins through their ThreadCache for classes up to
 // options.thread_cache_max_class_bytes, directly otherwise.
 //
 // Locks (never two at once except in this order):
 //   thread registry -> caches_mu_ -> bin / large heap -> fencer
-//   grow_mu_ (capacity accounting and backend Map/Unmap) is taken alone.
+//   grow_mu_ (capacity accounting, pagemap writes, backend Map/Unmap), the
+//   discard queue's, deferred_mu_ and recorded_mu_ are taken alone.
 #ifndef UMPOOL_SRC_POOL_POOL_CORE_H_
 #define UMPOOL_SRC_POOL_POOL_CORE_H_
 
