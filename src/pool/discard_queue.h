@@ -11,8 +11,9 @@
 // cross-stream reuse waits for a fence recorded after it.
 //
 // The pool drains when the queue holds kDiscardBatch blocks, at the start of
-// every allocation while anything waits (one relaxed load otherwise), and
-// before Trim or the out-of-memory retry.
+// every allocation that misses the thread cache (a cache hit cannot return a
+// waiting block: they are in no list or cache), and before Trim or the
+// out-of-memory retry.
 //
 // Thread safety: every method may be called from any thread; Push/TakeAll/
 // Contains lock the queue's mutex (taken alone, never with another lock).

@@ -35,20 +35,34 @@ absl::StatusOr<std::unique_ptr<Pool>> Pool::Create(const PoolOptions& options) {
   return internal::PoolCore::Wrap(*std::move(core));
 }
 
-absl::StatusOr<void*> Pool::Allocate(std::size_t bytes, Stream stream, Role role) {
-  absl::StatusOr<void*> p = core_->Allocate(bytes, stream, role);
-  if (internal::TraceRecorder* r = core_->recorder(); ABSL_PREDICT_FALSE(r != nullptr)) {
-    if (p.ok() && *p != nullptr) r->Allocated(*p, bytes, stream, role);
-  }
+namespace {
+
+// The traced paths, out of line so that the untraced ones stay a tail call.
+ABSL_ATTRIBUTE_NOINLINE absl::StatusOr<void*> AllocateTraced(internal::PoolCore& core,
+                                                              std::size_t bytes, Stream stream,
+                                                              Role role) {
+  absl::StatusOr<void*> p = core.Allocate(bytes, stream, role);
+  if (p.ok() && *p != nullptr) core.recorder()->Allocated(*p, bytes, stream, role);
   return p;
 }
+
+ABSL_ATTRIBUTE_NOINLINE absl::Status DeallocateTraced(internal::PoolCore& core, void* ptr,
+                                                       Stream stream) {
+  internal::TraceRecorder* r = core.recorder();
+  const std::uint64_t id = ptr != nullptr ? r->Freeing(ptr, stream) : 0;
+  absl::Status st = core.Deallocate(ptr, stream);
+  if (!st.ok()) r->Unfree(ptr, id);
+  return st;
+}
+
+}  // namespace
+
+absl::StatusOr<void*> Pool::Allocate(std::size_t bytes, Stream stream, Role role) {
+  if (ABSL_PREDICT_FALSE(core_->recorder() != nullptr)) return AllocateTraced(*core_, bytes, stream, role);
+  return core_->Allocate(bytes, stream, role);
+}
 absl::Status Pool::Deallocate(void* ptr, Stream stream) {
-  if (internal::TraceRecorder* r = core_->recorder(); ABSL_PREDICT_FALSE(r != nullptr)) {
-    const std::uint64_t id = ptr != nullptr ? r->Freeing(ptr, stream) : 0;
-    absl::Status st = core_->Deallocate(ptr, stream);
-    if (!st.ok()) r->Unfree(ptr, id);
-    return st;
-  }
+  if (ABSL_PREDICT_FALSE(core_->recorder() != nullptr)) return DeallocateTraced(*core_, ptr, stream);
   return core_->Deallocate(ptr, stream);
 }
 absl::Status Pool::RecordStream(void* ptr, Stream stream) {

@@ -122,7 +122,8 @@ void PoolCore::MarkLive(void* p) {
 }
 
 absl::StatusOr<void*> PoolCore::Allocate(std::size_t bytes, Stream stream, Role role) {
-  if (ABSL_PREDICT_FALSE(!discards_.empty())) DrainDiscards();
+  // Blocks waiting for their discard are in no list or cache, so a thread
+  // cache hit cannot return one: the slow paths drain the queue.
   if (ABSL_PREDICT_FALSE(bytes - 1 >= kMaxClassBytes || !ValidRole(role))) {
     if (bytes == 0) return nullptr;
     if (!ValidRole(role)) return BadRole(role);
@@ -145,6 +146,7 @@ absl::StatusOr<void*> PoolCore::Allocate(std::size_t bytes, Stream stream, Role 
 
 absl::StatusOr<void*> PoolCore::AllocateSmall(std::size_t bytes, Stream stream, Role role,
                                               int cls) {
+  if (ABSL_PREDICT_FALSE(!discards_.empty())) DrainDiscards();
   const std::size_t size = kSizeClasses[cls].size;
   bool grew = false;
   void* p = nullptr;
@@ -177,6 +179,7 @@ absl::StatusOr<void*> PoolCore::AllocateLarge(std::size_t bytes, Stream stream, 
     return absl::InvalidArgumentError(absl::StrCat(
         "absurd allocation size ", bytes, " bytes (the limit is 2^47 bytes)"));
   }
+  if (!discards_.empty()) DrainDiscards();
   const std::size_t rounded = RoundedSize(bytes);
   LargeHeap& heap = heaps_[static_cast<int>(role)]->large;
   bool cross = false;
