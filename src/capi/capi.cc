@@ -278,6 +278,17 @@ void MaybeReturnReleased(Pool* pool) {
   if (released && pool->GetStats().allocated_bytes.current == 0) (void)pool->Trim();
 }
 
+// Copies `text` into buf (NUL-terminated, truncated to len); returns the
+// length needed. The contract of umpool_stats_text and umpool_snapshot_json.
+int CopyOut(const std::string& text, char* buf, std::size_t len) {
+  if (buf != nullptr && len > 0) {
+    const std::size_t n = std::min(len - 1, text.size());
+    std::memcpy(buf, text.data(), n);
+    buf[n] = '\0';
+  }
+  return static_cast<int>(text.size() + 1);
+}
+
 absl::Status NotUmpool(const char* fn, const void* ptr) {
   return absl::InvalidArgumentError(absl::StrCat(
       fn, ": pointer ", absl::Hex(reinterpret_cast<std::uintptr_t>(ptr)),
@@ -485,29 +496,18 @@ int umpool_reset_peak_stats(int device) {
 int umpool_stats_text(int device, char* buf, size_t len) {
   if (!CheckDevice(device).ok()) return -1;
   Pool* p = S().pools[device].load(std::memory_order_acquire);
-  const std::string text =
-      p == nullptr ? absl::StrCat("umpool: no pool on device ", device, " yet\n")
-                   : absl::StrCat(p->Describe(), "\n", p->GetStats().ToString());
-  if (buf != nullptr && len > 0) {
-    const std::size_t n = std::min(len - 1, text.size());
-    std::memcpy(buf, text.data(), n);
-    buf[n] = '\0';
-  }
-  return static_cast<int>(text.size() + 1);
+  return CopyOut(p == nullptr ? absl::StrCat("umpool: no pool on device ", device, " yet\n")
+                               : absl::StrCat(p->Describe(), "\n", p->GetStats().ToString()),
+                 buf, len);
 }
 
 int umpool_snapshot_json(int device, char* buf, size_t len) {
   if (!CheckDevice(device).ok()) return -1;
   Pool* p = S().pools[device].load(std::memory_order_acquire);
-  const std::string text =
-      p == nullptr ? absl::StrCat("{\"umpool_snapshot\":1,\"device\":", device, ",\"spans\":[]}\n")
-                   : p->SnapshotJson();
-  if (buf != nullptr && len > 0) {
-    const std::size_t n = std::min(len - 1, text.size());
-    std::memcpy(buf, text.data(), n);
-    buf[n] = '\0';
-  }
-  return static_cast<int>(text.size() + 1);
+  return CopyOut(p == nullptr
+                     ? absl::StrCat("{\"umpool_snapshot\":1,\"device\":", device, ",\"spans\":[]}\n")
+                     : p->SnapshotJson(),
+                 buf, len);
 }
 
 int umpool_trim(int device) {

@@ -161,8 +161,7 @@ absl::StatusOr<void*> LargeHeap::Take(std::size_t bytes, Stream stream, Fencer& 
   return reinterpret_cast<void*>(b->addr);
 }
 
-void* LargeHeap::AddSegmentAndTake(Segment* segment, std::size_t bytes) {
-  MutexLock lock(&mu_);
+LargeBlock* LargeHeap::AddSegment(Segment* segment) {
   auto* b = new LargeBlock;
   b->addr = segment->base;
   b->size = segment->bytes;
@@ -170,6 +169,12 @@ void* LargeHeap::AddSegmentAndTake(Segment* segment, std::size_t bytes) {
   b->where = LargeBlock::Where::kReady;
   segment->first = b;
   segments_.push_back(segment);
+  return b;
+}
+
+void* LargeHeap::AddSegmentAndTake(Segment* segment, std::size_t bytes) {
+  MutexLock lock(&mu_);
+  LargeBlock* b = AddSegment(segment);
   Split(b, bytes);
   b->live = true;
   live_[b->addr] = b;
@@ -329,14 +334,7 @@ Segment* LargeHeap::StealFreeSegment(std::size_t min_bytes, Fencer& fencer) {
 
 void LargeHeap::AdoptSegment(Segment* segment) {
   MutexLock lock(&mu_);
-  auto* b = new LargeBlock;
-  b->addr = segment->base;
-  b->size = segment->bytes;
-  b->segment = segment;
-  b->where = LargeBlock::Where::kReady;
-  segment->first = b;
-  segments_.push_back(segment);
-  InsertFree(b);
+  InsertFree(AddSegment(segment));
 }
 
 absl::Status LargeHeap::ReleaseFree(Fencer& fencer, std::vector<Segment*>* empty) {

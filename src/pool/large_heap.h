@@ -117,6 +117,8 @@ class LargeHeap {
   using FreeSet = std::set<LargeBlock*, BySize>;
 
   FreeSet& SetOf(LargeBlock* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Registers a segment as one ready block covering it (not yet in a set).
+  LargeBlock* AddSegment(Segment* segment) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   LargeBlock* Pick(std::size_t bytes, Stream stream, bool* ready) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void InsertFree(LargeBlock* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Split(LargeBlock* b, std::size_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -181,22 +181,17 @@ absl::StatusOr<void*> PoolCore::AllocateLarge(std::size_t bytes, Stream stream, 
   }
   if (!discards_.empty()) DrainDiscards();
   const std::size_t rounded = RoundedSize(bytes);
-  LargeHeap& heap = heaps_[static_cast<int>(role)]->large;
-  bool cross = false;
-  absl::StatusOr<void*> p = heap.Take(rounded, stream, fencer_, &cross);
-  bool hit = true;
-  if (p.ok() && *p == nullptr) {
-    hit = false;
-    for (int attempt = 0;; ++attempt) {
-      p = TakeRange(role, rounded, stream, /*for_slab=*/false, &cross);  // reclaim, then grow
-      if (p.ok() || !absl::IsResourceExhausted(p.status()) || attempt > 0) break;
-      counters_.alloc_retries.fetch_add(1, std::memory_order_relaxed);
-      (void)ReleaseCached();
-    }
+  bool cross = false, grew = false;
+  absl::StatusOr<void*> p;
+  for (int attempt = 0;; ++attempt) {
+    p = TakeRange(role, rounded, stream, /*for_slab=*/false, &cross, nullptr, &grew);
+    if (p.ok() || !absl::IsResourceExhausted(p.status()) || attempt > 0) break;
+    counters_.alloc_retries.fetch_add(1, std::memory_order_relaxed);
+    (void)ReleaseCached();
   }
   if (!p.ok()) return OutOfMemory(bytes, role, p.status());
   if (cross) counters_.cross_stream_reuses.fetch_add(1, std::memory_order_relaxed);
-  CountAllocation(CounterCache(), rounded, hit);
+  CountAllocation(CounterCache(), rounded, /*hit=*/!grew);
   return *p;
 }
 
@@ -251,7 +246,8 @@ absl::Status PoolCore::Deallocate(void* ptr, Stream stream) {
               absl::StrCat("double free: block ", absl::Hex(p), " is not allocated"));
         }
       }
-      deferred_.push_back({ptr, stream, {}});
+      deferred_.emplace_back().ptr = ptr;
+      deferred_.back().stream = stream;
       CountFree(CounterCache(), *size);
       return absl::OkStatus();
     }

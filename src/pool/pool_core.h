@@ -173,12 +173,17 @@ class PoolCore {
   // `for_slab`: grow by a chunk (1/16 of the heap's slab bytes, 2-256 MiB)
   // rather than exactly `bytes`.
   // *bound_seq (optional) is non-zero when the range was last freed on
-  // `stream` and is safe for that stream only (see Slab::bound).
+  // `stream` and is safe for that stream only (see Slab::bound); *grew
+  // (optional) is set when a new segment was mapped.
   absl::StatusOr<void*> TakeRange(Role role, std::size_t bytes, Stream stream, bool for_slab,
-                                  bool* cross_stream, std::uint64_t* bound_seq = nullptr);
+                                  bool* cross_stream, std::uint64_t* bound_seq = nullptr,
+                                  bool* grew = nullptr);
   absl::StatusOr<Slab*> GrowSlab(Role role, int cls, Stream stream);
   void ReturnSlab(Slab* slab, ReuseTerms terms);
-  std::size_t ReclaimEmptySlabs(Role role);
+  // Returns the heap's empty slabs to its slab space (see CentralBin::TakeEmpty;
+  // `wait`: wait for their fences first, as Trim does). Errors go to *status
+  // if given. Returns how many slabs went back.
+  std::size_t ReclaimEmptySlabs(RoleHeap& heap, bool wait, absl::Status* status);
   absl::Status UnmapSegment(Segment* seg);
   void AddLargeReserved(std::int64_t delta);
   // Releases cached memory after flushing this thread's cache; used by the
@@ -216,8 +221,8 @@ class PoolCore {
 
   // Frees that need events while a graph capture is underway wait here.
   struct DeferredFree {
-    void* ptr;
-    Stream stream;
+    void* ptr = nullptr;
+    Stream stream = nullptr;
     absl::InlinedVector<Stream, 2> streams;  // slab blocks: every stream to fence
   };
   Mutex deferred_mu_;

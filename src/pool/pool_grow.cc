@@ -228,14 +228,14 @@ void PoolCore::AddLargeReserved(std::int64_t delta) {
 
 absl::StatusOr<void*> PoolCore::TakeRange(Role role, std::size_t bytes, Stream stream,
                                           bool for_slab, bool* cross_stream,
-                                          std::uint64_t* bound_seq) {
+                                          std::uint64_t* bound_seq, bool* grew) {
   RoleHeap& h = *heaps_[static_cast<int>(role)];
   LargeHeap& heap = for_slab ? h.slab_space : h.large;
   LargeHeap& other = for_slab ? h.large : h.slab_space;
   std::uint64_t seq = 0;
   absl::StatusOr<void*> p = heap.Take(bytes, stream, fencer_, cross_stream, &seq);
   if (!p.ok()) return p;
-  if (*p == nullptr && ReclaimEmptySlabs(role) > 0) {
+  if (*p == nullptr && ReclaimEmptySlabs(h, /*wait=*/false, nullptr) > 0) {
     // Empty slabs of other classes held free memory: taken back before
     // asking the backend for more.
     p = heap.Take(bytes, stream, fencer_, cross_stream, &seq);
@@ -257,6 +257,7 @@ absl::StatusOr<void*> PoolCore::TakeRange(Role role, std::size_t bytes, Stream s
   absl::StatusOr<Segment*> seg = GrowSegment(role, bytes, for_slab, stream);
   if (!seg.ok()) return seg.status();
   *cross_stream = false;
+  if (grew != nullptr) *grew = true;
   if (bound_seq != nullptr) *bound_seq = 0;  // fresh memory: no GPU work touched it
   return heap.AddSegmentAndTake(*seg, bytes);
 }
@@ -321,10 +322,12 @@ void PoolCore::ReturnSlab(Slab* slab, ReuseTerms terms) {
   heaps_[static_cast<int>(slab->role)]->slab_space.GiveBack(slab->base, std::move(terms));
 }
 
-std::size_t PoolCore::ReclaimEmptySlabs(Role role) {
+std::size_t PoolCore::ReclaimEmptySlabs(RoleHeap& heap, bool wait, absl::Status* status) {
   std::vector<CentralBin::EmptySlab> empty;
-  for (CentralBin& bin : heaps_[static_cast<int>(role)]->bins) {
-    (void)bin.TakeEmpty(fencer_, pagemap_, /*wait=*/false, &empty);  // an event error keeps the bin
+  for (CentralBin& bin : heap.bins) {
+    // An event error leaves that bin as it was.
+    absl::Status st = bin.TakeEmpty(fencer_, pagemap_, wait, &empty);
+    if (status != nullptr) status->Update(st);
   }
   for (CentralBin::EmptySlab& e : empty) ReturnSlab(e.slab, std::move(e.terms));
   return empty.size();
@@ -359,11 +362,7 @@ absl::Status PoolCore::ReleaseCached() {
   absl::Status status;
   std::vector<Segment*> segments;
   for (auto& heap : heap_store_) {
-    std::vector<CentralBin::EmptySlab> empty;
-    for (CentralBin& bin : heap->bins) {
-      status.Update(bin.TakeEmpty(fencer_, pagemap_, /*wait=*/true, &empty));
-    }
-    for (CentralBin::EmptySlab& e : empty) ReturnSlab(e.slab, std::move(e.terms));
+    ReclaimEmptySlabs(*heap, /*wait=*/true, &status);
     status.Update(heap->large.ReleaseFree(fencer_, &segments));
     status.Update(heap->slab_space.ReleaseFree(fencer_, &segments));
   }
