@@ -1,0 +1,288 @@
+// The pool conformance suite, part 2: managed-memory features (prefetch,
+// evict, batched prefetch, discard on free, device-memory roles), trace
+// recording and snapshots, on every backend. Instantiated in pool_test.cc.
+#include <algorithm>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "src/backend/backend.h"
+#include "src/pool/pool_core.h"
+#include "tests/pool_test_fixture.h"
+#include "tests/test_util.h"
+#include "umpool/pool.h"
+
+namespace umpool {
+namespace {
+
+using ::umpool::testing::CheckPattern;
+using ::umpool::testing::FillPattern;
+
+TEST_P(PoolTest, PrefetchEvictAndFetchKeepAddressesAndContents) {
+  for (std::size_t n : {std::size_t{4096}, std::size_t{3} << 20, std::size_t{40} << 20}) {
+    SCOPED_TRACE(n);
+    auto p = pool_->Allocate(n);
+    ASSERT_TRUE(p.ok());
+    FillPattern(kind(), *p, 4096, n);
+    const std::uint64_t before = pool_->GetStats().prefetch_calls;
+    ASSERT_TRUE(pool_->Evict(*p, kDefaultStream).ok());
+    ASSERT_TRUE(pool_->Prefetch(static_cast<char*>(*p) + 256, 512, Location::kDevice, kDefaultStream).ok());
+    ASSERT_TRUE(pool_->Fetch(static_cast<char*>(*p) + 1000, kDefaultStream).ok());
+    EXPECT_EQ(pool_->GetStats().prefetch_calls, before + 3);
+    EXPECT_TRUE(CheckPattern(kind(), *p, 4096, n));
+    // Past the end of the block, a freed block, a foreign pointer: errors.
+    const std::size_t usable = *pool_->BlockSize(*p);
+    EXPECT_TRUE(absl::IsInvalidArgument(
+        pool_->Prefetch(*p, usable + 1, Location::kHost, kDefaultStream)));
+    int x = 0;
+    EXPECT_TRUE(absl::IsInvalidArgument(pool_->Evict(&x, kDefaultStream)));
+    ASSERT_TRUE(pool_->Deallocate(*p).ok());
+    EXPECT_FALSE(pool_->Fetch(*p, kDefaultStream).ok());
+    EXPECT_EQ(pool_->GetStats().prefetch_calls, before + 3);
+  }
+  Check();
+}
+
+TEST_P(PoolTest, DiscardOnFreeCoversWholePagesOfTheRolesBlocksOnly) {
+  PoolOptions o;
+  o.roles[static_cast<int>(Role::kKv)].discard_on_free = true;
+  auto pool = Make(o);
+  auto small = pool->Allocate(4096, stream_for_discard(), Role::kKv);
+  auto big = pool->Allocate(64u << 20, stream_for_discard(), Role::kKv);
+  auto other = pool->Allocate(64u << 20, stream_for_discard(), Role::kDefault);
+  ASSERT_TRUE(small.ok() && big.ok() && other.ok());
+  ASSERT_TRUE(pool->Deallocate(*small, stream_for_discard()).ok());
+  EXPECT_EQ(pool->GetStats().discard_calls, 0u) << "no whole page in a 4 KiB block";
+  ASSERT_TRUE(pool->Deallocate(*other, stream_for_discard()).ok());
+  EXPECT_EQ(pool->GetStats().discard_calls, 0u) << "the default role does not discard";
+  ASSERT_TRUE(pool->Deallocate(*big, stream_for_discard()).ok());
+  EXPECT_EQ(pool->GetStats().discard_calls, 0u) << "the block waits for a batch";
+  EXPECT_EQ(pool->GetStats().allocated_bytes.current, 0);
+  EXPECT_TRUE(absl::IsFailedPrecondition(pool->Deallocate(*big, stream_for_discard())))
+      << "a block waiting for its discard is already free";
+  EXPECT_TRUE(absl::IsFailedPrecondition(pool->RecordStream(*big, stream_for_discard())));
+  // Reuse after the discard is ordinary.
+  auto again = pool->Allocate(64u << 20, stream_for_discard(), Role::kKv);
+  ASSERT_TRUE(again.ok());
+  const Stats s = pool->GetStats();
+  EXPECT_EQ(s.discard_calls, 1u) << "the next allocation issued the discard first";
+  EXPECT_EQ(s.discarded_blocks, 1u);
+  EXPECT_EQ(s.discard_bytes % (2u << 20), 0u);
+  EXPECT_GE(s.discard_bytes, 62u << 20);  // 64 MiB, less a partial page at each end if unaligned
+  EXPECT_LE(s.discard_bytes, 64u << 20);
+  EXPECT_EQ(*again, *big);
+  FillPattern(kind(), *again, 4096, 3);
+  EXPECT_TRUE(CheckPattern(kind(), *again, 4096, 3));
+  ASSERT_TRUE(pool->Deallocate(*again, stream_for_discard()).ok());
+  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+}
+
+// Freeing the blocks of a retiring request costs one discard call per stream,
+// issued before any of them can be reused; a full batch drains by itself.
+TEST_P(PoolTest, DiscardsAreBatchedAcrossFrees) {
+  PoolOptions o;
+  o.capacity_bytes = std::size_t{1} << 30;
+  o.roles[static_cast<int>(Role::kKv)].discard_on_free = true;
+  auto pool = Make(o);
+  // Two streams on the host backend (any handles); the legacy stream elsewhere.
+  const bool two = kind() == BackendKind::kHost;
+  const Stream s0 = stream_for_discard();
+  const Stream s1 = two ? testing::HostStream(1) : s0;
+  std::vector<void*> kv;
+  for (int i = 0; i < 24; ++i) {  // 12 slab blocks of 4 MiB, 12 large blocks of 6 MiB
+    auto p = pool->Allocate(i % 2 == 0 ? (4u << 20) : (6u << 20), i < 12 ? s0 : s1, Role::kKv);
+    ASSERT_TRUE(p.ok()) << p.status();
+    FillPattern(kind(), *p, 4096, i);
+    kv.push_back(*p);
+  }
+  for (int i = 0; i < 24; ++i) ASSERT_TRUE(pool->Deallocate(kv[i], i < 12 ? s0 : s1).ok());
+  EXPECT_EQ(pool->GetStats().discard_calls, 0u);
+  auto next = pool->Allocate(4u << 20, s0, Role::kKv);
+  ASSERT_TRUE(next.ok());
+  Stats s = pool->GetStats();
+  EXPECT_EQ(s.discard_calls, two ? 2u : 1u) << "one call per freeing stream";
+  EXPECT_EQ(s.discarded_blocks, 24u);
+  EXPECT_EQ(s.discard_bytes, 12u * (4u << 20) + 12u * (6u << 20) - 0u)
+      << "4 MiB slab blocks and 6 MiB large blocks are 2 MiB aligned: all pages discarded";
+  EXPECT_TRUE(std::find(kv.begin(), kv.end(), *next) != kv.end()) << "a discarded block is reused";
+  ASSERT_TRUE(pool->Deallocate(*next, s0).ok());
+  // A full batch (64 blocks) drains without waiting for an allocation.
+  std::vector<void*> many;
+  for (int i = 0; i < 64; ++i) {
+    auto p = pool->Allocate(4u << 20, s0, Role::kKv);
+    ASSERT_TRUE(p.ok()) << p.status();
+    many.push_back(*p);
+  }
+  const std::uint64_t calls = pool->GetStats().discard_calls;
+  for (void* p : many) ASSERT_TRUE(pool->Deallocate(p, s0).ok());
+  s = pool->GetStats();
+  EXPECT_EQ(s.discard_calls, calls + 1);
+  EXPECT_EQ(s.discarded_blocks, 24u + 1u + 64u);
+  // Trim drains too, then returns the memory.
+  auto last = pool->Allocate(6u << 20, s0, Role::kKv);
+  ASSERT_TRUE(last.ok());
+  ASSERT_TRUE(pool->Deallocate(*last, s0).ok());
+  ASSERT_TRUE(pool->Trim().ok());
+  s = pool->GetStats();
+  EXPECT_EQ(s.discarded_blocks, 24u + 1u + 64u + 1u);
+  EXPECT_EQ(s.reserved_bytes.current, 0);
+  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+}
+
+// PrefetchBlocks moves whole blocks in one backend call and checks every
+// pointer before anything moves.
+TEST_P(PoolTest, PrefetchBlocksIsOneCallAndAllOrNothing) {
+  std::vector<void*> blocks;
+  for (std::size_t n : {std::size_t{4096}, std::size_t{3} << 20, std::size_t{40} << 20}) {
+    auto p = pool_->Allocate(n, kDefaultStream, Role::kKv);
+    ASSERT_TRUE(p.ok());
+    FillPattern(kind(), *p, 4096, n);
+    blocks.push_back(*p);
+  }
+  internal::Backend& backend = internal::PoolCore::Unwrap(*pool_)->backend();
+  const std::uint64_t ops = backend.counters().prefetch_ops.load();
+  const std::uint64_t calls = pool_->GetStats().prefetch_calls;
+  ASSERT_TRUE(pool_->PrefetchBlocks(blocks.data(), blocks.size(), Location::kHost, kDefaultStream).ok());
+  ASSERT_TRUE(pool_->PrefetchBlocks(blocks.data(), blocks.size(), Location::kDevice, kDefaultStream).ok());
+  EXPECT_EQ(backend.counters().prefetch_ops.load(), ops + 2) << "one backend call per batch";
+  EXPECT_EQ(pool_->GetStats().prefetch_calls, calls + 2);
+  ASSERT_TRUE(pool_->PrefetchBlocks(blocks.data(), 0, Location::kHost, kDefaultStream).ok());
+  // Interior pointers name their block.
+  const void* interior[] = {static_cast<char*>(blocks[1]) + 100};
+  EXPECT_TRUE(pool_->PrefetchBlocks(interior, 1, Location::kDevice, kDefaultStream).ok());
+  // A foreign pointer in the middle: nothing moves, the error names it.
+  int x = 0;
+  const void* bad[] = {blocks[0], &x, blocks[2]};
+  absl::Status st = pool_->PrefetchBlocks(bad, 3, Location::kHost, kDefaultStream);
+  EXPECT_TRUE(absl::IsInvalidArgument(st)) << st;
+  EXPECT_NE(st.message().find("pointer 1"), std::string::npos) << st;
+  EXPECT_EQ(backend.counters().prefetch_ops.load(), ops + 3);
+  EXPECT_TRUE(absl::IsInvalidArgument(pool_->PrefetchBlocks(nullptr, 2, Location::kHost, kDefaultStream)));
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    EXPECT_TRUE(CheckPattern(kind(), blocks[i], 4096, i == 0 ? 4096 : (i == 1 ? 3u << 20 : 40u << 20)));
+    ASSERT_TRUE(pool_->Deallocate(blocks[i]).ok());
+  }
+  const void* freed[] = {blocks[2]};
+  EXPECT_FALSE(pool_->PrefetchBlocks(freed, 1, Location::kHost, kDefaultStream).ok());
+  Check();
+}
+
+// A role with device_memory takes its slabs from a second backend (cudaMalloc
+// on a managed pool), is never advised or prefetched, refuses to move, and
+// shares the cap.
+TEST_P(PoolTest, DeviceMemoryRoleHasItsOwnBackend) {
+  PoolOptions o;
+  o.roles[static_cast<int>(Role::kActivations)].device_memory = true;
+  auto pool = Make(o);
+  internal::PoolCore* core = internal::PoolCore::Unwrap(*pool);
+  internal::Backend* dm = core->device_memory_backend();
+  if (kind() == BackendKind::kDevice) {
+    EXPECT_EQ(dm, nullptr) << "a device pool is device memory already";
+  } else {
+    ASSERT_NE(dm, nullptr);
+  }
+  const std::uint64_t main_maps = core->backend().counters().maps.load();
+  const std::uint64_t advise = pool->GetStats().advise_calls;
+  // Fill through cudaMemcpy: on a managed pool this memory is not CPU-visible.
+  const BackendKind fill = kind() == BackendKind::kManaged ? BackendKind::kDevice : kind();
+  std::vector<void*> act;
+  for (std::size_t n : {std::size_t{1} << 20, std::size_t{64} << 20}) {
+    auto p = pool->Allocate(n, kDefaultStream, Role::kActivations);
+    ASSERT_TRUE(p.ok()) << p.status();
+    FillPattern(fill, *p, 4096, n);
+    act.push_back(*p);
+  }
+  if (dm != nullptr) {
+    EXPECT_EQ(core->backend().counters().maps.load(), main_maps);
+    EXPECT_EQ(dm->counters().maps.load(), 2u);
+    EXPECT_EQ(pool->GetStats().advise_calls, advise) << "device memory is never advised";
+    absl::Status st = pool->Evict(act[0], kDefaultStream);
+    EXPECT_TRUE(absl::IsFailedPrecondition(st)) << st;
+    EXPECT_NE(st.message().find("plain device memory"), std::string::npos) << st;
+    EXPECT_TRUE(absl::IsFailedPrecondition(pool->PrefetchBlocks(act.data(), 2, Location::kHost, kDefaultStream)));
+  }
+  auto kv = pool->Allocate(1u << 20, kDefaultStream, Role::kKv);
+  ASSERT_TRUE(kv.ok());
+  EXPECT_TRUE(pool->Evict(*kv, kDefaultStream).ok()) << "other roles still move";
+  EXPECT_EQ(pool->GetStats().reserved_bytes.current,
+            static_cast<std::int64_t>((2u << 20) * 2 + (64u << 20)))
+      << "one 2 MiB slab per small class and the 64 MiB segment, under one cap";
+  EXPECT_TRUE(CheckPattern(fill, act[0], 4096, 1u << 20));
+  EXPECT_TRUE(CheckPattern(fill, act[1], 4096, 64u << 20));
+  for (void* p : act) ASSERT_TRUE(pool->Deallocate(p).ok());
+  ASSERT_TRUE(pool->Deallocate(*kv).ok());
+  ASSERT_TRUE(pool->Trim().ok());
+  if (dm != nullptr) EXPECT_EQ(dm->counters().unmaps.load(), 2u) << "unmapped by the backend that mapped";
+  EXPECT_EQ(pool->GetStats().reserved_bytes.current, 0);
+  core->CheckInvariants();
+}
+
+// trace_path records every allocation, free and record-stream in the
+// documented CSV format; bad input is not recorded; an unwritable path is a
+// clear error.
+TEST_P(PoolTest, TraceRecordsWhatThePoolServes) {
+  const std::string path = ::testing::TempDir() + "umpool_trace_" + std::to_string(static_cast<int>(kind())) + ".csv";
+  {
+    PoolOptions o;
+    o.trace_path = path;
+    auto pool = Make(o);
+    auto a = pool->Allocate(4096, kDefaultStream, Role::kKv);
+    auto b = pool->Allocate(40u << 20, kDefaultStream, Role::kWeights);
+    ASSERT_TRUE(a.ok() && b.ok());
+    ASSERT_TRUE(pool->RecordStream(*a, kDefaultStream).ok());
+    ASSERT_TRUE(pool->Deallocate(*a).ok());
+    EXPECT_FALSE(pool->Deallocate(*a).ok());  // double free: refused, not recorded
+    ASSERT_TRUE(pool->Deallocate(*b).ok());
+    ASSERT_TRUE(pool->Allocate(0).ok());      // size 0: nothing to record
+  }
+  std::FILE* f = std::fopen(path.c_str(), "r");
+  ASSERT_NE(f, nullptr);
+  std::vector<std::string> lines;
+  char buf[256];
+  while (std::fgets(buf, sizeof buf, f) != nullptr) lines.emplace_back(buf);
+  std::fclose(f);
+  std::remove(path.c_str());
+  ASSERT_EQ(lines.size(), 7u) << "header, comment and 5 events";
+  EXPECT_EQ(lines[0], "# umpool trace v1\n");
+  EXPECT_EQ(lines[1], "op,id,bytes,device,stream,role,t_ns\n");
+  EXPECT_EQ(lines[2].rfind("a,1,4096,0,0,kv,", 0), 0u) << lines[2];
+  EXPECT_EQ(lines[3].rfind("a,2,41943040,0,0,weights,", 0), 0u) << lines[3];
+  EXPECT_EQ(lines[4].rfind("r,1,0,0,0,,", 0), 0u) << lines[4];
+  EXPECT_EQ(lines[5].rfind("f,1,0,0,0,,", 0), 0u) << lines[5];
+  EXPECT_EQ(lines[6].rfind("f,2,0,0,0,,", 0), 0u) << lines[6];
+
+  PoolOptions bad;
+  bad.trace_path = "/nonexistent-dir/trace.csv";
+  bad.backend = kind();
+  if (kind() != BackendKind::kHost) bad.capacity_bytes = std::size_t{1} << 30;
+  absl::StatusOr<std::unique_ptr<Pool>> p = Pool::Create(bad);
+  EXPECT_TRUE(absl::IsInvalidArgument(p.status())) << p.status();
+  EXPECT_NE(p.status().message().find("/nonexistent-dir/trace.csv"), std::string::npos);
+}
+
+// The snapshot lists every segment and slab with block states that add up.
+TEST_P(PoolTest, SnapshotShowsSegmentsSlabsAndBlocks) {
+  auto small = pool_->Allocate(4096);
+  auto big = pool_->Allocate(40u << 20);
+  auto gone = pool_->Allocate(100000);
+  ASSERT_TRUE(small.ok() && big.ok() && gone.ok());
+  ASSERT_TRUE(pool_->Deallocate(*gone).ok());
+  const std::string json = pool_->SnapshotJson();
+  EXPECT_EQ(json.rfind("{\"umpool_snapshot\":1,", 0), 0u) << json.substr(0, 80);
+  auto count = [&](const std::string& needle) {
+    std::size_t n = 0;
+    for (std::size_t at = json.find(needle); at != std::string::npos; at = json.find(needle, at + 1)) ++n;
+    return n;
+  };
+  const Stats s = pool_->GetStats();
+  EXPECT_EQ(count("\"kind\":\"slab\""), static_cast<std::size_t>(s.slabs));
+  EXPECT_EQ(count("\"kind\":\"segment\""), static_cast<std::size_t>(s.large_segments));
+  EXPECT_NE(json.find("[0,41943040,1,\"L\"]"), std::string::npos) << "the live 40 MiB block";
+  EXPECT_NE(json.find(",\"F\"]"), std::string::npos) << "the freed block shows as free";
+  ASSERT_TRUE(pool_->Deallocate(*small).ok());
+  ASSERT_TRUE(pool_->Deallocate(*big).ok());
+}
+
+}  // namespace
+}  // namespace umpool
