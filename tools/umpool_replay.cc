@@ -12,7 +12,8 @@
 // --max-ratio R: exit 1 if umpool's peak reserved / peak live exceeds R.
 // --steady: exit 1 if umpool made backend calls after the warm-up mark.
 // --snapshot FILE: umpool's Pool::SnapshotJson() at the moment of peak live
-// bytes (draw it with tools/umpool-snapshot).
+// bytes (draw it with tools/umpool-snapshot); with --snapshot-op N, after the
+// allocation at op N instead (e.g. one --verbose names as a backend call).
 //
 // Without a GPU only umpool on the host backend runs. PyTorch's allocator is
 // reached through bench/torch_anchor/torch_shim.cc (UMPOOL_TORCH_SHIM), as in
@@ -44,6 +45,7 @@ namespace {
 using umpool::Role;
 
 bool g_verbose = false;  // --verbose: name each backend call made after warm-up
+long long g_snapshot_op = -1;  // --snapshot-op N: snapshot after op N, not at peak live
 using umpool::Stream;
 
 struct Op {
@@ -277,7 +279,8 @@ Result Replay(const Trace& t, const std::string& name, Target& target, bool gpu,
       }
       live_bytes += static_cast<std::int64_t>(op.bytes);
       r.peak_live = std::max(r.peak_live, live_bytes);
-      if (i == t.peak_live_at && !snapshot_path.empty()) {
+      if (i == (g_snapshot_op >= 0 ? static_cast<std::size_t>(g_snapshot_op) : t.peak_live_at) &&
+          !snapshot_path.empty()) {
         const std::string snap = target.Snapshot();
         if (!snap.empty()) {
           std::FILE* f = std::fopen(snapshot_path.c_str(), "w");
@@ -386,10 +389,13 @@ int main(int argc, char** argv) {
     } else if (a == "--steady") steady = true;
     else if (a == "--quiet") quiet = true;
     else if (a == "--verbose") g_verbose = true;
+    else if (a == "--snapshot-op") {
+      if (!absl::SimpleAtoi(value(), &g_snapshot_op) || g_snapshot_op < 0) Fail("--snapshot-op needs an op index >= 0");
+    }
     else if (a == "-h" || a == "--help") {
       std::printf("usage: umpool-replay TRACE [--allocators LIST] [--backend host|managed] "
-                  "[--snapshot FILE] [--json FILE] [--max-ratio R] [--steady] [--capacity-gib G] "
-                  "[--quiet]\n");
+                  "[--snapshot FILE [--snapshot-op N]] [--json FILE] [--max-ratio R] [--steady] "
+                  "[--capacity-gib G] [--verbose] [--quiet]\n");
       return 0;
     } else if (!a.empty() && a[0] != '-' && trace_path.empty()) trace_path = a;
     else Fail("unknown argument '" + a + "' (try --help)");

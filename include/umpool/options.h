@@ -55,6 +55,16 @@ struct RolePolicy {
   // Shares the pool's cap. On a device pool every role is device memory
   // already; on a host pool (tests) a second host backend stands in for it.
   bool device_memory = false;
+  // Requests of at most this many bytes are rounded to a size class and
+  // served from slabs (through thread caches: tens of ns); larger ones are
+  // rounded to 512 B and served best fit from the role's own large space
+  // (a lock and an ordered set: about a microsecond). 0 to 32 MiB. Defaults:
+  // 32 MiB for activations (short-lived, many sizes: cheap and reused at
+  // once), 64 KiB for kv (long-lived buffers and blocks packed tightly, apart
+  // from the slabs short-lived tensors churn through), 1 MiB for default and
+  // weights. On the generated LLM traces (bench/results, docs/design.md)
+  // these halved the memory held beyond what is live.
+  std::size_t slab_max_bytes = std::size_t{1} << 20;
 
   bool operator==(const RolePolicy&) const = default;
 };

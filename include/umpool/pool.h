@@ -1,11 +1,12 @@
 // umpool/pool.h: the C++ API of umpool.
 //
 // A Pool is a stream-aware caching allocator for one device. Requests up to
-// the largest size class (32 MiB) are rounded to a size class and served from
-// slabs: one backend allocation per slab, carved into blocks of one class,
-// advised and prefetched once when the slab is created. Larger requests are
-// rounded to 2 MiB and served best-fit from large-block segments, split and
-// merged inside their backing allocation.
+// the role's slab_max_bytes (32 MiB for activations, 1 MiB or less for the
+// other roles) are rounded to a size class and served from slabs: ranges of
+// 2 MiB-aligned segments, carved into blocks of one class; segments are
+// advised and prefetched once, when mapped. Larger requests are rounded to
+// 512 B and served best fit from the role's own large space, split and merged
+// inside their segments (docs/design.md).
 //
 // Stream semantics (for every call that takes a stream):
 //   * A block freed on stream S may be handed out again for stream S at once:
@@ -170,8 +171,11 @@ class Pool {
   // without oversubscription, else SIZE_MAX. Thread-safe.
   std::size_t MaxCapacity() const;
 
-  // The size a request of `bytes` is rounded to (0 for 0). Pure; thread-safe.
-  std::size_t RoundedSize(std::size_t bytes) const;
+  // The size a request of `bytes` for `role` is rounded to (0 for 0): a size
+  // class up to the role's slab_max_bytes, else a multiple of 512 B. A large
+  // block may come out up to 1 MiB bigger (a free block's rest below 1 MiB is
+  // not split off); BlockSize says what a live block has. Thread-safe.
+  std::size_t RoundedSize(std::size_t bytes, Role role = Role::kDefault) const;
 
   // true when ptr lies in memory this pool holds (a live or a cached block,
   // or a slab's unused tail): one lock-free lookup. Says nothing about

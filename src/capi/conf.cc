@@ -141,10 +141,13 @@ absl::StatusOr<Conf> ParseConf(absl::string_view text) {
         else return Bad(key, value, "expected managed or device");
       } else if (field == "prefetch_threshold") {
         st = bytes(&p.prefetch_threshold_bytes);
+      } else if (field == "slab_max") {
+        st = bytes(&p.slab_max_bytes);
       } else {
         return absl::InvalidArgumentError(absl::StrCat(
             "UMPOOL_CONF: unknown key '", key,
-            "' (a role takes accessed_by, prefetch, prefetch_threshold, read_mostly, discard or memory)"));
+            "' (a role takes accessed_by, prefetch, prefetch_threshold, read_mostly, discard, "
+            "memory or slab_max)"));
       }
     } else {
       return absl::InvalidArgumentError(absl::StrCat(

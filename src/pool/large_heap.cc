@@ -9,10 +9,16 @@
 namespace umpool::internal {
 namespace {
 
-bool SameTerms(const LargeBlock* a, const LargeBlock* b) {
-  if (a->live || b->live || a->where != b->where) return false;
-  if (a->where == LargeBlock::Where::kReady) return true;
-  return a->where == LargeBlock::Where::kStream && a->stream == b->stream;
+// Free neighbours merge when the result is reusable on terms both allow:
+// two ready blocks stay ready; a ready block joins a block freed on stream S
+// (ready memory is safe on S at once, and other streams fence S anyway); two
+// blocks freed on the same stream merge. Pending blocks and blocks of two
+// different streams stay apart.
+bool CanMerge(const LargeBlock* a, const LargeBlock* b) {
+  using W = LargeBlock::Where;
+  if (a->live || b->live || a->where == W::kPending || b->where == W::kPending) return false;
+  if (a->where == W::kReady || b->where == W::kReady) return true;
+  return a->stream == b->stream;
 }
 
 }  // namespace
@@ -38,15 +44,19 @@ void LargeHeap::InsertFree(LargeBlock* b) {
     lo->size += hi->size;
     lo->next = hi->next;
     if (hi->next != nullptr) hi->next->prev = lo;
-    lo->seq = std::max(lo->seq, hi->seq);
+    if (hi->where == LargeBlock::Where::kStream) {
+      lo->seq = lo->where == LargeBlock::Where::kStream ? std::max(lo->seq, hi->seq) : hi->seq;
+      lo->where = LargeBlock::Where::kStream;
+      lo->stream = hi->stream;
+    }
     delete hi;
   };
-  if (LargeBlock* p = b->prev; p != nullptr && SameTerms(p, b)) {
+  if (LargeBlock* p = b->prev; p != nullptr && CanMerge(p, b)) {
     SetOf(p).erase(p);
     absorb(p, b);
     b = p;
   }
-  if (LargeBlock* n = b->next; n != nullptr && SameTerms(b, n)) {
+  if (LargeBlock* n = b->next; n != nullptr && CanMerge(b, n)) {
     SetOf(n).erase(n);
     absorb(b, n);
   }
@@ -72,7 +82,7 @@ LargeBlock* LargeHeap::Pick(std::size_t bytes, Stream stream, bool* ready) {
 }
 
 void LargeHeap::Split(LargeBlock* b, std::size_t bytes) {
-  if (b->size == bytes) return;
+  if (b->size - bytes < min_split_ || b->size == bytes) return;
   auto* rest = new LargeBlock;
   rest->addr = b->addr + bytes;
   rest->size = b->size - bytes;
@@ -133,7 +143,7 @@ absl::Status LargeHeap::FenceOthers(Stream stream, Fencer& fencer) {
 }
 
 absl::StatusOr<void*> LargeHeap::Take(std::size_t bytes, Stream stream, Fencer& fencer,
-                                      bool* cross_stream, std::uint64_t* seq) {
+                                      bool* cross_stream, std::uint64_t* seq, std::size_t* got) {
   MutexLock lock(&mu_);
   absl::Status status;
   bool ready = false;
@@ -158,6 +168,7 @@ absl::StatusOr<void*> LargeHeap::Take(std::size_t bytes, Stream stream, Fencer& 
   live_[b->addr] = b;
   *cross_stream = ready;
   if (seq != nullptr) *seq = ready ? 0 : b->seq;
+  *got = b->size;
   return reinterpret_cast<void*>(b->addr);
 }
 
@@ -168,16 +179,19 @@ LargeBlock* LargeHeap::AddSegment(Segment* segment) {
   b->segment = segment;
   b->where = LargeBlock::Where::kReady;
   segment->first = b;
+  segment->space.store(this, std::memory_order_release);
   segments_.push_back(segment);
+  bytes_.fetch_add(segment->bytes, std::memory_order_relaxed);
   return b;
 }
 
-void* LargeHeap::AddSegmentAndTake(Segment* segment, std::size_t bytes) {
+void* LargeHeap::AddSegmentAndTake(Segment* segment, std::size_t bytes, std::size_t* got) {
   MutexLock lock(&mu_);
   LargeBlock* b = AddSegment(segment);
   Split(b, bytes);
   b->live = true;
   live_[b->addr] = b;
+  *got = b->size;
   return reinterpret_cast<void*>(b->addr);
 }
 
@@ -311,30 +325,48 @@ absl::StatusOr<std::pair<std::uintptr_t, std::size_t>> LargeHeap::Containing(
       absl::StrCat("pointer 0x", absl::Hex(p), " was not allocated by this pool"));
 }
 
-Segment* LargeHeap::StealFreeSegment(std::size_t min_bytes, Fencer& fencer) {
+Segment* LargeHeap::StealFreeSegment(std::size_t min_bytes, std::size_t max_bytes, Stream stream,
+                                     Fencer& fencer, ReuseTerms* terms) {
   MutexLock lock(&mu_);
   if (!pending_.empty()) (void)PollPending(fencer);
   auto best = segments_.end();
   for (auto it = segments_.begin(); it != segments_.end(); ++it) {
     const LargeBlock* b = (*it)->first;
-    if (b->live || b->where != LargeBlock::Where::kReady || b->size != (*it)->bytes ||
-        b->size < min_bytes) {
+    // Ready, or freed on the caller's stream (safe for it at once).
+    const bool usable = b->where == LargeBlock::Where::kReady ||
+                        (b->where == LargeBlock::Where::kStream && b->stream == stream);
+    if (b->live || !usable || b->size != (*it)->bytes || b->size < min_bytes ||
+        b->size > max_bytes) {
       continue;
     }
     if (best == segments_.end() || b->size < (*best)->bytes) best = it;
   }
   if (best == segments_.end()) return nullptr;
   Segment* s = *best;
-  ready_.erase(s->first);
-  delete s->first;
+  LargeBlock* b = s->first;
+  *terms = ReuseTerms{};
+  if (b->where == LargeBlock::Where::kStream) {
+    terms->on_stream = true;
+    terms->stream = b->stream;
+    terms->seq = b->seq;
+  }
+  bytes_.fetch_sub(s->bytes, std::memory_order_relaxed);
+  SetOf(b).erase(b);
+  delete b;
   s->first = nullptr;
   segments_.erase(best);
   return s;
 }
 
-void LargeHeap::AdoptSegment(Segment* segment) {
+void LargeHeap::AdoptSegment(Segment* segment, const ReuseTerms& terms) {
   MutexLock lock(&mu_);
-  InsertFree(AddSegment(segment));
+  LargeBlock* b = AddSegment(segment);
+  if (terms.on_stream) {
+    b->where = LargeBlock::Where::kStream;
+    b->stream = terms.stream;
+    b->seq = terms.seq;
+  }
+  InsertFree(b);
 }
 
 absl::Status LargeHeap::ReleaseFree(Fencer& fencer, std::vector<Segment*>* empty) {
@@ -352,6 +384,7 @@ absl::Status LargeHeap::ReleaseFree(Fencer& fencer, std::vector<Segment*>* empty
       ready_.erase(b);
       delete b;
       s->first = nullptr;
+      bytes_.fetch_sub(s->bytes, std::memory_order_relaxed);
       empty->push_back(s);
     } else {
       keep.push_back(s);
@@ -403,7 +436,7 @@ void LargeHeap::CheckInvariants() const {
     const LargeBlock* prev = nullptr;
     for (const LargeBlock* b = s->first; b != nullptr; prev = b, b = b->next) {
       UMPOOL_CHECK(b->addr == expect && b->prev == prev && b->segment == s, "broken block chain");
-      UMPOOL_CHECK(b->size > 0 && b->size % (std::size_t{2} << 20) == 0, "block not 2 MiB granular");
+      UMPOOL_CHECK(b->size > 0 && b->size % quantum_ == 0, "block size not a multiple of the quantum");
       expect += b->size;
       if (b->live) {
         auto it = live_.find(b->addr);
@@ -411,7 +444,7 @@ void LargeHeap::CheckInvariants() const {
         continue;
       }
       ++free_blocks;
-      if (prev != nullptr) UMPOOL_CHECK(!SameTerms(prev, b), "unmerged free neighbours");
+      if (prev != nullptr) UMPOOL_CHECK(!CanMerge(prev, b), "unmerged free neighbours");
       if (b->where == LargeBlock::Where::kReady) {
         UMPOOL_CHECK(ready_.count(const_cast<LargeBlock*>(b)) == 1, "ready block not in ready set");
       } else if (b->where == LargeBlock::Where::kStream) {

@@ -13,6 +13,7 @@
 #ifndef UMPOOL_SRC_POOL_LARGE_HEAP_H_
 #define UMPOOL_SRC_POOL_LARGE_HEAP_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <set>
@@ -31,6 +32,7 @@
 namespace umpool::internal {
 
 struct LargeBlock;
+class LargeHeap;
 
 class Segment final : public Span {
  public:
@@ -41,6 +43,9 @@ class Segment final : public Span {
   void* const map_ptr;
   const std::size_t map_bytes;
   bool prefetched = false;  // prefetched to the GPU when mapped (set before publication)
+  // The heap that holds it now (segments move between heaps only while
+  // wholly free, so a free of one of its blocks never races a move).
+  std::atomic<LargeHeap*> space{nullptr};
 };
 
 struct LargeBlock {
@@ -60,7 +65,12 @@ struct LargeBlock {
 
 class LargeHeap {
  public:
-  LargeHeap() = default;
+  // Blocks are multiples of `quantum`; a free block is split only when at
+  // least `min_split` bytes would be left over (else the caller gets it all).
+  // `holds_slabs`: its blocks are slab ranges, never handed to users.
+  LargeHeap(std::size_t quantum, std::size_t min_split, bool holds_slabs)
+      : quantum_(quantum), min_split_(min_split), holds_slabs_(holds_slabs) {}
+  bool holds_slabs() const { return holds_slabs_; }
   ~LargeHeap();
   LargeHeap(const LargeHeap&) = delete;
   LargeHeap& operator=(const LargeHeap&) = delete;
@@ -70,10 +80,11 @@ class LargeHeap {
   // any-stream set.
   // *seq (if not null) is the Fencer stamp of the free when the block came
   // from the caller's own stream set (reusable at once on `stream` only).
+  // *got is the block's size: `bytes`, or more when the rest was too small to split off.
   absl::StatusOr<void*> Take(std::size_t bytes, Stream stream, Fencer& fencer, bool* cross_stream,
-                             std::uint64_t* seq = nullptr);
+                             std::uint64_t* seq, std::size_t* got);
   // Adds a fresh segment and carves `bytes` from its front for `stream`.
-  void* AddSegmentAndTake(Segment* segment, std::size_t bytes);
+  void* AddSegmentAndTake(Segment* segment, std::size_t bytes, std::size_t* got);
 
   // Frees the block at `p` (freed on `stream`). Returns its size.
   // InvalidArgument: not a block start of this heap. FailedPrecondition: already free.
@@ -93,15 +104,18 @@ class LargeHeap {
 
   // Removes and returns the smallest wholly free, ready segment of at least
   // `min_bytes` (polling pending fences first), or nullptr.
-  Segment* StealFreeSegment(std::size_t min_bytes, Fencer& fencer);
+  Segment* StealFreeSegment(std::size_t min_bytes, std::size_t max_bytes, Stream stream,
+                            Fencer& fencer, ReuseTerms* terms);
   // Takes a wholly free segment from another heap.
-  void AdoptSegment(Segment* segment);
+  void AdoptSegment(Segment* segment, const ReuseTerms& terms);
 
   // Waits for every pending fence, then moves every segment that is entirely
   // free into `empty` (the caller unmaps them).
   absl::Status ReleaseFree(Fencer& fencer, std::vector<Segment*>* empty);
 
   std::int64_t segments() const;
+  // Bytes of the segments it holds. Approximate without the lock.
+  std::size_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
   std::size_t free_bytes() const;
   // Address order, sizes, no two mergeable neighbours, set membership. Aborts.
   void CheckInvariants() const;
@@ -126,6 +140,10 @@ class LargeHeap {
   absl::Status FenceOthers(Stream stream, Fencer& fencer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Diagnose(std::uintptr_t p) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  const std::size_t quantum_;
+  const std::size_t min_split_;
+  const bool holds_slabs_;
+  std::atomic<std::size_t> bytes_{0};
   mutable Mutex mu_;
   FreeSet ready_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<Stream, FreeSet> by_stream_ ABSL_GUARDED_BY(mu_);

@@ -46,6 +46,8 @@ absl::StatusOr<BackendKind> ParseBackendKind(absl::string_view name) {
 RolePolicy DefaultRolePolicy(Role role) {
   RolePolicy p;
   if (role == Role::kWeights || role == Role::kActivations) p.prefetch = PrefetchMode::kAlways;
+  if (role == Role::kActivations) p.slab_max_bytes = internal::kMaxClassBytes;
+  if (role == Role::kKv) p.slab_max_bytes = std::size_t{64} << 10;
   return p;
 }
 
@@ -88,6 +90,11 @@ absl::Status PoolOptions::Validate() const {
       return absl::InvalidArgumentError(absl::StrCat(
           "roles[", name, "].device_memory: plain device memory takes no ",
           p.read_mostly ? "read_mostly advice" : "discard_on_free", " (managed memory only)"));
+    }
+    if (p.slab_max_bytes > internal::kMaxClassBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "roles[", name, "].slab_max_bytes: at most ", internal::kMaxClassBytes,
+          " (the largest size class), got ", p.slab_max_bytes));
     }
     if (p.prefetch == PrefetchMode::kBelowThreshold && p.prefetch_threshold_bytes == 0) {
       return absl::InvalidArgumentError(absl::StrCat(

@@ -93,8 +93,8 @@ std::string Pool::SnapshotJson() const { return core_->SnapshotJson(); }
 void Pool::ResetPeaks() { core_->ResetPeaks(); }
 absl::Status Pool::SetCapacity(std::size_t bytes) { return core_->SetCapacity(bytes); }
 std::size_t Pool::MaxCapacity() const { return core_->MaxCapacity(); }
-std::size_t Pool::RoundedSize(std::size_t bytes) const {
-  return internal::PoolCore::RoundedSize(bytes);
+std::size_t Pool::RoundedSize(std::size_t bytes, Role role) const {
+  return core_->RoundedSize(bytes, role);
 }
 bool Pool::Holds(const void* ptr) const { return core_->pagemap().Lookup(ptr) != nullptr; }
 absl::StatusOr<std::size_t> Pool::BlockSize(const void* ptr) const {

@@ -47,11 +47,12 @@ bool PoolCore::WaitsForDiscard(const Span* span, const void* block) const {
          discards_.Contains(reinterpret_cast<std::uintptr_t>(block));
 }
 
-std::size_t PoolCore::RoundedSize(std::size_t bytes) {
+std::size_t PoolCore::RoundedSize(std::size_t bytes, Role role) const {
   if (bytes == 0) return 0;
-  if (bytes <= kMaxClassBytes) return kSizeClasses[SizeClassIndex(bytes)].size;
+  if (!ValidRole(role)) role = Role::kDefault;
+  if (bytes <= slab_max_[static_cast<int>(role)]) return kSizeClasses[SizeClassIndex(bytes)].size;
   if (bytes > kMaxRequestBytes) return bytes;
-  return (bytes + kMapGranularity - 1) / kMapGranularity * kMapGranularity;
+  return (bytes + kLargeQuantum - 1) / kLargeQuantum * kLargeQuantum;
 }
 
 ThreadCache* PoolCore::CurrentCache() {
@@ -124,7 +125,7 @@ void PoolCore::MarkLive(void* p) {
 absl::StatusOr<void*> PoolCore::Allocate(std::size_t bytes, Stream stream, Role role) {
   // Blocks waiting for their discard are in no list or cache, so a thread
   // cache hit cannot return one: the slow paths drain the queue.
-  if (ABSL_PREDICT_FALSE(bytes - 1 >= kMaxClassBytes || !ValidRole(role))) {
+  if (ABSL_PREDICT_FALSE(!ValidRole(role) || bytes - 1 >= slab_max_[static_cast<int>(role)])) {
     if (bytes == 0) return nullptr;
     if (!ValidRole(role)) return BadRole(role);
     return AllocateLarge(bytes, stream, role);
@@ -180,18 +181,19 @@ absl::StatusOr<void*> PoolCore::AllocateLarge(std::size_t bytes, Stream stream, 
         "absurd allocation size ", bytes, " bytes (the limit is 2^47 bytes)"));
   }
   if (!discards_.empty()) DrainDiscards();
-  const std::size_t rounded = RoundedSize(bytes);
+  const std::size_t rounded = (bytes + kLargeQuantum - 1) / kLargeQuantum * kLargeQuantum;
   bool cross = false, grew = false;
+  std::size_t got = 0;
   absl::StatusOr<void*> p;
   for (int attempt = 0;; ++attempt) {
-    p = TakeRange(role, rounded, stream, /*for_slab=*/false, &cross, nullptr, &grew);
+    p = TakeRange(role, rounded, stream, /*for_slab=*/false, &cross, &got, nullptr, &grew);
     if (p.ok() || !absl::IsResourceExhausted(p.status()) || attempt > 0) break;
     counters_.alloc_retries.fetch_add(1, std::memory_order_relaxed);
     (void)ReleaseCached();
   }
   if (!p.ok()) return OutOfMemory(bytes, role, p.status());
   if (cross) counters_.cross_stream_reuses.fetch_add(1, std::memory_order_relaxed);
-  CountAllocation(CounterCache(), rounded, /*hit=*/!grew);
+  CountAllocation(CounterCache(), got, /*hit=*/!grew);
   return *p;
 }
 
@@ -221,7 +223,9 @@ absl::Status PoolCore::Deallocate(void* ptr, Stream stream) {
   Span* span = pagemap_.Lookup(ptr);
   if (ABSL_PREDICT_FALSE(span == nullptr)) return NotOurs(ptr);
   if (ABSL_PREDICT_FALSE(span->kind == SpanKind::kSegment)) {
-    LargeHeap& heap = heaps_[static_cast<int>(span->role)]->large;
+    LargeHeap* space = LargeSpaceOf(span);
+    if (ABSL_PREDICT_FALSE(space == nullptr)) return NotOurs(ptr);  // free slab space
+    LargeHeap& heap = *space;
     const auto p = reinterpret_cast<std::uintptr_t>(ptr);
     if (DiscardsFor(span->role)) {
       if (discards_.Contains(p)) {
@@ -344,8 +348,9 @@ void PoolCore::DrainDiscards() {
       Span* span = pagemap_.Lookup(block);
       UMPOOL_CHECK(span != nullptr, "discarded block outside any span");
       if (span->kind == SpanKind::kSegment) {
-        absl::StatusOr<std::size_t> n =
-            heaps_[static_cast<int>(span->role)]->large.Free(batch[i].block, stream, fencer_);
+        LargeHeap* space = LargeSpaceOf(span);
+        UMPOOL_CHECK(space != nullptr, "a block waiting for its discard is in slab space");
+        absl::StatusOr<std::size_t> n = space->Free(batch[i].block, stream, fencer_);
         UMPOOL_CHECK(n.ok(), "a block waiting for its discard could not be freed");
       } else {
         auto* slab = static_cast<Slab*>(span);
@@ -370,9 +375,10 @@ absl::Status PoolCore::EndCapture() {
     Span* span = pagemap_.Lookup(d.ptr);
     UMPOOL_CHECK(span != nullptr, "a deferred free outside any span");
     if (span->kind == SpanKind::kSegment) {
-      status.Update(heaps_[static_cast<int>(span->role)]->large
-                        .Free(reinterpret_cast<std::uintptr_t>(d.ptr), d.stream, fencer_)
-                        .status());
+      LargeHeap* space = LargeSpaceOf(span);
+      UMPOOL_CHECK(space != nullptr, "a deferred free in slab space");
+      status.Update(
+          space->Free(reinterpret_cast<std::uintptr_t>(d.ptr), d.stream, fencer_).status());
       continue;
     }
     auto* slab = static_cast<Slab*>(span);
@@ -431,8 +437,9 @@ absl::Status PoolCore::RecordStream(void* ptr, Stream stream) {
   if (span == nullptr) return NotOurs(ptr);
   if (span->kind == SpanKind::kSegment) {
     if (ABSL_PREDICT_FALSE(WaitsForDiscard(span, ptr))) return NotAllocated(ptr);
-    return heaps_[static_cast<int>(span->role)]->large.RecordStream(
-        reinterpret_cast<std::uintptr_t>(ptr), stream);
+    LargeHeap* space = LargeSpaceOf(span);
+    if (space == nullptr) return NotOurs(ptr);
+    return space->RecordStream(reinterpret_cast<std::uintptr_t>(ptr), stream);
   }
   auto* slab = static_cast<Slab*>(span);
   const std::int64_t idx = slab->IndexOf(reinterpret_cast<std::uintptr_t>(ptr));
@@ -463,8 +470,9 @@ absl::StatusOr<std::pair<std::uintptr_t, std::size_t>> PoolCore::ContainingBlock
   if (span == nullptr) return NotOurs(ptr);
   const auto p = reinterpret_cast<std::uintptr_t>(ptr);
   if (span->kind == SpanKind::kSegment) {
-    absl::StatusOr<std::pair<std::uintptr_t, std::size_t>> b =
-        heaps_[static_cast<int>(span->role)]->large.Containing(p);
+    LargeHeap* space = LargeSpaceOf(span);
+    if (space == nullptr) return NotOurs(ptr);
+    absl::StatusOr<std::pair<std::uintptr_t, std::size_t>> b = space->Containing(p);
     if (b.ok() && WaitsForDiscard(span, reinterpret_cast<void*>(b->first))) return NotAllocated(ptr);
     return b;
   }
@@ -532,8 +540,9 @@ absl::StatusOr<std::size_t> PoolCore::BlockSize(const void* ptr) const {
   if (span == nullptr) return NotOurs(ptr);
   if (span->kind == SpanKind::kSegment) {
     if (WaitsForDiscard(span, ptr)) return NotAllocated(ptr);
-    return heaps_[static_cast<int>(span->role)]->large.BlockSize(
-        reinterpret_cast<std::uintptr_t>(ptr));
+    LargeHeap* space = LargeSpaceOf(span);
+    if (space == nullptr) return NotOurs(ptr);
+    return space->BlockSize(reinterpret_cast<std::uintptr_t>(ptr));
   }
   auto* slab = static_cast<Slab*>(span);
   const std::int64_t idx = slab->IndexOf(reinterpret_cast<std::uintptr_t>(ptr));

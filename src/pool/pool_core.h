@@ -46,6 +46,14 @@ namespace umpool::internal {
 
 // Largest accepted request: 128 TiB (beyond any GPU's address space).
 inline constexpr std::size_t kMaxRequestBytes = std::size_t{1} << 47;
+// Large blocks (above the largest class): sizes are multiples of
+// kLargeQuantum; a free block is split only if >= kLargeMinSplit is left;
+// requests below kLargeSegmentLimit grow the heap by kLargeSegmentBytes.
+inline constexpr std::size_t kLargeQuantum = 512;
+inline constexpr std::size_t kLargeMinSplit = std::size_t{1} << 20;
+inline constexpr std::size_t kLargeSegmentLimit = std::size_t{10} << 20;
+inline constexpr std::size_t kLargeSegmentBytes = std::size_t{20} << 20;
+inline constexpr std::size_t kLargeSegmentMaxBytes = std::size_t{128} << 20;
 
 class PoolCore {
  public:
@@ -81,7 +89,7 @@ class PoolCore {
   absl::Status SetCapacity(std::size_t bytes);
   std::size_t MaxCapacity() const;
   absl::StatusOr<std::size_t> BlockSize(const void* ptr) const;
-  static std::size_t RoundedSize(std::size_t bytes);
+  std::size_t RoundedSize(std::size_t bytes, Role role) const;
 
   const PoolOptions& options() const { return options_; }
   Backend& backend() { return *backend_; }
@@ -110,10 +118,18 @@ class PoolCore {
   // blocks (activations) need contiguous: `slab_space` is carved into slabs,
   // `large` into large blocks. A wholly free segment moves from one to the
   // other when that saves a backend call.
+  //
+  // Large blocks are kept apart by role as well (one large space per role):
+  // a role names a lifetime (weights and KV blocks live long, activations
+  // die within a step), and long-lived blocks in the holes of short-lived
+  // ones would pin segments that large activations need whole.
+  struct LargeSpace : LargeHeap {
+    LargeSpace() : LargeHeap(kLargeQuantum, kLargeMinSplit, /*holds_slabs=*/false) {}
+  };
   struct RoleHeap {
     std::array<CentralBin, kNumClasses> bins;
-    LargeHeap large;
-    LargeHeap slab_space;
+    std::array<LargeSpace, kNumRoles> large;  // by role; unused for roles of other heaps
+    LargeHeap slab_space{kSlabGranularity, kSlabGranularity, /*holds_slabs=*/true};
     std::size_t slab_bytes = 0;  // carved into slabs now; guarded by grow_mu_
   };
 
@@ -124,6 +140,19 @@ class PoolCore {
                ? *device_memory_backend_
                : *backend_;
   }
+  // The large space holding a segment's blocks, or nullptr when the
+  // segment is slab space (no user block starts there).
+  static LargeHeap* LargeSpaceOf(const Span* span) {
+    LargeHeap* h = static_cast<const Segment*>(span)->space.load(std::memory_order_acquire);
+    return h == nullptr || h->holds_slabs() ? nullptr : h;
+  }
+  // A wholly free segment of `bytes` to `max_bytes` from any space of `h`
+  // but `into`: ready, or freed on `stream` (then *terms says so, for
+  // AdoptSegment).
+  Segment* StealSegment(RoleHeap& h, LargeHeap& into, std::size_t bytes, std::size_t max_bytes,
+                        Stream stream, ReuseTerms* terms);
+  // What growing `space` for a range of `bytes` maps (see TakeRange).
+  static std::size_t GrowthBytes(const LargeHeap& space, std::size_t bytes, bool for_slab);
   // FailedPrecondition if `span`'s role lives in plain device memory.
   absl::Status CheckMovable(const Span* span, const void* ptr) const;
 
@@ -175,9 +204,11 @@ class PoolCore {
   // *bound_seq (optional) is non-zero when the range was last freed on
   // `stream` and is safe for that stream only (see Slab::bound); *grew
   // (optional) is set when a new segment was mapped.
+  // *got is the range's size (more than `bytes` when a large block's rest was
+  // too small to split off).
   absl::StatusOr<void*> TakeRange(Role role, std::size_t bytes, Stream stream, bool for_slab,
-                                  bool* cross_stream, std::uint64_t* bound_seq = nullptr,
-                                  bool* grew = nullptr);
+                                  bool* cross_stream, std::size_t* got,
+                                  std::uint64_t* bound_seq = nullptr, bool* grew = nullptr);
   absl::StatusOr<Slab*> GrowSlab(Role role, int cls, Stream stream);
   void ReturnSlab(Slab* slab, ReuseTerms terms);
   // Returns the heap's empty slabs to its slab space (see CentralBin::TakeEmpty;
@@ -198,6 +229,8 @@ class PoolCore {
   std::unique_ptr<TraceRecorder> recorder_;  // set once by Create
   const std::size_t initial_capacity_;
   const int cached_classes_;  // classes [0, cached_classes_) go through thread caches
+  // Per role: requests above this are large blocks (RolePolicy::slab_max_bytes).
+  std::array<std::size_t, kNumRoles> slab_max_{};
   const std::uint64_t id_;
 
   PageMap pagemap_;

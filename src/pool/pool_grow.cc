@@ -79,6 +79,7 @@ PoolCore::PoolCore(const PoolOptions& options, std::unique_ptr<Backend> backend,
     return std::make_tuple(p.accessed_by, p.read_mostly, p.discard_on_free, p.device_memory);
   };
   for (int r = 0; r < kNumRoles; ++r) {
+    slab_max_[r] = options.roles[r].slab_max_bytes;
     for (int q = 0; q < r && heaps_[r] == nullptr; ++q) {
       if (key(q) == key(r)) heaps_[r] = heaps_[q];
     }
@@ -226,40 +227,85 @@ void PoolCore::AddLargeReserved(std::int64_t delta) {
   if (delta > 0) MaxInto(counters_.large_reserved_peak, now);
 }
 
+std::size_t PoolCore::GrowthBytes(const LargeHeap& space, std::size_t bytes, bool for_slab) {
+  // Slab ranges: exactly the slab (GrowSegment adds the slab-space chunk).
+  // Large blocks below kLargeSegmentLimit share segments of 1/8 of what the
+  // space holds (20 to 128 MiB: few backend calls while a space fills, little
+  // slack once it stops); bigger ones get a segment of their own, 2 MiB
+  // rounded.
+  if (for_slab) return bytes;
+  if (bytes < kLargeSegmentLimit) {
+    return std::clamp<std::size_t>(space.bytes() / 8 & ~(kMapGranularity - 1), kLargeSegmentBytes,
+                                   kLargeSegmentMaxBytes);
+  }
+  return (bytes + kMapGranularity - 1) & ~(kMapGranularity - 1);
+}
+
 absl::StatusOr<void*> PoolCore::TakeRange(Role role, std::size_t bytes, Stream stream,
-                                          bool for_slab, bool* cross_stream,
+                                          bool for_slab, bool* cross_stream, std::size_t* got,
                                           std::uint64_t* bound_seq, bool* grew) {
   RoleHeap& h = *heaps_[static_cast<int>(role)];
-  LargeHeap& heap = for_slab ? h.slab_space : h.large;
-  LargeHeap& other = for_slab ? h.large : h.slab_space;
+  LargeHeap& heap = for_slab ? h.slab_space : h.large[static_cast<int>(role)];
+  const std::size_t grow_bytes = GrowthBytes(heap, bytes, for_slab);
   std::uint64_t seq = 0;
-  absl::StatusOr<void*> p = heap.Take(bytes, stream, fencer_, cross_stream, &seq);
-  if (!p.ok()) return p;
-  if (*p == nullptr && ReclaimEmptySlabs(h, /*wait=*/false, nullptr) > 0) {
-    // Empty slabs of other classes held free memory: taken back before
-    // asking the backend for more.
-    p = heap.Take(bytes, stream, fencer_, cross_stream, &seq);
-    if (!p.ok()) return p;
-  }
-  if (*p == nullptr) {
-    if (Segment* s = other.StealFreeSegment(bytes, fencer_); s != nullptr) {
-      counters_.segments_moved.fetch_add(1, std::memory_order_relaxed);
-      heap.AdoptSegment(s);
-      p = heap.Take(bytes, stream, fencer_, cross_stream, &seq);
-      if (!p.ok()) return p;
+  // Free memory of the heap, in the order it is tried before the backend is
+  // asked: the space itself; empty slabs of any class given back; a wholly
+  // free segment of another space (not one much larger than the request: its
+  // owner will want it whole again; measured, a limit of twice the growth
+  // size let KV blocks fill activation segments); and once more after this
+  // thread's cache is flushed, since the blocks it holds may be all that
+  // keeps a slab from being empty.
+  auto take_free = [&](bool reclaim) -> absl::StatusOr<void*> {
+    if (reclaim && ReclaimEmptySlabs(h, /*wait=*/false, nullptr) > 0) {
+      absl::StatusOr<void*> p = heap.Take(bytes, stream, fencer_, cross_stream, &seq, got);
+      if (!p.ok() || *p != nullptr) return p;
+    }
+    ReuseTerms terms;
+    Segment* s = StealSegment(h, heap, bytes, std::max(2 * bytes, bytes + kLargeSegmentBytes),
+                              stream, &terms);
+    if (s == nullptr) return nullptr;
+    counters_.segments_moved.fetch_add(1, std::memory_order_relaxed);
+    heap.AdoptSegment(s, terms);
+    return heap.Take(bytes, stream, fencer_, cross_stream, &seq, got);
+  };
+  absl::StatusOr<void*> p = heap.Take(bytes, stream, fencer_, cross_stream, &seq, got);
+  if (p.ok() && *p == nullptr) p = take_free(/*reclaim=*/true);
+  if (p.ok() && *p == nullptr) {
+    if (ThreadCache* tc = FindOwnedCache(id_); tc != nullptr && tc->cached_bytes > 0) {
+      tc->FlushAll();
+      p = take_free(/*reclaim=*/true);
     }
   }
+  if (!p.ok()) return p;
   if (*p != nullptr) {
     if (bound_seq != nullptr) *bound_seq = seq;
     PrefetchIfNeeded(role, *p, bytes, stream);
     return p;
   }
-  absl::StatusOr<Segment*> seg = GrowSegment(role, bytes, for_slab, stream);
+  absl::StatusOr<Segment*> seg = GrowSegment(role, grow_bytes, for_slab, stream);
   if (!seg.ok()) return seg.status();
   *cross_stream = false;
   if (grew != nullptr) *grew = true;
   if (bound_seq != nullptr) *bound_seq = 0;  // fresh memory: no GPU work touched it
-  return heap.AddSegmentAndTake(*seg, bytes);
+  return heap.AddSegmentAndTake(*seg, bytes, got);
+}
+
+Segment* PoolCore::StealSegment(RoleHeap& h, LargeHeap& into, std::size_t bytes,
+                                std::size_t max_bytes, Stream stream, ReuseTerms* terms) {
+  if (&into != &h.slab_space) {
+    if (Segment* s = h.slab_space.StealFreeSegment(bytes, max_bytes, stream, fencer_, terms)) {
+      return s;
+    }
+  }
+  // The large spaces of long-lived roles keep their free segments: a KV cache
+  // drained between batches fills again, and lending its segments to
+  // activations made it grow anew every cycle of a steady workload.
+  for (Role r : {Role::kActivations, Role::kDefault}) {
+    LargeHeap& space = h.large[static_cast<int>(r)];
+    if (&space == &into) continue;
+    if (Segment* s = space.StealFreeSegment(bytes, max_bytes, stream, fencer_, terms)) return s;
+  }
+  return nullptr;
 }
 
 void PoolCore::PrefetchIfNeeded(Role role, void* p, std::size_t bytes, Stream stream) {
@@ -278,7 +324,9 @@ absl::StatusOr<Slab*> PoolCore::GrowSlab(Role role, int cls, Stream stream) {
   const std::size_t bytes = kSizeClasses[cls].slab_bytes;
   bool cross = false;
   std::uint64_t bound_seq = 0;
-  absl::StatusOr<void*> p = TakeRange(role, bytes, stream, /*for_slab=*/true, &cross, &bound_seq);
+  std::size_t got = 0;
+  absl::StatusOr<void*> p =
+      TakeRange(role, bytes, stream, /*for_slab=*/true, &cross, &got, &bound_seq);
   if (!p.ok()) return p.status();
   if (cross) counters_.cross_stream_reuses.fetch_add(1, std::memory_order_relaxed);
   const auto base = reinterpret_cast<std::uintptr_t>(*p);
@@ -363,7 +411,7 @@ absl::Status PoolCore::ReleaseCached() {
   std::vector<Segment*> segments;
   for (auto& heap : heap_store_) {
     ReclaimEmptySlabs(*heap, /*wait=*/true, &status);
-    status.Update(heap->large.ReleaseFree(fencer_, &segments));
+    for (LargeHeap& space : heap->large) status.Update(space.ReleaseFree(fencer_, &segments));
     status.Update(heap->slab_space.ReleaseFree(fencer_, &segments));
   }
   for (Segment* s : segments) status.Update(UnmapSegment(s));
@@ -396,7 +444,7 @@ void PoolCore::RetireCache(ThreadCache* cache) {
 void PoolCore::CheckInvariants() const {
   for (const auto& heap : heap_store_) {
     for (const CentralBin& bin : heap->bins) bin.CheckInvariants(pagemap_);
-    heap->large.CheckInvariants();
+    for (const LargeHeap& space : heap->large) space.CheckInvariants();
     heap->slab_space.CheckInvariants();
   }
   MutexLock lock(&const_cast<Mutex&>(grow_mu_));

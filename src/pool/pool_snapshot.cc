@@ -11,7 +11,7 @@ std::string PoolCore::SnapshotJson() const {
   std::vector<SpanSnapshot> spans;
   for (const auto& heap : heap_store_) {
     for (const CentralBin& bin : heap->bins) bin.Snapshot(&spans);
-    heap->large.Snapshot(&spans);
+    for (const LargeHeap& space : heap->large) space.Snapshot(&spans);
     heap->slab_space.Snapshot(&spans);
   }
   std::sort(spans.begin(), spans.end(),
