@@ -11,7 +11,7 @@ TEST(ConfTest, EveryKeyParses) {
       "thread_cache_bytes:32MiB,thread_cache_max_class:1MiB,stats_publish_bytes:0,"
       "raise_on_oom:false,kv.accessed_by:gpu,kv.prefetch:never,weights.prefetch:always,"
       "default.prefetch_threshold:1GB,activations.accessed_by:none,weights.read_mostly:on,kv.discard:true,"
-      "activations.memory:device");
+      "activations.memory:device,kv.slab_max:1MiB");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->pool.backend, BackendKind::kHost);
   EXPECT_EQ(c->pool.capacity_bytes, std::size_t{3} << 29);
@@ -32,6 +32,8 @@ TEST(ConfTest, EveryKeyParses) {
   EXPECT_FALSE(c->pool.policy(Role::kDefault).discard_on_free);
   EXPECT_TRUE(c->pool.policy(Role::kActivations).device_memory);
   EXPECT_FALSE(c->pool.policy(Role::kKv).device_memory);
+  EXPECT_EQ(c->pool.policy(Role::kKv).slab_max_bytes, std::size_t{1} << 20);
+  EXPECT_EQ(c->pool.policy(Role::kActivations).slab_max_bytes, std::size_t{32} << 20);
   EXPECT_TRUE(ParseConf("").ok());
   EXPECT_TRUE(ParseConf(",,").ok());
 }
@@ -59,6 +61,8 @@ TEST(ConfTest, ErrorsNameTheKeyOrValue) {
       {"kv.color:red", "kv.color"},
       {"activations.memory:hbm", "hbm"},
       {"kv.memory:device,kv.discard:1", "device_memory"},
+      {"activations.slab_max:64MiB", "roles[activations].slab_max_bytes"},
+      {"kv.slab_max:big", "big"},
       {"capacity:1GiB,capacity:2GiB", "twice"},
       {"capacity:4KiB", "capacity_bytes"},
       {"capacity:2PiB", "2PiB"},

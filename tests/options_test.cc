@@ -15,6 +15,10 @@ TEST(OptionsTest, DefaultsAreValidAndDocumented) {
   EXPECT_EQ(o.policy(Role::kDefault).accessed_by, AccessedBy::kCpu);
   EXPECT_EQ(o.policy(Role::kWeights).prefetch, PrefetchMode::kAlways);
   EXPECT_EQ(o.policy(Role::kActivations).prefetch, PrefetchMode::kAlways);
+  EXPECT_EQ(o.policy(Role::kDefault).slab_max_bytes, std::size_t{1} << 20);
+  EXPECT_EQ(o.policy(Role::kWeights).slab_max_bytes, std::size_t{1} << 20);
+  EXPECT_EQ(o.policy(Role::kKv).slab_max_bytes, std::size_t{64} << 10);
+  EXPECT_EQ(o.policy(Role::kActivations).slab_max_bytes, std::size_t{32} << 20);
 }
 
 TEST(OptionsTest, BadValuesNameTheField) {
@@ -36,6 +40,8 @@ TEST(OptionsTest, BadValuesNameTheField) {
        "roles[weights].device_memory"},
       {[](PoolOptions& o) { o.roles[2].device_memory = true; o.roles[2].discard_on_free = true; },
        "roles[kv].device_memory"},
+      {[](PoolOptions& o) { o.roles[3].slab_max_bytes = (std::size_t{32} << 20) + 1; },
+       "roles[activations].slab_max_bytes"},
   };
   for (const Case& c : cases) {
     PoolOptions o;

@@ -1,7 +1,10 @@
 #!/bin/sh
 # Memory efficiency on generated LLM-serving traces (both KV modes), replayed
-# on the host backend: peak reserved / peak live must stay <= 1.08. Also
-# checks the snapshot picture and the PyTorch-snapshot importer.
+# on the host backend: peak reserved / peak live must stay <= 1.05 (the
+# issue's bound is 1.08; umpool measures 1.01-1.03), and a steady workload
+# (the same requests served three times) makes no backend call after its
+# first cycle. Also checks the snapshot picture and the PyTorch-snapshot
+# importer.
 #   replay_test.sh SOURCE_DIR UMPOOL_REPLAY
 set -eu
 src=$1
@@ -12,7 +15,7 @@ trap 'rm -rf "$work"' EXIT
 echo "[ seed ] $seed (set UMPOOL_TEST_SEED to repeat)"
 for mode in blocks per-layer; do
   python3 "$src/tools/umpool-tracegen" --seed "$seed" --kv-mode "$mode" -o "$work/$mode.csv"
-  "$replay" "$work/$mode.csv" --backend host --quiet --max-ratio 1.08 \
+  "$replay" "$work/$mode.csv" --backend host --quiet --max-ratio 1.05 \
       --snapshot "$work/$mode.json" --json "$work/$mode.result.json"
   python3 - "$work/$mode.result.json" "$work/$mode.json" <<'PY'
 import json, sys
@@ -26,6 +29,11 @@ used = sum(b[1] * b[2] for x in segs for b in x["blocks"] if b[3] != "F")
 assert used <= s["reserved_bytes"], (used, s["reserved_bytes"])
 print("ratio %.4f, %d backend calls" % (r["ratio"], r["backend_calls"]))
 PY
+done
+for mode in blocks per-layer; do
+  python3 "$src/tools/umpool-tracegen" --seed "$seed" --kv-mode "$mode" --steps 60 --cycles 3 \
+      -o "$work/steady-$mode.csv"
+  "$replay" "$work/steady-$mode.csv" --backend host --quiet --steady --max-ratio 1.05
 done
 python3 "$src/tools/umpool-snapshot" "$work/blocks.json" -o "$work/pool.svg"
 python3 - "$work/pool.svg" <<'PY'

@@ -55,6 +55,7 @@ struct Stats {
   std::int64_t slabs = 0;              // slabs held now (carved from segments)
   std::int64_t large_segments = 0;     // segments held now (backend allocations)
   std::uint64_t slabs_reclaimed = 0;   // empty slabs given back to their segment's free space
+  std::uint64_t segments_moved = 0;    // wholly free segments moved to another space (no backend call)
   std::size_t capacity_bytes = 0;      // the pool's cap
   std::vector<ClassStats> classes;     // classes with slabs now
 

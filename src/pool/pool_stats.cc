@@ -38,7 +38,8 @@ std::string Stats::ToString() const {
                   ", events recorded ", events_recorded, ", trims ", trims, ", discards ",
                   discard_calls, " calls for ", discarded_blocks, " blocks (", Bytes(static_cast<std::int64_t>(discard_bytes)), ")\n");
   absl::StrAppend(&s, "  large reserved ", Bytes(large_reserved_bytes.current), " (peak ",
-                  Bytes(large_reserved_bytes.peak), "), slabs reclaimed ", slabs_reclaimed, "\n");
+                  Bytes(large_reserved_bytes.peak), "), slabs reclaimed ", slabs_reclaimed,
+                  ", segments moved ", segments_moved, "\n");
   for (const ClassStats& c : classes) {
     absl::StrAppend(&s, absl::StrFormat("  class %3d: %10zu B blocks, %4" PRId64
                                         " slab(s) of %9zu B, %5" PRId64 " blocks/slab\n",
@@ -86,6 +87,7 @@ Stats PoolCore::GetStats() const {
   s.slabs = counters_.slabs.load();
   s.large_segments = counters_.large_segments.load();
   s.slabs_reclaimed = counters_.slabs_reclaimed.load();
+  s.segments_moved = counters_.segments_moved.load();
   s.capacity_bytes = capacity_view_.load(std::memory_order_relaxed);
   for (int c = 0; c < kNumClasses; ++c) {
     std::int64_t n = 0;
