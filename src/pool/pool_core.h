@@ -113,16 +113,13 @@ class PoolCore {
   // read_mostly, discard_on_free, device_memory), so memory one role freed
   // serves another without a backend call (with the defaults, all four share).
   //
-  // Segments are of two kinds, kept apart so that long-lived slabs (KV
-  // blocks, small tensors) do not fragment the space that large, short-lived
-  // blocks (activations) need contiguous: `slab_space` is carved into slabs,
-  // `large` into large blocks. A wholly free segment moves from one to the
-  // other when that saves a backend call.
-  //
-  // Large blocks are kept apart by role as well (one large space per role):
-  // a role names a lifetime (weights and KV blocks live long, activations
-  // die within a step), and long-lived blocks in the holes of short-lived
-  // ones would pin segments that large activations need whole.
+  // Each segment belongs to one space: `slab_space` is carved into slabs,
+  // `large[role]` into that role's large blocks. Large blocks are kept apart
+  // by role because a role names a lifetime (weights and KV live long,
+  // activations die within a step): long-lived blocks in the holes of
+  // short-lived ones would pin the segments large activations need whole,
+  // and slabs would fragment them too. A wholly free segment moves to
+  // another space when that saves a backend call (see TakeRange).
   struct LargeSpace : LargeHeap {
     LargeSpace() : LargeHeap(kLargeQuantum, kLargeMinSplit, /*holds_slabs=*/false) {}
   };
