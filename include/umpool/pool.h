@@ -72,7 +72,9 @@ class Pool {
   Pool& operator=(const Pool&) = delete;
 
   // Returns a block of at least `bytes` bytes, aligned to >= 256 bytes
-  // (kMinAlignment), ready for use by work enqueued on `stream`.
+  // (kMinAlignment), ready for use by work enqueued on `stream`. Up to the
+  // role's slab_max_bytes it is a size-class block (RoundedSize(bytes, role)
+  // bytes); above, a large block of the role's own large space.
   //   * bytes == 0: returns nullptr and OK; Deallocate(nullptr) is a no-op.
   //   * bytes larger than 2^47: InvalidArgument ("absurd size").
   //   * not enough memory under the cap even after releasing cached memory:

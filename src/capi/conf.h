@@ -16,6 +16,8 @@
 //   <role>.prefetch_threshold  bytes
 //   <role>.read_mostly         bool
 //   <role>.discard             bool: discard freed blocks' whole 2 MiB pages
+//   <role>.memory              managed | device
+//   <role>.slab_max            bytes (<= 32 MiB): largest request served from size classes
 // Bools: true/false, 1/0, yes/no, on/off. An unknown key, a bad value, a
 // duplicate key or a malformed pair is an InvalidArgument naming it.
 #ifndef UMPOOL_SRC_CAPI_CONF_H_
