@@ -144,5 +144,22 @@ TEST_F(LargeSpaceTest, ThreadCacheIsFlushedBeforeTheBackendIsAsked) {
   Check();
 }
 
+TEST_F(LargeSpaceTest, GrowthNearTheCapMapsWhatFitsNotAWholeChunk) {
+  // A 40 MiB cap with 30 MiB in use: a 2 MiB request must not fail because
+  // the space's usual 20 MiB growth chunk would exceed the cap.
+  PoolOptions o;
+  o.capacity_bytes = 40 * kMiB;
+  Reset(o);
+  void* big = Alloc(30 * kMiB, a_);
+  void* small = Alloc(2 * kMiB, a_);
+  ASSERT_NE(small, nullptr);
+  EXPECT_EQ(pool_->GetStats().ooms, 0u);
+  EXPECT_EQ(pool_->GetStats().alloc_retries, 0u);
+  EXPECT_LE(pool_->GetStats().reserved_bytes.current, static_cast<std::int64_t>(40 * kMiB));
+  Free(small, a_);
+  Free(big, a_);
+  Check();
+}
+
 }  // namespace
 }  // namespace umpool

@@ -148,8 +148,6 @@ class PoolCore {
   // AdoptSegment).
   Segment* StealSegment(RoleHeap& h, LargeHeap& into, std::size_t bytes, std::size_t max_bytes,
                         Stream stream, ReuseTerms* terms);
-  // What growing `space` for a range of `bytes` maps (see TakeRange).
-  static std::size_t GrowthBytes(const LargeHeap& space, std::size_t bytes, bool for_slab);
   // FailedPrecondition if `span`'s role lives in plain device memory.
   absl::Status CheckMovable(const Span* span, const void* ptr) const;
 
@@ -189,8 +187,10 @@ class PoolCore {
     std::uintptr_t base;    // the 2 MiB-aligned start used
   };
   absl::StatusOr<Mapping> MapSpan(std::size_t bytes, Role role, Stream stream);
-  absl::StatusOr<Segment*> GrowSegment(Role role, std::size_t min_bytes, bool chunked,
-                                       Stream stream);
+  // A new segment for `space` (the role's slab space if `for_slab`) holding
+  // at least `min_bytes`: a growth chunk when it fits under the cap.
+  absl::StatusOr<Segment*> GrowSegment(Role role, const LargeHeap& space, std::size_t min_bytes,
+                                       bool for_slab, Stream stream);
   // Prefetches a range taken for `role` from a segment grown for a role that
   // does not prefetch, when `role` wants it (shared heaps only).
   void PrefetchIfNeeded(Role role, void* p, std::size_t bytes, Stream stream);

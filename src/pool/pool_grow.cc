@@ -194,17 +194,27 @@ absl::StatusOr<PoolCore::Mapping> PoolCore::MapSpan(std::size_t bytes, Role role
   return m;
 }
 
-absl::StatusOr<Segment*> PoolCore::GrowSegment(Role role, std::size_t min_bytes, bool chunked,
+absl::StatusOr<Segment*> PoolCore::GrowSegment(Role role, const LargeHeap& space,
+                                               std::size_t min_bytes, bool for_slab,
                                                Stream stream) {
-  // Slabs grow by 1/16 of what the heap has in slabs (2 to 256 MiB): few
-  // backend calls while many slabs are made, little slack once they stop.
-  // Large blocks map exactly what they need.
-  std::size_t bytes = min_bytes;
-  if (chunked) {
+  // Few backend calls while a space fills, little slack once it stops:
+  // slab space grows by 1/16 of what the heap has in slabs (2 to 256 MiB);
+  // a large space, for requests below kLargeSegmentLimit, by 1/8 of what it
+  // holds (20 to 128 MiB, shared best fit); bigger requests get a segment of
+  // their own. When the chunk would pass the cap, only what the request needs
+  // is mapped, so a request that fits under the cap never fails for the chunk.
+  std::size_t bytes = (min_bytes + kMapGranularity - 1) & ~(kMapGranularity - 1);
+  {
     MutexLock lock(&grow_mu_);
-    const std::size_t chunk = std::clamp<std::size_t>(
-        heaps_[static_cast<int>(role)]->slab_bytes / 16 & ~(kMapGranularity - 1),
-        kMapGranularity, std::size_t{256} << 20);
+    std::size_t chunk = 0;
+    if (for_slab) {
+      chunk = std::clamp<std::size_t>(
+          heaps_[static_cast<int>(role)]->slab_bytes / 16 & ~(kMapGranularity - 1),
+          kMapGranularity, std::size_t{256} << 20);
+    } else if (min_bytes < kLargeSegmentLimit) {
+      chunk = std::clamp<std::size_t>(space.bytes() / 8 & ~(kMapGranularity - 1),
+                                      kLargeSegmentBytes, kLargeSegmentMaxBytes);
+    }
     if (chunk > bytes && chunk <= capacity_ - std::min(capacity_, reserved_)) bytes = chunk;
   }
   absl::StatusOr<Mapping> m = MapSpan(bytes, role, stream);
@@ -227,26 +237,11 @@ void PoolCore::AddLargeReserved(std::int64_t delta) {
   if (delta > 0) MaxInto(counters_.large_reserved_peak, now);
 }
 
-std::size_t PoolCore::GrowthBytes(const LargeHeap& space, std::size_t bytes, bool for_slab) {
-  // Slab ranges: exactly the slab (GrowSegment adds the slab-space chunk).
-  // Large blocks below kLargeSegmentLimit share segments of 1/8 of what the
-  // space holds (20 to 128 MiB: few backend calls while a space fills, little
-  // slack once it stops); bigger ones get a segment of their own, 2 MiB
-  // rounded.
-  if (for_slab) return bytes;
-  if (bytes < kLargeSegmentLimit) {
-    return std::clamp<std::size_t>(space.bytes() / 8 & ~(kMapGranularity - 1), kLargeSegmentBytes,
-                                   kLargeSegmentMaxBytes);
-  }
-  return (bytes + kMapGranularity - 1) & ~(kMapGranularity - 1);
-}
-
 absl::StatusOr<void*> PoolCore::TakeRange(Role role, std::size_t bytes, Stream stream,
                                           bool for_slab, bool* cross_stream, std::size_t* got,
                                           std::uint64_t* bound_seq, bool* grew) {
   RoleHeap& h = *heaps_[static_cast<int>(role)];
   LargeHeap& heap = for_slab ? h.slab_space : h.large[static_cast<int>(role)];
-  const std::size_t grow_bytes = GrowthBytes(heap, bytes, for_slab);
   std::uint64_t seq = 0;
   // Free memory of the heap, in the order it is tried before the backend is
   // asked: the space itself; empty slabs of any class given back; a wholly
@@ -282,7 +277,7 @@ absl::StatusOr<void*> PoolCore::TakeRange(Role role, std::size_t bytes, Stream s
     PrefetchIfNeeded(role, *p, bytes, stream);
     return p;
   }
-  absl::StatusOr<Segment*> seg = GrowSegment(role, grow_bytes, for_slab, stream);
+  absl::StatusOr<Segment*> seg = GrowSegment(role, heap, bytes, for_slab, stream);
   if (!seg.ok()) return seg.status();
   *cross_stream = false;
   if (grew != nullptr) *grew = true;
