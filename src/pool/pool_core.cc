@@ -50,7 +50,7 @@ bool PoolCore::WaitsForDiscard(const Span* span, const void* block) const {
 std::size_t PoolCore::RoundedSize(std::size_t bytes, Role role) const {
   if (bytes == 0) return 0;
   if (!ValidRole(role)) role = Role::kDefault;
-  if (bytes <= slab_max_[static_cast<int>(role)]) return kSizeClasses[SizeClassIndex(bytes)].size;
+  if (bytes <= options_.policy(role).slab_max_bytes) return kSizeClasses[SizeClassIndex(bytes)].size;
   if (bytes > kMaxRequestBytes) return bytes;
   return (bytes + kLargeQuantum - 1) / kLargeQuantum * kLargeQuantum;
 }
@@ -125,7 +125,7 @@ void PoolCore::MarkLive(void* p) {
 absl::StatusOr<void*> PoolCore::Allocate(std::size_t bytes, Stream stream, Role role) {
   // Blocks waiting for their discard are in no list or cache, so a thread
   // cache hit cannot return one: the slow paths drain the queue.
-  if (ABSL_PREDICT_FALSE(!ValidRole(role) || bytes - 1 >= slab_max_[static_cast<int>(role)])) {
+  if (ABSL_PREDICT_FALSE(!ValidRole(role) || bytes - 1 >= options_.policy(role).slab_max_bytes)) {
     if (bytes == 0) return nullptr;
     if (!ValidRole(role)) return BadRole(role);
     return AllocateLarge(bytes, stream, role);
@@ -181,7 +181,7 @@ absl::StatusOr<void*> PoolCore::AllocateLarge(std::size_t bytes, Stream stream, 
         "absurd allocation size ", bytes, " bytes (the limit is 2^47 bytes)"));
   }
   if (!discards_.empty()) DrainDiscards();
-  const std::size_t rounded = (bytes + kLargeQuantum - 1) / kLargeQuantum * kLargeQuantum;
+  const std::size_t rounded = RoundedSize(bytes, role);
   bool cross = false, grew = false;
   std::size_t got = 0;
   absl::StatusOr<void*> p;

@@ -46,9 +46,10 @@ namespace umpool::internal {
 
 // Largest accepted request: 128 TiB (beyond any GPU's address space).
 inline constexpr std::size_t kMaxRequestBytes = std::size_t{1} << 47;
-// Large blocks (above the largest class): sizes are multiples of
+// Large blocks (above the role's slab_max_bytes): sizes are multiples of
 // kLargeQuantum; a free block is split only if >= kLargeMinSplit is left;
-// requests below kLargeSegmentLimit grow the heap by kLargeSegmentBytes.
+// requests below kLargeSegmentLimit grow their space by a chunk of
+// kLargeSegmentBytes to kLargeSegmentMaxBytes (PoolCore::GrowSegment).
 inline constexpr std::size_t kLargeQuantum = 512;
 inline constexpr std::size_t kLargeMinSplit = std::size_t{1} << 20;
 inline constexpr std::size_t kLargeSegmentLimit = std::size_t{10} << 20;
@@ -226,8 +227,6 @@ class PoolCore {
   std::unique_ptr<TraceRecorder> recorder_;  // set once by Create
   const std::size_t initial_capacity_;
   const int cached_classes_;  // classes [0, cached_classes_) go through thread caches
-  // Per role: requests above this are large blocks (RolePolicy::slab_max_bytes).
-  std::array<std::size_t, kNumRoles> slab_max_{};
   const std::uint64_t id_;
 
   PageMap pagemap_;

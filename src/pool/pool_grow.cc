@@ -79,7 +79,6 @@ PoolCore::PoolCore(const PoolOptions& options, std::unique_ptr<Backend> backend,
     return std::make_tuple(p.accessed_by, p.read_mostly, p.discard_on_free, p.device_memory);
   };
   for (int r = 0; r < kNumRoles; ++r) {
-    slab_max_[r] = options.roles[r].slab_max_bytes;
     for (int q = 0; q < r && heaps_[r] == nullptr; ++q) {
       if (key(q) == key(r)) heaps_[r] = heaps_[q];
     }
