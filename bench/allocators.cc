@@ -5,8 +5,7 @@
 #include <cstdlib>
 #include <mutex>
 
-#include "src/backend/backend.h"
-#include "src/pool/pool_core.h"
+#include "umpool/backend.h"
 #include "umpool/version.h"
 
 #if UMPOOL_HAVE_CUDA
@@ -207,7 +206,7 @@ std::vector<AllocatorFactory> AvailableAllocators() {
        [] { return std::unique_ptr<BenchAllocator>(new UmpoolAllocator(BackendKind::kHost)); }},
   };
 #if UMPOOL_HAVE_CUDA
-  if (internal::CudaAvailable()) {
+  if (CudaAvailable()) {
     all.push_back({"umpool_managed", true, [] {
                      return std::unique_ptr<BenchAllocator>(new UmpoolAllocator(BackendKind::kManaged));
                    }});

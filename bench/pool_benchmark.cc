@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "bench/allocators.h"
-#include "src/backend/backend.h"
+#include "umpool/backend.h"
 #include "umpool/pool.h"
 
 #if UMPOOL_HAVE_CUDA
@@ -251,7 +251,7 @@ void EvictedKvReuse(benchmark::State& state) {
 
 void RegisterAll() {
 #if UMPOOL_BENCH_KERNELS
-  if (internal::CudaAvailable()) {
+  if (CudaAvailable()) {
     benchmark::RegisterBenchmark("BM_EvictedKvReuse/umpool_managed/discard:0", EvictedKvReuse)
         ->Arg(0)->UseManualTime()->Iterations(5);
     benchmark::RegisterBenchmark("BM_EvictedKvReuse/umpool_managed/discard:1", EvictedKvReuse)

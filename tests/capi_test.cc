@@ -1,5 +1,6 @@
 // The C ABI on the host backend (one process-wide configuration per binary).
 #include "umpool/umpool.h"
+#include "umpool/umpool_torch.h"
 
 #include <stdexcept>
 #include <string>
@@ -95,7 +96,15 @@ TEST_F(CapiTest, BadInputIsAnErrorNotACrash) {
   for (std::size_t n : {SIZE_MAX, static_cast<std::size_t>(-1LL), static_cast<std::size_t>(-4096)}) {
     EXPECT_EQ(umpool_pool_malloc(n, 0, nullptr), nullptr);
     EXPECT_NE(LastError().find("absurd"), std::string::npos) << LastError();
-    EXPECT_THROW(umpool_malloc(n, 0, nullptr), std::runtime_error);
+    umpool_clear_last_error();
+    EXPECT_EQ(umpool_malloc(n, 0, nullptr), nullptr) << "the C ABI never throws";
+    EXPECT_NE(LastError().find("absurd"), std::string::npos) << LastError();
+    EXPECT_EQ(umpool_last_error_code(), UMPOOL_ERROR_INVALID_ARGUMENT);
+    void* out = &x;
+    EXPECT_EQ(umpool_alloc(n, 0, nullptr, 0, &out), UMPOOL_ERROR_INVALID_ARGUMENT);
+    EXPECT_EQ(out, nullptr);
+    EXPECT_THROW(umpool::torch_hooks::Malloc(n, 0, nullptr), std::runtime_error)
+        << "the pluggable fallback's own entry point raises";
   }
   // Invalid devices (the host backend has only device 0).
   for (int d : {-1, 1, 64, 1 << 20}) {
@@ -111,9 +120,14 @@ TEST_F(CapiTest, BadInputIsAnErrorNotACrash) {
   umpool_free(q, 4096, 0, nullptr);
 }
 
-TEST_F(CapiTest, OutOfMemoryRaisesWithTheRequestAndStats) {
+TEST_F(CapiTest, OutOfMemoryIsAnErrorWithTheRequestAndStats) {
+  void* out = nullptr;
+  EXPECT_EQ(umpool_alloc(std::size_t{1} << 30, 0, nullptr, 0, &out), UMPOOL_ERROR_OUT_OF_MEMORY);
+  EXPECT_EQ(out, nullptr);
+  EXPECT_NE(LastError().find("out of memory allocating 1073741824 bytes"), std::string::npos);
+  EXPECT_EQ(umpool_malloc(std::size_t{1} << 30, 0, nullptr), nullptr);  // above the 256 MiB cap
   try {
-    umpool_malloc(std::size_t{1} << 30, 0, nullptr);  // above the 256 MiB cap
+    umpool::torch_hooks::Malloc(std::size_t{1} << 30, 0, nullptr);
     FAIL() << "expected an exception";
   } catch (const std::runtime_error& e) {
     const std::string what = e.what();
@@ -124,7 +138,7 @@ TEST_F(CapiTest, OutOfMemoryRaisesWithTheRequestAndStats) {
   EXPECT_NE(LastError().find("out of memory"), std::string::npos);
   umpool_stats s{};
   ASSERT_EQ(umpool_get_stats(0, &s), UMPOOL_OK);
-  EXPECT_GE(s.ooms, 2u);
+  EXPECT_GE(s.ooms, 4u);
   void* p = umpool_malloc(1 << 20, 0, nullptr);  // the process and pool continue
   ASSERT_NE(p, nullptr);
   umpool_free(p, 1 << 20, 0, nullptr);
@@ -201,9 +215,24 @@ TEST_F(CapiTest, GraphPrivatePoolsRouteAndRelease) {
   ASSERT_TRUE(captured && big && other);
   EXPECT_GE(calls, 3);
   EXPECT_NE(captured, before) << "a capture's allocation never reuses the main pool's blocks";
-  umpool_stats main_stats{};
-  ASSERT_EQ(umpool_get_stats(0, &main_stats), UMPOOL_OK);
-  EXPECT_EQ(main_stats.allocated_bytes_current, 4096) << "only `other` is in the main pool";
+  umpool_stats device_stats{};
+  ASSERT_EQ(umpool_get_stats(0, &device_stats), UMPOOL_OK);
+  EXPECT_EQ(device_stats.allocated_bytes_current, 4096 + 4096 + (40 << 20))
+      << "the device's stats count its private pools";
+  // Which pool holds what: only `other` is in the main pool.
+  struct Live {
+    std::int64_t main = 0, priv = 0;
+  } live;
+  ASSERT_EQ(umpool_visit_spans(0, [](void* ctx, const umpool_span_info* s) {
+    auto* l = static_cast<Live*>(ctx);
+    for (std::size_t i = 0; i < s->block_count; ++i) {
+      if (s->blocks[i].state != 'L' || s->is_slab_space) continue;
+      const std::int64_t n = static_cast<std::int64_t>(s->blocks[i].bytes * s->blocks[i].count);
+      (s->pool_id_hi == 0 && s->pool_id_lo == 0 ? l->main : l->priv) += n;
+    }
+  }, &live), UMPOOL_OK);
+  EXPECT_EQ(live.main, 4096);
+  EXPECT_GE(live.priv, 4096 + (40 << 20));
   ASSERT_EQ(umpool_end_allocate_to_pool(0, 7, 1), UMPOOL_OK) << LastError();
   EXPECT_NE(umpool_end_allocate_to_pool(0, 7, 1), UMPOOL_OK) << "an end without a begin";
   // After the capture: the captured block, freed, is not handed to others.
@@ -211,17 +240,23 @@ TEST_F(CapiTest, GraphPrivatePoolsRouteAndRelease) {
   void* later = umpool_malloc(4096, 0, StreamOf(1));
   EXPECT_NE(later, captured);
   // The PyTorch-typed hooks: the same pool id routes to the same pool again.
-  umpool_torch_begin_allocate_to_pool(0, {7, 1}, [](umpool_stream_t s) { return s == StreamOf(1); });
+  umpool::torch_hooks::BeginAllocateToPool(0, {7, 1},
+                                           [](umpool_stream_t s) { return s == StreamOf(1); });
   void* again = umpool_malloc(4096, 0, StreamOf(1));
   EXPECT_EQ(again, captured) << "a later capture into the same pool reuses its blocks";
-  umpool_torch_end_allocate_to_pool(0, {7, 1});
+  umpool::torch_hooks::EndAllocateToPool(0, {7, 1});
   umpool_free(again, 4096, 0, StreamOf(1));
-  umpool_torch_release_pool(0, {7, 1});
-  EXPECT_EQ(umpool_graph_pool_count(0), 1) << "the 40 MiB block is still live";
+  // Two begins, two uses: PyTorch releases once per graph.
+  umpool::torch_hooks::ReleasePool(0, {7, 1});
   umpool_free(big, 40u << 20, 0, StreamOf(1));
+  EXPECT_EQ(umpool_graph_pool_count(0), 1) << "one use is left";
+  ASSERT_EQ(umpool_release_pool(0, 7, 1), UMPOOL_OK);
   EXPECT_EQ(umpool_graph_pool_count(0), 0) << "released and empty: memory returned";
-  EXPECT_EQ(umpool_begin_allocate_to_pool(0, 7, 1, OnlyStreamOne, &calls),
-            UMPOOL_ERROR_FAILED_PRECONDITION);
+  // A released pool can be used again (a MemPool entered anew).
+  ASSERT_EQ(umpool_begin_allocate_to_pool(0, 7, 1, OnlyStreamOne, &calls), UMPOOL_OK);
+  EXPECT_EQ(umpool_graph_pool_count(0), 1);
+  ASSERT_EQ(umpool_end_allocate_to_pool(0, 7, 1), UMPOOL_OK);
+  ASSERT_EQ(umpool_release_pool(0, 7, 1), UMPOOL_OK);
   EXPECT_EQ(umpool_begin_allocate_to_pool(0, 8, 1, nullptr, nullptr), UMPOOL_ERROR_INVALID_ARGUMENT);
   EXPECT_EQ(umpool_release_pool(0, 99, 99), UMPOOL_OK) << "releasing an unused id is a no-op";
   umpool_free(other, 4096, 0, StreamOf(2));

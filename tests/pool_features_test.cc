@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "src/backend/backend.h"
+#include "umpool/backend.h"
 #include "src/pool/pool_core.h"
 #include "tests/pool_test_fixture.h"
 #include "tests/test_util.h"
@@ -140,7 +140,7 @@ TEST_P(PoolTest, PrefetchBlocksIsOneCallAndAllOrNothing) {
     FillPattern(kind(), *p, 4096, n);
     blocks.push_back(*p);
   }
-  internal::Backend& backend = internal::PoolCore::Unwrap(*pool_)->backend();
+  Backend& backend = internal::PoolCore::Unwrap(*pool_)->backend();
   const std::uint64_t ops = backend.counters().prefetch_ops.load();
   const std::uint64_t calls = pool_->GetStats().prefetch_calls;
   ASSERT_TRUE(pool_->PrefetchBlocks(blocks.data(), blocks.size(), Location::kHost, kDefaultStream).ok());
@@ -176,7 +176,7 @@ TEST_P(PoolTest, DeviceMemoryRoleHasItsOwnBackend) {
   o.roles[static_cast<int>(Role::kActivations)].device_memory = true;
   auto pool = Make(o);
   internal::PoolCore* core = internal::PoolCore::Unwrap(*pool);
-  internal::Backend* dm = core->device_memory_backend();
+  Backend* dm = core->device_memory_backend();
   if (kind() == BackendKind::kDevice) {
     EXPECT_EQ(dm, nullptr) << "a device pool is device memory already";
   } else {
@@ -279,8 +279,11 @@ TEST_P(PoolTest, SnapshotShowsSegmentsSlabsAndBlocks) {
   const Stats s = pool_->GetStats();
   EXPECT_EQ(count("\"kind\":\"slab\""), static_cast<std::size_t>(s.slabs));
   EXPECT_EQ(count("\"kind\":\"segment\""), static_cast<std::size_t>(s.large_segments));
-  EXPECT_NE(json.find("[0,41943040,1,\"L\"]"), std::string::npos) << "the live 40 MiB block";
-  EXPECT_NE(json.find(",\"F\"]"), std::string::npos) << "the freed block shows as free";
+  EXPECT_NE(json.find("[0,41943040,1,\"L\",41943040]"), std::string::npos)
+      << "the live 40 MiB block, with its requested bytes";
+  EXPECT_NE(json.find(",\"F\",0]"), std::string::npos) << "the freed block shows as free";
+  EXPECT_NE(json.find("\"requested_bytes\":" + std::to_string(4096 + (40u << 20))),
+            std::string::npos);
   ASSERT_TRUE(pool_->Deallocate(*small).ok());
   ASSERT_TRUE(pool_->Deallocate(*big).ok());
 }

@@ -13,7 +13,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "gtest/gtest.h"
-#include "src/backend/backend.h"
+#include "umpool/backend.h"
 #include "src/pool/pool_core.h"
 #include "tests/pool_test_fixture.h"
 #include "tests/test_util.h"

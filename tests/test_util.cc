@@ -5,8 +5,7 @@
 #include <cstring>
 #include <vector>
 
-#include "src/backend/backend.h"
-#include "src/pool/pool_core.h"
+#include "umpool/backend.h"
 
 #if UMPOOL_HAVE_CUDA
 #include <cuda_runtime_api.h>
@@ -24,7 +23,7 @@ std::uint64_t TestSeed(std::uint64_t fallback) {
   return seed;
 }
 
-bool HaveGpu() { return internal::CudaAvailable(); }
+bool HaveGpu() { return CudaAvailable(); }
 
 absl::StatusOr<std::unique_ptr<Pool>> MakeTestPool(BackendKind kind, PoolOptions options) {
   options.backend = kind;
@@ -39,12 +38,12 @@ std::unique_ptr<Pool> MakeHostPool(PoolOptions options, internal::HostBackend** 
   options.backend = BackendKind::kHost;
   auto b = std::make_unique<internal::HostBackend>(backend_capacity);
   *backend = b.get();
-  auto core = internal::PoolCore::Create(options, std::move(b));
-  if (!core.ok()) {
-    std::fprintf(stderr, "MakeHostPool: %s\n", core.status().ToString().c_str());
+  auto pool = Pool::Create(options, std::move(b));
+  if (!pool.ok()) {
+    std::fprintf(stderr, "MakeHostPool: %s\n", pool.status().ToString().c_str());
     std::abort();
   }
-  return internal::PoolCore::Wrap(*std::move(core));
+  return *std::move(pool);
 }
 
 namespace {

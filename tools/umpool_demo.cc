@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "src/backend/backend.h"
+#include "umpool/backend.h"
 #include "umpool/umpool.hpp"
 
 #if UMPOOL_HAVE_CUDA
@@ -59,7 +59,7 @@ double SeedNsPerPair(std::size_t bytes, int iters) {
 }  // namespace
 
 int main() {
-  const bool gpu = umpool::internal::CudaAvailable();
+  const bool gpu = umpool::CudaAvailable();
   umpool::PoolOptions options;
   options.backend = gpu ? umpool::BackendKind::kManaged : umpool::BackendKind::kHost;
   if (gpu) options.capacity_bytes = std::size_t{4} << 30;  // a small, safe cap for the demo

@@ -35,9 +35,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "bench/allocators.h"
-#include "src/backend/backend.h"
-#include "src/backend/host_backend.h"
-#include "src/pool/pool_core.h"
+#include "umpool/backend.h"
 #include "umpool/pool.h"
 
 namespace {
@@ -166,10 +164,9 @@ class UmpoolTarget final : public Target {
       // The host backend's own limit (half of RAM by default) must not stop a
       // GPU-sized trace: it maps with MAP_NORESERVE and the replay never
       // touches the memory.
-      auto core = umpool::internal::PoolCore::Create(
-          o, std::make_unique<umpool::internal::HostBackend>(capacity));
-      if (!core.ok()) Fail("umpool: " + core.status().ToString());
-      pool_ = umpool::internal::PoolCore::Wrap(*std::move(core));
+      auto pool = umpool::Pool::Create(o, umpool::CreateHostBackend(capacity));
+      if (!pool.ok()) Fail("umpool: " + pool.status().ToString());
+      pool_ = *std::move(pool);
       return;
     }
     auto pool = umpool::Pool::Create(o);
@@ -401,7 +398,7 @@ int main(int argc, char** argv) {
     else Fail("unknown argument '" + a + "' (try --help)");
   }
   if (trace_path.empty()) Fail("no trace given (try --help)");
-  const bool gpu = umpool::internal::CudaAvailable();
+  const bool gpu = umpool::CudaAvailable();
   if (backend.empty()) backend = gpu ? "managed" : "host";
   if (backend != "host" && backend != "managed") Fail("--backend must be host or managed");
   if (backend == "managed" && !gpu) Fail("--backend managed needs a GPU");

@@ -8,16 +8,10 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "umpool/backend.h"
 #include "umpool/types.h"
 
 namespace umpool {
-
-// Which processor gets a direct mapping of managed slabs (cudaMemAdviseSetAccessedBy).
-enum class AccessedBy : std::uint8_t {
-  kCpu = 0,   // the seed's choice: the CPU may read without migrating pages back
-  kGpu = 1,   // the pool's GPU (useful when PreferredLocation is the host)
-  kNone = 2,  // no AccessedBy advice
-};
 
 // When a new slab or large-block segment is prefetched to the pool's GPU.
 enum class PrefetchMode : std::uint8_t {
@@ -30,6 +24,10 @@ enum class PrefetchMode : std::uint8_t {
 // allocation (invariant 3). Ignored by the device and host backends, except
 // that the pool still counts the advice/prefetch operations it asks for.
 struct RolePolicy {
+  // PreferredLocation advice: the pool's GPU (the seed's choice), or host
+  // memory for data the GPU reads once per step (then AccessedBy = GPU gives
+  // it a direct mapping instead of migrations).
+  Location preferred = Location::kDevice;
   AccessedBy accessed_by = AccessedBy::kCpu;
   PrefetchMode prefetch = PrefetchMode::kBelowThreshold;
   // For kBelowThreshold: ranges strictly smaller than this are prefetched.
@@ -67,6 +65,9 @@ struct RolePolicy {
   std::size_t slab_max_bytes = std::size_t{1} << 20;
 
   bool operator==(const RolePolicy&) const = default;
+
+  // The backend advice this policy gives a new segment.
+  Advice advice() const { return Advice{preferred, accessed_by, read_mostly}; }
 };
 
 // Defaults per role: default = the seed's rule; weights and activations are
@@ -111,6 +112,13 @@ struct PoolOptions {
   // tools/umpool-replay). Pool::Create fails with InvalidArgument if the file
   // cannot be created. Costs a mutex and a formatted line per call.
   std::string trace_path;
+
+  // When an allocation finds no memory under the cap, the pool returns its
+  // free segments to the backend and retries (as PyTorch empties its cache).
+  // false keeps them: the pool's layout then changes only by Trim, which CUDA
+  // graph private pools need (their checkpoints restore blocks at the
+  // addresses they had).
+  bool release_on_oom = true;
 
   // Checks the options for contradictions and out-of-range values. Does not
   // look at the hardware (Pool::Create does). Returns InvalidArgument naming

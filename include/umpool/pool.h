@@ -18,9 +18,8 @@
 //   * Stream lifetime: a stream passed to the pool must stay valid (not be
 //     destroyed) while blocks last used on it may still be cached: the pool
 //     records events on it lazily, when another stream wants those blocks.
-//     Destroy a stream only after Trim(), or keep streams for the process's
-//     lifetime as PyTorch's stream pool does. (Found by the paged-KV demo;
-//     an explicit ReleaseStream is planned, docs/status.md.)
+//     Keep streams for the process's lifetime, as PyTorch's stream pool does,
+//     or call ReleaseStream before destroying one.
 //   * Allocate(bytes, S) returns memory that is ready for work enqueued on S.
 //     Using it on another stream T without ordering T after S is the caller's
 //     responsibility (as with cudaMallocAsync), or call RecordStream.
@@ -41,9 +40,11 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "umpool/backend.h"
 #include "umpool/options.h"
 #include "umpool/stats.h"
 #include "umpool/types.h"
@@ -54,18 +55,64 @@ namespace internal {
 class PoolCore;
 }  // namespace internal
 
+// One live block (Pool::LiveBlocks): where it is, how big, for what.
+struct BlockInfo {
+  void* ptr = nullptr;
+  std::size_t bytes = 0;      // usable size (BlockSize)
+  std::size_t requested = 0;  // what the caller asked for
+  Stream stream = nullptr;    // the stream it was allocated for
+  Role role = Role::kDefault;
+};
+
+// A picture of one span (Pool::Spans): a segment (a backend allocation) or a
+// slab carved from one, with its blocks in address order.
+struct SpanBlocks {
+  std::size_t offset = 0;     // from the span's base
+  std::size_t bytes = 0;      // one block's size
+  std::uint32_t count = 1;    // consecutive blocks of this size and state (slabs)
+  char state = 'F';           // 'L' live, 'R' live and named by RecordStream,
+                              // 'F' free (cached), 'U' never handed out
+  std::size_t requested = 0;  // live blocks: bytes asked for, all `count` together
+};
+struct SpanInfo {
+  std::uintptr_t base = 0;
+  std::size_t bytes = 0;
+  bool slab = false;            // a slab inside a segment, or a segment
+  bool slab_space = false;      // a segment of slab space: its live blocks are slabs
+  Role role = Role::kDefault;   // the role it was made for
+  std::size_t block_bytes = 0;  // slabs: the class size
+  bool device_memory = false;   // plain device memory (RolePolicy::device_memory)
+  std::vector<SpanBlocks> blocks;
+};
+
+// One row of the size-class table (SizeClassTable()).
+struct SizeClassRow {
+  std::size_t block_bytes = 0;  // the class size
+  std::size_t slab_bytes = 0;   // bytes per slab (a multiple of 2 MiB)
+  std::size_t blocks = 0;       // blocks per slab
+  std::size_t tail_bytes = 0;   // slab_bytes - blocks * block_bytes
+};
+
 class Pool {
  public:
-  // Creates a pool. Validates `options` (InvalidArgument), creates the
-  // backend (Unavailable when it needs CUDA and there is no usable GPU, or
-  // when umpool was built without CUDA; InvalidArgument for a bad device
-  // ordinal) and resolves the default capacity. Thread-safe.
+  // Creates a pool on umpool's backend for options.backend. Validates
+  // `options` (InvalidArgument), creates the backend (Unavailable when it
+  // needs CUDA and there is no usable GPU, or when umpool was built without
+  // CUDA; InvalidArgument for a bad device ordinal) and resolves the default
+  // capacity. Thread-safe.
   static absl::StatusOr<std::unique_ptr<Pool>> Create(const PoolOptions& options);
+  // Creates a pool on `backend` (any implementation of umpool/backend.h;
+  // options.backend and options.device are ignored: the backend's own are
+  // used). Roles with device_memory get a second backend: a device backend on
+  // the same GPU, or a host backend beside a host backend. InvalidArgument
+  // for a null backend. Thread-safe.
+  static absl::StatusOr<std::unique_ptr<Pool>> Create(const PoolOptions& options,
+                                                      std::unique_ptr<Backend> backend);
 
   // Destroys the pool: waits for the device to finish (so no queued work can
   // touch memory being returned) and returns every slab and segment to the
   // backend, including blocks still allocated. Pointers from this pool are
-  // invalid afterwards.
+  // invalid afterwards. No other thread may be inside a call of the pool.
   ~Pool();
 
   Pool(const Pool&) = delete;
@@ -77,6 +124,7 @@ class Pool {
   // bytes); above, a large block of the role's own large space.
   //   * bytes == 0: returns nullptr and OK; Deallocate(nullptr) is a no-op.
   //   * bytes larger than 2^47: InvalidArgument ("absurd size").
+  //   * a role outside Role: InvalidArgument.
   //   * not enough memory under the cap even after releasing cached memory:
   //     ResourceExhausted, with the request size and the pool's stats.
   // Never blocks the host on GPU work unless memory is short (then it waits
@@ -85,20 +133,34 @@ class Pool {
                                  Role role = Role::kDefault);
 
   // Returns `ptr` to the pool. `stream` is the stream on which the block was
-  // last used (for PyTorch: its allocation stream): the block may be reused
-  // on that stream at once and on other streams after an event recorded on
-  // it completes. nullptr is a no-op.
+  // last used: the block may be reused on that stream at once and on other
+  // streams after an event recorded on it completes. nullptr is a no-op.
   //   * a pointer this pool did not hand out, or one pointing inside a block:
   //     InvalidArgument; nothing changes.
   //   * a block already freed: FailedPrecondition ("double free"); nothing changes.
   // Thread-safe; never blocks the host on GPU work.
-  absl::Status Deallocate(void* ptr, Stream stream = kDefaultStream);
+  absl::Status Deallocate(void* ptr, Stream stream);
+  // The same, on the stream the block was allocated for (as PyTorch frees a
+  // tensor: its last use is ordered on its allocation stream, or named by
+  // RecordStream).
+  absl::Status Deallocate(void* ptr);
 
   // Marks `ptr` (a live block from this pool) as used on `stream` too: when it
   // is freed, it is not reused until the work queued on `stream` up to the
   // free has completed. Same errors as Deallocate for bad pointers.
   // Thread-safe.
   absl::Status RecordStream(void* ptr, Stream stream);
+
+  // Tells the pool that `stream` is about to be destroyed. Waits (host-
+  // blocking) for the work queued on it so far, makes every cached block last
+  // used on it reusable by any stream, and never records an event on the
+  // handle again unless it is passed to the pool anew (CUDA reuses handle
+  // values). Call it after the stream's last use and before
+  // cudaStreamDestroy; without it, destroying a stream while blocks freed on
+  // it are cached crashes the next fence that would be recorded on it. A
+  // stream the pool never saw is a no-op. FailedPrecondition during a graph
+  // capture; a backend error otherwise. Thread-safe.
+  absl::Status ReleaseStream(Stream stream);
 
   // Moves [ptr, ptr + bytes) to `where` (the pool's GPU or host memory),
   // ordered on `stream` like a kernel: work enqueued on `stream` afterwards
@@ -108,7 +170,8 @@ class Pool {
   // a small block shares pages with its neighbours, which move with it.
   // On the device and host backends this checks the range and does nothing.
   // Errors: InvalidArgument (not inside a live block of this pool, or past
-  // its end); a CUDA error as returned by cudaMemPrefetchAsync. Thread-safe.
+  // its end); FailedPrecondition (the block is plain device memory); a CUDA
+  // error as returned by cudaMemPrefetchAsync. Thread-safe.
   absl::Status Prefetch(const void* ptr, std::size_t bytes, Location where, Stream stream);
   // Prefetch of the whole block containing ptr to host memory / to the GPU:
   // e.g. the KV cache of a paused request, and its return before it resumes.
@@ -126,7 +189,8 @@ class Pool {
   // free large-block segments. Waits (host-blocking) for events of pending
   // frees first, so it is not for hot paths. Blocks cached by other threads'
   // caches are handed back at those threads' next call and released by a
-  // later Trim. Returns the first backend error, if any. Thread-safe.
+  // later Trim. Returns the first backend error, if any; FailedPrecondition
+  // during a graph capture. Thread-safe.
   absl::Status Trim();
 
   // CUDA graph capture. Call BeginCapture before cudaStreamBeginCapture on a
@@ -146,10 +210,8 @@ class Pool {
   void BeginCapture();
   absl::Status EndCapture();
 
-  // A snapshot of the counters. Counters are updated with relaxed atomics, so
-  // a snapshot taken while other threads allocate is approximate; one taken
-  // when they are quiet is exact (see Stats::allocated_bytes for the peak).
-  // Thread-safe.
+  // A snapshot of the counters (umpool/stats_table.h). Thread-safe; see
+  // Stats for its accuracy while other threads allocate.
   Stats GetStats() const;
 
   // Every slab and large-block segment with the state of each block, as JSON
@@ -158,6 +220,29 @@ class Pool {
   // inside the pool, approximate otherwise. Thread-safe; takes each bin's and
   // heap's lock in turn, so not for hot paths.
   std::string SnapshotJson() const;
+
+  // Every slab and segment with its blocks, in address order (what
+  // SnapshotJson writes). Same accuracy and cost as SnapshotJson.
+  std::vector<SpanInfo> Spans() const;
+
+  // Every live block, in address order (a checkpoint of the pool's use).
+  // Exact when no other thread is inside the pool. Thread-safe; not for hot
+  // paths.
+  std::vector<BlockInfo> LiveBlocks() const;
+  // Makes the live blocks exactly `blocks` (LiveBlocks() of an earlier
+  // moment), as CUDA graph trees need when they record a new graph from an
+  // earlier state: live blocks not in `blocks` are freed (on their own
+  // streams) and appended to *freed; blocks of `blocks` that are not live are
+  // allocated again at their addresses and appended to *allocated. Large
+  // blocks only (a pool whose roles have slab_max_bytes 0, as graph private
+  // pools are): FailedPrecondition for a size-class block, or when the
+  // memory of a block to restore is no longer free in this pool (Trim
+  // returned it, or something else holds it). A block whose memory is not
+  // yet reusable on its stream is waited for (host-blocking).
+  // FailedPrecondition during a capture. No other thread may use the pool
+  // meanwhile.
+  absl::Status RestoreLiveBlocks(const std::vector<BlockInfo>& blocks, std::vector<void*>* freed,
+                                 std::vector<void*>* allocated);
 
   // Sets every peak to its current value. Thread-safe.
   void ResetPeaks();
@@ -184,18 +269,26 @@ class Pool {
   // whether the block is live; use it to find the pool that owns a pointer.
   bool Holds(const void* ptr) const;
 
-  // The usable size of a live block (its rounded size), or InvalidArgument.
+  // The usable size of a live block (its rounded size), or InvalidArgument
+  // (not a block start of this pool) / FailedPrecondition (not allocated).
   absl::StatusOr<std::size_t> BlockSize(const void* ptr) const;
+  // The live block containing `ptr` (which may point inside it).
+  absl::StatusOr<BlockInfo> BlockContaining(const void* ptr) const;
 
   const PoolOptions& options() const;
   // The backend's description, e.g. "managed: NVIDIA H100 80GB HBM3 (device 0)".
   std::string Describe() const;
+  // The device's total memory, through the backend (TotalBytes).
+  absl::StatusOr<std::size_t> DeviceTotalBytes() const;
 
  private:
   friend class internal::PoolCore;
   explicit Pool(std::unique_ptr<internal::PoolCore> core);
   std::unique_ptr<internal::PoolCore> core_;
 };
+
+// The size-class table every pool uses (tools/umpool-size-classes prints it).
+std::vector<SizeClassRow> SizeClassTable();
 
 }  // namespace umpool
 

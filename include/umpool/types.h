@@ -9,9 +9,10 @@
 
 #include <cstddef>
 #include <cstdint>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "umpool/roles.h"
 
 struct CUstream_st;  // same declaration as in CUDA's driver_types.h
 struct CUevent_st;
@@ -31,16 +32,20 @@ inline constexpr Stream kDefaultStream = nullptr;
 inline constexpr std::size_t kMinAlignment = 256;
 
 // What an allocation is for. The role picks the advice and prefetch policy of
-// the slabs and large blocks it is served from (see RolePolicy in options.h).
+// the slabs and large blocks it is served from (see RolePolicy in options.h):
+//   kDefault     the seed allocator's policy: prefetch below a size threshold
+//   kWeights     model parameters: always resident on the GPU
+//   kKv          KV cache: may page-fault to host memory
+//   kActivations short-lived tensors: always resident on the GPU
+// The list is umpool/roles.h's table.
 enum class Role : std::uint8_t {
-  kDefault = 0,      // the seed allocator's policy: prefetch below a size threshold
-  kWeights = 1,      // model parameters: always resident on the GPU
-  kKv = 2,           // KV cache: may page-fault to host memory
-  kActivations = 3,  // short-lived tensors: always resident on the GPU
+#define UMPOOL_ROLE_ENUMERATOR_(e, name, value) e = value,
+  UMPOOL_ROLES(UMPOOL_ROLE_ENUMERATOR_)
+#undef UMPOOL_ROLE_ENUMERATOR_
 };
-inline constexpr int kNumRoles = 4;
+inline constexpr int kNumRoles = UMPOOL_NUM_ROLES;
 
-// Where a prefetch moves memory to: the pool's GPU, or host memory.
+// Where memory should be: the pool's GPU, or host memory.
 enum class Location : std::uint8_t { kDevice = 0, kHost = 1 };
 
 // Where slabs come from.
@@ -51,6 +56,8 @@ enum class BackendKind : std::uint8_t {
 };
 
 // Lower-case names ("default", "weights", "kv", "activations") and back.
+// RoleName of an invalid role is "invalid"; ParseRole of an unknown name is
+// InvalidArgument listing the names. Thread-safe.
 absl::string_view RoleName(Role role);
 absl::StatusOr<Role> ParseRole(absl::string_view name);
 

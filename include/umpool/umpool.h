@@ -1,11 +1,10 @@
 /* umpool/umpool.h: the C ABI of libumpool.so.
  *
- * PyTorch loads umpool as a pluggable allocator through these functions:
- *
- *   alloc = torch.cuda.memory.CUDAPluggableAllocator("libumpool.so", "umpool_malloc", "umpool_free")
- *   torch.cuda.memory.change_current_allocator(alloc)     # before CUDA is initialised
- *
- * (the Python package `umpool.torch.enable()` does this and wires every hook).
+ * For engines written in C, Rust, Go or Zig, and for PyTorch. umpool.torch
+ * (python/umpool/torch.py) plugs it into PyTorch: through a C++ allocator
+ * compiled against the installed torch (python/umpool/csrc), or through
+ * torch.cuda.memory.CUDAPluggableAllocator with the entry points of
+ * umpool/umpool_torch.h where no compiler is found.
  *
  * Pools are created lazily, one per CUDA device, configured once from the
  * UMPOOL_CONF environment variable or umpool_configure() (docs/conf.md).
@@ -16,18 +15,22 @@
  *   recorded on S after the free has completed; umpool_record_stream adds
  *   streams to wait for.
  * Alignment: every pointer returned is aligned to at least 256 bytes.
- * Size 0: the malloc functions return NULL and record no error; freeing NULL
- *   is a no-op.
- * Errors: functions returning int return 0 (UMPOOL_OK) or an umpool_status
- *   code, and umpool_last_error() (per thread) says why. The malloc functions
- *   report failure as described below; the first failure of each kind is also
- *   logged once to stderr with the request size and the pool's stats.
+ * Size 0: the allocation functions return NULL (umpool_alloc: UMPOOL_OK and
+ *   *out = NULL) and record no error; freeing NULL is a no-op.
+ * Errors: no function ever throws or aborts. Functions returning int return 0
+ *   (UMPOOL_OK) or an umpool_status code; the allocation functions return
+ *   NULL; the void ones only record the error. umpool_last_error() (per
+ *   thread) says why, and the first failure of each kind (out of memory,
+ *   other) is logged once to stderr with the request and the pool's stats.
  */
 #ifndef UMPOOL_UMPOOL_H_
 #define UMPOOL_UMPOOL_H_
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "umpool/roles.h"
+#include "umpool/stats_table.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -42,91 +45,54 @@ typedef enum umpool_status {
   UMPOOL_OK = 0,
   UMPOOL_ERROR_INVALID_ARGUMENT = 1, /* bad pointer, size, device, role or configuration */
   UMPOOL_ERROR_OUT_OF_MEMORY = 2,    /* the cap or the device is exhausted */
-  UMPOOL_ERROR_FAILED_PRECONDITION = 3, /* double free; configure after first use */
+  UMPOOL_ERROR_FAILED_PRECONDITION = 3, /* double free; configure after first use; during a capture */
   UMPOOL_ERROR_UNAVAILABLE = 4,      /* no usable GPU, or built without CUDA */
   UMPOOL_ERROR_INTERNAL = 5
 } umpool_status;
 
-/* --- PyTorch pluggable-allocator entry points ------------------------------
- * Signatures are PyTorch's: alloc(size, device, stream), free(ptr, size,
- * device, stream). `device` is the CUDA ordinal the tensor lives on; free may
- * run with any device current and finds the right pool from the pointer.
- *
- * Failure of umpool_malloc*: by default (UMPOOL_CONF raise_on_oom:true) a C++
- * exception derived from std::runtime_error is thrown, carrying the error
- * text. PyTorch 2.11 does not check a pluggable allocator's NULL, but it does
- * propagate C++ exceptions from it to Python as RuntimeError, so the user
- * sees "umpool: out of memory allocating N bytes ..." instead of a crash.
- * With raise_on_oom:false they return NULL and set umpool_last_error(). */
+/* --- Allocation ------------------------------------------------------------
+ * `device` is the CUDA ordinal; `role` one of umpool/roles.h's values (0
+ * default, 1 weights, 2 kv, 3 activations; umpool_role_name). While a graph
+ * private pool routes allocations (umpool_begin_allocate_to_pool), those its
+ * filter picks come from that pool. */
+
+/* The status-returning allocation: *out gets the block (NULL for size 0). */
+UMPOOL_API int umpool_alloc(size_t size, int device, umpool_stream_t stream, int role,
+                            void** out);
+/* PyTorch's pluggable signature: alloc(size, device, stream). NULL on failure. */
 UMPOOL_API void* umpool_malloc(size_t size, int device, umpool_stream_t stream);
-UMPOOL_API void umpool_free(void* ptr, size_t size, int device, umpool_stream_t stream);
-
-/* Role entry points: the same, with the role's placement policy. */
-UMPOOL_API void* umpool_malloc_weights(size_t size, int device, umpool_stream_t stream);
-UMPOOL_API void* umpool_malloc_kv(size_t size, int device, umpool_stream_t stream);
-UMPOOL_API void* umpool_malloc_activations(size_t size, int device, umpool_stream_t stream);
-
-/* For torch.cuda.MemPool: never throw; return NULL on failure. PyTorch's
- * caching allocator, which calls these for whole segments, turns NULL into
- * torch.OutOfMemoryError itself. */
+/* The same with a role's placement policy: umpool_malloc_weights,
+ * umpool_malloc_kv, umpool_malloc_activations (and umpool_malloc_default). */
+#define UMPOOL_DECLARE_ROLE_MALLOC_(e, name, value) \
+  UMPOOL_API void* umpool_malloc_##name(size_t size, int device, umpool_stream_t stream);
+UMPOOL_ROLES(UMPOOL_DECLARE_ROLE_MALLOC_)
+#undef UMPOOL_DECLARE_ROLE_MALLOC_
+/* For torch.cuda.MemPool(CUDAPluggableAllocator(...)) segments, by role:
+ * umpool_pool_malloc, umpool_pool_malloc_<role>. NULL on failure, which
+ * PyTorch's caching allocator turns into torch.OutOfMemoryError itself. */
 UMPOOL_API void* umpool_pool_malloc(size_t size, int device, umpool_stream_t stream);
-UMPOOL_API void* umpool_pool_malloc_weights(size_t size, int device, umpool_stream_t stream);
-UMPOOL_API void* umpool_pool_malloc_kv(size_t size, int device, umpool_stream_t stream);
-UMPOOL_API void* umpool_pool_malloc_activations(size_t size, int device, umpool_stream_t stream);
+#define UMPOOL_DECLARE_ROLE_POOL_MALLOC_(e, name, value) \
+  UMPOOL_API void* umpool_pool_malloc_##name(size_t size, int device, umpool_stream_t stream);
+UMPOOL_ROLES(UMPOOL_DECLARE_ROLE_POOL_MALLOC_)
+#undef UMPOOL_DECLARE_ROLE_POOL_MALLOC_
 
-/* --- Hooks PyTorch can call (set from Python on the pluggable allocator) ---- */
-/* set_init_fn: PyTorch 2.11 passes the number of devices. Reads the
- * configuration (a malformed UMPOOL_CONF is reported here, in
- * umpool_last_error()); pools are still created lazily, per device, at their
- * first allocation, so a process that uses one GPU touches no other. */
-UMPOOL_API void umpool_init(int device_count);
-/* set_reset_fn (torch.cuda.empty_cache): returns empty slabs and free large
- * blocks of every pool to CUDA. */
-UMPOOL_API void umpool_empty_cache(void);
-/* set_memory_fraction_fn: caps the device's pool at fraction x the device's
- * total memory (never above the pool's creation cap unless oversubscription
- * is allowed). fraction must be in (0, 1]. */
-UMPOOL_API void umpool_set_memory_fraction(double fraction, int device);
-/* set_record_stream_fn: the block at ptr is also used on stream. */
+/* PyTorch's pluggable signature: free(ptr, size, device, stream). `stream`
+ * is where the block was last used (PyTorch passes its allocation stream);
+ * the pool is found from the pointer, whatever `device` says. Errors (a
+ * foreign pointer, a double free) are recorded, nothing changes. */
+UMPOOL_API void umpool_free(void* ptr, size_t size, int device, umpool_stream_t stream);
+/* Frees on an explicit stream / on the stream the block was allocated for
+ * (a tensor's deleter). Return a status. */
+UMPOOL_API int umpool_deallocate(void* ptr, umpool_stream_t stream);
+UMPOOL_API int umpool_free_block(void* ptr);
+
+/* The block at ptr is also used on `stream` (Tensor.record_stream). */
 UMPOOL_API void umpool_record_stream(void* ptr, umpool_stream_t stream);
+/* `stream` (of `device`) is about to be destroyed: waits for its work and
+ * stops using the handle (umpool::Pool::ReleaseStream), in every pool of the
+ * device. Call it before cudaStreamDestroy on a stream umpool has seen. */
+UMPOOL_API int umpool_release_stream(int device, umpool_stream_t stream);
 
-/* --- Configuration, stats, errors ----------------------------------------- */
-/* Configures every pool created afterwards (UMPOOL_CONF syntax). Must be
- * called before the first pool exists (FAILED_PRECONDITION otherwise);
- * overrides UMPOOL_CONF. */
-UMPOOL_API int umpool_configure(const char* conf);
-
-typedef struct umpool_stats {
-  int64_t allocated_bytes_current, allocated_bytes_peak;
-  int64_t reserved_bytes_current, reserved_bytes_peak;
-  int64_t large_reserved_bytes_current, large_reserved_bytes_peak;
-  uint64_t allocations, frees, cache_hits;
-  uint64_t backend_allocations, backend_frees;
-  uint64_t advise_calls, prefetch_calls;
-  uint64_t alloc_retries, ooms, cross_stream_reuses, events_recorded, trims;
-  int64_t slabs, large_segments;
-  uint64_t capacity_bytes;
-  uint64_t discard_calls, discard_bytes;
-} umpool_stats;
-
-/* Stats of the device's pool (all zero except capacity if it has none yet:
- * NOT created by this call). */
-UMPOOL_API int umpool_get_stats(int device, umpool_stats* out);
-UMPOOL_API int umpool_reset_peak_stats(int device);
-/* Human-readable stats into buf (NUL-terminated, truncated to len). Returns
- * the length needed, or -1 if the device is invalid. */
-UMPOOL_API int umpool_stats_text(int device, char* buf, size_t len);
-/* The device pool's spans and blocks as JSON (umpool::Pool::SnapshotJson),
- * into buf like umpool_stats_text: returns the length needed (call again with
- * a larger buffer if it grew), or -1 if the device is invalid. A device with
- * no pool yet gives a snapshot with no spans. */
-UMPOOL_API int umpool_snapshot_json(int device, char* buf, size_t len);
-/* Returns empty slabs and free large blocks of the device's pool to CUDA. */
-UMPOOL_API int umpool_trim(int device);
-/* The calling thread's last error text ("" if none). Valid until the thread's
- * next umpool call. */
-UMPOOL_API const char* umpool_last_error(void);
-UMPOOL_API void umpool_clear_last_error(void);
 /* Moves [ptr, ptr + bytes) to the GPU (to_gpu != 0) or to host memory,
  * ordered on `stream`; addresses never change. The range must lie inside one
  * live block of any device's pool (ptr may be interior); bytes == 0 means to
@@ -137,22 +103,107 @@ UMPOOL_API int umpool_prefetch(const void* ptr, size_t bytes, int to_gpu, umpool
  * pool; every pointer is checked before anything moves. count 0: no-op. */
 UMPOOL_API int umpool_prefetch_blocks(const void* const* ptrs, size_t count, int to_gpu,
                                       umpool_stream_t stream);
-
 /* Usable size of the live block at ptr (from any device's pool), or 0 if ptr
  * is not a live umpool block. */
 UMPOOL_API size_t umpool_block_size(const void* ptr);
+
+/* --- Hooks PyTorch calls ----------------------------------------------------*/
+/* PyTorch passes the number of devices. Reads the configuration (a malformed
+ * UMPOOL_CONF is reported here, in umpool_last_error()); pools are still
+ * created lazily, per device, at their first allocation. */
+UMPOOL_API void umpool_init(int device_count);
+/* torch.cuda.empty_cache: returns empty slabs and free segments of every
+ * pool (private graph pools included) to CUDA. */
+UMPOOL_API void umpool_empty_cache(void);
+/* Caps the device's pool at fraction x the device's total memory (never above
+ * the pool's creation cap unless oversubscription is allowed); fraction in (0, 1]. */
+UMPOOL_API void umpool_set_memory_fraction(double fraction, int device);
+/* The fraction set last (1.0 if none). */
+UMPOOL_API double umpool_get_memory_fraction(int device);
+
+/* --- Configuration, stats, errors ----------------------------------------- */
+/* Configures every pool created afterwards (UMPOOL_CONF syntax). Must be
+ * called before the first pool exists (FAILED_PRECONDITION otherwise);
+ * overrides UMPOOL_CONF. */
+UMPOOL_API int umpool_configure(const char* conf);
+/* The configuration keys as a Markdown table (docs/conf.md's), with each
+ * key's default; copied into buf like umpool_stats_text. */
+UMPOOL_API int umpool_conf_doc(char* buf, size_t len);
+
+/* The statistics of umpool/stats_table.h: a value X has X_current and
+ * X_peak, a count or gauge is one field. */
+typedef struct umpool_stats {
+#define UMPOOL_C_STAT_VALUE_(name, key, doc) int64_t name##_current, name##_peak;
+#define UMPOOL_C_STAT_COUNT_(name, key, doc) uint64_t name;
+#define UMPOOL_C_STAT_GAUGE_(name, key, doc) int64_t name;
+  UMPOOL_STAT_VALUES(UMPOOL_C_STAT_VALUE_)
+  UMPOOL_STAT_COUNTS(UMPOOL_C_STAT_COUNT_)
+  UMPOOL_STAT_GAUGES(UMPOOL_C_STAT_GAUGE_)
+#undef UMPOOL_C_STAT_VALUE_
+#undef UMPOOL_C_STAT_COUNT_
+#undef UMPOOL_C_STAT_GAUGE_
+} umpool_stats;
+
+/* Stats of the device: its pool plus its private graph pools (all zero if it
+ * has none yet: NOT created by this call). */
+UMPOOL_API int umpool_get_stats(int device, umpool_stats* out);
+/* The field list of umpool_stats, for bindings: one line per field,
+ * "<name> <i64|u64> <PyTorch memory_stats key or ->", in struct order. */
+UMPOOL_API const char* umpool_stats_fields(void);
+UMPOOL_API int umpool_reset_peak_stats(int device);
+/* Human-readable stats into buf (NUL-terminated, truncated to len). Returns
+ * the length needed, or -1 if the device is invalid. */
+UMPOOL_API int umpool_stats_text(int device, char* buf, size_t len);
+/* The device pool's spans and blocks as JSON (umpool::Pool::SnapshotJson),
+ * into buf like umpool_stats_text: returns the length needed (call again with
+ * a larger buffer if it grew), or -1 if the device is invalid. A device with
+ * no pool yet gives a snapshot with no spans. */
+UMPOOL_API int umpool_snapshot_json(int device, char* buf, size_t len);
+
+/* Every span (segment or slab) of the device's pools, for memory tools. */
+typedef struct umpool_block_run {
+  uint64_t offset, bytes;  /* from the span's base; one block's size */
+  uint32_t count;          /* consecutive blocks of this size and state */
+  char state;              /* 'L' live, 'R' live + record_stream, 'F' free, 'U' never used */
+  uint64_t requested;      /* live blocks: bytes asked for, all `count` together */
+} umpool_block_run;
+typedef struct umpool_span_info {
+  uint64_t base, bytes;
+  int is_slab;             /* a slab (inside a segment) or a segment */
+  int is_slab_space;       /* a segment of slab space: its live blocks are slabs */
+  int role;
+  uint64_t block_bytes;    /* slabs: the class size */
+  uint64_t pool_id_hi, pool_id_lo;  /* 0, 0: the device's pool; else a private pool */
+  const umpool_block_run* blocks;   /* address order; valid during the call */
+  size_t block_count;
+} umpool_span_info;
+typedef void (*umpool_span_visitor)(void* ctx, const umpool_span_info* span);
+UMPOOL_API int umpool_visit_spans(int device, umpool_span_visitor visit, void* ctx);
+
+/* Returns empty slabs and free segments of the device's pool to CUDA. */
+UMPOOL_API int umpool_trim(int device);
+/* The calling thread's last error text ("" if none). Valid until the thread's
+ * next umpool call. */
+UMPOOL_API const char* umpool_last_error(void);
+/* Its umpool_status code (UMPOOL_OK if none). */
+UMPOOL_API int umpool_last_error_code(void);
+UMPOOL_API void umpool_clear_last_error(void);
 /* Library version, e.g. "0.1.0". */
 UMPOOL_API const char* umpool_version(void);
+/* The roles: how many, and each one's name (NULL outside 0..count-1). */
+UMPOOL_API int umpool_role_count(void);
+UMPOOL_API const char* umpool_role_name(int role);
 
-/* CUDA graph private pools (PyTorch's semantics). From a begin until its end,
- * allocations on `device` for which filter(ctx, stream) returns non-zero come
- * from the private pool named (id_hi, id_lo), created on first use; its blocks
- * are never handed to other allocations, so a graph that was captured using
- * them can be replayed safely. While any begin is active every umpool pool
- * records and queries no events (umpool::Pool::BeginCapture). Frees find the
- * private pool by address; umpool_release_pool returns the pool's memory once
- * its blocks are all freed. Call begin before cudaStreamBeginCapture and end
- * after cudaStreamEndCapture. Return UMPOOL_OK or an error code. */
+/* --- CUDA graph private pools (PyTorch's semantics) -------------------------
+ * From a begin until its end, allocations on `device` for which filter(ctx,
+ * stream) returns non-zero come from the private pool named (id_hi, id_lo),
+ * created on first use; its blocks are never handed to other allocations, so
+ * a graph that was captured using them can be replayed safely. While any
+ * begin is active every umpool pool records and queries no events
+ * (umpool::Pool::BeginCapture). Frees find the private pool by address;
+ * umpool_release_pool returns the pool's memory once its blocks are all
+ * freed. Call begin before cudaStreamBeginCapture and end after
+ * cudaStreamEndCapture. */
 typedef int (*umpool_stream_filter)(void* ctx, umpool_stream_t stream);
 UMPOOL_API int umpool_begin_allocate_to_pool(int device, uint64_t id_hi, uint64_t id_lo,
                                              umpool_stream_filter filter, void* ctx);
@@ -161,24 +212,33 @@ UMPOOL_API int umpool_release_pool(int device, uint64_t id_hi, uint64_t id_lo);
 /* Private pools of `device` that exist now (released ones included until
  * their memory is returned). */
 UMPOOL_API int umpool_graph_pool_count(int device);
+/* Creates the private pool (id_hi, id_lo) of `device` if it does not exist. */
+UMPOOL_API int umpool_create_pool(int device, uint64_t id_hi, uint64_t id_lo);
+/* Allocates from the private pool directly (no routing filter). */
+UMPOOL_API int umpool_pool_alloc(int device, uint64_t id_hi, uint64_t id_lo, size_t size,
+                                 umpool_stream_t stream, void** out);
+
+/* Checkpoints of a private pool (CUDA graph trees): its live blocks now, and
+ * making its live blocks exactly a checkpoint again: live blocks not in it are
+ * freed (freed(ctx, ptr) for each), blocks of it that are not live are
+ * allocated again at their addresses (allocated(ctx, ptr) for each). */
+typedef struct umpool_block {
+  void* ptr;
+  uint64_t bytes, requested;
+  umpool_stream_t stream;
+  int role;
+} umpool_block;
+typedef void (*umpool_block_visitor)(void* ctx, const umpool_block* block);
+typedef void (*umpool_ptr_visitor)(void* ctx, void* ptr);
+UMPOOL_API int umpool_pool_live_blocks(int device, uint64_t id_hi, uint64_t id_lo,
+                                       umpool_block_visitor visit, void* ctx);
+UMPOOL_API int umpool_pool_restore(int device, uint64_t id_hi, uint64_t id_lo,
+                                   const umpool_block* blocks, size_t count,
+                                   umpool_ptr_visitor freed, umpool_ptr_visitor allocated,
+                                   void* ctx);
 
 #ifdef __cplusplus
 }  /* extern "C" */
-
-#include <functional>
-#include <utility>
-
-/* The same three hooks with the signatures torch.cuda.memory.
- * CUDAPluggableAllocator's set_begin_allocate_to_pool,
- * set_end_allocate_to_pool_fn and set_release_pool call (c10's MempoolId_t is
- * a pair of unsigned long long). umpool.torch.enable() installs them. */
-extern "C" UMPOOL_API void umpool_torch_begin_allocate_to_pool(
-    int device, std::pair<unsigned long long, unsigned long long> id,
-    std::function<bool(umpool_stream_t)> filter);
-extern "C" UMPOOL_API void umpool_torch_end_allocate_to_pool(
-    int device, std::pair<unsigned long long, unsigned long long> id);
-extern "C" UMPOOL_API void umpool_torch_release_pool(
-    int device, std::pair<unsigned long long, unsigned long long> id);
 #endif
 
 #endif /* UMPOOL_UMPOOL_H_ */

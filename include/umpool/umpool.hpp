@@ -2,6 +2,7 @@
 #ifndef UMPOOL_UMPOOL_HPP_
 #define UMPOOL_UMPOOL_HPP_
 
+#include "umpool/backend.h"
 #include "umpool/options.h"
 #include "umpool/pool.h"
 #include "umpool/stats.h"

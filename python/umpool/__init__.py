@@ -59,43 +59,23 @@ def configure(conf):
 
 
 def _raw_stats(device=None):
-    s = _lib.Stats()
-    _check(_lib.lib().umpool_get_stats(_device_index(device), s), "umpool.memory_stats")
+    s = _lib.stats_type()()
+    _check(_lib.lib().umpool_get_stats(_device_index(device), ctypes.byref(s)),
+           "umpool.memory_stats")
     return s
 
 
 def memory_stats(device=None):
-    """The device's pool statistics, with PyTorch's key names where one exists
+    """The device's statistics (its pool and its CUDA graph private pools),
+    from umpool's table of statistics: PyTorch's key names where one exists
     (allocated_bytes.all.current, reserved_bytes.all.peak, num_alloc_retries,
-    num_ooms, ...) and umpool's own under 'umpool.*'."""
+    num_ooms, ...) and "umpool.<name>" for umpool's own."""
     s = _raw_stats(device)
-    return {
-        "allocated_bytes.all.current": s.allocated_bytes_current,
-        "allocated_bytes.all.peak": s.allocated_bytes_peak,
-        "reserved_bytes.all.current": s.reserved_bytes_current,
-        "reserved_bytes.all.peak": s.reserved_bytes_peak,
-        "reserved_bytes.large_pool.current": s.large_reserved_bytes_current,
-        "reserved_bytes.large_pool.peak": s.large_reserved_bytes_peak,
-        "allocation.all.allocated": s.allocations,
-        "allocation.all.freed": s.frees,
-        "allocation.all.current": s.allocations - s.frees,
-        "segment.all.current": s.slabs + s.large_segments,
-        "num_alloc_retries": s.alloc_retries,
-        "num_ooms": s.ooms,
-        "num_device_alloc": s.backend_allocations,
-        "num_device_free": s.backend_frees,
-        "umpool.cache_hits": s.cache_hits,
-        "umpool.advise_calls": s.advise_calls,
-        "umpool.prefetch_calls": s.prefetch_calls,
-        "umpool.cross_stream_reuses": s.cross_stream_reuses,
-        "umpool.events_recorded": s.events_recorded,
-        "umpool.trims": s.trims,
-        "umpool.slabs": s.slabs,
-        "umpool.large_segments": s.large_segments,
-        "umpool.capacity_bytes": s.capacity_bytes,
-        "umpool.discard_calls": s.discard_calls,
-        "umpool.discard_bytes": s.discard_bytes,
-    }
+    out = {}
+    for name, _, key in _lib.stats_fields():
+        out[key or "umpool." + name] = getattr(s, name)
+    out["allocation.all.current"] = s.allocations - s.frees
+    return out
 
 
 def snapshot(device=None):

@@ -26,18 +26,33 @@ def library_path():
         "next to it, or build the repository (tools/run-tests)")
 
 
-class Stats(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_int64) for name in (
-        "allocated_bytes_current", "allocated_bytes_peak",
-        "reserved_bytes_current", "reserved_bytes_peak",
-        "large_reserved_bytes_current", "large_reserved_bytes_peak")] + \
-        [(name, ctypes.c_uint64) for name in (
-            "allocations", "frees", "cache_hits", "backend_allocations", "backend_frees",
-            "advise_calls", "prefetch_calls", "alloc_retries", "ooms", "cross_stream_reuses",
-            "events_recorded", "trims")] + \
-        [("slabs", ctypes.c_int64), ("large_segments", ctypes.c_int64),
-         ("capacity_bytes", ctypes.c_uint64), ("discard_calls", ctypes.c_uint64),
-         ("discard_bytes", ctypes.c_uint64)]
+def stats_fields():
+    """The fields of the C struct umpool_stats, from the library's own table
+    (umpool/stats_table.h): [(name, ctypes type, PyTorch memory_stats key or None)]."""
+    out = []
+    for line in lib().umpool_stats_fields().decode().splitlines():
+        name, kind, key = line.split()
+        out.append((name, ctypes.c_int64 if kind == "i64" else ctypes.c_uint64,
+                    None if key == "-" else key))
+    return out
+
+
+_stats_type = None
+
+
+def stats_type():
+    """The ctypes structure of umpool_stats, built from stats_fields()."""
+    global _stats_type
+    if _stats_type is None:
+        _stats_type = type("Stats", (ctypes.Structure,),
+                           {"_fields_": [(n, t) for n, t, _ in stats_fields()]})
+    return _stats_type
+
+
+def role_names():
+    """The roles, in order (umpool/roles.h)."""
+    l = lib()
+    return tuple(l.umpool_role_name(i).decode() for i in range(l.umpool_role_count()))
 
 
 _lib = None
@@ -50,10 +65,14 @@ def lib():
         path = library_path()
         l = ctypes.CDLL(path)
         stream = ctypes.c_void_p
-        for name in ("umpool_malloc", "umpool_malloc_weights", "umpool_malloc_kv",
-                     "umpool_malloc_activations", "umpool_pool_malloc",
-                     "umpool_pool_malloc_weights", "umpool_pool_malloc_kv",
-                     "umpool_pool_malloc_activations"):
+        l.umpool_role_count.restype = ctypes.c_int
+        l.umpool_role_name.restype = ctypes.c_void_p
+        l.umpool_role_name.argtypes = [ctypes.c_int]
+        names = ["umpool_malloc", "umpool_pool_malloc"]
+        for i in range(l.umpool_role_count()):
+            role = ctypes.cast(l.umpool_role_name(i), ctypes.c_char_p).value.decode()
+            names += ["umpool_malloc_" + role, "umpool_pool_malloc_" + role]
+        for name in names:
             fn = getattr(l, name)
             fn.restype = ctypes.c_void_p
             fn.argtypes = [ctypes.c_size_t, ctypes.c_int, stream]
@@ -69,8 +88,22 @@ def lib():
         l.umpool_record_stream.restype = None
         l.umpool_configure.argtypes = [ctypes.c_char_p]
         l.umpool_configure.restype = ctypes.c_int
-        l.umpool_get_stats.argtypes = [ctypes.c_int, ctypes.POINTER(Stats)]
+        l.umpool_get_stats.argtypes = [ctypes.c_int, ctypes.c_void_p]
         l.umpool_get_stats.restype = ctypes.c_int
+        l.umpool_stats_fields.argtypes = []
+        l.umpool_stats_fields.restype = ctypes.c_char_p
+        l.umpool_role_count.argtypes = []
+        l.umpool_role_count.restype = ctypes.c_int
+        l.umpool_role_name.argtypes = [ctypes.c_int]
+        l.umpool_role_name.restype = ctypes.c_char_p
+        l.umpool_last_error_code.argtypes = []
+        l.umpool_last_error_code.restype = ctypes.c_int
+        l.umpool_release_stream.argtypes = [ctypes.c_int, stream]
+        l.umpool_release_stream.restype = ctypes.c_int
+        l.umpool_get_memory_fraction.argtypes = [ctypes.c_int]
+        l.umpool_get_memory_fraction.restype = ctypes.c_double
+        l.umpool_conf_doc.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+        l.umpool_conf_doc.restype = ctypes.c_int
         l.umpool_reset_peak_stats.argtypes = [ctypes.c_int]
         l.umpool_reset_peak_stats.restype = ctypes.c_int
         l.umpool_stats_text.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t]

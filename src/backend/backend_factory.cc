@@ -3,7 +3,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
-#include "src/backend/backend.h"
+#include "umpool/backend.h"
 #include "src/backend/host_backend.h"
 
 #if UMPOOL_HAVE_CUDA
@@ -13,7 +13,9 @@
 #include "src/backend/managed_backend.h"
 #endif
 
-namespace umpool::internal {
+namespace umpool {
+
+using internal::HostBackend;
 
 bool CudaAvailable() {
 #if UMPOOL_HAVE_CUDA
@@ -44,11 +46,11 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(BackendKind kind, int dev
             BackendKindName(kind), " backend: no usable CUDA device on this machine"));
       }
       if (kind == BackendKind::kManaged) {
-        auto b = ManagedBackend::Create(device);
+        auto b = internal::ManagedBackend::Create(device);
         if (!b.ok()) return b.status();
         return std::unique_ptr<Backend>(std::move(*b));
       }
-      auto b = DeviceBackend::Create(device);
+      auto b = internal::DeviceBackend::Create(device);
       if (!b.ok()) return b.status();
       return std::unique_ptr<Backend>(std::move(*b));
 #else
@@ -60,4 +62,8 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(BackendKind kind, int dev
   return absl::InvalidArgumentError("unknown backend kind");
 }
 
-}  // namespace umpool::internal
+std::unique_ptr<Backend> CreateHostBackend(std::size_t capacity_bytes) {
+  return std::make_unique<HostBackend>(capacity_bytes);
+}
+
+}  // namespace umpool

@@ -68,6 +68,14 @@ absl::StatusOr<std::size_t> CudaBackend::AvailableBytes() {
   return free_bytes;
 }
 
+absl::StatusOr<std::size_t> CudaBackend::TotalBytes() {
+  ScopedDevice guard(device_);
+  if (!guard.status().ok()) return guard.status();
+  std::size_t free_bytes = 0, total = 0;
+  UMPOOL_CUDA_TRY(cudaMemGetInfo(&free_bytes, &total));
+  return total;
+}
+
 absl::StatusOr<Event> CudaBackend::CreateEvent() {
   ScopedDevice guard(device_);
   if (!guard.status().ok()) return guard.status();

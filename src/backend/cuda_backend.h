@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "src/backend/backend.h"
+#include "umpool/backend.h"
 
 namespace umpool::internal {
 
@@ -46,6 +46,7 @@ class CudaBackend : public Backend {
   int device() const override { return device_; }
   std::string Describe() const override;
   absl::StatusOr<std::size_t> AvailableBytes() override;
+  absl::StatusOr<std::size_t> TotalBytes() override;
 
   absl::StatusOr<Event> CreateEvent() override;
   void DestroyEvent(Event event) override;

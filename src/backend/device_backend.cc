@@ -22,7 +22,7 @@ absl::StatusOr<void*> DeviceBackend::Map(std::size_t bytes) {
   return p;
 }
 
-absl::Status DeviceBackend::Advise(void*, std::size_t, const RolePolicy&) {
+absl::Status DeviceBackend::Advise(void*, std::size_t, const Advice&) {
   counters_.advise_ops.fetch_add(1, std::memory_order_relaxed);
   return absl::OkStatus();
 }

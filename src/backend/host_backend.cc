@@ -34,6 +34,8 @@ absl::StatusOr<std::size_t> HostBackend::AvailableBytes() {
   return capacity_bytes_ > mapped_bytes_ ? capacity_bytes_ - mapped_bytes_ : 0;
 }
 
+absl::StatusOr<std::size_t> HostBackend::TotalBytes() { return capacity_bytes_; }
+
 absl::StatusOr<void*> HostBackend::Map(std::size_t bytes) {
   {
     MutexLock lock(&mu_);
@@ -81,7 +83,7 @@ absl::Status HostBackend::Unmap(void* ptr, std::size_t bytes) {
   return absl::OkStatus();
 }
 
-absl::Status HostBackend::Advise(void*, std::size_t, const RolePolicy&) {
+absl::Status HostBackend::Advise(void*, std::size_t, const Advice&) {
   counters_.advise_ops.fetch_add(1, std::memory_order_relaxed);
   return absl::OkStatus();
 }
@@ -119,6 +121,10 @@ absl::Status HostBackend::RecordEvent(Event event, Stream stream) {
   MutexLock lock(&mu_);
   auto it = events_.find(event);
   if (it == events_.end()) return absl::InvalidArgumentError("host backend: unknown event");
+  if (destroyed_.contains(stream)) {
+    ++destroyed_stream_uses_;
+    return absl::FailedPreconditionError("host backend: event recorded on a destroyed stream");
+  }
   StreamState& s = StreamLocked(stream);
   if (!manual_) s.completed = s.submitted;
   it->second = EventState{stream, s.submitted, true};
@@ -215,6 +221,21 @@ bool HostBackend::IsComplete(Stream stream, std::uint64_t ticket) {
 void HostBackend::FailNextMaps(int count) {
   MutexLock lock(&mu_);
   fail_maps_ = count;
+}
+
+void HostBackend::DestroyStream(Stream stream) {
+  MutexLock lock(&mu_);
+  destroyed_.insert(stream);
+}
+
+void HostBackend::CreateStream(Stream stream) {
+  MutexLock lock(&mu_);
+  destroyed_.erase(stream);
+}
+
+std::uint64_t HostBackend::destroyed_stream_uses() const {
+  MutexLock lock(&mu_);
+  return destroyed_stream_uses_;
 }
 
 std::size_t HostBackend::mapped_bytes() const {

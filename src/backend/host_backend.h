@@ -16,8 +16,9 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "src/base/mutex.h"
-#include "src/backend/backend.h"
+#include "umpool/backend.h"
 
 namespace umpool::internal {
 
@@ -31,10 +32,11 @@ class HostBackend final : public Backend {
   int device() const override { return 0; }
   std::string Describe() const override;
   absl::StatusOr<std::size_t> AvailableBytes() override;
+  absl::StatusOr<std::size_t> TotalBytes() override;
 
   absl::StatusOr<void*> Map(std::size_t bytes) override;
   absl::Status Unmap(void* ptr, std::size_t bytes) override;
-  absl::Status Advise(void* ptr, std::size_t bytes, const RolePolicy& policy) override;
+  absl::Status Advise(void* ptr, std::size_t bytes, const Advice& advice) override;
   absl::Status Prefetch(void* const* ptrs, const std::size_t* sizes, std::size_t count,
                         Location where, Stream stream) override;
   using Backend::Prefetch;
@@ -61,6 +63,12 @@ class HostBackend final : public Backend {
   void CompleteAll();
   // true when work item `ticket` of `stream` has completed.
   bool IsComplete(Stream stream, std::uint64_t ticket);
+  // A destroyed stream: recording an event on it fails (FailedPrecondition;
+  // CUDA would crash) and is counted. CreateStream makes the handle valid
+  // again (CUDA reuses handle values).
+  void DestroyStream(Stream stream);
+  void CreateStream(Stream stream);
+  std::uint64_t destroyed_stream_uses() const;
   // Makes the next Map calls fail with ResourceExhausted (fault injection).
   void FailNextMaps(int count);
   std::size_t mapped_bytes() const;
@@ -92,6 +100,8 @@ class HostBackend final : public Backend {
   absl::flat_hash_map<Stream, StreamState> streams_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<Stream, std::vector<Wait>> waits_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<Event, EventState> events_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<Stream> destroyed_ ABSL_GUARDED_BY(mu_);
+  std::uint64_t destroyed_stream_uses_ ABSL_GUARDED_BY(mu_) = 0;
   std::uintptr_t next_event_ ABSL_GUARDED_BY(mu_) = 0x1000;
 };
 

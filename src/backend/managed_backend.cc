@@ -41,19 +41,20 @@ absl::StatusOr<void*> ManagedBackend::Map(std::size_t bytes) {
   return p;
 }
 
-absl::Status ManagedBackend::Advise(void* ptr, std::size_t bytes, const RolePolicy& policy) {
+absl::Status ManagedBackend::Advise(void* ptr, std::size_t bytes, const Advice& advice) {
   RelaxedCaptureMode relaxed;
   counters_.advise_ops.fetch_add(1, std::memory_order_relaxed);
   counters_.raw_advise_calls.fetch_add(1, std::memory_order_relaxed);
   UMPOOL_CUDA_TRY(cudaMemAdvise(ptr, bytes, cudaMemAdviseSetPreferredLocation,
-                                DeviceLocation(device_)));
-  if (policy.read_mostly) {
+                                advice.preferred == Location::kDevice ? DeviceLocation(device_)
+                                                                      : HostLocation()));
+  if (advice.read_mostly) {
     counters_.raw_advise_calls.fetch_add(1, std::memory_order_relaxed);
     UMPOOL_CUDA_TRY(cudaMemAdvise(ptr, bytes, cudaMemAdviseSetReadMostly, DeviceLocation(device_)));
   }
-  if (policy.accessed_by == AccessedBy::kNone) return absl::OkStatus();
+  if (advice.accessed_by == AccessedBy::kNone) return absl::OkStatus();
   const cudaMemLocation who =
-      policy.accessed_by == AccessedBy::kCpu ? HostLocation() : DeviceLocation(device_);
+      advice.accessed_by == AccessedBy::kCpu ? HostLocation() : DeviceLocation(device_);
   counters_.raw_advise_calls.fetch_add(1, std::memory_order_relaxed);
   UMPOOL_CUDA_TRY(cudaMemAdvise(ptr, bytes, cudaMemAdviseSetAccessedBy, who));
   return absl::OkStatus();

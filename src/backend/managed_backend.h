@@ -26,7 +26,7 @@ class ManagedBackend final : public CudaBackend {
 
   BackendKind kind() const override { return BackendKind::kManaged; }
   absl::StatusOr<void*> Map(std::size_t bytes) override;
-  absl::Status Advise(void* ptr, std::size_t bytes, const RolePolicy& policy) override;
+  absl::Status Advise(void* ptr, std::size_t bytes, const Advice& advice) override;
   absl::Status Prefetch(void* const* ptrs, const std::size_t* sizes, std::size_t count,
                         Location where, Stream stream) override;
   using Backend::Prefetch;

@@ -12,15 +12,6 @@
 #include "absl/strings/strip.h"
 
 namespace umpool::capi {
-namespace {
-
-absl::Status Bad(absl::string_view key, absl::string_view value, absl::string_view why) {
-  return absl::InvalidArgumentError(
-      absl::StrCat("UMPOOL_CONF: bad value '", value, "' for key '", key, "': ", why));
-}
-
-}  // namespace
-
 absl::StatusOr<bool> ParseBool(absl::string_view text) {
   const std::string v = absl::AsciiStrToLower(absl::StripAsciiWhitespace(text));
   if (v == "1" || v == "true" || v == "yes" || v == "on") return true;
@@ -77,83 +68,11 @@ absl::StatusOr<Conf> ParseConf(absl::string_view text) {
     if (!seen.insert(key).second) {
       return absl::InvalidArgumentError(absl::StrCat("UMPOOL_CONF: key '", key, "' given twice"));
     }
-    if (value.empty()) return Bad(key, value, "empty value");
-    auto bytes = [&](std::size_t* out) -> absl::Status {
-      absl::StatusOr<std::size_t> b = ParseBytes(value);
-      if (!b.ok()) return Bad(key, value, b.status().message());
-      *out = *b;
-      return absl::OkStatus();
-    };
-    auto boolean = [&](bool* out) -> absl::Status {
-      absl::StatusOr<bool> b = ParseBool(value);
-      if (!b.ok()) return Bad(key, value, "expected true/false, 1/0, yes/no or on/off");
-      *out = *b;
-      return absl::OkStatus();
-    };
-    absl::Status st;
-    if (key == "backend") {
-      absl::StatusOr<BackendKind> k = ParseBackendKind(value);
-      if (!k.ok()) return Bad(key, value, "expected managed, device or host");
-      conf.pool.backend = *k;
-    } else if (key == "capacity") {
-      st = bytes(&conf.pool.capacity_bytes);
-    } else if (key == "allow_oversubscription") {
-      st = boolean(&conf.pool.allow_oversubscription);
-    } else if (key == "thread_cache") {
-      st = boolean(&conf.pool.thread_cache);
-    } else if (key == "thread_cache_bytes") {
-      st = bytes(&conf.pool.thread_cache_bytes);
-    } else if (key == "thread_cache_max_class") {
-      st = bytes(&conf.pool.thread_cache_max_class_bytes);
-    } else if (key == "trace") {
-      conf.pool.trace_path = std::string(value);
-    } else if (key == "stats_publish_bytes") {
-      st = bytes(&conf.pool.stats_publish_bytes);
-    } else if (key == "raise_on_oom") {
-      st = boolean(&conf.raise_on_oom);
-    } else if (const std::size_t dot = key.find('.'); dot != std::string::npos) {
-      absl::StatusOr<Role> role = ParseRole(key.substr(0, dot));
-      if (!role.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "UMPOOL_CONF: unknown key '", key, "': '", key.substr(0, dot),
-            "' is not a role (default, weights, kv, activations)"));
-      }
-      RolePolicy& p = conf.pool.roles[static_cast<int>(*role)];
-      const std::string field = key.substr(dot + 1);
-      const std::string v = absl::AsciiStrToLower(value);
-      if (field == "accessed_by") {
-        if (v == "cpu") p.accessed_by = AccessedBy::kCpu;
-        else if (v == "gpu") p.accessed_by = AccessedBy::kGpu;
-        else if (v == "none") p.accessed_by = AccessedBy::kNone;
-        else return Bad(key, value, "expected cpu, gpu or none");
-      } else if (field == "prefetch") {
-        if (v == "below_threshold") p.prefetch = PrefetchMode::kBelowThreshold;
-        else if (v == "always") p.prefetch = PrefetchMode::kAlways;
-        else if (v == "never") p.prefetch = PrefetchMode::kNever;
-        else return Bad(key, value, "expected below_threshold, always or never");
-      } else if (field == "discard") {
-        st = boolean(&p.discard_on_free);
-      } else if (field == "read_mostly") {
-        st = boolean(&p.read_mostly);
-      } else if (field == "memory") {
-        if (v == "managed") p.device_memory = false;
-        else if (v == "device") p.device_memory = true;
-        else return Bad(key, value, "expected managed or device");
-      } else if (field == "prefetch_threshold") {
-        st = bytes(&p.prefetch_threshold_bytes);
-      } else if (field == "slab_max") {
-        st = bytes(&p.slab_max_bytes);
-      } else {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "UMPOOL_CONF: unknown key '", key,
-            "' (a role takes accessed_by, prefetch, prefetch_threshold, read_mostly, discard, "
-            "memory or slab_max)"));
-      }
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "UMPOOL_CONF: unknown key '", key, "' (see docs/conf.md for the keys)"));
+    if (value.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("UMPOOL_CONF: bad value '' for key '", key, "': empty value"));
     }
-    if (!st.ok()) return st;
+    if (absl::Status st = ApplyKey(conf, key, value); !st.ok()) return st;
   }
   if (absl::Status st = conf.pool.Validate(); !st.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("UMPOOL_CONF: ", st.message()));

@@ -1,14 +1,11 @@
-// src/pool/central_bin.h: the shared free lists of one (role, size class).
+// src/pool/central_bin.h: the shared free lists of one (heap, size class).
 //
-// Free blocks live in one of three places here:
-//   by_stream_ : freed on stream S, no fence yet: reusable on S only.
-//   pending_   : waiting for fences (events) on one or more streams.
-//   ready_     : every fence completed: reusable on any stream.
-// plus the never-carved tails of the bin's slabs. Take() prefers, in order,
-// the caller's stream, ready blocks, pending blocks whose fences completed,
-// fresh blocks, and last other streams' blocks after fencing them (which
-// succeeds at once only if those streams are idle). It never blocks the host
-// and never calls the backend except to record or query events.
+// Free blocks are kept by the stream rules (stream_lists.h: on a stream,
+// pending, ready), plus the never-carved tails of the bin's slabs. Take()
+// looks at the caller's stream and the ready blocks, then fresh blocks, then
+// other streams' blocks after fencing them (which succeeds at once only if
+// those streams are idle). It never blocks the host and never calls the
+// backend except to record or query events.
 //
 // Thread safety: all methods lock the bin's mutex; no other lock is taken
 // while holding it except the Fencer's (lock order: bin -> fencer).
@@ -16,25 +13,23 @@
 #define UMPOOL_SRC_POOL_CENTRAL_BIN_H_
 
 #include <cstdint>
-#include <deque>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
-#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "src/base/mutex.h"
 #include "src/pool/fence.h"
 #include "src/pool/pagemap.h"
 #include "src/pool/slab.h"
 #include "src/pool/snapshot.h"
+#include "src/pool/stream_lists.h"
 
 namespace umpool::internal {
 
 struct TakeResult {
   int count = 0;         // blocks written to `out`
   int cross_stream = 0;  // of which came from another stream after a fence
-  absl::Status status;   // an event error; count may still be > 0
+  absl::Status status;   // an event error (the search went on); count may be > 0
 };
 
 class CentralBin {
@@ -51,8 +46,10 @@ class CentralBin {
 
   // Returns blocks freed on `stream`, stamped `seq` (Fencer::Stamp()).
   void Put(Stream stream, void* const* blocks, int n, std::uint64_t seq);
+  // Returns blocks reusable by any stream now (their stream's work completed).
+  void PutReady(void* const* blocks, int n);
   // Returns a block that may be reused once every fence has completed.
-  void PutPending(absl::InlinedVector<FenceRef, 2> fences, void* block);
+  void PutPending(Fences fences, void* block);
 
   // Removes the bin's empty slabs (every carved block free in this bin's
   // lists, none in a thread cache) and appends them to `out` with the terms
@@ -67,10 +64,19 @@ class CentralBin {
   };
   absl::Status TakeEmpty(Fencer& fencer, const PageMap& pagemap, bool wait,
                          std::vector<EmptySlab>* out);
+  // `stream`'s work has completed (ReleaseStream): its blocks become ready
+  // and slabs bound to it are unbound.
+  void ReleaseStream(Stream stream);
 
   std::int64_t slabs() const;
   // Blocks held free in this bin (all lists, plus never-carved blocks).
   std::int64_t free_blocks() const;
+  // Appends every live block of the bin's slabs.
+  template <class F>
+  void ForEachSlab(F&& f) const {
+    MutexLock lock(&mu_);
+    for (const Slab* s : slabs_) f(*s);
+  }
   // Verifies the bin's lists: every block belongs to one of its slabs, starts
   // a block, is in state kFree, and appears once. Aborts on violation.
   void CheckInvariants(const PageMap& pagemap) const;
@@ -79,27 +85,12 @@ class CentralBin {
   void Snapshot(std::vector<SpanSnapshot>* out) const;
 
  private:
-  struct StreamList {
-    std::vector<void*> blocks;
-    std::uint64_t max_seq = 0;
-  };
-  struct Pending {
-    absl::InlinedVector<FenceRef, 2> fences;
-    std::vector<void*> blocks;
-  };
-
-  int TakeFrom(std::vector<void*>& from, void** out, int max) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int Carve(Stream stream, Fencer& fencer, void** out, int max) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether `stream` may take never-carved blocks of `slab` (see Slab::bound).
   bool Carvable(Slab* slab, Stream stream, Fencer& fencer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status PollPending(Fencer& fencer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status FenceOthers(Stream stream, Fencer& fencer, int* moved)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   mutable Mutex mu_;
-  absl::flat_hash_map<Stream, StreamList> by_stream_ ABSL_GUARDED_BY(mu_);
-  std::deque<Pending> pending_ ABSL_GUARDED_BY(mu_);
-  std::vector<void*> ready_ ABSL_GUARDED_BY(mu_);
+  StreamLists<BlockStack> free_ ABSL_GUARDED_BY(mu_);
   std::vector<Slab*> slabs_ ABSL_GUARDED_BY(mu_);
   std::vector<Slab*> partial_ ABSL_GUARDED_BY(mu_);  // slabs with uncarved blocks
 };

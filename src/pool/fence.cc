@@ -1,6 +1,6 @@
 #include "src/pool/fence.h"
 
-#include "src/pool/check.h"
+#include "src/base/check.h"
 
 namespace umpool::internal {
 
@@ -70,6 +70,15 @@ absl::StatusOr<FenceRef> Fencer::FenceFor(Stream stream, std::uint64_t seq) {
     slot = fence;
   }
   return fence;
+}
+
+void Fencer::Forget(Stream stream) {
+  FenceRef dropped;  // released after the lock: its deleter takes mu_
+  MutexLock lock(&mu_);
+  auto it = latest_.find(stream);
+  if (it == latest_.end()) return;
+  dropped = std::move(it->second);
+  latest_.erase(it);
 }
 
 absl::StatusOr<bool> Fencer::Poll(Fence& fence) {

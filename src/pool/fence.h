@@ -19,7 +19,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
 #include "src/base/mutex.h"
-#include "src/backend/backend.h"
+#include "umpool/backend.h"
 
 namespace umpool::internal {
 
@@ -61,6 +61,11 @@ class Fencer {
   absl::StatusOr<bool> Poll(Fence& fence);
   // Blocks the host until the fence's work has completed.
   absl::Status Wait(Fence& fence);
+
+  // Drops the remembered latest fence of `stream` (ReleaseStream: the handle
+  // may be destroyed, and reused by a new stream). Outstanding FenceRefs stay
+  // valid: an event outlives the stream it was recorded on.
+  void Forget(Stream stream);
 
   std::uint64_t events_recorded() const { return recorded_.load(std::memory_order_relaxed); }
 

@@ -1,88 +1,89 @@
+// LargeHeap: taking, freeing, splitting and merging blocks. Segment-level
+// operations (adding, stealing, releasing, pictures, checks) are in
+// large_heap_segments.cc.
 #include "src/pool/large_heap.h"
 
 #include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "src/pool/check.h"
+#include "src/base/check.h"
 
 namespace umpool::internal {
-namespace {
 
-// Free neighbours merge when the result is reusable on terms both allow:
-// two ready blocks stay ready; a ready block joins a block freed on stream S
-// (ready memory is safe on S at once, and other streams fence S anyway); two
-// blocks freed on the same stream merge. Pending blocks and blocks of two
-// different streams stay apart.
-bool CanMerge(const LargeBlock* a, const LargeBlock* b) {
+// Free neighbours merge when the result is reusable on terms both allow (see
+// the header). Pending blocks and blocks of two different streams stay apart.
+bool LargeHeap::CanMerge(const LargeBlock* a, const LargeBlock* b) {
   using W = LargeBlock::Where;
   if (a->live || b->live || a->where == W::kPending || b->where == W::kPending) return false;
   if (a->where == W::kReady || b->where == W::kReady) return true;
   return a->stream == b->stream;
 }
 
-}  // namespace
-
-LargeHeap::~LargeHeap() {
-  MutexLock lock(&mu_);
-  for (Segment* s : segments_) {
-    for (LargeBlock* b = s->first; b != nullptr;) {
-      LargeBlock* next = b->next;
-      delete b;
-      b = next;
-    }
-  }
+LargeBlock* BestFitSet::BestFit(std::size_t bytes) const {
+  LargeBlock probe;
+  probe.size = bytes;
+  probe.addr = 0;
+  auto it = set_.lower_bound(&probe);
+  return it == set_.end() ? nullptr : *it;
 }
 
-LargeHeap::FreeSet& LargeHeap::SetOf(LargeBlock* b) {
-  return b->where == LargeBlock::Where::kReady ? ready_ : by_stream_[b->stream];
+LargeBlock* BestFitSet::PopFirst() {
+  if (set_.empty()) return nullptr;
+  LargeBlock* b = *set_.begin();
+  set_.erase(set_.begin());
+  return b;
 }
 
-void LargeHeap::InsertFree(LargeBlock* b) {
-  // Merge with neighbours reusable on the same terms; they leave their sets.
+BestFitSet& LargeHeap::SetOf(LargeBlock* b) {
+  if (b->where == Where::kReady) return free_.ready();
+  BestFitSet* own = free_.Own(b->stream);
+  UMPOOL_CHECK(b->where == Where::kStream && own != nullptr, "free block outside its group");
+  return *own;
+}
+
+void LargeHeap::InsertFree(LargeBlock* b, std::uint64_t seq) {
+  // Merge with neighbours reusable on the same terms; they leave their groups.
   auto absorb = [](LargeBlock* lo, LargeBlock* hi) {
     lo->size += hi->size;
     lo->next = hi->next;
     if (hi->next != nullptr) hi->next->prev = lo;
-    if (hi->where == LargeBlock::Where::kStream) {
-      lo->seq = lo->where == LargeBlock::Where::kStream ? std::max(lo->seq, hi->seq) : hi->seq;
-      lo->where = LargeBlock::Where::kStream;
+    if (hi->where == Where::kStream) {
+      lo->where = Where::kStream;
       lo->stream = hi->stream;
     }
     delete hi;
   };
   if (LargeBlock* p = b->prev; p != nullptr && CanMerge(p, b)) {
-    SetOf(p).erase(p);
+    SetOf(p).Erase(p);
     absorb(p, b);
     b = p;
   }
   if (LargeBlock* n = b->next; n != nullptr && CanMerge(b, n)) {
-    SetOf(n).erase(n);
+    SetOf(n).Erase(n);
     absorb(b, n);
   }
-  SetOf(b).insert(b);
+  // A merged stream block keeps its group's stamp, which covers both halves:
+  // the group's stamp is the newest of every free in it.
+  if (b->where == Where::kStream) {
+    free_.OnStream(b->stream, seq).Add(b);
+  } else {
+    free_.ready().Add(b);
+  }
 }
 
-LargeBlock* LargeHeap::Pick(std::size_t bytes, Stream stream, bool* ready) {
-  LargeBlock probe;
-  probe.size = bytes;
-  probe.addr = 0;
-  LargeBlock* best = nullptr;
-  *ready = false;
-  if (auto it = by_stream_.find(stream); it != by_stream_.end()) {
-    auto f = it->second.lower_bound(&probe);
-    if (f != it->second.end()) best = *f;
+void LargeHeap::MakeReady(BestFitSet&& blocks) {
+  // Not mergeable until filed, so that a neighbour in the same batch is never
+  // absorbed while it still sits in `blocks`.
+  blocks.MarkPending();
+  while (LargeBlock* b = blocks.PopFirst()) {
+    b->where = Where::kReady;
+    InsertFree(b, 0);
   }
-  auto r = ready_.lower_bound(&probe);
-  if (r != ready_.end() && (best == nullptr || (*r)->size < best->size)) {
-    best = *r;
-    *ready = true;
-  }
-  return best;
 }
 
-void LargeHeap::Split(LargeBlock* b, std::size_t bytes) {
-  if (b->size - bytes < min_split_ || b->size == bytes) return;
+void LargeHeap::Split(LargeBlock* b, std::size_t bytes, std::size_t min_rest) {
+  if (b->size == bytes || b->size - bytes < min_rest) return;
   auto* rest = new LargeBlock;
   rest->addr = b->addr + bytes;
   rest->size = b->size - bytes;
@@ -94,105 +95,103 @@ void LargeHeap::Split(LargeBlock* b, std::size_t bytes) {
   b->size = bytes;
   rest->where = b->where;
   rest->stream = b->stream;
-  rest->seq = b->seq;
-  SetOf(rest).insert(rest);  // b was maximal, so `rest` has nothing to merge with
+  // b was maximal (its neighbours could not merge with it), so `rest` has
+  // nothing to merge with: file it in b's group.
+  if (rest->where == Where::kStream) {
+    free_.OnStream(rest->stream, free_.StampOf(rest->stream)).Add(rest);
+  } else {
+    SetOf(rest).Add(rest);
+  }
 }
 
-absl::Status LargeHeap::PollPending(Fencer& fencer) {
-  absl::Status first;
-  std::vector<LargeBlock*> still;
-  std::vector<LargeBlock*> done_blocks;
-  for (LargeBlock* b : pending_) {
-    bool done = true;
-    for (const FenceRef& f : b->fences) {
-      absl::StatusOr<bool> d = fencer.Poll(*f);
-      if (!d.ok()) first.Update(d.status());
-      if (!d.ok() || !*d) {
-        done = false;
-        break;
-      }
-    }
-    (done ? done_blocks : still).push_back(b);
-  }
-  pending_.swap(still);
-  for (LargeBlock* b : done_blocks) {
-    b->fences.clear();
-    b->where = LargeBlock::Where::kReady;
-    InsertFree(b);
-  }
-  return first;
-}
-
-absl::Status LargeHeap::FenceOthers(Stream stream, Fencer& fencer) {
-  absl::Status first;
-  for (auto& [s, set] : by_stream_) {
-    if (s == stream) continue;
-    for (LargeBlock* b : set) {
-      absl::StatusOr<FenceRef> f = fencer.FenceFor(s, b->seq);
-      if (!f.ok()) {
-        first.Update(f.status());
-        return first;  // leave the rest where they are
-      }
-      b->where = LargeBlock::Where::kPending;
-      b->fences = {*std::move(f)};
-      pending_.push_back(b);
-    }
-    set.clear();
-  }
-  return first;
-}
-
-absl::StatusOr<void*> LargeHeap::Take(std::size_t bytes, Stream stream, Fencer& fencer,
-                                      bool* cross_stream, std::uint64_t* seq, std::size_t* got) {
-  MutexLock lock(&mu_);
-  absl::Status status;
-  bool ready = false;
-  LargeBlock* b = Pick(bytes, stream, &ready);
-  if (b == nullptr && !pending_.empty()) {
-    status.Update(PollPending(fencer));
-    b = Pick(bytes, stream, &ready);
-  }
-  if (b == nullptr) {
-    status.Update(FenceOthers(stream, fencer));
-    status.Update(PollPending(fencer));
-    b = Pick(bytes, stream, &ready);
-  }
-  if (b == nullptr) {
-    // During a graph capture other streams' blocks cannot be fenced: not an error.
-    if (!status.ok() && !absl::IsUnavailable(status)) return status;
-    return nullptr;
-  }
-  SetOf(b).erase(b);
-  Split(b, bytes);
+void LargeHeap::MarkLive(LargeBlock* b, Stream stream, std::size_t requested) {
   b->live = true;
+  b->stream = stream;
+  b->requested = requested;
   live_[b->addr] = b;
-  *cross_stream = ready;
-  if (seq != nullptr) *seq = ready ? 0 : b->seq;
-  *got = b->size;
-  return reinterpret_cast<void*>(b->addr);
 }
 
-LargeBlock* LargeHeap::AddSegment(Segment* segment) {
-  auto* b = new LargeBlock;
-  b->addr = segment->base;
-  b->size = segment->bytes;
-  b->segment = segment;
-  b->where = LargeBlock::Where::kReady;
-  segment->first = b;
-  segment->space.store(this, std::memory_order_release);
-  segments_.push_back(segment);
-  bytes_.fetch_add(segment->bytes, std::memory_order_relaxed);
-  return b;
+LargeHeap::Taken LargeHeap::Take(std::size_t bytes, Stream stream, std::size_t requested,
+                                 Fencer& fencer, absl::Status* status) {
+  MutexLock lock(&mu_);
+  bool from_ready = false;
+  // Best fit over the caller's stream group and the ready group together.
+  auto pick = [&](BestFitSet* own, BestFitSet& ready) -> LargeBlock* {
+    LargeBlock* best = own != nullptr ? own->BestFit(bytes) : nullptr;
+    LargeBlock* r = ready.BestFit(bytes);
+    from_ready = r != nullptr && (best == nullptr || r->size < best->size);
+    return from_ready ? r : best;
+  };
+  auto to_ready = [this](BestFitSet&& blocks) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    MakeReady(std::move(blocks));
+  };
+  LargeBlock* b = free_.TakeReusable(stream, fencer, pick, to_ready, status);
+  if (b == nullptr) b = free_.TakeFenced(stream, fencer, pick, to_ready, status);
+  if (b == nullptr) return Taken{};
+  Taken t;
+  t.cross_stream = from_ready;
+  t.seq = from_ready ? 0 : free_.StampOf(stream);
+  SetOf(b).Erase(b);
+  Split(b, bytes, min_split_);
+  MarkLive(b, stream, requested);
+  t.ptr = reinterpret_cast<void*>(b->addr);
+  t.bytes = b->size;
+  return t;
 }
 
-void* LargeHeap::AddSegmentAndTake(Segment* segment, std::size_t bytes, std::size_t* got) {
+LargeHeap::Taken LargeHeap::AddSegmentAndTake(Segment* segment, std::size_t bytes, Stream stream,
+                                              std::size_t requested) {
   MutexLock lock(&mu_);
   LargeBlock* b = AddSegment(segment);
-  Split(b, bytes);
-  b->live = true;
-  live_[b->addr] = b;
-  *got = b->size;
-  return reinterpret_cast<void*>(b->addr);
+  b->where = Where::kReady;
+  Split(b, bytes, min_split_);
+  MarkLive(b, stream, requested);
+  return Taken{reinterpret_cast<void*>(b->addr), b->size, false, 0};
+}
+
+absl::Status LargeHeap::TakeAt(std::uintptr_t p, std::size_t bytes, Stream stream,
+                               std::size_t requested, Fencer& fencer) {
+  MutexLock lock(&mu_);
+  for (int attempt = 0;; ++attempt) {
+    LargeBlock* b = nullptr;
+    for (Segment* s : segments_) {
+      if (!s->Contains(p)) continue;
+      b = s->first;
+      while (b != nullptr && b->addr + b->size <= p) b = b->next;
+      break;
+    }
+    if (b == nullptr || b->live || b->addr > p || p + bytes > b->addr + b->size ||
+        (p - b->addr) % quantum_ != 0 || bytes == 0 || bytes % quantum_ != 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot restore a ", bytes, "-byte block at 0x", absl::Hex(p),
+          ": the range is not wholly inside one free block"));
+    }
+    const bool usable = b->where == Where::kReady ||
+                        (b->where == Where::kStream && b->stream == stream);
+    if (!usable && attempt == 0) {
+      // Not reusable on `stream` yet: wait for the work on it (this is
+      // rare: checkpoints are restored between graph recordings), after
+      // which everything is ready and merged, and look again.
+      absl::Status st = free_.WaitAll(fencer, [this](BestFitSet&& blocks)
+                                                  ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        MakeReady(std::move(blocks));
+      });
+      if (!st.ok()) return st;
+      continue;
+    }
+    if (!usable) return absl::InternalError("a waited-for block is still not ready");
+    SetOf(b).Erase(b);
+    if (p > b->addr) {  // the front stays free, filed where b was
+      LargeBlock* front = b;
+      Split(front, p - front->addr, /*min_rest=*/1);  // files the rest...
+      b = front->next;
+      SetOf(b).Erase(b);  // ...which is what we want: take it back out
+      SetOf(front).Add(front);
+    }
+    Split(b, bytes, /*min_rest=*/1);
+    MarkLive(b, stream, requested);
+    return absl::OkStatus();
+  }
 }
 
 absl::Status LargeHeap::Diagnose(std::uintptr_t p) const {
@@ -214,7 +213,8 @@ absl::Status LargeHeap::Diagnose(std::uintptr_t p) const {
       absl::StrCat("pointer 0x", absl::Hex(p), " was not allocated by this pool"));
 }
 
-absl::StatusOr<std::size_t> LargeHeap::Free(std::uintptr_t p, Stream stream, Fencer& fencer) {
+absl::StatusOr<LargeHeap::Freed> LargeHeap::Free(std::uintptr_t p, std::optional<Stream> stream,
+                                                 Fencer& fencer) {
   MutexLock lock(&mu_);
   auto it = live_.find(p);
   if (it == live_.end()) return Diagnose(p);
@@ -223,38 +223,43 @@ absl::StatusOr<std::size_t> LargeHeap::Free(std::uintptr_t p, Stream stream, Fen
     // Its reuse must wait for events that cannot be recorded now.
     return absl::UnavailableError("a CUDA graph capture is underway");
   }
-  live_.erase(it);
-  b->live = false;
-  const std::size_t size = b->size;
+  const Stream freeing = stream.value_or(b->stream);
+  const Freed freed{b->size, b->requested, freeing};
   if (!b->recorded.empty()) {
-    // Reuse waits for the free stream and every recorded stream.
-    absl::InlinedVector<Stream, 3> streams(b->recorded.begin(), b->recorded.end());
-    streams.push_back(stream);
-    b->recorded.clear();
-    b->fences.clear();
+    // Reuse waits for the freeing stream and every recorded stream.
+    Fences fences;
     absl::Status st;
-    for (Stream s : streams) {
+    for (Stream s : b->recorded) {
       absl::StatusOr<FenceRef> f = fencer.FenceFor(s, fencer.Stamp());
       if (!f.ok()) {
         st = f.status();
         break;
       }
-      b->fences.push_back(*std::move(f));
+      fences.push_back(*std::move(f));
+    }
+    if (st.ok() && std::find(b->recorded.begin(), b->recorded.end(), freeing) == b->recorded.end()) {
+      absl::StatusOr<FenceRef> f = fencer.FenceFor(freeing, fencer.Stamp());
+      if (f.ok()) fences.push_back(*std::move(f)); else st = f.status();
     }
     if (st.ok()) {
-      b->where = LargeBlock::Where::kPending;
-      pending_.push_back(b);
-      return size;
+      live_.erase(it);
+      b->live = false;
+      b->recorded.clear();
+      BestFitSet one;
+      one.Add(b);
+      free_.AddPending(std::move(fences), std::move(one));
+      return freed;
     }
     // Recording failed (the CUDA context is broken); fall back to the plain
     // free-on-stream rule below.
-    b->fences.clear();
   }
-  b->where = LargeBlock::Where::kStream;
-  b->stream = stream;
-  b->seq = fencer.Stamp();
-  InsertFree(b);
-  return size;
+  live_.erase(it);
+  b->live = false;
+  b->recorded.clear();
+  b->where = Where::kStream;
+  b->stream = freeing;
+  InsertFree(b, fencer.Stamp());
+  return freed;
 }
 
 void LargeHeap::GiveBack(std::uintptr_t p, ReuseTerms terms) {
@@ -265,19 +270,14 @@ void LargeHeap::GiveBack(std::uintptr_t p, ReuseTerms terms) {
   live_.erase(it);
   b->live = false;
   if (!terms.fences.empty()) {
-    b->where = LargeBlock::Where::kPending;
-    b->fences = std::move(terms.fences);
-    pending_.push_back(b);
+    BestFitSet one;
+    one.Add(b);
+    free_.AddPending(std::move(terms.fences), std::move(one));
     return;
   }
-  if (terms.on_stream) {
-    b->where = LargeBlock::Where::kStream;
-    b->stream = terms.stream;
-    b->seq = terms.seq;
-  } else {
-    b->where = LargeBlock::Where::kReady;
-  }
-  InsertFree(b);
+  b->where = terms.on_stream ? Where::kStream : Where::kReady;
+  b->stream = terms.on_stream ? terms.stream : nullptr;
+  InsertFree(b, terms.seq);
 }
 
 absl::Status LargeHeap::RecordStream(std::uintptr_t p, Stream stream) {
@@ -289,176 +289,38 @@ absl::Status LargeHeap::RecordStream(std::uintptr_t p, Stream stream) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::size_t> LargeHeap::BlockSize(std::uintptr_t p) const {
+BlockInfo LargeHeap::InfoOf(const LargeBlock* b) const {
+  return BlockInfo{reinterpret_cast<void*>(b->addr), b->size, b->requested, b->stream,
+                   b->segment->role};
+}
+
+absl::StatusOr<BlockInfo> LargeHeap::Block(std::uintptr_t p) const {
   MutexLock lock(&mu_);
   auto it = live_.find(p);
   if (it == live_.end()) return Diagnose(p);
-  return it->second->size;
+  return InfoOf(it->second);
 }
 
-absl::StatusOr<std::size_t> LargeHeap::DiscardableSize(std::uintptr_t p) const {
+absl::StatusOr<BlockInfo> LargeHeap::DiscardableBlock(std::uintptr_t p) const {
   MutexLock lock(&mu_);
   auto it = live_.find(p);
   if (it == live_.end()) return Diagnose(p);
   if (!it->second->recorded.empty()) {
     return absl::FailedPreconditionError("block is in use on recorded streams");
   }
-  return it->second->size;
+  return InfoOf(it->second);
 }
 
-absl::StatusOr<std::pair<std::uintptr_t, std::size_t>> LargeHeap::Containing(
-    std::uintptr_t p) const {
+void LargeHeap::ReleaseStream(Stream stream) {
   MutexLock lock(&mu_);
-  for (const Segment* s : segments_) {
-    if (!s->Contains(p)) continue;
-    for (const LargeBlock* b = s->first; b != nullptr; b = b->next) {
-      if (p >= b->addr && p < b->addr + b->size) {
-        if (!b->live) {
-          return absl::FailedPreconditionError(absl::StrCat(
-              "address 0x", absl::Hex(p), " is in a free large block"));
-        }
-        return std::make_pair(b->addr, b->size);
-      }
-    }
+  // Its work on live blocks is done too: their frees need no fence on it.
+  for (auto& [addr, b] : live_) {
+    auto& rec = b->recorded;
+    rec.erase(std::remove(rec.begin(), rec.end(), stream), rec.end());
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat("pointer 0x", absl::Hex(p), " was not allocated by this pool"));
-}
-
-Segment* LargeHeap::StealFreeSegment(std::size_t min_bytes, std::size_t max_bytes, Stream stream,
-                                     Fencer& fencer, ReuseTerms* terms) {
-  MutexLock lock(&mu_);
-  if (!pending_.empty()) (void)PollPending(fencer);
-  auto best = segments_.end();
-  for (auto it = segments_.begin(); it != segments_.end(); ++it) {
-    const LargeBlock* b = (*it)->first;
-    // Ready, or freed on the caller's stream (safe for it at once).
-    const bool usable = b->where == LargeBlock::Where::kReady ||
-                        (b->where == LargeBlock::Where::kStream && b->stream == stream);
-    if (b->live || !usable || b->size != (*it)->bytes || b->size < min_bytes ||
-        b->size > max_bytes) {
-      continue;
-    }
-    if (best == segments_.end() || b->size < (*best)->bytes) best = it;
-  }
-  if (best == segments_.end()) return nullptr;
-  Segment* s = *best;
-  LargeBlock* b = s->first;
-  *terms = ReuseTerms{};
-  if (b->where == LargeBlock::Where::kStream) {
-    terms->on_stream = true;
-    terms->stream = b->stream;
-    terms->seq = b->seq;
-  }
-  bytes_.fetch_sub(s->bytes, std::memory_order_relaxed);
-  SetOf(b).erase(b);
-  delete b;
-  s->first = nullptr;
-  segments_.erase(best);
-  return s;
-}
-
-void LargeHeap::AdoptSegment(Segment* segment, const ReuseTerms& terms) {
-  MutexLock lock(&mu_);
-  LargeBlock* b = AddSegment(segment);
-  if (terms.on_stream) {
-    b->where = LargeBlock::Where::kStream;
-    b->stream = terms.stream;
-    b->seq = terms.seq;
-  }
-  InsertFree(b);
-}
-
-absl::Status LargeHeap::ReleaseFree(Fencer& fencer, std::vector<Segment*>* empty) {
-  MutexLock lock(&mu_);
-  absl::Status status = FenceOthers(reinterpret_cast<Stream>(~std::uintptr_t{0}), fencer);
-  for (LargeBlock* b : pending_) {
-    for (const FenceRef& f : b->fences) status.Update(fencer.Wait(*f));
-  }
-  status.Update(PollPending(fencer));
-  if (!status.ok()) return status;
-  std::vector<Segment*> keep;
-  for (Segment* s : segments_) {
-    LargeBlock* b = s->first;
-    if (!b->live && b->where == LargeBlock::Where::kReady && b->size == s->bytes) {
-      ready_.erase(b);
-      delete b;
-      s->first = nullptr;
-      bytes_.fetch_sub(s->bytes, std::memory_order_relaxed);
-      empty->push_back(s);
-    } else {
-      keep.push_back(s);
-    }
-  }
-  segments_.swap(keep);
-  return absl::OkStatus();
-}
-
-std::int64_t LargeHeap::segments() const {
-  MutexLock lock(&mu_);
-  return static_cast<std::int64_t>(segments_.size());
-}
-
-std::size_t LargeHeap::free_bytes() const {
-  MutexLock lock(&mu_);
-  std::size_t n = 0;
-  for (const Segment* s : segments_) {
-    for (const LargeBlock* b = s->first; b != nullptr; b = b->next) n += b->live ? 0 : b->size;
-  }
-  return n;
-}
-
-void LargeHeap::Snapshot(std::vector<SpanSnapshot>* out) const {
-  MutexLock lock(&mu_);
-  for (const Segment* seg : segments_) {
-    SpanSnapshot s;
-    s.base = seg->base;
-    s.bytes = seg->bytes;
-    s.role = seg->role;
-    s.slab = false;
-    for (const LargeBlock* b = seg->first; b != nullptr; b = b->next) {
-      const SnapState st = !b->live ? SnapState::kFree
-                           : b->recorded.empty() ? SnapState::kLive
-                                                 : SnapState::kRecorded;
-      s.blocks.push_back({b->addr - seg->base, b->size, 1, st});
-    }
-    out->push_back(std::move(s));
-  }
-}
-
-void LargeHeap::CheckInvariants() const {
-  MutexLock lock(&mu_);
-  std::size_t in_sets = ready_.size() + pending_.size();
-  for (const auto& [s, set] : by_stream_) in_sets += set.size();
-  std::size_t free_blocks = 0;
-  for (const Segment* s : segments_) {
-    std::uintptr_t expect = s->base;
-    const LargeBlock* prev = nullptr;
-    for (const LargeBlock* b = s->first; b != nullptr; prev = b, b = b->next) {
-      UMPOOL_CHECK(b->addr == expect && b->prev == prev && b->segment == s, "broken block chain");
-      UMPOOL_CHECK(b->size > 0 && b->size % quantum_ == 0, "block size not a multiple of the quantum");
-      expect += b->size;
-      if (b->live) {
-        auto it = live_.find(b->addr);
-        UMPOOL_CHECK(it != live_.end() && it->second == b, "live block not indexed");
-        continue;
-      }
-      ++free_blocks;
-      if (prev != nullptr) UMPOOL_CHECK(!CanMerge(prev, b), "unmerged free neighbours");
-      if (b->where == LargeBlock::Where::kReady) {
-        UMPOOL_CHECK(ready_.count(const_cast<LargeBlock*>(b)) == 1, "ready block not in ready set");
-      } else if (b->where == LargeBlock::Where::kStream) {
-        auto it = by_stream_.find(b->stream);
-        UMPOOL_CHECK(it != by_stream_.end() && it->second.count(const_cast<LargeBlock*>(b)) == 1,
-                     "stream block not in its set");
-      } else {
-        UMPOOL_CHECK(std::find(pending_.begin(), pending_.end(), b) != pending_.end(),
-                     "pending block not on pending list");
-      }
-    }
-    UMPOOL_CHECK(expect == s->base + s->bytes, "blocks do not cover the segment");
-  }
-  UMPOOL_CHECK(free_blocks == in_sets, "free-set sizes disagree with the block chains");
+  free_.ReadyStream(stream, [this](BestFitSet&& blocks) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    MakeReady(std::move(blocks));
+  });
 }
 
 }  // namespace umpool::internal

@@ -1,12 +1,15 @@
-// src/pool/large_heap.h: large blocks (above the largest size class) of one role.
+// src/pool/large_heap.h: a space of segments split into blocks, best fit.
 //
-// Requests are rounded to 2 MiB. Each backend allocation is a Segment, split
-// into address-ordered blocks. A free block sits in the best-fit set of the
-// stream it was freed on, or in the any-stream ready set once fences on its
-// streams have completed, or on the pending list in between. Adjacent free
-// blocks merge when they are reusable on the same terms (same stream, or both
-// ready). Best fit: the smallest free block that is large enough among the
-// caller's stream and the ready set; the remainder of a split stays free.
+// Used twice per heap: a role's large space (user blocks above the role's
+// slab_max_bytes, multiples of 512 B) and the slab space (2 MiB-multiple slab
+// ranges). Each segment is split into address-ordered blocks. Free blocks sit
+// in the StreamLists groups (stream_lists.h): freed on a stream, pending, or
+// ready. Take is best fit over the caller's stream group and the ready group,
+// then over other streams' groups once fenced; the remainder of a split stays
+// free. A freed block merges with free neighbours whose reuse terms allow it:
+// two ready blocks; a ready block and a block freed on stream S (the result is
+// S's: safe for S at once, and other streams fence S anyway); two blocks freed
+// on the same stream. Pending blocks never merge.
 //
 // Thread safety: every method takes the heap's mutex (large allocations are
 // rare and expensive next to it). Lock order: heap -> fencer.
@@ -16,51 +19,59 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "src/base/mutex.h"
 #include "src/pool/fence.h"
+#include "src/pool/segment.h"
 #include "src/pool/snapshot.h"
-#include "src/pool/span.h"
+#include "src/pool/stream_lists.h"
+#include "umpool/pool.h"
 
 namespace umpool::internal {
 
-struct LargeBlock;
-class LargeHeap;
-
-class Segment final : public Span {
+// The List of a large heap's groups: free blocks by size, then address.
+class BestFitSet {
  public:
-  Segment(std::uintptr_t base, std::size_t bytes, Role role, void* map_ptr, std::size_t map_bytes)
-      : Span(SpanKind::kSegment, base, bytes, role), map_ptr(map_ptr), map_bytes(map_bytes) {}
-  LargeBlock* first = nullptr;  // guarded by the owning heap's mutex
-  // What the backend mapped (base/bytes is its 2 MiB-aligned part).
-  void* const map_ptr;
-  const std::size_t map_bytes;
-  bool prefetched = false;  // prefetched to the GPU when mapped (set before publication)
-  // The heap that holds it now (segments move between heaps only while
-  // wholly free, so a free of one of its blocks never races a move).
-  std::atomic<LargeHeap*> space{nullptr};
-};
+  using Item = LargeBlock*;
+  bool empty() const { return set_.empty(); }
+  std::size_t size() const { return set_.size(); }
+  void Add(LargeBlock* b) { set_.insert(b); }
+  void Erase(LargeBlock* b) { set_.erase(b); }
+  bool Contains(LargeBlock* b) const { return set_.count(b) != 0; }
+  void Splice(BestFitSet&& other) {
+    set_.merge(other.set_);
+    other.set_.clear();
+  }
+  void MarkPending() {
+    for (LargeBlock* b : set_) b->where = LargeBlock::Where::kPending;
+  }
+  // The smallest block of at least `bytes`, or nullptr.
+  LargeBlock* BestFit(std::size_t bytes) const;
+  // Removes and returns the smallest block (nullptr when empty).
+  LargeBlock* PopFirst();
+  template <class F>
+  void ForEach(F&& f) const {
+    for (LargeBlock* b : set_) f(b);
+  }
+  template <class Pred>
+  void EraseIf(Pred&& pred) {
+    std::erase_if(set_, pred);
+  }
 
-struct LargeBlock {
-  enum class Where : std::uint8_t { kStream, kPending, kReady };
-  std::uintptr_t addr = 0;
-  std::size_t size = 0;
-  Segment* segment = nullptr;
-  LargeBlock* prev = nullptr;  // address order within the segment
-  LargeBlock* next = nullptr;
-  bool live = false;
-  Where where = Where::kReady;     // when free
-  Stream stream = nullptr;         // kStream: the stream it was freed on
-  std::uint64_t seq = 0;           // kStream: Fencer stamp of the free
-  absl::InlinedVector<FenceRef, 2> fences;  // kPending
-  absl::InlinedVector<Stream, 2> recorded;  // live: RecordStream streams
+ private:
+  struct BySize {
+    bool operator()(const LargeBlock* a, const LargeBlock* b) const {
+      return a->size != b->size ? a->size < b->size : a->addr < b->addr;
+    }
+  };
+  std::set<LargeBlock*, BySize> set_;
 };
 
 class LargeHeap {
@@ -70,84 +81,106 @@ class LargeHeap {
   // `holds_slabs`: its blocks are slab ranges, never handed to users.
   LargeHeap(std::size_t quantum, std::size_t min_split, bool holds_slabs)
       : quantum_(quantum), min_split_(min_split), holds_slabs_(holds_slabs) {}
-  bool holds_slabs() const { return holds_slabs_; }
   ~LargeHeap();
   LargeHeap(const LargeHeap&) = delete;
   LargeHeap& operator=(const LargeHeap&) = delete;
+  bool holds_slabs() const { return holds_slabs_; }
 
-  // A block of `bytes` (a multiple of 2 MiB) usable on `stream`, or nullptr
-  // when the heap must grow. *cross_stream is set when the block came from the
-  // any-stream set.
-  // *seq (if not null) is the Fencer stamp of the free when the block came
-  // from the caller's own stream set (reusable at once on `stream` only).
-  // *got is the block's size: `bytes`, or more when the rest was too small to split off.
-  absl::StatusOr<void*> Take(std::size_t bytes, Stream stream, Fencer& fencer, bool* cross_stream,
-                             std::uint64_t* seq, std::size_t* got);
+  struct Taken {
+    void* ptr = nullptr;        // nullptr: nothing fits, the heap must grow
+    std::size_t bytes = 0;      // the block's size: `bytes` asked, or more when
+                                // the rest was too small to split off
+    bool cross_stream = false;  // it came from the ready group
+    std::uint64_t seq = 0;      // from the caller's own stream group: that
+                                // group's stamp (reusable at once on it only)
+  };
+  // A block of `bytes` (a multiple of the quantum) for `stream`, allocated
+  // for `requested` bytes. Event errors go to *status; the search goes on.
+  Taken Take(std::size_t bytes, Stream stream, std::size_t requested, Fencer& fencer,
+             absl::Status* status);
   // Adds a fresh segment and carves `bytes` from its front for `stream`.
-  void* AddSegmentAndTake(Segment* segment, std::size_t bytes, std::size_t* got);
+  Taken AddSegmentAndTake(Segment* segment, std::size_t bytes, Stream stream,
+                          std::size_t requested);
+  // Carves exactly [p, p + bytes) out of a free block for `stream` (restoring
+  // a checkpoint: the block had this address before). FailedPrecondition
+  // when that range is not wholly inside one free block of this heap; if its
+  // free block is not reusable on `stream` yet, waits for it (host-blocking).
+  absl::Status TakeAt(std::uintptr_t p, std::size_t bytes, Stream stream, std::size_t requested,
+                      Fencer& fencer);
 
-  // Frees the block at `p` (freed on `stream`). Returns its size.
-  // InvalidArgument: not a block start of this heap. FailedPrecondition: already free.
-  // Unavailable (nothing changed): the block was named by RecordStream and a
-  // graph capture is underway, so its fences cannot be recorded yet.
-  absl::StatusOr<std::size_t> Free(std::uintptr_t p, Stream stream, Fencer& fencer);
+  struct Freed {
+    std::size_t bytes = 0;
+    std::size_t requested = 0;
+    Stream stream = nullptr;  // the stream it was freed on
+  };
+  // Frees the block at `p`, last used on `stream` (nullopt: the stream it was
+  // allocated for). InvalidArgument: not a block start of this heap.
+  // FailedPrecondition: already free. Unavailable (nothing changed): the
+  // block was named by RecordStream and a graph capture is underway, so its
+  // fences cannot be recorded yet.
+  absl::StatusOr<Freed> Free(std::uintptr_t p, std::optional<Stream> stream, Fencer& fencer);
   absl::Status RecordStream(std::uintptr_t p, Stream stream);
   // Frees the live block at `p` (an empty slab's range) on `terms`. Aborts if
   // `p` is not a live block start (an internal error, not user input).
   void GiveBack(std::uintptr_t p, ReuseTerms terms);
-  absl::StatusOr<std::size_t> BlockSize(std::uintptr_t p) const;
-  // BlockSize for a block about to be discarded and freed; FailedPrecondition
+  // The live block starting at `p`.
+  absl::StatusOr<BlockInfo> Block(std::uintptr_t p) const;
+  // Block() for a block about to be discarded and freed; FailedPrecondition
   // if RecordStream named other streams (they may still read it).
-  absl::StatusOr<std::size_t> DiscardableSize(std::uintptr_t p) const;
-  // The live block containing p (p may be interior): start and size.
-  absl::StatusOr<std::pair<std::uintptr_t, std::size_t>> Containing(std::uintptr_t p) const;
+  absl::StatusOr<BlockInfo> DiscardableBlock(std::uintptr_t p) const;
+  // The live block containing p (p may be interior).
+  absl::StatusOr<BlockInfo> Containing(std::uintptr_t p) const;
+  // Appends every live block.
+  void LiveBlocks(std::vector<BlockInfo>* out) const;
 
-  // Removes and returns the smallest wholly free, ready segment of at least
-  // `min_bytes` (polling pending fences first), or nullptr.
+  // Removes and returns the smallest wholly free segment of `min_bytes` to
+  // `max_bytes` that is ready or was freed on `stream` (then *terms says so,
+  // for AdoptSegment), polling pending fences first; nullptr if none.
   Segment* StealFreeSegment(std::size_t min_bytes, std::size_t max_bytes, Stream stream,
                             Fencer& fencer, ReuseTerms* terms);
-  // Takes a wholly free segment from another heap.
+  // Takes a wholly free segment from another heap, free on `terms`.
   void AdoptSegment(Segment* segment, const ReuseTerms& terms);
-
   // Waits for every pending fence, then moves every segment that is entirely
   // free into `empty` (the caller unmaps them).
   absl::Status ReleaseFree(Fencer& fencer, std::vector<Segment*>* empty);
+  // `stream`'s work has completed (ReleaseStream): its free blocks are
+  // ready, and live blocks no longer wait for it (RecordStream).
+  void ReleaseStream(Stream stream);
 
   std::int64_t segments() const;
   // Bytes of the segments it holds. Approximate without the lock.
   std::size_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
   std::size_t free_bytes() const;
-  // Address order, sizes, no two mergeable neighbours, set membership. Aborts.
+  // Address order, sizes, no two mergeable neighbours, group membership. Aborts.
   void CheckInvariants() const;
   // Appends a picture of each segment: its blocks in address order.
   void Snapshot(std::vector<SpanSnapshot>* out) const;
 
  private:
-  struct BySize {
-    bool operator()(const LargeBlock* a, const LargeBlock* b) const {
-      return a->size != b->size ? a->size < b->size : a->addr < b->addr;
-    }
-  };
-  using FreeSet = std::set<LargeBlock*, BySize>;
-
-  FreeSet& SetOf(LargeBlock* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Registers a segment as one ready block covering it (not yet in a set).
+  using Where = LargeBlock::Where;
+  static bool CanMerge(const LargeBlock* a, const LargeBlock* b);
+  BestFitSet& SetOf(LargeBlock* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Registers a segment as one block covering it (not yet in a group).
   LargeBlock* AddSegment(Segment* segment) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  LargeBlock* Pick(std::size_t bytes, Stream stream, bool* ready) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void InsertFree(LargeBlock* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Split(LargeBlock* b, std::size_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status PollPending(Fencer& fencer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status FenceOthers(Stream stream, Fencer& fencer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Merges a free block (where/stream set) with its neighbours and files it.
+  void InsertFree(LargeBlock* b, std::uint64_t seq) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Files the blocks of a group whose fences completed (one by one, each
+  // merging with neighbours already ready).
+  void MakeReady(BestFitSet&& blocks) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Splits `b` so it has `bytes`, the rest staying free on b's terms.
+  void Split(LargeBlock* b, std::size_t bytes, std::size_t min_rest)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MarkLive(LargeBlock* b, Stream stream, std::size_t requested)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Diagnose(std::uintptr_t p) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  BlockInfo InfoOf(const LargeBlock* b) const;
 
   const std::size_t quantum_;
   const std::size_t min_split_;
   const bool holds_slabs_;
   std::atomic<std::size_t> bytes_{0};
   mutable Mutex mu_;
-  FreeSet ready_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<Stream, FreeSet> by_stream_ ABSL_GUARDED_BY(mu_);
-  std::vector<LargeBlock*> pending_ ABSL_GUARDED_BY(mu_);
+  StreamLists<BestFitSet> free_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::uintptr_t, LargeBlock*> live_ ABSL_GUARDED_BY(mu_);
   std::vector<Segment*> segments_ ABSL_GUARDED_BY(mu_);
 };

@@ -1,47 +1,10 @@
-// PoolOptions defaults and validation; role and backend names.
-#include <array>
-
-#include "absl/strings/string_view.h"
-
+// PoolOptions defaults and validation.
 #include "absl/strings/str_cat.h"
 #include "src/pool/size_class.h"
 #include "umpool/options.h"
 #include "umpool/types.h"
 
 namespace umpool {
-namespace {
-
-constexpr std::array<absl::string_view, kNumRoles> kRoleNames = {"default", "weights", "kv",
-                                                               "activations"};
-constexpr std::array<absl::string_view, 3> kBackendNames = {"managed", "device", "host"};
-
-}  // namespace
-
-absl::string_view RoleName(Role role) {
-  const auto i = static_cast<unsigned>(role);
-  return i < kRoleNames.size() ? kRoleNames[i] : "invalid";
-}
-
-absl::StatusOr<Role> ParseRole(absl::string_view name) {
-  for (int i = 0; i < kNumRoles; ++i) {
-    if (kRoleNames[i] == name) return static_cast<Role>(i);
-  }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown role '", name, "' (expected default, weights, kv or activations)"));
-}
-
-absl::string_view BackendKindName(BackendKind kind) {
-  const auto i = static_cast<unsigned>(kind);
-  return i < kBackendNames.size() ? kBackendNames[i] : "invalid";
-}
-
-absl::StatusOr<BackendKind> ParseBackendKind(absl::string_view name) {
-  for (unsigned i = 0; i < kBackendNames.size(); ++i) {
-    if (kBackendNames[i] == name) return static_cast<BackendKind>(i);
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown backend '", name, "' (expected managed, device or host)"));
-}
 
 RolePolicy DefaultRolePolicy(Role role) {
   RolePolicy p;
@@ -80,6 +43,9 @@ absl::Status PoolOptions::Validate() const {
   for (int i = 0; i < kNumRoles; ++i) {
     const RolePolicy& p = roles[i];
     const absl::string_view name = RoleName(static_cast<Role>(i));
+    if (static_cast<unsigned>(p.preferred) > static_cast<unsigned>(Location::kHost)) {
+      return absl::InvalidArgumentError(absl::StrCat("roles[", name, "].preferred: invalid value"));
+    }
     if (static_cast<unsigned>(p.accessed_by) > static_cast<unsigned>(AccessedBy::kNone)) {
       return absl::InvalidArgumentError(absl::StrCat("roles[", name, "].accessed_by: invalid value"));
     }

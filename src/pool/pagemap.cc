@@ -1,6 +1,6 @@
 #include "src/pool/pagemap.h"
 
-#include "src/pool/check.h"
+#include "src/base/check.h"
 
 namespace umpool::internal {
 

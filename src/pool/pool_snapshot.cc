@@ -1,5 +1,5 @@
-// PoolCore::SnapshotJson: every span and block of the pool as JSON (format in
-// docs/trace.md, "Snapshots"); tools/umpool-snapshot draws it.
+// PoolCore::Spans and SnapshotJson: every span and block of the pool (JSON
+// format in docs/trace.md, "Snapshots"; tools/umpool-snapshot draws it).
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -7,38 +7,46 @@
 
 namespace umpool::internal {
 
-std::string PoolCore::SnapshotJson() const {
-  std::vector<SpanSnapshot> spans;
-  for (const auto& heap : heap_store_) {
-    for (const CentralBin& bin : heap->bins) bin.Snapshot(&spans);
-    for (const LargeHeap& space : heap->large) space.Snapshot(&spans);
-    heap->slab_space.Snapshot(&spans);
-  }
+std::vector<SpanInfo> PoolCore::Spans() const {
+  std::vector<SpanInfo> spans;
+  slabs_.Snapshot(&spans);
+  arena_.Snapshot(&spans);
   std::sort(spans.begin(), spans.end(),
-            [](const SpanSnapshot& a, const SpanSnapshot& b) { return a.base < b.base; });
+            [](const SpanInfo& a, const SpanInfo& b) { return a.base < b.base; });
+  for (SpanInfo& s : spans) {
+    s.device_memory = arena_.IsDeviceMemory(s.role);
+    if (s.slab || discards_.empty()) continue;
+    // A large block waiting for its discard is free (the heap still holds it).
+    for (SpanBlocks& b : s.blocks) {
+      if (b.state == kSnapLive && discards_.Contains(s.base + b.offset)) {
+        b.state = kSnapFree;
+        b.requested = 0;
+      }
+    }
+  }
+  return spans;
+}
+
+std::string PoolCore::SnapshotJson() const {
+  const std::vector<SpanInfo> spans = Spans();
   const Stats st = GetStats();
   std::string out = absl::StrCat(
       "{\"umpool_snapshot\":1,\"device\":", options_.device, ",\"backend\":\"",
       backend_->Describe(), "\",\"allocated_bytes\":", st.allocated_bytes.current,
-      ",\"allocated_peak\":", st.allocated_bytes.peak, ",\"reserved_bytes\":",
-      st.reserved_bytes.current, ",\"reserved_peak\":", st.reserved_bytes.peak, ",\"spans\":[");
+      ",\"allocated_peak\":", st.allocated_bytes.peak, ",\"requested_bytes\":",
+      st.requested_bytes.current, ",\"reserved_bytes\":", st.reserved_bytes.current,
+      ",\"reserved_peak\":", st.reserved_bytes.peak, ",\"spans\":[");
   for (std::size_t i = 0; i < spans.size(); ++i) {
-    const SpanSnapshot& s = spans[i];
+    const SpanInfo& s = spans[i];
     absl::StrAppend(&out, i == 0 ? "" : ",", "\n{\"base\":\"0x", absl::Hex(s.base),
                     "\",\"bytes\":", s.bytes, ",\"kind\":\"", s.slab ? "slab" : "segment",
-                    "\",\"role\":\"", RoleName(s.role), "\",\"block_bytes\":", s.block_bytes,
-                    ",\"device_memory\":", &BackendFor(s.role) != backend_.get() ? "true" : "false",
-                    ",\"blocks\":[");
+                    "\",\"slab_space\":", s.slab_space ? "true" : "false", ",\"role\":\"",
+                    RoleName(s.role), "\",\"block_bytes\":", s.block_bytes,
+                    ",\"device_memory\":", s.device_memory ? "true" : "false", ",\"blocks\":[");
     for (std::size_t j = 0; j < s.blocks.size(); ++j) {
-      const SnapBlock& b = s.blocks[j];
-      SnapState state = b.state;
-      // A large block waiting for its discard is free (the heap still holds it).
-      if (!s.slab && state == SnapState::kLive && !discards_.empty() &&
-          discards_.Contains(s.base + b.offset)) {
-        state = SnapState::kFree;
-      }
+      const SpanBlocks& b = s.blocks[j];
       absl::StrAppend(&out, j == 0 ? "" : ",", "[", b.offset, ",", b.bytes, ",", b.count, ",\"",
-                      std::string(1, static_cast<char>(state)), "\"]");
+                      std::string(1, b.state), "\",", b.requested, "]");
     }
     absl::StrAppend(&out, "]}");
   }

@@ -1,12 +1,17 @@
 #include "src/pool/slab.h"
 
+#include <new>
+
 namespace umpool::internal {
 namespace {
 
-// One 64-byte line per state when the slab has at most 512 blocks (at most
-// 32 KiB of host memory per slab); packed bytes beyond that, where fresh
-// blocks are handed to thread caches in aligned groups of 64 instead.
-std::uint32_t StrideFor(const SizeClassInfo& info) { return info.blocks <= 512 ? 64 : 1; }
+static_assert(sizeof(BlockRecord) == 16, "four records per cache line in dense slabs");
+
+// One 64-byte line per record when the slab has at most 512 blocks (at most
+// 32 KiB of host memory per slab); packed 16-byte records beyond that, where
+// fresh blocks are handed to thread caches in aligned groups of 64 (16 lines)
+// instead.
+std::uint32_t StrideFor(const SizeClassInfo& info) { return info.blocks <= 512 ? 4 : 1; }
 
 }  // namespace
 
@@ -15,10 +20,11 @@ Slab::Slab(std::uintptr_t base, Role role, int size_class)
       size_class_(size_class),
       info_(kSizeClasses[size_class]),
       stride_(StrideFor(info_)),
-      states_(new std::atomic<std::uint8_t>[static_cast<std::size_t>(info_.blocks) * stride_]) {
-  for (std::size_t i = 0; i < static_cast<std::size_t>(info_.blocks) * stride_; ++i) {
-    states_[i].store(kFree, std::memory_order_relaxed);
-  }
+      records_(new (std::align_val_t{64}) BlockRecord[static_cast<std::size_t>(info_.blocks) * stride_]) {}
+
+void Slab::AlignedDelete::operator()(BlockRecord* p) const {
+  // The array form of the aligned delete, as allocated above.
+  ::operator delete[](p, std::align_val_t{64});
 }
 
 }  // namespace umpool::internal

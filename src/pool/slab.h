@@ -1,11 +1,15 @@
 // src/pool/slab.h: a 2 MiB-aligned range of a segment carved into blocks of one class.
 //
-// Per-block state lives here, host-side: kFree (in a cache or central list),
-// kLive (handed out), kLiveRecorded (handed out and named by RecordStream).
-// Transitions are atomic exchanges, which is what makes a double free or a
-// free of a never-allocated block a clean error instead of a corrupted list.
-// When a slab has few blocks, each state byte gets its own cache line so that
-// threads working on neighbouring blocks do not false-share.
+// Per-block metadata lives here, host-side (invariant 1), in one record per
+// block: its state (kFree: in a cache or central list; kLive: handed out;
+// kLiveRecorded: handed out and named by RecordStream), the stream it was
+// allocated for (so it can be freed without naming one, as PyTorch frees a
+// tensor) and its slack (class size - requested bytes, for requested_bytes).
+// State transitions are atomic exchanges, which is what makes a double free or
+// a free of a never-allocated block a clean error instead of a corrupted list.
+// When a slab has few blocks each record gets its own cache line, so threads
+// working on neighbouring blocks do not false-share; denser slabs hand fresh
+// blocks to thread caches in aligned groups of 64 instead.
 #ifndef UMPOOL_SRC_POOL_SLAB_H_
 #define UMPOOL_SRC_POOL_SLAB_H_
 
@@ -20,6 +24,12 @@
 namespace umpool::internal {
 
 enum BlockState : std::uint8_t { kFree = 0, kLive = 1, kLiveRecorded = 2 };
+
+struct BlockRecord {
+  std::atomic<std::uint8_t> state{kFree};
+  std::uint32_t slack = 0;  // class size - requested bytes (live blocks)
+  Stream stream = nullptr;  // the stream it was allocated for (live blocks)
+};
 
 class Slab final : public Span {
  public:
@@ -42,7 +52,9 @@ class Slab final : public Span {
   void* BlockAt(std::uint32_t index) const {
     return reinterpret_cast<void*>(base + static_cast<std::uintptr_t>(index) * info_.size);
   }
-  std::atomic<std::uint8_t>& state(std::uint32_t index) { return states_[index * stride_]; }
+  BlockRecord& record(std::uint32_t index) { return records_[index * stride_]; }
+  const BlockRecord& record(std::uint32_t index) const { return records_[index * stride_]; }
+  std::atomic<std::uint8_t>& state(std::uint32_t index) { return record(index).state; }
 
   // Fresh (never handed out) blocks are carved from the front; guarded by the
   // owning central bin's mutex.
@@ -61,8 +73,11 @@ class Slab final : public Span {
  private:
   const int size_class_;
   const SizeClassInfo& info_;
-  const std::uint32_t stride_;
-  std::unique_ptr<std::atomic<std::uint8_t>[]> states_;
+  struct AlignedDelete {
+    void operator()(BlockRecord* p) const;
+  };
+  const std::uint32_t stride_;  // in records
+  std::unique_ptr<BlockRecord[], AlignedDelete> records_;  // 64-byte aligned
 };
 
 }  // namespace umpool::internal

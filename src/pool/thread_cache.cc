@@ -3,8 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "src/pool/pool_core.h"
-#include "src/pool/size_class.h"
+
 
 namespace umpool::internal {
 
@@ -13,8 +12,8 @@ std::uint32_t ThreadCache::CapacityFor(std::size_t block_bytes) {
   return static_cast<std::uint32_t>(std::clamp<std::size_t>(by_bytes, 2, 64));
 }
 
-ThreadCache::ThreadCache(PoolCore* pool, std::uint64_t pool_id, int cached_classes)
-    : pool_(pool), pool_id_(pool_id), cached_classes_(cached_classes) {
+ThreadCache::ThreadCache(CentralCache* central, std::uint64_t pool_id, int cached_classes)
+    : central_(central), pool_id_(pool_id), cached_classes_(cached_classes) {
   for (StreamSlot& s : slots_) {
     s.bins.reset(new Bin[static_cast<std::size_t>(kNumRoles) * cached_classes_]);
   }
@@ -46,6 +45,7 @@ ThreadCache::StreamSlot* ThreadCache::SlotFor(Stream stream) {
     if (slots_[found].used) FlushSlot(slots_[found]);
     slots_[found].used = true;
     slots_[found].stream = stream;
+    central_->StreamClaimed(stream);
   }
   // Move to the front: slots_ is kept in most-recently-used order.
   std::rotate(&slots_[0], &slots_[found], &slots_[found] + 1);
@@ -56,7 +56,7 @@ void ThreadCache::Flush(Stream stream, Role role, int size_class, Bin& bin, std:
   if (bin.count <= keep) return;
   const std::uint32_t n = bin.count - keep;
   // Return the oldest blocks (bottom of the stack); keep the hot ones.
-  pool_->ReturnToCentral(stream, role, size_class, bin.slots, static_cast<int>(n));
+  central_->Return(stream, role, size_class, bin.slots, static_cast<int>(n));
   std::memmove(bin.slots, bin.slots + n, keep * sizeof(void*));
   bin.count = keep;
   cached_bytes -= static_cast<std::size_t>(n) * kSizeClasses[size_class].size;
@@ -71,10 +71,29 @@ void ThreadCache::FlushSlot(StreamSlot& slot) {
   }
 }
 
-void ThreadCache::FlushAll() {
+void ThreadCache::FlushAll(bool unclaim) {
   for (StreamSlot& s : slots_) {
     if (s.used) FlushSlot(s);
+    if (unclaim) s.used = false;
   }
+}
+
+void ThreadCache::Grow(Stream stream, Role role, int size_class, Bin& bin) {
+  if (bin.slots == nullptr) {
+    bin.cap = CapacityFor(kSizeClasses[size_class].size);
+    bin.slots = new void*[bin.cap];
+  } else {
+    Flush(stream, role, size_class, bin, bin.cap / 2);
+  }
+}
+
+ThreadCache::Bin& ThreadCache::PrepareBin(Stream stream, Role role, int size_class) {
+  Bin& bin = BinFor(stream, role, size_class);
+  if (bin.slots == nullptr) {
+    bin.cap = CapacityFor(kSizeClasses[size_class].size);
+    bin.slots = new void*[bin.cap];
+  }
+  return bin;
 }
 
 void ThreadCache::FlushOtherStreams(Stream stream, Role role, int size_class) {

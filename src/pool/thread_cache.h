@@ -9,7 +9,8 @@
 // Only the owning thread touches bins. Counters are atomics written only by
 // the owner (relaxed load + store, no read-modify-write) and read by GetStats.
 // Other threads ask for a flush by bumping the pool's flush epoch; the owner
-// notices on its next call.
+// notices on its next call (ThreadCaches::Current). It reaches the tiers below
+// only through CentralCache.
 #ifndef UMPOOL_SRC_POOL_THREAD_CACHE_H_
 #define UMPOOL_SRC_POOL_THREAD_CACHE_H_
 
@@ -18,11 +19,11 @@
 #include <cstdint>
 #include <memory>
 
+#include "src/pool/central_cache.h"
+#include "src/pool/size_class.h"
 #include "umpool/types.h"
 
 namespace umpool::internal {
-
-class PoolCore;
 
 // Owner-written counter readable from other threads.
 struct OwnerCounter {
@@ -41,7 +42,7 @@ class ThreadCache {
     std::uint32_t cap = 0;
   };
 
-  ThreadCache(PoolCore* pool, std::uint64_t pool_id, int cached_classes);
+  ThreadCache(CentralCache* central, std::uint64_t pool_id, int cached_classes);
   ~ThreadCache();
   ThreadCache(const ThreadCache&) = delete;
   ThreadCache& operator=(const ThreadCache&) = delete;
@@ -54,8 +55,30 @@ class ThreadCache {
     return s->bins[static_cast<int>(role) * cached_classes_ + size_class];
   }
 
-  // Returns every cached block to the pool's central bins.
-  void FlushAll();
+  // A cached block of (stream, role, class), or nullptr: the hot path.
+  void* Pop(Stream stream, Role role, int size_class) {
+    Bin& bin = BinFor(stream, role, size_class);
+    if (bin.count == 0) return nullptr;
+    cached_bytes -= kSizeClasses[size_class].size;
+    return bin.slots[--bin.count];
+  }
+  // Caches a freed block of (stream, role, class); overflow goes down to the
+  // central bins: the older half of a full bin, everything of a bin that
+  // takes the cache past `max_bytes`.
+  void Push(Stream stream, Role role, int size_class, void* block, std::size_t max_bytes) {
+    Bin& bin = BinFor(stream, role, size_class);
+    if (bin.count == bin.cap) [[unlikely]] Grow(stream, role, size_class, bin);
+    bin.slots[bin.count++] = block;
+    cached_bytes += kSizeClasses[size_class].size;
+    if (cached_bytes > max_bytes) [[unlikely]] Flush(stream, role, size_class, bin, 0);
+  }
+  // Makes sure the bin has slots (a refill writes into them).
+  Bin& PrepareBin(Stream stream, Role role, int size_class);
+
+  // Returns every cached block to the pool's central bins; with `unclaim`
+  // the stream slots are given up too (after a stream was released, so that
+  // the next use of any stream goes through StreamClaimed).
+  void FlushAll(bool unclaim = false);
   // Returns the bin's blocks beyond `keep` to the central bin.
   void Flush(Stream stream, Role role, int size_class, Bin& bin, std::uint32_t keep);
   // Flushes bins of (role, class) held for streams other than `stream`, so the
@@ -63,15 +86,18 @@ class ThreadCache {
   void FlushOtherStreams(Stream stream, Role role, int size_class);
 
   std::uint64_t pool_id() const { return pool_id_; }
-  PoolCore* pool() const { return pool_; }
 
   // Bin capacity for a class (blocks): 64 for small classes, fewer for large.
   static std::uint32_t CapacityFor(std::size_t block_bytes);
 
-  std::uint64_t epoch = 0;        // the pool flush epoch last seen
+  // The pool flush epoch last seen. Written by the owner, read by the pool
+  // (ReleaseStream: which caches have flushed since).
+  std::atomic<std::uint64_t> epoch{0};
   std::size_t cached_bytes = 0;   // bytes held in bins
   std::int64_t unpublished = 0;   // allocated-bytes delta not yet in the pool total
-  OwnerCounter unpublished_view;  // mirror of `unpublished` for GetStats
+  std::int64_t unpublished_requested = 0;  // the same for requested bytes
+  OwnerCounter unpublished_view;  // mirrors of the two for GetStats
+  OwnerCounter unpublished_requested_view;
   OwnerCounter allocations, frees, cache_hits;
 
  private:
@@ -83,8 +109,9 @@ class ThreadCache {
   };
   StreamSlot* SlotFor(Stream stream);
   void FlushSlot(StreamSlot& slot);
+  void Grow(Stream stream, Role role, int size_class, Bin& bin);
 
-  PoolCore* const pool_;
+  CentralCache* const central_;
   const std::uint64_t pool_id_;
   const int cached_classes_;
   std::uint64_t tick_ = 0;

@@ -7,7 +7,6 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "src/base/mutex.h"
-#include "src/pool/pool_core.h"
 
 namespace umpool::internal {
 
@@ -17,7 +16,7 @@ namespace {
 
 struct Registry {
   Mutex mu;
-  absl::flat_hash_map<std::uint64_t, PoolCore*> live ABSL_GUARDED_BY(mu);
+  absl::flat_hash_map<std::uint64_t, CacheOwner*> live ABSL_GUARDED_BY(mu);
 };
 
 // Never destroyed: thread-exit hooks may run after static destructors.
@@ -52,7 +51,7 @@ thread_local OwnedCaches tls_owned;
 
 }  // namespace
 
-std::uint64_t RegisterPool(PoolCore* pool) {
+std::uint64_t RegisterPool(CacheOwner* pool) {
   const std::uint64_t id = g_next_id.fetch_add(1, std::memory_order_relaxed);
   Registry& r = GetRegistry();
   MutexLock lock(&r.mu);
@@ -82,20 +81,6 @@ ThreadCache* AdoptCache(std::unique_ptr<ThreadCache> cache) {
   tls_owned.caches.push_back(std::move(cache));
   tls_memo = TlsMemo{raw->pool_id(), raw};
   return raw;
-}
-
-ThreadCache* PoolCore::CurrentCacheSlow() {
-  if (ThreadCache* c = FindOwnedCache(id_)) {
-    tls_memo = TlsMemo{id_, c};
-    return c;
-  }
-  auto cache = std::make_unique<ThreadCache>(this, id_, cached_classes_);
-  cache->epoch = flush_epoch_.load(std::memory_order_relaxed);
-  {
-    MutexLock lock(&caches_mu_);
-    caches_.push_back(cache.get());
-  }
-  return AdoptCache(std::move(cache));
 }
 
 }  // namespace umpool::internal

@@ -2,7 +2,7 @@
 // this thread owns.
 //
 // A thread's caches are destroyed at thread exit; a cache whose pool is still
-// alive is first flushed into it (PoolCore::RetireCache), under the registry
+// alive is first flushed into it (CacheOwner::RetireCache), under the registry
 // mutex so that a pool cannot die mid-flush. Pool ids are never reused, so a
 // stale cache of a dead pool is recognised and dropped.
 #ifndef UMPOOL_SRC_POOL_THREAD_REGISTRY_H_
@@ -15,7 +15,15 @@
 
 namespace umpool::internal {
 
-class PoolCore;
+// A pool's thread-cache tier, as the registry sees it.
+class CacheOwner {
+ public:
+  // Thread exit: flush `cache` into the pool and fold its counters in.
+  virtual void RetireCache(ThreadCache* cache) = 0;
+
+ protected:
+  ~CacheOwner() = default;
+};
 
 // One-entry memo of the last (pool, cache) this thread used: the hot path's
 // only TLS access. Trivial type, constant-initialised: no TLS guard.
@@ -26,7 +34,7 @@ struct TlsMemo {
 extern thread_local constinit TlsMemo tls_memo;
 
 // Registers a live pool and returns its id (never 0, never reused).
-std::uint64_t RegisterPool(PoolCore* pool);
+std::uint64_t RegisterPool(CacheOwner* pool);
 // Unregisters; after it returns no thread-exit flush will touch the pool.
 void UnregisterPool(std::uint64_t id);
 

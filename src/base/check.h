@@ -1,4 +1,4 @@
-// src/pool/check.h: umpool's own assertion macros (Abseil 20220623 has no
+// src/base/check.h: umpool's own assertion macros (Abseil 20220623 has no
 // absl/log). Two tiers, as in tcmalloc:
 //   UMPOOL_CHECK  - always on; guards memory safety of the pool's own state.
 //                   A failure means umpool itself is broken (never user input:

@@ -1,12 +1,19 @@
-// src/backend/backend.h: the contract between the pool and its memory source.
+// umpool/backend.h: where a pool's memory and stream primitives come from.
 //
-// A Backend maps and unmaps large ranges (slabs and segments), applies
-// placement advice and prefetches, and provides the stream/event primitives
-// the pool orders reuse with. It knows nothing of size classes or blocks.
-// Layer rule: src/backend includes only include/umpool and third-party
-// headers, never src/pool (tools/check-layers enforces it).
-#ifndef UMPOOL_SRC_BACKEND_BACKEND_H_
-#define UMPOOL_SRC_BACKEND_BACKEND_H_
+// A Backend maps and unmaps large ranges (segments), applies placement advice
+// and prefetches, discards contents, and provides the events the pool orders
+// reuse with. It knows nothing of size classes or blocks. umpool ships three:
+// managed (cudaMallocManaged + advice + prefetch), device (cudaMalloc) and host
+// (plain host memory with host-side streams and events, so the pool runs and is
+// tested without a GPU). Pool::Create(options, backend) takes any
+// implementation, so an engine can supply its own memory source.
+//
+// Thread safety: every method may be called concurrently from any thread.
+// Errors: out-of-memory is ResourceExhausted (the pool releases cached memory
+// and retries on it), a bad device or argument InvalidArgument, no usable GPU
+// Unavailable. A backend never throws.
+#ifndef UMPOOL_BACKEND_H_
+#define UMPOOL_BACKEND_H_
 
 #include <atomic>
 #include <cstddef>
@@ -16,12 +23,28 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "umpool/options.h"
 #include "umpool/types.h"
 
-namespace umpool::internal {
+namespace umpool {
 
-// What the backend actually did, counted by the backend itself (so tests can
+// The granularity of Map (2 MiB): every segment is a multiple of it.
+inline constexpr std::size_t kMapGranularity = std::size_t{2} << 20;
+
+// Which processor gets a direct mapping of managed memory (cudaMemAdviseSetAccessedBy).
+enum class AccessedBy : std::uint8_t {
+  kCpu = 0,   // the seed's choice: the CPU may read without migrating pages back
+  kGpu = 1,   // the pool's GPU (useful when the preferred location is the host)
+  kNone = 2,  // no AccessedBy advice
+};
+
+// Placement advice for one range, applied once when the range is mapped.
+struct Advice {
+  Location preferred = Location::kDevice;  // cudaMemAdviseSetPreferredLocation
+  AccessedBy accessed_by = AccessedBy::kCpu;
+  bool read_mostly = false;                // cudaMemAdviseSetReadMostly
+};
+
+// What a backend actually did, counted by the backend itself (so tests can
 // compare the pool's view with the backend's). Relaxed atomics.
 struct BackendCounters {
   std::atomic<std::uint64_t> maps{0};
@@ -37,7 +60,6 @@ struct BackendCounters {
   std::atomic<std::uint64_t> stream_waits{0};
 };
 
-// Thread safety: every method may be called concurrently from any thread.
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -47,21 +69,24 @@ class Backend {
   // e.g. "managed: NVIDIA H100 80GB HBM3 (device 0)".
   virtual std::string Describe() const = 0;
 
-  // Bytes this backend may reasonably hand out now (the default cap):
+  // Bytes this backend may reasonably hand out now (a pool's default cap):
   // the GPU's free memory, or half of host memory for the host backend.
   virtual absl::StatusOr<std::size_t> AvailableBytes() = 0;
+  // The device's total memory (what a memory fraction is a fraction of); the
+  // host backend's capacity.
+  virtual absl::StatusOr<std::size_t> TotalBytes() = 0;
 
-  // Maps `bytes` (a multiple of 2 MiB) of fresh memory, aligned to >= 256 B.
-  // ResourceExhausted when the source is out of memory.
+  // Maps `bytes` (a multiple of kMapGranularity) of fresh memory, aligned to
+  // >= 256 B. ResourceExhausted when the source is out of memory.
   virtual absl::StatusOr<void*> Map(std::size_t bytes) = 0;
   // Returns a range from Map. No queued GPU work may still touch it: the pool
   // guarantees that before calling.
   virtual absl::Status Unmap(void* ptr, std::size_t bytes) = 0;
 
-  // Applies `policy`'s advice to the range (managed backend: PreferredLocation
-  // = the pool's GPU, AccessedBy per policy). A no-op that still counts as an
-  // advise op on the other backends.
-  virtual absl::Status Advise(void* ptr, std::size_t bytes, const RolePolicy& policy) = 0;
+  // Applies `advice` to the range (managed backend: PreferredLocation,
+  // AccessedBy, ReadMostly). A no-op that still counts as an advise op on the
+  // other backends.
+  virtual absl::Status Advise(void* ptr, std::size_t bytes, const Advice& advice) = 0;
   // Stream-ordered prefetch of `count` ranges to `where`, in one batch where
   // the driver has one (cudaMemPrefetchBatchAsync), else range by range.
   // Counted as one prefetch op. No-op (counted) on device/host.
@@ -78,7 +103,7 @@ class Backend {
                                Stream stream) = 0;
 
   // Events. CreateEvent makes a timing-free event usable with RecordEvent on
-  // any stream of the pool's device.
+  // any stream of the backend's device.
   virtual absl::StatusOr<Event> CreateEvent() = 0;
   virtual void DestroyEvent(Event event) = 0;
   virtual absl::Status RecordEvent(Event event, Stream stream) = 0;
@@ -100,16 +125,21 @@ class Backend {
   BackendCounters counters_;
 };
 
-// Creates the backend for `kind` on `device`. Unavailable where CUDA is not
-// compiled in or no GPU is usable; InvalidArgument for a bad device ordinal.
+// Creates umpool's backend for `kind` on `device`. Unavailable where CUDA is
+// not compiled in or no GPU is usable; InvalidArgument for a bad device
+// ordinal (the host backend has only device 0). Thread-safe.
 absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(BackendKind kind, int device);
 
+// A host backend whose capacity (AvailableBytes, TotalBytes and the most it
+// maps at once) is `capacity_bytes`; 0 = half of physical memory. It maps
+// with MAP_NORESERVE, so untouched memory costs nothing: trace replays use it
+// to size GPU workloads on a CPU machine. Thread-safe.
+std::unique_ptr<Backend> CreateHostBackend(std::size_t capacity_bytes);
+
 // true when umpool was compiled with CUDA and a CUDA device can be used.
+// Thread-safe; never initialises a CUDA context beyond cudaGetDeviceCount.
 bool CudaAvailable();
 
-// The size granularity of Map (2 MiB): every slab and segment is a multiple.
-inline constexpr std::size_t kMapGranularity = std::size_t{2} << 20;
+}  // namespace umpool
 
-}  // namespace umpool::internal
-
-#endif  // UMPOOL_SRC_BACKEND_BACKEND_H_
+#endif  // UMPOOL_BACKEND_H_

@@ -1,4 +1,4 @@
-#include "src/pool/check.h"
+#include "src/base/check.h"
 
 #include <cstdio>
 #include <cstdlib>

@@ -1,0 +1,254 @@
+// The UMPOOL_CONF keys, once: the parser applies them, ConfDoc prints them
+// with the defaults read from a default Conf and DefaultRolePolicy, so the
+// documentation cannot drift from the code. A new option is a field of
+// PoolOptions / RolePolicy, a row here and its use.
+#include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "src/capi/conf.h"
+
+namespace umpool::capi {
+namespace {
+
+// An enum option: its names and values, in order.
+template <class E>
+using Names = std::vector<std::pair<const char*, E>>;
+
+std::string FormatBytes(std::size_t b) {
+  static constexpr std::pair<std::size_t, const char*> kUnits[] = {
+      {std::size_t{1} << 40, "TiB"}, {std::size_t{1} << 30, "GiB"}, {std::size_t{1} << 20, "MiB"},
+      {std::size_t{1} << 10, "KiB"}};
+  for (auto [unit, name] : kUnits) {
+    if (b != 0 && b % unit == 0) return absl::StrCat(b / unit, name);
+  }
+  return absl::StrCat(b);
+}
+
+absl::Status Bad(absl::string_view key, absl::string_view value, absl::string_view why) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("UMPOOL_CONF: bad value '", value, "' for key '", key, "': ", why));
+}
+
+// One key: how to set it from text, how to print a value, what it means.
+// `T` is what the key applies to: the whole Conf, or one role's policy.
+template <class T>
+struct Key {
+  const char* name;
+  const char* values;  // for the documentation
+  absl::Status (*set)(T&, absl::string_view key, absl::string_view value);
+  std::string (*get)(const T&);
+  const char* doc;
+};
+
+// Setters and printers by kind, for a member reached through Access.
+template <class T, class Access>
+absl::Status SetBytes(T& t, absl::string_view key, absl::string_view value) {
+  absl::StatusOr<std::size_t> b = ParseBytes(value);
+  if (!b.ok()) return Bad(key, value, b.status().message());
+  Access::Of(t) = *b;
+  return absl::OkStatus();
+}
+template <class T, class Access>
+std::string GetBytes(const T& t) { return FormatBytes(Access::Of(t)); }
+
+template <class T, class Access>
+absl::Status SetBool(T& t, absl::string_view key, absl::string_view value) {
+  absl::StatusOr<bool> b = ParseBool(value);
+  if (!b.ok()) return Bad(key, value, "expected true/false, 1/0, yes/no or on/off");
+  Access::Of(t) = *b;
+  return absl::OkStatus();
+}
+template <class T, class Access>
+std::string GetBool(const T& t) { return Access::Of(t) ? "true" : "false"; }
+
+template <class T, class Access, const auto& kNames>
+absl::Status SetEnum(T& t, absl::string_view key, absl::string_view value) {
+  const std::string v = absl::AsciiStrToLower(value);
+  std::vector<std::string> all;
+  for (const auto& [name, e] : kNames) {
+    if (v == name) {
+      Access::Of(t) = e;
+      return absl::OkStatus();
+    }
+    all.push_back(name);
+  }
+  return Bad(key, value, absl::StrCat("expected ", absl::StrJoin(all, ", ")));
+}
+template <class T, class Access, const auto& kNames>
+std::string GetEnum(const T& t) {
+  for (const auto& [name, e] : kNames) {
+    if (Access::Of(t) == e) return name;
+  }
+  return "?";
+}
+
+absl::Status SetPath(Conf& c, absl::string_view, absl::string_view value) {
+  c.pool.trace_path = std::string(value);
+  return absl::OkStatus();
+}
+std::string GetPath(const Conf& c) { return c.pool.trace_path.empty() ? "off" : c.pool.trace_path; }
+
+// Members of Conf, through its PoolOptions.
+template <class F, F PoolOptions::*M>
+struct PoolField {
+  static F& Of(Conf& c) { return c.pool.*M; }
+  static const F& Of(const Conf& c) { return c.pool.*M; }
+};
+template <class F, F Conf::*M>
+struct ConfField {
+  static F& Of(Conf& c) { return c.*M; }
+  static const F& Of(const Conf& c) { return c.*M; }
+};
+template <class F, F RolePolicy::*M>
+struct RoleField {
+  static F& Of(RolePolicy& p) { return p.*M; }
+  static const F& Of(const RolePolicy& p) { return p.*M; }
+};
+
+constexpr std::pair<const char*, BackendKind> kBackends[] = {
+    {"managed", BackendKind::kManaged}, {"device", BackendKind::kDevice}, {"host", BackendKind::kHost}};
+constexpr std::pair<const char*, Location> kLocations[] = {
+    {"gpu", Location::kDevice}, {"cpu", Location::kHost}};
+constexpr std::pair<const char*, AccessedBy> kAccessors[] = {
+    {"cpu", AccessedBy::kCpu}, {"gpu", AccessedBy::kGpu}, {"none", AccessedBy::kNone}};
+constexpr std::pair<const char*, PrefetchMode> kPrefetchModes[] = {
+    {"below_threshold", PrefetchMode::kBelowThreshold},
+    {"always", PrefetchMode::kAlways},
+    {"never", PrefetchMode::kNever}};
+constexpr std::pair<const char*, bool> kMemories[] = {{"managed", false}, {"device", true}};
+
+using P = PoolOptions;
+using R = RolePolicy;
+
+const Key<Conf> kConfKeys[] = {
+    {"backend", "`managed`, `device`, `host`",
+     SetEnum<Conf, PoolField<BackendKind, &P::backend>, kBackends>,
+     GetEnum<Conf, PoolField<BackendKind, &P::backend>, kBackends>, "where segments come from"},
+    {"capacity", "size", SetBytes<Conf, PoolField<std::size_t, &P::capacity_bytes>>,
+     GetBytes<Conf, PoolField<std::size_t, &P::capacity_bytes>>,
+     "cap on reserved bytes per device; 0 = the GPU's free memory at pool creation"},
+    {"allow_oversubscription", "bool", SetBool<Conf, PoolField<bool, &P::allow_oversubscription>>,
+     GetBool<Conf, PoolField<bool, &P::allow_oversubscription>>,
+     "allow a cap above the GPU's free memory (GH200 Extended GPU Memory)"},
+    {"thread_cache", "bool", SetBool<Conf, PoolField<bool, &P::thread_cache>>,
+     GetBool<Conf, PoolField<bool, &P::thread_cache>>, "per-thread caches (the lock-free hot path)"},
+    {"thread_cache_bytes", "size", SetBytes<Conf, PoolField<std::size_t, &P::thread_cache_bytes>>,
+     GetBytes<Conf, PoolField<std::size_t, &P::thread_cache_bytes>>,
+     "most bytes a thread's cache holds"},
+    {"thread_cache_max_class", "size",
+     SetBytes<Conf, PoolField<std::size_t, &P::thread_cache_max_class_bytes>>,
+     GetBytes<Conf, PoolField<std::size_t, &P::thread_cache_max_class_bytes>>,
+     "largest class served through thread caches"},
+    {"stats_publish_bytes", "size", SetBytes<Conf, PoolField<std::size_t, &P::stats_publish_bytes>>,
+     GetBytes<Conf, PoolField<std::size_t, &P::stats_publish_bytes>>,
+     "allocated-bytes peak accuracy per thread (0 = exact)"},
+    {"release_on_oom", "bool", SetBool<Conf, PoolField<bool, &P::release_on_oom>>,
+     GetBool<Conf, PoolField<bool, &P::release_on_oom>>,
+     "when memory runs short, return free segments to CUDA before failing"},
+    {"trace", "file path", SetPath, GetPath,
+     "write every allocation, free and record_stream to this CSV file (trace.md); `%d` in the "
+     "path becomes the device, otherwise devices other than 0 append `.dev<N>`. The path cannot "
+     "contain `,`"},
+    {"raise_on_oom", "bool", SetBool<Conf, ConfField<bool, &Conf::raise_on_oom>>,
+     GetBool<Conf, ConfField<bool, &Conf::raise_on_oom>>,
+     "the pluggable fallback's allocation throws (Python sees `RuntimeError`) instead of "
+     "returning NULL; the C ABI never throws"},
+};
+
+const Key<RolePolicy> kRoleKeys[] = {
+    {"preferred", "`gpu`, `cpu`", SetEnum<R, RoleField<Location, &R::preferred>, kLocations>,
+     GetEnum<R, RoleField<Location, &R::preferred>, kLocations>,
+     "PreferredLocation advice of the role's segments; `cpu` for data the GPU reads once per step "
+     "(with `accessed_by:gpu`), never prefetched"},
+    {"accessed_by", "`cpu`, `gpu`, `none`",
+     SetEnum<R, RoleField<AccessedBy, &R::accessed_by>, kAccessors>,
+     GetEnum<R, RoleField<AccessedBy, &R::accessed_by>, kAccessors>,
+     "AccessedBy advice of the role's segments"},
+    {"prefetch", "`below_threshold`, `always`, `never`",
+     SetEnum<R, RoleField<PrefetchMode, &R::prefetch>, kPrefetchModes>,
+     GetEnum<R, RoleField<PrefetchMode, &R::prefetch>, kPrefetchModes>,
+     "when new segments are prefetched to the GPU"},
+    {"prefetch_threshold", "size", SetBytes<R, RoleField<std::size_t, &R::prefetch_threshold_bytes>>,
+     GetBytes<R, RoleField<std::size_t, &R::prefetch_threshold_bytes>>,
+     "with `below_threshold`: prefetch ranges smaller than this"},
+    {"read_mostly", "bool", SetBool<R, RoleField<bool, &R::read_mostly>>,
+     GetBool<R, RoleField<bool, &R::read_mostly>>,
+     "ReadMostly advice (weights that never change)"},
+    {"discard", "bool", SetBool<R, RoleField<bool, &R::discard_on_free>>,
+     GetBool<R, RoleField<bool, &R::discard_on_free>>,
+     "discard a freed block's whole 2 MiB pages (stream-ordered, before reuse) so dead contents "
+     "are never migrated"},
+    {"memory", "`managed`, `device`", SetEnum<R, RoleField<bool, &R::device_memory>, kMemories>,
+     GetEnum<R, RoleField<bool, &R::device_memory>, kMemories>,
+     "`device`: plain device memory (`cudaMalloc`): no faults or migration, no CPU access, no "
+     "prefetch/evict. Not with `read_mostly` or `discard`"},
+    {"slab_max", "size, at most `32MiB`", SetBytes<R, RoleField<std::size_t, &R::slab_max_bytes>>,
+     GetBytes<R, RoleField<std::size_t, &R::slab_max_bytes>>,
+     "requests up to this size use size-class slabs (thread-cached, tens of ns); larger ones are "
+     "512 B-granular best-fit blocks of the role's own large space"},
+};
+
+// "`v`", or "`a` for default, kv; `b` for weights, activations".
+std::string RoleDefaults(const Key<RolePolicy>& k) {
+  std::vector<std::pair<std::string, std::vector<std::string>>> groups;
+  for (int r = 0; r < kNumRoles; ++r) {
+    const std::string v = k.get(DefaultRolePolicy(static_cast<Role>(r)));
+    auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.first == v; });
+    if (it == groups.end()) it = groups.insert(groups.end(), {v, {}});
+    it->second.push_back(absl::StrCat("`", RoleName(static_cast<Role>(r)), "`"));
+  }
+  if (groups.size() == 1) return absl::StrCat("`", groups[0].first, "`");
+  std::vector<std::string> parts;
+  for (const auto& [v, roles] : groups) {
+    parts.push_back(absl::StrCat("`", v, "` for ", absl::StrJoin(roles, ", ")));
+  }
+  return absl::StrJoin(parts, "; ");
+}
+
+}  // namespace
+
+absl::Status ApplyKey(Conf& conf, absl::string_view key, absl::string_view value) {
+  for (const Key<Conf>& k : kConfKeys) {
+    if (key == k.name) return k.set(conf, key, value);
+  }
+  const std::size_t dot = key.find('.');
+  if (dot == absl::string_view::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("UMPOOL_CONF: unknown key '", key, "' (see docs/conf.md for the keys)"));
+  }
+  absl::StatusOr<Role> role = ParseRole(key.substr(0, dot));
+  if (!role.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("UMPOOL_CONF: unknown key '", key, "': ",
+                                                   role.status().message()));
+  }
+  const absl::string_view field = key.substr(dot + 1);
+  std::vector<std::string> fields;
+  for (const Key<RolePolicy>& k : kRoleKeys) {
+    if (field == k.name) return k.set(conf.pool.roles[static_cast<int>(*role)], key, value);
+    fields.push_back(k.name);
+  }
+  return absl::InvalidArgumentError(absl::StrCat("UMPOOL_CONF: unknown key '", key,
+                                                 "' (a role takes ", absl::StrJoin(fields, ", "),
+                                                 ")"));
+}
+
+std::string ConfDoc() {
+  const Conf defaults;
+  std::string out = "| key | values | default | meaning |\n|---|---|---|---|\n";
+  for (const Key<Conf>& k : kConfKeys) {
+    absl::StrAppend(&out, "| `", k.name, "` | ", k.values, " | `", k.get(defaults), "` | ", k.doc,
+                    " |\n");
+  }
+  for (const Key<RolePolicy>& k : kRoleKeys) {
+    absl::StrAppend(&out, "| `<role>.", k.name, "` | ", k.values, " | ", RoleDefaults(k), " | ",
+                    k.doc, " |\n");
+  }
+  return out;
+}
+
+}  // namespace umpool::capi

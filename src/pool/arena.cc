@@ -1,0 +1,212 @@
+// Arena: which heap serves a role, the order of tries before growing, moving
+// free segments between spaces, releasing. Mapping itself is in arena_map.cc.
+#include "src/pool/arena.h"
+
+#include <algorithm>
+#include <tuple>
+#include <utility>
+
+#include "src/base/check.h"
+
+namespace umpool::internal {
+
+Arena::Arena(const PoolOptions& options, Backend& backend, Backend* device_memory,
+             PageMap& pagemap, Fencer& fencer, PoolCounters& counters, std::size_t capacity)
+    : options_(options),
+      backend_(backend),
+      device_memory_(device_memory),
+      pagemap_(pagemap),
+      fencer_(fencer),
+      counters_(counters),
+      initial_capacity_(capacity),
+      capacity_(capacity),
+      capacity_view_(capacity) {
+  // Roles whose placement is the same except for the prefetch mode share a heap.
+  auto key = [&](int r) {
+    const RolePolicy& p = options.roles[r];
+    return std::make_tuple(p.preferred, p.accessed_by, p.read_mostly, p.discard_on_free,
+                           p.device_memory);
+  };
+  for (int r = 0; r < kNumRoles; ++r) {
+    heap_of_[r] = -1;
+    for (int q = 0; q < r && heap_of_[r] < 0; ++q) {
+      if (key(q) == key(r)) heap_of_[r] = heap_of_[q];
+    }
+    if (heap_of_[r] < 0) {
+      heap_of_[r] = static_cast<int>(heaps_.size());
+      heaps_.push_back(std::make_unique<Heap>());
+    }
+  }
+  counters_.capacity_bytes.store(static_cast<std::int64_t>(capacity), std::memory_order_relaxed);
+}
+
+Arena::~Arena() {
+  heaps_.clear();  // drops fences and block lists first
+  MutexLock lock(&grow_mu_);
+  for (auto& [seg, owned] : segments_) {
+    (void)BackendFor(seg->role).Unmap(seg->map_ptr, seg->map_bytes);
+  }
+  segments_.clear();
+}
+
+Backend& Arena::BackendFor(Role role) const {
+  return options_.policy(role).device_memory && device_memory_ != nullptr ? *device_memory_
+                                                                          : backend_;
+}
+
+absl::StatusOr<Arena::Range> Arena::TakeLarge(Role role, std::size_t bytes, Stream stream,
+                                              std::size_t requested) {
+  Heap& h = *heaps_[heap_of(role)];
+  return Take(role, h.large[static_cast<int>(role)], /*for_slab=*/false, bytes, stream, requested);
+}
+
+absl::StatusOr<Arena::Range> Arena::TakeSlabRange(Role role, std::size_t bytes, Stream stream) {
+  Heap& h = *heaps_[heap_of(role)];
+  return Take(role, h.slab_space, /*for_slab=*/true, bytes, stream, 0);
+}
+
+absl::StatusOr<Arena::Range> Arena::Take(Role role, LargeHeap& space, bool for_slab,
+                                         std::size_t bytes, Stream stream,
+                                         std::size_t requested) {
+  const int heap = heap_of(role);
+  Heap& h = *heaps_[heap];
+  absl::Status events;
+  auto take = [&] { return space.Take(bytes, stream, requested, fencer_, &events); };
+  // Free memory of the heap, in the order it is tried before the backend is
+  // asked: empty slabs of any class given back; a wholly free segment of
+  // another space (not one much larger than the request: its owner will
+  // want it whole again; measured, a limit of twice the growth size let KV
+  // blocks fill activation segments).
+  auto take_free = [&]() -> LargeHeap::Taken {
+    if (source_ != nullptr && source_->ReclaimEmptySlabs(heap, /*wait=*/false, nullptr) > 0) {
+      LargeHeap::Taken t = take();
+      if (t.ptr != nullptr) return t;
+    }
+    ReuseTerms terms;
+    Segment* s = StealSegment(h, space, bytes, std::max(2 * bytes, bytes + kLargeSegmentBytes),
+                              stream, &terms);
+    if (s == nullptr) return {};
+    counters_.Bump(counters_.segments_moved);
+    space.AdoptSegment(s, terms);
+    return take();
+  };
+  LargeHeap::Taken t = take();
+  if (t.ptr == nullptr) t = take_free();
+  // The blocks this thread's cache holds may be all that keeps a slab from
+  // being empty: flush them and look again.
+  if (t.ptr == nullptr && source_ != nullptr && source_->FlushCallerCache()) t = take_free();
+  if (!events.ok() && !absl::IsUnavailable(events)) counters_.Bump(counters_.fence_errors);
+  if (t.ptr != nullptr) {
+    PrefetchIfNeeded(role, t.ptr, bytes, stream);
+    return Range{t.ptr, t.bytes, t.cross_stream, t.seq, false};
+  }
+  absl::StatusOr<Segment*> seg = GrowSegment(role, space, bytes, for_slab, stream);
+  if (!seg.ok()) return seg.status();
+  t = space.AddSegmentAndTake(*seg, bytes, stream, requested);
+  return Range{t.ptr, t.bytes, false, 0, true};
+}
+
+Segment* Arena::StealSegment(Heap& h, LargeHeap& into, std::size_t bytes, std::size_t max_bytes,
+                             Stream stream, ReuseTerms* terms) {
+  if (&into != &h.slab_space) {
+    if (Segment* s = h.slab_space.StealFreeSegment(bytes, max_bytes, stream, fencer_, terms)) {
+      return s;
+    }
+  }
+  // The large spaces of long-lived roles keep their free segments: a KV cache
+  // drained between batches fills again, and lending its segments to
+  // activations made it grow anew every cycle of a steady workload.
+  for (Role r : {Role::kActivations, Role::kDefault}) {
+    LargeHeap& space = h.large[static_cast<int>(r)];
+    if (&space == &into) continue;
+    if (Segment* s = space.StealFreeSegment(bytes, max_bytes, stream, fencer_, terms)) return s;
+  }
+  return nullptr;
+}
+
+void Arena::CoverSlab(Slab* slab) {
+  MutexLock lock(&grow_mu_);
+  pagemap_.Cover(slab->base, slab->bytes, slab);
+  heaps_[heap_of(slab->role)]->slab_bytes += slab->bytes;
+  AddLargeReserved(-static_cast<std::int64_t>(slab->bytes));
+}
+
+void Arena::GiveBackSlabRange(Slab* slab, ReuseTerms terms) {
+  Heap& h = *heaps_[heap_of(slab->role)];
+  {
+    MutexLock lock(&grow_mu_);
+    pagemap_.Cover(slab->base, slab->bytes, slab->carrier);
+    h.slab_bytes -= slab->bytes;
+  }
+  AddLargeReserved(static_cast<std::int64_t>(slab->bytes));
+  h.slab_space.GiveBack(slab->base, std::move(terms));
+}
+
+absl::Status Arena::ReleaseFree() {
+  absl::Status status;
+  std::vector<Segment*> empty;
+  for (auto& heap : heaps_) {
+    for (LargeHeap& space : heap->large) status.Update(space.ReleaseFree(fencer_, &empty));
+    status.Update(heap->slab_space.ReleaseFree(fencer_, &empty));
+  }
+  for (Segment* s : empty) status.Update(UnmapSegment(s));
+  return status;
+}
+
+void Arena::ReleaseStream(Stream stream) {
+  for (auto& heap : heaps_) {
+    for (LargeHeap& space : heap->large) space.ReleaseStream(stream);
+    heap->slab_space.ReleaseStream(stream);
+  }
+}
+
+std::size_t Arena::MaxCapacity() const {
+  return backend_.kind() == BackendKind::kManaged && !options_.allow_oversubscription
+             ? initial_capacity_
+             : SIZE_MAX;
+}
+
+absl::Status Arena::SetCapacity(std::size_t bytes, bool* over) {
+  MutexLock lock(&grow_mu_);
+  capacity_ = bytes;
+  capacity_view_.store(bytes, std::memory_order_relaxed);
+  counters_.capacity_bytes.store(static_cast<std::int64_t>(bytes), std::memory_order_relaxed);
+  *over = reserved_ > bytes;
+  return absl::OkStatus();
+}
+
+void Arena::LiveBlocks(std::vector<BlockInfo>* out) const {
+  for (const auto& heap : heaps_) {
+    for (const LargeHeap& space : heap->large) space.LiveBlocks(out);
+  }
+}
+
+void Arena::Snapshot(std::vector<SpanSnapshot>* out) const {
+  for (const auto& heap : heaps_) {
+    for (const LargeHeap& space : heap->large) space.Snapshot(out);
+    heap->slab_space.Snapshot(out);
+  }
+}
+
+void Arena::CheckInvariants() const {
+  for (const auto& heap : heaps_) {
+    for (const LargeHeap& space : heap->large) space.CheckInvariants();
+    heap->slab_space.CheckInvariants();
+  }
+  MutexLock lock(&grow_mu_);
+  std::size_t sum = 0;
+  for (const auto& [seg, owned] : segments_) {
+    sum += seg->map_bytes;
+    const Span* first = pagemap_.Lookup(reinterpret_cast<void*>(seg->base));
+    const Span* last = pagemap_.Lookup(reinterpret_cast<void*>(seg->base + seg->bytes - 1));
+    UMPOOL_CHECK(first == seg || (first != nullptr && first->kind == SpanKind::kSlab),
+                 "segment not mapped");
+    UMPOOL_CHECK(last == seg || (last != nullptr && last->kind == SpanKind::kSlab),
+                 "segment end not mapped");
+  }
+  UMPOOL_CHECK(sum == reserved_, "reserved bytes disagree with the segments held");
+  UMPOOL_CHECK(static_cast<std::int64_t>(sum) == counters_.reserved_bytes.current.load(),
+               "reserved counter drift");
+}
+
+}  // namespace umpool::internal

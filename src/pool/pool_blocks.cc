@@ -1,0 +1,178 @@
+// PoolCore: what a pointer is (block lookups), moving blocks (prefetch,
+// evict, fetch), and every live block (checkpoints).
+#include <algorithm>
+
+#include "absl/container/flat_hash_map.h"
+
+#include "absl/strings/str_cat.h"
+#include "src/pool/pool_core.h"
+
+namespace umpool::internal {
+namespace {
+
+absl::Status NotOurs(const void* ptr) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("pointer ", absl::Hex(reinterpret_cast<std::uintptr_t>(ptr)),
+                   " was not allocated by this pool"));
+}
+
+absl::Status WaitingForDiscard(const void* ptr) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("block ", absl::Hex(reinterpret_cast<std::uintptr_t>(ptr)),
+                   " is not allocated (freed; waiting for its discard)"));
+}
+
+BlockInfo SlabBlock(const Slab& slab, std::uint32_t idx) {
+  const BlockRecord& r = slab.record(idx);
+  return BlockInfo{slab.BlockAt(idx), slab.info().size, slab.info().size - r.slack, r.stream,
+                   slab.role};
+}
+
+}  // namespace
+
+absl::StatusOr<BlockInfo> PoolCore::BlockAt(const void* ptr) const {
+  Span* span = pagemap_.Lookup(ptr);
+  if (span == nullptr) return NotOurs(ptr);
+  if (span->kind == SpanKind::kSegment) {
+    if (WaitsForDiscard(span, ptr)) return WaitingForDiscard(ptr);
+    LargeHeap* space = Arena::LargeSpaceOf(span);
+    if (space == nullptr) return NotOurs(ptr);
+    return space->Block(reinterpret_cast<std::uintptr_t>(ptr));
+  }
+  auto* slab = static_cast<Slab*>(span);
+  const std::int64_t idx = slab->IndexOf(reinterpret_cast<std::uintptr_t>(ptr));
+  if (idx < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "interior pointer ", absl::Hex(reinterpret_cast<std::uintptr_t>(ptr)), " in a ",
+        slab->info().size, "-byte block"));
+  }
+  if (slab->state(static_cast<std::uint32_t>(idx)).load(std::memory_order_acquire) == kFree) {
+    return absl::FailedPreconditionError("block is not allocated");
+  }
+  return SlabBlock(*slab, static_cast<std::uint32_t>(idx));
+}
+
+absl::StatusOr<BlockInfo> PoolCore::BlockContaining(const void* ptr) const {
+  Span* span = pagemap_.Lookup(ptr);
+  if (span == nullptr) return NotOurs(ptr);
+  const auto p = reinterpret_cast<std::uintptr_t>(ptr);
+  if (span->kind == SpanKind::kSegment) {
+    LargeHeap* space = Arena::LargeSpaceOf(span);
+    if (space == nullptr) return NotOurs(ptr);
+    absl::StatusOr<BlockInfo> b = space->Containing(p);
+    if (b.ok() && WaitsForDiscard(span, b->ptr)) return WaitingForDiscard(ptr);
+    return b;
+  }
+  auto* slab = static_cast<Slab*>(span);
+  const std::uint64_t idx = DivideByClass(p - slab->base, slab->info());
+  if (idx >= slab->info().blocks) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "address ", absl::Hex(p), " is in the unused tail of a slab"));
+  }
+  if (slab->state(static_cast<std::uint32_t>(idx)).load(std::memory_order_acquire) == kFree) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "address ", absl::Hex(p), " is in a block that is not allocated"));
+  }
+  return SlabBlock(*slab, static_cast<std::uint32_t>(idx));
+}
+
+absl::Status PoolCore::Prefetch(const void* ptr, std::size_t bytes, Location where,
+                                Stream stream) {
+  absl::StatusOr<BlockInfo> block = BlockContaining(ptr);
+  if (!block.ok()) return block.status();
+  const auto p = reinterpret_cast<std::uintptr_t>(ptr);
+  const std::uintptr_t end = reinterpret_cast<std::uintptr_t>(block->ptr) + block->bytes;
+  if (bytes == 0) bytes = end - p;
+  if (bytes > end - p) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "prefetch of ", bytes, " bytes at ", absl::Hex(p), " runs ", bytes - (end - p),
+        " bytes past the end of its ", block->bytes, "-byte block"));
+  }
+  if (arena_.IsDeviceMemory(block->role)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "block at ", absl::Hex(p), " (role ", RoleName(block->role),
+        ") is plain device memory (device_memory policy) and cannot be prefetched or evicted"));
+  }
+  counters_.Bump(counters_.prefetch_calls);
+  return backend_->Prefetch(const_cast<void*>(ptr), bytes, where, stream);
+}
+
+absl::Status PoolCore::PrefetchBlocks(const void* const* ptrs, std::size_t count,
+                                      Location where, Stream stream) {
+  if (count == 0) return absl::OkStatus();
+  if (ptrs == nullptr) return absl::InvalidArgumentError("PrefetchBlocks: null pointer array");
+  std::vector<void*> starts(count);
+  std::vector<std::size_t> sizes(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    absl::StatusOr<BlockInfo> b = BlockContaining(ptrs[i]);
+    absl::Status st = b.status();
+    if (b.ok() && arena_.IsDeviceMemory(b->role)) {
+      st = absl::FailedPreconditionError(absl::StrCat(
+          "role ", RoleName(b->role), " is plain device memory and cannot be prefetched"));
+    }
+    if (!st.ok()) {
+      return absl::Status(st.code(), absl::StrCat("PrefetchBlocks: pointer ", i, ": ", st.message()));
+    }
+    starts[i] = b->ptr;
+    sizes[i] = b->bytes;
+  }
+  counters_.Bump(counters_.prefetch_calls);
+  return backend_->Prefetch(starts.data(), sizes.data(), count, where, stream);
+}
+
+std::vector<BlockInfo> PoolCore::LiveBlocks() const {
+  std::vector<BlockInfo> out;
+  slabs_.LiveBlocks(&out);
+  arena_.LiveBlocks(&out);
+  // Blocks waiting for their discard are free (their heap still has them live).
+  if (!discards_.empty()) {
+    std::erase_if(out, [&](const BlockInfo& b) {
+      return discards_.Contains(reinterpret_cast<std::uintptr_t>(b.ptr));
+    });
+  }
+  std::sort(out.begin(), out.end(),
+            [](const BlockInfo& a, const BlockInfo& b) { return a.ptr < b.ptr; });
+  return out;
+}
+
+absl::Status PoolCore::RestoreLiveBlocks(const std::vector<BlockInfo>& want,
+                                         std::vector<void*>* freed,
+                                         std::vector<void*>* allocated) {
+  if (fencer_.capturing()) {
+    return absl::FailedPreconditionError("RestoreLiveBlocks during a CUDA graph capture");
+  }
+  absl::flat_hash_map<void*, std::size_t> wanted;  // ptr -> bytes
+  for (const BlockInfo& b : want) wanted[b.ptr] = b.bytes;
+  absl::flat_hash_map<void*, std::size_t> kept;
+  for (const BlockInfo& b : LiveBlocks()) {
+    auto it = wanted.find(b.ptr);
+    if (it != wanted.end() && it->second == b.bytes) {
+      kept[b.ptr] = b.bytes;
+      continue;
+    }
+    if (absl::Status st = Deallocate(b.ptr, std::nullopt); !st.ok()) return st;
+    if (freed != nullptr) freed->push_back(b.ptr);
+  }
+  for (const BlockInfo& b : want) {
+    if (kept.contains(b.ptr)) continue;
+    Span* span = pagemap_.Lookup(b.ptr);
+    if (span == nullptr || span->kind != SpanKind::kSegment) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot restore the block at ", absl::Hex(reinterpret_cast<std::uintptr_t>(b.ptr)),
+          span == nullptr ? ": its memory is no longer held by this pool"
+                          : ": size-class blocks cannot be restored (use large blocks only)"));
+    }
+    LargeHeap* space = Arena::LargeSpaceOf(span);
+    if (space == nullptr) {
+      return absl::FailedPreconditionError("cannot restore a block in slab space");
+    }
+    absl::Status st = space->TakeAt(reinterpret_cast<std::uintptr_t>(b.ptr), b.bytes, b.stream,
+                                    b.requested, fencer_);
+    if (!st.ok()) return st;
+    caches_.CountAllocation(CounterCache(), b.bytes, b.requested, /*hit=*/true);
+    if (allocated != nullptr) allocated->push_back(b.ptr);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace umpool::internal

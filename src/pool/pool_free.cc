@@ -1,0 +1,279 @@
+// PoolCore: frees, RecordStream, discard on free, frees deferred across a
+// graph capture.
+#include <algorithm>
+#include <cstdio>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "src/base/check.h"
+#include "src/pool/pool_core.h"
+
+namespace umpool::internal {
+namespace {
+
+absl::Status NotOurs(const void* ptr) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("pointer ", absl::Hex(reinterpret_cast<std::uintptr_t>(ptr)),
+                   " was not allocated by this pool"));
+}
+
+absl::Status Interior(const void* ptr, const Slab& slab) {
+  const std::uintptr_t p = reinterpret_cast<std::uintptr_t>(ptr);
+  const std::size_t off = (p - slab.base) % slab.info().size;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "interior pointer ", absl::Hex(p), ": ", off, " bytes into a ", slab.info().size,
+      "-byte block"));
+}
+
+absl::Status DoubleFree(const void* ptr) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "double free: block ", absl::Hex(reinterpret_cast<std::uintptr_t>(ptr)), " is not allocated"));
+}
+
+}  // namespace
+
+absl::Status PoolCore::Deallocate(void* ptr, std::optional<Stream> stream) {
+  if (ptr == nullptr) return absl::OkStatus();
+  Span* span = pagemap_.Lookup(ptr);
+  if (ABSL_PREDICT_FALSE(span == nullptr)) return NotOurs(ptr);
+  if (ABSL_PREDICT_FALSE(span->kind == SpanKind::kSegment)) return FreeLarge(span, ptr, stream);
+  auto* slab = static_cast<Slab*>(span);
+  const std::int64_t idx = slab->IndexOf(reinterpret_cast<std::uintptr_t>(ptr));
+  if (ABSL_PREDICT_FALSE(idx < 0)) return Interior(ptr, *slab);
+  BlockRecord& r = slab->record(static_cast<std::uint32_t>(idx));
+  const Stream s = stream.has_value() ? *stream : r.stream;
+  const std::size_t size = slab->info().size;
+  const std::size_t requested = size - r.slack;
+  const std::uint8_t prev = r.state.exchange(kFree, std::memory_order_acq_rel);
+  if (ABSL_PREDICT_FALSE(prev != kLive)) {
+    if (prev == kFree) return DoubleFree(ptr);
+    return FreeRecorded(slab, ptr, s);
+  }
+  const int cls = slab->size_class();
+  const Role role = slab->role;
+  if (ABSL_PREDICT_FALSE(size >= kMapGranularity) && DiscardsFor(role) &&
+      !released_.Contains(s) && EnqueueDiscard(reinterpret_cast<std::uintptr_t>(ptr), size, s)) {
+    caches_.CountFree(CounterCache(), size, requested);
+    return absl::OkStatus();
+  }
+  // A free on its own stream after that stream was released: its work is
+  // done, the block is anybody's (and must not claim the dead handle).
+  const bool released = !stream.has_value() && released_.Contains(s);
+  if (ABSL_PREDICT_TRUE(cls < cached_classes_ && !released)) {
+    ThreadCache* tc = caches_.Current();
+    tc->Push(s, role, cls, ptr, options_.thread_cache_bytes);
+    caches_.CountFree(tc, size, requested);
+    return absl::OkStatus();
+  }
+  if (stream.has_value()) released_.Renew(s);
+  Return(s, role, cls, &ptr, 1);  // files released streams' blocks as ready
+  caches_.CountFree(CounterCache(), size, requested);
+  return absl::OkStatus();
+}
+
+void PoolCore::Return(Stream stream, Role role, int size_class, void* const* blocks, int n) {
+  if (ABSL_PREDICT_FALSE(released_.Contains(stream))) {
+    slabs_.ReturnReady(role, size_class, blocks, n);
+    return;
+  }
+  slabs_.Return(stream, role, size_class, blocks, n);
+}
+
+absl::Status PoolCore::FreeLarge(Span* span, void* ptr, std::optional<Stream> stream) {
+  LargeHeap* space = Arena::LargeSpaceOf(span);
+  if (ABSL_PREDICT_FALSE(space == nullptr)) return NotOurs(ptr);  // free slab space
+  const auto p = reinterpret_cast<std::uintptr_t>(ptr);
+  if (stream.has_value()) released_.Renew(*stream);
+  if (DiscardsFor(span->role)) {
+    if (discards_.Contains(p)) return DoubleFree(ptr);
+    absl::StatusOr<BlockInfo> b = space->DiscardableBlock(p);
+    const Stream s = b.ok() ? stream.value_or(b->stream) : nullptr;
+    if (b.ok() && !released_.Contains(s) && EnqueueDiscard(p, b->bytes, s)) {
+      caches_.CountFree(CounterCache(), b->bytes, b->requested);
+      return absl::OkStatus();
+    }
+  }
+  absl::StatusOr<LargeHeap::Freed> freed = space->Free(p, stream, fencer_);
+  if (ABSL_PREDICT_FALSE(absl::IsUnavailable(freed.status()))) {
+    // Named by RecordStream, freed during a graph capture: deferred.
+    absl::StatusOr<BlockInfo> b = space->Block(p);
+    if (!b.ok()) return b.status();
+    {
+      MutexLock lock(&deferred_mu_);
+      for (const DeferredFree& d : deferred_) {
+        if (d.ptr == ptr) return DoubleFree(ptr);
+      }
+    }
+    Defer(ptr, stream.value_or(b->stream), {});
+    caches_.CountFree(CounterCache(), b->bytes, b->requested);
+    return absl::OkStatus();
+  }
+  if (!freed.ok()) return freed.status();
+  if (!stream.has_value() && released_.Contains(freed->stream)) {
+    space->ReleaseStream(freed->stream);  // its work is done: ready for anyone
+  }
+  caches_.CountFree(CounterCache(), freed->bytes, freed->requested);
+  return absl::OkStatus();
+}
+
+absl::Status PoolCore::FreeRecorded(Slab* slab, void* ptr, Stream stream) {
+  StreamSet streams = recorded_.Take(ptr);
+  if (std::find(streams.begin(), streams.end(), stream) == streams.end()) streams.push_back(stream);
+  const std::size_t size = slab->info().size;
+  const std::size_t requested =
+      size - slab->record(static_cast<std::uint32_t>(slab->IndexOf(reinterpret_cast<std::uintptr_t>(ptr)))).slack;
+  if (fencer_.capturing()) {
+    // No event may be recorded during a graph capture: the block waits,
+    // invisible, until the capture ends (EndCapture).
+    Defer(ptr, stream, std::move(streams));
+    caches_.CountFree(CounterCache(), size, requested);
+    return absl::OkStatus();
+  }
+  Fences fences;
+  for (Stream s : streams) {
+    absl::StatusOr<FenceRef> f = fencer_.FenceFor(s, fencer_.Stamp());
+    if (!f.ok()) {
+      // The block stays free but unusable until the pool dies; report why.
+      counters_.Bump(counters_.fence_errors);
+      return f.status();
+    }
+    fences.push_back(*std::move(f));
+  }
+  slabs_.ReturnPending(slab->role, slab->size_class(), std::move(fences), ptr);
+  caches_.CountFree(CounterCache(), size, requested);
+  return absl::OkStatus();
+}
+
+absl::Status PoolCore::RecordStream(void* ptr, Stream stream) {
+  if (ptr == nullptr) return absl::InvalidArgumentError("record_stream on a null pointer");
+  Span* span = pagemap_.Lookup(ptr);
+  if (span == nullptr) return NotOurs(ptr);
+  released_.Renew(stream);
+  if (span->kind == SpanKind::kSegment) {
+    if (ABSL_PREDICT_FALSE(WaitsForDiscard(span, ptr))) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "block ", absl::Hex(reinterpret_cast<std::uintptr_t>(ptr)),
+          " is not allocated (freed; waiting for its discard)"));
+    }
+    LargeHeap* space = Arena::LargeSpaceOf(span);
+    if (space == nullptr) return NotOurs(ptr);
+    return space->RecordStream(reinterpret_cast<std::uintptr_t>(ptr), stream);
+  }
+  auto* slab = static_cast<Slab*>(span);
+  const std::int64_t idx = slab->IndexOf(reinterpret_cast<std::uintptr_t>(ptr));
+  if (idx < 0) return Interior(ptr, *slab);
+  auto& state = slab->state(static_cast<std::uint32_t>(idx));
+  std::uint8_t s = state.load(std::memory_order_acquire);
+  do {
+    if (s == kFree) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "record_stream on block ", absl::Hex(reinterpret_cast<std::uintptr_t>(ptr)),
+          ", which is not allocated"));
+    }
+  } while (s == kLive && !state.compare_exchange_weak(s, kLiveRecorded, std::memory_order_acq_rel));
+  recorded_.Add(ptr, stream);
+  return absl::OkStatus();
+}
+
+bool PoolCore::DiscardsFor(Role role) const {
+  return options_.policy(role).discard_on_free && discard_supported_.load(std::memory_order_relaxed);
+}
+
+bool PoolCore::WaitsForDiscard(const Span* span, const void* block) const {
+  return options_.policy(span->role).discard_on_free && !discards_.empty() &&
+         discards_.Contains(reinterpret_cast<std::uintptr_t>(block));
+}
+
+bool PoolCore::EnqueueDiscard(std::uintptr_t start, std::size_t size, Stream stream) {
+  // Only whole pages inside the block: a partial page may hold a neighbour.
+  const std::uintptr_t lo = (start + kMapGranularity - 1) & ~(kMapGranularity - 1);
+  const std::uintptr_t hi = (start + size) & ~(kMapGranularity - 1);
+  if (hi <= lo) return false;
+  if (discards_.Push(PendingDiscard{start, lo, hi, stream})) DrainDiscards();
+  return true;
+}
+
+void PoolCore::DrainDiscards() {
+  std::vector<PendingDiscard> batch = discards_.TakeAll();
+  std::vector<void*> ptrs;
+  std::vector<std::size_t> sizes;
+  for (std::size_t i = 0; i < batch.size();) {
+    std::size_t j = i;
+    ptrs.clear();
+    sizes.clear();
+    for (; j < batch.size() && batch[j].stream == batch[i].stream; ++j) {
+      ptrs.push_back(reinterpret_cast<void*>(batch[j].lo));
+      sizes.push_back(batch[j].hi - batch[j].lo);
+    }
+    const Stream stream = batch[i].stream;
+    // No discard during a graph capture (it is only an optimisation).
+    if (discard_supported_.load(std::memory_order_relaxed) && !fencer_.capturing()) {
+      absl::Status st = backend_->Discard(ptrs.data(), sizes.data(), ptrs.size(), stream);
+      if (st.ok()) {
+        counters_.Bump(counters_.discard_calls);
+        counters_.Bump(counters_.discarded_blocks, ptrs.size());
+        for (std::size_t n : sizes) counters_.Bump(counters_.discard_bytes, n);
+      } else if (discard_supported_.exchange(false)) {
+        std::fprintf(stderr, "umpool: warning: discard on free disabled for this pool: %s\n",
+                     st.ToString().c_str());
+      }
+    }
+    // Only now may the blocks be reused: the discard precedes any reuse.
+    for (; i < j; ++i) {
+      void* block = reinterpret_cast<void*>(batch[i].block);
+      Span* span = pagemap_.Lookup(block);
+      UMPOOL_CHECK(span != nullptr, "discarded block outside any span");
+      if (span->kind == SpanKind::kSegment) {
+        LargeHeap* space = Arena::LargeSpaceOf(span);
+        UMPOOL_CHECK(space != nullptr, "a block waiting for its discard is in slab space");
+        UMPOOL_CHECK(space->Free(batch[i].block, stream, fencer_).ok(),
+                     "a block waiting for its discard could not be freed");
+      } else {
+        auto* slab = static_cast<Slab*>(span);
+        Return(stream, slab->role, slab->size_class(), &block, 1);
+      }
+    }
+  }
+}
+
+void PoolCore::Defer(void* ptr, Stream stream, StreamSet fences_on) {
+  MutexLock lock(&deferred_mu_);
+  deferred_.push_back(DeferredFree{ptr, stream, std::move(fences_on)});
+}
+
+absl::Status PoolCore::EndCapture() {
+  fencer_.CaptureEnded();
+  if (fencer_.capturing()) return absl::OkStatus();
+  std::vector<DeferredFree> todo;
+  {
+    MutexLock lock(&deferred_mu_);
+    todo.swap(deferred_);
+  }
+  absl::Status status;
+  for (DeferredFree& d : todo) {
+    Span* span = pagemap_.Lookup(d.ptr);
+    UMPOOL_CHECK(span != nullptr, "a deferred free outside any span");
+    if (span->kind == SpanKind::kSegment) {
+      LargeHeap* space = Arena::LargeSpaceOf(span);
+      UMPOOL_CHECK(space != nullptr, "a deferred free in slab space");
+      status.Update(space->Free(reinterpret_cast<std::uintptr_t>(d.ptr), d.stream, fencer_).status());
+      continue;
+    }
+    auto* slab = static_cast<Slab*>(span);
+    Fences fences;
+    for (Stream s : d.fences_on) {
+      absl::StatusOr<FenceRef> f = fencer_.FenceFor(s, fencer_.Stamp());
+      if (!f.ok()) {
+        status.Update(f.status());
+        break;
+      }
+      fences.push_back(*std::move(f));
+    }
+    if (fences.size() == d.fences_on.size()) {
+      slabs_.ReturnPending(slab->role, slab->size_class(), std::move(fences), d.ptr);
+    }
+  }
+  return status;
+}
+
+}  // namespace umpool::internal

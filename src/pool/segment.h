@@ -1,0 +1,57 @@
+// src/pool/segment.h: one backend allocation (a segment) and its large blocks.
+//
+// A Segment is a 2 MiB-aligned range the pool mapped from its backend. It is
+// split into address-ordered LargeBlocks: user blocks (large spaces) or slab
+// ranges (slab space). Which space holds it now is `space`; segments move
+// between spaces only while wholly free.
+#ifndef UMPOOL_SRC_POOL_SEGMENT_H_
+#define UMPOOL_SRC_POOL_SEGMENT_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "absl/container/inlined_vector.h"
+#include "src/pool/span.h"
+#include "umpool/types.h"
+
+namespace umpool::internal {
+
+class LargeHeap;
+struct LargeBlock;
+
+class Segment final : public Span {
+ public:
+  Segment(std::uintptr_t base, std::size_t bytes, Role role, void* map_ptr, std::size_t map_bytes)
+      : Span(SpanKind::kSegment, base, bytes, role), map_ptr(map_ptr), map_bytes(map_bytes) {}
+  LargeBlock* first = nullptr;  // guarded by the owning heap's mutex
+  // What the backend mapped (base/bytes is its 2 MiB-aligned part).
+  void* const map_ptr;
+  const std::size_t map_bytes;
+  bool prefetched = false;  // prefetched to the GPU when mapped (set before publication)
+  // The heap that holds it now (segments move between heaps only while
+  // wholly free, so a free of one of its blocks never races a move).
+  std::atomic<LargeHeap*> space{nullptr};
+};
+
+// A block of a segment, live or free. Guarded by the owning heap's mutex.
+struct LargeBlock {
+  // Which group of the heap's StreamLists holds it while free: on `stream`,
+  // pending (never merged) or ready.
+  enum class Where : std::uint8_t { kStream, kPending, kReady };
+  std::uintptr_t addr = 0;
+  std::size_t size = 0;
+  Segment* segment = nullptr;
+  LargeBlock* prev = nullptr;  // address order within the segment
+  LargeBlock* next = nullptr;
+  bool live = false;
+  Where where = Where::kReady;    // when free
+  Stream stream = nullptr;        // free, kStream: the stream it was freed on;
+                                  // live: the stream it was allocated for
+  std::size_t requested = 0;      // live: what the caller asked for
+  absl::InlinedVector<Stream, 2> recorded;  // live: RecordStream streams
+};
+
+}  // namespace umpool::internal
+
+#endif  // UMPOOL_SRC_POOL_SEGMENT_H_

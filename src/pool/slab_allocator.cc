@@ -1,0 +1,148 @@
+#include "src/pool/slab_allocator.h"
+
+#include <utility>
+
+#include "src/base/check.h"
+
+namespace umpool::internal {
+
+SlabAllocator::SlabAllocator(Arena& arena, PageMap& pagemap, Fencer& fencer,
+                             PoolCounters& counters)
+    : arena_(arena), pagemap_(pagemap), fencer_(fencer), counters_(counters) {
+  for (int h = 0; h < arena.heaps(); ++h) {
+    bins_.push_back(std::make_unique<std::array<CentralBin, kNumClasses>>());
+  }
+}
+
+absl::StatusOr<int> SlabAllocator::Refill(Stream stream, Role role, int cls, void** out, int max,
+                                          bool* grew) {
+  CentralBin& b = bin(role, cls);
+  TakeResult t = b.Take(stream, out, max, fencer_);
+  if (!t.status.ok() && !absl::IsUnavailable(t.status)) counters_.Bump(counters_.fence_errors);
+  if (t.count > 0) {
+    counters_.Bump(counters_.cross_stream_reuses, static_cast<std::uint64_t>(t.cross_stream));
+    return t.count;
+  }
+  absl::StatusOr<Slab*> slab = GrowSlab(role, cls, stream, grew);
+  if (!slab.ok()) return slab.status();
+  return b.AddSlabAndTake(*slab, stream, fencer_, out, max);
+}
+
+absl::StatusOr<Slab*> SlabAllocator::GrowSlab(Role role, int cls, Stream stream, bool* grew) {
+  const std::size_t bytes = kSizeClasses[cls].slab_bytes;
+  absl::StatusOr<Arena::Range> r = arena_.TakeSlabRange(role, bytes, stream);
+  if (!r.ok()) return r.status();
+  *grew = r->grew;
+  if (r->cross_stream) counters_.Bump(counters_.cross_stream_reuses);
+  const auto base = reinterpret_cast<std::uintptr_t>(r->ptr);
+  Span* carrier = pagemap_.Lookup(r->ptr);
+  UMPOOL_CHECK(carrier != nullptr && carrier->kind == SpanKind::kSegment,
+               "a slab's range is not in a segment");
+  auto slab = std::make_unique<Slab>(base, role, cls);
+  slab->carrier = carrier;
+  if (r->bound_seq != 0) {  // memory last freed on `stream`: other streams wait for it
+    slab->bound = true;
+    slab->bound_stream = stream;
+    slab->bound_seq = r->bound_seq;
+  }
+  Slab* raw = slab.get();
+  {
+    MutexLock lock(&slabs_mu_);
+    slabs_[raw] = std::move(slab);
+  }
+  arena_.CoverSlab(raw);
+  counters_.slabs.fetch_add(1, std::memory_order_relaxed);
+  return raw;
+}
+
+void SlabAllocator::ReturnSlab(Slab* slab, ReuseTerms terms) {
+  arena_.GiveBackSlabRange(slab, std::move(terms));
+  {
+    MutexLock lock(&slabs_mu_);
+    auto it = slabs_.find(slab);
+    UMPOOL_CHECK(it != slabs_.end(), "returning an unknown slab");
+    retired_.push_back(std::move(it->second));
+    slabs_.erase(it);
+  }
+  counters_.slabs.fetch_sub(1, std::memory_order_relaxed);
+  counters_.Bump(counters_.slabs_reclaimed);
+}
+
+void SlabAllocator::Return(Stream stream, Role role, int cls, void* const* blocks, int n) {
+  bin(role, cls).Put(stream, blocks, n, fencer_.Stamp());
+}
+
+void SlabAllocator::ReturnReady(Role role, int cls, void* const* blocks, int n) {
+  bin(role, cls).PutReady(blocks, n);
+}
+
+void SlabAllocator::ReturnPending(Role role, int cls, Fences fences, void* block) {
+  bin(role, cls).PutPending(std::move(fences), block);
+}
+
+std::size_t SlabAllocator::ReclaimEmptySlabs(int heap, bool wait, absl::Status* status) {
+  std::vector<CentralBin::EmptySlab> empty;
+  for (CentralBin& b : *bins_[heap]) {
+    // An event error leaves that bin as it was.
+    absl::Status st = b.TakeEmpty(fencer_, pagemap_, wait, &empty);
+    if (status != nullptr) status->Update(st);
+  }
+  for (CentralBin::EmptySlab& e : empty) ReturnSlab(e.slab, std::move(e.terms));
+  return empty.size();
+}
+
+void SlabAllocator::ReleaseStream(Stream stream) {
+  for (auto& heap : bins_) {
+    for (CentralBin& b : *heap) b.ReleaseStream(stream);
+  }
+}
+
+std::vector<ClassStats> SlabAllocator::Classes() const {
+  std::vector<ClassStats> rows;
+  for (int c = 0; c < kNumClasses; ++c) {
+    std::int64_t n = 0;
+    for (const auto& heap : bins_) n += (*heap)[c].slabs();
+    if (n == 0) continue;
+    const SizeClassInfo& info = kSizeClasses[c];
+    rows.push_back(ClassStats{c, info.size, info.slab_bytes, n, info.blocks});
+  }
+  return rows;
+}
+
+void SlabAllocator::LiveBlocks(std::vector<BlockInfo>* out) const {
+  for (const auto& heap : bins_) {
+    for (const CentralBin& b : *heap) {
+      b.ForEachSlab([&](const Slab& s) {
+        for (std::uint32_t i = 0; i < s.carved; ++i) {
+          const BlockRecord& r = s.record(i);
+          if (r.state.load(std::memory_order_acquire) == kFree) continue;
+          out->push_back(BlockInfo{s.BlockAt(i), s.info().size, s.info().size - r.slack,
+                                   r.stream, s.role});
+        }
+      });
+    }
+  }
+}
+
+void SlabAllocator::Snapshot(std::vector<SpanSnapshot>* out) const {
+  for (const auto& heap : bins_) {
+    for (const CentralBin& b : *heap) b.Snapshot(out);
+  }
+}
+
+void SlabAllocator::CheckInvariants() const {
+  for (const auto& heap : bins_) {
+    for (const CentralBin& b : *heap) b.CheckInvariants(pagemap_);
+  }
+  MutexLock lock(&slabs_mu_);
+  for (const auto& [slab, owned] : slabs_) {
+    UMPOOL_CHECK(slab->carrier != nullptr && slab->carrier->Contains(slab->base) &&
+                     slab->carrier->Contains(slab->base + slab->bytes - 1),
+                 "slab outside its segment");
+    UMPOOL_CHECK(pagemap_.Lookup(reinterpret_cast<void*>(slab->base)) == slab &&
+                     pagemap_.Lookup(reinterpret_cast<void*>(slab->base + slab->bytes - 1)) == slab,
+                 "slab not mapped");
+  }
+}
+
+}  // namespace umpool::internal

@@ -1,0 +1,89 @@
+#include "src/pool/thread_caches.h"
+
+#include <algorithm>
+#include <memory>
+
+namespace umpool::internal {
+
+ThreadCaches::ThreadCaches(CentralCache* central, PoolCounters& counters, int cached_classes,
+                           std::size_t publish_bytes)
+    : central_(central),
+      counters_(counters),
+      cached_classes_(cached_classes),
+      publish_bytes_(static_cast<std::int64_t>(publish_bytes)),
+      id_(RegisterPool(this)) {}
+
+ThreadCaches::~ThreadCaches() { UnregisterPool(id_); }
+
+ThreadCache* ThreadCaches::CurrentSlow() {
+  if (ThreadCache* c = FindOwnedCache(id_)) {
+    tls_memo = TlsMemo{id_, c};
+    return c;
+  }
+  auto cache = std::make_unique<ThreadCache>(central_, id_, cached_classes_);
+  cache->epoch.store(epoch_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  {
+    MutexLock lock(&mu_);
+    caches_.push_back(cache.get());
+  }
+  return AdoptCache(std::move(cache));
+}
+
+ThreadCache* ThreadCaches::CallerCacheIfAny() const { return FindOwnedCache(id_); }
+
+void ThreadCaches::CatchUp(ThreadCache* tc, std::uint64_t epoch) {
+  tc->FlushAll(/*unclaim=*/true);
+  tc->epoch.store(epoch, std::memory_order_relaxed);
+}
+
+std::uint64_t ThreadCaches::AskAllToFlush() {
+  return epoch_.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
+std::uint64_t ThreadCaches::OldestEpoch() const {
+  std::uint64_t oldest = epoch_.load(std::memory_order_relaxed);
+  MutexLock lock(&mu_);
+  for (const ThreadCache* tc : caches_) {
+    oldest = std::min(oldest, tc->epoch.load(std::memory_order_relaxed));
+  }
+  return oldest;
+}
+
+void ThreadCaches::CountShared(int op, bool hit, std::int64_t bytes, std::int64_t requested) {
+  counters_.Bump(op > 0 ? counters_.allocations : counters_.frees);
+  if (hit) counters_.Bump(counters_.cache_hits);
+  Publish(bytes, requested);
+}
+
+void ThreadCaches::Publish(std::int64_t bytes, std::int64_t requested) {
+  counters_.allocated_bytes.Add(bytes);
+  counters_.requested_bytes.Add(requested);
+}
+
+void ThreadCaches::AddTo(Stats* s) const {
+  std::int64_t unpublished = 0, unpublished_requested = 0;
+  MutexLock lock(&mu_);
+  for (const ThreadCache* tc : caches_) {
+    unpublished += tc->unpublished_view.Get();
+    unpublished_requested += tc->unpublished_requested_view.Get();
+    s->allocations += static_cast<std::uint64_t>(tc->allocations.Get());
+    s->frees += static_cast<std::uint64_t>(tc->frees.Get());
+    s->cache_hits += static_cast<std::uint64_t>(tc->cache_hits.Get());
+  }
+  s->allocated_bytes.current += unpublished;
+  s->requested_bytes.current += unpublished_requested;
+}
+
+void ThreadCaches::RetireCache(ThreadCache* cache) {
+  cache->FlushAll();
+  counters_.Bump(counters_.allocations, static_cast<std::uint64_t>(cache->allocations.Get()));
+  counters_.Bump(counters_.frees, static_cast<std::uint64_t>(cache->frees.Get()));
+  counters_.Bump(counters_.cache_hits, static_cast<std::uint64_t>(cache->cache_hits.Get()));
+  if (cache->unpublished != 0 || cache->unpublished_requested != 0) {
+    Publish(cache->unpublished, cache->unpublished_requested);
+  }
+  MutexLock lock(&mu_);
+  std::erase(caches_, cache);
+}
+
+}  // namespace umpool::internal

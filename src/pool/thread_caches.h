@@ -1,0 +1,111 @@
+// src/pool/thread_caches.h: the thread-cache tier of one pool.
+//
+// Finds the calling thread's ThreadCache through a constant-initialised
+// thread_local memo (the hot path's only TLS access), asks every thread to
+// flush without locks (a flush epoch each thread compares at its next call),
+// and keeps the hot path's statistics: per-thread owner-written counters and
+// byte deltas published to the pool-wide counters once they pass
+// PoolOptions::stats_publish_bytes (docs/design.md, "Threads and locking").
+//
+// Thread safety: every method may be called from any thread; Current() and
+// the Count functions act on the calling thread's own cache.
+#ifndef UMPOOL_SRC_POOL_THREAD_CACHES_H_
+#define UMPOOL_SRC_POOL_THREAD_CACHES_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "absl/base/optimization.h"
+#include "absl/base/thread_annotations.h"
+#include "src/base/mutex.h"
+#include "src/pool/central_cache.h"
+#include "src/pool/counters.h"
+#include "src/pool/thread_cache.h"
+#include "src/pool/thread_registry.h"
+#include "umpool/stats.h"
+
+namespace umpool::internal {
+
+class ThreadCaches final : public CacheOwner {
+ public:
+  // `central` takes the blocks caches hand back; classes [0, cached_classes)
+  // are cached; counts go to `counters`.
+  ThreadCaches(CentralCache* central, PoolCounters& counters, int cached_classes,
+               std::size_t publish_bytes);
+  // Unregisters: after it returns no thread-exit flush touches the pool.
+  ~ThreadCaches();
+  ThreadCaches(const ThreadCaches&) = delete;
+  ThreadCaches& operator=(const ThreadCaches&) = delete;
+
+  // The calling thread's cache, created on first use; if another thread
+  // asked for flushes since its last call, it flushes first.
+  ThreadCache* Current() {
+    ThreadCache* tc = tls_memo.pool_id == id_ ? tls_memo.cache : CurrentSlow();
+    const std::uint64_t epoch = epoch_.load(std::memory_order_relaxed);
+    if (ABSL_PREDICT_FALSE(tc->epoch.load(std::memory_order_relaxed) != epoch)) {
+      CatchUp(tc, epoch);
+    }
+    return tc;
+  }
+  // The calling thread's cache for this pool, or nullptr (never creates one).
+  ThreadCache* CallerCacheIfAny() const;
+  // Every thread flushes its cache (and gives up its stream slots) at its
+  // next call. Returns the new epoch.
+  std::uint64_t AskAllToFlush();
+  // The smallest epoch a live cache has caught up with (the current epoch
+  // when there is none).
+  std::uint64_t OldestEpoch() const;
+
+  // Statistics of one allocation / free (bytes: the block's size; requested:
+  // what was asked for). `tc` null: count straight into the pool's counters.
+  void CountAllocation(ThreadCache* tc, std::size_t bytes, std::size_t requested, bool hit) {
+    if (tc == nullptr) return CountShared(1, hit, static_cast<std::int64_t>(bytes),
+                                          static_cast<std::int64_t>(requested));
+    tc->allocations.Add(1);
+    if (hit) tc->cache_hits.Add(1);
+    Note(tc, static_cast<std::int64_t>(bytes), static_cast<std::int64_t>(requested));
+  }
+  void CountFree(ThreadCache* tc, std::size_t bytes, std::size_t requested) {
+    if (tc == nullptr) return CountShared(-1, false, -static_cast<std::int64_t>(bytes),
+                                          -static_cast<std::int64_t>(requested));
+    tc->frees.Add(1);
+    Note(tc, -static_cast<std::int64_t>(bytes), -static_cast<std::int64_t>(requested));
+  }
+  // Adds every live cache's counts and unpublished deltas to `s`.
+  void AddTo(Stats* s) const;
+
+  void RetireCache(ThreadCache* cache) override;
+  std::uint64_t id() const { return id_; }
+
+ private:
+  ThreadCache* CurrentSlow();
+  void CatchUp(ThreadCache* tc, std::uint64_t epoch);
+  void Note(ThreadCache* tc, std::int64_t bytes, std::int64_t requested) {
+    tc->unpublished += bytes;
+    tc->unpublished_requested += requested;
+    if (ABSL_PREDICT_FALSE(tc->unpublished >= publish_bytes_ || -tc->unpublished >= publish_bytes_)) {
+      Publish(tc->unpublished, tc->unpublished_requested);
+      tc->unpublished = 0;
+      tc->unpublished_requested = 0;
+    }
+    tc->unpublished_view.v.store(tc->unpublished, std::memory_order_relaxed);
+    tc->unpublished_requested_view.v.store(tc->unpublished_requested, std::memory_order_relaxed);
+  }
+  void CountShared(int op, bool hit, std::int64_t bytes, std::int64_t requested);
+  void Publish(std::int64_t bytes, std::int64_t requested);
+
+  CentralCache* const central_;
+  PoolCounters& counters_;
+  const int cached_classes_;
+  const std::int64_t publish_bytes_;
+  const std::uint64_t id_;
+  std::atomic<std::uint64_t> epoch_{0};
+  mutable Mutex mu_;
+  std::vector<ThreadCache*> caches_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace umpool::internal
+
+#endif  // UMPOOL_SRC_POOL_THREAD_CACHES_H_
