@@ -262,3 +262,51 @@ TEST_F(CapiTest, GraphPrivatePoolsRouteAndRelease) {
   umpool_free(other, 4096, 0, StreamOf(2));
   umpool_free(later, 4096, 0, StreamOf(1));
 }
+
+namespace {
+
+int AnyStream(void*, umpool_stream_t) { return 1; }
+
+// A device's private graph pools share its cap: together they never pass it.
+TEST_F(CapiTest, PrivatePoolsShareTheDeviceCap) {
+  ASSERT_EQ(umpool_trim(0), UMPOOL_OK);
+  void* big = umpool_malloc(200u << 20, 0, nullptr);  // the cap is 256 MiB
+  ASSERT_NE(big, nullptr);
+  ASSERT_EQ(umpool_begin_allocate_to_pool(0, 9, 9, AnyStream, nullptr), UMPOOL_OK);
+  void* out = nullptr;
+  EXPECT_EQ(umpool_alloc(100u << 20, 0, nullptr, 0, &out), UMPOOL_ERROR_OUT_OF_MEMORY);
+  EXPECT_NE(LastError().find("shares"), std::string::npos) << LastError();
+  EXPECT_EQ(umpool_alloc(16u << 20, 0, nullptr, 0, &out), UMPOOL_OK) << LastError();
+  ASSERT_EQ(umpool_end_allocate_to_pool(0, 9, 9), UMPOOL_OK);
+  EXPECT_EQ(umpool_free_block(out), UMPOOL_OK);
+  ASSERT_EQ(umpool_release_pool(0, 9, 9), UMPOOL_OK);
+  umpool_free(big, 200u << 20, 0, nullptr);
+}
+
+// umpool_stats_fields describes umpool_stats field by field (the Python
+// package builds its structure from it).
+TEST_F(CapiTest, StatsFieldsDescribeTheStruct) {
+  std::string fields = umpool_stats_fields();
+  std::size_t lines = 0, pos = 0;
+  for (; (pos = fields.find('\n', pos)) != std::string::npos; ++pos) ++lines;
+  EXPECT_EQ(lines * 8, sizeof(umpool_stats));
+  EXPECT_EQ(fields.rfind("allocated_bytes_current i64 allocated_bytes.all.current\n", 0), 0u);
+  EXPECT_NE(fields.find("requested_bytes_peak i64 requested_bytes.all.peak\n"), std::string::npos);
+  EXPECT_NE(fields.find("cache_hits u64 -\n"), std::string::npos);
+  EXPECT_EQ(umpool_role_count(), 4);
+  EXPECT_STREQ(umpool_role_name(2), "kv");
+  EXPECT_EQ(umpool_role_name(4), nullptr);
+}
+
+}  // namespace
+
+#include <dlfcn.h>
+
+// The pluggable fallback finds its throwing entry point by mangled name.
+TEST(CapiTorchEntryTest, TheMangledNameIsExported) {
+  void* lib = dlopen(UMPOOL_SHARED_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(lib, nullptr) << dlerror();
+  EXPECT_NE(dlsym(lib, UMPOOL_TORCH_MALLOC_SYMBOL), nullptr) << dlerror();
+  EXPECT_NE(dlsym(lib, "umpool_malloc"), nullptr);
+  dlclose(lib);
+}

@@ -1,9 +1,38 @@
 #include "src/capi/conf.h"
 
+#include <fstream>
+#include <sstream>
+
 #include "gtest/gtest.h"
 
 namespace umpool::capi {
 namespace {
+
+// docs/conf.md's key table is ConfDoc()'s output: the documentation is the
+// table the parser walks, defaults read from the code.
+TEST(ConfTest, TheDocumentationIsTheKeyTable) {
+  std::ifstream in(UMPOOL_SOURCE_DIR "/docs/conf.md");
+  ASSERT_TRUE(in) << "docs/conf.md not found";
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_NE(text.str().find(ConfDoc()), std::string::npos)
+      << "docs/conf.md is out of date; its table should be:\n" << ConfDoc();
+}
+
+TEST(ConfTest, RoleKeysExistForEveryRoleAndNewKeysParse) {
+  auto c = ParseConf("kv.preferred:cpu,kv.accessed_by:gpu,release_on_oom:false");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->pool.policy(Role::kKv).preferred, Location::kHost);
+  EXPECT_FALSE(c->pool.release_on_oom);
+  for (int r = 0; r < kNumRoles; ++r) {
+    const std::string key = std::string(RoleName(static_cast<Role>(r))) + ".slab_max:4KiB";
+    auto d = ParseConf(key);
+    ASSERT_TRUE(d.ok()) << key << ": " << d.status();
+    EXPECT_EQ(d->pool.roles[r].slab_max_bytes, 4096u);
+  }
+  auto bad = ParseConf("kv.preferred:moon");
+  EXPECT_NE(bad.status().message().find("expected gpu, cpu"), std::string::npos) << bad.status();
+}
 
 TEST(ConfTest, EveryKeyParses) {
   auto c = ParseConf(

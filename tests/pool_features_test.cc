@@ -288,5 +288,79 @@ TEST_P(PoolTest, SnapshotShowsSegmentsSlabsAndBlocks) {
   ASSERT_TRUE(pool_->Deallocate(*big).ok());
 }
 
+// A checkpoint of a large-block pool (a CUDA graph private pool) restores its
+// live blocks at their addresses: blocks allocated since are freed, blocks
+// freed since come back.
+TEST_P(PoolTest, RestoreLiveBlocksPutsACheckpointBack) {
+  PoolOptions o;
+  for (RolePolicy& p : o.roles) p.slab_max_bytes = 0;
+  o.thread_cache = false;
+  o.release_on_oom = false;
+  auto pool = Make(o);
+  ASSERT_NE(pool, nullptr);
+  std::vector<void*> first;
+  for (std::size_t n : {std::size_t{4096}, std::size_t{100000}, std::size_t{3} << 20}) {
+    auto p = pool->Allocate(n);
+    ASSERT_TRUE(p.ok()) << p.status();
+    first.push_back(*p);
+  }
+  const std::vector<BlockInfo> checkpoint = pool->LiveBlocks();
+  ASSERT_EQ(checkpoint.size(), 3u);
+  EXPECT_EQ(checkpoint[0].requested + checkpoint[1].requested + checkpoint[2].requested,
+            4096u + 100000u + (3u << 20));
+  // Diverge: free the middle block and allocate others (one reuses its memory).
+  ASSERT_TRUE(pool->Deallocate(first[1]).ok());
+  auto x = pool->Allocate(50000);
+  auto y = pool->Allocate(8 << 20);
+  ASSERT_TRUE(x.ok() && y.ok());
+  std::vector<void*> freed, allocated;
+  ASSERT_TRUE(pool->RestoreLiveBlocks(checkpoint, &freed, &allocated).ok());
+  EXPECT_EQ(freed.size(), 4u) << "first[0], first[2], x and y: every live block";
+  EXPECT_EQ(allocated, first) << "every block of the checkpoint, at its address";
+  const std::vector<BlockInfo> now = pool->LiveBlocks();
+  ASSERT_EQ(now.size(), checkpoint.size());
+  for (std::size_t i = 0; i < now.size(); ++i) {
+    EXPECT_EQ(now[i].ptr, checkpoint[i].ptr);
+    EXPECT_EQ(now[i].bytes, checkpoint[i].bytes);
+    EXPECT_EQ(now[i].stream, checkpoint[i].stream);
+  }
+  EXPECT_EQ(pool->GetStats().allocated_bytes.current,
+            static_cast<std::int64_t>(now[0].bytes + now[1].bytes + now[2].bytes));
+  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+  // Restoring the same checkpoint again gives the same blocks; a size-class pool refuses.
+  freed.clear();
+  allocated.clear();
+  ASSERT_TRUE(pool->RestoreLiveBlocks(checkpoint, &freed, &allocated).ok());
+  EXPECT_EQ(freed, first);
+  EXPECT_EQ(allocated, first);
+  for (const BlockInfo& b : now) ASSERT_TRUE(pool->Deallocate(b.ptr).ok());
+  auto small = pool_->Allocate(4096);
+  ASSERT_TRUE(small.ok());
+  const std::vector<BlockInfo> cp = pool_->LiveBlocks();
+  ASSERT_TRUE(pool_->Deallocate(*small).ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(pool_->RestoreLiveBlocks(cp, nullptr, nullptr)));
+}
+
+// Deallocate(ptr) frees on the stream the block was allocated for; LiveBlocks
+// and BlockContaining say which stream and how many bytes were asked for.
+TEST_P(PoolTest, BlocksKnowTheirStreamAndRequestedSize) {
+  Stream s = kind() == BackendKind::kHost ? testing::HostStream(5) : kDefaultStream;
+  auto p = pool_->Allocate(1000, s);
+  auto q = pool_->Allocate(5u << 20, s);
+  ASSERT_TRUE(p.ok() && q.ok());
+  absl::StatusOr<BlockInfo> b = pool_->BlockContaining(static_cast<char*>(*q) + 100);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->ptr, *q);
+  EXPECT_EQ(b->requested, 5u << 20);
+  EXPECT_EQ(b->stream, s);
+  EXPECT_EQ(pool_->GetStats().requested_bytes.current, 1000 + (5 << 20));
+  EXPECT_EQ(pool_->GetStats().allocated_bytes.current, 1024 + (5 << 20));
+  ASSERT_TRUE(pool_->Deallocate(*p).ok());
+  ASSERT_TRUE(pool_->Deallocate(*q).ok());
+  EXPECT_EQ(pool_->GetStats().requested_bytes.current, 0);
+  EXPECT_TRUE(absl::IsFailedPrecondition(pool_->Deallocate(*p)));
+  Check();
+}
+
 }  // namespace
 }  // namespace umpool

@@ -2,6 +2,7 @@
 // says so: a block freed on stream A reaches stream B only after A's work up
 // to the free has completed; same-stream reuse is immediate; RecordStream
 // streams are waited for.
+#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
@@ -194,6 +195,96 @@ TEST_P(StreamRulesTest, NoEventsDuringGraphCapture) {
     ASSERT_TRUE(pool_->Trim().ok());
     Check();
   }
+}
+
+// A stream destroyed after ReleaseStream is never used again: the blocks
+// freed on it (in a thread cache, a central bin, a large space, another
+// thread's cache) go to other streams with no event recorded on it. The host
+// backend fails (and counts) an event recorded on a destroyed stream, where
+// CUDA would crash.
+TEST_P(StreamRulesTest, ReleasedStreamsAreNeverFencedAgain) {
+  const std::size_t sizes[] = {4096, std::size_t{6} << 20, std::size_t{64} << 20};
+  std::vector<void*> freed;
+  for (std::size_t n : sizes) {
+    auto p = pool_->Allocate(n, a_);
+    ASSERT_TRUE(p.ok());
+    freed.push_back(*p);
+  }
+  // Another thread frees a block on A: it sits in that thread's cache.
+  auto other = pool_->Allocate(8192, a_);
+  ASSERT_TRUE(other.ok());
+  std::thread([&] { ASSERT_TRUE(pool_->Deallocate(*other, a_).ok()); }).join();
+  const std::uint64_t work = backend_->Submit(a_);  // A's kernels still run
+  for (void* p : freed) ASSERT_TRUE(pool_->Deallocate(p, a_).ok());
+  ASSERT_TRUE(pool_->ReleaseStream(a_).ok());
+  EXPECT_TRUE(backend_->IsComplete(a_, work)) << "ReleaseStream waits for the stream's work";
+  backend_->DestroyStream(a_);
+  // Everything A held is anybody's now.
+  for (std::size_t i = 0; i < 3; ++i) {
+    bool seen = false;
+    std::vector<void*> got;
+    for (int k = 0; k < 200 && !seen; ++k) {
+      auto q = pool_->Allocate(sizes[i], b_);
+      ASSERT_TRUE(q.ok()) << q.status();
+      seen = *q == freed[i];
+      got.push_back(*q);
+    }
+    EXPECT_TRUE(seen) << "block " << i << " of the released stream was not reused";
+    for (void* q : got) ASSERT_TRUE(pool_->Deallocate(q, b_).ok());
+  }
+  // The other thread's cache flushes at its next call, and Trim fences every list.
+  std::thread([&] { ASSERT_TRUE(pool_->Allocate(1 << 20, c_).ok()); }).join();
+  ASSERT_TRUE(pool_->Trim().ok());
+  EXPECT_EQ(backend_->destroyed_stream_uses(), 0u);
+  EXPECT_EQ(pool_->GetStats().streams_released, 1u);
+  Check();
+}
+
+// The same sequence without ReleaseStream records on the destroyed stream:
+// the test above would see it.
+TEST_P(StreamRulesTest, WithoutReleaseStreamADestroyedStreamIsFenced) {
+  auto p = pool_->Allocate(std::size_t{64} << 20, a_);
+  ASSERT_TRUE(p.ok());
+  ASSERT_TRUE(pool_->Deallocate(*p, a_).ok());
+  backend_->DestroyStream(a_);
+  auto q = pool_->Allocate(std::size_t{64} << 20, b_);
+  ASSERT_TRUE(q.ok());
+  EXPECT_NE(*q, *p);
+  EXPECT_GT(backend_->destroyed_stream_uses(), 0u);
+  EXPECT_GT(pool_->GetStats().fence_errors, 0u) << "counted, and the pool grew instead";
+  backend_->CreateStream(a_);
+  ASSERT_TRUE(pool_->Deallocate(*q, b_).ok());
+}
+
+// CUDA reuses handle values: a released handle passed to the pool again is a
+// live stream, with the usual rules; a block allocated on the old stream and
+// freed "on its own stream" after the release is free for anyone.
+TEST_P(StreamRulesTest, AReleasedHandleUsedAgainIsALiveStream) {
+  auto old_block = pool_->Allocate(4096, a_);
+  ASSERT_TRUE(old_block.ok());
+  ASSERT_TRUE(pool_->ReleaseStream(a_).ok());
+  ASSERT_TRUE(pool_->Deallocate(*old_block).ok());  // its allocation stream, released
+  backend_->DestroyStream(a_);
+  backend_->CreateStream(a_);  // a new stream with the same handle
+  auto p = pool_->Allocate(std::size_t{64} << 20, a_);
+  ASSERT_TRUE(p.ok());
+  backend_->Submit(a_);
+  ASSERT_TRUE(pool_->Deallocate(*p, a_).ok());
+  for (int i = 0; i < 4; ++i) {
+    auto q = pool_->Allocate(std::size_t{64} << 20, b_);
+    ASSERT_TRUE(q.ok());
+    EXPECT_NE(*q, *p) << "the new stream's pending work is waited for";
+  }
+  auto mine = pool_->Allocate(4096, b_);
+  ASSERT_TRUE(mine.ok());
+  if (*mine != *old_block) {  // freed once: a second free is an error (its slab may be gone)
+    absl::Status again = pool_->Deallocate(*old_block);
+    EXPECT_TRUE(absl::IsFailedPrecondition(again) || absl::IsInvalidArgument(again)) << again;
+  }
+  ASSERT_TRUE(pool_->Deallocate(*mine, b_).ok());
+  backend_->CompleteAll();
+  ASSERT_TRUE(pool_->Trim().ok());
+  EXPECT_EQ(backend_->destroyed_stream_uses(), 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(ThreadCache, StreamRulesTest, ::testing::Bool(),

@@ -5,6 +5,8 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
 
 #include "absl/status/status.h"
@@ -74,6 +76,28 @@ struct RolePolicy {
 // always prefetched; kv follows the seed's rule.
 RolePolicy DefaultRolePolicy(Role role);
 
+// A cap several pools share: a device's pool and its CUDA graph private pools
+// (PoolOptions::shared_capacity). Every pool claims each segment against it
+// as well as against its own cap, so together they never pass it
+// (invariant 5). Thread-safe (a mutex; taken only when a pool maps or unmaps).
+class SharedCapacity {
+ public:
+  explicit SharedCapacity(std::size_t cap_bytes) : cap_(cap_bytes) {}
+  SharedCapacity(const SharedCapacity&) = delete;
+  SharedCapacity& operator=(const SharedCapacity&) = delete;
+  // Claims `bytes` if they fit under the cap; false (nothing claimed) if not.
+  bool TryClaim(std::size_t bytes);
+  void Release(std::size_t bytes);
+  void set_cap(std::size_t bytes);
+  std::size_t cap() const;
+  std::size_t reserved() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::size_t cap_;
+  std::size_t reserved_ = 0;
+};
+
 struct PoolOptions {
   // Where slabs come from.
   BackendKind backend = BackendKind::kManaged;
@@ -119,6 +143,9 @@ struct PoolOptions {
   // graph private pools need (their checkpoints restore blocks at the
   // addresses they had).
   bool release_on_oom = true;
+
+  // A cap shared with other pools (null: none). See SharedCapacity.
+  std::shared_ptr<SharedCapacity> shared_capacity;
 
   // Checks the options for contradictions and out-of-range values. Does not
   // look at the hardware (Pool::Create does). Returns InvalidArgument naming

@@ -231,9 +231,10 @@ class Pool {
   std::vector<BlockInfo> LiveBlocks() const;
   // Makes the live blocks exactly `blocks` (LiveBlocks() of an earlier
   // moment), as CUDA graph trees need when they record a new graph from an
-  // earlier state: live blocks not in `blocks` are freed (on their own
-  // streams) and appended to *freed; blocks of `blocks` that are not live are
-  // allocated again at their addresses and appended to *allocated. Large
+  // earlier state (PyTorch's setCheckpointPoolState): every live block is
+  // freed (on its own stream) and appended to *freed, then every block of
+  // `blocks` is allocated again at its address and appended to *allocated
+  // (a pointer live at both moments is in both lists). Large
   // blocks only (a pool whose roles have slab_max_bytes 0, as graph private
   // pools are): FailedPrecondition for a size-class block, or when the
   // memory of a block to restore is no longer free in this pool (Trim

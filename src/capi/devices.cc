@@ -111,8 +111,13 @@ absl::StatusOr<Pool*> PoolFor(int device) {
       options.trace_path += ".dev" + std::to_string(device);
     }
   }
+  // The device's cap, shared with its CUDA graph private pools (graph_pools.cc
+  // copies these options): together they never pass it.
+  auto shared = std::make_shared<SharedCapacity>(SIZE_MAX);
+  options.shared_capacity = shared;
   absl::StatusOr<std::unique_ptr<Pool>> pool = Pool::Create(options);
   if (!pool.ok()) return pool.status();
+  shared->set_cap(static_cast<std::size_t>((*pool)->GetStats().capacity_bytes));
   Pool* raw = pool->release();  // lives until the process ends
   s.base_capacity[device].store(static_cast<std::size_t>(raw->GetStats().capacity_bytes),
                                 std::memory_order_relaxed);
@@ -161,6 +166,7 @@ absl::Status SetMemoryFraction(double fraction, int device) {
   const std::size_t cap = std::min((*pool)->MaxCapacity(),
                                    static_cast<std::size_t>(fraction * static_cast<double>(*total)));
   if (absl::Status st = (*pool)->SetCapacity(cap); !st.ok()) return st;
+  if ((*pool)->options().shared_capacity != nullptr) (*pool)->options().shared_capacity->set_cap(cap);
   S().fraction[device].store(fraction, std::memory_order_relaxed);
   return absl::OkStatus();
 }

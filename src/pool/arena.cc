@@ -45,6 +45,7 @@ Arena::~Arena() {
   MutexLock lock(&grow_mu_);
   for (auto& [seg, owned] : segments_) {
     (void)BackendFor(seg->role).Unmap(seg->map_ptr, seg->map_bytes);
+    if (options_.shared_capacity != nullptr) options_.shared_capacity->Release(seg->map_bytes);
   }
   segments_.clear();
 }

@@ -25,6 +25,7 @@ bool ShouldPrefetch(const RolePolicy& policy, std::size_t range_bytes) {
 }  // namespace
 
 absl::StatusOr<Arena::Mapping> Arena::MapSpan(std::size_t bytes, Role role, Stream stream) {
+  SharedCapacity* shared = options_.shared_capacity.get();
   auto claim = [&](std::size_t n) -> absl::Status {
     MutexLock lock(&grow_mu_);
     if (n > capacity_ - std::min(capacity_, reserved_)) {
@@ -32,12 +33,18 @@ absl::StatusOr<Arena::Mapping> Arena::MapSpan(std::size_t bytes, Role role, Stre
           "the pool's cap of ", capacity_, " bytes would be exceeded (", reserved_,
           " reserved, ", n, " more needed)"));
     }
+    if (shared != nullptr && !shared->TryClaim(n)) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the cap of ", shared->cap(), " bytes this pool shares with others would be exceeded (",
+          shared->reserved(), " reserved, ", n, " more needed)"));
+    }
     reserved_ += n;  // claim before the slow Map, release on failure
     return absl::OkStatus();
   };
   auto unclaim = [&](std::size_t n) {
     MutexLock lock(&grow_mu_);
     reserved_ -= n;
+    if (shared != nullptr) shared->Release(n);
   };
   if (absl::Status st = claim(bytes); !st.ok()) return st;
   Backend& backend = BackendFor(role);
@@ -131,6 +138,7 @@ absl::Status Arena::UnmapSegment(Segment* seg) {
   UMPOOL_CHECK(it != segments_.end(), "unmapping an unknown segment");
   absl::Status st = BackendFor(seg->role).Unmap(seg->map_ptr, seg->map_bytes);
   reserved_ -= seg->map_bytes;
+  if (options_.shared_capacity != nullptr) options_.shared_capacity->Release(seg->map_bytes);
   counters_.reserved_bytes.Add(-static_cast<std::int64_t>(seg->map_bytes));
   counters_.Bump(counters_.backend_frees);
   counters_.large_segments.fetch_sub(1, std::memory_order_relaxed);

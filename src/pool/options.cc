@@ -1,10 +1,39 @@
-// PoolOptions defaults and validation.
+// PoolOptions defaults and validation; SharedCapacity.
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "src/pool/size_class.h"
 #include "umpool/options.h"
 #include "umpool/types.h"
 
 namespace umpool {
+
+bool SharedCapacity::TryClaim(std::size_t bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (bytes > cap_ - std::min(cap_, reserved_)) return false;
+  reserved_ += bytes;
+  return true;
+}
+
+void SharedCapacity::Release(std::size_t bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  reserved_ -= std::min(reserved_, bytes);
+}
+
+void SharedCapacity::set_cap(std::size_t bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  cap_ = bytes;
+}
+
+std::size_t SharedCapacity::cap() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return cap_;
+}
+
+std::size_t SharedCapacity::reserved() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return reserved_;
+}
 
 RolePolicy DefaultRolePolicy(Role role) {
   RolePolicy p;

@@ -38,7 +38,7 @@ ABSL_ATTRIBUTE_NOINLINE absl::Status DeallocateTraced(internal::PoolCore& core, 
     if (absl::StatusOr<BlockInfo> b = core.BlockAt(ptr); b.ok()) s = b->stream;
   }
   const std::uint64_t id = ptr != nullptr ? r->Freeing(ptr, s) : 0;
-  absl::Status st = core.Deallocate(ptr, stream);
+  absl::Status st = stream.has_value() ? core.Deallocate(ptr, *stream) : core.DeallocateOwn(ptr);
   if (!st.ok()) r->Unfree(ptr, id);
   return st;
 }
@@ -81,7 +81,7 @@ absl::Status Pool::Deallocate(void* ptr) {
   if (ABSL_PREDICT_FALSE(core_->recorder() != nullptr)) {
     return DeallocateTraced(*core_, ptr, std::nullopt);
   }
-  return core_->Deallocate(ptr, std::nullopt);
+  return core_->DeallocateOwn(ptr);
 }
 absl::Status Pool::RecordStream(void* ptr, Stream stream) {
   absl::Status st = core_->RecordStream(ptr, stream);

@@ -2,8 +2,6 @@
 // evict, fetch), and every live block (checkpoints).
 #include <algorithm>
 
-#include "absl/container/flat_hash_map.h"
-
 #include "absl/strings/str_cat.h"
 #include "src/pool/pool_core.h"
 
@@ -141,20 +139,15 @@ absl::Status PoolCore::RestoreLiveBlocks(const std::vector<BlockInfo>& want,
   if (fencer_.capturing()) {
     return absl::FailedPreconditionError("RestoreLiveBlocks during a CUDA graph capture");
   }
-  absl::flat_hash_map<void*, std::size_t> wanted;  // ptr -> bytes
-  for (const BlockInfo& b : want) wanted[b.ptr] = b.bytes;
-  absl::flat_hash_map<void*, std::size_t> kept;
+  // As PyTorch's allocator does: every live block is freed, then every
+  // block of the checkpoint taken again at its address (a pointer that was
+  // live in both is in both lists: its old owner keeps it, the caller hands
+  // the new one to whoever had it at the checkpoint).
   for (const BlockInfo& b : LiveBlocks()) {
-    auto it = wanted.find(b.ptr);
-    if (it != wanted.end() && it->second == b.bytes) {
-      kept[b.ptr] = b.bytes;
-      continue;
-    }
-    if (absl::Status st = Deallocate(b.ptr, std::nullopt); !st.ok()) return st;
+    if (absl::Status st = DeallocateOwn(b.ptr); !st.ok()) return st;
     if (freed != nullptr) freed->push_back(b.ptr);
   }
   for (const BlockInfo& b : want) {
-    if (kept.contains(b.ptr)) continue;
     Span* span = pagemap_.Lookup(b.ptr);
     if (span == nullptr || span->kind != SpanKind::kSegment) {
       return absl::FailedPreconditionError(absl::StrCat(

@@ -74,9 +74,9 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   static PoolCore* Unwrap(Pool& pool);
 
   absl::StatusOr<void*> Allocate(std::size_t bytes, Stream stream, Role role);
-  // `stream`: where the block was last used; nullopt: the stream it was
-  // allocated for.
-  absl::Status Deallocate(void* ptr, std::optional<Stream> stream);
+  // Frees a block last used on `stream` / on the stream it was allocated for.
+  absl::Status Deallocate(void* ptr, Stream stream);
+  absl::Status DeallocateOwn(void* ptr);
   absl::Status RecordStream(void* ptr, Stream stream);
   absl::Status ReleaseStream(Stream stream);
   absl::Status Trim();
@@ -131,6 +131,8 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   absl::StatusOr<int> Refill(Stream stream, Role role, int cls, void** out, int max, bool* grew);
   // Marks a cached block live for `stream`, allocated for `requested` bytes.
   void MarkLive(void* p, Stream stream, std::size_t requested);
+  template <bool kOwnStream>
+  absl::Status Free(void* ptr, Stream stream);
   absl::Status FreeLarge(Span* span, void* ptr, std::optional<Stream> stream);
   absl::Status FreeRecorded(Slab* slab, void* ptr, Stream stream);
   // Frees that would need events during a graph capture wait for EndCapture.

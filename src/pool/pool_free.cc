@@ -32,16 +32,21 @@ absl::Status DoubleFree(const void* ptr) {
 
 }  // namespace
 
-absl::Status PoolCore::Deallocate(void* ptr, std::optional<Stream> stream) {
+// `stream` is where the block was last used, or with kOwnStream (stream
+// unused) the stream it was allocated for.
+template <bool kOwnStream>
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline absl::Status PoolCore::Free(void* ptr, Stream stream) {
   if (ptr == nullptr) return absl::OkStatus();
   Span* span = pagemap_.Lookup(ptr);
   if (ABSL_PREDICT_FALSE(span == nullptr)) return NotOurs(ptr);
-  if (ABSL_PREDICT_FALSE(span->kind == SpanKind::kSegment)) return FreeLarge(span, ptr, stream);
+  if (ABSL_PREDICT_FALSE(span->kind == SpanKind::kSegment)) {
+    return FreeLarge(span, ptr, kOwnStream ? std::nullopt : std::optional<Stream>(stream));
+  }
   auto* slab = static_cast<Slab*>(span);
   const std::int64_t idx = slab->IndexOf(reinterpret_cast<std::uintptr_t>(ptr));
   if (ABSL_PREDICT_FALSE(idx < 0)) return Interior(ptr, *slab);
   BlockRecord& r = slab->record(static_cast<std::uint32_t>(idx));
-  const Stream s = stream.has_value() ? *stream : r.stream;
+  const Stream s = kOwnStream ? r.stream : stream;
   const std::size_t size = slab->info().size;
   const std::size_t requested = size - r.slack;
   const std::uint8_t prev = r.state.exchange(kFree, std::memory_order_acq_rel);
@@ -58,18 +63,21 @@ absl::Status PoolCore::Deallocate(void* ptr, std::optional<Stream> stream) {
   }
   // A free on its own stream after that stream was released: its work is
   // done, the block is anybody's (and must not claim the dead handle).
-  const bool released = !stream.has_value() && released_.Contains(s);
+  const bool released = kOwnStream && released_.Contains(s);
   if (ABSL_PREDICT_TRUE(cls < cached_classes_ && !released)) {
     ThreadCache* tc = caches_.Current();
     tc->Push(s, role, cls, ptr, options_.thread_cache_bytes);
     caches_.CountFree(tc, size, requested);
     return absl::OkStatus();
   }
-  if (stream.has_value()) released_.Renew(s);
+  if (!kOwnStream) released_.Renew(s);
   Return(s, role, cls, &ptr, 1);  // files released streams' blocks as ready
   caches_.CountFree(CounterCache(), size, requested);
   return absl::OkStatus();
 }
+
+absl::Status PoolCore::Deallocate(void* ptr, Stream stream) { return Free<false>(ptr, stream); }
+absl::Status PoolCore::DeallocateOwn(void* ptr) { return Free<true>(ptr, nullptr); }
 
 void PoolCore::Return(Stream stream, Role role, int size_class, void* const* blocks, int n) {
   if (ABSL_PREDICT_FALSE(released_.Contains(stream))) {

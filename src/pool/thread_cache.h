@@ -29,6 +29,7 @@ namespace umpool::internal {
 struct OwnerCounter {
   std::atomic<std::int64_t> v{0};
   void Add(std::int64_t d) { v.store(v.load(std::memory_order_relaxed) + d, std::memory_order_relaxed); }
+  void Set(std::int64_t x) { v.store(x, std::memory_order_relaxed); }
   std::int64_t Get() const { return v.load(std::memory_order_relaxed); }
 };
 
@@ -94,10 +95,9 @@ class ThreadCache {
   // (ReleaseStream: which caches have flushed since).
   std::atomic<std::uint64_t> epoch{0};
   std::size_t cached_bytes = 0;   // bytes held in bins
-  std::int64_t unpublished = 0;   // allocated-bytes delta not yet in the pool total
-  std::int64_t unpublished_requested = 0;  // the same for requested bytes
-  OwnerCounter unpublished_view;  // mirrors of the two for GetStats
-  OwnerCounter unpublished_requested_view;
+  // Allocated- and requested-bytes deltas not yet in the pool's totals
+  // (owner-written, read by GetStats).
+  OwnerCounter unpublished, unpublished_requested;
   OwnerCounter allocations, frees, cache_hits;
 
  private:
@@ -114,7 +114,6 @@ class ThreadCache {
   CentralCache* const central_;
   const std::uint64_t pool_id_;
   const int cached_classes_;
-  std::uint64_t tick_ = 0;
   StreamSlot slots_[kStreamSlots];
 };
 

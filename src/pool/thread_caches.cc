@@ -64,8 +64,8 @@ void ThreadCaches::AddTo(Stats* s) const {
   std::int64_t unpublished = 0, unpublished_requested = 0;
   MutexLock lock(&mu_);
   for (const ThreadCache* tc : caches_) {
-    unpublished += tc->unpublished_view.Get();
-    unpublished_requested += tc->unpublished_requested_view.Get();
+    unpublished += tc->unpublished.Get();
+    unpublished_requested += tc->unpublished_requested.Get();
     s->allocations += static_cast<std::uint64_t>(tc->allocations.Get());
     s->frees += static_cast<std::uint64_t>(tc->frees.Get());
     s->cache_hits += static_cast<std::uint64_t>(tc->cache_hits.Get());
@@ -79,8 +79,8 @@ void ThreadCaches::RetireCache(ThreadCache* cache) {
   counters_.Bump(counters_.allocations, static_cast<std::uint64_t>(cache->allocations.Get()));
   counters_.Bump(counters_.frees, static_cast<std::uint64_t>(cache->frees.Get()));
   counters_.Bump(counters_.cache_hits, static_cast<std::uint64_t>(cache->cache_hits.Get()));
-  if (cache->unpublished != 0 || cache->unpublished_requested != 0) {
-    Publish(cache->unpublished, cache->unpublished_requested);
+  if (cache->unpublished.Get() != 0 || cache->unpublished_requested.Get() != 0) {
+    Publish(cache->unpublished.Get(), cache->unpublished_requested.Get());
   }
   MutexLock lock(&mu_);
   std::erase(caches_, cache);

@@ -83,15 +83,16 @@ class ThreadCaches final : public CacheOwner {
   ThreadCache* CurrentSlow();
   void CatchUp(ThreadCache* tc, std::uint64_t epoch);
   void Note(ThreadCache* tc, std::int64_t bytes, std::int64_t requested) {
-    tc->unpublished += bytes;
-    tc->unpublished_requested += requested;
-    if (ABSL_PREDICT_FALSE(tc->unpublished >= publish_bytes_ || -tc->unpublished >= publish_bytes_)) {
-      Publish(tc->unpublished, tc->unpublished_requested);
-      tc->unpublished = 0;
-      tc->unpublished_requested = 0;
+    const std::int64_t b = tc->unpublished.Get() + bytes;
+    const std::int64_t r = tc->unpublished_requested.Get() + requested;
+    if (ABSL_PREDICT_FALSE(b >= publish_bytes_ || -b >= publish_bytes_)) {
+      Publish(b, r);
+      tc->unpublished.Set(0);
+      tc->unpublished_requested.Set(0);
+      return;
     }
-    tc->unpublished_view.v.store(tc->unpublished, std::memory_order_relaxed);
-    tc->unpublished_requested_view.v.store(tc->unpublished_requested, std::memory_order_relaxed);
+    tc->unpublished.Set(b);
+    tc->unpublished_requested.Set(r);
   }
   void CountShared(int op, bool hit, std::int64_t bytes, std::int64_t requested);
   void Publish(std::int64_t bytes, std::int64_t requested);

@@ -1,0 +1,120 @@
+// The segment tier (src/pool/arena.h) on its own, over a host backend: growth
+// chunks and the cap, the order of tries before mapping (the free-memory
+// source is asked first), segments moving between spaces, release.
+#include <memory>
+
+#include "gtest/gtest.h"
+#include "src/backend/host_backend.h"
+#include "src/pool/arena.h"
+#include "tests/test_util.h"
+
+namespace umpool::internal {
+namespace {
+
+using testing::HostStream;
+
+class CountingSource final : public FreeMemorySource {
+ public:
+  std::size_t ReclaimEmptySlabs(int, bool, absl::Status*) override {
+    ++reclaims;
+    return 0;
+  }
+  bool FlushCallerCache() override {
+    ++flushes;
+    return false;
+  }
+  int reclaims = 0, flushes = 0;
+};
+
+class ArenaTest : public ::testing::Test {
+ protected:
+  void Make(std::size_t cap) {
+    arena_ = std::make_unique<Arena>(options_, backend_, nullptr, pagemap_, fencer_, counters_, cap);
+    arena_->set_free_memory_source(&source_);
+  }
+  absl::Status Free(void* p, Stream s) {
+    LargeHeap* space = Arena::LargeSpaceOf(pagemap_.Lookup(p));
+    if (space == nullptr) return absl::InternalError("not a large block");
+    return space->Free(reinterpret_cast<std::uintptr_t>(p), s, fencer_).status();
+  }
+  std::uint64_t maps() const { return backend_.counters().maps.load(); }
+
+  PoolOptions options_;
+  HostBackend backend_;
+  PageMap pagemap_;
+  Fencer fencer_{backend_};
+  PoolCounters counters_;
+  CountingSource source_;
+  std::unique_ptr<Arena> arena_;
+  const Stream a_ = HostStream(1);
+};
+
+TEST_F(ArenaTest, SmallLargeBlocksShareAGrowthChunkAndTheSourceIsAskedFirst) {
+  Make(std::size_t{1} << 30);
+  auto r1 = arena_->TakeLarge(Role::kDefault, 2 << 20, a_, 2 << 20);
+  ASSERT_TRUE(r1.ok()) << r1.status();
+  EXPECT_TRUE(r1->grew);
+  EXPECT_EQ(source_.reclaims, 1) << "empty slabs are asked for before mapping";
+  EXPECT_EQ(counters_.reserved_bytes.current.load(), 20 << 20) << "a 20 MiB chunk";
+  auto r2 = arena_->TakeLarge(Role::kDefault, 3 << 20, a_, 3 << 20);
+  ASSERT_TRUE(r2.ok());
+  EXPECT_FALSE(r2->grew) << "the chunk's rest serves it";
+  EXPECT_EQ(maps(), 1u);
+  arena_->CheckInvariants();
+  ASSERT_TRUE(Free(r1->ptr, a_).ok());
+  ASSERT_TRUE(Free(r2->ptr, a_).ok());
+  arena_->CheckInvariants();
+}
+
+TEST_F(ArenaTest, TheCapIsNeverPassedAndNearItOnlyWhatIsNeededIsMapped) {
+  Make(std::size_t{32} << 20);
+  auto big = arena_->TakeLarge(Role::kDefault, 24 << 20, a_, 24 << 20);
+  ASSERT_TRUE(big.ok());
+  auto small = arena_->TakeLarge(Role::kWeights, 4 << 20, a_, 4 << 20);
+  ASSERT_TRUE(small.ok()) << "a 20 MiB chunk would pass the cap; 4 MiB fits";
+  EXPECT_EQ(counters_.reserved_bytes.current.load(), 28 << 20);
+  auto over = arena_->TakeLarge(Role::kWeights, 8 << 20, a_, 8 << 20);
+  EXPECT_TRUE(absl::IsResourceExhausted(over.status())) << over.status();
+  EXPECT_EQ(counters_.reserved_bytes.current.load(), 28 << 20) << "a failed claim is released";
+  bool above = false;
+  ASSERT_TRUE(arena_->SetCapacity(64 << 20, &above).ok());
+  EXPECT_FALSE(above);
+  EXPECT_TRUE(arena_->TakeLarge(Role::kWeights, 8 << 20, a_, 8 << 20).ok());
+  arena_->CheckInvariants();
+}
+
+TEST_F(ArenaTest, AWhollyFreeSegmentMovesToAnotherSpaceInsteadOfMapping) {
+  Make(std::size_t{1} << 30);
+  auto act = arena_->TakeLarge(Role::kActivations, 40 << 20, a_, 40 << 20);
+  ASSERT_TRUE(act.ok());
+  ASSERT_TRUE(Free(act->ptr, a_).ok());
+  const std::uint64_t before = maps();
+  auto kv = arena_->TakeLarge(Role::kKv, 40 << 20, a_, 40 << 20);
+  ASSERT_TRUE(kv.ok());
+  EXPECT_EQ(kv->ptr, act->ptr) << "the activation segment, freed on the caller's stream";
+  EXPECT_EQ(maps(), before);
+  EXPECT_EQ(counters_.segments_moved.load(), 1u);
+  ASSERT_TRUE(Free(kv->ptr, a_).ok());
+  // KV keeps its segments (a drained KV cache fills again): activations map anew.
+  auto act2 = arena_->TakeLarge(Role::kActivations, 40 << 20, a_, 40 << 20);
+  ASSERT_TRUE(act2.ok());
+  EXPECT_EQ(maps(), before + 1);
+  arena_->CheckInvariants();
+}
+
+TEST_F(ArenaTest, ReleaseFreeUnmapsWhollyFreeSegmentsOnly) {
+  Make(std::size_t{1} << 30);
+  auto keep = arena_->TakeLarge(Role::kDefault, 2 << 20, a_, 2 << 20);
+  auto drop = arena_->TakeLarge(Role::kDefault, 64 << 20, a_, 64 << 20);
+  ASSERT_TRUE(keep.ok() && drop.ok());
+  ASSERT_TRUE(Free(drop->ptr, a_).ok());
+  ASSERT_TRUE(arena_->ReleaseFree().ok());
+  EXPECT_EQ(backend_.counters().unmaps.load(), 1u) << "the segment with a live block stays";
+  EXPECT_EQ(counters_.reserved_bytes.current.load(), 20 << 20);
+  EXPECT_EQ(pagemap_.Lookup(drop->ptr), nullptr);
+  arena_->CheckInvariants();
+  ASSERT_TRUE(Free(keep->ptr, a_).ok());
+}
+
+}  // namespace
+}  // namespace umpool::internal

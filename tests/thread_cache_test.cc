@@ -1,0 +1,103 @@
+// A ThreadCache on its own, over a fake CentralCache: what it keeps, what it
+// hands down and when, and the streams it claims.
+#include <map>
+#include <tuple>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "src/pool/size_class.h"
+#include "src/pool/thread_cache.h"
+#include "tests/test_util.h"
+
+namespace umpool::internal {
+namespace {
+
+using testing::HostStream;
+
+class FakeCentral final : public CentralCache {
+ public:
+  void Return(Stream stream, Role role, int cls, void* const* blocks, int n) override {
+    auto& v = returned[{stream, role, cls}];
+    v.insert(v.end(), blocks, blocks + n);
+  }
+  void StreamClaimed(Stream stream) override { claimed.push_back(stream); }
+  std::size_t Returned(Stream s, Role r, int cls) { return returned[{s, r, cls}].size(); }
+  std::map<std::tuple<Stream, Role, int>, std::vector<void*>> returned;
+  std::vector<Stream> claimed;
+};
+
+void* Block(int i) { return reinterpret_cast<void*>(static_cast<std::uintptr_t>(0x1000 * (i + 1))); }
+
+constexpr int kClasses = 16;
+const int k4K = SizeClassIndex(4096);
+
+TEST(ThreadCacheTest, PopsWhatItPushedOnTheSameStreamOnly) {
+  FakeCentral central;
+  ThreadCache tc(&central, 1, kClasses);
+  const Stream a = HostStream(1), b = HostStream(2);
+  EXPECT_EQ(tc.Pop(a, Role::kDefault, k4K), nullptr);
+  tc.Push(a, Role::kDefault, k4K, Block(0), 1 << 30);
+  EXPECT_EQ(tc.cached_bytes, 4096u);
+  EXPECT_EQ(tc.Pop(b, Role::kDefault, k4K), nullptr) << "a block freed on A stays A's";
+  EXPECT_EQ(tc.Pop(a, Role::kKv, k4K), nullptr) << "bins are per role";
+  EXPECT_EQ(tc.Pop(a, Role::kDefault, k4K), Block(0));
+  EXPECT_EQ(tc.cached_bytes, 0u);
+  EXPECT_EQ(central.claimed, (std::vector<Stream>{a, b})) << "each stream claimed once";
+}
+
+TEST(ThreadCacheTest, AFullBinHandsItsOlderHalfDown) {
+  FakeCentral central;
+  ThreadCache tc(&central, 1, kClasses);
+  const Stream a = HostStream(1);
+  const std::uint32_t cap = ThreadCache::CapacityFor(4096);
+  for (std::uint32_t i = 0; i <= cap; ++i) tc.Push(a, Role::kDefault, k4K, Block(i), 1 << 30);
+  const auto& down = central.returned[{a, Role::kDefault, k4K}];
+  ASSERT_EQ(down.size(), cap / 2);
+  EXPECT_EQ(down.front(), Block(0)) << "the oldest go down, the hot ones stay";
+  EXPECT_EQ(tc.Pop(a, Role::kDefault, k4K), Block(cap));
+}
+
+TEST(ThreadCacheTest, TheByteCapFlushesTheBinThatPassesIt) {
+  FakeCentral central;
+  ThreadCache tc(&central, 1, kClasses);
+  const Stream a = HostStream(1);
+  tc.Push(a, Role::kDefault, k4K, Block(0), 8192);
+  tc.Push(a, Role::kDefault, k4K, Block(1), 8192);
+  EXPECT_TRUE(central.returned.empty());
+  tc.Push(a, Role::kDefault, k4K, Block(2), 8192);  // 12 KiB > 8 KiB
+  EXPECT_EQ(central.Returned(a, Role::kDefault, k4K), 3u);
+  EXPECT_EQ(tc.cached_bytes, 0u);
+}
+
+TEST(ThreadCacheTest, TheLeastRecentlyUsedStreamSlotIsFlushedWhenAFifthStreamComes) {
+  FakeCentral central;
+  ThreadCache tc(&central, 1, kClasses);
+  for (int s = 1; s <= ThreadCache::kStreamSlots; ++s) {
+    tc.Push(HostStream(s), Role::kDefault, k4K, Block(s), 1 << 30);
+  }
+  EXPECT_TRUE(central.returned.empty());
+  tc.Push(HostStream(9), Role::kDefault, k4K, Block(9), 1 << 30);
+  ASSERT_EQ(central.returned.size(), 1u);
+  EXPECT_EQ(central.returned.begin()->first, std::make_tuple(HostStream(1), Role::kDefault, k4K))
+      << "stream 1 was used least recently";
+}
+
+TEST(ThreadCacheTest, FlushOtherStreamsAndFlushAllWithUnclaim) {
+  FakeCentral central;
+  ThreadCache tc(&central, 1, kClasses);
+  const Stream a = HostStream(1), b = HostStream(2);
+  tc.Push(a, Role::kDefault, k4K, Block(0), 1 << 30);
+  tc.Push(b, Role::kDefault, k4K, Block(1), 1 << 30);
+  tc.FlushOtherStreams(b, Role::kDefault, k4K);
+  EXPECT_EQ(central.Returned(a, Role::kDefault, k4K), 1u) << "A's block goes down for B";
+  EXPECT_EQ(tc.Pop(b, Role::kDefault, k4K), Block(1));
+  tc.Push(b, Role::kDefault, k4K, Block(2), 1 << 30);
+  const std::size_t claims = central.claimed.size();
+  tc.FlushAll(/*unclaim=*/true);
+  EXPECT_EQ(central.Returned(b, Role::kDefault, k4K), 1u);
+  tc.Push(b, Role::kDefault, k4K, Block(3), 1 << 30);
+  EXPECT_EQ(central.claimed.size(), claims + 1) << "after an unclaim the stream is claimed anew";
+}
+
+}  // namespace
+}  // namespace umpool::internal
