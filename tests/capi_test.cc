@@ -306,7 +306,10 @@ TEST_F(CapiTest, StatsFieldsDescribeTheStruct) {
 TEST(CapiTorchEntryTest, TheMangledNameIsExported) {
   void* lib = dlopen(UMPOOL_SHARED_LIBRARY, RTLD_NOW | RTLD_LOCAL);
   ASSERT_NE(lib, nullptr) << dlerror();
-  EXPECT_NE(dlsym(lib, UMPOOL_TORCH_MALLOC_SYMBOL), nullptr) << dlerror();
+  for (const char* name : {UMPOOL_TORCH_MALLOC_SYMBOL, UMPOOL_TORCH_BEGIN_SYMBOL,
+                           UMPOOL_TORCH_END_SYMBOL, UMPOOL_TORCH_RELEASE_SYMBOL}) {
+    EXPECT_NE(dlsym(lib, name), nullptr) << name << ": " << dlerror();
+  }
   EXPECT_NE(dlsym(lib, "umpool_malloc"), nullptr);
   dlclose(lib);
 }

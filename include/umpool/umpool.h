@@ -106,6 +106,9 @@ UMPOOL_API int umpool_prefetch_blocks(const void* const* ptrs, size_t count, int
 /* Usable size of the live block at ptr (from any device's pool), or 0 if ptr
  * is not a live umpool block. */
 UMPOOL_API size_t umpool_block_size(const void* ptr);
+/* The live block containing ptr (which may point inside it): its start and
+ * usable size. */
+UMPOOL_API int umpool_block_containing(const void* ptr, void** base, size_t* bytes);
 
 /* --- Hooks PyTorch calls ----------------------------------------------------*/
 /* PyTorch passes the number of devices. Reads the configuration (a malformed
@@ -212,8 +215,14 @@ UMPOOL_API int umpool_release_pool(int device, uint64_t id_hi, uint64_t id_lo);
 /* Private pools of `device` that exist now (released ones included until
  * their memory is returned). */
 UMPOOL_API int umpool_graph_pool_count(int device);
-/* Creates the private pool (id_hi, id_lo) of `device` if it does not exist. */
+/* Creates the private pool (id_hi, id_lo) of `device` if it does not exist,
+ * and counts a use of it (PyTorch's createOrIncrefPool; umpool_release_pool
+ * gives it back). */
 UMPOOL_API int umpool_create_pool(int device, uint64_t id_hi, uint64_t id_lo);
+/* Uses of the private pool not yet released (0 for an unknown pool). */
+UMPOOL_API int umpool_pool_use_count(int device, uint64_t id_hi, uint64_t id_lo);
+/* Returns the private pool's empty slabs and free segments to CUDA. */
+UMPOOL_API int umpool_trim_pool(int device, uint64_t id_hi, uint64_t id_lo);
 /* Allocates from the private pool directly (no routing filter). */
 UMPOOL_API int umpool_pool_alloc(int device, uint64_t id_hi, uint64_t id_lo, size_t size,
                                  umpool_stream_t stream, void** out);

@@ -33,8 +33,13 @@ UMPOOL_API void ReleasePool(int device, MempoolId id);
 
 }  // namespace umpool::torch_hooks
 
-// The mangled names of the functions above, for ctypes lookups
-// (checked against the library by tests/capi_test.cc).
+// The mangled names of the functions above, for ctypes lookups (checked
+// against the library by tests/capi_test.cc and python/tests/test_basic.py;
+// python/umpool/torch.py uses the same strings).
 #define UMPOOL_TORCH_MALLOC_SYMBOL "_ZN6umpool11torch_hooks6MallocEmiP11CUstream_st"
+#define UMPOOL_TORCH_BEGIN_SYMBOL \
+  "_ZN6umpool11torch_hooks19BeginAllocateToPoolEiSt4pairIyyESt8functionIFbP11CUstream_stEE"
+#define UMPOOL_TORCH_END_SYMBOL "_ZN6umpool11torch_hooks17EndAllocateToPoolEiSt4pairIyyE"
+#define UMPOOL_TORCH_RELEASE_SYMBOL "_ZN6umpool11torch_hooks11ReleasePoolEiSt4pairIyyE"
 
 #endif  // UMPOOL_UMPOOL_TORCH_H_

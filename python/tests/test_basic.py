@@ -144,3 +144,33 @@ print(json.dumps(dict(kinds=sorted(s["kind"] for s in snap["spans"]), err=err,
     assert lines[1] == "op,id,bytes,device,stream,role,t_ns"
     assert [l.split(",")[0] for l in lines[2:]] == ["a", "a", "f", "f"]
     assert lines[2].startswith("a,1,3000,0,0,default,")
+
+
+def test_the_pluggable_fallback_finds_its_cpp_entry_points():
+    res = run_json("""
+import ctypes, json
+from umpool import _lib, torch as ut
+l = ctypes.CDLL(_lib.library_path())
+print(json.dumps([bool(ctypes.cast(getattr(l, n), ctypes.c_void_p).value)
+                  for n in (ut._TORCH_MALLOC, ut._TORCH_BEGIN, ut._TORCH_END, ut._TORCH_RELEASE)]))
+""")
+    assert res == [True, True, True, True]
+
+
+def test_memory_stats_come_from_the_librarys_table():
+    res = run_json("""
+import json, umpool
+from umpool import _lib
+umpool.configure("backend:host,capacity:64MiB,stats_publish_bytes:0")
+l = _lib.lib()
+p = l.umpool_pool_malloc(3000, 0, None)
+s = umpool.memory_stats()
+l.umpool_free(p, 3000, 0, None)
+print(json.dumps(dict(s=s, roles=list(_lib.role_names()))))
+""")
+    s = res["s"]
+    assert s["requested_bytes.all.current"] == 3000
+    assert s["allocated_bytes.all.current"] == 3072
+    assert s["allocation.all.current"] == 1
+    assert "umpool.streams_released" in s and "umpool.fence_errors" in s
+    assert res["roles"] == ["default", "weights", "kv", "activations"]

@@ -3,19 +3,44 @@
     import umpool.torch
     umpool.torch.enable()          # first thing, before CUDA is initialised
 
-or, to route only some allocations (e.g. the KV cache) to umpool:
+Modes:
+  "auto" (default): umpool's own PyTorch allocator (csrc/, compiled against the
+      installed torch on first use and cached), so everything PyTorch asks of
+      its allocator works: torch.cuda.memory_stats(), memory_summary(),
+      _record_memory_history()/_dump_snapshot() (memory_viz), CUDA graphs and
+      torch.compile(mode="reduce-overhead") (graph trees, checkpoints),
+      torch.OutOfMemoryError, MemPools. If it cannot be built (no C++
+      compiler, no CUDA headers), warns once and uses "pluggable".
+  "allocator": the same, but failing to build is an error.
+  "pluggable": torch.cuda.memory.CUDAPluggableAllocator over libumpool.so:
+      tensors come from umpool, but PyTorch's memory statistics, snapshots and
+      graph trees do not work through it and it adds PyTorch's own per-tensor
+      bookkeeping.
+  "mempool": PyTorch's caching allocator serves tensors, carved from segments
+      umpool allocates (advised, prefetched, capped); works after CUDA init.
+
+To route only some allocations (e.g. the KV cache) to a role's placement:
 
     pool = umpool.torch.mem_pool("kv")
     with torch.cuda.use_mem_pool(pool):
         kv_cache = torch.empty(...)
 """
 import ctypes
+import os
+import warnings
 
 from . import _lib
 
-_ROLES = ("default", "weights", "kv", "activations")
-_MODES = ("pluggable", "mempool")
-_enabled = None  # the CUDAPluggableAllocator or MemPool in use, kept alive
+_MODES = ("auto", "allocator", "pluggable", "mempool")
+# The C++ entry points of umpool/umpool_torch.h, by mangled name (the header
+# has the same strings; tests check both against the library).
+_TORCH_MALLOC = "_ZN6umpool11torch_hooks6MallocEmiP11CUstream_st"
+_TORCH_BEGIN = ("_ZN6umpool11torch_hooks19BeginAllocateToPoolEiSt4pairIyyESt8functionIFbP11"
+                "CUstream_stEE")
+_TORCH_END = "_ZN6umpool11torch_hooks17EndAllocateToPoolEiSt4pairIyyE"
+_TORCH_RELEASE = "_ZN6umpool11torch_hooks11ReleasePoolEiSt4pairIyyE"
+
+_enabled = None  # the allocator library, CUDAPluggableAllocator or MemPool in use, kept alive
 _mode = None
 
 
@@ -36,44 +61,61 @@ def is_enabled():
 
 
 def mode():
-    """'pluggable', 'mempool', or None when not enabled."""
+    """'allocator', 'pluggable', 'mempool', or None when not enabled."""
     return _mode
 
 
-def enable(conf=None, mode="pluggable"):
-    """Makes umpool PyTorch's CUDA memory. `conf` is UMPOOL_CONF text (docs/conf.md).
-
-    mode="pluggable" (default): umpool serves every tensor through
-      CUDAPluggableAllocator, with every hook wired: init, torch.cuda.empty_cache,
-      torch.cuda.set_per_process_memory_fraction and Tensor.record_stream; umpool's
-      stream rules, roles and stats apply per tensor. PyTorch 2.11's pluggable
-      wrapper adds about 1.5 us of its own per tensor (bench/results). Must run
-      before CUDA is initialised in this process: raises RuntimeError otherwise.
-
-    mode="mempool": PyTorch's own caching allocator serves tensors, carved from
-      segments that umpool allocates (advised and prefetched once per slab, under
-      umpool's cap), for every thread of the process on the current device. Native
-      per-tensor speed; torch.cuda.memory_stats() keeps working, umpool's stats
-      count segments. May run after CUDA initialisation."""
-    global _enabled, _mode
-    torch = _torch()
-    if mode not in _MODES:
-        raise ValueError(f"unknown mode {mode!r}: expected one of {', '.join(_MODES)}")
-    if _enabled is not None:
-        if mode != _mode:
-            raise RuntimeError(f"umpool is already enabled in {_mode!r} mode")
-        return _enabled
-    if mode == "pluggable" and torch.cuda.is_initialized():
+def _refuse_after_cuda_init(torch, what):
+    if torch.cuda.is_initialized():
         raise RuntimeError(
-            "umpool.torch.enable() must run before CUDA is initialised in this process, "
+            f"umpool.torch.enable({what}) must run before CUDA is initialised in this process, "
             "and CUDA already is (a tensor was put on a GPU, or torch.cuda was queried). "
             "Call it at the very start of your program, or use enable(mode='mempool'), "
             "which works at any time.")
+
+
+def enable(conf=None, mode="auto"):
+    """Makes umpool PyTorch's CUDA memory (see the module's doc for the modes).
+    `conf` is UMPOOL_CONF text (docs/conf.md). With mode="auto", the
+    environment variable UMPOOL_TORCH_MODE (allocator, pluggable or mempool)
+    picks the mode instead, so a program can be run in each without changes.
+    Returns what it installed."""
+    global _enabled, _mode
+    torch = _torch()
+    if mode == "auto":
+        mode = os.environ.get("UMPOOL_TORCH_MODE", "") or "auto"
+    if mode not in _MODES:
+        raise ValueError(f"unknown mode {mode!r}: expected one of {', '.join(_MODES)}")
+    if _enabled is not None:
+        if mode not in ("auto", _mode):
+            raise RuntimeError(f"umpool is already enabled in {_mode!r} mode")
+        return _enabled
+    if mode in ("auto", "allocator"):
+        _refuse_after_cuda_init(torch, "")
+        from . import _torch_build
+        try:
+            ext = _torch_build.load()
+        except (_torch_build.BuildError, OSError) as e:
+            if mode == "allocator":
+                raise
+            warnings.warn(
+                f"umpool: its PyTorch allocator could not be built ({e}); using the pluggable "
+                "fallback, where torch.cuda.memory_stats(), memory snapshots and "
+                "torch.compile(mode='reduce-overhead') do not work.", RuntimeWarning, stacklevel=2)
+            mode = "pluggable"
+        else:
+            if conf is not None:
+                from . import configure
+                configure(conf)
+            if ext.umpool_torch_install() != 0:
+                raise RuntimeError("umpool: " + ext.umpool_torch_error().decode())
+            _enabled, _mode = ext, "allocator"
+            return ext
     if conf is not None:
         from . import configure
         configure(conf)
     if mode == "mempool":
-        pool = mem_pool("default")
+        pool = _pluggable_mem_pool("default")
         device = torch.cuda.current_device()
         begin = getattr(torch._C, "_cuda_beginAllocateToPool", None)
         if begin is not None:
@@ -82,8 +124,9 @@ def enable(conf=None, mode="pluggable"):
             torch._C._cuda_beginAllocateCurrentThreadToPool(device, pool.id)
         _enabled, _mode = pool, mode
         return pool
+    _refuse_after_cuda_init(torch, "mode='pluggable'")
     path = _lib.library_path()
-    alloc = torch.cuda.memory.CUDAPluggableAllocator(path, "umpool_malloc", "umpool_free")
+    alloc = torch.cuda.memory.CUDAPluggableAllocator(path, _TORCH_MALLOC, "umpool_free")
     raw = alloc.allocator()
     raw.set_init_fn(_fn("umpool_init"))
     raw.set_reset_fn(_fn("umpool_empty_cache"))
@@ -93,22 +136,15 @@ def enable(conf=None, mode="pluggable"):
     # graph (PyTorch's semantics), and no pool records or queries events
     # while a capture is underway.
     if hasattr(raw, "set_begin_allocate_to_pool"):
-        raw.set_begin_allocate_to_pool(_fn("umpool_torch_begin_allocate_to_pool"))
-        raw.set_end_allocate_to_pool_fn(_fn("umpool_torch_end_allocate_to_pool"))
-        raw.set_release_pool(_fn("umpool_torch_release_pool"))
+        raw.set_begin_allocate_to_pool(_fn(_TORCH_BEGIN))
+        raw.set_end_allocate_to_pool_fn(_fn(_TORCH_END))
+        raw.set_release_pool(_fn(_TORCH_RELEASE))
     torch.cuda.memory.change_current_allocator(alloc)
-    _enabled, _mode = alloc, mode
+    _enabled, _mode = alloc, "pluggable"
     return alloc
 
 
-def mem_pool(role="kv"):
-    """A torch.cuda.MemPool whose segments come from umpool with `role`'s
-    placement policy ('default', 'weights', 'kv' or 'activations'). Use it
-    with torch.cuda.use_mem_pool(pool). PyTorch's caching allocator manages
-    the blocks inside the segments; a failed segment becomes
-    torch.OutOfMemoryError."""
-    if role not in _ROLES:
-        raise ValueError(f"unknown role {role!r}: expected one of {', '.join(_ROLES)}")
+def _pluggable_mem_pool(role):
     torch = _torch()
     suffix = "" if role == "default" else "_" + role
     alloc = torch.cuda.memory.CUDAPluggableAllocator(
@@ -116,3 +152,23 @@ def mem_pool(role="kv"):
     pool = torch.cuda.MemPool(alloc.allocator())
     pool._umpool_allocator = alloc  # keep the allocator alive with the pool
     return pool
+
+
+def mem_pool(role="kv"):
+    """A torch.cuda.MemPool whose allocations get `role`'s placement policy
+    ('default', 'weights', 'kv' or 'activations'). Use it with
+    torch.cuda.use_mem_pool(pool). Under umpool's allocator the tensors are
+    umpool blocks of that role in the device's pool; otherwise PyTorch's
+    caching allocator carves them from umpool segments of that role."""
+    roles = _lib.role_names()
+    if role not in roles:
+        raise ValueError(f"unknown role {role!r}: expected one of {', '.join(roles)}")
+    torch = _torch()
+    if _mode == "allocator":
+        pool = torch.cuda.MemPool()
+        device = torch.cuda.current_device()
+        if _enabled.umpool_torch_set_pool_role(device, pool.id[0], pool.id[1],
+                                               roles.index(role)) != 0:
+            raise RuntimeError("umpool: " + _enabled.umpool_torch_error().decode())
+        return pool
+    return _pluggable_mem_pool(role)

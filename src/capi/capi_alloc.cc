@@ -154,4 +154,19 @@ size_t umpool_block_size(const void* ptr) {
   });
 }
 
+int umpool_block_containing(const void* ptr, void** base, size_t* bytes) {
+  return Guard("umpool_block_containing", [&] {
+    if (base == nullptr || bytes == nullptr) {
+      return Fail(absl::InvalidArgumentError("umpool_block_containing: null output"));
+    }
+    umpool::Pool* pool = OwnerOf(ptr, -1);
+    if (pool == nullptr) return Fail(NotUmpool("umpool_block_containing", ptr));
+    absl::StatusOr<umpool::BlockInfo> b = pool->BlockContaining(ptr);
+    if (!b.ok()) return Fail(b.status());
+    *base = b->ptr;
+    *bytes = b->bytes;
+    return static_cast<int>(UMPOOL_OK);
+  });
+}
+
 }  // extern "C"

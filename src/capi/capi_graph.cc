@@ -52,6 +52,20 @@ int umpool_create_pool(int device, uint64_t id_hi, uint64_t id_lo) {
   });
 }
 
+int umpool_pool_use_count(int device, uint64_t id_hi, uint64_t id_lo) {
+  return GuardValue<int>("umpool_pool_use_count", 0,
+                         [&] { return UseCount(device, PoolId{id_hi, id_lo}); });
+}
+
+int umpool_trim_pool(int device, uint64_t id_hi, uint64_t id_lo) {
+  return Guard("umpool_trim_pool", [&] {
+    for (auto& [id, p] : GraphPoolsOf(device)) {
+      if (id.hi == id_hi && id.lo == id_lo) return Done(p->Trim());
+    }
+    return static_cast<int>(UMPOOL_OK);  // no such pool: nothing to return
+  });
+}
+
 int umpool_pool_alloc(int device, uint64_t id_hi, uint64_t id_lo, size_t size,
                       umpool_stream_t stream, void** out) {
   return Guard("umpool_pool_alloc", [&] {
