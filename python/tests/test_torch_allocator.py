@@ -1,11 +1,17 @@
 """umpool's own PyTorch allocator (umpool.torch.enable(mode="allocator")): what
 PyTorch and its users ask of a CUDA allocator works. Each test runs in a fresh
 process (the allocator is chosen before CUDA is initialised)."""
+import os
+
 import pytest
 
 from conftest import run_json, run_script
 
-pytestmark = pytest.mark.usefixtures("have_torch_cuda")
+pytestmark = [
+    pytest.mark.usefixtures("have_torch_cuda"),
+    pytest.mark.skipif(os.environ.get("UMPOOL_TORCH_MODE") == "pluggable",
+                       reason="these tests are for umpool's own allocator (mode='allocator')"),
+]
 
 ENABLE = "import umpool, umpool.torch\numpool.torch.enable(mode='allocator')\n"
 

@@ -104,8 +104,8 @@ void History::Trace(Action action, c10::DeviceIndex device, size_t addr, size_t 
 void History::OnAlloc(c10::DeviceIndex device, void* ptr, size_t requested, cudaStream_t stream,
                       c10::MempoolId_t pool) {
   std::shared_ptr<c10::GatheredContext> context;
-  cca::CreateContextFn recorder;
-  cca::RecordContext when;
+  cca::CreateContextFn recorder = nullptr;
+  cca::RecordContext when = cca::RecordContext::NEVER;
   {
     std::lock_guard<std::mutex> lock(mu_);
     recorder = recorder_;
@@ -121,7 +121,7 @@ void History::OnAlloc(c10::DeviceIndex device, void* ptr, size_t requested, cuda
 
 void History::OnFree(void* ptr) {
   std::shared_ptr<c10::GatheredContext> context;
-  cca::CreateContextFn recorder;
+  cca::CreateContextFn recorder = nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (when_ == cca::RecordContext::ALL) recorder = recorder_;
