@@ -302,9 +302,14 @@ TEST_F(CapiTest, StatsFieldsDescribeTheStruct) {
 
 #include <dlfcn.h>
 
+#include <cstdlib>
+
 // The pluggable fallback finds its throwing entry point by mangled name.
 TEST(CapiTorchEntryTest, TheMangledNameIsExported) {
-  void* lib = dlopen(UMPOOL_SHARED_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+  // The build's library, or the one UMPOOL_LIBRARY names (a staged copy).
+  const char* env = std::getenv("UMPOOL_LIBRARY");
+  void* lib = dlopen(env != nullptr && *env != '\0' ? env : UMPOOL_SHARED_LIBRARY,
+                     RTLD_NOW | RTLD_LOCAL);
   ASSERT_NE(lib, nullptr) << dlerror();
   for (const char* name : {UMPOOL_TORCH_MALLOC_SYMBOL, UMPOOL_TORCH_BEGIN_SYMBOL,
                            UMPOOL_TORCH_END_SYMBOL, UMPOOL_TORCH_RELEASE_SYMBOL}) {

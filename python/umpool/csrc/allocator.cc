@@ -49,7 +49,7 @@ void* UmpoolAllocator::Allocate(size_t n, c10::DeviceIndex device, cudaStream_t 
 void UmpoolAllocator::Raise(int code, size_t n, c10::DeviceIndex device, cudaStream_t stream) {
   const std::string why = umpool_last_error();
   if (code != UMPOOL_ERROR_OUT_OF_MEMORY) {
-    TORCH_CHECK(false, "umpool could not allocate ", n, " bytes on device ", int(device), ": ", why);
+    UMPOOL_TORCH_CHECK(false, "umpool could not allocate ", n, " bytes on device ", int(device), ": ", why);
   }
   size_t device_free = 0, device_total = 0;
   {
@@ -67,10 +67,11 @@ void UmpoolAllocator::Raise(int code, size_t n, c10::DeviceIndex device, cudaStr
   for (const auto& observer : observers) {
     observer(device, static_cast<size_t>(s.allocated_bytes_current), device_total, device_free);
   }
-  TORCH_CHECK_WITH(OutOfMemoryError, false, "CUDA out of memory (umpool). Tried to allocate ", n,
-                   " bytes on device ", int(device), ". ", why,
-                   " The device has ", device_free, " of ", device_total, " bytes free. "
-                   "umpool.memory_summary() shows where the pool's memory is.");
+  TORCH_CHECK_WITH(OutOfMemoryError, false,
+                   Msg("CUDA out of memory (umpool). Tried to allocate ", n, " bytes on device ",
+                       int(device), ". ", why, " The device has ", device_free, " of ",
+                       device_total, " bytes free. umpool.memory_summary() shows where the "
+                       "pool's memory is."));
 }
 
 c10::DataPtr UmpoolAllocator::allocate(size_t n) {
@@ -109,7 +110,7 @@ double UmpoolAllocator::getMemoryFraction(c10::DeviceIndex device) {
 void UmpoolAllocator::setMemoryFraction(double fraction, c10::DeviceIndex device) {
   umpool_clear_last_error();
   umpool_set_memory_fraction(fraction, device);
-  TORCH_CHECK(umpool_last_error_code() == UMPOOL_OK, "umpool: ", umpool_last_error());
+  UMPOOL_TORCH_CHECK(umpool_last_error_code() == UMPOOL_OK, "umpool: ", umpool_last_error());
 }
 
 void UmpoolAllocator::emptyCache(c10::MempoolId_t mempool_id) {
@@ -119,7 +120,7 @@ void UmpoolAllocator::emptyCache(c10::MempoolId_t mempool_id) {
   }
   umpool_clear_last_error();
   umpool_empty_cache();
-  TORCH_CHECK(umpool_last_error_code() == UMPOOL_OK, "umpool: empty_cache: ", umpool_last_error());
+  UMPOOL_TORCH_CHECK(umpool_last_error_code() == UMPOOL_OK, "umpool: empty_cache: ", umpool_last_error());
 }
 
 namespace {
@@ -143,7 +144,7 @@ void UmpoolAllocator::cacheInfo(c10::DeviceIndex device, size_t* largestBlock) {
 void* UmpoolAllocator::getBaseAllocation(void* ptr, size_t* size) {
   void* base = nullptr;
   size_t bytes = 0;
-  TORCH_CHECK(umpool_block_containing(ptr, &base, &bytes) == UMPOOL_OK, "umpool: ",
+  UMPOOL_TORCH_CHECK(umpool_block_containing(ptr, &base, &bytes) == UMPOOL_OK, "umpool: ",
               umpool_last_error());
   if (size != nullptr) *size = bytes;
   return base;
@@ -153,11 +154,11 @@ void UmpoolAllocator::recordStream(const c10::DataPtr& ptr, c10::cuda::CUDAStrea
   if (ptr.get() == nullptr) return;
   umpool_clear_last_error();
   umpool_record_stream(ptr.get(), stream.stream());
-  TORCH_CHECK(umpool_last_error_code() == UMPOOL_OK, "umpool: record_stream: ", umpool_last_error());
+  UMPOOL_TORCH_CHECK(umpool_last_error_code() == UMPOOL_OK, "umpool: record_stream: ", umpool_last_error());
 }
 
 cca::ShareableHandle UmpoolAllocator::shareIpcHandle(void*) {
-  TORCH_CHECK(false,
+  UMPOOL_TORCH_CHECK(false,
               "umpool: tensors in CUDA managed memory cannot be shared through CUDA IPC "
               "(cudaIpcGetMemHandle refuses managed ranges), so torch.multiprocessing cannot "
               "send them to another process. Keep such tensors in a process that does not use "
@@ -165,7 +166,7 @@ cca::ShareableHandle UmpoolAllocator::shareIpcHandle(void*) {
 }
 
 std::shared_ptr<void> UmpoolAllocator::getIpcDevPtr(std::string) {
-  TORCH_CHECK(false, "umpool: opening CUDA IPC handles is not supported under umpool's allocator "
+  UMPOOL_TORCH_CHECK(false, "umpool: opening CUDA IPC handles is not supported under umpool's allocator "
                      "(see shareIpcHandle).");
 }
 

@@ -20,6 +20,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <unordered_set>
 #include <vector>
 
@@ -28,6 +29,25 @@
 namespace umpool_torch {
 
 namespace cca = c10::cuda::CUDACachingAllocator;
+
+// Joins the parts of an error message without iostreams: the allocator is
+// built by whatever C++ compiler the user has, and must not depend on which
+// libstdc++ formats its numbers (a compiler that links its own copy
+// statically crashed formatting through c10::str on the H200 machine).
+inline void AppendPart(std::string& s, const char* p) { s += p; }
+inline void AppendPart(std::string& s, const std::string& p) { s += p; }
+template <class T, std::enable_if_t<std::is_integral_v<T>, int> = 0>
+void AppendPart(std::string& s, T v) {
+  s += std::to_string(static_cast<long long>(v));
+}
+template <class... Parts>
+std::string Msg(const Parts&... parts) {
+  std::string s;
+  (AppendPart(s, parts), ...);
+  return s;
+}
+// TORCH_CHECK with a message joined by Msg (one string: no c10::str formatting).
+#define UMPOOL_TORCH_CHECK(cond, ...) TORCH_CHECK(cond, ::umpool_torch::Msg(__VA_ARGS__))
 
 // The deleter of every DataPtr umpool hands out (raw_deleter()).
 void RawDelete(void* ptr);

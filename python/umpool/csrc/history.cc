@@ -65,7 +65,7 @@ void History::Configure(bool enabled, cca::CreateContextFn recorder, size_t max_
   skip_.clear();
   for (const std::string& name : skip) {
     Action a;
-    TORCH_CHECK(ParseAction(name, &a), "umpool: unknown trace action '", name, "' to skip");
+    UMPOOL_TORCH_CHECK(ParseAction(name, &a), "umpool: unknown trace action '", name, "' to skip");
     skip_.insert(a);
   }
   if (clear || !enabled) {

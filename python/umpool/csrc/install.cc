@@ -39,7 +39,7 @@ __attribute__((visibility("default"))) int umpool_torch_install(void) {
     namespace cca = c10::cuda::CUDACachingAllocator;
     cca::CUDAAllocator* current = cca::allocator.load();
     if (current == &umpool_torch::Allocator()) return;
-    TORCH_CHECK(current == nullptr || !current->initialized(),
+    UMPOOL_TORCH_CHECK(current == nullptr || !current->initialized(),
                 "umpool.torch.enable() must run before CUDA is initialised in this process: "
                 "PyTorch's allocator is already in use");
     cca::allocator.store(&umpool_torch::Allocator());

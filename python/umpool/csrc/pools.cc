@@ -17,7 +17,7 @@ int CallFilter(void* ctx, umpool_stream_t stream) {
 }
 
 void Check(int code, const char* what) {
-  TORCH_CHECK(code == UMPOOL_OK, "umpool: ", what, ": ", umpool_last_error());
+  UMPOOL_TORCH_CHECK(code == UMPOOL_OK, "umpool: ", what, ": ", umpool_last_error());
 }
 
 // A private pool's live blocks at one moment (getCheckpointState).
@@ -106,10 +106,10 @@ bool Pools::TryUseOnOom(c10::DeviceIndex device, cudaStream_t stream, size_t n, 
 }
 
 void Pools::SetRole(c10::DeviceIndex device, c10::MempoolId_t id, int role) {
-  TORCH_CHECK(umpool_role_name(role) != nullptr, "umpool: invalid role ", role);
+  UMPOOL_TORCH_CHECK(umpool_role_name(role) != nullptr, "umpool: invalid role ", role);
   std::lock_guard<std::mutex> lock(mu_);
   Entry& e = EntryFor(device, id);
-  TORCH_CHECK(e.filters.empty(), "umpool: set the role of a MemPool before using it");
+  UMPOOL_TORCH_CHECK(e.filters.empty(), "umpool: set the role of a MemPool before using it");
   e.kind = Kind::kRole;
   e.role = role;
 }
@@ -136,7 +136,7 @@ void Pools::End(c10::DeviceIndex device, c10::MempoolId_t id) {
     std::lock_guard<std::mutex> lock(mu_);
     Entry& e = EntryFor(device, id);
     if (e.kind != Kind::kPrivate) {
-      TORCH_CHECK(!e.filters.empty(), "umpool: end_allocate_to_pool without a begin");
+      UMPOOL_TORCH_CHECK(!e.filters.empty(), "umpool: end_allocate_to_pool without a begin");
       e.filters.pop_back();
       routes_.fetch_sub(1, std::memory_order_acq_rel);
       return;
@@ -257,8 +257,8 @@ std::shared_ptr<cca::AllocatorState> UmpoolAllocator::getCheckpointState(c10::De
 cca::CheckpointDelta UmpoolAllocator::setCheckpointPoolState(
     c10::DeviceIndex device, std::shared_ptr<cca::AllocatorState> pps) {
   auto* state = dynamic_cast<Checkpoint*>(pps.get());
-  TORCH_CHECK(state != nullptr, "umpool: not a checkpoint of umpool's allocator");
-  TORCH_CHECK(state->device == device, "umpool: a checkpoint of device ", int(state->device),
+  UMPOOL_TORCH_CHECK(state != nullptr, "umpool: not a checkpoint of umpool's allocator");
+  UMPOOL_TORCH_CHECK(state->device == device, "umpool: a checkpoint of device ", int(state->device),
               " restored on device ", int(device));
   struct Out {
     cca::CheckpointDelta delta;

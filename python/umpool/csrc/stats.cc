@@ -43,7 +43,7 @@ Baseline BaselineOf(c10::DeviceIndex device) {
 
 c10::CachingDeviceAllocator::DeviceStats UmpoolAllocator::getDeviceStats(c10::DeviceIndex device) {
   umpool_stats s{};
-  TORCH_CHECK(umpool_get_stats(device, &s) == UMPOOL_OK, "umpool: ", umpool_last_error());
+  UMPOOL_TORCH_CHECK(umpool_get_stats(device, &s) == UMPOOL_OK, "umpool: ", umpool_last_error());
   const Baseline b = BaselineOf(device);
   s.allocations -= b.allocations;
   s.frees -= b.frees;
@@ -78,16 +78,16 @@ c10::CachingDeviceAllocator::DeviceStats UmpoolAllocator::getDeviceStats(c10::De
 }
 
 void UmpoolAllocator::resetAccumulatedStats(c10::DeviceIndex device) {
-  TORCH_CHECK(device >= 0 && device < 64, "umpool: invalid device ", int(device));
+  UMPOOL_TORCH_CHECK(device >= 0 && device < 64, "umpool: invalid device ", int(device));
   umpool_stats s{};
-  TORCH_CHECK(umpool_get_stats(device, &s) == UMPOOL_OK, "umpool: ", umpool_last_error());
+  UMPOOL_TORCH_CHECK(umpool_get_stats(device, &s) == UMPOOL_OK, "umpool: ", umpool_last_error());
   std::lock_guard<std::mutex> lock(baseline_mu);
   baselines[device] = Baseline{s.allocations, s.frees, s.alloc_retries, s.ooms,
                                s.backend_allocations, s.backend_frees};
 }
 
 void UmpoolAllocator::resetPeakStats(c10::DeviceIndex device) {
-  TORCH_CHECK(umpool_reset_peak_stats(device) == UMPOOL_OK, "umpool: ", umpool_last_error());
+  UMPOOL_TORCH_CHECK(umpool_reset_peak_stats(device) == UMPOOL_OK, "umpool: ", umpool_last_error());
 }
 
 }  // namespace umpool_torch
