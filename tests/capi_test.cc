@@ -283,6 +283,36 @@ TEST_F(CapiTest, PrivatePoolsShareTheDeviceCap) {
   umpool_free(big, 200u << 20, 0, nullptr);
 }
 
+// Bytes the private pool (hi, lo) holds from CUDA on device 0.
+std::uint64_t PrivateReserved(std::uint64_t hi, std::uint64_t lo) {
+  struct Q {
+    std::uint64_t hi, lo, bytes = 0;
+  } q{hi, lo};
+  EXPECT_EQ(umpool_visit_spans(0, [](void* ctx, const umpool_span_info* s) {
+    auto* q = static_cast<Q*>(ctx);
+    if (!s->is_slab && s->pool_id_hi == q->hi && s->pool_id_lo == q->lo) q->bytes += s->bytes;
+  }, &q), UMPOOL_OK);
+  return q.bytes;
+}
+
+// torch.cuda.empty_cache leaves a private pool in use alone (its graphs replay
+// into blocks it holds as free, PyTorch's rule); once released, it goes back.
+TEST_F(CapiTest, EmptyCacheKeepsPrivatePoolsInUse) {
+  ASSERT_EQ(umpool_begin_allocate_to_pool(0, 11, 1, AnyStream, nullptr), UMPOOL_OK);
+  void* p = umpool_malloc(3u << 20, 0, nullptr);
+  ASSERT_NE(p, nullptr);
+  ASSERT_EQ(umpool_end_allocate_to_pool(0, 11, 1), UMPOOL_OK);
+  umpool_free(p, 3u << 20, 0, nullptr);  // free between replays, still the graph's
+  const std::uint64_t held = PrivateReserved(11, 1);
+  EXPECT_GE(held, 3u << 20);
+  umpool_empty_cache();
+  EXPECT_EQ(umpool_last_error_code(), UMPOOL_OK) << LastError();
+  EXPECT_EQ(PrivateReserved(11, 1), held) << "empty_cache returned memory a graph replays into";
+  ASSERT_EQ(umpool_release_pool(0, 11, 1), UMPOOL_OK);
+  umpool_empty_cache();
+  EXPECT_EQ(PrivateReserved(11, 1), 0u) << "a released pool's memory goes back";
+}
+
 // umpool_stats_fields describes umpool_stats field by field (the Python
 // package builds its structure from it).
 TEST_F(CapiTest, StatsFieldsDescribeTheStruct) {

@@ -116,7 +116,9 @@ UMPOOL_API int umpool_block_containing(const void* ptr, void** base, size_t* byt
  * created lazily, per device, at their first allocation. */
 UMPOOL_API void umpool_init(int device_count);
 /* torch.cuda.empty_cache: returns empty slabs and free segments of every
- * pool (private graph pools included) to CUDA. */
+ * device pool and of every private graph pool whose uses were all released
+ * to CUDA. A private pool still in use keeps its memory (PyTorch's rule: its
+ * graphs replay into blocks it holds as free between replays). */
 UMPOOL_API void umpool_empty_cache(void);
 /* Caps the device's pool at fraction x the device's total memory (never above
  * the pool's creation cap unless oversubscription is allowed); fraction in (0, 1]. */

@@ -106,7 +106,11 @@ void umpool_empty_cache(void) {
     absl::Status status;
     for (int d = 0; d < kMaxDevices; ++d) {
       if (umpool::Pool* p = ExistingPool(d)) status.Update(p->Trim());
-      for (auto& [id, p] : GraphPoolsOf(d)) status.Update(p->Trim());
+      // A private pool still in use keeps its cached blocks, like PyTorch's:
+      // its graphs replay into memory the pool holds as free between replays.
+      for (auto& [id, p] : GraphPoolsOf(d)) {
+        if (UseCount(d, id) == 0) status.Update(p->Trim());
+      }
     }
     return status.ok() ? UMPOOL_OK : Fail(status);
   });

@@ -156,7 +156,10 @@ void Pools::Release(c10::DeviceIndex device, c10::MempoolId_t id) {
     e.uses = std::max(0, e.uses - 1);
     return;
   }
-  Check(umpool_release_pool(device, id.first, id.second), "release_pool");
+  // Called from destructors (CUDAGraph::reset, MemPool): warns, never throws.
+  if (umpool_release_pool(device, id.first, id.second) != UMPOOL_OK) {
+    TORCH_WARN(Msg("umpool: release_pool: ", umpool_last_error()));
+  }
 }
 
 int Pools::UseCount(c10::DeviceIndex device, c10::MempoolId_t id) {
