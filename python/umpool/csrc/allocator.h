@@ -31,9 +31,11 @@ namespace umpool_torch {
 namespace cca = c10::cuda::CUDACachingAllocator;
 
 // Joins the parts of an error message without iostreams: the allocator is
-// built by whatever C++ compiler the user has, and must not depend on which
-// libstdc++ formats its numbers (a compiler that links its own copy
-// statically crashed formatting through c10::str on the H200 machine).
+// built by whatever C++ compiler the user has ($CXX first), and must not
+// depend on that compiler's iostream code matching the libstdc++ the process
+// loads. On the H200 machine ($CXX=/opt/gcc/bin/g++, the system's libstdc++
+// loaded) formatting numbers through c10::str crashed while raising OOM;
+// with Msg the same tests pass. The exact mismatch was not pinned down.
 inline void AppendPart(std::string& s, const char* p) { s += p; }
 inline void AppendPart(std::string& s, const std::string& p) { s += p; }
 template <class T, std::enable_if_t<std::is_integral_v<T>, int> = 0>
