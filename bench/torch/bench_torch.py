@@ -33,6 +33,20 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
 
+def empty_del_us(torch, nbytes, iters, warmup):
+    """Microseconds per torch.empty(nbytes) + del on the current stream, after warmup pairs."""
+    for _ in range(warmup):
+        t = torch.empty(nbytes, dtype=torch.uint8, device="cuda")
+        del t
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        t = torch.empty(nbytes, dtype=torch.uint8, device="cuda")
+        del t
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / iters * 1e6
+
+
 def worker(mode, seed_lib, quick):
     import torch
 
@@ -61,16 +75,7 @@ def worker(mode, seed_lib, quick):
             iters //= 10
         if mode == "seed":
             iters = min(iters, 2000)
-        for _ in range(100):
-            t = torch.empty(nbytes, dtype=torch.uint8, device="cuda")
-            del t
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(iters):
-            t = torch.empty(nbytes, dtype=torch.uint8, device="cuda")
-            del t
-        torch.cuda.synchronize()
-        out["empty_del_us"][str(nbytes)] = (time.perf_counter() - t0) / iters * 1e6
+        out["empty_del_us"][str(nbytes)] = empty_del_us(torch, nbytes, iters, warmup=100)
 
     # 2. 8-layer bf16 MLP training step
     torch.manual_seed(0)

@@ -34,6 +34,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+from bench_torch import empty_del_us  # noqa: E402  (one timing loop for both scripts)
 
 
 def setup(use):
@@ -62,16 +64,7 @@ def task_time(use):
     out = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "empty_del_us": {}}
     for label, nbytes, iters in (("4KiB", 4096, 20000), ("1MiB", 1 << 20, 20000),
                                  ("64MiB", 64 << 20, 5000)):
-        for _ in range(200):
-            t = torch.empty(nbytes, dtype=torch.uint8, device="cuda")
-            del t
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(iters):
-            t = torch.empty(nbytes, dtype=torch.uint8, device="cuda")
-            del t
-        torch.cuda.synchronize()
-        out["empty_del_us"][label] = (time.perf_counter() - t0) / iters * 1e6
+        out["empty_del_us"][label] = empty_del_us(torch, nbytes, iters, warmup=200)
     # Training: 8-layer Llama-style, bf16, AdamW.
     model = llama(torch, 8, 1024, 16, torch.bfloat16).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)

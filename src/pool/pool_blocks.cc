@@ -6,13 +6,14 @@
 #include "src/pool/pool_core.h"
 
 namespace umpool::internal {
-namespace {
 
 absl::Status NotOurs(const void* ptr) {
   return absl::InvalidArgumentError(
       absl::StrCat("pointer ", absl::Hex(reinterpret_cast<std::uintptr_t>(ptr)),
                    " was not allocated by this pool"));
 }
+
+namespace {
 
 absl::Status WaitingForDiscard(const void* ptr) {
   return absl::FailedPreconditionError(

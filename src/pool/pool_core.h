@@ -55,6 +55,9 @@
 
 namespace umpool::internal {
 
+// InvalidArgument: `ptr` is not a block of this pool (pool_blocks.cc).
+absl::Status NotOurs(const void* ptr);
+
 // Largest accepted request: 128 TiB (beyond any GPU's address space).
 inline constexpr std::size_t kMaxRequestBytes = std::size_t{1} << 47;
 

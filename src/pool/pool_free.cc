@@ -11,12 +11,6 @@
 namespace umpool::internal {
 namespace {
 
-absl::Status NotOurs(const void* ptr) {
-  return absl::InvalidArgumentError(
-      absl::StrCat("pointer ", absl::Hex(reinterpret_cast<std::uintptr_t>(ptr)),
-                   " was not allocated by this pool"));
-}
-
 absl::Status Interior(const void* ptr, const Slab& slab) {
   const std::uintptr_t p = reinterpret_cast<std::uintptr_t>(ptr);
   const std::size_t off = (p - slab.base) % slab.info().size;
