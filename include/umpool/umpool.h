@@ -153,7 +153,8 @@ typedef struct umpool_stats {
  * has none yet: NOT created by this call). */
 UMPOOL_API int umpool_get_stats(int device, umpool_stats* out);
 /* The field list of umpool_stats, for bindings: one line per field,
- * "<name> <i64|u64> <PyTorch memory_stats key or ->", in struct order. */
+ * "<name> <i64|u64> <PyTorch memory_stats key or ->", in struct order.
+ * Static text; NULL only if memory ran out building it (see umpool_last_error). */
 UMPOOL_API const char* umpool_stats_fields(void);
 UMPOOL_API int umpool_reset_peak_stats(int device);
 /* Human-readable stats into buf (NUL-terminated, truncated to len). Returns

@@ -149,8 +149,10 @@ int umpool_get_stats(int device, umpool_stats* out) {
 }
 
 const char* umpool_stats_fields(void) {
-  static const std::string* fields = new std::string(StatsFields());
-  return fields->c_str();
+  // Built once; NULL (with the last error) if even that fails.
+  static const std::string* fields = GuardValue<const std::string*>(
+      "umpool_stats_fields", nullptr, [] { return new std::string(StatsFields()); });
+  return fields != nullptr ? fields->c_str() : nullptr;
 }
 
 int umpool_reset_peak_stats(int device) {
@@ -164,7 +166,7 @@ int umpool_reset_peak_stats(int device) {
 
 int umpool_stats_text(int device, char* buf, size_t len) {
   return GuardValue<int>("umpool_stats_text", -1, [&] {
-    if (!CheckDevice(device).ok()) return -1;
+    if (!ValidDevice(device)) return -1;
     umpool::Pool* p = ExistingPool(device);
     return CopyOut(p == nullptr ? absl::StrCat("umpool: no pool on device ", device, " yet\n")
                                 : absl::StrCat(p->Describe(), "\n", DeviceStats(device).ToString()),
@@ -174,7 +176,7 @@ int umpool_stats_text(int device, char* buf, size_t len) {
 
 int umpool_snapshot_json(int device, char* buf, size_t len) {
   return GuardValue<int>("umpool_snapshot_json", -1, [&] {
-    if (!CheckDevice(device).ok()) return -1;
+    if (!ValidDevice(device)) return -1;
     umpool::Pool* p = ExistingPool(device);
     return CopyOut(p == nullptr ? absl::StrCat("{\"umpool_snapshot\":1,\"device\":", device,
                                                ",\"spans\":[]}\n")

@@ -69,8 +69,10 @@ using namespace umpool::capi;  // NOLINT: the exports below are thin
 extern "C" {
 
 int umpool_alloc(size_t size, int device, umpool_stream_t stream, int role, void** out) {
-  if (out == nullptr) return Fail(absl::InvalidArgumentError("umpool_alloc: null output"));
-  return Guard("umpool_alloc", [&] { return Alloc(size, device, stream, role, out); });
+  return Guard("umpool_alloc", [&] {
+    if (out == nullptr) return Fail(absl::InvalidArgumentError("umpool_alloc: null output"));
+    return Alloc(size, device, stream, role, out);
+  });
 }
 
 void* umpool_malloc(size_t size, int device, umpool_stream_t stream) {

@@ -42,7 +42,7 @@ int umpool_release_pool(int device, uint64_t id_hi, uint64_t id_lo) {
 
 int umpool_graph_pool_count(int device) {
   return GuardValue<int>("umpool_graph_pool_count", -1, [&] {
-    return CheckDevice(device).ok() ? GraphPoolCount(device) : -1;
+    return ValidDevice(device) ? GraphPoolCount(device) : -1;
   });
 }
 

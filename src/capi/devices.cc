@@ -52,7 +52,7 @@ void EnsureConfiguredLocked(State& s) {
 }  // namespace
 
 absl::Status CheckDevice(int device) {
-  if (device < 0 || device >= kMaxDevices) {
+  if (!ValidDevice(device)) {
     return absl::InvalidArgumentError(absl::StrCat("invalid device ", device));
   }
   return absl::OkStatus();
@@ -127,13 +127,13 @@ absl::StatusOr<Pool*> PoolFor(int device) {
 }
 
 Pool* ExistingPool(int device) {
-  if (!CheckDevice(device).ok()) return nullptr;
+  if (!ValidDevice(device)) return nullptr;
   return S().pools[device].load(std::memory_order_acquire);
 }
 
 Pool* DevicePoolHolding(const void* ptr, int hint) {
   State& s = S();
-  if (CheckDevice(hint).ok()) {
+  if (ValidDevice(hint)) {
     Pool* p = s.pools[hint].load(std::memory_order_acquire);
     if (p != nullptr && p->Holds(ptr)) return p;
   }
@@ -172,7 +172,7 @@ absl::Status SetMemoryFraction(double fraction, int device) {
 }
 
 double MemoryFraction(int device) {
-  if (!CheckDevice(device).ok()) return 1.0;
+  if (!ValidDevice(device)) return 1.0;
   return S().fraction[device].load(std::memory_order_relaxed);
 }
 

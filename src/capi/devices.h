@@ -22,6 +22,9 @@ namespace umpool::capi {
 
 inline constexpr int kMaxDevices = 64;
 
+// Whether `device` is a device ordinal umpool can hold a pool for; a plain
+// test (frees ask it with the hint -1), where CheckDevice builds the error.
+inline bool ValidDevice(int device) { return device >= 0 && device < kMaxDevices; }
 absl::Status CheckDevice(int device);
 // Sets the configuration; FailedPrecondition once a pool exists.
 absl::Status Configure(absl::string_view text);

@@ -160,7 +160,7 @@ int UseCount(int device, PoolId id) {
 }
 
 bool Routing(int device) {
-  return CheckDevice(device).ok() && S().routing[device].load(std::memory_order_acquire) > 0;
+  return ValidDevice(device) && S().routing[device].load(std::memory_order_acquire) > 0;
 }
 
 Pool* RoutedPool(int device, Stream stream) {
