@@ -13,13 +13,13 @@ absl::Status NotOurs(const void* ptr) {
                    " was not allocated by this pool"));
 }
 
-namespace {
-
 absl::Status WaitingForDiscard(const void* ptr) {
   return absl::FailedPreconditionError(
       absl::StrCat("block ", absl::Hex(reinterpret_cast<std::uintptr_t>(ptr)),
                    " is not allocated (freed; waiting for its discard)"));
 }
+
+namespace {
 
 BlockInfo SlabBlock(const Slab& slab, std::uint32_t idx) {
   const BlockRecord& r = slab.record(idx);

@@ -139,13 +139,18 @@ absl::StatusOr<void*> PoolCore::AllocateSmall(std::size_t bytes, Stream stream, 
   return p;
 }
 
-absl::StatusOr<int> PoolCore::Refill(Stream stream, Role role, int cls, void** out, int max,
-                                     bool* grew) {
-  absl::StatusOr<int> n = slabs_.Refill(stream, role, cls, out, max, grew);
-  if (n.ok() || !absl::IsResourceExhausted(n.status())) return n;
+template <class Take>
+auto PoolCore::WithOomRetry(Take take) -> decltype(take()) {
+  auto r = take();
+  if (r.ok() || !absl::IsResourceExhausted(r.status())) return r;
   counters_.Bump(counters_.alloc_retries);
   (void)ReleaseCached(options_.release_on_oom);
-  return slabs_.Refill(stream, role, cls, out, max, grew);
+  return take();
+}
+
+absl::StatusOr<int> PoolCore::Refill(Stream stream, Role role, int cls, void** out, int max,
+                                     bool* grew) {
+  return WithOomRetry([&] { return slabs_.Refill(stream, role, cls, out, max, grew); });
 }
 
 absl::StatusOr<void*> PoolCore::AllocateLarge(std::size_t bytes, Stream stream, Role role) {
@@ -156,12 +161,8 @@ absl::StatusOr<void*> PoolCore::AllocateLarge(std::size_t bytes, Stream stream, 
   released_.Renew(stream);
   if (!discards_.empty()) DrainDiscards();
   const std::size_t rounded = RoundedSize(bytes, role);
-  absl::StatusOr<Arena::Range> r = arena_.TakeLarge(role, rounded, stream, bytes);
-  if (!r.ok() && absl::IsResourceExhausted(r.status())) {
-    counters_.Bump(counters_.alloc_retries);
-    (void)ReleaseCached(options_.release_on_oom);
-    r = arena_.TakeLarge(role, rounded, stream, bytes);
-  }
+  absl::StatusOr<Arena::Range> r =
+      WithOomRetry([&] { return arena_.TakeLarge(role, rounded, stream, bytes); });
   if (!r.ok()) return OutOfMemory(bytes, role, r.status());
   if (r->cross_stream) counters_.Bump(counters_.cross_stream_reuses);
   caches_.CountAllocation(CounterCache(), r->bytes, bytes, /*hit=*/!r->grew);

@@ -57,6 +57,9 @@ namespace umpool::internal {
 
 // InvalidArgument: `ptr` is not a block of this pool (pool_blocks.cc).
 absl::Status NotOurs(const void* ptr);
+// FailedPrecondition: the large block at `ptr` was freed and waits for its
+// discard (pool_blocks.cc).
+absl::Status WaitingForDiscard(const void* ptr);
 
 // Largest accepted request: 128 TiB (beyond any GPU's address space).
 inline constexpr std::size_t kMaxRequestBytes = std::size_t{1} << 47;
@@ -130,6 +133,10 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   ThreadCache* CounterCache() { return options_.thread_cache ? caches_.Current() : nullptr; }
   absl::StatusOr<void*> AllocateSmall(std::size_t bytes, Stream stream, Role role, int cls);
   absl::StatusOr<void*> AllocateLarge(std::size_t bytes, Stream stream, Role role);
+  // Runs `take`; if memory ran short, releases cached memory (counted as an
+  // allocation retry) and runs it once more (pool_core.cc).
+  template <class Take>
+  auto WithOomRetry(Take take) -> decltype(take());
   // Refill with the out-of-memory retry.
   absl::StatusOr<int> Refill(Stream stream, Role role, int cls, void** out, int max, bool* grew);
   // Marks a cached block live for `stream`, allocated for `requested` bytes.
@@ -137,7 +144,9 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   template <bool kOwnStream>
   absl::Status Free(void* ptr, Stream stream);
   absl::Status FreeLarge(Span* span, void* ptr, std::optional<Stream> stream);
-  absl::Status FreeRecorded(Slab* slab, void* ptr, Stream stream);
+  absl::Status FreeRecorded(Slab* slab, void* ptr, Stream stream, std::size_t requested);
+  // A fence now on each of `streams` (not during a capture).
+  absl::StatusOr<Fences> FencesOn(const StreamSet& streams);
   // Frees that would need events during a graph capture wait for EndCapture.
   void Defer(void* ptr, Stream stream, StreamSet fences_on);
   // Discard on free (see discard_queue.h).

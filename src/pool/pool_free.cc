@@ -46,7 +46,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline absl::Status PoolCore::Free(void* ptr, Strea
   const std::uint8_t prev = r.state.exchange(kFree, std::memory_order_acq_rel);
   if (ABSL_PREDICT_FALSE(prev != kLive)) {
     if (prev == kFree) return DoubleFree(ptr);
-    return FreeRecorded(slab, ptr, s);
+    return FreeRecorded(slab, ptr, s, requested);
   }
   const int cls = slab->size_class();
   const Role role = slab->role;
@@ -118,12 +118,20 @@ absl::Status PoolCore::FreeLarge(Span* span, void* ptr, std::optional<Stream> st
   return absl::OkStatus();
 }
 
-absl::Status PoolCore::FreeRecorded(Slab* slab, void* ptr, Stream stream) {
+absl::StatusOr<Fences> PoolCore::FencesOn(const StreamSet& streams) {
+  Fences fences;
+  for (Stream s : streams) {
+    absl::StatusOr<FenceRef> f = fencer_.FenceFor(s, fencer_.Stamp());
+    if (!f.ok()) return f.status();
+    fences.push_back(*std::move(f));
+  }
+  return fences;
+}
+
+absl::Status PoolCore::FreeRecorded(Slab* slab, void* ptr, Stream stream, std::size_t requested) {
   StreamSet streams = recorded_.Take(ptr);
   if (std::find(streams.begin(), streams.end(), stream) == streams.end()) streams.push_back(stream);
   const std::size_t size = slab->info().size;
-  const std::size_t requested =
-      size - slab->record(static_cast<std::uint32_t>(slab->IndexOf(reinterpret_cast<std::uintptr_t>(ptr)))).slack;
   if (fencer_.capturing()) {
     // No event may be recorded during a graph capture: the block waits,
     // invisible, until the capture ends (EndCapture).
@@ -131,17 +139,13 @@ absl::Status PoolCore::FreeRecorded(Slab* slab, void* ptr, Stream stream) {
     caches_.CountFree(CounterCache(), size, requested);
     return absl::OkStatus();
   }
-  Fences fences;
-  for (Stream s : streams) {
-    absl::StatusOr<FenceRef> f = fencer_.FenceFor(s, fencer_.Stamp());
-    if (!f.ok()) {
-      // The block stays free but unusable until the pool dies; report why.
-      counters_.Bump(counters_.fence_errors);
-      return f.status();
-    }
-    fences.push_back(*std::move(f));
+  absl::StatusOr<Fences> fences = FencesOn(streams);
+  if (!fences.ok()) {
+    // The block stays free but unusable until the pool dies; report why.
+    counters_.Bump(counters_.fence_errors);
+    return fences.status();
   }
-  slabs_.ReturnPending(slab->role, slab->size_class(), std::move(fences), ptr);
+  slabs_.ReturnPending(slab->role, slab->size_class(), *std::move(fences), ptr);
   caches_.CountFree(CounterCache(), size, requested);
   return absl::OkStatus();
 }
@@ -152,11 +156,7 @@ absl::Status PoolCore::RecordStream(void* ptr, Stream stream) {
   if (span == nullptr) return NotOurs(ptr);
   released_.Renew(stream);
   if (span->kind == SpanKind::kSegment) {
-    if (ABSL_PREDICT_FALSE(WaitsForDiscard(span, ptr))) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "block ", absl::Hex(reinterpret_cast<std::uintptr_t>(ptr)),
-          " is not allocated (freed; waiting for its discard)"));
-    }
+    if (ABSL_PREDICT_FALSE(WaitsForDiscard(span, ptr))) return WaitingForDiscard(ptr);
     LargeHeap* space = Arena::LargeSpaceOf(span);
     if (space == nullptr) return NotOurs(ptr);
     return space->RecordStream(reinterpret_cast<std::uintptr_t>(ptr), stream);
@@ -262,17 +262,11 @@ absl::Status PoolCore::EndCapture() {
       continue;
     }
     auto* slab = static_cast<Slab*>(span);
-    Fences fences;
-    for (Stream s : d.fences_on) {
-      absl::StatusOr<FenceRef> f = fencer_.FenceFor(s, fencer_.Stamp());
-      if (!f.ok()) {
-        status.Update(f.status());
-        break;
-      }
-      fences.push_back(*std::move(f));
-    }
-    if (fences.size() == d.fences_on.size()) {
-      slabs_.ReturnPending(slab->role, slab->size_class(), std::move(fences), d.ptr);
+    absl::StatusOr<Fences> fences = FencesOn(d.fences_on);
+    if (fences.ok()) {
+      slabs_.ReturnPending(slab->role, slab->size_class(), *std::move(fences), d.ptr);
+    } else {
+      status.Update(fences.status());
     }
   }
   return status;
