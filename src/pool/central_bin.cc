@@ -6,13 +6,6 @@
 #include <utility>
 
 namespace umpool::internal {
-namespace {
-
-void Splice(StreamLists<BlockStack>& lists, BlockStack&& blocks) {
-  lists.ready().Splice(std::move(blocks));
-}
-
-}  // namespace
 
 bool CentralBin::Carvable(Slab* slab, Stream stream, Fencer& fencer) {
   if (!slab->bound || slab->bound_stream == stream) return true;
@@ -55,9 +48,7 @@ TakeResult CentralBin::Take(Stream stream, void** out, int max, Fencer& fencer) 
     cross = own == nullptr || own->empty();
     return cross ? ready.TakeInto(out, max) : own->TakeInto(out, max);
   };
-  auto to_ready = [this](BlockStack&& blocks) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    Splice(free_, std::move(blocks));
-  };
+  auto to_ready = ToReady();
   r.count = free_.TakeReusable(stream, fencer, pick, to_ready, &r.status);
   if (r.count == 0) {
     r.count = Carve(stream, fencer, out, max);
@@ -94,9 +85,7 @@ void CentralBin::PutPending(Fences fences, void* block) {
 
 void CentralBin::ReleaseStream(Stream stream) {
   MutexLock lock(&mu_);
-  free_.ReadyStream(stream, [this](BlockStack&& blocks) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    Splice(free_, std::move(blocks));
-  });
+  free_.ReadyStream(stream, ToReady());
   for (Slab* s : slabs_) {
     if (s->bound && s->bound_stream == stream) s->bound = false;
   }

@@ -13,6 +13,7 @@
 #define UMPOOL_SRC_POOL_CENTRAL_BIN_H_
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -88,6 +89,13 @@ class CentralBin {
   int Carve(Stream stream, Fencer& fencer, void** out, int max) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether `stream` may take never-carved blocks of `slab` (see Slab::bound).
   bool Carvable(Slab* slab, Stream stream, Fencer& fencer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // What StreamLists calls with blocks whose fences completed: they join the
+  // ready group. Called with mu_ held (from inside the StreamLists calls).
+  auto ToReady() {
+    return [this](BlockStack&& blocks) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      free_.ready().Splice(std::move(blocks));
+    };
+  }
 
   mutable Mutex mu_;
   StreamLists<BlockStack> free_ ABSL_GUARDED_BY(mu_);

@@ -12,10 +12,7 @@ namespace umpool::internal {
 absl::Status CentralBin::TakeEmpty(Fencer& fencer, const PageMap& pagemap, bool wait,
                                    std::vector<EmptySlab>* out) {
   MutexLock lock(&mu_);
-  auto to_ready = [this](BlockStack&& blocks) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    free_.ready().Splice(std::move(blocks));
-  };
-  absl::Status status = wait ? free_.WaitAll(fencer, to_ready) : free_.Poll(fencer, to_ready);
+  absl::Status status = wait ? free_.WaitAll(fencer, ToReady()) : free_.Poll(fencer, ToReady());
   if (wait) {
     for (Slab* s : slabs_) {
       if (!s->bound) continue;
