@@ -295,6 +295,24 @@ std::uint64_t PrivateReserved(std::uint64_t hi, std::uint64_t lo) {
   return q.bytes;
 }
 
+// Live bytes of the private pool (hi, lo) on device 0 (large blocks).
+std::int64_t PrivateLive(std::uint64_t hi, std::uint64_t lo) {
+  struct Q {
+    std::uint64_t hi, lo;
+    std::int64_t bytes = 0;
+  } q{hi, lo};
+  EXPECT_EQ(umpool_visit_spans(0, [](void* ctx, const umpool_span_info* s) {
+    auto* q = static_cast<Q*>(ctx);
+    if (s->is_slab || s->pool_id_hi != q->hi || s->pool_id_lo != q->lo) return;
+    for (std::size_t i = 0; i < s->block_count; ++i) {
+      if (s->blocks[i].state == 'L') {
+        q->bytes += static_cast<std::int64_t>(s->blocks[i].bytes * s->blocks[i].count);
+      }
+    }
+  }, &q), UMPOOL_OK);
+  return q.bytes;
+}
+
 // torch.cuda.empty_cache leaves a private pool in use alone (its graphs replay
 // into blocks it holds as free, PyTorch's rule); once released, it goes back.
 TEST_F(CapiTest, EmptyCacheKeepsPrivatePoolsInUse) {
@@ -311,6 +329,30 @@ TEST_F(CapiTest, EmptyCacheKeepsPrivatePoolsInUse) {
   ASSERT_EQ(umpool_release_pool(0, 11, 1), UMPOOL_OK);
   umpool_empty_cache();
   EXPECT_EQ(PrivateReserved(11, 1), 0u) << "a released pool's memory goes back";
+}
+
+int OnlyStreamTwo(void*, umpool_stream_t s) { return s == StreamOf(2); }
+
+// Two begins on one pool at once (two threads warming up into one graph
+// pool): each one's filter routes; ending the newer leaves the older's.
+TEST_F(CapiTest, NestedBeginsOnOnePoolEachRoute) {
+  int calls = 0;
+  ASSERT_EQ(umpool_begin_allocate_to_pool(0, 12, 1, OnlyStreamOne, &calls), UMPOOL_OK);
+  ASSERT_EQ(umpool_begin_allocate_to_pool(0, 12, 1, OnlyStreamTwo, nullptr), UMPOOL_OK);
+  void* one = umpool_malloc(4096, 0, StreamOf(1));
+  void* two = umpool_malloc(4096, 0, StreamOf(2));
+  void* three = umpool_malloc(4096, 0, StreamOf(3));
+  ASSERT_TRUE(one && two && three);
+  EXPECT_EQ(PrivateLive(12, 1), 2 * 4096) << "both filters route to the pool";
+  ASSERT_EQ(umpool_end_allocate_to_pool(0, 12, 1), UMPOOL_OK);
+  void* one_again = umpool_malloc(4096, 0, StreamOf(1));
+  void* two_again = umpool_malloc(4096, 0, StreamOf(2));
+  ASSERT_TRUE(one_again && two_again);
+  EXPECT_EQ(PrivateLive(12, 1), 3 * 4096) << "the older begin still routes; the ended one not";
+  ASSERT_EQ(umpool_end_allocate_to_pool(0, 12, 1), UMPOOL_OK);
+  for (void* p : {one, two, three, one_again, two_again}) EXPECT_EQ(umpool_free_block(p), UMPOOL_OK);
+  ASSERT_EQ(umpool_release_pool(0, 12, 1), UMPOOL_OK);
+  ASSERT_EQ(umpool_release_pool(0, 12, 1), UMPOOL_OK);
 }
 
 // umpool_stats_fields describes umpool_stats field by field (the Python

@@ -16,11 +16,12 @@ namespace {
 struct GraphPoolState {
   int device = 0;
   std::unique_ptr<Pool> pool;  // never destroyed: a free may look it up at any time
-  std::function<bool(Stream)> filter;
-  int active = 0;     // begins without their end
+  // Per begin without its end, in order: its stream filter, and the pools it
+  // told BeginCapture. An allocation routes here if any filter picks it.
+  std::vector<std::function<bool(Stream)>> filters;
   int use_count = 0;  // begins and increfs not yet released (PyTorch's use count)
   bool released = false;  // use count fell to 0: its memory goes back once free
-  std::vector<std::vector<Pool*>> told;  // per active begin: pools told BeginCapture
+  std::vector<std::vector<Pool*>> told;
 };
 
 struct State {
@@ -78,8 +79,7 @@ absl::Status BeginToPool(int device, PoolId id, std::function<bool(Stream)> filt
   std::lock_guard<std::mutex> lock(s.mu);
   absl::StatusOr<GraphPoolState*> gp = GetOrCreateLocked(device, id);
   if (!gp.ok()) return gp.status();
-  (*gp)->filter = std::move(filter);
-  ++(*gp)->active;
+  (*gp)->filters.push_back(std::move(filter));
   ++(*gp)->use_count;
   (*gp)->released = false;
   // Every pool stops recording and querying events: in the default (global)
@@ -102,13 +102,13 @@ absl::Status EndToPool(int device, PoolId id) {
   {
     std::lock_guard<std::mutex> lock(s.mu);
     auto it = s.pools.find({device, id.hi, id.lo});
-    if (it == s.pools.end() || it->second->active == 0) {
+    if (it == s.pools.end() || it->second->filters.empty()) {
       return absl::FailedPreconditionError(absl::StrCat(
           "end_allocate_to_pool: no active begin for pool (", id.hi, ", ", id.lo, ") on device ",
           device));
     }
     GraphPoolState& gp = *it->second;
-    --gp.active;
+    gp.filters.pop_back();
     told = std::move(gp.told.back());
     gp.told.pop_back();
     s.routing[device].fetch_sub(1, std::memory_order_acq_rel);
@@ -167,8 +167,9 @@ Pool* RoutedPool(int device, Stream stream) {
   State& s = S();
   std::lock_guard<std::mutex> lock(s.mu);
   for (auto& [key, gp] : s.pools) {
-    if (gp->device == device && gp->active > 0 && gp->filter && gp->filter(stream)) {
-      return gp->pool.get();
+    if (gp->device != device) continue;
+    for (const auto& filter : gp->filters) {
+      if (filter(stream)) return gp->pool.get();
     }
   }
   return nullptr;
