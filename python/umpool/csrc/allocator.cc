@@ -22,9 +22,11 @@ UmpoolAllocator& Allocator() {
 void RawDelete(void* ptr) {
   if (ptr == nullptr) return;
   if (History::Get().active()) History::Get().OnFree(ptr);
-  // Called from DataPtr destructors: must not throw. umpool records and
-  // logs (once) what went wrong.
-  if (umpool_free_block(ptr) == UMPOOL_ERROR_INVALID_ARGUMENT) (void)Pools::Get().FreeForeign(ptr);
+  // A block of another allocator's MemPool goes back to it (one atomic load
+  // when there is none); the rest is umpool's. Called from DataPtr
+  // destructors: must not throw; umpool records and logs (once) what went wrong.
+  if (Pools::Get().FreeForeign(ptr)) return;
+  (void)umpool_free_block(ptr);
 }
 
 void* UmpoolAllocator::Allocate(size_t n, c10::DeviceIndex device, cudaStream_t stream) {
