@@ -26,17 +26,19 @@ constexpr size_t kAll = static_cast<size_t>(StatType::AGGREGATE);
 constexpr size_t kSmall = static_cast<size_t>(StatType::SMALL_POOL);
 constexpr size_t kLarge = static_cast<size_t>(StatType::LARGE_POOL);
 
-// Counts at the last resetAccumulatedStats, per device.
-struct Baseline {
-  uint64_t allocations = 0, frees = 0, alloc_retries = 0, ooms = 0, backend_allocations = 0,
-           backend_frees = 0;
-};
-std::mutex baseline_mu;
-std::array<Baseline, 64> baselines;
+// The counts resetAccumulatedStats starts again from zero.
+#define UMPOOL_ACCUMULATED_COUNTS(X) \
+  X(allocations) X(frees) X(alloc_retries) X(ooms) X(backend_allocations) X(backend_frees)
 
-Baseline BaselineOf(c10::DeviceIndex device) {
+// The stats at the last resetAccumulatedStats, per device (only the
+// accumulated counts are used).
+constexpr int kDevices = 64;
+std::mutex baseline_mu;
+std::array<umpool_stats, kDevices> baselines{};
+
+umpool_stats BaselineOf(c10::DeviceIndex device) {
   std::lock_guard<std::mutex> lock(baseline_mu);
-  return device >= 0 && device < 64 ? baselines[device] : Baseline{};
+  return device >= 0 && device < kDevices ? baselines[device] : umpool_stats{};
 }
 
 }  // namespace
@@ -44,13 +46,10 @@ Baseline BaselineOf(c10::DeviceIndex device) {
 c10::CachingDeviceAllocator::DeviceStats UmpoolAllocator::getDeviceStats(c10::DeviceIndex device) {
   umpool_stats s{};
   UMPOOL_TORCH_CHECK(umpool_get_stats(device, &s) == UMPOOL_OK, "umpool: ", umpool_last_error());
-  const Baseline b = BaselineOf(device);
-  s.allocations -= b.allocations;
-  s.frees -= b.frees;
-  s.alloc_retries -= b.alloc_retries;
-  s.ooms -= b.ooms;
-  s.backend_allocations -= b.backend_allocations;
-  s.backend_frees -= b.backend_frees;
+  const umpool_stats b = BaselineOf(device);
+#define UMPOOL_SINCE_BASELINE_(name) s.name -= b.name;
+  UMPOOL_ACCUMULATED_COUNTS(UMPOOL_SINCE_BASELINE_)
+#undef UMPOOL_SINCE_BASELINE_
   c10::CachingDeviceAllocator::DeviceStats d;
   Set(d.allocated_bytes[kAll], s.allocated_bytes_current, s.allocated_bytes_peak);
   Set(d.active_bytes[kAll], s.allocated_bytes_current, s.allocated_bytes_peak);
@@ -78,12 +77,11 @@ c10::CachingDeviceAllocator::DeviceStats UmpoolAllocator::getDeviceStats(c10::De
 }
 
 void UmpoolAllocator::resetAccumulatedStats(c10::DeviceIndex device) {
-  UMPOOL_TORCH_CHECK(device >= 0 && device < 64, "umpool: invalid device ", int(device));
+  UMPOOL_TORCH_CHECK(device >= 0 && device < kDevices, "umpool: invalid device ", int(device));
   umpool_stats s{};
   UMPOOL_TORCH_CHECK(umpool_get_stats(device, &s) == UMPOOL_OK, "umpool: ", umpool_last_error());
   std::lock_guard<std::mutex> lock(baseline_mu);
-  baselines[device] = Baseline{s.allocations, s.frees, s.alloc_retries, s.ooms,
-                               s.backend_allocations, s.backend_frees};
+  baselines[device] = s;
 }
 
 void UmpoolAllocator::resetPeakStats(c10::DeviceIndex device) {
