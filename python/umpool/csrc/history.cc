@@ -57,17 +57,19 @@ History& History::Get() {
 void History::Configure(bool enabled, cca::CreateContextFn recorder, size_t max_entries,
                         cca::RecordContext when, bool clear,
                         const std::vector<std::string>& skip) {
+  // Bad input changes nothing: the names are checked before any state is.
+  decltype(skip_) skipped;
+  for (const std::string& name : skip) {
+    Action a;
+    UMPOOL_TORCH_CHECK(ParseAction(name, &a), "umpool: unknown trace action '", name, "' to skip");
+    skipped.insert(a);
+  }
   std::lock_guard<std::mutex> lock(mu_);
   enabled_ = enabled;
   recorder_ = recorder;
   max_entries_ = enabled ? std::max<size_t>(max_entries, 1) : 0;
   when_ = when;
-  skip_.clear();
-  for (const std::string& name : skip) {
-    Action a;
-    UMPOOL_TORCH_CHECK(ParseAction(name, &a), "umpool: unknown trace action '", name, "' to skip");
-    skip_.insert(a);
-  }
+  skip_ = std::move(skipped);
   if (clear || !enabled) {
     for (auto& t : traces_) t.clear();
   }
