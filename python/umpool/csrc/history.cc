@@ -3,7 +3,6 @@
 #include "history.h"
 
 #include <c10/cuda/CUDAFunctions.h>
-#include <c10/util/ApproximateClock.h>
 
 #include <algorithm>
 #include <chrono>
@@ -92,8 +91,9 @@ void History::Trace(Action action, c10::DeviceIndex device, size_t addr, size_t 
                     cudaStream_t stream, c10::MempoolId_t pool,
                     std::shared_ptr<c10::GatheredContext> context) {
   if (skip_.count(action) != 0) return;
-  cca::TraceEntry e(action, device, addr, size, stream, pool, c10::getApproximateTime(),
-                    std::move(context));
+  // The entry's time is a union: umpool stores wall-clock microseconds
+  // (what snapshots carry), not the approximate clock PyTorch converts later.
+  cca::TraceEntry e(action, device, addr, size, stream, pool, /*time=*/0, std::move(context));
   e.time_.t_ = NowMicros();
   for (const auto& tracker : trackers_) tracker(e);
   if (!enabled_ || max_entries_ <= 1 || device < 0) return;
@@ -189,16 +189,17 @@ cca::SnapshotInfo History::Snapshot(c10::MempoolId_t pool, bool include_traces) 
           seg.blocks.push_back(std::move(b));
         }
       };
+      auto is_live = [](const umpool_block_run& r) { return r.state == 'L' || r.state == 'R'; };
       for (const umpool_block_run& r : s.runs) {
         const uint64_t addr = s.info.base + r.offset;
-        const bool live = r.state == 'L' || r.state == 'R';
+        const bool live = is_live(r);
         auto slab = s.info.is_slab_space && live ? slabs.find(addr) : slabs.end();
         if (slab == slabs.end()) {
           add(addr, r.bytes * r.count, live, r.requested);
           continue;
         }
         for (const umpool_block_run& b : slab->second->runs) {
-          const bool block_live = b.state == 'L' || b.state == 'R';
+          const bool block_live = is_live(b);
           for (uint32_t i = 0; i < b.count; ++i) {
             add(addr + b.offset + i * b.bytes, b.bytes, block_live, b.requested / b.count);
           }
