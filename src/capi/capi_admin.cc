@@ -97,7 +97,7 @@ void umpool_init(int device_count) {
           absl::StrCat("umpool_init: bad device count ", device_count)));
     }
     absl::Status st = EnsureConfigured();
-    return st.ok() ? UMPOOL_OK : Fail(st);
+    return Done(st);
   });
 }
 
@@ -112,14 +112,14 @@ void umpool_empty_cache(void) {
         if (UseCount(d, id) == 0) status.Update(p->Trim());
       }
     }
-    return status.ok() ? UMPOOL_OK : Fail(status);
+    return Done(status);
   });
 }
 
 void umpool_set_memory_fraction(double fraction, int device) {
   (void)Guard("umpool_set_memory_fraction", [&] {
     absl::Status st = SetMemoryFraction(fraction, device);
-    return st.ok() ? UMPOOL_OK : Fail(st);
+    return Done(st);
   });
 }
 
@@ -201,7 +201,7 @@ int umpool_trim(int device) {
     umpool::Pool* p = ExistingPool(device);
     if (p == nullptr) return static_cast<int>(UMPOOL_OK);
     absl::Status st = p->Trim();
-    return st.ok() ? UMPOOL_OK : Fail(st);
+    return Done(st);
   });
 }
 

@@ -108,7 +108,7 @@ void umpool_record_stream(void* ptr, umpool_stream_t stream) {
     umpool::Pool* pool = OwnerOf(ptr, -1);
     if (pool == nullptr) return Fail(NotUmpool("umpool_record_stream", ptr));
     absl::Status st = pool->RecordStream(ptr, stream);
-    return st.ok() ? UMPOOL_OK : Fail(st);
+    return Done(st);
   });
 }
 
@@ -118,7 +118,7 @@ int umpool_release_stream(int device, umpool_stream_t stream) {
     absl::Status status;
     if (umpool::Pool* p = ExistingPool(device)) status.Update(p->ReleaseStream(stream));
     for (auto& [id, p] : GraphPoolsOf(device)) status.Update(p->ReleaseStream(stream));
-    return status.ok() ? UMPOOL_OK : Fail(status);
+    return Done(status);
   });
 }
 
@@ -128,7 +128,7 @@ int umpool_prefetch(const void* ptr, size_t bytes, int to_gpu, umpool_stream_t s
     if (pool == nullptr) return Fail(NotUmpool("umpool_prefetch", ptr));
     const umpool::Location where = to_gpu ? umpool::Location::kDevice : umpool::Location::kHost;
     absl::Status st = pool->Prefetch(ptr, bytes, where, stream);
-    return st.ok() ? UMPOOL_OK : Fail(st);
+    return Done(st);
   });
 }
 
@@ -143,7 +143,7 @@ int umpool_prefetch_blocks(const void* const* ptrs, size_t count, int to_gpu,
     if (pool == nullptr) return Fail(NotUmpool("umpool_prefetch_blocks", ptrs[0]));
     const umpool::Location where = to_gpu ? umpool::Location::kDevice : umpool::Location::kHost;
     absl::Status st = pool->PrefetchBlocks(ptrs, count, where, stream);
-    return st.ok() ? UMPOOL_OK : Fail(st);
+    return Done(st);
   });
 }
 

@@ -7,14 +7,6 @@
 #include "src/capi/last_error.h"
 #include "umpool/umpool.h"
 
-namespace umpool::capi {
-namespace {
-
-int Done(const absl::Status& st) { return st.ok() ? UMPOOL_OK : Fail(st); }
-
-}  // namespace
-}  // namespace umpool::capi
-
 using namespace umpool::capi;  // NOLINT: the exports below are thin
 
 extern "C" {

@@ -22,6 +22,8 @@ umpool_status CodeOf(const absl::Status& st);
 int Fail(const absl::Status& st);
 // Records without logging (configuration errors the caller reports itself).
 int Record(const absl::Status& st);
+// UMPOOL_OK for OK, else Fail(st).
+inline int Done(const absl::Status& st) { return st.ok() ? UMPOOL_OK : Fail(st); }
 const char* LastError();
 int LastErrorCode();
 void ClearLastError();
