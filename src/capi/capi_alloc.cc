@@ -53,11 +53,14 @@ int Free(void* ptr, std::optional<Stream> stream, int hint, const char* fn) {
   if (ptr == nullptr) return UMPOOL_OK;
   // The allocation-time device is only a hint: the pointer says which pool
   // owns it, even when that is another one.
-  Pool* pool = OwnerOf(ptr, hint);
+  Pool* pool = DevicePoolHolding(ptr, hint);
+  const bool private_pool = pool == nullptr;
+  if (private_pool) pool = GraphPoolHolding(ptr);
   if (pool == nullptr) return Fail(NotUmpool(fn, ptr));
   absl::Status st = stream.has_value() ? pool->Deallocate(ptr, *stream) : pool->Deallocate(ptr);
   if (!st.ok()) return Fail(st);
-  MaybeReturnReleased(pool);
+  // Only a private pool can be released and waiting for its last free.
+  if (private_pool) MaybeReturnReleased(pool);
   return UMPOOL_OK;
 }
 
