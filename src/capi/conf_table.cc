@@ -87,6 +87,20 @@ std::string GetEnum(const T& t) {
   return "?";
 }
 
+// A key of each kind, its member named once (for the setter and the printer).
+template <class T, class Access>
+constexpr Key<T> BoolKey(const char* name, const char* doc) {
+  return {name, "bool", SetBool<T, Access>, GetBool<T, Access>, doc};
+}
+template <class T, class Access>
+constexpr Key<T> BytesKey(const char* name, const char* doc, const char* values = "size") {
+  return {name, values, SetBytes<T, Access>, GetBytes<T, Access>, doc};
+}
+template <class T, class Access, const auto& kNames>
+constexpr Key<T> EnumKey(const char* name, const char* values, const char* doc) {
+  return {name, values, SetEnum<T, Access, kNames>, GetEnum<T, Access, kNames>, doc};
+}
+
 absl::Status SetPath(Conf& c, absl::string_view, absl::string_view value) {
   c.pool.trace_path = std::string(value);
   return absl::OkStatus();
@@ -126,71 +140,60 @@ using P = PoolOptions;
 using R = RolePolicy;
 
 const Key<Conf> kConfKeys[] = {
-    {"backend", "`managed`, `device`, `host`",
-     SetEnum<Conf, PoolField<BackendKind, &P::backend>, kBackends>,
-     GetEnum<Conf, PoolField<BackendKind, &P::backend>, kBackends>, "where segments come from"},
-    {"capacity", "size", SetBytes<Conf, PoolField<std::size_t, &P::capacity_bytes>>,
-     GetBytes<Conf, PoolField<std::size_t, &P::capacity_bytes>>,
-     "cap on reserved bytes per device; 0 = the GPU's free memory at pool creation"},
-    {"allow_oversubscription", "bool", SetBool<Conf, PoolField<bool, &P::allow_oversubscription>>,
-     GetBool<Conf, PoolField<bool, &P::allow_oversubscription>>,
-     "allow a cap above the GPU's free memory (GH200 Extended GPU Memory)"},
-    {"thread_cache", "bool", SetBool<Conf, PoolField<bool, &P::thread_cache>>,
-     GetBool<Conf, PoolField<bool, &P::thread_cache>>, "per-thread caches (the lock-free hot path)"},
-    {"thread_cache_bytes", "size", SetBytes<Conf, PoolField<std::size_t, &P::thread_cache_bytes>>,
-     GetBytes<Conf, PoolField<std::size_t, &P::thread_cache_bytes>>,
-     "most bytes a thread's cache holds"},
-    {"thread_cache_max_class", "size",
-     SetBytes<Conf, PoolField<std::size_t, &P::thread_cache_max_class_bytes>>,
-     GetBytes<Conf, PoolField<std::size_t, &P::thread_cache_max_class_bytes>>,
-     "largest class served through thread caches"},
-    {"stats_publish_bytes", "size", SetBytes<Conf, PoolField<std::size_t, &P::stats_publish_bytes>>,
-     GetBytes<Conf, PoolField<std::size_t, &P::stats_publish_bytes>>,
-     "allocated-bytes peak accuracy per thread (0 = exact)"},
-    {"release_on_oom", "bool", SetBool<Conf, PoolField<bool, &P::release_on_oom>>,
-     GetBool<Conf, PoolField<bool, &P::release_on_oom>>,
-     "when memory runs short, return free segments to CUDA before failing"},
+    EnumKey<Conf, PoolField<BackendKind, &P::backend>, kBackends>(
+        "backend", "`managed`, `device`, `host`", "where segments come from"),
+    BytesKey<Conf, PoolField<std::size_t, &P::capacity_bytes>>(
+        "capacity", "cap on reserved bytes per device; 0 = the GPU's free memory at pool creation"),
+    BoolKey<Conf, PoolField<bool, &P::allow_oversubscription>>(
+        "allow_oversubscription",
+        "allow a cap above the GPU's free memory (GH200 Extended GPU Memory)"),
+    BoolKey<Conf, PoolField<bool, &P::thread_cache>>("thread_cache",
+                                                     "per-thread caches (the lock-free hot path)"),
+    BytesKey<Conf, PoolField<std::size_t, &P::thread_cache_bytes>>(
+        "thread_cache_bytes", "most bytes a thread's cache holds"),
+    BytesKey<Conf, PoolField<std::size_t, &P::thread_cache_max_class_bytes>>(
+        "thread_cache_max_class", "largest class served through thread caches"),
+    BytesKey<Conf, PoolField<std::size_t, &P::stats_publish_bytes>>(
+        "stats_publish_bytes", "allocated-bytes peak accuracy per thread (0 = exact)"),
+    BoolKey<Conf, PoolField<bool, &P::release_on_oom>>(
+        "release_on_oom", "when memory runs short, return free segments to CUDA before failing"),
     {"trace", "file path", SetPath, GetPath,
      "write every allocation, free and record_stream to this CSV file (trace.md); `%d` in the "
      "path becomes the device, otherwise devices other than 0 append `.dev<N>`. The path cannot "
      "contain `,`"},
-    {"raise_on_oom", "bool", SetBool<Conf, ConfField<bool, &Conf::raise_on_oom>>,
-     GetBool<Conf, ConfField<bool, &Conf::raise_on_oom>>,
-     "the pluggable fallback's allocation throws (Python sees `RuntimeError`) instead of "
-     "returning NULL; the C ABI never throws"},
+    BoolKey<Conf, ConfField<bool, &Conf::raise_on_oom>>(
+        "raise_on_oom",
+        "the pluggable fallback's allocation throws (Python sees `RuntimeError`) instead of "
+        "returning NULL; the C ABI never throws"),
 };
 
 const Key<RolePolicy> kRoleKeys[] = {
-    {"preferred", "`gpu`, `cpu`", SetEnum<R, RoleField<Location, &R::preferred>, kLocations>,
-     GetEnum<R, RoleField<Location, &R::preferred>, kLocations>,
-     "PreferredLocation advice of the role's segments; `cpu` for data the GPU reads once per step "
-     "(with `accessed_by:gpu`), never prefetched"},
-    {"accessed_by", "`cpu`, `gpu`, `none`",
-     SetEnum<R, RoleField<AccessedBy, &R::accessed_by>, kAccessors>,
-     GetEnum<R, RoleField<AccessedBy, &R::accessed_by>, kAccessors>,
-     "AccessedBy advice of the role's segments"},
-    {"prefetch", "`below_threshold`, `always`, `never`",
-     SetEnum<R, RoleField<PrefetchMode, &R::prefetch>, kPrefetchModes>,
-     GetEnum<R, RoleField<PrefetchMode, &R::prefetch>, kPrefetchModes>,
-     "when new segments are prefetched to the GPU"},
-    {"prefetch_threshold", "size", SetBytes<R, RoleField<std::size_t, &R::prefetch_threshold_bytes>>,
-     GetBytes<R, RoleField<std::size_t, &R::prefetch_threshold_bytes>>,
-     "with `below_threshold`: prefetch ranges smaller than this"},
-    {"read_mostly", "bool", SetBool<R, RoleField<bool, &R::read_mostly>>,
-     GetBool<R, RoleField<bool, &R::read_mostly>>,
-     "ReadMostly advice (weights that never change)"},
-    {"discard", "bool", SetBool<R, RoleField<bool, &R::discard_on_free>>,
-     GetBool<R, RoleField<bool, &R::discard_on_free>>,
-     "discard a freed block's whole 2 MiB pages (stream-ordered, before reuse) so dead contents "
-     "are never migrated"},
-    {"memory", "`managed`, `device`", SetEnum<R, RoleField<bool, &R::device_memory>, kMemories>,
-     GetEnum<R, RoleField<bool, &R::device_memory>, kMemories>,
-     "`device`: plain device memory (`cudaMalloc`): no faults or migration, no CPU access, no "
-     "prefetch/evict. Not with `read_mostly` or `discard`"},
-    {"slab_max", "size, at most `32MiB`", SetBytes<R, RoleField<std::size_t, &R::slab_max_bytes>>,
-     GetBytes<R, RoleField<std::size_t, &R::slab_max_bytes>>,
-     "requests up to this size use size-class slabs (thread-cached, tens of ns); larger ones are "
-     "512 B-granular best-fit blocks of the role's own large space"},
+    EnumKey<R, RoleField<Location, &R::preferred>, kLocations>(
+        "preferred", "`gpu`, `cpu`",
+        "PreferredLocation advice of the role's segments; `cpu` for data the GPU reads once per "
+        "step (with `accessed_by:gpu`), never prefetched"),
+    EnumKey<R, RoleField<AccessedBy, &R::accessed_by>, kAccessors>(
+        "accessed_by", "`cpu`, `gpu`, `none`", "AccessedBy advice of the role's segments"),
+    EnumKey<R, RoleField<PrefetchMode, &R::prefetch>, kPrefetchModes>(
+        "prefetch", "`below_threshold`, `always`, `never`",
+        "when new segments are prefetched to the GPU"),
+    BytesKey<R, RoleField<std::size_t, &R::prefetch_threshold_bytes>>(
+        "prefetch_threshold", "with `below_threshold`: prefetch ranges smaller than this"),
+    BoolKey<R, RoleField<bool, &R::read_mostly>>("read_mostly",
+                                                 "ReadMostly advice (weights that never change)"),
+    BoolKey<R, RoleField<bool, &R::discard_on_free>>(
+        "discard",
+        "discard a freed block's whole 2 MiB pages (stream-ordered, before reuse) so dead contents "
+        "are never migrated"),
+    EnumKey<R, RoleField<bool, &R::device_memory>, kMemories>(
+        "memory", "`managed`, `device`",
+        "`device`: plain device memory (`cudaMalloc`): no faults or migration, no CPU access, no "
+        "prefetch/evict. Not with `read_mostly` or `discard`"),
+    BytesKey<R, RoleField<std::size_t, &R::slab_max_bytes>>(
+        "slab_max",
+        "requests up to this size use size-class slabs (thread-cached, tens of ns); larger ones "
+        "are 512 B-granular best-fit blocks of the role's own large space",
+        "size, at most `32MiB`"),
 };
 
 // "`v`", or "`a` for default, kv; `b` for weights, activations".
