@@ -144,14 +144,6 @@ Pool* DevicePoolHolding(const void* ptr, int hint) {
   return nullptr;
 }
 
-int DeviceOf(const Pool* pool) {
-  State& s = S();
-  for (int d = 0; d < kMaxDevices; ++d) {
-    if (s.pools[d].load(std::memory_order_acquire) == pool) return d;
-  }
-  return -1;
-}
-
 absl::Status SetMemoryFraction(double fraction, int device) {
   if (!(fraction > 0.0 && fraction <= 1.0)) {
     return absl::InvalidArgumentError(

@@ -40,8 +40,6 @@ Pool* ExistingPool(int device);
 // The device's own pool holding `ptr` (trying `hint` first), or nullptr.
 // Private graph pools are found by graph_pools.h's GraphPoolHolding.
 Pool* DevicePoolHolding(const void* ptr, int hint);
-// The device of an existing pool, or -1.
-int DeviceOf(const Pool* pool);
 
 // The memory fraction of a device (1.0 until set); setting it caps the pool.
 absl::Status SetMemoryFraction(double fraction, int device);
