@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 
 namespace umpool::capi {
 namespace {
@@ -41,6 +42,21 @@ int Fail(const absl::Status& st) {
                  "umpool_last_error)\n", prefix, tls_text.c_str());
   }
   return code;
+}
+
+int FailCurrentException(const char* where) noexcept {
+  try {
+    try {
+      throw;
+    } catch (const std::exception& e) {
+      return Fail(absl::InternalError(absl::StrCat(where, ": ", e.what())));
+    } catch (...) {
+      return Fail(absl::InternalError(absl::StrCat(where, ": unknown exception")));
+    }
+  } catch (...) {
+    tls_code = UMPOOL_ERROR_INTERNAL;
+    return UMPOOL_ERROR_INTERNAL;
+  }
 }
 
 const char* LastError() { return tls_text.c_str(); }

@@ -28,15 +28,18 @@ const char* LastError();
 int LastErrorCode();
 void ClearLastError();
 
+// Reports the exception being handled (called inside a catch) as
+// UMPOOL_ERROR_INTERNAL "where: what"; if even recording it fails (no memory
+// for the text), only the code is returned.
+int FailCurrentException(const char* where) noexcept;
+
 // Runs fn (returning an int code); an exception becomes UMPOOL_ERROR_INTERNAL.
 template <class F>
 int Guard(const char* where, F&& fn) noexcept {
   try {
     return fn();
-  } catch (const std::exception& e) {
-    return Fail(absl::InternalError(std::string(where) + ": " + e.what()));
   } catch (...) {
-    return Fail(absl::InternalError(std::string(where) + ": unknown exception"));
+    return FailCurrentException(where);
   }
 }
 // The same for functions that return a value: `fallback` on an exception.
@@ -44,10 +47,8 @@ template <class T, class F>
 T GuardValue(const char* where, T fallback, F&& fn) noexcept {
   try {
     return fn();
-  } catch (const std::exception& e) {
-    Fail(absl::InternalError(std::string(where) + ": " + e.what()));
   } catch (...) {
-    Fail(absl::InternalError(std::string(where) + ": unknown exception"));
+    (void)FailCurrentException(where);
   }
   return fallback;
 }
