@@ -27,6 +27,7 @@ inline constexpr std::size_t kMaxClassBytes = std::size_t{32} << 20;
 inline constexpr std::size_t kSlabGranularity = std::size_t{2} << 20;
 inline constexpr int kSmallClasses = 8;       // 256..2048
 inline constexpr int kClassesPerDoubling = 8;
+static_assert(std::has_single_bit(static_cast<unsigned>(kClassesPerDoubling)));
 inline constexpr int kFirstDoublingLog2 = 11;  // 2048
 inline constexpr int kLastDoublingLog2 = 24;   // (16 MiB, 32 MiB]
 inline constexpr int kNumClasses =
@@ -47,8 +48,11 @@ constexpr int SizeClassIndex(std::size_t bytes) {
   }
   const int lg = std::bit_width(bytes - 1) - 1;  // 2^lg < bytes <= 2^(lg+1)
   const std::size_t base = std::size_t{1} << lg;
-  const std::size_t step = base / kClassesPerDoubling;
-  const std::size_t k = (bytes - base + step - 1) / step;  // 1..8
+  // step = base / kClassesPerDoubling is a power of two: shift, never divide
+  // (a 64-bit divide was the longest latency on the cached path).
+  const int step_log2 = lg - std::countr_zero(static_cast<unsigned>(kClassesPerDoubling));
+  const std::size_t step = std::size_t{1} << step_log2;
+  const std::size_t k = (bytes - base + step - 1) >> step_log2;  // 1..8
   return kSmallClasses + (lg - kFirstDoublingLog2) * kClassesPerDoubling + static_cast<int>(k) - 1;
 }
 

@@ -98,7 +98,8 @@ class ThreadCache {
   // Allocated- and requested-bytes deltas not yet in the pool's totals
   // (owner-written, read by GetStats).
   OwnerCounter unpublished, unpublished_requested;
-  OwnerCounter allocations, frees, cache_hits;
+  // A hit costs nothing extra: hits are allocations - cache_misses.
+  OwnerCounter allocations, frees, cache_misses;
 
  private:
   struct StreamSlot {

@@ -49,6 +49,15 @@ std::uint64_t ThreadCaches::OldestEpoch() const {
   return oldest;
 }
 
+namespace {
+
+// Read from another thread the two counts may be one allocation apart.
+std::uint64_t Hits(const ThreadCache& tc) {
+  return static_cast<std::uint64_t>(std::max<std::int64_t>(tc.allocations.Get() - tc.cache_misses.Get(), 0));
+}
+
+}  // namespace
+
 void ThreadCaches::CountShared(int op, bool hit, std::int64_t bytes, std::int64_t requested) {
   counters_.Bump(op > 0 ? counters_.allocations : counters_.frees);
   if (hit) counters_.Bump(counters_.cache_hits);
@@ -68,7 +77,7 @@ void ThreadCaches::AddTo(Stats* s) const {
     unpublished_requested += tc->unpublished_requested.Get();
     s->allocations += static_cast<std::uint64_t>(tc->allocations.Get());
     s->frees += static_cast<std::uint64_t>(tc->frees.Get());
-    s->cache_hits += static_cast<std::uint64_t>(tc->cache_hits.Get());
+    s->cache_hits += Hits(*tc);
   }
   s->allocated_bytes.current += unpublished;
   s->requested_bytes.current += unpublished_requested;
@@ -78,7 +87,7 @@ void ThreadCaches::RetireCache(ThreadCache* cache) {
   cache->FlushAll();
   counters_.Bump(counters_.allocations, static_cast<std::uint64_t>(cache->allocations.Get()));
   counters_.Bump(counters_.frees, static_cast<std::uint64_t>(cache->frees.Get()));
-  counters_.Bump(counters_.cache_hits, static_cast<std::uint64_t>(cache->cache_hits.Get()));
+  counters_.Bump(counters_.cache_hits, Hits(*cache));
   if (cache->unpublished.Get() != 0 || cache->unpublished_requested.Get() != 0) {
     Publish(cache->unpublished.Get(), cache->unpublished_requested.Get());
   }

@@ -64,7 +64,7 @@ class ThreadCaches final : public CacheOwner {
     if (tc == nullptr) return CountShared(1, hit, static_cast<std::int64_t>(bytes),
                                           static_cast<std::int64_t>(requested));
     tc->allocations.Add(1);
-    if (hit) tc->cache_hits.Add(1);
+    if (!hit) tc->cache_misses.Add(1);
     Note(tc, static_cast<std::int64_t>(bytes), static_cast<std::int64_t>(requested));
   }
   void CountFree(ThreadCache* tc, std::size_t bytes, std::size_t requested) {
