@@ -166,8 +166,10 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   std::unique_ptr<TraceRecorder> recorder_;                // set once by Create
   const int cached_classes_;  // classes [0, cached_classes_) go through thread caches
 
-  mutable PoolCounters counters_;
-  PageMap pagemap_;
+  // The counters take their own cache lines: threads publishing large
+  // blocks' bytes write them, the hot path only reads the fields around them.
+  alignas(64) mutable PoolCounters counters_;
+  alignas(64) PageMap pagemap_;
   Fencer fencer_;
   Arena arena_;
   SlabAllocator slabs_;
