@@ -15,6 +15,8 @@
 //                                       first kernel that reads it (prefetched vs faulting)
 //   BM_EvictedKvReuse/umpool_managed/discard:0|1   reuse of 512 MiB of KV evicted to host
 //                                       memory, without and with discard on free
+//   BM_ResidentKvReuse/umpool_managed/discard:0|1  the same KV left resident: freed,
+//                                       allocated again and written (no fetch)
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -209,7 +211,11 @@ void FirstKernel(benchmark::State& state, AllocatorFactory f) {
 // new request reuses the blocks (fetch to the GPU, then write). Timed from the
 // first reallocation to the end of the writes; with discard on free the
 // driver has no dead contents to migrate back.
-void EvictedKvReuse(benchmark::State& state) {
+// range(0): discard on free; range(1): the blocks are evicted before they are
+// freed (a paused request) and fetched when reused, else they stay resident
+// and the new request just writes them.
+void KvReuse(benchmark::State& state) {
+  const bool evict = state.range(1) != 0;
   constexpr int kBlocks = 32;
   constexpr std::size_t kBytes = std::size_t{16} << 20;
   PoolOptions o;
@@ -227,7 +233,7 @@ void EvictedKvReuse(benchmark::State& state) {
     for (auto& p : kv) {
       p = *(*pool)->Allocate(kBytes, s, Role::kKv);
       GPU_CHECK(cudaMemsetAsync(p, 1, kBytes, s));  // the request writes its KV
-      (void)(*pool)->Evict(p, s);
+      if (evict) (void)(*pool)->Evict(p, s);
     }
     GPU_CHECK(cudaStreamSynchronize(s));
     for (void* p : kv) (void)(*pool)->Deallocate(p, s);
@@ -235,7 +241,7 @@ void EvictedKvReuse(benchmark::State& state) {
     const auto t0 = std::chrono::steady_clock::now();
     for (auto& p : kv) {
       p = *(*pool)->Allocate(kBytes, s, Role::kKv);
-      (void)(*pool)->Fetch(p, s);
+      if (evict) (void)(*pool)->Fetch(p, s);
       GPU_CHECK(cudaMemsetAsync(p, 2, kBytes, s));
     }
     GPU_CHECK(cudaStreamSynchronize(s));
@@ -252,10 +258,15 @@ void EvictedKvReuse(benchmark::State& state) {
 void RegisterAll() {
 #if UMPOOL_BENCH_KERNELS
   if (CudaAvailable()) {
-    benchmark::RegisterBenchmark("BM_EvictedKvReuse/umpool_managed/discard:0", EvictedKvReuse)
-        ->Arg(0)->UseManualTime()->Iterations(5);
-    benchmark::RegisterBenchmark("BM_EvictedKvReuse/umpool_managed/discard:1", EvictedKvReuse)
-        ->Arg(1)->UseManualTime()->Iterations(5);
+    for (const char* kind : {"Evicted", "Resident"}) {
+      const int evict = kind[0] == 'E' ? 1 : 0;
+      for (int discard = 0; discard < 2; ++discard) {
+        benchmark::RegisterBenchmark(
+            (std::string("BM_") + kind + "KvReuse/umpool_managed/discard:" + std::to_string(discard)).c_str(),
+            KvReuse)
+            ->Args({discard, evict})->UseManualTime()->Iterations(5);
+      }
+    }
   }
 #endif
   for (const AllocatorFactory& f : AvailableAllocators()) {

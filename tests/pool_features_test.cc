@@ -78,6 +78,48 @@ TEST_P(PoolTest, DiscardOnFreeCoversWholePagesOfTheRolesBlocksOnly) {
   internal::PoolCore::Unwrap(*pool)->CheckInvariants();
 }
 
+// A discarded block of a GPU-preferred role is repopulated on the GPU in the
+// discard call itself (reuse must not fault page by page); with
+// oversubscription allowed, or a host-preferred role, its pages are dropped.
+// The contents of the reused block are whatever the new owner writes.
+TEST_P(PoolTest, DiscardRefillsOnlyWhereThePoolHoldsTheGpusMemory) {
+  if (kind() == BackendKind::kDevice) GTEST_SKIP() << "plain device memory has no pages to drop";
+  struct Case {
+    const char* name;
+    bool oversubscribe;
+    Location preferred;
+    bool refill;
+  };
+  for (const Case& c : {Case{"gpu-preferred", false, Location::kDevice, true},
+                        Case{"oversubscription allowed", true, Location::kDevice, false},
+                        Case{"host-preferred", false, Location::kHost, false}}) {
+    SCOPED_TRACE(c.name);
+    PoolOptions o;
+    o.capacity_bytes = std::size_t{1} << 30;  // within the GPU's free memory either way
+    o.allow_oversubscription = c.oversubscribe;
+    o.roles[static_cast<int>(Role::kKv)].discard_on_free = true;
+    o.roles[static_cast<int>(Role::kKv)].preferred = c.preferred;
+    auto pool = Make(o);
+    ASSERT_NE(pool, nullptr);
+    const BackendCounters& bc = internal::PoolCore::Unwrap(*pool)->backend().counters();
+    const std::uint64_t refill0 = bc.refill_bytes.load(), discard0 = bc.discard_bytes.load();
+    auto big = pool->Allocate(16u << 20, stream_for_discard(), Role::kKv);
+    ASSERT_TRUE(big.ok()) << big.status();
+    FillPattern(kind(), *big, 4096, 1);
+    ASSERT_TRUE(pool->Deallocate(*big, stream_for_discard()).ok());
+    auto again = pool->Allocate(16u << 20, stream_for_discard(), Role::kKv);
+    ASSERT_TRUE(again.ok()) << again.status();
+    if (pool->GetStats().discard_calls == 0) GTEST_SKIP() << "the driver refused the discard";
+    const std::uint64_t discarded = bc.discard_bytes.load() - discard0;
+    EXPECT_GE(discarded, 14u << 20);
+    EXPECT_EQ(bc.refill_bytes.load() - refill0, c.refill ? discarded : 0u);
+    FillPattern(kind(), *again, 4096, 2);
+    EXPECT_TRUE(CheckPattern(kind(), *again, 4096, 2));
+    ASSERT_TRUE(pool->Deallocate(*again, stream_for_discard()).ok());
+    internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+  }
+}
+
 // Freeing the blocks of a retiring request costs one discard call per stream,
 // issued before any of them can be reused; a full batch drains by itself.
 TEST_P(PoolTest, DiscardsAreBatchedAcrossFrees) {

@@ -54,6 +54,7 @@ struct BackendCounters {
   std::atomic<std::uint64_t> prefetch_ops{0};
   std::atomic<std::uint64_t> discard_ops{0};
   std::atomic<std::uint64_t> discard_bytes{0};
+  std::atomic<std::uint64_t> refill_bytes{0};  // discarded with DiscardMode::kRefill
   std::atomic<std::uint64_t> event_records{0};
   std::atomic<std::uint64_t> event_queries{0};
   std::atomic<std::uint64_t> event_syncs{0};
@@ -96,11 +97,15 @@ class Backend {
     return Prefetch(&ptr, &bytes, 1, where, stream);
   }
 
-  // Stream-ordered discard of `count` ranges (contents become undefined; no
-  // migration of them afterwards). Unimplemented where the driver or device
-  // cannot. No-op (counted) on the device and host backends.
+  // Stream-ordered discard of `count` ranges: contents become undefined and
+  // are never migrated afterwards. kDrop leaves the pages unpopulated (the
+  // next touch faults them in page by page); kRefill populates them on the
+  // backend's GPU in the same batched call (cudaMemDiscardAndPrefetchBatchAsync),
+  // so reuse never faults and an evicted range comes back without a copy.
+  // Unimplemented where the driver or device cannot. No-op (counted) on the
+  // device and host backends.
   virtual absl::Status Discard(void* const* ptrs, const std::size_t* sizes, std::size_t count,
-                               Stream stream) = 0;
+                               DiscardMode mode, Stream stream) = 0;
 
   // Events. CreateEvent makes a timing-free event usable with RecordEvent on
   // any stream of the backend's device.

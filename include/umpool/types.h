@@ -48,6 +48,12 @@ inline constexpr int kNumRoles = UMPOOL_NUM_ROLES;
 // Where memory should be: the pool's GPU, or host memory.
 enum class Location : std::uint8_t { kDevice = 0, kHost = 1 };
 
+// What a discarded range becomes (Backend::Discard).
+enum class DiscardMode : std::uint8_t {
+  kDrop = 0,    // pages dropped; the next touch faults them in
+  kRefill = 1,  // pages populated again on the GPU, contents undefined
+};
+
 // Where slabs come from.
 enum class BackendKind : std::uint8_t {
   kManaged = 0,  // cudaMallocManaged + advice + prefetch (the product)

@@ -32,7 +32,8 @@ absl::Status DeviceBackend::Prefetch(void* const*, const std::size_t*, std::size
   return absl::OkStatus();
 }
 
-absl::Status DeviceBackend::Discard(void* const*, const std::size_t*, std::size_t, Stream) {
+absl::Status DeviceBackend::Discard(void* const*, const std::size_t*, std::size_t, DiscardMode,
+                                    Stream) {
   counters_.discard_ops.fetch_add(1, std::memory_order_relaxed);
   return absl::OkStatus();
 }

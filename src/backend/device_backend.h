@@ -23,7 +23,7 @@ class DeviceBackend final : public CudaBackend {
                         Location where, Stream stream) override;
   using Backend::Prefetch;
   absl::Status Discard(void* const* ptrs, const std::size_t* sizes, std::size_t count,
-                       Stream stream) override;
+                       DiscardMode mode, Stream stream) override;
 
  private:
   using CudaBackend::CudaBackend;

@@ -94,10 +94,11 @@ absl::Status HostBackend::Prefetch(void* const*, const std::size_t*, std::size_t
 }
 
 absl::Status HostBackend::Discard(void* const*, const std::size_t* sizes, std::size_t count,
-                                  Stream) {
+                                  DiscardMode mode, Stream) {
   counters_.discard_ops.fetch_add(1, std::memory_order_relaxed);
   for (std::size_t i = 0; i < count; ++i) {
     counters_.discard_bytes.fetch_add(sizes[i], std::memory_order_relaxed);
+    if (mode == DiscardMode::kRefill) counters_.refill_bytes.fetch_add(sizes[i], std::memory_order_relaxed);
   }
   return absl::OkStatus();
 }

@@ -41,7 +41,7 @@ class HostBackend final : public Backend {
                         Location where, Stream stream) override;
   using Backend::Prefetch;
   absl::Status Discard(void* const* ptrs, const std::size_t* sizes, std::size_t count,
-                       Stream stream) override;
+                       DiscardMode mode, Stream stream) override;
 
   absl::StatusOr<Event> CreateEvent() override;
   void DestroyEvent(Event event) override;

@@ -114,7 +114,7 @@ absl::StatusOr<Stream> ManagedBackend::LegacyOrderedStream() {
 }
 
 absl::Status ManagedBackend::Discard(void* const* ptrs, const std::size_t* sizes,
-                                     std::size_t count, Stream stream) {
+                                     std::size_t count, DiscardMode mode, Stream stream) {
   if (count == 0) return absl::OkStatus();
   if (IsCapturing(stream)) return absl::UnavailableError("the stream is being captured into a CUDA graph");
   if (stream == nullptr) {
@@ -122,10 +122,22 @@ absl::Status ManagedBackend::Discard(void* const* ptrs, const std::size_t* sizes
     if (!s.ok()) return s.status();
     stream = *s;
   }
-  const cudaError_t err = cudaMemDiscardBatchAsync(const_cast<void**>(ptrs),
-                                                   const_cast<std::size_t*>(sizes), count, 0, stream);
+  const bool refill = mode == DiscardMode::kRefill;
+  cudaError_t err;
+  if (refill) {
+    // Every range to one location: this backend's GPU.
+    cudaMemLocation gpu = DeviceLocation(device_);
+    std::size_t first = 0;
+    err = cudaMemDiscardAndPrefetchBatchAsync(const_cast<void**>(ptrs),
+                                              const_cast<std::size_t*>(sizes), count, &gpu,
+                                              &first, 1, 0, stream);
+  } else {
+    err = cudaMemDiscardBatchAsync(const_cast<void**>(ptrs), const_cast<std::size_t*>(sizes),
+                                   count, 0, stream);
+  }
   if (err != cudaSuccess) {
-    absl::Status st = CudaStatus(err, "cudaMemDiscardBatchAsync");
+    absl::Status st = CudaStatus(err, refill ? "cudaMemDiscardAndPrefetchBatchAsync"
+                                             : "cudaMemDiscardBatchAsync");
     if (err == cudaErrorNotSupported || err == cudaErrorInvalidValue ||
         err == cudaErrorInvalidDevice) {
       return absl::UnimplementedError(st.message());
@@ -135,6 +147,7 @@ absl::Status ManagedBackend::Discard(void* const* ptrs, const std::size_t* sizes
   counters_.discard_ops.fetch_add(1, std::memory_order_relaxed);
   for (std::size_t i = 0; i < count; ++i) {
     counters_.discard_bytes.fetch_add(sizes[i], std::memory_order_relaxed);
+    if (refill) counters_.refill_bytes.fetch_add(sizes[i], std::memory_order_relaxed);
   }
   return absl::OkStatus();
 }

@@ -5,7 +5,8 @@
 // cudaMemAdvise calls, once per slab. Prefetch = cudaMemPrefetchBatchAsync
 // (all ranges in one call) on the caller's stream, or cudaMemPrefetchAsync per
 // range where the driver refuses the batch API (said once on stderr).
-// Discard = cudaMemDiscardBatchAsync. The batch APIs refuse the legacy NULL
+// Discard = cudaMemDiscardBatchAsync (kDrop) or cudaMemDiscardAndPrefetchBatchAsync
+// to the pool's GPU (kRefill). The batch APIs refuse the legacy NULL
 // stream, so its work goes to an internal blocking stream ordered with it.
 // CUDA 13 cudaMemLocation structs throughout.
 #ifndef UMPOOL_SRC_BACKEND_MANAGED_BACKEND_H_
@@ -31,7 +32,7 @@ class ManagedBackend final : public CudaBackend {
                         Location where, Stream stream) override;
   using Backend::Prefetch;
   absl::Status Discard(void* const* ptrs, const std::size_t* sizes, std::size_t count,
-                       Stream stream) override;
+                       DiscardMode mode, Stream stream) override;
 
  private:
   using CudaBackend::CudaBackend;

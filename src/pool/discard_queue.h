@@ -39,6 +39,7 @@ struct PendingDiscard {
   std::uintptr_t lo = 0;     // whole 2 MiB pages inside it: [lo, hi)
   std::uintptr_t hi = 0;
   Stream stream = nullptr;   // the freeing stream
+  DiscardMode mode = DiscardMode::kDrop;
 };
 
 class DiscardQueue {

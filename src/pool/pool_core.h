@@ -151,7 +151,8 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   void Defer(void* ptr, Stream stream, StreamSet fences_on);
   // Discard on free (see discard_queue.h).
   bool DiscardsFor(Role role) const;
-  bool EnqueueDiscard(std::uintptr_t start, std::size_t size, Stream stream);
+  bool EnqueueDiscard(std::uintptr_t start, std::size_t size, Stream stream, Role role);
+  DiscardMode DiscardModeFor(Role role) const;
   void DrainDiscards();
   bool WaitsForDiscard(const Span* span, const void* block) const;
   // Releases cached memory (this thread's cache, every empty slab after its

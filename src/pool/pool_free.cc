@@ -51,7 +51,8 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline absl::Status PoolCore::Free(void* ptr, Strea
   const int cls = slab->size_class();
   const Role role = slab->role;
   if (ABSL_PREDICT_FALSE(size >= kMapGranularity) && DiscardsFor(role) &&
-      !released_.Contains(s) && EnqueueDiscard(reinterpret_cast<std::uintptr_t>(ptr), size, s)) {
+      !released_.Contains(s) &&
+      EnqueueDiscard(reinterpret_cast<std::uintptr_t>(ptr), size, s, role)) {
     caches_.CountFree(CounterCache(), size, requested);
     return absl::OkStatus();
   }
@@ -90,7 +91,7 @@ absl::Status PoolCore::FreeLarge(Span* span, void* ptr, std::optional<Stream> st
     if (discards_.Contains(p)) return DoubleFree(ptr);
     absl::StatusOr<BlockInfo> b = space->DiscardableBlock(p);
     const Stream s = b.ok() ? stream.value_or(b->stream) : nullptr;
-    if (b.ok() && !released_.Contains(s) && EnqueueDiscard(p, b->bytes, s)) {
+    if (b.ok() && !released_.Contains(s) && EnqueueDiscard(p, b->bytes, s, span->role)) {
       caches_.CountFree(CounterCache(), b->bytes, b->requested);
       return absl::OkStatus();
     }
@@ -186,13 +187,25 @@ bool PoolCore::WaitsForDiscard(const Span* span, const void* block) const {
          discards_.Contains(reinterpret_cast<std::uintptr_t>(block));
 }
 
-bool PoolCore::EnqueueDiscard(std::uintptr_t start, std::size_t size, Stream stream) {
+bool PoolCore::EnqueueDiscard(std::uintptr_t start, std::size_t size, Stream stream, Role role) {
   // Only whole pages inside the block: a partial page may hold a neighbour.
   const std::uintptr_t lo = (start + kMapGranularity - 1) & ~(kMapGranularity - 1);
   const std::uintptr_t hi = (start + size) & ~(kMapGranularity - 1);
   if (hi <= lo) return false;
-  if (discards_.Push(PendingDiscard{start, lo, hi, stream})) DrainDiscards();
+  if (discards_.Push(PendingDiscard{start, lo, hi, stream, DiscardModeFor(role)})) DrainDiscards();
   return true;
+}
+
+DiscardMode PoolCore::DiscardModeFor(Role role) const {
+  // Blocks of a GPU-preferred role are repopulated on the GPU as they are
+  // discarded (measured on the H200: dropped pages fault back one by one when
+  // the block is reused, thousands of times slower than writing resident
+  // memory). Where the pool may hold more than the GPU (oversubscription) or
+  // the role prefers the host, the pages are dropped: refilling them would
+  // take GPU memory the pool promised not to hold.
+  return options_.policy(role).preferred == Location::kDevice && !options_.allow_oversubscription
+             ? DiscardMode::kRefill
+             : DiscardMode::kDrop;
 }
 
 void PoolCore::DrainDiscards() {
@@ -203,14 +216,16 @@ void PoolCore::DrainDiscards() {
     std::size_t j = i;
     ptrs.clear();
     sizes.clear();
-    for (; j < batch.size() && batch[j].stream == batch[i].stream; ++j) {
+    for (; j < batch.size() && batch[j].stream == batch[i].stream && batch[j].mode == batch[i].mode;
+         ++j) {
       ptrs.push_back(reinterpret_cast<void*>(batch[j].lo));
       sizes.push_back(batch[j].hi - batch[j].lo);
     }
     const Stream stream = batch[i].stream;
     // No discard during a graph capture (it is only an optimisation).
     if (discard_supported_.load(std::memory_order_relaxed) && !fencer_.capturing()) {
-      absl::Status st = backend_->Discard(ptrs.data(), sizes.data(), ptrs.size(), stream);
+      absl::Status st =
+          backend_->Discard(ptrs.data(), sizes.data(), ptrs.size(), batch[i].mode, stream);
       if (st.ok()) {
         counters_.Bump(counters_.discard_calls);
         counters_.Bump(counters_.discarded_blocks, ptrs.size());
