@@ -238,6 +238,10 @@ TEST_P(ModelTest, Sequential) {
       }
       model.OnFree(b);
       absl::Status st;
+      if (rng() % 2 == 0) {  // a paused request: evicted first (discard on free applies)
+        workers.Run(w, [&] { st = pool_->Evict(reinterpret_cast<void*>(b.p), free_stream); });
+        ASSERT_TRUE(st.ok()) << st << " step " << step;
+      }
       workers.Run(w, [&] { st = pool_->Deallocate(reinterpret_cast<void*>(b.p), free_stream); });
       ASSERT_TRUE(st.ok()) << st << " step " << step;
       if (rng() % 16 == 0) {  // a double free changes nothing

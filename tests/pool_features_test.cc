@@ -52,6 +52,8 @@ TEST_P(PoolTest, DiscardOnFreeCoversWholePagesOfTheRolesBlocksOnly) {
   auto big = pool->Allocate(64u << 20, stream_for_discard(), Role::kKv);
   auto other = pool->Allocate(64u << 20, stream_for_discard(), Role::kDefault);
   ASSERT_TRUE(small.ok() && big.ok() && other.ok());
+  // Only blocks the pool evicted are discarded (see the next test).
+  for (void* p : {*small, *big, *other}) ASSERT_TRUE(pool->Evict(p, stream_for_discard()).ok());
   ASSERT_TRUE(pool->Deallocate(*small, stream_for_discard()).ok());
   EXPECT_EQ(pool->GetStats().discard_calls, 0u) << "no whole page in a 4 KiB block";
   ASSERT_TRUE(pool->Deallocate(*other, stream_for_discard()).ok());
@@ -78,10 +80,10 @@ TEST_P(PoolTest, DiscardOnFreeCoversWholePagesOfTheRolesBlocksOnly) {
   internal::PoolCore::Unwrap(*pool)->CheckInvariants();
 }
 
-// A discarded block of a GPU-preferred role is repopulated on the GPU in the
-// discard call itself (reuse must not fault page by page); with
-// oversubscription allowed, or a host-preferred role, its pages are dropped.
-// The contents of the reused block are whatever the new owner writes.
+// Only a block the pool evicted is discarded. A GPU-preferred role's block is
+// repopulated on the GPU in the discard call itself (reuse must not fault page
+// by page); with oversubscription allowed, or a host-preferred role, its
+// pages are dropped. The reused block holds whatever the new owner writes.
 TEST_P(PoolTest, DiscardRefillsOnlyWhereThePoolHoldsTheGpusMemory) {
   if (kind() == BackendKind::kDevice) GTEST_SKIP() << "plain device memory has no pages to drop";
   struct Case {
@@ -106,6 +108,7 @@ TEST_P(PoolTest, DiscardRefillsOnlyWhereThePoolHoldsTheGpusMemory) {
     auto big = pool->Allocate(16u << 20, stream_for_discard(), Role::kKv);
     ASSERT_TRUE(big.ok()) << big.status();
     FillPattern(kind(), *big, 4096, 1);
+    ASSERT_TRUE(pool->Evict(*big, stream_for_discard()).ok());
     ASSERT_TRUE(pool->Deallocate(*big, stream_for_discard()).ok());
     auto again = pool->Allocate(16u << 20, stream_for_discard(), Role::kKv);
     ASSERT_TRUE(again.ok()) << again.status();
@@ -115,7 +118,13 @@ TEST_P(PoolTest, DiscardRefillsOnlyWhereThePoolHoldsTheGpusMemory) {
     EXPECT_EQ(bc.refill_bytes.load() - refill0, c.refill ? discarded : 0u);
     FillPattern(kind(), *again, 4096, 2);
     EXPECT_TRUE(CheckPattern(kind(), *again, 4096, 2));
+    // Freed resident (never evicted): not discarded, its pages stay as they are.
+    const std::uint64_t blocks = pool->GetStats().discarded_blocks;
     ASSERT_TRUE(pool->Deallocate(*again, stream_for_discard()).ok());
+    auto third = pool->Allocate(16u << 20, stream_for_discard(), Role::kKv);
+    ASSERT_TRUE(third.ok());
+    EXPECT_EQ(pool->GetStats().discarded_blocks, blocks);
+    ASSERT_TRUE(pool->Deallocate(*third, stream_for_discard()).ok());
     internal::PoolCore::Unwrap(*pool)->CheckInvariants();
   }
 }
@@ -138,6 +147,7 @@ TEST_P(PoolTest, DiscardsAreBatchedAcrossFrees) {
     FillPattern(kind(), *p, 4096, i);
     kv.push_back(*p);
   }
+  ASSERT_TRUE(pool->PrefetchBlocks(kv.data(), kv.size(), Location::kHost, s0).ok());  // evicted
   for (int i = 0; i < 24; ++i) ASSERT_TRUE(pool->Deallocate(kv[i], i < 12 ? s0 : s1).ok());
   EXPECT_EQ(pool->GetStats().discard_calls, 0u);
   auto next = pool->Allocate(4u << 20, s0, Role::kKv);
@@ -157,17 +167,19 @@ TEST_P(PoolTest, DiscardsAreBatchedAcrossFrees) {
     many.push_back(*p);
   }
   const std::uint64_t calls = pool->GetStats().discard_calls;
+  ASSERT_TRUE(pool->PrefetchBlocks(many.data(), many.size(), Location::kHost, s0).ok());
   for (void* p : many) ASSERT_TRUE(pool->Deallocate(p, s0).ok());
   s = pool->GetStats();
   EXPECT_EQ(s.discard_calls, calls + 1);
-  EXPECT_EQ(s.discarded_blocks, 24u + 1u + 64u);
+  EXPECT_EQ(s.discarded_blocks, 24u + 64u) << "`next` was freed resident: not discarded";
   // Trim drains too, then returns the memory.
   auto last = pool->Allocate(6u << 20, s0, Role::kKv);
   ASSERT_TRUE(last.ok());
+  ASSERT_TRUE(pool->Evict(*last, s0).ok());
   ASSERT_TRUE(pool->Deallocate(*last, s0).ok());
   ASSERT_TRUE(pool->Trim().ok());
   s = pool->GetStats();
-  EXPECT_EQ(s.discarded_blocks, 24u + 1u + 64u + 1u);
+  EXPECT_EQ(s.discarded_blocks, 24u + 64u + 1u);
   EXPECT_EQ(s.reserved_bytes.current, 0);
   internal::PoolCore::Unwrap(*pool)->CheckInvariants();
 }

@@ -45,10 +45,12 @@ struct RolePolicy {
   // smaller than 2 MiB have no whole page to discard, and blocks named by
   // RecordStream are not discarded (other streams may still read them).
   // Managed backend only; where the driver refuses, umpool says so once and
-  // stops discarding. A GPU-preferred role's discarded pages are populated on
-  // the GPU in the same batched call (cudaMemDiscardAndPrefetchBatchAsync), so
-  // reusing the block never faults page by page; with allow_oversubscription,
-  // or a host-preferred role, they are dropped and the next touch faults them in.
+  // stops discarding. Only blocks the pool evicted (Evict, Prefetch or
+  // PrefetchBlocks to the host) are discarded: a block freed resident gains
+  // nothing. A GPU-preferred role's discarded pages are populated on the GPU
+  // in the same batched call (cudaMemDiscardAndPrefetchBatchAsync), so reuse
+  // neither copies nor faults; with allow_oversubscription, or a host-preferred
+  // role, they are dropped and the next touch faults them in.
   bool discard_on_free = false;
   // Serve this role from plain device memory (cudaMalloc) instead of managed
   // memory: no page faults and no migration, but no CPU access and no

@@ -183,8 +183,8 @@ const Key<RolePolicy> kRoleKeys[] = {
                                                  "ReadMostly advice (weights that never change)"),
     BoolKey<R, RoleField<bool, &R::discard_on_free>>(
         "discard",
-        "discard a freed block's whole 2 MiB pages (stream-ordered, before reuse) so dead contents "
-        "are never migrated"),
+        "discard the whole 2 MiB pages of a freed block the pool had evicted (stream-ordered, "
+        "before reuse) so its dead contents are never migrated back"),
     EnumKey<R, RoleField<bool, &R::device_memory>, kMemories>(
         "memory", "`managed`, `device`",
         "`device`: plain device memory (`cudaMalloc`): no faults or migration, no CPU access, no "

@@ -106,6 +106,7 @@ void LargeHeap::Split(LargeBlock* b, std::size_t bytes, std::size_t min_rest) {
 
 void LargeHeap::MarkLive(LargeBlock* b, Stream stream, std::size_t requested) {
   b->live = true;
+  b->evicted = false;
   b->stream = stream;
   b->requested = requested;
   live_[b->addr] = b;
@@ -308,7 +309,13 @@ absl::StatusOr<BlockInfo> LargeHeap::DiscardableBlock(std::uintptr_t p) const {
   if (!it->second->recorded.empty()) {
     return absl::FailedPreconditionError("block is in use on recorded streams");
   }
+  if (!it->second->evicted) return absl::FailedPreconditionError("block was never evicted");
   return InfoOf(it->second);
+}
+
+void LargeHeap::MarkEvicted(std::uintptr_t p) {
+  MutexLock lock(&mu_);
+  if (auto it = live_.find(p); it != live_.end()) it->second->evicted = true;
 }
 
 void LargeHeap::ReleaseStream(Stream stream) {

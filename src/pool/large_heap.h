@@ -126,8 +126,11 @@ class LargeHeap {
   // The live block starting at `p`.
   absl::StatusOr<BlockInfo> Block(std::uintptr_t p) const;
   // Block() for a block about to be discarded and freed; FailedPrecondition
-  // if RecordStream named other streams (they may still read it).
+  // if RecordStream named other streams (they may still read it) or if the
+  // pool never evicted any of it (its pages are resident: nothing to gain).
   absl::StatusOr<BlockInfo> DiscardableBlock(std::uintptr_t p) const;
+  // Notes that the pool evicted (some of) the live block starting at `p`.
+  void MarkEvicted(std::uintptr_t p);
   // The live block containing p (p may be interior).
   absl::StatusOr<BlockInfo> Containing(std::uintptr_t p) const;
   // Appends every live block.

@@ -93,7 +93,22 @@ absl::Status PoolCore::Prefetch(const void* ptr, std::size_t bytes, Location whe
         ") is plain device memory (device_memory policy) and cannot be prefetched or evicted"));
   }
   counters_.Bump(counters_.prefetch_calls);
-  return backend_->Prefetch(const_cast<void*>(ptr), bytes, where, stream);
+  absl::Status st = backend_->Prefetch(const_cast<void*>(ptr), bytes, where, stream);
+  if (st.ok() && where == Location::kHost) NoteEvicted(block->ptr);
+  return st;
+}
+
+void PoolCore::NoteEvicted(const void* block) {
+  Span* span = pagemap_.Lookup(block);
+  if (span == nullptr || !DiscardsFor(span->role)) return;
+  const auto p = reinterpret_cast<std::uintptr_t>(block);
+  if (span->kind == SpanKind::kSegment) {
+    if (LargeHeap* space = Arena::LargeSpaceOf(span)) space->MarkEvicted(p);
+    return;
+  }
+  auto* slab = static_cast<Slab*>(span);
+  const std::int64_t idx = slab->IndexOf(p);
+  if (idx >= 0) slab->record(static_cast<std::uint32_t>(idx)).evicted.store(1, std::memory_order_relaxed);
 }
 
 absl::Status PoolCore::PrefetchBlocks(const void* const* ptrs, std::size_t count,
@@ -116,7 +131,11 @@ absl::Status PoolCore::PrefetchBlocks(const void* const* ptrs, std::size_t count
     sizes[i] = b->bytes;
   }
   counters_.Bump(counters_.prefetch_calls);
-  return backend_->Prefetch(starts.data(), sizes.data(), count, where, stream);
+  absl::Status st = backend_->Prefetch(starts.data(), sizes.data(), count, where, stream);
+  if (st.ok() && where == Location::kHost) {
+    for (void* b : starts) NoteEvicted(b);
+  }
+  return st;
 }
 
 std::vector<BlockInfo> PoolCore::LiveBlocks() const {

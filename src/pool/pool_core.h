@@ -153,6 +153,9 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   bool DiscardsFor(Role role) const;
   bool EnqueueDiscard(std::uintptr_t start, std::size_t size, Stream stream, Role role);
   DiscardMode DiscardModeFor(Role role) const;
+  // Marks the live block at `block` as evicted by the pool (discard on free
+  // applies to it).
+  void NoteEvicted(const void* block);
   void DrainDiscards();
   bool WaitsForDiscard(const Span* span, const void* block) const;
   // Releases cached memory (this thread's cache, every empty slab after its

@@ -50,8 +50,10 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline absl::Status PoolCore::Free(void* ptr, Strea
   }
   const int cls = slab->size_class();
   const Role role = slab->role;
+  // Only blocks the pool evicted are discarded: a resident block gains
+  // nothing (its pages never migrate) and would pay to repopulate them.
   if (ABSL_PREDICT_FALSE(size >= kMapGranularity) && DiscardsFor(role) &&
-      !released_.Contains(s) &&
+      r.evicted.exchange(0, std::memory_order_relaxed) != 0 && !released_.Contains(s) &&
       EnqueueDiscard(reinterpret_cast<std::uintptr_t>(ptr), size, s, role)) {
     caches_.CountFree(CounterCache(), size, requested);
     return absl::OkStatus();

@@ -49,6 +49,7 @@ struct LargeBlock {
   Stream stream = nullptr;        // free, kStream: the stream it was freed on;
                                   // live: the stream it was allocated for
   std::size_t requested = 0;      // live: what the caller asked for
+  bool evicted = false;           // live: the pool evicted some of it (discard on free)
   absl::InlinedVector<Stream, 2> recorded;  // live: RecordStream streams
 };
 

@@ -27,6 +27,9 @@ enum BlockState : std::uint8_t { kFree = 0, kLive = 1, kLiveRecorded = 2 };
 
 struct BlockRecord {
   std::atomic<std::uint8_t> state{kFree};
+  // The pool evicted (some of) the block while it was live: discard on free
+  // applies (set by Evict, taken by the free).
+  std::atomic<std::uint8_t> evicted{0};
   std::uint32_t slack = 0;  // class size - requested bytes (live blocks)
   Stream stream = nullptr;  // the stream it was allocated for (live blocks)
 };
