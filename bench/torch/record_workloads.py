@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Records real PyTorch allocation streams (issue 14's workloads) for
+umpool-replay, and PyTorch's own peak reserved / peak allocated for each,
+with the native caching allocator and with expandable segments.
+
+Workloads (each in its own process, random-weight Llama-style models from
+transformers, bf16):
+  generate  12-layer model, DynamicCache, greedy generation over a series of
+            batch sizes, prompt lengths and output lengths
+  train     8-layer model, AdamW, 12 steps over batches of varied lengths
+  compile   torch.compile (default mode) of a 4-layer model over several shapes
+
+Writes OUT/<workload>.csv.gz (tools/umpool-trace-from-torch of the native
+run's snapshot) and OUT/workloads.json (peaks per workload and allocator).
+
+  python3 bench/torch/record_workloads.py --out DIR [--only generate,train]
+"""
+import argparse
+import gzip
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+
+
+def llama(torch, layers, hidden, heads):
+    from transformers import LlamaConfig, LlamaForCausalLM
+    import transformers
+    transformers.logging.set_verbosity_error()
+    cfg = LlamaConfig(vocab_size=32000, hidden_size=hidden, intermediate_size=hidden * 11 // 4,
+                      num_hidden_layers=layers, num_attention_heads=heads,
+                      num_key_value_heads=heads // 2, max_position_embeddings=4096,
+                      pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    torch.manual_seed(0)
+    return LlamaForCausalLM(cfg).to(torch.bfloat16).to("cuda")
+
+
+def run_generate(torch):
+    model = llama(torch, 12, 2048, 16).eval()
+    g = torch.Generator(device="cpu").manual_seed(1)
+    with torch.no_grad():
+        for batch, prompt, new in ((1, 512, 96), (8, 128, 64), (16, 256, 48), (4, 1024, 64),
+                                   (32, 64, 32), (8, 300, 80), (2, 2000, 40), (16, 200, 64)):
+            ids = torch.randint(3, 32000, (batch, prompt), generator=g).cuda()
+            model.generate(ids, max_new_tokens=new, min_new_tokens=new, do_sample=False)
+
+
+def run_train(torch):
+    model = llama(torch, 8, 1024, 16).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    g = torch.Generator(device="cpu").manual_seed(2)
+    for step in range(12):
+        seq = (256, 512, 384, 1024)[step % 4]
+        ids = torch.randint(3, 32000, (8, seq), generator=g).cuda()
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+
+def run_compile(torch):
+    model = llama(torch, 4, 1024, 16).eval()
+    fn = torch.compile(model)
+    g = torch.Generator(device="cpu").manual_seed(3)
+    with torch.no_grad():
+        for batch, seq in ((2, 64), (4, 128), (8, 256), (2, 64), (16, 128), (4, 512)):
+            fn(input_ids=torch.randint(3, 32000, (batch, seq), generator=g).cuda())
+
+
+WORKLOADS = {"generate": run_generate, "train": run_train, "compile": run_compile}
+
+
+def worker(name, alloc, out):
+    import torch
+    if alloc == "native":
+        torch.cuda.memory._record_memory_history(max_entries=3_000_000)
+    WORKLOADS[name](torch)
+    torch.cuda.synchronize()
+    res = {"peak_reserved": torch.cuda.max_memory_reserved(),
+           "peak_allocated": torch.cuda.max_memory_allocated()}
+    res["reserved_over_allocated"] = res["peak_reserved"] / res["peak_allocated"]
+    if alloc == "native":
+        pickle_path = os.path.join(out, f"{name}.pickle")
+        torch.cuda.memory._dump_snapshot(pickle_path)
+        torch.cuda.memory._record_memory_history(enabled=None)
+        csv = subprocess.run([sys.executable, os.path.join(REPO, "tools", "umpool-trace-from-torch"),
+                              pickle_path], capture_output=True, check=True)
+        with gzip.open(os.path.join(out, f"{name}.csv.gz"), "wb") as f:
+            f.write(csv.stdout)
+        os.remove(pickle_path)
+        res["trace"] = f"{name}.csv.gz"
+        res["trace_note"] = csv.stderr.decode()[-400:]
+    print(json.dumps(res), flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--only", default="generate,train")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--alloc", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    if a.worker:
+        worker(a.worker, a.alloc, a.out)
+        return
+    results = {}
+    for name in a.only.split(","):
+        results[name] = {}
+        for alloc in ("native", "expandable"):
+            env = dict(os.environ)
+            if alloc == "expandable":
+                env["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"
+            p = subprocess.run([sys.executable, __file__, "--worker", name, "--alloc", alloc,
+                                "--out", a.out], capture_output=True, text=True, env=env)
+            if p.returncode != 0:
+                results[name][alloc] = {"error": p.stderr[-2000:]}
+                print(f"{name}/{alloc} failed:\n{p.stderr[-2000:]}", file=sys.stderr)
+                continue
+            results[name][alloc] = json.loads([l for l in p.stdout.splitlines() if l.startswith("{")][-1])
+            r = results[name][alloc]
+            print(f"{name:9s} {alloc:10s} peak reserved {r['peak_reserved'] / 2**20:9.1f} MiB, "
+                  f"allocated {r['peak_allocated'] / 2**20:9.1f} MiB, ratio {r['reserved_over_allocated']:.3f}",
+                  flush=True)
+    import torch
+    results["gpu"] = torch.cuda.get_device_name(0)
+    results["torch"] = torch.__version__
+    with open(os.path.join(a.out, "workloads.json"), "w") as f:
+        json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
