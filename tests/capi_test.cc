@@ -2,6 +2,7 @@
 #include "umpool/umpool.h"
 #include "umpool/umpool_torch.h"
 
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -357,6 +358,29 @@ TEST_F(CapiTest, NestedBeginsOnOnePoolEachRoute) {
 
 // umpool_stats_fields describes umpool_stats field by field (the Python
 // package builds its structure from it).
+// Sleep and wake through the C ABI: masks checked, the block keeps its
+// address and contents (host backend), sleeping twice and waking an awake
+// pool are no-ops.
+TEST_F(CapiTest, SleepAndWakeUp) {
+  void* w = nullptr;
+  ASSERT_EQ(umpool_alloc(4u << 20, 0, nullptr, /*weights*/ 1, &w), UMPOOL_OK) << LastError();
+  std::memset(w, 0x5a, 4u << 20);
+  EXPECT_EQ(umpool_is_asleep(0), 0);
+  EXPECT_EQ(umpool_sleep(0, 1u << 1, 1u << 1, nullptr), UMPOOL_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(LastError().find("both offloaded and discarded"), std::string::npos) << LastError();
+  EXPECT_EQ(umpool_sleep(0, 1u << 9, 0, nullptr), UMPOOL_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(umpool_sleep(-3, 0, 0, nullptr), UMPOOL_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(umpool_is_asleep(-3), -1);
+  EXPECT_EQ(umpool_wake_up(0, nullptr), UMPOOL_OK) << "awake: a no-op";
+  ASSERT_EQ(umpool_sleep(0, 1u << 1, 1u << 2, nullptr), UMPOOL_OK) << LastError();
+  EXPECT_EQ(umpool_is_asleep(0), 1);
+  ASSERT_EQ(umpool_sleep(0, 1u << 1, 0, nullptr), UMPOOL_OK) << "asleep: a no-op";
+  ASSERT_EQ(umpool_wake_up(0, nullptr), UMPOOL_OK) << LastError();
+  EXPECT_EQ(umpool_is_asleep(0), 0);
+  EXPECT_EQ(static_cast<unsigned char*>(w)[(4u << 20) - 1], 0x5a);
+  EXPECT_EQ(umpool_free_block(w), UMPOOL_OK);
+}
+
 TEST_F(CapiTest, StatsFieldsDescribeTheStruct) {
   std::string fields = umpool_stats_fields();
   std::size_t lines = 0, pos = 0;
@@ -375,6 +399,7 @@ TEST_F(CapiTest, StatsFieldsDescribeTheStruct) {
 #include <dlfcn.h>
 
 #include <cstdlib>
+#include <cstring>
 
 // The pluggable fallback finds its throwing entry point by mangled name.
 TEST(CapiTorchEntryTest, TheMangledNameIsExported) {

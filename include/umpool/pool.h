@@ -37,6 +37,7 @@
 #ifndef UMPOOL_POOL_H_
 #define UMPOOL_POOL_H_
 
+#include <array>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -54,6 +55,25 @@ namespace umpool {
 namespace internal {
 class PoolCore;
 }  // namespace internal
+
+// What Pool::Sleep does with each role's live blocks.
+enum class SleepAction : std::uint8_t {
+  kKeep = 0,     // left where they are
+  kOffload = 1,  // evicted to host memory: contents kept, brought back by Wake
+  kDiscard = 2,  // contents dropped (whole 2 MiB pages), repopulated by Wake
+};
+
+struct SleepOptions {
+  std::array<SleepAction, kNumRoles> roles{};  // by role; all kKeep by default
+};
+
+// What a Sleep moved (Pool::SleepState).
+struct SleepState {
+  bool asleep = false;
+  std::size_t offloaded_bytes = 0;  // live blocks evicted to host memory
+  std::size_t discarded_bytes = 0;  // whole pages of live blocks discarded
+  std::size_t blocks = 0;
+};
 
 // One live block (Pool::LiveBlocks): where it is, how big, for what.
 struct BlockInfo {
@@ -184,6 +204,29 @@ class Pool {
   // (not in a live block of this pool). count == 0 is a no-op. Thread-safe.
   absl::Status PrefetchBlocks(const void* const* ptrs, std::size_t count, Location where,
                               Stream stream);
+
+  // Puts the pool's memory to sleep between phases (an inference engine
+  // beside a trainer on one GPU): first every free cached block goes back to
+  // the backend (Trim), then the live blocks of each role are offloaded or
+  // discarded as `options` says, in one batched call each, ordered on
+  // `stream`. Addresses never change, so CUDA graphs captured over them stay
+  // valid. Wake brings them back. Blocks allocated while asleep are ordinary;
+  // blocks freed while asleep are skipped by Wake. The GPU memory of evicted
+  // or discarded pages can be taken by another allocator's cudaMalloc (the
+  // driver evicts them on demand); cudaMemGetInfo keeps counting them until
+  // then (measured on the H200, driver 580). Sleep while asleep is a no-op.
+  // Errors: FailedPrecondition during a graph capture, or for a role served
+  // from plain device memory (device_memory) that is not kKeep; a backend
+  // error otherwise (nothing is recorded as asleep then). Thread-safe.
+  absl::Status Sleep(const SleepOptions& options, Stream stream);
+  // Brings back what Sleep moved: offloaded blocks are fetched to the GPU,
+  // discarded ones repopulated there (contents undefined), in one batched
+  // prefetch ordered on `stream`. Wake of a pool that is not asleep is a
+  // no-op. Errors: FailedPrecondition during a graph capture; a backend
+  // error (the pool stays asleep; Wake may be called again). Thread-safe.
+  absl::Status Wake(Stream stream);
+  // Whether the pool sleeps, and what its Sleep moved. Thread-safe.
+  SleepState GetSleepState() const;
 
   // Returns every cached block that is free to the backend: empty slabs and
   // free large-block segments. Waits (host-blocking) for events of pending

@@ -188,6 +188,26 @@ UMPOOL_API int umpool_visit_spans(int device, umpool_span_visitor visit, void* c
 
 /* Returns empty slabs and free segments of the device's pool to CUDA. */
 UMPOOL_API int umpool_trim(int device);
+/* Sleep between phases (an inference engine beside a trainer): the free
+ * cached memory of the device's pool and of its private graph pools goes back
+ * to CUDA, then the live blocks of the roles in offload_roles (bit r = role r)
+ * are evicted to host memory (contents kept) and those in discard_roles
+ * dropped (contents undefined), one batched call each, ordered on `stream`.
+ * Addresses never change: captured CUDA graphs stay valid. Another
+ * allocator's cudaMalloc can then take that GPU memory (the driver evicts
+ * the pages); cudaMemGetInfo counts them until it does. Asleep already: a
+ * no-op. Errors: INVALID_ARGUMENT (a role in both masks, a bit past the last
+ * role, a bad device); FAILED_PRECONDITION (during a graph capture; a
+ * device_memory role). Thread-safe. */
+UMPOOL_API int umpool_sleep(int device, unsigned offload_roles, unsigned discard_roles,
+                            umpool_stream_t stream);
+/* Brings back what umpool_sleep moved (offloaded blocks fetched to the GPU,
+ * discarded ones repopulated there), ordered on `stream`. Not asleep: a
+ * no-op. Wake only once the other allocator has given its memory back. */
+UMPOOL_API int umpool_wake_up(int device, umpool_stream_t stream);
+/* 1 if the device's pool sleeps, 0 if not (or not created yet); -1 for a
+ * bad device (the last error says why). */
+UMPOOL_API int umpool_is_asleep(int device);
 /* The calling thread's last error text ("" if none). Valid until the thread's
  * next umpool call. */
 UMPOOL_API const char* umpool_last_error(void);

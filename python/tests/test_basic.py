@@ -174,3 +174,33 @@ print(json.dumps(dict(s=s, roles=list(_lib.role_names()))))
     assert s["allocation.all.current"] == 1
     assert "umpool.streams_released" in s and "umpool.fence_errors" in s
     assert res["roles"] == ["default", "weights", "kv", "activations"]
+
+
+def test_sleep_and_wake_up_keep_addresses_and_refuse_bad_roles():
+    res = run_json("""
+import ctypes, json, umpool
+from umpool import _lib
+umpool.configure("backend:host,capacity:64MiB")
+l = _lib.lib()
+p = ctypes.c_void_p()
+assert l.umpool_alloc(4 << 20, 0, None, 1, ctypes.byref(p)) == 0   # weights
+ctypes.memset(p.value, 0x3c, 4 << 20)
+out = {"before": umpool.is_asleep()}
+umpool.sleep(offload=("weights",), discard=("kv", "activations"))
+out["asleep"] = umpool.is_asleep()
+umpool.sleep(offload="weights")        # asleep already: a no-op
+umpool.wake_up()
+umpool.wake_up()                       # awake: a no-op
+out["after"] = umpool.is_asleep()
+out["kept"] = ctypes.string_at(p.value + (4 << 20) - 1, 1) == b"\\x3c"
+for bad in ({"offload": ("weights",), "discard": ("weights",)}, {"offload": ("moon",)}):
+    try:
+        umpool.sleep(**bad)
+    except (umpool.UmpoolError, ValueError) as e:
+        out.setdefault("errors", []).append(str(e))
+print(json.dumps(out))
+""")
+    assert res["before"] is False and res["asleep"] is True and res["after"] is False
+    assert res["kept"] is True
+    assert "both offloaded and discarded" in res["errors"][0]
+    assert "unknown role 'moon'" in res["errors"][1]

@@ -10,7 +10,8 @@ from . import _lib
 
 __all__ = ["UmpoolError", "configure", "memory_stats", "memory_summary",
            "reset_peak_memory_stats", "empty_cache", "trim", "last_error",
-           "block_size", "prefetch", "prefetch_blocks", "snapshot", "library_path", "version"]
+           "block_size", "prefetch", "prefetch_blocks", "snapshot", "library_path", "version",
+           "sleep", "wake_up", "is_asleep"]
 
 __version__ = "0.1.0"
 
@@ -166,6 +167,45 @@ def prefetch_blocks(tensors, where="cuda", stream=None):
     arr = (ctypes.c_void_p * len(ptrs))(*ptrs)
     _check(_lib.lib().umpool_prefetch_blocks(arr, len(ptrs), 1 if where == "cuda" else 0, raw),
            "umpool.prefetch_blocks")
+
+
+def _role_mask(roles, what):
+    names = _lib.role_names()
+    if isinstance(roles, str):
+        roles = (roles,)
+    mask = 0
+    for r in roles:
+        if r not in names:
+            raise ValueError(f"umpool.sleep: unknown role {r!r} in {what} (roles: {', '.join(names)})")
+        mask |= 1 << names.index(r)
+    return mask
+
+
+def sleep(offload=(), discard=(), device=None, stream=None):
+    """Puts the device's pool (and its CUDA-graph pools) to sleep between phases:
+    free cached memory goes back to CUDA, the live tensors of the roles in
+    `offload` are evicted to host memory (contents kept) and those in `discard`
+    dropped (contents undefined). Addresses never change, so captured CUDA
+    graphs stay valid; wake_up() brings the memory back. Another allocator's
+    cudaMalloc can use the GPU memory meanwhile (the driver evicts the pages);
+    torch.cuda.mem_get_info() keeps counting it until then. Roles are names
+    ("default", "weights", "kv", "activations"); tensors allocated through
+    PyTorch without a role MemPool are "default". Asleep already: a no-op."""
+    raw = getattr(stream, "cuda_stream", stream) or None
+    _check(_lib.lib().umpool_sleep(_device_index(device), _role_mask(offload, "offload"),
+                                   _role_mask(discard, "discard"), raw), "umpool.sleep")
+
+
+def wake_up(device=None, stream=None):
+    """Brings back what sleep() moved: offloaded tensors are fetched to the GPU
+    with their contents, discarded ones repopulated there. Not asleep: a no-op.
+    Wake only once the other allocator has given its memory back."""
+    raw = getattr(stream, "cuda_stream", stream) or None
+    _check(_lib.lib().umpool_wake_up(_device_index(device), raw), "umpool.wake_up")
+
+
+def is_asleep(device=None):
+    return _lib.lib().umpool_is_asleep(_device_index(device)) == 1
 
 
 def block_size(ptr):

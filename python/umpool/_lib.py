@@ -117,6 +117,12 @@ def lib():
         l.umpool_prefetch_blocks.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_size_t,
                                              ctypes.c_int, stream]
         l.umpool_prefetch_blocks.restype = ctypes.c_int
+        l.umpool_sleep.argtypes = [ctypes.c_int, ctypes.c_uint, ctypes.c_uint, stream]
+        l.umpool_sleep.restype = ctypes.c_int
+        l.umpool_wake_up.argtypes = [ctypes.c_int, stream]
+        l.umpool_wake_up.restype = ctypes.c_int
+        l.umpool_is_asleep.argtypes = [ctypes.c_int]
+        l.umpool_is_asleep.restype = ctypes.c_int
         l.umpool_block_size.argtypes = [ctypes.c_void_p]
         l.umpool_block_size.restype = ctypes.c_size_t
         l.umpool_last_error.argtypes = []

@@ -92,6 +92,11 @@ absl::Status Pool::RecordStream(void* ptr, Stream stream) {
 }
 absl::Status Pool::ReleaseStream(Stream stream) { return core_->ReleaseStream(stream); }
 absl::Status Pool::Trim() { return core_->Trim(); }
+absl::Status Pool::Sleep(const SleepOptions& options, Stream stream) {
+  return core_->Sleep(options, stream);
+}
+absl::Status Pool::Wake(Stream stream) { return core_->Wake(stream); }
+SleepState Pool::GetSleepState() const { return core_->GetSleepState(); }
 absl::Status Pool::Prefetch(const void* ptr, std::size_t bytes, Location where, Stream stream) {
   return core_->Prefetch(ptr, bytes, where, stream);
 }

@@ -16,12 +16,13 @@
 // Files: pool_core.cc (creation, allocation), pool_free.cc (frees,
 // RecordStream, discards, captures), pool_blocks.cc (lookups, prefetch,
 // checkpoints), pool_release.cc (Trim, out of memory, capacity,
-// ReleaseStream), pool_stats.cc, pool_snapshot.cc.
+// ReleaseStream), pool_sleep.cc (Sleep, Wake), pool_stats.cc, pool_snapshot.cc.
 //
 // Locks (never two at once except in this order):
 //   thread registry -> thread caches -> bin / large heap -> fencer
 //   the arena's grow_mu_, slabs_mu_, the discard queue's, the deferred
-//   frees', the recorded and released streams' are taken alone.
+//   frees', the recorded and released streams' are taken alone; sleep_mu_
+//   is held around Sleep and Wake, which take the others.
 #ifndef UMPOOL_SRC_POOL_POOL_CORE_H_
 #define UMPOOL_SRC_POOL_POOL_CORE_H_
 
@@ -86,6 +87,9 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   absl::Status RecordStream(void* ptr, Stream stream);
   absl::Status ReleaseStream(Stream stream);
   absl::Status Trim();
+  absl::Status Sleep(const SleepOptions& options, Stream stream);
+  absl::Status Wake(Stream stream);
+  SleepState GetSleepState() const;
   void BeginCapture() { fencer_.CaptureBegan(); }
   absl::Status EndCapture();
   bool capturing() const { return fencer_.capturing(); }
@@ -188,6 +192,17 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
     Stream stream = nullptr;
     StreamSet fences_on;  // slab blocks: every stream to fence
   };
+  // What the current Sleep moved (empty while awake).
+  struct Slept {
+    void* ptr;
+    std::size_t bytes;  // the whole block (what Wake prefetches)
+    SleepAction action;
+  };
+  mutable Mutex sleep_mu_;
+  bool asleep_ ABSL_GUARDED_BY(sleep_mu_) = false;
+  std::vector<Slept> slept_ ABSL_GUARDED_BY(sleep_mu_);
+  SleepState sleep_state_ ABSL_GUARDED_BY(sleep_mu_);
+
   Mutex deferred_mu_;
   std::vector<DeferredFree> deferred_ ABSL_GUARDED_BY(deferred_mu_);
 };

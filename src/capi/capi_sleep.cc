@@ -1,0 +1,77 @@
+// The C ABI: sleep and wake of a device's pool and its private graph pools.
+#include "absl/strings/str_cat.h"
+#include "src/capi/devices.h"
+#include "src/capi/graph_pools.h"
+#include "src/capi/last_error.h"
+#include "umpool/umpool.h"
+
+namespace umpool::capi {
+namespace {
+
+absl::StatusOr<SleepOptions> OptionsOf(unsigned offload_roles, unsigned discard_roles) {
+  const unsigned all = (1u << kNumRoles) - 1;
+  if (((offload_roles | discard_roles) & ~all) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "umpool_sleep: role mask bits past the last role (", kNumRoles, " roles: mask 0x",
+        absl::Hex(all), ")"));
+  }
+  if ((offload_roles & discard_roles) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "umpool_sleep: roles 0x", absl::Hex(offload_roles & discard_roles),
+        " are both offloaded and discarded"));
+  }
+  SleepOptions o;
+  for (int r = 0; r < kNumRoles; ++r) {
+    if (offload_roles & (1u << r)) o.roles[r] = SleepAction::kOffload;
+    if (discard_roles & (1u << r)) o.roles[r] = SleepAction::kDiscard;
+  }
+  return o;
+}
+
+}  // namespace
+}  // namespace umpool::capi
+
+using namespace umpool::capi;  // NOLINT: the exports below are thin
+
+extern "C" {
+
+int umpool_sleep(int device, unsigned offload_roles, unsigned discard_roles,
+                 umpool_stream_t stream) {
+  return Guard("umpool_sleep", [&] {
+    if (absl::Status st = CheckDevice(device); !st.ok()) return Fail(st);
+    absl::StatusOr<umpool::SleepOptions> o = OptionsOf(offload_roles, discard_roles);
+    if (!o.ok()) return Fail(o.status());
+    // The device's pool first, then its private pools; one failing stops
+    // the rest (what slept stays asleep: umpool_wake_up brings it back).
+    if (umpool::Pool* p = ExistingPool(device)) {
+      if (absl::Status st = p->Sleep(*o, stream); !st.ok()) return Fail(st);
+    }
+    for (auto& [id, p] : GraphPoolsOf(device)) {
+      if (absl::Status st = p->Sleep(*o, stream); !st.ok()) return Fail(st);
+    }
+    return static_cast<int>(UMPOOL_OK);
+  });
+}
+
+int umpool_wake_up(int device, umpool_stream_t stream) {
+  return Guard("umpool_wake_up", [&] {
+    if (absl::Status st = CheckDevice(device); !st.ok()) return Fail(st);
+    absl::Status status;
+    if (umpool::Pool* p = ExistingPool(device)) status.Update(p->Wake(stream));
+    for (auto& [id, p] : GraphPoolsOf(device)) status.Update(p->Wake(stream));
+    return Done(status);
+  });
+}
+
+int umpool_is_asleep(int device) {
+  return GuardValue<int>("umpool_is_asleep", -1, [&] {
+    if (absl::Status st = CheckDevice(device); !st.ok()) {
+      (void)Fail(st);
+      return -1;
+    }
+    umpool::Pool* p = ExistingPool(device);
+    return p != nullptr && p->GetSleepState().asleep ? 1 : 0;
+  });
+}
+
+}  // extern "C"
