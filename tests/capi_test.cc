@@ -381,6 +381,22 @@ TEST_F(CapiTest, SleepAndWakeUp) {
   EXPECT_EQ(umpool_free_block(w), UMPOOL_OK);
 }
 
+// One private pool sleeps alone: the device's pool stays awake.
+TEST_F(CapiTest, SleepOnePrivatePool) {
+  ASSERT_EQ(umpool_create_pool(0, 7, 9), UMPOOL_OK) << LastError();
+  void* p = nullptr;
+  ASSERT_EQ(umpool_pool_alloc(0, 7, 9, 4u << 20, nullptr, &p), UMPOOL_OK) << LastError();
+  std::memset(p, 0x11, 4u << 20);
+  EXPECT_EQ(umpool_sleep_pool(0, 7, 10, 1u, 0, nullptr), UMPOOL_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(LastError().find("no private pool (7, 10)"), std::string::npos) << LastError();
+  ASSERT_EQ(umpool_sleep_pool(0, 7, 9, /*default*/ 1u, 0, nullptr), UMPOOL_OK) << LastError();
+  EXPECT_EQ(umpool_is_asleep(0), 0) << "the device's pool did not sleep";
+  ASSERT_EQ(umpool_wake_pool(0, 7, 9, nullptr), UMPOOL_OK) << LastError();
+  EXPECT_EQ(static_cast<unsigned char*>(p)[12345], 0x11);
+  EXPECT_EQ(umpool_free_block(p), UMPOOL_OK) << LastError();
+  EXPECT_EQ(umpool_release_pool(0, 7, 9), UMPOOL_OK) << LastError();
+}
+
 TEST_F(CapiTest, StatsFieldsDescribeTheStruct) {
   std::string fields = umpool_stats_fields();
   std::size_t lines = 0, pos = 0;

@@ -205,6 +205,15 @@ UMPOOL_API int umpool_sleep(int device, unsigned offload_roles, unsigned discard
  * discarded ones repopulated there), ordered on `stream`. Not asleep: a
  * no-op. Wake only once the other allocator has given its memory back. */
 UMPOOL_API int umpool_wake_up(int device, umpool_stream_t stream);
+/* umpool_sleep / umpool_wake_up of one private pool only (a CUDA graph pool
+ * or a torch.cuda.MemPool under umpool's allocator): an engine that allocates
+ * inside its own MemPool puts exactly its memory to sleep. INVALID_ARGUMENT
+ * for a pool that does not exist. */
+UMPOOL_API int umpool_sleep_pool(int device, uint64_t id_hi, uint64_t id_lo,
+                                 unsigned offload_roles, unsigned discard_roles,
+                                 umpool_stream_t stream);
+UMPOOL_API int umpool_wake_pool(int device, uint64_t id_hi, uint64_t id_lo,
+                                umpool_stream_t stream);
 /* 1 if the device's pool sleeps, 0 if not (or not created yet); -1 for a
  * bad device (the last error says why). */
 UMPOOL_API int umpool_is_asleep(int device);

@@ -193,7 +193,14 @@ umpool.wake_up()
 umpool.wake_up()                       # awake: a no-op
 out["after"] = umpool.is_asleep()
 out["kept"] = ctypes.string_at(p.value + (4 << 20) - 1, 1) == b"\\x3c"
-for bad in ({"offload": ("weights",), "discard": ("weights",)}, {"offload": ("moon",)}):
+assert l.umpool_create_pool(0, 3, 4) == 0
+q = ctypes.c_void_p()
+assert l.umpool_pool_alloc(0, 3, 4, 1 << 20, None, ctypes.byref(q)) == 0
+umpool.sleep(offload="default", pool=(3, 4))
+out["pool_alone"] = not umpool.is_asleep()
+umpool.wake_up(pool=(3, 4))
+for bad in ({"offload": ("weights",), "discard": ("weights",)}, {"offload": ("moon",)},
+            {"offload": "default", "pool": (3, 5)}, {"pool": "nope"}):
     try:
         umpool.sleep(**bad)
     except (umpool.UmpoolError, ValueError) as e:
@@ -204,3 +211,6 @@ print(json.dumps(out))
     assert res["kept"] is True
     assert "both offloaded and discarded" in res["errors"][0]
     assert "unknown role 'moon'" in res["errors"][1]
+    assert "no private pool (3, 5)" in res["errors"][2]
+    assert "torch.cuda.MemPool" in res["errors"][3]
+    assert res["pool_alone"] is True

@@ -181,7 +181,15 @@ def _role_mask(roles, what):
     return mask
 
 
-def sleep(offload=(), discard=(), device=None, stream=None):
+def _pool_id(pool):
+    """(hi, lo) of a torch.cuda.MemPool (its .id) or of a (hi, lo) pair."""
+    pid = getattr(pool, "id", pool)
+    if not (isinstance(pid, tuple) and len(pid) == 2):
+        raise ValueError(f"pool must be a torch.cuda.MemPool or an (id_hi, id_lo) pair, not {pool!r}")
+    return int(pid[0]), int(pid[1])
+
+
+def sleep(offload=(), discard=(), device=None, stream=None, pool=None):
     """Puts the device's pool (and its CUDA-graph pools) to sleep between phases:
     free cached memory goes back to CUDA, the live tensors of the roles in
     `offload` are evicted to host memory (contents kept) and those in `discard`
@@ -190,18 +198,31 @@ def sleep(offload=(), discard=(), device=None, stream=None):
     cudaMalloc can use the GPU memory meanwhile (the driver evicts the pages);
     torch.cuda.mem_get_info() keeps counting it until then. Roles are names
     ("default", "weights", "kv", "activations"); tensors allocated through
-    PyTorch without a role MemPool are "default". Asleep already: a no-op."""
+    PyTorch without a role MemPool are "default". With `pool` (a
+    torch.cuda.MemPool under umpool's allocator), only that pool sleeps: an
+    engine that allocates inside its own MemPool sleeps exactly its memory.
+    Asleep already: a no-op. See docs/residency.md."""
     raw = getattr(stream, "cuda_stream", stream) or None
-    _check(_lib.lib().umpool_sleep(_device_index(device), _role_mask(offload, "offload"),
-                                   _role_mask(discard, "discard"), raw), "umpool.sleep")
+    off, drop = _role_mask(offload, "offload"), _role_mask(discard, "discard")
+    l = _lib.lib()
+    if pool is None:
+        _check(l.umpool_sleep(_device_index(device), off, drop, raw), "umpool.sleep")
+    else:
+        hi, lo = _pool_id(pool)
+        _check(l.umpool_sleep_pool(_device_index(device), hi, lo, off, drop, raw), "umpool.sleep")
 
 
-def wake_up(device=None, stream=None):
+def wake_up(device=None, stream=None, pool=None):
     """Brings back what sleep() moved: offloaded tensors are fetched to the GPU
     with their contents, discarded ones repopulated there. Not asleep: a no-op.
     Wake only once the other allocator has given its memory back."""
     raw = getattr(stream, "cuda_stream", stream) or None
-    _check(_lib.lib().umpool_wake_up(_device_index(device), raw), "umpool.wake_up")
+    l = _lib.lib()
+    if pool is None:
+        _check(l.umpool_wake_up(_device_index(device), raw), "umpool.wake_up")
+    else:
+        hi, lo = _pool_id(pool)
+        _check(l.umpool_wake_pool(_device_index(device), hi, lo, raw), "umpool.wake_up")
 
 
 def is_asleep(device=None):

@@ -121,6 +121,11 @@ def lib():
         l.umpool_sleep.restype = ctypes.c_int
         l.umpool_wake_up.argtypes = [ctypes.c_int, stream]
         l.umpool_wake_up.restype = ctypes.c_int
+        l.umpool_sleep_pool.argtypes = [ctypes.c_int, ctypes.c_uint64, ctypes.c_uint64,
+                                        ctypes.c_uint, ctypes.c_uint, stream]
+        l.umpool_sleep_pool.restype = ctypes.c_int
+        l.umpool_wake_pool.argtypes = [ctypes.c_int, ctypes.c_uint64, ctypes.c_uint64, stream]
+        l.umpool_wake_pool.restype = ctypes.c_int
         l.umpool_is_asleep.argtypes = [ctypes.c_int]
         l.umpool_is_asleep.restype = ctypes.c_int
         l.umpool_block_size.argtypes = [ctypes.c_void_p]

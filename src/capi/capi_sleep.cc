@@ -28,6 +28,15 @@ absl::StatusOr<SleepOptions> OptionsOf(unsigned offload_roles, unsigned discard_
   return o;
 }
 
+absl::StatusOr<Pool*> PrivatePool(int device, std::uint64_t hi, std::uint64_t lo) {
+  if (absl::Status st = CheckDevice(device); !st.ok()) return st;
+  for (auto& [id, p] : GraphPoolsOf(device)) {
+    if (id.hi == hi && id.lo == lo) return p;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("no private pool (", hi, ", ", lo,
+                                                 ") on device ", device));
+}
+
 }  // namespace
 }  // namespace umpool::capi
 
@@ -60,6 +69,25 @@ int umpool_wake_up(int device, umpool_stream_t stream) {
     if (umpool::Pool* p = ExistingPool(device)) status.Update(p->Wake(stream));
     for (auto& [id, p] : GraphPoolsOf(device)) status.Update(p->Wake(stream));
     return Done(status);
+  });
+}
+
+int umpool_sleep_pool(int device, uint64_t id_hi, uint64_t id_lo, unsigned offload_roles,
+                      unsigned discard_roles, umpool_stream_t stream) {
+  return Guard("umpool_sleep_pool", [&] {
+    absl::StatusOr<umpool::SleepOptions> o = OptionsOf(offload_roles, discard_roles);
+    if (!o.ok()) return Fail(o.status());
+    absl::StatusOr<umpool::Pool*> p = PrivatePool(device, id_hi, id_lo);
+    if (!p.ok()) return Fail(p.status());
+    return Done((*p)->Sleep(*o, stream));
+  });
+}
+
+int umpool_wake_pool(int device, uint64_t id_hi, uint64_t id_lo, umpool_stream_t stream) {
+  return Guard("umpool_wake_pool", [&] {
+    absl::StatusOr<umpool::Pool*> p = PrivatePool(device, id_hi, id_lo);
+    if (!p.ok()) return Fail(p.status());
+    return Done((*p)->Wake(stream));
   });
 }
 
