@@ -157,6 +157,9 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   bool DiscardsFor(Role role) const;
   bool EnqueueDiscard(std::uintptr_t start, std::size_t size, Stream stream, Role role);
   DiscardMode DiscardModeFor(Role role) const;
+  // One batched prefetch of whole ranges (none: nothing), counted.
+  absl::Status PrefetchBatch(const std::vector<void*>& ptrs, const std::vector<std::size_t>& sizes,
+                             Location where, Stream stream);
   // Marks the live block at `block` as evicted by the pool (discard on free
   // applies to it).
   void NoteEvicted(const void* block);

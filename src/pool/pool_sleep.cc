@@ -8,6 +8,15 @@
 
 namespace umpool::internal {
 
+absl::Status PoolCore::PrefetchBatch(const std::vector<void*>& ptrs,
+                                     const std::vector<std::size_t>& sizes, Location where,
+                                     Stream stream) {
+  if (ptrs.empty()) return absl::OkStatus();
+  absl::Status st = backend_->Prefetch(ptrs.data(), sizes.data(), ptrs.size(), where, stream);
+  if (st.ok()) counters_.Bump(counters_.prefetch_calls);
+  return st;
+}
+
 absl::Status PoolCore::Sleep(const SleepOptions& options, Stream stream) {
   MutexLock lock(&sleep_mu_);
   if (fencer_.capturing()) {
@@ -50,13 +59,8 @@ absl::Status PoolCore::Sleep(const SleepOptions& options, Stream stream) {
       state.discarded_bytes += hi - lo;
     }
   }
-  if (!offload.empty()) {
-    if (absl::Status st = backend_->Prefetch(offload.data(), offload_bytes.data(), offload.size(),
-                                             Location::kHost, stream);
-        !st.ok()) {
-      return st;
-    }
-    counters_.Bump(counters_.prefetch_calls);
+  if (absl::Status st = PrefetchBatch(offload, offload_bytes, Location::kHost, stream); !st.ok()) {
+    return st;
   }
   if (!drop.empty()) {
     absl::Status st = backend_->Discard(drop.data(), drop_bytes.data(), drop.size(),
@@ -98,13 +102,8 @@ absl::Status PoolCore::Wake(Stream stream) {
     ptrs.push_back(b->ptr);
     sizes.push_back(b->bytes);
   }
-  if (!ptrs.empty()) {
-    if (absl::Status st = backend_->Prefetch(ptrs.data(), sizes.data(), ptrs.size(),
-                                             Location::kDevice, stream);
-        !st.ok()) {
-      return st;
-    }
-    counters_.Bump(counters_.prefetch_calls);
+  if (absl::Status st = PrefetchBatch(ptrs, sizes, Location::kDevice, stream); !st.ok()) {
+    return st;
   }
   asleep_ = false;
   slept_.clear();
