@@ -457,6 +457,69 @@ TEST_F(GpuTest, DiscardOnFreeAvoidsMigratingDeadKv) {
               ms[0], ms[1]);
 }
 
+// Sleep offloads 1 GiB of weights and discards KV; while asleep a kernel can
+// still read a weight (its pages fault back) and another allocator's
+// cudaMalloc works; Wake brings everything back at the same addresses with
+// the weights intact. Times are printed (speed lives in benchmarks).
+TEST_F(GpuTest, SleepAndWakeKeepAddressesAndWeights) {
+  constexpr int kWeights = 8;
+  constexpr std::size_t kW = std::size_t{128} << 20, kK = std::size_t{64} << 20;
+  std::vector<void*> w, kv;
+  for (int i = 0; i < kWeights; ++i) {
+    auto p = pool_->Allocate(kW, a_, Role::kWeights);
+    ASSERT_TRUE(p.ok()) << p.status();
+    CUDA_OK(testing::LaunchSpinThenFill(*p, kW, static_cast<unsigned char>(10 + i), 0, a_));
+    w.push_back(*p);
+  }
+  for (int i = 0; i < 4; ++i) {
+    auto p = pool_->Allocate(kK, a_, Role::kKv);
+    ASSERT_TRUE(p.ok()) << p.status();
+    CUDA_OK(testing::LaunchSpinThenFill(*p, kK, 7, 0, a_));
+    kv.push_back(*p);
+  }
+  CUDA_OK(cudaStreamSynchronize(a_));
+  const std::vector<BlockInfo> before = pool_->LiveBlocks();
+  SleepOptions o;
+  o.roles[static_cast<int>(Role::kWeights)] = SleepAction::kOffload;
+  o.roles[static_cast<int>(Role::kKv)] = SleepAction::kDiscard;
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(pool_->Sleep(o, a_).ok());
+  CUDA_OK(cudaStreamSynchronize(a_));
+  auto t1 = std::chrono::steady_clock::now();
+  const SleepState st = pool_->GetSleepState();
+  EXPECT_TRUE(st.asleep);
+  EXPECT_EQ(st.offloaded_bytes, kWeights * kW);
+  EXPECT_GE(st.discarded_bytes, 4 * (kK - (std::size_t{4} << 20)));  // whole pages only
+  EXPECT_LE(st.discarded_bytes, 4 * kK);
+  // Touched while asleep: the pages fault back, the contents are there.
+  EXPECT_EQ(Mismatches(w[0], kW, 10, a_), 0u);
+  // Another allocator works meanwhile (well under the card's free memory).
+  void* other = nullptr;
+  CUDA_OK(cudaMalloc(&other, std::size_t{512} << 20));
+  CUDA_OK(cudaMemset(other, 1, std::size_t{512} << 20));
+  CUDA_OK(cudaFree(other));  // given back before umpool wakes
+  auto t2 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(pool_->Wake(a_).ok());
+  CUDA_OK(cudaStreamSynchronize(a_));
+  auto t3 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(pool_->GetSleepState().asleep);
+  const std::vector<BlockInfo> after = pool_->LiveBlocks();
+  ASSERT_EQ(after.size(), before.size());
+  for (std::size_t i = 0; i < after.size(); ++i) EXPECT_EQ(after[i].ptr, before[i].ptr);
+  for (int i = 0; i < kWeights; ++i) {
+    EXPECT_EQ(Mismatches(w[i], kW, static_cast<unsigned char>(10 + i), a_), 0u) << i;
+  }
+  for (void* p : kv) {  // discarded: writable again
+    CUDA_OK(testing::LaunchSpinThenFill(p, kK, 9, 0, a_));
+    EXPECT_EQ(Mismatches(p, kK, 9, a_), 0u);
+  }
+  std::printf("sleep (1 GiB offloaded, 256 MiB discarded): %.1f ms; wake: %.1f ms\n",
+              std::chrono::duration<double, std::milli>(t1 - t0).count(),
+              std::chrono::duration<double, std::milli>(t3 - t2).count());
+  for (void* p : w) ASSERT_TRUE(pool_->Deallocate(p, a_).ok());
+  for (void* p : kv) ASSERT_TRUE(pool_->Deallocate(p, a_).ok());
+}
+
 TEST_F(GpuTest, DefaultCapIsTheGpusFreeMemory) {
   std::size_t free_bytes = 0, total = 0;
   CUDA_OK(cudaMemGetInfo(&free_bytes, &total));
