@@ -397,6 +397,50 @@ TEST_F(CapiTest, SleepOnePrivatePool) {
   EXPECT_EQ(umpool_release_pool(0, 7, 9), UMPOOL_OK) << LastError();
 }
 
+// The pressure callback through the C ABI: asked once, with the request's
+// size and role, it frees a block and the allocation succeeds.
+struct Pressure {
+  int calls = 0;
+  std::size_t bytes = 0;
+  int role = -1;
+  void* victim = nullptr;
+};
+int FreeVictim(void* ctx, int device, size_t bytes, int role) {
+  auto* p = static_cast<Pressure*>(ctx);
+  ++p->calls;
+  p->bytes = bytes;
+  p->role = role;
+  if (device != 0 || p->victim == nullptr) return 0;
+  umpool_free_block(p->victim);
+  p->victim = nullptr;
+  return 1;
+}
+
+TEST_F(CapiTest, PressureCallbackFreesAndTheAllocationSucceeds) {
+  ASSERT_EQ(umpool_trim(0), UMPOOL_OK);
+  void* a = nullptr;
+  void* b = nullptr;
+  ASSERT_EQ(umpool_alloc(100u << 20, 0, nullptr, 2, &a), UMPOOL_OK) << LastError();
+  ASSERT_EQ(umpool_alloc(100u << 20, 0, nullptr, 2, &b), UMPOOL_OK) << LastError();
+  void* c = nullptr;
+  EXPECT_EQ(umpool_alloc(100u << 20, 0, nullptr, 2, &c), UMPOOL_ERROR_OUT_OF_MEMORY);
+  Pressure pressure;
+  pressure.victim = b;
+  ASSERT_EQ(umpool_set_pressure_callback(0, &FreeVictim, &pressure), UMPOOL_OK);
+  ASSERT_EQ(umpool_alloc(100u << 20, 0, nullptr, 2, &c), UMPOOL_OK) << LastError();
+  EXPECT_EQ(pressure.calls, 1);
+  EXPECT_GE(pressure.bytes, 100u << 20);
+  EXPECT_EQ(pressure.role, 2);
+  EXPECT_EQ(pressure.victim, nullptr);
+  ASSERT_EQ(umpool_set_pressure_callback(0, nullptr, nullptr), UMPOOL_OK);
+  void* d = nullptr;
+  EXPECT_EQ(umpool_alloc(100u << 20, 0, nullptr, 2, &d), UMPOOL_ERROR_OUT_OF_MEMORY);
+  EXPECT_EQ(pressure.calls, 1);
+  EXPECT_EQ(umpool_set_pressure_callback(-2, &FreeVictim, &pressure), UMPOOL_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(umpool_free_block(a), UMPOOL_OK);
+  EXPECT_EQ(umpool_free_block(c), UMPOOL_OK);
+}
+
 TEST_F(CapiTest, StatsFieldsDescribeTheStruct) {
   std::string fields = umpool_stats_fields();
   std::size_t lines = 0, pos = 0;

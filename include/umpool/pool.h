@@ -39,6 +39,7 @@
 
 #include <array>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -298,6 +299,19 @@ class Pool {
   // or above the cap the pool was created with on a managed pool that does
   // not allow oversubscription. Thread-safe.
   absl::Status SetCapacity(std::size_t bytes);
+
+  // Called when an allocation is about to fail for lack of memory, after the
+  // pool has returned its own cached memory: `bytes` is the size class or
+  // rounded size it needs, `role` the request's role. Return true if it freed
+  // memory (an engine evicting or discarding paused requests' KV, freeing a
+  // cache): the pool retries once. Return false to let the allocation fail.
+  // It runs on the allocating thread with no pool lock held, so it may free
+  // and allocate through this pool; it is never re-entered from its own
+  // allocations, and never called during a CUDA graph capture. An exception
+  // it throws fails the allocation with ResourceExhausted naming it.
+  // nullptr removes it. Thread-safe.
+  using PressureCallback = std::function<bool(std::size_t bytes, Role role)>;
+  void SetPressureCallback(PressureCallback callback);
   // The largest cap SetCapacity accepts: the creation cap on a managed pool
   // without oversubscription, else SIZE_MAX. Thread-safe.
   std::size_t MaxCapacity() const;

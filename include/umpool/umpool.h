@@ -214,6 +214,15 @@ UMPOOL_API int umpool_sleep_pool(int device, uint64_t id_hi, uint64_t id_lo,
                                  umpool_stream_t stream);
 UMPOOL_API int umpool_wake_pool(int device, uint64_t id_hi, uint64_t id_lo,
                                 umpool_stream_t stream);
+/* Called before an allocation on `device` fails for lack of memory, after
+ * umpool has returned its own cached memory: `bytes` is what the request
+ * needs, `role` its role. Return nonzero if it freed memory (umpool retries
+ * once), 0 to let the allocation fail. Runs on the allocating thread with no
+ * umpool lock held: it may free and allocate through umpool; it is never
+ * re-entered from its own allocations, never called during a CUDA graph
+ * capture. NULL removes it. The device's pool (created if needed). */
+typedef int (*umpool_pressure_fn)(void* ctx, int device, size_t bytes, int role);
+UMPOOL_API int umpool_set_pressure_callback(int device, umpool_pressure_fn fn, void* ctx);
 /* 1 if the device's pool sleeps, 0 if not (or not created yet); -1 for a
  * bad device (the last error says why). */
 UMPOOL_API int umpool_is_asleep(int device);

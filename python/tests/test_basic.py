@@ -214,3 +214,31 @@ print(json.dumps(out))
     assert "no private pool (3, 5)" in res["errors"][2]
     assert "torch.cuda.MemPool" in res["errors"][3]
     assert res["pool_alone"] is True
+
+
+def test_pressure_callback_frees_and_the_allocation_succeeds():
+    res = run_json("""
+import ctypes, json, umpool
+from umpool import _lib
+umpool.configure("backend:host,capacity:64MiB")
+l = _lib.lib()
+held = []
+for _ in range(3):
+    p = ctypes.c_void_p()
+    assert l.umpool_alloc(20 << 20, 0, None, 2, ctypes.byref(p)) == 0
+    held.append(p.value)
+calls = []
+def relieve(nbytes, role):
+    calls.append((nbytes, role))
+    l.umpool_free_block(ctypes.c_void_p(held.pop()))
+    return True
+umpool.set_pressure_callback(relieve)
+q = ctypes.c_void_p()
+rc = l.umpool_alloc(20 << 20, 0, None, 2, ctypes.byref(q))
+umpool.set_pressure_callback(None)
+rc2 = l.umpool_alloc(60 << 20, 0, None, 2, ctypes.byref(ctypes.c_void_p()))
+print(json.dumps({"rc": rc, "calls": calls, "rc2": rc2}))
+""")
+    assert res["rc"] == 0
+    assert len(res["calls"]) == 1 and res["calls"][0][0] >= 20 << 20 and res["calls"][0][1] == "kv"
+    assert res["rc2"] == 2  # out of memory, no callback any more

@@ -11,7 +11,7 @@ from . import _lib
 __all__ = ["UmpoolError", "configure", "memory_stats", "memory_summary",
            "reset_peak_memory_stats", "empty_cache", "trim", "last_error",
            "block_size", "prefetch", "prefetch_blocks", "snapshot", "library_path", "version",
-           "sleep", "wake_up", "is_asleep"]
+           "sleep", "wake_up", "is_asleep", "set_pressure_callback"]
 
 __version__ = "0.1.0"
 
@@ -223,6 +223,36 @@ def wake_up(device=None, stream=None, pool=None):
     else:
         hi, lo = _pool_id(pool)
         _check(l.umpool_wake_pool(_device_index(device), hi, lo, raw), "umpool.wake_up")
+
+
+_pressure_callbacks = {}  # device -> the ctypes callback (kept alive while installed)
+
+
+def set_pressure_callback(fn, device=None):
+    """Installs fn(bytes, role) -> bool, called before an allocation on the
+    device fails for lack of memory (after umpool returned its own cached
+    memory): `bytes` is what the request needs, `role` its role name. Return
+    True after freeing memory (evicting or discarding paused requests' KV,
+    dropping a cache) and umpool retries once; False lets the allocation fail.
+    It runs on the allocating thread and may free and allocate tensors; it is
+    not re-entered from its own allocations nor called during a CUDA graph
+    capture. An exception it raises is printed and counts as False. None
+    removes it."""
+    dev = _device_index(device)
+    l = _lib.lib()
+    if fn is None:
+        _check(l.umpool_set_pressure_callback(dev, _lib.PRESSURE_FN(), None),
+               "umpool.set_pressure_callback")
+        _pressure_callbacks.pop(dev, None)
+        return
+    names = _lib.role_names()
+
+    def call(_ctx, _device, nbytes, role):
+        return 1 if fn(nbytes, names[role] if 0 <= role < len(names) else str(role)) else 0
+
+    cb = _lib.PRESSURE_FN(call)
+    _check(l.umpool_set_pressure_callback(dev, cb, None), "umpool.set_pressure_callback")
+    _pressure_callbacks[dev] = cb
 
 
 def is_asleep(device=None):

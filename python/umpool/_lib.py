@@ -7,6 +7,11 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 _REPO = os.path.dirname(os.path.dirname(_HERE))
 
 
+# int (*)(void* ctx, int device, size_t bytes, int role): umpool_pressure_fn.
+PRESSURE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t,
+                               ctypes.c_int)
+
+
 def library_path():
     """The libumpool.so this package uses: UMPOOL_LIBRARY, next to the package,
     or a build tree of the repository."""
@@ -126,6 +131,8 @@ def lib():
         l.umpool_sleep_pool.restype = ctypes.c_int
         l.umpool_wake_pool.argtypes = [ctypes.c_int, ctypes.c_uint64, ctypes.c_uint64, stream]
         l.umpool_wake_pool.restype = ctypes.c_int
+        l.umpool_set_pressure_callback.argtypes = [ctypes.c_int, PRESSURE_FN, ctypes.c_void_p]
+        l.umpool_set_pressure_callback.restype = ctypes.c_int
         l.umpool_is_asleep.argtypes = [ctypes.c_int]
         l.umpool_is_asleep.restype = ctypes.c_int
         l.umpool_block_size.argtypes = [ctypes.c_void_p]

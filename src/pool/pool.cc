@@ -96,6 +96,9 @@ absl::Status Pool::Sleep(const SleepOptions& options, Stream stream) {
   return core_->Sleep(options, stream);
 }
 absl::Status Pool::Wake(Stream stream) { return core_->Wake(stream); }
+void Pool::SetPressureCallback(PressureCallback callback) {
+  core_->SetPressureCallback(std::move(callback));
+}
 SleepState Pool::GetSleepState() const { return core_->GetSleepState(); }
 absl::Status Pool::Prefetch(const void* ptr, std::size_t bytes, Location where, Stream stream) {
   return core_->Prefetch(ptr, bytes, where, stream);

@@ -140,17 +140,25 @@ absl::StatusOr<void*> PoolCore::AllocateSmall(std::size_t bytes, Stream stream, 
 }
 
 template <class Take>
-auto PoolCore::WithOomRetry(Take take) -> decltype(take()) {
+auto PoolCore::WithOomRetry(std::size_t bytes, Role role, Take take) -> decltype(take()) {
   auto r = take();
   if (r.ok() || !absl::IsResourceExhausted(r.status())) return r;
   counters_.Bump(counters_.alloc_retries);
   (void)ReleaseCached(options_.release_on_oom);
-  return take();
+  r = take();
+  if (r.ok() || !absl::IsResourceExhausted(r.status())) return r;
+  absl::Status why;
+  if (RelievePressure(bytes, role, &why)) return take();
+  if (!why.ok()) {
+    return absl::ResourceExhaustedError(absl::StrCat(r.status().message(), "; ", why.message()));
+  }
+  return r;
 }
 
 absl::StatusOr<int> PoolCore::Refill(Stream stream, Role role, int cls, void** out, int max,
                                      bool* grew) {
-  return WithOomRetry([&] { return slabs_.Refill(stream, role, cls, out, max, grew); });
+  return WithOomRetry(kSizeClasses[cls].size, role,
+                      [&] { return slabs_.Refill(stream, role, cls, out, max, grew); });
 }
 
 absl::StatusOr<void*> PoolCore::AllocateLarge(std::size_t bytes, Stream stream, Role role) {
@@ -162,7 +170,7 @@ absl::StatusOr<void*> PoolCore::AllocateLarge(std::size_t bytes, Stream stream, 
   if (!discards_.empty()) DrainDiscards();
   const std::size_t rounded = RoundedSize(bytes, role);
   absl::StatusOr<Arena::Range> r =
-      WithOomRetry([&] { return arena_.TakeLarge(role, rounded, stream, bytes); });
+      WithOomRetry(rounded, role, [&] { return arena_.TakeLarge(role, rounded, stream, bytes); });
   if (!r.ok()) return OutOfMemory(bytes, role, r.status());
   if (r->cross_stream) counters_.Bump(counters_.cross_stream_reuses);
   caches_.CountAllocation(CounterCache(), r->bytes, bytes, /*hit=*/!r->grew);

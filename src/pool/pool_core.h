@@ -16,7 +16,8 @@
 // Files: pool_core.cc (creation, allocation), pool_free.cc (frees,
 // RecordStream, discards, captures), pool_blocks.cc (lookups, prefetch,
 // checkpoints), pool_release.cc (Trim, out of memory, capacity,
-// ReleaseStream), pool_sleep.cc (Sleep, Wake), pool_stats.cc, pool_snapshot.cc.
+// ReleaseStream), pool_sleep.cc (Sleep, Wake), pool_pressure.cc (the pressure
+// callback), pool_stats.cc, pool_snapshot.cc.
 //
 // Locks (never two at once except in this order):
 //   thread registry -> thread caches -> bin / large heap -> fencer
@@ -90,6 +91,7 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   absl::Status Sleep(const SleepOptions& options, Stream stream);
   absl::Status Wake(Stream stream);
   SleepState GetSleepState() const;
+  void SetPressureCallback(Pool::PressureCallback callback);
   void BeginCapture() { fencer_.CaptureBegan(); }
   absl::Status EndCapture();
   bool capturing() const { return fencer_.capturing(); }
@@ -140,7 +142,7 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   // Runs `take`; if memory ran short, releases cached memory (counted as an
   // allocation retry) and runs it once more (pool_core.cc).
   template <class Take>
-  auto WithOomRetry(Take take) -> decltype(take());
+  auto WithOomRetry(std::size_t bytes, Role role, Take take) -> decltype(take());
   // Refill with the out-of-memory retry.
   absl::StatusOr<int> Refill(Stream stream, Role role, int cls, void** out, int max, bool* grew);
   // Marks a cached block live for `stream`, allocated for `requested` bytes.
@@ -157,6 +159,10 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   bool DiscardsFor(Role role) const;
   bool EnqueueDiscard(std::uintptr_t start, std::size_t size, Stream stream, Role role);
   DiscardMode DiscardModeFor(Role role) const;
+  // Asks the pressure callback to free memory for a request of `bytes` of
+  // `role`: true if it says it did (retry). An exception it throws is
+  // reported in *why (and counts as false).
+  bool RelievePressure(std::size_t bytes, Role role, absl::Status* why);
   // One batched prefetch of whole ranges (none: nothing), counted.
   absl::Status PrefetchBatch(const std::vector<void*>& ptrs, const std::vector<std::size_t>& sizes,
                              Location where, Stream stream);
@@ -201,6 +207,9 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
     std::size_t bytes;  // the whole block (what Wake prefetches)
     SleepAction action;
   };
+  Mutex pressure_mu_;
+  std::shared_ptr<const Pool::PressureCallback> pressure_ ABSL_GUARDED_BY(pressure_mu_);
+
   mutable Mutex sleep_mu_;
   bool asleep_ ABSL_GUARDED_BY(sleep_mu_) = false;
   std::vector<Slept> slept_ ABSL_GUARDED_BY(sleep_mu_);

@@ -1,0 +1,86 @@
+// The pool conformance suite, part 4: the pressure callback, on every
+// backend. Instantiated in pool_test.cc.
+#include <stdexcept>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "src/pool/pool_core.h"
+#include "tests/pool_test_fixture.h"
+#include "umpool/pool.h"
+
+namespace umpool {
+namespace {
+
+constexpr std::size_t kMiB = std::size_t{1} << 20;
+
+TEST_P(PoolTest, PressureCallbackFreesMemoryAndThePoolRetries) {
+  PoolOptions o;
+  o.capacity_bytes = 64 * kMiB;
+  auto pool = Make(o);
+  ASSERT_NE(pool, nullptr);
+  const Stream s = kDefaultStream;
+  std::vector<void*> held;
+  for (int i = 0; i < 3; ++i) {
+    auto p = pool->Allocate(20 * kMiB, s, Role::kKv);
+    ASSERT_TRUE(p.ok()) << p.status();
+    held.push_back(*p);
+  }
+  EXPECT_TRUE(absl::IsResourceExhausted(pool->Allocate(20 * kMiB, s, Role::kKv).status()));
+
+  // An engine evicts a paused request: the callback frees a block.
+  int calls = 0;
+  std::size_t asked = 0;
+  Role asked_role = Role::kDefault;
+  pool->SetPressureCallback([&](std::size_t bytes, Role role) {
+    ++calls;
+    asked = bytes;
+    asked_role = role;
+    if (held.empty()) return false;
+    EXPECT_TRUE(pool->Deallocate(held.back(), s).ok());
+    held.pop_back();
+    return true;
+  });
+  auto p = pool->Allocate(20 * kMiB, s, Role::kKv);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(calls, 1);
+  EXPECT_GE(asked, 20 * kMiB);
+  EXPECT_EQ(asked_role, Role::kKv);
+  held.push_back(*p);
+
+  // Nothing to free: the allocation fails as before.
+  pool->SetPressureCallback([&](std::size_t, Role) { return false; });
+  EXPECT_TRUE(absl::IsResourceExhausted(pool->Allocate(40 * kMiB, s).status()));
+
+  // A callback that throws: a clear error, the pool keeps working.
+  pool->SetPressureCallback([](std::size_t, Role) -> bool { throw std::runtime_error("boom"); });
+  absl::StatusOr<void*> thrown = pool->Allocate(40 * kMiB, s);
+  EXPECT_TRUE(absl::IsResourceExhausted(thrown.status())) << thrown.status();
+  EXPECT_NE(thrown.status().message().find("the pressure callback threw: boom"), std::string::npos)
+      << thrown.status();
+
+  // Its own allocations that run short do not call it again.
+  calls = 0;
+  pool->SetPressureCallback([&](std::size_t, Role) {
+    ++calls;
+    EXPECT_TRUE(absl::IsResourceExhausted(pool->Allocate(40 * kMiB, s).status()));
+    return false;
+  });
+  EXPECT_TRUE(absl::IsResourceExhausted(pool->Allocate(40 * kMiB, s).status()));
+  EXPECT_EQ(calls, 1);
+
+  // Never during a graph capture.
+  calls = 0;
+  pool->BeginCapture();
+  EXPECT_TRUE(absl::IsResourceExhausted(pool->Allocate(40 * kMiB, s).status()));
+  ASSERT_TRUE(pool->EndCapture().ok());
+  EXPECT_EQ(calls, 0);
+
+  pool->SetPressureCallback(nullptr);
+  EXPECT_TRUE(absl::IsResourceExhausted(pool->Allocate(40 * kMiB, s).status()));
+  EXPECT_EQ(calls, 0);
+  for (void* q : held) ASSERT_TRUE(pool->Deallocate(q, s).ok());
+  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+}
+
+}  // namespace
+}  // namespace umpool
