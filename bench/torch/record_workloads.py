@@ -107,7 +107,13 @@ def main():
     if a.worker:
         worker(a.worker, a.alloc, a.out)
         return
-    results = {}
+    import torch
+    results = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}
+
+    def save():  # after every workload: a time limit loses only what was not run
+        with open(os.path.join(a.out, "workloads.json"), "w") as f:
+            json.dump(results, f, indent=1)
+
     for name in a.only.split(","):
         results[name] = {}
         for alloc in ("native", "expandable"):
@@ -125,11 +131,7 @@ def main():
             print(f"{name:9s} {alloc:10s} peak reserved {r['peak_reserved'] / 2**20:9.1f} MiB, "
                   f"allocated {r['peak_allocated'] / 2**20:9.1f} MiB, ratio {r['reserved_over_allocated']:.3f}",
                   flush=True)
-    import torch
-    results["gpu"] = torch.cuda.get_device_name(0)
-    results["torch"] = torch.__version__
-    with open(os.path.join(a.out, "workloads.json"), "w") as f:
-        json.dump(results, f, indent=1)
+            save()
 
 
 if __name__ == "__main__":
