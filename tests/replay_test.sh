@@ -40,7 +40,7 @@ done
 # (native 1.077 / 1.137, expandable segments 1.033 / 1.096: bench/traces/README.md).
 for t in generate:1.10 train:1.15; do
   name=${t%%:*} bound=${t#*:}
-  gzip -dc "$src/bench/traces/$name.csv.gz" >"$work/$name.csv"
+  cat "$src/bench/traces/$name"/part-*.csv.gz | gzip -dc >"$work/$name.csv"
   "$replay" "$work/$name.csv" --backend host --quiet --max-ratio "$bound" \
       --json "$work/$name.result.json"
   python3 - "$work/$name.result.json" "$name" <<'PY'

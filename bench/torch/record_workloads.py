@@ -10,8 +10,10 @@ transformers, bf16):
   train     8-layer model, AdamW, 12 steps over batches of varied lengths
   compile   torch.compile (default mode) of a 4-layer model over several shapes
 
-Writes OUT/<workload>.csv.gz (tools/umpool-trace-from-torch of the native
-run's snapshot) and OUT/workloads.json (peaks per workload and allocator).
+Writes OUT/<workload>/part-NNN.csv.gz (tools/umpool-trace-from-torch of the
+native run's snapshot, 15000 lines per part, each part gzipped on its own:
+`cat OUT/<workload>/part-*.csv.gz | gzip -dc` is the trace) and
+OUT/workloads.json (peaks per workload and allocator).
 
   python3 bench/torch/record_workloads.py --out DIR [--only generate,train]
 """
@@ -73,6 +75,17 @@ def run_compile(torch):
 WORKLOADS = {"generate": run_generate, "train": run_train, "compile": run_compile}
 
 
+def write_trace_parts(csv, directory, lines_per_part=15000):
+    """Writes the trace text `csv` (bytes) as directory/part-NNN.csv.gz, in
+    pieces of whole lines: small files for the repository, and the gzip
+    members concatenate back into the trace."""
+    os.makedirs(directory, exist_ok=True)
+    lines = csv.splitlines(keepends=True)
+    for n, start in enumerate(range(0, len(lines), lines_per_part)):
+        with open(os.path.join(directory, f"part-{n:03d}.csv.gz"), "wb") as f:
+            f.write(gzip.compress(b"".join(lines[start:start + lines_per_part]), mtime=0))
+
+
 def worker(name, alloc, out):
     import torch
     if alloc == "native":
@@ -88,10 +101,9 @@ def worker(name, alloc, out):
         torch.cuda.memory._record_memory_history(enabled=None)
         csv = subprocess.run([sys.executable, os.path.join(REPO, "tools", "umpool-trace-from-torch"),
                               pickle_path], capture_output=True, check=True)
-        with gzip.open(os.path.join(out, f"{name}.csv.gz"), "wb") as f:
-            f.write(csv.stdout)
+        write_trace_parts(csv.stdout, os.path.join(out, name))
         os.remove(pickle_path)
-        res["trace"] = f"{name}.csv.gz"
+        res["trace"] = f"{name}/part-*.csv.gz"
         res["trace_note"] = csv.stderr.decode()[-400:]
     print(json.dumps(res), flush=True)
 
