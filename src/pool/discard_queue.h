@@ -27,12 +27,24 @@
 
 #include "absl/base/thread_annotations.h"
 #include "src/base/mutex.h"
+#include "umpool/backend.h"
 #include "umpool/types.h"
 
 namespace umpool::internal {
 
 // Blocks that make the pool drain at once.
 inline constexpr std::size_t kDiscardBatch = 64;
+
+// The whole 2 MiB pages inside [start, start + size): a partial page may
+// hold a neighbour. None when lo >= hi.
+struct PageRange {
+  std::uintptr_t lo = 0, hi = 0;
+  bool empty() const { return hi <= lo; }
+};
+inline PageRange WholePages(std::uintptr_t start, std::size_t size) {
+  return PageRange{(start + kMapGranularity - 1) & ~(kMapGranularity - 1),
+                   (start + size) & ~(kMapGranularity - 1)};
+}
 
 struct PendingDiscard {
   std::uintptr_t block = 0;  // block start (what the user freed)

@@ -111,6 +111,14 @@ void PoolCore::NoteEvicted(const void* block) {
   if (idx >= 0) slab->record(static_cast<std::uint32_t>(idx)).evicted.store(1, std::memory_order_relaxed);
 }
 
+absl::Status PoolCore::PrefetchBatch(const std::vector<void*>& ptrs,
+                                     const std::vector<std::size_t>& sizes, Location where,
+                                     Stream stream) {
+  if (ptrs.empty()) return absl::OkStatus();
+  counters_.Bump(counters_.prefetch_calls);  // counted as asked, like Prefetch
+  return backend_->Prefetch(ptrs.data(), sizes.data(), ptrs.size(), where, stream);
+}
+
 absl::Status PoolCore::PrefetchBlocks(const void* const* ptrs, std::size_t count,
                                       Location where, Stream stream) {
   if (count == 0) return absl::OkStatus();
@@ -130,8 +138,7 @@ absl::Status PoolCore::PrefetchBlocks(const void* const* ptrs, std::size_t count
     starts[i] = b->ptr;
     sizes[i] = b->bytes;
   }
-  counters_.Bump(counters_.prefetch_calls);
-  absl::Status st = backend_->Prefetch(starts.data(), sizes.data(), count, where, stream);
+  absl::Status st = PrefetchBatch(starts, sizes, where, stream);
   if (st.ok() && where == Location::kHost) {
     for (void* b : starts) NoteEvicted(b);
   }

@@ -163,6 +163,8 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   // `role`: true if it says it did (retry). An exception it throws is
   // reported in *why (and counts as false).
   bool RelievePressure(std::size_t bytes, Role role, absl::Status* why);
+  // Counts one batched discard of ranges of `sizes` bytes.
+  void CountDiscard(const std::vector<std::size_t>& sizes);
   // One batched prefetch of whole ranges (none: nothing), counted.
   absl::Status PrefetchBatch(const std::vector<void*>& ptrs, const std::vector<std::size_t>& sizes,
                              Location where, Stream stream);

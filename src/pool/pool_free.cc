@@ -190,11 +190,11 @@ bool PoolCore::WaitsForDiscard(const Span* span, const void* block) const {
 }
 
 bool PoolCore::EnqueueDiscard(std::uintptr_t start, std::size_t size, Stream stream, Role role) {
-  // Only whole pages inside the block: a partial page may hold a neighbour.
-  const std::uintptr_t lo = (start + kMapGranularity - 1) & ~(kMapGranularity - 1);
-  const std::uintptr_t hi = (start + size) & ~(kMapGranularity - 1);
-  if (hi <= lo) return false;
-  if (discards_.Push(PendingDiscard{start, lo, hi, stream, DiscardModeFor(role)})) DrainDiscards();
+  const PageRange pages = WholePages(start, size);
+  if (pages.empty()) return false;
+  if (discards_.Push(PendingDiscard{start, pages.lo, pages.hi, stream, DiscardModeFor(role)})) {
+    DrainDiscards();
+  }
   return true;
 }
 
@@ -208,6 +208,12 @@ DiscardMode PoolCore::DiscardModeFor(Role role) const {
   return options_.policy(role).preferred == Location::kDevice && !options_.allow_oversubscription
              ? DiscardMode::kRefill
              : DiscardMode::kDrop;
+}
+
+void PoolCore::CountDiscard(const std::vector<std::size_t>& sizes) {
+  counters_.Bump(counters_.discard_calls);
+  counters_.Bump(counters_.discarded_blocks, sizes.size());
+  for (std::size_t n : sizes) counters_.Bump(counters_.discard_bytes, n);
 }
 
 void PoolCore::DrainDiscards() {
@@ -229,9 +235,7 @@ void PoolCore::DrainDiscards() {
       absl::Status st =
           backend_->Discard(ptrs.data(), sizes.data(), ptrs.size(), batch[i].mode, stream);
       if (st.ok()) {
-        counters_.Bump(counters_.discard_calls);
-        counters_.Bump(counters_.discarded_blocks, ptrs.size());
-        for (std::size_t n : sizes) counters_.Bump(counters_.discard_bytes, n);
+        CountDiscard(sizes);
       } else if (discard_supported_.exchange(false)) {
         std::fprintf(stderr, "umpool: warning: discard on free disabled for this pool: %s\n",
                      st.ToString().c_str());

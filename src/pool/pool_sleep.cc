@@ -8,15 +8,6 @@
 
 namespace umpool::internal {
 
-absl::Status PoolCore::PrefetchBatch(const std::vector<void*>& ptrs,
-                                     const std::vector<std::size_t>& sizes, Location where,
-                                     Stream stream) {
-  if (ptrs.empty()) return absl::OkStatus();
-  absl::Status st = backend_->Prefetch(ptrs.data(), sizes.data(), ptrs.size(), where, stream);
-  if (st.ok()) counters_.Bump(counters_.prefetch_calls);
-  return st;
-}
-
 absl::Status PoolCore::Sleep(const SleepOptions& options, Stream stream) {
   MutexLock lock(&sleep_mu_);
   if (fencer_.capturing()) {
@@ -49,14 +40,11 @@ absl::Status PoolCore::Sleep(const SleepOptions& options, Stream stream) {
       state.offloaded_bytes += b.bytes;
       continue;
     }
-    // Only whole pages: a partial page may hold a neighbour that stays.
-    const auto start = reinterpret_cast<std::uintptr_t>(b.ptr);
-    const std::uintptr_t lo = (start + kMapGranularity - 1) & ~(kMapGranularity - 1);
-    const std::uintptr_t hi = (start + b.bytes) & ~(kMapGranularity - 1);
-    if (hi > lo) {
-      drop.push_back(reinterpret_cast<void*>(lo));
-      drop_bytes.push_back(hi - lo);
-      state.discarded_bytes += hi - lo;
+    const PageRange pages = WholePages(reinterpret_cast<std::uintptr_t>(b.ptr), b.bytes);
+    if (!pages.empty()) {
+      drop.push_back(reinterpret_cast<void*>(pages.lo));
+      drop_bytes.push_back(pages.hi - pages.lo);
+      state.discarded_bytes += pages.hi - pages.lo;
     }
   }
   if (absl::Status st = PrefetchBatch(offload, offload_bytes, Location::kHost, stream); !st.ok()) {
@@ -74,9 +62,7 @@ absl::Status PoolCore::Sleep(const SleepOptions& options, Stream stream) {
       // Undo nothing: what was offloaded stays valid where it is; report.
       return st;
     }
-    counters_.Bump(counters_.discard_calls);
-    counters_.Bump(counters_.discarded_blocks, drop.size());
-    counters_.Bump(counters_.discard_bytes, state.discarded_bytes);
+    CountDiscard(drop_bytes);
   }
   state.asleep = true;
   asleep_ = true;
