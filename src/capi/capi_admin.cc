@@ -158,8 +158,7 @@ const char* umpool_stats_fields(void) {
 int umpool_reset_peak_stats(int device) {
   return Guard("umpool_reset_peak_stats", [&] {
     if (absl::Status st = CheckDevice(device); !st.ok()) return Fail(st);
-    if (umpool::Pool* p = ExistingPool(device)) p->ResetPeaks();
-    for (auto& [id, p] : GraphPoolsOf(device)) p->ResetPeaks();
+    for (umpool::Pool* p : PoolsOf(device)) p->ResetPeaks();
     return static_cast<int>(UMPOOL_OK);
   });
 }

@@ -119,8 +119,7 @@ int umpool_release_stream(int device, umpool_stream_t stream) {
   return Guard("umpool_release_stream", [&] {
     if (absl::Status st = CheckDevice(device); !st.ok()) return Fail(st);
     absl::Status status;
-    if (umpool::Pool* p = ExistingPool(device)) status.Update(p->ReleaseStream(stream));
-    for (auto& [id, p] : GraphPoolsOf(device)) status.Update(p->ReleaseStream(stream));
+    for (umpool::Pool* p : PoolsOf(device)) status.Update(p->ReleaseStream(stream));
     return Done(status);
   });
 }

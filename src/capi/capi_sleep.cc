@@ -52,10 +52,7 @@ int umpool_sleep(int device, unsigned offload_roles, unsigned discard_roles,
     if (!o.ok()) return Fail(o.status());
     // The device's pool first, then its private pools; one failing stops
     // the rest (what slept stays asleep: umpool_wake_up brings it back).
-    if (umpool::Pool* p = ExistingPool(device)) {
-      if (absl::Status st = p->Sleep(*o, stream); !st.ok()) return Fail(st);
-    }
-    for (auto& [id, p] : GraphPoolsOf(device)) {
+    for (umpool::Pool* p : PoolsOf(device)) {
       if (absl::Status st = p->Sleep(*o, stream); !st.ok()) return Fail(st);
     }
     return static_cast<int>(UMPOOL_OK);
@@ -66,8 +63,7 @@ int umpool_wake_up(int device, umpool_stream_t stream) {
   return Guard("umpool_wake_up", [&] {
     if (absl::Status st = CheckDevice(device); !st.ok()) return Fail(st);
     absl::Status status;
-    if (umpool::Pool* p = ExistingPool(device)) status.Update(p->Wake(stream));
-    for (auto& [id, p] : GraphPoolsOf(device)) status.Update(p->Wake(stream));
+    for (umpool::Pool* p : PoolsOf(device)) status.Update(p->Wake(stream));
     return Done(status);
   });
 }

@@ -223,4 +223,11 @@ std::vector<std::pair<PoolId, Pool*>> GraphPoolsOf(int device) {
   return out;
 }
 
+std::vector<Pool*> PoolsOf(int device) {
+  std::vector<Pool*> out;
+  if (Pool* p = ExistingPool(device)) out.push_back(p);
+  for (auto& [id, p] : GraphPoolsOf(device)) out.push_back(p);
+  return out;
+}
+
 }  // namespace umpool::capi

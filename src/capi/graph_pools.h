@@ -52,6 +52,9 @@ void MaybeReturnReleased(Pool* pool);
 int GraphPoolCount(int device);
 // Every private pool of `device` with its id.
 std::vector<std::pair<PoolId, Pool*>> GraphPoolsOf(int device);
+// The device's pool (if it exists) and then its private pools: what a
+// device-wide call (release a stream, reset peaks, sleep, wake) acts on.
+std::vector<Pool*> PoolsOf(int device);
 
 }  // namespace umpool::capi
 
