@@ -375,9 +375,17 @@ TEST_F(CapiTest, SleepAndWakeUp) {
   ASSERT_EQ(umpool_sleep(0, 1u << 1, 1u << 2, nullptr), UMPOOL_OK) << LastError();
   EXPECT_EQ(umpool_is_asleep(0), 1);
   ASSERT_EQ(umpool_sleep(0, 1u << 1, 0, nullptr), UMPOOL_OK) << "asleep: a no-op";
+  std::memset(w, 0x11, 4u << 20);  // written while asleep: lost at wake-up
+  ASSERT_EQ(umpool_release_staging(0), UMPOOL_OK) << "asleep: the buffer is kept";
   ASSERT_EQ(umpool_wake_up(0, nullptr), UMPOOL_OK) << LastError();
   EXPECT_EQ(umpool_is_asleep(0), 0);
   EXPECT_EQ(static_cast<unsigned char*>(w)[(4u << 20) - 1], 0x5a);
+  EXPECT_EQ(static_cast<unsigned char*>(w)[0], 0x5a);
+  EXPECT_EQ(umpool_release_staging(0), UMPOOL_OK) << LastError();
+  EXPECT_EQ(umpool_release_staging(-3), UMPOOL_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(umpool_reserve_staging(0, 1u << 9), UMPOOL_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(umpool_reserve_staging(-3, 1u << 1), UMPOOL_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(umpool_reserve_staging(0, 1u << 1), UMPOOL_OK) << LastError();
   EXPECT_EQ(umpool_free_block(w), UMPOOL_OK);
 }
 

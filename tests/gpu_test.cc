@@ -457,10 +457,12 @@ TEST_F(GpuTest, DiscardOnFreeAvoidsMigratingDeadKv) {
               ms[0], ms[1]);
 }
 
-// Sleep offloads 1 GiB of weights and discards KV; while asleep a kernel can
-// still read a weight (its pages fault back) and another allocator's
-// cudaMalloc works; Wake brings everything back at the same addresses with
-// the weights intact. Times are printed (speed lives in benchmarks).
+// Sleep offloads 1 GiB of weights (by staging, then by eviction) and
+// discards KV; while asleep a kernel may still touch a weight (by eviction
+// its pages fault back with their contents; by staging it reads undefined
+// data and its writes are lost at Wake) and another allocator's cudaMalloc
+// works; Wake brings everything back at the same addresses with the weights
+// intact. Times are printed (speed lives in benchmarks).
 TEST_F(GpuTest, SleepAndWakeKeepAddressesAndWeights) {
   constexpr int kWeights = 8;
   constexpr std::size_t kW = std::size_t{128} << 20, kK = std::size_t{64} << 20;
@@ -479,43 +481,52 @@ TEST_F(GpuTest, SleepAndWakeKeepAddressesAndWeights) {
   }
   CUDA_OK(cudaStreamSynchronize(a_));
   const std::vector<BlockInfo> before = pool_->LiveBlocks();
-  SleepOptions o;
-  o.roles[static_cast<int>(Role::kWeights)] = SleepAction::kOffload;
-  o.roles[static_cast<int>(Role::kKv)] = SleepAction::kDiscard;
-  auto t0 = std::chrono::steady_clock::now();
-  ASSERT_TRUE(pool_->Sleep(o, a_).ok());
-  CUDA_OK(cudaStreamSynchronize(a_));
-  auto t1 = std::chrono::steady_clock::now();
-  const SleepState st = pool_->GetSleepState();
-  EXPECT_TRUE(st.asleep);
-  EXPECT_EQ(st.offloaded_bytes, kWeights * kW);
-  EXPECT_GE(st.discarded_bytes, 4 * (kK - (std::size_t{4} << 20)));  // whole pages only
-  EXPECT_LE(st.discarded_bytes, 4 * kK);
-  // Touched while asleep: the pages fault back, the contents are there.
-  EXPECT_EQ(Mismatches(w[0], kW, 10, a_), 0u);
-  // Another allocator works meanwhile (well under the card's free memory).
-  void* other = nullptr;
-  CUDA_OK(cudaMalloc(&other, std::size_t{512} << 20));
-  CUDA_OK(cudaMemset(other, 1, std::size_t{512} << 20));
-  CUDA_OK(cudaFree(other));  // given back before umpool wakes
-  auto t2 = std::chrono::steady_clock::now();
-  ASSERT_TRUE(pool_->Wake(a_).ok());
-  CUDA_OK(cudaStreamSynchronize(a_));
-  auto t3 = std::chrono::steady_clock::now();
-  EXPECT_FALSE(pool_->GetSleepState().asleep);
-  const std::vector<BlockInfo> after = pool_->LiveBlocks();
-  ASSERT_EQ(after.size(), before.size());
-  for (std::size_t i = 0; i < after.size(); ++i) EXPECT_EQ(after[i].ptr, before[i].ptr);
-  for (int i = 0; i < kWeights; ++i) {
-    EXPECT_EQ(Mismatches(w[i], kW, static_cast<unsigned char>(10 + i), a_), 0u) << i;
+  for (OffloadBy by : {OffloadBy::kStaging, OffloadBy::kEviction}) {
+    const bool staged = by == OffloadBy::kStaging;
+    SCOPED_TRACE(staged ? "staging" : "eviction");
+    SleepOptions o;
+    o.roles[static_cast<int>(Role::kWeights)] = SleepAction::kOffload;
+    o.roles[static_cast<int>(Role::kKv)] = SleepAction::kDiscard;
+    o.offload_by = by;
+    auto t0 = std::chrono::steady_clock::now();
+    ASSERT_TRUE(pool_->Sleep(o, a_).ok());
+    CUDA_OK(cudaStreamSynchronize(a_));
+    auto t1 = std::chrono::steady_clock::now();
+    const SleepState st = pool_->GetSleepState();
+    EXPECT_TRUE(st.asleep);
+    EXPECT_EQ(st.offloaded_bytes, kWeights * kW);
+    EXPECT_EQ(st.staged_bytes, staged ? kWeights * kW : 0);
+    const std::size_t kv_pages = 4 * (kK - (std::size_t{4} << 20));  // whole pages only
+    EXPECT_GE(st.discarded_bytes, kv_pages + (staged ? kWeights * (kW - (std::size_t{4} << 20)) : 0));
+    // Touched while asleep.
+    const std::size_t wrong = Mismatches(w[0], kW, 10, a_);
+    if (!staged) EXPECT_EQ(wrong, 0u) << "evicted pages fault back with their contents";
+    if (staged) CUDA_OK(testing::LaunchSpinThenFill(w[1], kW, 99, 0, a_));  // lost at Wake
+    // Another allocator works meanwhile (well under the card's free memory).
+    void* other = nullptr;
+    CUDA_OK(cudaMalloc(&other, std::size_t{512} << 20));
+    CUDA_OK(cudaMemset(other, 1, std::size_t{512} << 20));
+    CUDA_OK(cudaFree(other));  // given back before umpool wakes
+    auto t2 = std::chrono::steady_clock::now();
+    ASSERT_TRUE(pool_->Wake(a_).ok());
+    CUDA_OK(cudaStreamSynchronize(a_));
+    auto t3 = std::chrono::steady_clock::now();
+    EXPECT_FALSE(pool_->GetSleepState().asleep);
+    const std::vector<BlockInfo> after = pool_->LiveBlocks();
+    ASSERT_EQ(after.size(), before.size());
+    for (std::size_t i = 0; i < after.size(); ++i) EXPECT_EQ(after[i].ptr, before[i].ptr);
+    for (int i = 0; i < kWeights; ++i) {
+      EXPECT_EQ(Mismatches(w[i], kW, static_cast<unsigned char>(10 + i), a_), 0u) << i;
+    }
+    for (void* p : kv) {  // discarded: writable again
+      CUDA_OK(testing::LaunchSpinThenFill(p, kK, 9, 0, a_));
+      EXPECT_EQ(Mismatches(p, kK, 9, a_), 0u);
+    }
+    std::printf("sleep by %s (1 GiB offloaded, 256 MiB discarded): %.1f ms; wake: %.1f ms\n",
+                staged ? "staging" : "eviction",
+                std::chrono::duration<double, std::milli>(t1 - t0).count(),
+                std::chrono::duration<double, std::milli>(t3 - t2).count());
   }
-  for (void* p : kv) {  // discarded: writable again
-    CUDA_OK(testing::LaunchSpinThenFill(p, kK, 9, 0, a_));
-    EXPECT_EQ(Mismatches(p, kK, 9, a_), 0u);
-  }
-  std::printf("sleep (1 GiB offloaded, 256 MiB discarded): %.1f ms; wake: %.1f ms\n",
-              std::chrono::duration<double, std::milli>(t1 - t0).count(),
-              std::chrono::duration<double, std::milli>(t3 - t2).count());
   for (void* p : w) ASSERT_TRUE(pool_->Deallocate(p, a_).ok());
   for (void* p : kv) ASSERT_TRUE(pool_->Deallocate(p, a_).ok());
 }

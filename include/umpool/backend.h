@@ -55,6 +55,9 @@ struct BackendCounters {
   std::atomic<std::uint64_t> discard_ops{0};
   std::atomic<std::uint64_t> discard_bytes{0};
   std::atomic<std::uint64_t> refill_bytes{0};  // discarded with DiscardMode::kRefill
+  std::atomic<std::uint64_t> copy_ops{0};      // Copy() calls
+  std::atomic<std::uint64_t> copy_bytes{0};
+  std::atomic<std::uint64_t> staging_allocs{0};  // AllocateStaging() calls that allocated
   std::atomic<std::uint64_t> event_records{0};
   std::atomic<std::uint64_t> event_queries{0};
   std::atomic<std::uint64_t> event_syncs{0};
@@ -106,6 +109,25 @@ class Backend {
   // device and host backends.
   virtual absl::Status Discard(void* const* ptrs, const std::size_t* sizes, std::size_t count,
                                DiscardMode mode, Stream stream) = 0;
+
+  // Staging memory for Pool::Sleep's offload: host memory the GPU copies to
+  // and from at full speed (cudaHostAlloc, pinned, on the CUDA backends;
+  // plain host memory on the host backend). AllocateStaging gives `bytes`
+  // (> 0), aligned to >= 4 KiB; ResourceExhausted when the host cannot pin
+  // that much. FreeStaging returns it; no queued copy may still use it.
+  // Unimplemented by default: Sleep then offloads by eviction instead.
+  virtual absl::StatusOr<void*> AllocateStaging(std::size_t bytes);
+  virtual void FreeStaging(void* ptr, std::size_t bytes);
+  // Stream-ordered copy of `bytes` between any of the backend's memory and
+  // staging memory (cudaMemcpyAsync, cudaMemcpyDefault). The host backend
+  // copies at once. Unimplemented by default.
+  virtual absl::Status Copy(void* dst, const void* src, std::size_t bytes, Stream stream);
+  // A stream of the backend's device for the pool's own work beside the
+  // caller's (Sleep discards pages there while the next chunk copies), and
+  // its destruction. Unimplemented by default (the work then runs in order
+  // on the caller's stream).
+  virtual absl::StatusOr<Stream> CreateWorkStream();
+  virtual void DestroyWorkStream(Stream stream);
 
   // Events. CreateEvent makes a timing-free event usable with RecordEvent on
   // any stream of the backend's device.

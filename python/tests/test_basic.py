@@ -186,13 +186,16 @@ p = ctypes.c_void_p()
 assert l.umpool_alloc(4 << 20, 0, None, 1, ctypes.byref(p)) == 0   # weights
 ctypes.memset(p.value, 0x3c, 4 << 20)
 out = {"before": umpool.is_asleep()}
+umpool.reserve_staging(offload=("weights",))
 umpool.sleep(offload=("weights",), discard=("kv", "activations"))
 out["asleep"] = umpool.is_asleep()
 umpool.sleep(offload="weights")        # asleep already: a no-op
+ctypes.memset(p.value, 0x11, 4 << 20)  # written while asleep: lost at wake-up
 umpool.wake_up()
+umpool.release_staging()
 umpool.wake_up()                       # awake: a no-op
 out["after"] = umpool.is_asleep()
-out["kept"] = ctypes.string_at(p.value + (4 << 20) - 1, 1) == b"\\x3c"
+out["kept"] = ctypes.string_at(p.value, 4 << 20) == b"\\x3c" * (4 << 20)
 assert l.umpool_create_pool(0, 3, 4) == 0
 q = ctypes.c_void_p()
 assert l.umpool_pool_alloc(0, 3, 4, 1 << 20, None, ctypes.byref(q)) == 0
@@ -200,9 +203,12 @@ umpool.sleep(offload="default", pool=(3, 4))
 out["pool_alone"] = not umpool.is_asleep()
 umpool.wake_up(pool=(3, 4))
 for bad in ({"offload": ("weights",), "discard": ("weights",)}, {"offload": ("moon",)},
-            {"offload": "default", "pool": (3, 5)}, {"pool": "nope"}):
+            {"offload": "default", "pool": (3, 5)}, {"pool": "nope"}, {"reserve": ("moon",)}):
     try:
-        umpool.sleep(**bad)
+        if "reserve" in bad:
+            umpool.reserve_staging(offload=bad["reserve"])
+        else:
+            umpool.sleep(**bad)
     except (umpool.UmpoolError, ValueError) as e:
         out.setdefault("errors", []).append(str(e))
 print(json.dumps(out))
@@ -213,6 +219,7 @@ print(json.dumps(out))
     assert "unknown role 'moon'" in res["errors"][1]
     assert "no private pool (3, 5)" in res["errors"][2]
     assert "torch.cuda.MemPool" in res["errors"][3]
+    assert "unknown role 'moon'" in res["errors"][4]
     assert res["pool_alone"] is True
 
 

@@ -133,6 +133,10 @@ def lib():
         l.umpool_wake_pool.restype = ctypes.c_int
         l.umpool_set_pressure_callback.argtypes = [ctypes.c_int, PRESSURE_FN, ctypes.c_void_p]
         l.umpool_set_pressure_callback.restype = ctypes.c_int
+        l.umpool_reserve_staging.argtypes = [ctypes.c_int, ctypes.c_uint]
+        l.umpool_reserve_staging.restype = ctypes.c_int
+        l.umpool_release_staging.argtypes = [ctypes.c_int]
+        l.umpool_release_staging.restype = ctypes.c_int
         l.umpool_is_asleep.argtypes = [ctypes.c_int]
         l.umpool_is_asleep.restype = ctypes.c_int
         l.umpool_block_size.argtypes = [ctypes.c_void_p]

@@ -103,6 +103,33 @@ absl::Status HostBackend::Discard(void* const*, const std::size_t* sizes, std::s
   return absl::OkStatus();
 }
 
+absl::StatusOr<void*> HostBackend::AllocateStaging(std::size_t bytes) {
+  {
+    MutexLock lock(&mu_);
+    if (fail_staging_ > 0) {
+      --fail_staging_;
+      return absl::ResourceExhaustedError(
+          absl::StrCat("host backend: injected failure allocating ", bytes, " staging bytes"));
+    }
+  }
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "host backend: mmap of ", bytes, " staging bytes failed: ", std::strerror(errno)));
+  }
+  counters_.staging_allocs.fetch_add(1, std::memory_order_relaxed);
+  return p;
+}
+
+void HostBackend::FreeStaging(void* ptr, std::size_t bytes) { munmap(ptr, bytes); }
+
+absl::Status HostBackend::Copy(void* dst, const void* src, std::size_t bytes, Stream) {
+  counters_.copy_ops.fetch_add(1, std::memory_order_relaxed);
+  counters_.copy_bytes.fetch_add(bytes, std::memory_order_relaxed);
+  std::memcpy(dst, src, bytes);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Event> HostBackend::CreateEvent() {
   MutexLock lock(&mu_);
   Event e = reinterpret_cast<Event>(next_event_);
@@ -222,6 +249,11 @@ bool HostBackend::IsComplete(Stream stream, std::uint64_t ticket) {
 void HostBackend::FailNextMaps(int count) {
   MutexLock lock(&mu_);
   fail_maps_ = count;
+}
+
+void HostBackend::FailNextStaging(int count) {
+  MutexLock lock(&mu_);
+  fail_staging_ = count;
 }
 
 void HostBackend::DestroyStream(Stream stream) {

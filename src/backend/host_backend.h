@@ -42,6 +42,9 @@ class HostBackend final : public Backend {
   using Backend::Prefetch;
   absl::Status Discard(void* const* ptrs, const std::size_t* sizes, std::size_t count,
                        DiscardMode mode, Stream stream) override;
+  absl::StatusOr<void*> AllocateStaging(std::size_t bytes) override;
+  void FreeStaging(void* ptr, std::size_t bytes) override;
+  absl::Status Copy(void* dst, const void* src, std::size_t bytes, Stream stream) override;
 
   absl::StatusOr<Event> CreateEvent() override;
   void DestroyEvent(Event event) override;
@@ -71,6 +74,8 @@ class HostBackend final : public Backend {
   std::uint64_t destroyed_stream_uses() const;
   // Makes the next Map calls fail with ResourceExhausted (fault injection).
   void FailNextMaps(int count);
+  // Makes the next AllocateStaging calls fail with ResourceExhausted.
+  void FailNextStaging(int count);
   std::size_t mapped_bytes() const;
 
  private:
@@ -96,6 +101,7 @@ class HostBackend final : public Backend {
   mutable Mutex mu_;
   bool manual_ ABSL_GUARDED_BY(mu_) = false;
   int fail_maps_ ABSL_GUARDED_BY(mu_) = 0;
+  int fail_staging_ ABSL_GUARDED_BY(mu_) = 0;
   std::size_t mapped_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   absl::flat_hash_map<Stream, StreamState> streams_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<Stream, std::vector<Wait>> waits_ ABSL_GUARDED_BY(mu_);

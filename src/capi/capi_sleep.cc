@@ -68,6 +68,27 @@ int umpool_wake_up(int device, umpool_stream_t stream) {
   });
 }
 
+int umpool_release_staging(int device) {
+  return Guard("umpool_release_staging", [&] {
+    if (absl::Status st = CheckDevice(device); !st.ok()) return Fail(st);
+    absl::Status status;
+    for (umpool::Pool* p : PoolsOf(device)) status.Update(p->ReleaseStaging());
+    return Done(status);
+  });
+}
+
+int umpool_reserve_staging(int device, unsigned offload_roles) {
+  return Guard("umpool_reserve_staging", [&] {
+    if (absl::Status st = CheckDevice(device); !st.ok()) return Fail(st);
+    absl::StatusOr<umpool::SleepOptions> o = OptionsOf(offload_roles, 0);
+    if (!o.ok()) return Fail(o.status());
+    for (umpool::Pool* p : PoolsOf(device)) {
+      if (absl::Status st = p->ReserveStaging(*o); !st.ok()) return Fail(st);
+    }
+    return static_cast<int>(UMPOOL_OK);
+  });
+}
+
 int umpool_sleep_pool(int device, uint64_t id_hi, uint64_t id_lo, unsigned offload_roles,
                       unsigned discard_roles, umpool_stream_t stream) {
   return Guard("umpool_sleep_pool", [&] {

@@ -100,6 +100,10 @@ void Pool::SetPressureCallback(PressureCallback callback) {
   core_->SetPressureCallback(std::move(callback));
 }
 SleepState Pool::GetSleepState() const { return core_->GetSleepState(); }
+absl::Status Pool::ReleaseStaging() { return core_->ReleaseStaging(); }
+absl::Status Pool::ReserveStaging(const SleepOptions& options) {
+  return core_->ReserveStaging(options);
+}
 absl::Status Pool::Prefetch(const void* ptr, std::size_t bytes, Location where, Stream stream) {
   return core_->Prefetch(ptr, bytes, where, stream);
 }

@@ -23,7 +23,8 @@
 //   thread registry -> thread caches -> bin / large heap -> fencer
 //   the arena's grow_mu_, slabs_mu_, the discard queue's, the deferred
 //   frees', the recorded and released streams' are taken alone; sleep_mu_
-//   is held around Sleep and Wake, which take the others.
+//   is held around Sleep and Wake, which take the others (freed_asleep_mu_,
+//   otherwise taken alone by frees while the pool sleeps, among them).
 #ifndef UMPOOL_SRC_POOL_POOL_CORE_H_
 #define UMPOOL_SRC_POOL_POOL_CORE_H_
 
@@ -36,6 +37,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "src/base/mutex.h"
@@ -48,6 +50,7 @@
 #include "src/pool/recorded_streams.h"
 #include "src/pool/released_streams.h"
 #include "src/pool/slab_allocator.h"
+#include "src/pool/staging.h"
 #include "src/pool/thread_caches.h"
 #include "src/pool/trace_recorder.h"
 #include "umpool/backend.h"
@@ -91,6 +94,8 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   absl::Status Sleep(const SleepOptions& options, Stream stream);
   absl::Status Wake(Stream stream);
   SleepState GetSleepState() const;
+  absl::Status ReleaseStaging();
+  absl::Status ReserveStaging(const SleepOptions& options);
   void SetPressureCallback(Pool::PressureCallback callback);
   void BeginCapture() { fencer_.CaptureBegan(); }
   absl::Status EndCapture();
@@ -204,11 +209,24 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
     StreamSet fences_on;  // slab blocks: every stream to fence
   };
   // What the current Sleep moved (empty while awake).
+  static constexpr std::size_t kNotStaged = ~std::size_t{0};
   struct Slept {
-    void* ptr;
-    std::size_t bytes;  // the whole block (what Wake prefetches)
-    SleepAction action;
+    std::uintptr_t ptr;
+    std::size_t bytes;                // the whole block
+    std::uintptr_t span;              // its span's base: ranges never merge across spans
+    std::size_t staged = kNotStaged;  // its offset in staging_, if copied there
+    bool evicted = false;             // offloaded by eviction (Wake fetches it)
   };
+  // Sleep and Wake's steps (pool_sleep.cc).
+  // Reserves the staging buffer for `offload` and gives each block its
+  // offset there; leaves them unstaged (evicted) where it cannot be had.
+  absl::Status Stage(std::vector<Slept>& offload, Stream stream, SleepState* state)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(sleep_mu_);
+  absl::Status Repopulate(const std::vector<Slept>& blocks, Stream stream)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(sleep_mu_);
+  // The frees of a sleeping pool are noted so Wake skips their blocks (which
+  // may be somebody else's by then).
+  void NoteFreedAsleep(const void* ptr);
   Mutex pressure_mu_;
   std::shared_ptr<const Pool::PressureCallback> pressure_ ABSL_GUARDED_BY(pressure_mu_);
 
@@ -216,6 +234,11 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   bool asleep_ ABSL_GUARDED_BY(sleep_mu_) = false;
   std::vector<Slept> slept_ ABSL_GUARDED_BY(sleep_mu_);
   SleepState sleep_state_ ABSL_GUARDED_BY(sleep_mu_);
+  Staging staging_ ABSL_GUARDED_BY(sleep_mu_){backend_.get()};
+  // Set from the start of Sleep to the end of Wake: frees note their blocks.
+  std::atomic<bool> sleeping_{false};
+  Mutex freed_asleep_mu_;  // after sleep_mu_
+  absl::flat_hash_set<std::uintptr_t> freed_asleep_ ABSL_GUARDED_BY(freed_asleep_mu_);
 
   Mutex deferred_mu_;
   std::vector<DeferredFree> deferred_ ABSL_GUARDED_BY(deferred_mu_);

@@ -33,6 +33,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline absl::Status PoolCore::Free(void* ptr, Strea
   if (ptr == nullptr) return absl::OkStatus();
   Span* span = pagemap_.Lookup(ptr);
   if (ABSL_PREDICT_FALSE(span == nullptr)) return NotOurs(ptr);
+  if (ABSL_PREDICT_FALSE(sleeping_.load(std::memory_order_relaxed))) NoteFreedAsleep(ptr);
   if (ABSL_PREDICT_FALSE(span->kind == SpanKind::kSegment)) {
     return FreeLarge(span, ptr, kOwnStream ? std::nullopt : std::optional<Stream>(stream));
   }

@@ -1,10 +1,21 @@
 // PoolCore: Sleep and Wake — the live blocks of chosen roles offloaded to
 // host memory or discarded between phases, at the same addresses.
+//
+// Sleep: Trim; then offloaded blocks are copied into the staging buffer
+// (OffloadBy::kStaging) and their whole pages discarded with the discarded
+// roles' in one batched call, or evicted by one batched prefetch to the host
+// (kEviction, or no staging memory). Wake: the whole pages of staged and
+// discarded blocks repopulated on the GPU in one batched discard-and-prefetch
+// (no page faults, no migration of dead contents), evicted blocks fetched,
+// then the staged contents copied back. Blocks freed while asleep are
+// skipped: their memory may belong to a new allocation by then.
+#include <algorithm>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "src/pool/pool_core.h"
+#include "src/pool/sleep_chunks.h"
 
 namespace umpool::internal {
 
@@ -25,50 +36,85 @@ absl::Status PoolCore::Sleep(const SleepOptions& options, Stream stream) {
   // Free cached memory goes back to the backend for real (its pages are
   // nobody's); then the live blocks move.
   if (absl::Status st = ReleaseCached(/*unmap=*/true); !st.ok()) return st;
-  std::vector<Slept> slept;
-  std::vector<void*> offload, drop;
-  std::vector<std::size_t> offload_bytes, drop_bytes;
-  SleepState state;
-  for (const BlockInfo& b : LiveBlocks()) {
+  sleeping_.store(true, std::memory_order_seq_cst);  // frees from here on are noted
+  std::vector<BlockInfo> live = LiveBlocks();
+  std::sort(live.begin(), live.end(),
+            [](const BlockInfo& a, const BlockInfo& b) { return a.ptr < b.ptr; });
+  std::vector<Slept> offload, drop;
+  for (const BlockInfo& b : live) {
     const SleepAction action = options.roles[static_cast<int>(b.role)];
     if (action == SleepAction::kKeep) continue;
-    slept.push_back(Slept{b.ptr, b.bytes, action});
-    ++state.blocks;
-    if (action == SleepAction::kOffload) {
-      offload.push_back(b.ptr);
-      offload_bytes.push_back(b.bytes);
-      state.offloaded_bytes += b.bytes;
-      continue;
-    }
-    const PageRange pages = WholePages(reinterpret_cast<std::uintptr_t>(b.ptr), b.bytes);
-    if (!pages.empty()) {
-      drop.push_back(reinterpret_cast<void*>(pages.lo));
-      drop_bytes.push_back(pages.hi - pages.lo);
-      state.discarded_bytes += pages.hi - pages.lo;
+    const Span* span = pagemap_.Lookup(b.ptr);
+    Slept s{reinterpret_cast<std::uintptr_t>(b.ptr), b.bytes, span != nullptr ? span->base : 0};
+    (action == SleepAction::kOffload ? offload : drop).push_back(s);
+  }
+  SleepState state;
+  state.blocks = offload.size() + drop.size();
+  absl::Status st;
+  if (options.offload_by == OffloadBy::kStaging && !offload.empty()) {
+    st = Stage(offload, stream, &state);
+  }
+  // Offloaded blocks not staged are evicted in one batch; staged blocks are
+  // copied out and their pages dropped, chunk by chunk, with the discarded
+  // roles' pages.
+  SleepChunks chunks;
+  std::vector<void*> evict;
+  std::vector<std::size_t> evict_sizes;
+  for (Slept& s : offload) {
+    state.offloaded_bytes += s.bytes;
+    if (s.staged != kNotStaged) {
+      chunks.AddStaged(s.ptr, s.bytes, s.staged, s.span);
+    } else {
+      s.evicted = true;
+      evict.push_back(reinterpret_cast<void*>(s.ptr));
+      evict_sizes.push_back(s.bytes);
     }
   }
-  if (absl::Status st = PrefetchBatch(offload, offload_bytes, Location::kHost, stream); !st.ok()) {
+  for (const Slept& s : drop) chunks.AddPagesOnly(s.ptr, s.bytes, s.span);
+  if (st.ok()) st = PrefetchBatch(evict, evict_sizes, Location::kHost, stream);
+  std::vector<std::size_t> discarded;
+  if (st.ok()) {
+    st = chunks.Run(*backend_, staging_, stream, staging_.WorkStream(), /*wake=*/false, &discarded);
+  }
+  CountDiscard(discarded);
+  if (!st.ok()) {
+    // What moved stays valid where it is (evicted pages fault back); the
+    // pool is awake and may sleep again.
+    sleeping_.store(false, std::memory_order_relaxed);
+    MutexLock freed(&freed_asleep_mu_);
+    freed_asleep_.clear();
     return st;
   }
-  if (!drop.empty()) {
-    absl::Status st = backend_->Discard(drop.data(), drop_bytes.data(), drop.size(),
-                                        DiscardMode::kDrop, stream);
-    if (absl::IsUnimplemented(st)) {
-      // The driver cannot discard: the blocks are evicted instead (contents
-      // kept, the same GPU memory given up).
-      st = backend_->Prefetch(drop.data(), drop_bytes.data(), drop.size(), Location::kHost, stream);
-    }
-    if (!st.ok()) {
-      // Undo nothing: what was offloaded stays valid where it is; report.
-      return st;
-    }
-    CountDiscard(drop_bytes);
-  }
+  state.discarded_bytes = chunks.page_bytes();
+  state.staging_bytes = staging_.bytes();
   state.asleep = true;
   asleep_ = true;
-  slept_ = std::move(slept);
+  slept_ = std::move(offload);
+  slept_.insert(slept_.end(), drop.begin(), drop.end());
   sleep_state_ = state;
   return absl::OkStatus();
+}
+
+absl::Status PoolCore::Stage(std::vector<Slept>& offload, Stream stream, SleepState* state) {
+  std::size_t total = 0;
+  for (const Slept& s : offload) total += s.bytes;
+  absl::StatusOr<std::byte*> buffer = staging_.Reserve(total, stream);
+  if (absl::IsUnimplemented(buffer.status()) || absl::IsResourceExhausted(buffer.status())) {
+    return absl::OkStatus();  // not staged: evicted instead
+  }
+  if (!buffer.ok()) return buffer.status();
+  std::size_t offset = 0;
+  for (Slept& s : offload) {
+    s.staged = offset;
+    offset += s.bytes;
+  }
+  state->staged_bytes = total;
+  return absl::OkStatus();
+}
+
+void PoolCore::NoteFreedAsleep(const void* ptr) {
+  MutexLock lock(&freed_asleep_mu_);
+  freed_asleep_.insert(reinterpret_cast<std::uintptr_t>(ptr));
 }
 
 absl::Status PoolCore::Wake(Stream stream) {
@@ -77,29 +123,73 @@ absl::Status PoolCore::Wake(Stream stream) {
     return absl::FailedPreconditionError("Wake during a CUDA graph capture; call it after EndCapture");
   }
   if (!asleep_) return absl::OkStatus();
-  // Blocks freed while asleep are skipped (their memory may be unmapped or
-  // another block's now); a block at the same address that is live again
-  // is fetched, which is harmless.
-  std::vector<void*> ptrs;
-  std::vector<std::size_t> sizes;
-  for (const Slept& s : slept_) {
-    absl::StatusOr<BlockInfo> b = BlockAt(s.ptr);
-    if (!b.ok()) continue;
-    ptrs.push_back(b->ptr);
-    sizes.push_back(b->bytes);
+  std::vector<Slept> back;
+  {
+    MutexLock freed(&freed_asleep_mu_);
+    for (const Slept& s : slept_) {
+      if (!freed_asleep_.contains(s.ptr)) back.push_back(s);
+    }
   }
-  if (absl::Status st = PrefetchBatch(ptrs, sizes, Location::kDevice, stream); !st.ok()) {
-    return st;
-  }
+  if (absl::Status st = Repopulate(back, stream); !st.ok()) return st;
   asleep_ = false;
   slept_.clear();
   sleep_state_ = SleepState{};
+  sleep_state_.staging_bytes = staging_.bytes();
+  sleeping_.store(false, std::memory_order_relaxed);
+  MutexLock freed(&freed_asleep_mu_);
+  freed_asleep_.clear();
   return absl::OkStatus();
+}
+
+absl::Status PoolCore::Repopulate(const std::vector<Slept>& blocks, Stream stream) {
+  SleepChunks chunks;  // staged and discarded blocks: populated on the GPU, no copy
+  std::vector<void*> fetch;
+  std::vector<std::size_t> fetch_sizes;
+  for (const Slept& s : blocks) {
+    if (s.evicted) {
+      fetch.push_back(reinterpret_cast<void*>(s.ptr));
+      fetch_sizes.push_back(s.bytes);
+    } else if (s.staged != kNotStaged) {
+      chunks.AddStaged(s.ptr, s.bytes, s.staged, s.span);
+    }
+  }
+  for (const Slept& s : blocks) {
+    if (!s.evicted && s.staged == kNotStaged) chunks.AddPagesOnly(s.ptr, s.bytes, s.span);
+  }
+  if (absl::Status st = PrefetchBatch(fetch, fetch_sizes, Location::kDevice, stream); !st.ok()) {
+    return st;
+  }
+  std::vector<std::size_t> discarded;
+  absl::Status st =
+      chunks.Run(*backend_, staging_, stream, staging_.WorkStream(), /*wake=*/true, &discarded);
+  CountDiscard(discarded);
+  return st;
 }
 
 SleepState PoolCore::GetSleepState() const {
   MutexLock lock(&sleep_mu_);
   return sleep_state_;
+}
+
+absl::Status PoolCore::ReserveStaging(const SleepOptions& options) {
+  MutexLock lock(&sleep_mu_);
+  if (asleep_) return absl::OkStatus();
+  std::size_t total = 0;
+  for (const BlockInfo& b : LiveBlocks()) {
+    if (options.roles[static_cast<int>(b.role)] == SleepAction::kOffload) total += b.bytes;
+  }
+  if (total == 0) return absl::OkStatus();
+  absl::Status st = staging_.Reserve(total, kDefaultStream).status();
+  sleep_state_.staging_bytes = staging_.bytes();
+  return st;
+}
+
+absl::Status PoolCore::ReleaseStaging() {
+  MutexLock lock(&sleep_mu_);
+  if (asleep_) return absl::OkStatus();
+  absl::Status st = staging_.Release();
+  sleep_state_.staging_bytes = staging_.bytes();
+  return st;
 }
 
 }  // namespace umpool::internal

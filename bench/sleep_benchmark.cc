@@ -1,0 +1,178 @@
+// bench/sleep_benchmark.cc: Pool::Sleep and Wake of a model's weights on the
+// managed backend, offloaded by staging (pinned copies) and by eviction.
+//
+//   BM_SleepWake/offload_by:staging|eviction   weights of UMPOOL_SLEEP_GIB
+//       (default 16) GiB in 64 MiB blocks, slept (offloaded) and woken each
+//       iteration. Counters: sleep_s and wake_s (median of the iterations
+//       after the first, each timed to the end of its stream work),
+//       first_sleep_s and first_wake_s (the first sleep pins the staging
+//       buffer), GB/s of each.
+//   BM_DiscardSleep   the same blocks as KV: a sleep that only discards.
+//
+// Skipped where no GPU is usable or the GPU has less than twice the bytes
+// free (the GPU machines' rule: never ask for more managed memory than the
+// card has free).
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <cuda_runtime_api.h>
+
+#include "umpool/backend.h"
+#include "umpool/pool.h"
+
+namespace umpool::bench {
+namespace {
+
+constexpr std::size_t kBlock = std::size_t{64} << 20;
+
+std::size_t SleepBytes() {
+  const char* env = std::getenv("UMPOOL_SLEEP_GIB");
+  const double gib = env != nullptr ? std::atof(env) : 16.0;
+  return static_cast<std::size_t>(gib * (1 << 30)) / kBlock * kBlock;
+}
+
+double Seconds(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// A managed pool holding `bytes` of written blocks of `role`, or null (the
+// state skipped with the reason).
+std::unique_ptr<Pool> Loaded(benchmark::State& state, std::size_t bytes, Role role,
+                             cudaStream_t s, std::vector<void*>* blocks) {
+  std::size_t free_bytes = 0, total = 0;
+  if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess || free_bytes < 2 * bytes) {
+    state.SkipWithError("no GPU, or less than twice the bytes free");
+    return nullptr;
+  }
+  PoolOptions o;
+  o.backend = BackendKind::kManaged;
+  o.capacity_bytes = bytes + (std::size_t{1} << 30);
+  auto pool = Pool::Create(o);
+  if (!pool.ok()) {
+    state.SkipWithError(std::string(pool.status().message()).c_str());
+    return nullptr;
+  }
+  for (std::size_t done = 0; done < bytes; done += kBlock) {
+    absl::StatusOr<void*> p = (*pool)->Allocate(kBlock, s, role);
+    if (!p.ok() || cudaMemsetAsync(*p, 0x5a, kBlock, s) != cudaSuccess) {
+      state.SkipWithError("allocate");
+      return nullptr;
+    }
+    blocks->push_back(*p);
+  }
+  cudaStreamSynchronize(s);
+  return *std::move(pool);
+}
+
+void SleepWake(benchmark::State& state) {
+  const auto by = static_cast<OffloadBy>(state.range(0));
+  const std::size_t bytes = SleepBytes();
+  cudaStream_t s = nullptr;
+  cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+  std::vector<void*> blocks;
+  std::unique_ptr<Pool> pool = Loaded(state, bytes, Role::kWeights, s, &blocks);
+  if (pool == nullptr) return;
+  SleepOptions options;
+  options.roles[static_cast<int>(Role::kWeights)] = SleepAction::kOffload;
+  options.offload_by = by;
+  std::vector<double> sleeps, wakes;
+  double first = -1, first_wake = -1;
+  for (auto _ : state) {
+    auto t0 = std::chrono::steady_clock::now();
+    absl::Status st = pool->Sleep(options, s);
+    cudaStreamSynchronize(s);
+    const double slept = Seconds(t0);
+    t0 = std::chrono::steady_clock::now();
+    if (st.ok()) st = pool->Wake(s);
+    cudaStreamSynchronize(s);
+    const double woke = Seconds(t0);
+    if (!st.ok()) {
+      state.SkipWithError(std::string(st.message()).c_str());
+      break;
+    }
+    if (first < 0) {
+      first = slept;  // pins the staging buffer: reported alone
+      first_wake = woke;
+    } else {
+      sleeps.push_back(slept);
+      wakes.push_back(woke);
+    }
+    state.SetIterationTime(slept + woke);
+  }
+  const double gb = static_cast<double>(bytes) / 1e9;
+  state.counters["GiB"] = static_cast<double>(bytes) / (1 << 30);
+  state.counters["first_sleep_s"] = first;
+  state.counters["first_wake_s"] = first_wake;
+  state.counters["sleep_s"] = Median(sleeps);
+  state.counters["wake_s"] = Median(wakes);
+  state.counters["sleep_GB/s"] = gb / Median(sleeps);
+  state.counters["wake_GB/s"] = gb / Median(wakes);
+  for (void* p : blocks) (void)pool->Deallocate(p, s);
+  pool.reset();
+  cudaStreamDestroy(s);
+}
+
+void DiscardSleep(benchmark::State& state) {
+  const std::size_t bytes = SleepBytes();
+  cudaStream_t s = nullptr;
+  cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+  std::vector<void*> blocks;
+  std::unique_ptr<Pool> pool = Loaded(state, bytes, Role::kKv, s, &blocks);
+  if (pool == nullptr) return;
+  SleepOptions options;
+  options.roles[static_cast<int>(Role::kKv)] = SleepAction::kDiscard;
+  std::vector<double> sleeps, wakes;
+  for (auto _ : state) {
+    auto t0 = std::chrono::steady_clock::now();
+    absl::Status st = pool->Sleep(options, s);
+    cudaStreamSynchronize(s);
+    sleeps.push_back(Seconds(t0));
+    t0 = std::chrono::steady_clock::now();
+    if (st.ok()) st = pool->Wake(s);
+    cudaStreamSynchronize(s);
+    wakes.push_back(Seconds(t0));
+    if (!st.ok()) {
+      state.SkipWithError(std::string(st.message()).c_str());
+      break;
+    }
+    state.SetIterationTime(sleeps.back() + wakes.back());
+  }
+  state.counters["GiB"] = static_cast<double>(bytes) / (1 << 30);
+  state.counters["sleep_s"] = Median(sleeps);
+  state.counters["wake_s"] = Median(wakes);
+  for (void* p : blocks) (void)pool->Deallocate(p, s);
+  pool.reset();
+  cudaStreamDestroy(s);
+}
+
+}  // namespace
+}  // namespace umpool::bench
+
+int main(int argc, char** argv) {
+  using namespace umpool::bench;
+  benchmark::Initialize(&argc, argv);
+  if (umpool::CudaAvailable()) {
+    benchmark::RegisterBenchmark("BM_SleepWake/offload_by:staging", SleepWake)
+        ->Arg(static_cast<int>(umpool::OffloadBy::kStaging))->UseManualTime()->Iterations(4);
+    benchmark::RegisterBenchmark("BM_SleepWake/offload_by:eviction", SleepWake)
+        ->Arg(static_cast<int>(umpool::OffloadBy::kEviction))->UseManualTime()->Iterations(3);
+    benchmark::RegisterBenchmark("BM_DiscardSleep", DiscardSleep)->UseManualTime()->Iterations(4);
+  } else {
+    std::fprintf(stderr, "sleep_benchmark: no usable CUDA device; nothing to run\n");
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
