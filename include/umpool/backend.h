@@ -122,12 +122,6 @@ class Backend {
   // staging memory (cudaMemcpyAsync, cudaMemcpyDefault). The host backend
   // copies at once. Unimplemented by default.
   virtual absl::Status Copy(void* dst, const void* src, std::size_t bytes, Stream stream);
-  // A stream of the backend's device for the pool's own work beside the
-  // caller's (Sleep discards pages there while the next chunk copies), and
-  // its destruction. Unimplemented by default (the work then runs in order
-  // on the caller's stream).
-  virtual absl::StatusOr<Stream> CreateWorkStream();
-  virtual void DestroyWorkStream(Stream stream);
 
   // Events. CreateEvent makes a timing-free event usable with RecordEvent on
   // any stream of the backend's device.

@@ -14,10 +14,4 @@ absl::Status Backend::Copy(void*, const void*, std::size_t, Stream) {
   return absl::UnimplementedError("this backend cannot copy");
 }
 
-absl::StatusOr<Stream> Backend::CreateWorkStream() {
-  return absl::UnimplementedError("this backend makes no streams");
-}
-
-void Backend::DestroyWorkStream(Stream) {}
-
 }  // namespace umpool

@@ -170,16 +170,6 @@ void CudaBackend::FreeStaging(void* ptr, std::size_t bytes) {
   (void)cudaFreeHost(ptr);
 }
 
-absl::StatusOr<Stream> CudaBackend::CreateWorkStream() {
-  ScopedDevice guard(device_);
-  if (!guard.status().ok()) return guard.status();
-  cudaStream_t s = nullptr;
-  UMPOOL_CUDA_TRY(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-  return s;
-}
-
-void CudaBackend::DestroyWorkStream(Stream stream) { (void)cudaStreamDestroy(stream); }
-
 absl::Status CudaBackend::Copy(void* dst, const void* src, std::size_t bytes, Stream stream) {
   counters_.copy_ops.fetch_add(1, std::memory_order_relaxed);
   counters_.copy_bytes.fetch_add(bytes, std::memory_order_relaxed);

@@ -60,8 +60,6 @@ class CudaBackend : public Backend {
   absl::StatusOr<void*> AllocateStaging(std::size_t bytes) override;
   void FreeStaging(void* ptr, std::size_t bytes) override;
   absl::Status Copy(void* dst, const void* src, std::size_t bytes, Stream stream) override;
-  absl::StatusOr<Stream> CreateWorkStream() override;
-  void DestroyWorkStream(Stream stream) override;
 
  protected:
   CudaBackend(int device, std::string device_name);

@@ -96,6 +96,15 @@ absl::Status ManagedBackend::Prefetch(void* const* ptrs, const std::size_t* size
   return absl::OkStatus();
 }
 
+absl::Status ManagedBackend::Copy(void* dst, const void* src, std::size_t bytes, Stream stream) {
+  if (stream == nullptr) {
+    absl::StatusOr<Stream> legacy = LegacyOrderedStream();
+    if (!legacy.ok()) return legacy.status();
+    stream = *legacy;
+  }
+  return CudaBackend::Copy(dst, src, bytes, stream);
+}
+
 ManagedBackend::~ManagedBackend() {
   MutexLock lock(&stream_mu_);
   if (legacy_ordered_ != nullptr) (void)cudaStreamDestroy(legacy_ordered_);

@@ -33,6 +33,9 @@ class ManagedBackend final : public CudaBackend {
   using Backend::Prefetch;
   absl::Status Discard(void* const* ptrs, const std::size_t* sizes, std::size_t count,
                        DiscardMode mode, Stream stream) override;
+  // On the NULL stream: the stream the discards of NULL-stream work run on
+  // (a copy ordered after a discard on another stream faults page by page).
+  absl::Status Copy(void* dst, const void* src, std::size_t bytes, Stream stream) override;
 
  private:
   using CudaBackend::CudaBackend;

@@ -15,7 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "src/pool/pool_core.h"
-#include "src/pool/sleep_chunks.h"
+#include "src/pool/sleep_batch.h"
 
 namespace umpool::internal {
 
@@ -55,26 +55,26 @@ absl::Status PoolCore::Sleep(const SleepOptions& options, Stream stream) {
     st = Stage(offload, stream, &state);
   }
   // Offloaded blocks not staged are evicted in one batch; staged blocks are
-  // copied out and their pages dropped, chunk by chunk, with the discarded
+  // copied out and their pages dropped in another, with the discarded
   // roles' pages.
-  SleepChunks chunks;
+  SleepBatch batch;
   std::vector<void*> evict;
   std::vector<std::size_t> evict_sizes;
   for (Slept& s : offload) {
     state.offloaded_bytes += s.bytes;
     if (s.staged != kNotStaged) {
-      chunks.AddStaged(s.ptr, s.bytes, s.staged, s.span);
+      batch.AddStaged(s.ptr, s.bytes, s.staged, s.span);
     } else {
       s.evicted = true;
       evict.push_back(reinterpret_cast<void*>(s.ptr));
       evict_sizes.push_back(s.bytes);
     }
   }
-  for (const Slept& s : drop) chunks.AddPagesOnly(s.ptr, s.bytes, s.span);
+  for (const Slept& s : drop) batch.AddPagesOnly(s.ptr, s.bytes, s.span);
   if (st.ok()) st = PrefetchBatch(evict, evict_sizes, Location::kHost, stream);
   std::vector<std::size_t> discarded;
   if (st.ok()) {
-    st = chunks.Run(*backend_, staging_, stream, staging_.WorkStream(), /*wake=*/false, &discarded);
+    st = batch.Run(*backend_, staging_, stream, /*wake=*/false, &discarded);
   }
   CountDiscard(discarded);
   if (!st.ok()) {
@@ -85,7 +85,7 @@ absl::Status PoolCore::Sleep(const SleepOptions& options, Stream stream) {
     freed_asleep_.clear();
     return st;
   }
-  state.discarded_bytes = chunks.page_bytes();
+  state.discarded_bytes = batch.page_bytes();
   state.staging_bytes = staging_.bytes();
   state.asleep = true;
   asleep_ = true;
@@ -142,7 +142,7 @@ absl::Status PoolCore::Wake(Stream stream) {
 }
 
 absl::Status PoolCore::Repopulate(const std::vector<Slept>& blocks, Stream stream) {
-  SleepChunks chunks;  // staged and discarded blocks: populated on the GPU, no copy
+  SleepBatch batch;  // staged and discarded blocks: pages populated on the GPU
   std::vector<void*> fetch;
   std::vector<std::size_t> fetch_sizes;
   for (const Slept& s : blocks) {
@@ -150,18 +150,17 @@ absl::Status PoolCore::Repopulate(const std::vector<Slept>& blocks, Stream strea
       fetch.push_back(reinterpret_cast<void*>(s.ptr));
       fetch_sizes.push_back(s.bytes);
     } else if (s.staged != kNotStaged) {
-      chunks.AddStaged(s.ptr, s.bytes, s.staged, s.span);
+      batch.AddStaged(s.ptr, s.bytes, s.staged, s.span);
+    } else {
+      batch.AddPagesOnly(s.ptr, s.bytes, s.span);
     }
-  }
-  for (const Slept& s : blocks) {
-    if (!s.evicted && s.staged == kNotStaged) chunks.AddPagesOnly(s.ptr, s.bytes, s.span);
   }
   if (absl::Status st = PrefetchBatch(fetch, fetch_sizes, Location::kDevice, stream); !st.ok()) {
     return st;
   }
   std::vector<std::size_t> discarded;
   absl::Status st =
-      chunks.Run(*backend_, staging_, stream, staging_.WorkStream(), /*wake=*/true, &discarded);
+      batch.Run(*backend_, staging_, stream, /*wake=*/true, &discarded);
   CountDiscard(discarded);
   return st;
 }

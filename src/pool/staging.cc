@@ -18,16 +18,6 @@ void AddToRuns(std::uintptr_t ptr, std::size_t offset, std::size_t bytes, std::u
 Staging::~Staging() {
   (void)Release();
   if (last_use_ != nullptr) backend_->DestroyEvent(last_use_);
-  if (work_ != nullptr) backend_->DestroyWorkStream(work_);
-}
-
-Stream Staging::WorkStream() {
-  if (!work_tried_) {
-    work_tried_ = true;
-    absl::StatusOr<Stream> s = backend_->CreateWorkStream();
-    if (s.ok()) work_ = *s;
-  }
-  return work_;
 }
 
 absl::StatusOr<std::byte*> Staging::Reserve(std::size_t bytes, Stream stream) {
@@ -61,6 +51,10 @@ absl::Status Staging::CopyOut(const std::vector<CopyRun>& runs, Stream stream) {
                                      stream);
     if (!st.ok()) return st;
   }
+  return absl::OkStatus();
+}
+
+absl::Status Staging::NoteUse(Stream stream) {
   if (last_use_ == nullptr) {
     absl::StatusOr<Event> e = backend_->CreateEvent();
     if (!e.ok()) return e.status();

@@ -56,20 +56,18 @@ class Staging {
   // Copies `runs` from memory into the buffer (CopyIn) or back (CopyOut).
   absl::Status CopyIn(const std::vector<CopyRun>& runs, Stream stream);
   absl::Status CopyOut(const std::vector<CopyRun>& runs, Stream stream);
+  // Records that every copy out of the buffer so far is ordered before
+  // work queued later on `stream` (the next Reserve waits for it).
+  absl::Status NoteUse(Stream stream);
   // Waits for the buffer's last copies and frees it. Idempotent.
   absl::Status Release();
   std::size_t bytes() const { return bytes_; }
-  // The stream page work overlaps copies on (made at first use), or null
-  // where the backend makes none.
-  Stream WorkStream();
 
  private:
   Backend* const backend_;
-  Stream work_ = nullptr;
-  bool work_tried_ = false;
   std::byte* ptr_ = nullptr;
   std::size_t bytes_ = 0;
-  Event last_use_ = nullptr;  // recorded after the last CopyOut
+  Event last_use_ = nullptr;  // recorded by NoteUse
   bool in_use_ = false;       // last_use_ was recorded and not yet waited for
 };
 
