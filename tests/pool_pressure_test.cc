@@ -82,5 +82,63 @@ TEST_P(PoolTest, PressureCallbackFreesMemoryAndThePoolRetries) {
   internal::PoolCore::Unwrap(*pool)->CheckInvariants();
 }
 
+TEST_P(PoolTest, PressureCallbackIsToldOnceWhenReservedPassesTheWatermark) {
+  PoolOptions o;
+  o.capacity_bytes = 64 * kMiB;
+  o.pressure_watermark_bytes = 24 * kMiB;
+  auto pool = Make(o);
+  ASSERT_NE(pool, nullptr);
+  const Stream s = kDefaultStream;
+  std::vector<std::size_t> told;
+  std::vector<std::int64_t> reserved_then;
+  std::vector<Role> roles;
+  pool->SetPressureCallback([&](std::size_t bytes, Role role) -> bool {
+    told.push_back(bytes);
+    roles.push_back(role);
+    reserved_then.push_back(pool->GetStats().reserved_bytes.current);
+    throw std::runtime_error("ignored: the allocation has succeeded");
+  });
+  std::vector<void*> held;
+  auto fill = [&] {
+    while (pool->GetStats().reserved_bytes.current < std::int64_t{48} * kMiB) {
+      auto p = pool->Allocate(6 * kMiB, s, Role::kKv);
+      ASSERT_TRUE(p.ok()) << p.status();
+      held.push_back(*p);
+    }
+  };
+  fill();
+  ASSERT_EQ(told.size(), 1u) << "once per crossing";
+  EXPECT_EQ(roles[0], Role::kKv);
+  EXPECT_EQ(told[0] + 24 * kMiB, static_cast<std::size_t>(reserved_then[0]));
+  // Below the watermark again (freed and trimmed), then past it: told again.
+  for (void* p : held) ASSERT_TRUE(pool->Deallocate(p, s).ok());
+  held.clear();
+  ASSERT_TRUE(pool->Trim().ok());
+  ASSERT_LE(pool->GetStats().reserved_bytes.current, std::int64_t{24} * kMiB);
+  fill();
+  EXPECT_EQ(told.size(), 2u);
+  // Never during a graph capture.
+  for (void* p : held) ASSERT_TRUE(pool->Deallocate(p, s).ok());
+  held.clear();
+  ASSERT_TRUE(pool->Trim().ok());
+  pool->BeginCapture();
+  fill();
+  ASSERT_TRUE(pool->EndCapture().ok());
+  EXPECT_EQ(told.size(), 2u);
+  for (void* p : held) ASSERT_TRUE(pool->Deallocate(p, s).ok());
+  pool->SetPressureCallback(nullptr);
+  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+}
+
+TEST(PoolOptionsTest, WatermarkAboveTheCapIsRefused) {
+  PoolOptions o;
+  o.backend = BackendKind::kHost;
+  o.capacity_bytes = 64 * kMiB;
+  o.pressure_watermark_bytes = 65 * kMiB;
+  absl::Status st = o.Validate();
+  EXPECT_TRUE(absl::IsInvalidArgument(st)) << st;
+  EXPECT_NE(st.message().find("pressure_watermark_bytes"), std::string::npos) << st;
+}
+
 }  // namespace
 }  // namespace umpool

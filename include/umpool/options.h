@@ -149,6 +149,13 @@ struct PoolOptions {
   // addresses they had).
   bool release_on_oom = true;
 
+  // When a growth takes the pool's reserved bytes past this many, the
+  // pressure callback (Pool::SetPressureCallback) is called once, after the
+  // allocation, with the bytes above the watermark: an engine can evict or
+  // free before memory runs out. Armed again once reserved bytes are at or
+  // below it at a later growth. 0 = off. At most the cap.
+  std::size_t pressure_watermark_bytes = 0;
+
   // A cap shared with other pools (null: none). See SharedCapacity.
   std::shared_ptr<SharedCapacity> shared_capacity;
 

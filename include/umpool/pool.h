@@ -335,7 +335,13 @@ class Pool {
   // and allocate through this pool; it is never re-entered from its own
   // allocations, and never called during a CUDA graph capture. An exception
   // it throws fails the allocation with ResourceExhausted naming it.
-  // nullptr removes it. Thread-safe.
+  // With PoolOptions::pressure_watermark_bytes it is also called once when a
+  // growth takes reserved bytes past the watermark, after that allocation
+  // succeeded, with `bytes` = reserved bytes above the watermark and the
+  // role of the allocation that grew the pool; its result, and an exception
+  // it throws, are ignored then (that allocation has succeeded). Not during
+  // a graph capture (the crossing is then skipped). nullptr removes it.
+  // Thread-safe.
   using PressureCallback = std::function<bool(std::size_t bytes, Role role)>;
   void SetPressureCallback(PressureCallback callback);
   // The largest cap SetCapacity accepts: the creation cap on a managed pool

@@ -235,7 +235,10 @@ UMPOOL_API int umpool_wake_pool(int device, uint64_t id_hi, uint64_t id_lo,
  * once), 0 to let the allocation fail. Runs on the allocating thread with no
  * umpool lock held: it may free and allocate through umpool; it is never
  * re-entered from its own allocations, never called during a CUDA graph
- * capture. NULL removes it. The device's pool (created if needed). */
+ * capture. NULL removes it. The device's pool (created if needed). With the
+ * conf key pressure_watermark it is also called once when the pool's
+ * reserved bytes pass that size (after the allocation, which succeeded;
+ * `bytes` = reserved bytes above the watermark; the result is ignored). */
 typedef int (*umpool_pressure_fn)(void* ctx, int device, size_t bytes, int role);
 UMPOOL_API int umpool_set_pressure_callback(int device, umpool_pressure_fn fn, void* ctx);
 /* 1 if the device's pool sleeps, 0 if not (or not created yet); -1 for a

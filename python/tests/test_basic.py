@@ -249,3 +249,24 @@ print(json.dumps({"rc": rc, "calls": calls, "rc2": rc2}))
     assert res["rc"] == 0
     assert len(res["calls"]) == 1 and res["calls"][0][0] >= 20 << 20 and res["calls"][0][1] == "kv"
     assert res["rc2"] == 2  # out of memory, no callback any more
+
+
+def test_pressure_callback_is_told_at_the_watermark():
+    res = run_json("""
+import ctypes, json, umpool
+from umpool import _lib
+umpool.configure("backend:host,capacity:64MiB,pressure_watermark:24MiB")
+l = _lib.lib()
+calls = []
+umpool.set_pressure_callback(lambda nbytes, role: calls.append((nbytes, role)) or False)
+rcs = []
+for _ in range(7):                      # 42 MiB of KV: past the watermark once
+    p = ctypes.c_void_p()
+    rcs.append(l.umpool_alloc(6 << 20, 0, None, 2, ctypes.byref(p)))
+print(json.dumps({"rcs": rcs, "calls": calls,
+                  "reserved": umpool.memory_stats()["reserved_bytes.all.current"]}))
+""")
+    assert res["rcs"] == [0] * 7
+    assert len(res["calls"]) == 1, res
+    nbytes, role = res["calls"][0]
+    assert role == "kv" and 0 < nbytes <= res["reserved"] - (24 << 20), res

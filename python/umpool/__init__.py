@@ -237,6 +237,10 @@ def set_pressure_callback(fn, device=None):
     memory): `bytes` is what the request needs, `role` its role name. Return
     True after freeing memory (evicting or discarding paused requests' KV,
     dropping a cache) and umpool retries once; False lets the allocation fail.
+    With UMPOOL_CONF="pressure_watermark:<size>" it is also called once when
+    the pool's reserved memory passes that size (after the allocation, which
+    has succeeded; its result is ignored then), so an engine can make room
+    early.
     It runs on the allocating thread and may free and allocate tensors; it is
     not re-entered from its own allocations nor called during a CUDA graph
     capture. An exception it raises is printed and counts as False. None

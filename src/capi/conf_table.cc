@@ -157,6 +157,9 @@ const Key<Conf> kConfKeys[] = {
         "stats_publish_bytes", "allocated-bytes peak accuracy per thread (0 = exact)"),
     BoolKey<Conf, PoolField<bool, &P::release_on_oom>>(
         "release_on_oom", "when memory runs short, return free segments to CUDA before failing"),
+    BytesKey<Conf, PoolField<std::size_t, &P::pressure_watermark_bytes>>(
+        "pressure_watermark",
+        "call the pressure callback once when reserved memory passes this (0 = off)"),
     {"trace", "file path", SetPath, GetPath,
      "write every allocation, free and record_stream to this CSV file (trace.md); `%d` in the "
      "path becomes the device, otherwise devices other than 0 append `.dev<N>`. The path cannot "

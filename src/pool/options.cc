@@ -59,6 +59,11 @@ absl::Status PoolOptions::Validate() const {
     return absl::InvalidArgumentError(absl::StrCat(
         "capacity_bytes: must be 0 (default) or at least 2 MiB, got ", capacity_bytes));
   }
+  if (capacity_bytes != 0 && pressure_watermark_bytes > capacity_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "pressure_watermark_bytes (", pressure_watermark_bytes, ") is above capacity_bytes (",
+        capacity_bytes, ")"));
+  }
   if (thread_cache && thread_cache_bytes < thread_cache_max_class_bytes) {
     return absl::InvalidArgumentError(absl::StrCat(
         "thread_cache_bytes (", thread_cache_bytes,

@@ -136,6 +136,7 @@ absl::StatusOr<void*> PoolCore::AllocateSmall(std::size_t bytes, Stream stream, 
   }
   MarkLive(p, stream, bytes);
   caches_.CountAllocation(tc, size, bytes, /*hit=*/!grew);
+  if (grew) AfterGrowth(role);
   return p;
 }
 
@@ -174,6 +175,7 @@ absl::StatusOr<void*> PoolCore::AllocateLarge(std::size_t bytes, Stream stream, 
   if (!r.ok()) return OutOfMemory(bytes, role, r.status());
   if (r->cross_stream) counters_.Bump(counters_.cross_stream_reuses);
   caches_.CountAllocation(CounterCache(), r->bytes, bytes, /*hit=*/!r->grew);
+  if (r->grew) AfterGrowth(role);
   return r->ptr;
 }
 

@@ -168,6 +168,13 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   // `role`: true if it says it did (retry). An exception it throws is
   // reported in *why (and counts as false).
   bool RelievePressure(std::size_t bytes, Role role, absl::Status* why);
+  // After an allocation that grew the pool: calls the pressure callback if
+  // reserved bytes just passed the watermark (PoolOptions).
+  void AfterGrowth(Role role);
+  // Runs `callback` with this thread marked as inside it; an exception it
+  // throws goes to *why.
+  bool Call(const Pool::PressureCallback& callback, std::size_t bytes, Role role,
+            absl::Status* why);
   // Counts one batched discard of ranges of `sizes` bytes.
   void CountDiscard(const std::vector<std::size_t>& sizes);
   // One batched prefetch of whole ranges (none: nothing), counted.
@@ -229,6 +236,7 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   void NoteFreedAsleep(const void* ptr);
   Mutex pressure_mu_;
   std::shared_ptr<const Pool::PressureCallback> pressure_ ABSL_GUARDED_BY(pressure_mu_);
+  std::atomic<bool> watermark_armed_{true};
 
   mutable Mutex sleep_mu_;
   bool asleep_ ABSL_GUARDED_BY(sleep_mu_) = false;

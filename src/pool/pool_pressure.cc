@@ -1,5 +1,6 @@
 // PoolCore: the pressure callback, asked to free memory before an
-// allocation fails.
+// allocation fails, and told when reserved memory passes the watermark.
+#include <algorithm>
 #include <exception>
 #include <memory>
 #include <utility>
@@ -32,10 +33,37 @@ bool PoolCore::RelievePressure(std::size_t bytes, Role role, absl::Status* why) 
   }
   if (callback == nullptr) return false;
   counters_.Bump(counters_.alloc_retries);
+  return Call(*callback, bytes, role, why);
+}
+
+void PoolCore::AfterGrowth(Role role) {
+  const std::size_t mark = options_.pressure_watermark_bytes;
+  if (mark == 0) return;
+  const auto reserved = static_cast<std::size_t>(
+      std::max<std::int64_t>(0, counters_.reserved_bytes.current.load(std::memory_order_relaxed)));
+  if (reserved <= mark) {
+    watermark_armed_.store(true, std::memory_order_relaxed);
+    return;
+  }
+  if (in_pressure_callback || fencer_.capturing() ||
+      !watermark_armed_.exchange(false, std::memory_order_relaxed)) {
+    return;
+  }
+  std::shared_ptr<const Pool::PressureCallback> callback;
+  {
+    MutexLock lock(&pressure_mu_);
+    callback = pressure_;
+  }
+  absl::Status ignored;
+  if (callback != nullptr) (void)Call(*callback, reserved - mark, role, &ignored);
+}
+
+bool PoolCore::Call(const Pool::PressureCallback& callback, std::size_t bytes, Role role,
+                    absl::Status* why) {
   in_pressure_callback = true;
   bool freed = false;
   try {
-    freed = (*callback)(bytes, role);
+    freed = callback(bytes, role);
   } catch (const std::exception& e) {
     *why = absl::InternalError(absl::StrCat("the pressure callback threw: ", e.what()));
   } catch (...) {
