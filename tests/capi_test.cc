@@ -389,6 +389,26 @@ TEST_F(CapiTest, SleepAndWakeUp) {
   EXPECT_EQ(umpool_free_block(w), UMPOOL_OK);
 }
 
+// Residency through the C ABI: an evicted block is counted, bad input is an
+// error code with text.
+TEST_F(CapiTest, Residency) {
+  void* p = nullptr;
+  ASSERT_EQ(umpool_alloc(8u << 20, 0, nullptr, /*default*/ 0, &p), UMPOOL_OK) << LastError();
+  ASSERT_EQ(umpool_prefetch(p, 0, /*to_gpu=*/0, nullptr), UMPOOL_OK) << LastError();
+  umpool_residency r{};
+  ASSERT_EQ(umpool_get_residency(0, 0, &r), UMPOOL_OK) << LastError();
+  EXPECT_GE(r.evictions, 1u);
+  EXPECT_GE(r.host_bytes, 8u << 20);
+  EXPECT_EQ(r.budget_bytes, 0u);
+  EXPECT_EQ(umpool_get_residency(0, 7, &r), UMPOOL_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(LastError().find("invalid role 7"), std::string::npos) << LastError();
+  EXPECT_EQ(umpool_get_residency(0, 0, nullptr), UMPOOL_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(umpool_get_residency(-2, 0, &r), UMPOOL_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(umpool_free_block(p), UMPOOL_OK);
+  ASSERT_EQ(umpool_get_residency(0, 0, &r), UMPOOL_OK);
+  EXPECT_EQ(r.host_bytes, 0u) << "freed: forgotten";
+}
+
 // One private pool sleeps alone: the device's pool stays awake.
 TEST_F(CapiTest, SleepOnePrivatePool) {
   ASSERT_EQ(umpool_create_pool(0, 7, 9), UMPOOL_OK) << LastError();

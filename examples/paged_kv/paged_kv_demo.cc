@@ -7,10 +7,24 @@
 // "evict" mode a fraction of the requests is paused at each step: its KV is
 // evicted to host memory (Pool::PrefetchBlocks: all its blocks in one batched
 // call, same addresses), fetched back the same way ahead of its resumption on
-// a side stream, and its contents are checked when it resumes. Requests are admitted and retired all along (KV freed with
-// discard on free). Prints the decode-step time of each mode.
+// a side stream, and its contents are checked when it resumes. Requests are
+// admitted and retired all along (KV freed with discard on free).
 //
-//   paged_kv_demo [steps] [requests]      (defaults 300 and 32)
+// Two more modes run the requests in two groups that take turns every
+// `group_steps` decode steps (a scheduler that preempts in rounds) with half
+// of the KV's peak on the GPU:
+//   budget:   a pool with kv.hbm_budget = half the all-resident run's peak
+//             KV; at each turn the engine fetches the incoming group's blocks
+//             (Pool::PrefetchBlocks) and the pool evicts the least recently
+//             fetched ones (the outgoing group's) first, in one batch;
+//   faulting: the same turns served by page faults: the outgoing group's
+//             blocks are evicted, the incoming group's are not fetched; the
+//             decode kernel faults them back.
+// Every step checks every running request's KV sum, so every round trip is
+// checked. Prints the decode-step time of each mode (turns included) and,
+// with a third argument, writes the ratios as JSON.
+//
+//   paged_kv_demo [steps] [requests] [out.json]   (defaults 300 and 32)
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -60,8 +74,17 @@ double TokenSum(int r, int t) {
   return s;
 }
 
+enum class Mode { kResident, kPaused, kBudget, kFaulting };
+
+struct Plan {
+  Mode mode = Mode::kResident;
+  double pause_fraction = 0;  // kPaused
+  int group_steps = 32;       // kBudget, kFaulting: steps per turn
+};
+
 struct Request {
   int id = 0;
+  int group = 0;  // kBudget, kFaulting: runs on the group's turns
   int length = 0;  // tokens in the cache
   int target = 0;  // retire at this length
   int paused_until = -1;
@@ -76,12 +99,16 @@ struct Result {
   double mean_ms = 0, p99_ms = 0, us_per_token = 0;
   long tokens = 0;
   long evictions = 0, round_trips_checked = 0, mismatches = 0, admitted = 0, retired = 0;
+  std::size_t peak_kv_bytes = 0;
+  double tokens_per_s = 0;
 };
 
 // The streams live as long as the pool may cache blocks freed on them
 // (umpool::Pool's stream-lifetime rule): created once in main.
-Result Run(umpool::Pool& pool, int steps, int n_requests, double pause_fraction, unsigned seed,
+Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsigned seed,
            cudaStream_t compute, cudaStream_t side) {
+  const double pause_fraction = plan.pause_fraction;
+  const bool turns = plan.mode == Mode::kBudget || plan.mode == Mode::kFaulting;
   std::mt19937 rng(seed);
   cudaEvent_t fetched, evicted;
   CHECK_CUDA(cudaEventCreateWithFlags(&fetched, cudaEventDisableTiming));
@@ -94,9 +121,11 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, double pause_fraction,
   std::vector<Request> reqs;
   int next_id = 0;
   Result res;
-  auto admit = [&] {
+  int active = 0;  // the group whose turn it is
+  auto admit = [&](int step) {
     Request q;
     q.id = next_id++;
+    q.group = step == 0 ? q.id % 2 : active;  // later admissions join the running group
     q.length = 16 + static_cast<int>(rng() % 300);
     q.target = q.length + 64 + static_cast<int>(rng() % 400);
     q.table = static_cast<float**>(Check(pool.Allocate(kMaxBlocks * sizeof(void*), compute)));
@@ -112,7 +141,10 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, double pause_fraction,
   };
   std::vector<double> step_ms;
   for (int step = 0; step < steps; ++step) {
-    while (static_cast<int>(reqs.size()) < n_requests) admit();
+    while (static_cast<int>(reqs.size()) < n_requests) admit(step);
+    std::size_t kv_blocks = 0;
+    for (const Request& q : reqs) kv_blocks += q.blocks.size();
+    res.peak_kv_bytes = std::max(res.peak_kv_bytes, kv_blocks * kBlockBytes);
     // Pause some running requests: evict their KV to host memory.
     for (Request& q : reqs) {
       if (q.paused_until < step && std::uniform_real_distribution<>(0, 1)(rng) < pause_fraction) {
@@ -124,6 +156,25 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, double pause_fraction,
       }
     }
     const auto t0 = std::chrono::steady_clock::now();
+    if (turns && step % plan.group_steps == 0) {
+      // A new turn: the other group runs from now on.
+      active = (step / plan.group_steps) % 2;
+      std::vector<void*> in, out;
+      for (Request& q : reqs) {
+        std::vector<void*>& to = q.group == active ? in : out;
+        to.insert(to.end(), q.blocks.begin(), q.blocks.end());
+        if (q.group == active && step > 0) q.resumed = true;
+      }
+      if (plan.mode == Mode::kBudget && !in.empty()) {
+        // The pool evicts what the budget cannot keep (the least recently
+        // fetched: the outgoing group) before it fetches these.
+        Check(pool.PrefetchBlocks(in.data(), in.size(), umpool::Location::kDevice, compute));
+      }
+      if (plan.mode == Mode::kFaulting && !out.empty()) {
+        Check(pool.PrefetchBlocks(out.data(), out.size(), umpool::Location::kHost, compute));
+      }
+      res.evictions += static_cast<long>(out.size());
+    }
     // The KV fetched ahead during the previous step must be back before this
     // step's kernel reads it (usually it already is).
     CHECK_CUDA(cudaStreamWaitEvent(compute, fetched, 0));
@@ -143,7 +194,7 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, double pause_fraction,
     std::vector<int> running;
     for (int k = 0; k < static_cast<int>(reqs.size()); ++k) {
       Request& q = reqs[k];
-      if (q.paused_until >= step) continue;
+      if (q.paused_until >= step || (turns && q.group != active)) continue;
       if (q.length % kBlockTokens == 0) {
         q.blocks.push_back(Check(pool.Allocate(kBlockBytes, compute, umpool::Role::kKv)));
         q.table[q.length / kBlockTokens] = static_cast<float*>(q.blocks.back());
@@ -171,7 +222,8 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, double pause_fraction,
     }
     // Retire finished requests; their KV is freed (and discarded).
     for (auto it = reqs.begin(); it != reqs.end();) {
-      if (it->length >= it->target && it->paused_until < step) {
+      if (it->length >= it->target && it->paused_until < step &&
+          (!turns || it->group == active)) {
         for (void* b : it->blocks) Check(pool.Deallocate(b, compute));
         Check(pool.Deallocate(it->table, compute));
         ++res.retired;
@@ -197,6 +249,7 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, double pause_fraction,
   res.mean_ms = total / static_cast<double>(step_ms.size());
   res.us_per_token = total * 1e3 / static_cast<double>(std::max<long>(1, res.tokens));
   res.p99_ms = step_ms[static_cast<std::size_t>(0.99 * (step_ms.size() - 1))];
+  res.tokens_per_s = static_cast<double>(res.tokens) / (total / 1e3);
   cudaEventDestroy(fetched);
   cudaEventDestroy(evicted);
   return res;
@@ -222,19 +275,57 @@ int main(int argc, char** argv) {
   auto pool = Check(umpool::Pool::Create(o));
   std::printf("paged KV demo on %s: %d decode steps, %d concurrent requests, 2 MiB KV blocks\n\n",
               prop.name, steps, requests);
-  std::printf("| mode | mean step | p99 step | tokens decoded | step time per token | evictions | round trips checked | mismatches | admitted | retired |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
+  std::printf("| mode | mean step | p99 step | tokens decoded | tokens/s | step time per token | evictions | round trips checked | mismatches | admitted | retired |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
   long bad = 0;
   cudaStream_t compute, side;
   CHECK_CUDA(cudaStreamCreateWithFlags(&compute, cudaStreamNonBlocking));
   CHECK_CUDA(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
-  for (double fraction : {0.0, 0.25}) {
-    const Result r = Run(*pool, steps, requests, fraction, 7, compute, side);
+  auto row = [&](const char* name, const Result& r) {
     bad += r.mismatches;
-    std::printf("| %s | %.3f ms | %.3f ms | %ld | %.1f us | %ld | %ld | %ld | %ld | %ld |\n",
-                fraction == 0 ? "all KV resident" : "25% paused: evicted, fetched ahead",
-                r.mean_ms, r.p99_ms, r.tokens, r.us_per_token, r.evictions,
+    std::printf("| %s | %.3f ms | %.3f ms | %ld | %.0f | %.1f us | %ld | %ld | %ld | %ld | %ld |\n",
+                name, r.mean_ms, r.p99_ms, r.tokens, r.tokens_per_s, r.us_per_token, r.evictions,
                 r.round_trips_checked, r.mismatches, r.admitted, r.retired);
+  };
+  const Result resident = Run(*pool, steps, requests, Plan{}, 7, compute, side);
+  row("all KV resident", resident);
+  row("25% paused: evicted, fetched ahead",
+      Run(*pool, steps, requests, Plan{Mode::kPaused, 0.25}, 7, compute, side));
+  // Half the resident run's peak KV on the GPU: a pool with that budget, and
+  // the same turns served by page faults.
+  const std::size_t budget = resident.peak_kv_bytes / 2 / kBlockBytes * kBlockBytes;
+  umpool::PoolOptions ob = o;
+  ob.roles[static_cast<int>(umpool::Role::kKv)].hbm_budget_bytes = budget;
+  auto budget_pool = Check(umpool::Pool::Create(ob));
+  const Result budgeted = Run(*budget_pool, steps, requests, Plan{Mode::kBudget}, 7, compute, side);
+  char name[160];
+  std::snprintf(name, sizeof(name), "KV budget %.0f MiB (50%% of peak), turns of 32 steps, fetched by the engine", budget / 1048576.0);
+  row(name, budgeted);
+  const umpool::RoleResidency kv = budget_pool->GetResidency(umpool::Role::kKv);
+  const Result faulting = Run(*pool, steps, requests, Plan{Mode::kFaulting}, 7, compute, side);
+  row("same turns served by page faults (evicted, not fetched)", faulting);
+  std::printf("\nbudget pool: %llu budget evictions, %llu fetches, %.1f MiB evicted, %.1f MiB fetched\n",
+              static_cast<unsigned long long>(kv.budget_evictions),
+              static_cast<unsigned long long>(kv.fetches), kv.evicted_bytes / 1048576.0,
+              kv.fetched_bytes / 1048576.0);
+  const double vs_resident = budgeted.tokens_per_s / resident.tokens_per_s;
+  const double vs_faulting = budgeted.tokens_per_s / faulting.tokens_per_s;
+  std::printf("KV budget 50%%: %.3fx the all-resident tokens/s, %.2fx the page-faulting tokens/s\n",
+              vs_resident, vs_faulting);
+  if (argc > 3) {
+    if (FILE* f = std::fopen(argv[3], "w")) {
+      std::fprintf(f,
+                   "{\"gpu\": \"%s\", \"steps\": %d, \"requests\": %d, \"kv_budget_bytes\": %zu, "
+                   "\"peak_kv_bytes\": %zu, \"turn_steps\": 32, \"tokens_per_s\": {\"resident\": %.1f, "
+                   "\"budget50\": %.1f, \"faulting\": %.1f}, \"kv_budget50_vs_resident\": %.4f, "
+                   "\"kv_budget50_vs_faulting\": %.4f, \"budget_evictions\": %llu, "
+                   "\"mismatches\": %ld, \"round_trips_checked\": %ld}\n",
+                   prop.name, steps, requests, budget, resident.peak_kv_bytes, resident.tokens_per_s,
+                   budgeted.tokens_per_s, faulting.tokens_per_s, vs_resident, vs_faulting,
+                   static_cast<unsigned long long>(kv.budget_evictions), bad,
+                   budgeted.round_trips_checked + faulting.round_trips_checked);
+      std::fclose(f);
+    }
   }
   const umpool::Stats s = pool->GetStats();
   std::printf("\npool: %s; discarded %.1f MiB in %llu calls\n", s.Summary().c_str(),

@@ -71,6 +71,15 @@ struct RolePolicy {
   // these halved the memory held beyond what is live.
   std::size_t slab_max_bytes = std::size_t{1} << 20;
 
+  // GPU budget of the role's large blocks (0 = none): when an allocation or
+  // a fetch (Fetch, Prefetch/PrefetchBlocks to the GPU) would keep more of
+  // them on the GPU, the pool evicts the least recently allocated or fetched
+  // ones (a paused request's KV first) to host memory, whole, in one batched
+  // prefetch ordered on the caller's stream, instead of letting pages fault
+  // one at a time. Managed backend; counted on the others. Not with
+  // device_memory.
+  std::size_t hbm_budget_bytes = 0;
+
   bool operator==(const RolePolicy&) const = default;
 
   // The backend advice this policy gives a new segment.

@@ -91,6 +91,20 @@ struct SleepState {
   std::size_t staging_bytes = 0;    // the pinned staging buffer held (kept while awake too)
 };
 
+// One role's residency (Pool::GetResidency). Only large blocks (above the
+// role's slab_max_bytes) are counted; blocks a kernel faults back by itself
+// are not seen.
+struct RoleResidency {
+  std::size_t budget_bytes = 0;    // RolePolicy::hbm_budget_bytes (0: no budget)
+  std::size_t resident_bytes = 0;  // budgeted roles: live blocks allocated or fetched, not evicted since
+  std::size_t host_bytes = 0;      // live blocks the pool evicted and has not fetched back
+  std::uint64_t evictions = 0;     // blocks the pool evicted (Evict, Prefetch/PrefetchBlocks to the host, budget)
+  std::uint64_t budget_evictions = 0;  // ... of them chosen by the budget
+  std::uint64_t fetches = 0;       // blocks fetched to the GPU (Fetch, Prefetch/PrefetchBlocks)
+  std::uint64_t evicted_bytes = 0;
+  std::uint64_t fetched_bytes = 0;
+};
+
 // One live block (Pool::LiveBlocks): where it is, how big, for what.
 struct BlockInfo {
   void* ptr = nullptr;
@@ -250,6 +264,9 @@ class Pool {
   // (Unimplemented where it has no staging memory, ResourceExhausted where
   // the host cannot pin that much). Thread-safe.
   absl::Status ReserveStaging(const SleepOptions& options);
+  // A role's residency: budget, resident and host bytes, evictions and
+  // fetches (RoleResidency). Thread-safe.
+  RoleResidency GetResidency(Role role) const;
   // Frees the pinned staging buffer Sleep keeps between sleeps (waiting for
   // Wake's copies out of it first; host-blocking). While asleep: a no-op
   // (the buffer holds the contents). Thread-safe.

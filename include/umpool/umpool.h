@@ -241,6 +241,24 @@ UMPOOL_API int umpool_wake_pool(int device, uint64_t id_hi, uint64_t id_lo,
  * `bytes` = reserved bytes above the watermark; the result is ignored). */
 typedef int (*umpool_pressure_fn)(void* ctx, int device, size_t bytes, int role);
 UMPOOL_API int umpool_set_pressure_callback(int device, umpool_pressure_fn fn, void* ctx);
+/* One role's residency on a device (its pool and private pools): large
+ * blocks only (above the role's slab_max). Conf <role>.hbm_budget sets a
+ * budget: the pool then evicts the least recently allocated or fetched
+ * blocks of the role to host memory when an allocation or a fetch would keep
+ * more on the GPU (docs/residency.md). */
+typedef struct umpool_residency {
+  size_t budget_bytes;      /* 0: no budget */
+  size_t resident_bytes;    /* budgeted roles: blocks allocated or fetched, not evicted since */
+  size_t host_bytes;        /* live blocks the pool evicted and has not fetched back */
+  uint64_t evictions;       /* blocks the pool evicted (evict, prefetch to the host, budget) */
+  uint64_t budget_evictions;  /* ... of them chosen by the budget */
+  uint64_t fetches;         /* blocks fetched to the GPU */
+  uint64_t evicted_bytes;
+  uint64_t fetched_bytes;
+} umpool_residency;
+/* Fills *out for `role` (0..3). INVALID_ARGUMENT for a bad device or role or
+ * a NULL out. All zero when the device has no pool yet. Thread-safe. */
+UMPOOL_API int umpool_get_residency(int device, int role, umpool_residency* out);
 /* 1 if the device's pool sleeps, 0 if not (or not created yet); -1 for a
  * bad device (the last error says why). */
 UMPOOL_API int umpool_is_asleep(int device);

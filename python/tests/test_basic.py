@@ -270,3 +270,34 @@ print(json.dumps({"rcs": rcs, "calls": calls,
     assert len(res["calls"]) == 1, res
     nbytes, role = res["calls"][0]
     assert role == "kv" and 0 < nbytes <= res["reserved"] - (24 << 20), res
+
+
+def test_kv_budget_evicts_the_least_recently_fetched_blocks():
+    res = run_json("""
+import ctypes, json, umpool
+from umpool import _lib
+umpool.configure("backend:host,capacity:256MiB,kv.hbm_budget:16MiB")
+l = _lib.lib()
+blocks = []
+for _ in range(6):                      # 6 x 4 MiB of KV: 8 MiB over budget
+    p = ctypes.c_void_p()
+    assert l.umpool_alloc(4 << 20, 0, None, 2, ctypes.byref(p)) == 0
+    blocks.append(p.value)
+before = umpool.residency("kv")
+first = (ctypes.c_void_p * 2)(blocks[0], blocks[1])
+assert l.umpool_prefetch_blocks(first, 2, 1, None) == 0   # resume the oldest two
+after = umpool.residency("kv")
+bad = []
+for role in ("moon",):
+    try:
+        umpool.residency(role)
+    except ValueError as e:
+        bad.append(str(e))
+print(json.dumps({"before": before, "after": after, "bad": bad}))
+""")
+    b, a = res["before"], res["after"]
+    assert b["budget_bytes"] == 16 << 20 and b["resident_bytes"] == 16 << 20, b
+    assert b["host_bytes"] == 8 << 20 and b["budget_evictions"] == 2, b
+    assert a["resident_bytes"] == 16 << 20 and a["fetches"] == 2, a
+    assert a["budget_evictions"] == 4 and a["host_bytes"] == 8 << 20, a
+    assert "unknown role 'moon'" in res["bad"][0]

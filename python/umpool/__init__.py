@@ -11,7 +11,7 @@ from . import _lib
 __all__ = ["UmpoolError", "configure", "memory_stats", "memory_summary",
            "reset_peak_memory_stats", "empty_cache", "trim", "last_error",
            "block_size", "prefetch", "prefetch_blocks", "snapshot", "library_path", "version",
-           "sleep", "wake_up", "is_asleep", "reserve_staging", "release_staging", "set_pressure_callback"]
+           "sleep", "wake_up", "is_asleep", "reserve_staging", "release_staging", "residency", "set_pressure_callback"]
 
 __version__ = "0.1.0"
 
@@ -77,6 +77,21 @@ def memory_stats(device=None):
         out[key or "umpool." + name] = getattr(s, name)
     out["allocation.all.current"] = s.allocations - s.frees
     return out
+
+
+def residency(role="kv", device=None):
+    """One role's residency on the device (large blocks only): budget_bytes
+    (UMPOOL_CONF "<role>.hbm_budget:<size>"; 0 = none), resident_bytes (for
+    a budgeted role: blocks allocated or fetched and not evicted since),
+    host_bytes (blocks umpool evicted and has not fetched back), evictions,
+    budget_evictions, fetches, evicted_bytes, fetched_bytes."""
+    roles = _lib.role_names()
+    if role not in roles:
+        raise ValueError(f"unknown role {role!r}: expected one of {', '.join(roles)}")
+    r = _lib.Residency()
+    _check(_lib.lib().umpool_get_residency(_device_index(device), roles.index(role),
+                                           ctypes.byref(r)), "umpool.residency")
+    return {name: getattr(r, name) for name, _ in r._fields_}
 
 
 def snapshot(device=None):

@@ -7,6 +7,13 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 _REPO = os.path.dirname(os.path.dirname(_HERE))
 
 
+class Residency(ctypes.Structure):
+    """umpool_residency (include/umpool/umpool.h)."""
+    _fields_ = [(n, ctypes.c_size_t) for n in ("budget_bytes", "resident_bytes", "host_bytes")] + \
+        [(n, ctypes.c_uint64) for n in ("evictions", "budget_evictions", "fetches",
+                                        "evicted_bytes", "fetched_bytes")]
+
+
 # int (*)(void* ctx, int device, size_t bytes, int role): umpool_pressure_fn.
 PRESSURE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t,
                                ctypes.c_int)
@@ -133,6 +140,8 @@ def lib():
         l.umpool_wake_pool.restype = ctypes.c_int
         l.umpool_set_pressure_callback.argtypes = [ctypes.c_int, PRESSURE_FN, ctypes.c_void_p]
         l.umpool_set_pressure_callback.restype = ctypes.c_int
+        l.umpool_get_residency.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(Residency)]
+        l.umpool_get_residency.restype = ctypes.c_int
         l.umpool_reserve_staging.argtypes = [ctypes.c_int, ctypes.c_uint]
         l.umpool_reserve_staging.restype = ctypes.c_int
         l.umpool_release_staging.argtypes = [ctypes.c_int]

@@ -192,6 +192,10 @@ const Key<RolePolicy> kRoleKeys[] = {
         "memory", "`managed`, `device`",
         "`device`: plain device memory (`cudaMalloc`): no faults or migration, no CPU access, no "
         "prefetch/evict. Not with `read_mostly` or `discard`"),
+    BytesKey<R, RoleField<std::size_t, &R::hbm_budget_bytes>>(
+        "hbm_budget",
+        "GPU budget of the role's large blocks: past it the least recently allocated or fetched "
+        "are evicted to host memory, whole (0 = none)"),
     BytesKey<R, RoleField<std::size_t, &R::slab_max_bytes>>(
         "slab_max",
         "requests up to this size use size-class slabs (thread-cached, tens of ns); larger ones "

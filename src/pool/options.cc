@@ -86,10 +86,12 @@ absl::Status PoolOptions::Validate() const {
     if (static_cast<unsigned>(p.prefetch) > static_cast<unsigned>(PrefetchMode::kNever)) {
       return absl::InvalidArgumentError(absl::StrCat("roles[", name, "].prefetch: invalid value"));
     }
-    if (p.device_memory && (p.read_mostly || p.discard_on_free)) {
+    if (p.device_memory && (p.read_mostly || p.discard_on_free || p.hbm_budget_bytes != 0)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "roles[", name, "].device_memory: plain device memory takes no ",
-          p.read_mostly ? "read_mostly advice" : "discard_on_free", " (managed memory only)"));
+          p.read_mostly ? "read_mostly advice"
+                        : (p.discard_on_free ? "discard_on_free" : "hbm_budget"),
+          " (managed memory only)"));
     }
     if (p.slab_max_bytes > internal::kMaxClassBytes) {
       return absl::InvalidArgumentError(absl::StrCat(

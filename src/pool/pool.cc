@@ -101,6 +101,9 @@ void Pool::SetPressureCallback(PressureCallback callback) {
 }
 SleepState Pool::GetSleepState() const { return core_->GetSleepState(); }
 absl::Status Pool::ReleaseStaging() { return core_->ReleaseStaging(); }
+RoleResidency Pool::GetResidency(Role role) const {
+  return static_cast<unsigned>(role) < kNumRoles ? core_->GetResidency(role) : RoleResidency{};
+}
 absl::Status Pool::ReserveStaging(const SleepOptions& options) {
   return core_->ReserveStaging(options);
 }

@@ -92,10 +92,44 @@ absl::Status PoolCore::Prefetch(const void* ptr, std::size_t bytes, Location whe
         "block at ", absl::Hex(p), " (role ", RoleName(block->role),
         ") is plain device memory (device_memory policy) and cannot be prefetched or evicted"));
   }
+  const bool large = IsLarge(block->ptr);
+  if (large && where == Location::kDevice) {
+    if (absl::Status st = NoteMoved({*block}, where, stream); !st.ok()) return st;
+  }
   counters_.Bump(counters_.prefetch_calls);
   absl::Status st = backend_->Prefetch(const_cast<void*>(ptr), bytes, where, stream);
-  if (st.ok() && where == Location::kHost) NoteEvicted(block->ptr);
+  if (st.ok() && where == Location::kHost) {
+    NoteEvicted(block->ptr);
+    if (large) st = NoteMoved({*block}, where, stream);
+  }
   return st;
+}
+
+bool PoolCore::IsLarge(const void* block) const {
+  const Span* span = pagemap_.Lookup(block);
+  return span != nullptr && span->kind == SpanKind::kSegment;
+}
+
+absl::Status PoolCore::NoteMoved(const std::vector<BlockInfo>& blocks, Location where,
+                                 Stream stream) {
+  Victims victims;
+  residency_.Moved(blocks, where, &victims);
+  return EvictVictims(victims, stream);
+}
+
+absl::Status PoolCore::AdmitBudgeted(void* p, std::size_t bytes, Role role, Stream stream) {
+  Victims victims;
+  residency_.Allocated(role, reinterpret_cast<std::uintptr_t>(p), bytes, &victims);
+  return EvictVictims(victims, stream);
+}
+
+absl::Status PoolCore::EvictVictims(const Victims& victims, Stream stream) {
+  if (victims.empty()) return absl::OkStatus();
+  absl::Status st = PrefetchBatch(victims.ptrs, victims.sizes, Location::kHost, stream);
+  if (!st.ok()) return st;
+  for (void* v : victims.ptrs) NoteEvicted(v);
+  residency_.Evicted(victims);
+  return absl::OkStatus();
 }
 
 void PoolCore::NoteEvicted(const void* block) {
@@ -125,6 +159,7 @@ absl::Status PoolCore::PrefetchBlocks(const void* const* ptrs, std::size_t count
   if (ptrs == nullptr) return absl::InvalidArgumentError("PrefetchBlocks: null pointer array");
   std::vector<void*> starts(count);
   std::vector<std::size_t> sizes(count);
+  std::vector<BlockInfo> large;  // the large blocks: residency tracks them
   for (std::size_t i = 0; i < count; ++i) {
     absl::StatusOr<BlockInfo> b = BlockContaining(ptrs[i]);
     absl::Status st = b.status();
@@ -137,10 +172,16 @@ absl::Status PoolCore::PrefetchBlocks(const void* const* ptrs, std::size_t count
     }
     starts[i] = b->ptr;
     sizes[i] = b->bytes;
+    if (IsLarge(b->ptr)) large.push_back(*b);
+  }
+  // Fetching: a budget's victims leave first; evicting: counted after.
+  if (where == Location::kDevice && !large.empty()) {
+    if (absl::Status st = NoteMoved(large, where, stream); !st.ok()) return st;
   }
   absl::Status st = PrefetchBatch(starts, sizes, where, stream);
   if (st.ok() && where == Location::kHost) {
     for (void* b : starts) NoteEvicted(b);
+    if (!large.empty()) st = NoteMoved(large, where, stream);
   }
   return st;
 }

@@ -175,6 +175,11 @@ absl::StatusOr<void*> PoolCore::AllocateLarge(std::size_t bytes, Stream stream, 
   if (!r.ok()) return OutOfMemory(bytes, role, r.status());
   if (r->cross_stream) counters_.Bump(counters_.cross_stream_reuses);
   caches_.CountAllocation(CounterCache(), r->bytes, bytes, /*hit=*/!r->grew);
+  if (ABSL_PREDICT_FALSE(residency_.budgeted(role))) {
+    // Over budget: older blocks go to the host (a hint: an error leaves them
+    // where they are, the allocation stands).
+    (void)AdmitBudgeted(r->ptr, r->bytes, role, stream);
+  }
   if (r->grew) AfterGrowth(role);
   return r->ptr;
 }

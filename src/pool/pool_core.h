@@ -48,6 +48,7 @@
 #include "src/pool/fence.h"
 #include "src/pool/pagemap.h"
 #include "src/pool/recorded_streams.h"
+#include "src/pool/residency.h"
 #include "src/pool/released_streams.h"
 #include "src/pool/slab_allocator.h"
 #include "src/pool/staging.h"
@@ -96,6 +97,7 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   SleepState GetSleepState() const;
   absl::Status ReleaseStaging();
   absl::Status ReserveStaging(const SleepOptions& options);
+  RoleResidency GetResidency(Role role) const { return residency_.Get(role); }
   void SetPressureCallback(Pool::PressureCallback callback);
   void BeginCapture() { fencer_.CaptureBegan(); }
   absl::Status EndCapture();
@@ -183,6 +185,13 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   // Marks the live block at `block` as evicted by the pool (discard on free
   // applies to it).
   void NoteEvicted(const void* block);
+  // Residency (residency.h): a budgeted role's new large block, large blocks
+  // moved by Prefetch/PrefetchBlocks (their victims evicted first, on
+  // `stream`), and the eviction of victims.
+  bool IsLarge(const void* block) const;
+  absl::Status AdmitBudgeted(void* p, std::size_t bytes, Role role, Stream stream);
+  absl::Status NoteMoved(const std::vector<BlockInfo>& blocks, Location where, Stream stream);
+  absl::Status EvictVictims(const Victims& victims, Stream stream);
   void DrainDiscards();
   bool WaitsForDiscard(const Span* span, const void* block) const;
   // Releases cached memory (this thread's cache, every empty slab after its
@@ -237,6 +246,7 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   Mutex pressure_mu_;
   std::shared_ptr<const Pool::PressureCallback> pressure_ ABSL_GUARDED_BY(pressure_mu_);
   std::atomic<bool> watermark_armed_{true};
+  Residency residency_{BudgetsOf(options_)};
 
   mutable Mutex sleep_mu_;
   bool asleep_ ABSL_GUARDED_BY(sleep_mu_) = false;

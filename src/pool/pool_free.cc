@@ -35,7 +35,9 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline absl::Status PoolCore::Free(void* ptr, Strea
   if (ABSL_PREDICT_FALSE(span == nullptr)) return NotOurs(ptr);
   if (ABSL_PREDICT_FALSE(sleeping_.load(std::memory_order_relaxed))) NoteFreedAsleep(ptr);
   if (ABSL_PREDICT_FALSE(span->kind == SpanKind::kSegment)) {
-    return FreeLarge(span, ptr, kOwnStream ? std::nullopt : std::optional<Stream>(stream));
+    absl::Status st = FreeLarge(span, ptr, kOwnStream ? std::nullopt : std::optional<Stream>(stream));
+    if (st.ok() && residency_.tracking()) residency_.Freed(reinterpret_cast<std::uintptr_t>(ptr));
+    return st;
   }
   auto* slab = static_cast<Slab*>(span);
   const std::int64_t idx = slab->IndexOf(reinterpret_cast<std::uintptr_t>(ptr));

@@ -1,0 +1,152 @@
+#include "src/pool/residency.h"
+
+#include <algorithm>
+
+namespace umpool::internal {
+namespace {
+
+bool AnyBudget(const std::array<std::size_t, kNumRoles>& budgets) {
+  return std::any_of(budgets.begin(), budgets.end(), [](std::size_t b) { return b != 0; });
+}
+
+}  // namespace
+
+Residency::Residency(const std::array<std::size_t, kNumRoles>& budgets)
+    : budgets_(budgets), any_budget_(AnyBudget(budgets)) {
+  for (int r = 0; r < kNumRoles; ++r) stats_[r].budget_bytes = budgets_[r];
+}
+
+void Residency::MakeResident(std::uintptr_t p, Entry& e) {
+  RoleResidency& st = stats_[static_cast<int>(e.role)];
+  if (!e.resident) {
+    st.host_bytes -= e.bytes;
+    if (budgeted(e.role)) {
+      st.resident_bytes += e.bytes;
+    }
+    e.resident = true;
+  } else if (budgeted(e.role)) {
+    lru_[static_cast<int>(e.role)].erase(e.lru);
+  }
+  if (budgeted(e.role)) {
+    auto& lru = lru_[static_cast<int>(e.role)];
+    lru.push_front(p);
+    e.lru = lru.begin();
+  }
+}
+
+void Residency::MakeEvicted(std::uintptr_t p, Entry& e) {
+  (void)p;
+  if (!e.resident) return;
+  RoleResidency& st = stats_[static_cast<int>(e.role)];
+  if (budgeted(e.role)) {
+    lru_[static_cast<int>(e.role)].erase(e.lru);
+    st.resident_bytes -= e.bytes;
+  }
+  st.host_bytes += e.bytes;
+  e.resident = false;
+}
+
+void Residency::Trim(Role role, const std::vector<std::uintptr_t>& keep, Victims* out) {
+  const int r = static_cast<int>(role);
+  if (budgets_[r] == 0) return;
+  std::size_t resident = stats_[r].resident_bytes;
+  for (auto& v : out->ptrs) {  // victims already chosen (another role's pass) count as gone
+    auto it = blocks_.find(reinterpret_cast<std::uintptr_t>(v));
+    if (it != blocks_.end() && it->second.role == role && it->second.resident) {
+      resident -= it->second.bytes;
+    }
+  }
+  for (auto it = lru_[r].rbegin(); it != lru_[r].rend() && resident > budgets_[r]; ++it) {
+    if (std::find(keep.begin(), keep.end(), *it) != keep.end()) continue;
+    const Entry& e = blocks_.at(*it);
+    out->ptrs.push_back(reinterpret_cast<void*>(*it));
+    out->sizes.push_back(e.bytes);
+    resident -= e.bytes;
+  }
+}
+
+void Residency::Allocated(Role role, std::uintptr_t p, std::size_t bytes, Victims* out) {
+  if (!budgeted(role)) return;
+  MutexLock lock(&mu_);
+  Entry& e = blocks_[p];
+  e = Entry{role, bytes, /*resident=*/false, {}};
+  tracked_.store(blocks_.size(), std::memory_order_relaxed);
+  stats_[static_cast<int>(role)].host_bytes += bytes;  // MakeResident moves it over
+  MakeResident(p, e);
+  Trim(role, {p}, out);
+}
+
+void Residency::Moved(const std::vector<BlockInfo>& blocks, Location where, Victims* out) {
+  MutexLock lock(&mu_);
+  std::vector<std::uintptr_t> keep;
+  std::array<bool, kNumRoles> touched{};
+  for (const BlockInfo& b : blocks) {
+    const auto p = reinterpret_cast<std::uintptr_t>(b.ptr);
+    RoleResidency& st = stats_[static_cast<int>(b.role)];
+    auto it = blocks_.find(p);
+    if (where == Location::kDevice) {
+      ++st.fetches;
+      st.fetched_bytes += b.bytes;
+      if (it == blocks_.end()) continue;  // never evicted, not budgeted: nothing held
+      keep.push_back(p);
+      touched[static_cast<int>(b.role)] = true;
+      MakeResident(p, it->second);
+      if (!budgeted(b.role)) {  // untracked again once back
+        blocks_.erase(it);
+        tracked_.store(blocks_.size(), std::memory_order_relaxed);
+      }
+      continue;
+    }
+    ++st.evictions;
+    st.evicted_bytes += b.bytes;
+    if (it == blocks_.end()) {  // an unbudgeted role's block: tracked while evicted
+      blocks_.emplace(p, Entry{b.role, b.bytes, /*resident=*/false, {}});
+      tracked_.store(blocks_.size(), std::memory_order_relaxed);
+      st.host_bytes += b.bytes;
+      continue;
+    }
+    MakeEvicted(p, it->second);
+  }
+  for (int r = 0; r < kNumRoles; ++r) {
+    if (touched[r]) Trim(static_cast<Role>(r), keep, out);
+  }
+}
+
+void Residency::Evicted(const Victims& victims) {
+  if (victims.empty()) return;
+  MutexLock lock(&mu_);
+  for (void* v : victims.ptrs) {
+    auto it = blocks_.find(reinterpret_cast<std::uintptr_t>(v));
+    if (it == blocks_.end()) continue;
+    RoleResidency& st = stats_[static_cast<int>(it->second.role)];
+    ++st.evictions;
+    ++st.budget_evictions;
+    st.evicted_bytes += it->second.bytes;
+    MakeEvicted(it->first, it->second);
+  }
+}
+
+void Residency::Freed(std::uintptr_t p) {
+  MutexLock lock(&mu_);
+  auto it = blocks_.find(p);
+  if (it == blocks_.end()) return;
+  Entry& e = it->second;
+  RoleResidency& st = stats_[static_cast<int>(e.role)];
+  if (e.resident) {
+    if (budgeted(e.role)) {
+      lru_[static_cast<int>(e.role)].erase(e.lru);
+      st.resident_bytes -= e.bytes;
+    }
+  } else {
+    st.host_bytes -= e.bytes;
+  }
+  blocks_.erase(it);
+  tracked_.store(blocks_.size(), std::memory_order_relaxed);
+}
+
+RoleResidency Residency::Get(Role role) const {
+  MutexLock lock(&mu_);
+  return stats_[static_cast<int>(role)];
+}
+
+}  // namespace umpool::internal

@@ -1,0 +1,100 @@
+// src/pool/residency.h: which of a role's blocks the pool keeps on the GPU,
+// under the role's HBM budget (RolePolicy::hbm_budget_bytes), and the
+// per-role eviction and fetch counts (Pool::GetResidency).
+//
+// A budgeted role's large blocks (those above its slab_max_bytes) are tracked
+// from allocation to free, in least-recently-fetched order: a block counts as
+// resident from its allocation or its last fetch to the GPU until the pool
+// evicts it. When an allocation or a fetch would take the role's resident
+// bytes past its budget, the least recently allocated or fetched resident
+// blocks (a paused request's KV, whose blocks the engine stopped fetching)
+// are chosen as victims, which the pool evicts in one batched prefetch to the
+// host before the new block is used. The pool cannot see kernels touch a
+// block: an evicted block a kernel reads faults back without being counted
+// resident until the engine fetches it. Unbudgeted roles' blocks are tracked
+// only while the pool holds them evicted (so host bytes are known for every
+// role). Slab blocks are never tracked.
+//
+// Thread safety: every method takes the tracker's mutex (taken alone, after
+// any pool lock is released).
+#ifndef UMPOOL_SRC_POOL_RESIDENCY_H_
+#define UMPOOL_SRC_POOL_RESIDENCY_H_
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <list>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "src/base/mutex.h"
+#include "umpool/options.h"
+#include "umpool/pool.h"
+#include "umpool/types.h"
+
+namespace umpool::internal {
+
+// Blocks to evict (whole blocks).
+struct Victims {
+  std::vector<void*> ptrs;
+  std::vector<std::size_t> sizes;
+  bool empty() const { return ptrs.empty(); }
+};
+
+// The budgets of `options`' roles.
+inline std::array<std::size_t, kNumRoles> BudgetsOf(const PoolOptions& options) {
+  std::array<std::size_t, kNumRoles> b{};
+  for (int r = 0; r < kNumRoles; ++r) b[r] = options.roles[r].hbm_budget_bytes;
+  return b;
+}
+
+class Residency {
+ public:
+  explicit Residency(const std::array<std::size_t, kNumRoles>& budgets);
+
+  bool budgeted(Role role) const { return budgets_[static_cast<int>(role)] != 0; }
+  bool any_budget() const { return any_budget_; }
+  // Whether any block is tracked (a free need not look otherwise).
+  bool tracking() const { return tracked_.load(std::memory_order_relaxed) != 0; }
+
+  // A new live block of a budgeted role: resident, most recent. Victims to
+  // bring the role back under budget are appended (never this block).
+  void Allocated(Role role, std::uintptr_t p, std::size_t bytes, Victims* out);
+  // Large blocks the pool fetched to the GPU (`where` kDevice) or evicted to
+  // the host (kHost), whole. Fetching appends victims for every budgeted role
+  // that went over (never one of `blocks`); counts per role either way.
+  void Moved(const std::vector<BlockInfo>& blocks, Location where, Victims* out);
+  // Victims the pool evicted (after Allocated/Moved chose them).
+  void Evicted(const Victims& victims);
+  // A live block freed: forgotten.
+  void Freed(std::uintptr_t p);
+  RoleResidency Get(Role role) const;
+
+ private:
+  struct Entry {
+    Role role;
+    std::size_t bytes;
+    bool resident;
+    std::list<std::uintptr_t>::iterator lru;  // valid while resident
+  };
+  void MakeResident(std::uintptr_t p, Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MakeEvicted(std::uintptr_t p, Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Picks victims of `role` until its resident bytes fit, skipping `keep`.
+  void Trim(Role role, const std::vector<std::uintptr_t>& keep, Victims* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::array<std::size_t, kNumRoles> budgets_;
+  const bool any_budget_;
+  std::atomic<std::size_t> tracked_{0};
+  mutable Mutex mu_;
+  absl::flat_hash_map<std::uintptr_t, Entry> blocks_ ABSL_GUARDED_BY(mu_);
+  // Resident blocks of each budgeted role; front = most recently allocated or fetched.
+  std::array<std::list<std::uintptr_t>, kNumRoles> lru_ ABSL_GUARDED_BY(mu_);
+  std::array<RoleResidency, kNumRoles> stats_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace umpool::internal
+
+#endif  // UMPOOL_SRC_POOL_RESIDENCY_H_

@@ -1,0 +1,114 @@
+// The pool conformance suite, part 5: per-role HBM budgets and residency
+// counts, on every backend. Instantiated in pool_test.cc. On the managed
+// backend the evictions and fetches are real; their contents are checked.
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "src/pool/pool_core.h"
+#include "tests/pool_test_fixture.h"
+#include "tests/test_util.h"
+#include "umpool/pool.h"
+
+namespace umpool {
+namespace {
+
+using ::umpool::testing::CheckPattern;
+using ::umpool::testing::FillPattern;
+
+constexpr std::size_t kMiB = std::size_t{1} << 20;
+
+TEST_P(PoolTest, KvBudgetEvictsTheLeastRecentlyFetchedBlocks) {
+  PoolOptions o;
+  o.capacity_bytes = 256 * kMiB;
+  o.roles[static_cast<int>(Role::kKv)].hbm_budget_bytes = 24 * kMiB;
+  auto pool = Make(o);
+  ASSERT_NE(pool, nullptr);
+  const Stream s = kDefaultStream;
+  const BackendCounters& bc = internal::PoolCore::Unwrap(*pool)->backend().counters();
+  // Two requests of 3 x 4 MiB blocks each fit (24 MiB); a third pushes the
+  // first one's blocks out, oldest first.
+  std::vector<std::vector<void*>> req(3);
+  for (int r = 0; r < 3; ++r) {
+    for (int b = 0; b < 3; ++b) {
+      auto p = pool->Allocate(4 * kMiB, s, Role::kKv);
+      ASSERT_TRUE(p.ok()) << p.status();
+      FillPattern(kind(), *p, 4 * kMiB, 10 * r + b);
+      req[r].push_back(*p);
+    }
+  }
+  RoleResidency kv = pool->GetResidency(Role::kKv);
+  EXPECT_EQ(kv.budget_bytes, 24 * kMiB);
+  EXPECT_EQ(kv.resident_bytes, 24 * kMiB);
+  EXPECT_EQ(kv.host_bytes, 12 * kMiB);
+  EXPECT_EQ(kv.budget_evictions, 3u);
+  EXPECT_EQ(kv.evictions, 3u);
+  // The first request resumes: fetching its blocks evicts the second's (the
+  // least recently allocated or fetched), in one batch.
+  const std::uint64_t prefetches = bc.prefetch_ops.load();
+  ASSERT_TRUE(pool->PrefetchBlocks(req[0].data(), 3, Location::kDevice, s).ok());
+  EXPECT_EQ(bc.prefetch_ops.load(), prefetches + 2) << "one eviction batch, one fetch batch";
+  kv = pool->GetResidency(Role::kKv);
+  EXPECT_EQ(kv.resident_bytes, 24 * kMiB);
+  EXPECT_EQ(kv.host_bytes, 12 * kMiB);
+  EXPECT_EQ(kv.fetches, 3u);
+  EXPECT_EQ(kv.budget_evictions, 6u);
+  // Contents survive every round trip.
+  for (int r = 0; r < 3; ++r) {
+    for (int b = 0; b < 3; ++b) {
+      EXPECT_TRUE(CheckPattern(kind(), req[r][b], 4 * kMiB, 10 * r + b)) << r << "," << b;
+    }
+  }
+  // Other roles are not budgeted and evict nothing.
+  auto w = pool->Allocate(64 * kMiB, s, Role::kWeights);
+  ASSERT_TRUE(w.ok());
+  EXPECT_EQ(pool->GetResidency(Role::kKv).budget_evictions, 6u);
+  EXPECT_EQ(pool->GetResidency(Role::kWeights).budget_bytes, 0u);
+  // Frees forget blocks: resident and host bytes fall back to 0.
+  for (auto& blocks : req) {
+    for (void* p : blocks) ASSERT_TRUE(pool->Deallocate(p, s).ok());
+  }
+  ASSERT_TRUE(pool->Deallocate(*w, s).ok());
+  kv = pool->GetResidency(Role::kKv);
+  EXPECT_EQ(kv.resident_bytes, 0u);
+  EXPECT_EQ(kv.host_bytes, 0u);
+  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+}
+
+TEST_P(PoolTest, ResidencyCountsEvictionsAndFetchesOfEveryRole) {
+  PoolOptions o;
+  o.capacity_bytes = 256 * kMiB;
+  auto pool = Make(o);
+  ASSERT_NE(pool, nullptr);
+  if (kind() == BackendKind::kDevice) GTEST_SKIP() << "device memory cannot be evicted";
+  const Stream s = kDefaultStream;
+  auto a = pool->Allocate(8 * kMiB, s, Role::kDefault);
+  auto b = pool->Allocate(8 * kMiB, s, Role::kDefault);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(pool->Evict(*a, s).ok());
+  ASSERT_TRUE(pool->Evict(*b, s).ok());
+  RoleResidency d = pool->GetResidency(Role::kDefault);
+  EXPECT_EQ(d.evictions, 2u);
+  EXPECT_EQ(d.host_bytes, pool->BlockSize(*a).value() + pool->BlockSize(*b).value());
+  EXPECT_EQ(d.resident_bytes, 0u) << "not budgeted: not counted";
+  ASSERT_TRUE(pool->Fetch(*a, s).ok());
+  d = pool->GetResidency(Role::kDefault);
+  EXPECT_EQ(d.fetches, 1u);
+  EXPECT_EQ(d.host_bytes, pool->BlockSize(*b).value());
+  ASSERT_TRUE(pool->Deallocate(*b, s).ok());  // freed while evicted: forgotten
+  EXPECT_EQ(pool->GetResidency(Role::kDefault).host_bytes, 0u);
+  ASSERT_TRUE(pool->Deallocate(*a, s).ok());
+  EXPECT_EQ(pool->GetResidency(static_cast<Role>(9)).evictions, 0u) << "bad role: zeros";
+}
+
+TEST(PoolOptionsTest, BudgetOnDeviceMemoryIsRefused) {
+  PoolOptions o;
+  o.backend = BackendKind::kHost;
+  o.roles[static_cast<int>(Role::kActivations)].device_memory = true;
+  o.roles[static_cast<int>(Role::kActivations)].hbm_budget_bytes = 64 * kMiB;
+  absl::Status st = o.Validate();
+  EXPECT_TRUE(absl::IsInvalidArgument(st)) << st;
+  EXPECT_NE(st.message().find("hbm_budget"), std::string::npos) << st;
+}
+
+}  // namespace
+}  // namespace umpool
