@@ -299,7 +299,10 @@ int main(int argc, char** argv) {
   auto budget_pool = Check(umpool::Pool::Create(ob));
   const Result budgeted = Run(*budget_pool, steps, requests, Plan{Mode::kBudget}, 7, compute, side);
   char name[160];
-  std::snprintf(name, sizeof(name), "KV budget %.0f MiB (50%% of peak), turns of 32 steps, fetched by the engine", budget / 1048576.0);
+  const int turn = Plan{}.group_steps;
+  std::snprintf(name, sizeof(name),
+                "KV budget %.0f MiB (50%% of peak), turns of %d steps, fetched by the engine",
+                budget / 1048576.0, turn);
   row(name, budgeted);
   const umpool::RoleResidency kv = budget_pool->GetResidency(umpool::Role::kKv);
   const Result faulting = Run(*pool, steps, requests, Plan{Mode::kFaulting}, 7, compute, side);
@@ -316,11 +319,11 @@ int main(int argc, char** argv) {
     if (FILE* f = std::fopen(argv[3], "w")) {
       std::fprintf(f,
                    "{\"gpu\": \"%s\", \"steps\": %d, \"requests\": %d, \"kv_budget_bytes\": %zu, "
-                   "\"peak_kv_bytes\": %zu, \"turn_steps\": 32, \"tokens_per_s\": {\"resident\": %.1f, "
+                   "\"peak_kv_bytes\": %zu, \"turn_steps\": %d, \"tokens_per_s\": {\"resident\": %.1f, "
                    "\"budget50\": %.1f, \"faulting\": %.1f}, \"kv_budget50_vs_resident\": %.4f, "
                    "\"kv_budget50_vs_faulting\": %.4f, \"budget_evictions\": %llu, "
                    "\"mismatches\": %ld, \"round_trips_checked\": %ld}\n",
-                   prop.name, steps, requests, budget, resident.peak_kv_bytes, resident.tokens_per_s,
+                   prop.name, steps, requests, budget, resident.peak_kv_bytes, turn, resident.tokens_per_s,
                    budgeted.tokens_per_s, faulting.tokens_per_s, vs_resident, vs_faulting,
                    static_cast<unsigned long long>(kv.budget_evictions), bad,
                    budgeted.round_trips_checked + faulting.round_trips_checked);
