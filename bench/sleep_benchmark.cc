@@ -7,7 +7,8 @@
 //       after the first, each timed to the end of its stream work),
 //       first_sleep_s and first_wake_s (the first sleep pins the staging
 //       buffer), GB/s of each.
-//   BM_DiscardSleep   the same blocks as KV: a sleep that only discards.
+//   BM_DiscardSleep   the same blocks as KV: a sleep that only discards
+//       (same counters).
 //
 // Skipped where no GPU is usable or the GPU has less than twice the bytes
 // free (the GPU machines' rule: never ask for more managed memory than the
@@ -76,17 +77,19 @@ std::unique_ptr<Pool> Loaded(benchmark::State& state, std::size_t bytes, Role ro
   return *std::move(pool);
 }
 
+// range(0): 0 = offload weights by staging, 1 = by eviction, 2 = discard KV only.
 void SleepWake(benchmark::State& state) {
-  const auto by = static_cast<OffloadBy>(state.range(0));
+  const bool discard = state.range(0) == 2;
+  const Role role = discard ? Role::kKv : Role::kWeights;
   const std::size_t bytes = SleepBytes();
   cudaStream_t s = nullptr;
   cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
   std::vector<void*> blocks;
-  std::unique_ptr<Pool> pool = Loaded(state, bytes, Role::kWeights, s, &blocks);
+  std::unique_ptr<Pool> pool = Loaded(state, bytes, role, s, &blocks);
   if (pool == nullptr) return;
   SleepOptions options;
-  options.roles[static_cast<int>(Role::kWeights)] = SleepAction::kOffload;
-  options.offload_by = by;
+  options.roles[static_cast<int>(role)] = discard ? SleepAction::kDiscard : SleepAction::kOffload;
+  if (!discard) options.offload_by = static_cast<OffloadBy>(state.range(0));
   std::vector<double> sleeps, wakes;
   double first = -1, first_wake = -1;
   for (auto _ : state) {
@@ -124,39 +127,6 @@ void SleepWake(benchmark::State& state) {
   cudaStreamDestroy(s);
 }
 
-void DiscardSleep(benchmark::State& state) {
-  const std::size_t bytes = SleepBytes();
-  cudaStream_t s = nullptr;
-  cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
-  std::vector<void*> blocks;
-  std::unique_ptr<Pool> pool = Loaded(state, bytes, Role::kKv, s, &blocks);
-  if (pool == nullptr) return;
-  SleepOptions options;
-  options.roles[static_cast<int>(Role::kKv)] = SleepAction::kDiscard;
-  std::vector<double> sleeps, wakes;
-  for (auto _ : state) {
-    auto t0 = std::chrono::steady_clock::now();
-    absl::Status st = pool->Sleep(options, s);
-    cudaStreamSynchronize(s);
-    sleeps.push_back(Seconds(t0));
-    t0 = std::chrono::steady_clock::now();
-    if (st.ok()) st = pool->Wake(s);
-    cudaStreamSynchronize(s);
-    wakes.push_back(Seconds(t0));
-    if (!st.ok()) {
-      state.SkipWithError(std::string(st.message()).c_str());
-      break;
-    }
-    state.SetIterationTime(sleeps.back() + wakes.back());
-  }
-  state.counters["GiB"] = static_cast<double>(bytes) / (1 << 30);
-  state.counters["sleep_s"] = Median(sleeps);
-  state.counters["wake_s"] = Median(wakes);
-  for (void* p : blocks) (void)pool->Deallocate(p, s);
-  pool.reset();
-  cudaStreamDestroy(s);
-}
-
 }  // namespace
 }  // namespace umpool::bench
 
@@ -168,7 +138,8 @@ int main(int argc, char** argv) {
         ->Arg(static_cast<int>(umpool::OffloadBy::kStaging))->UseManualTime()->Iterations(4);
     benchmark::RegisterBenchmark("BM_SleepWake/offload_by:eviction", SleepWake)
         ->Arg(static_cast<int>(umpool::OffloadBy::kEviction))->UseManualTime()->Iterations(3);
-    benchmark::RegisterBenchmark("BM_DiscardSleep", DiscardSleep)->UseManualTime()->Iterations(4);
+    benchmark::RegisterBenchmark("BM_DiscardSleep", SleepWake)
+        ->Arg(2)->UseManualTime()->Iterations(4);
   } else {
     std::fprintf(stderr, "sleep_benchmark: no usable CUDA device; nothing to run\n");
   }

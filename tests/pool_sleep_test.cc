@@ -107,26 +107,17 @@ void SleepAndWake(Pool& pool, BackendKind kind, OffloadBy by) {
 }
 
 TEST_P(PoolTest, SleepStagesChosenRolesAndWakeBringsThemBackAtTheSameAddresses) {
-  PoolOptions o;
-  o.capacity_bytes = std::size_t{1} << 30;
-  auto pool = Make(o);
-  ASSERT_NE(pool, nullptr);
+  Pool* pool = pool_.get();
   SleepAndWake(*pool, kind(), OffloadBy::kStaging);
 }
 
 TEST_P(PoolTest, SleepEvictsChosenRolesAndWakeBringsThemBackAtTheSameAddresses) {
-  PoolOptions o;
-  o.capacity_bytes = std::size_t{1} << 30;
-  auto pool = Make(o);
-  ASSERT_NE(pool, nullptr);
+  Pool* pool = pool_.get();
   SleepAndWake(*pool, kind(), OffloadBy::kEviction);
 }
 
 TEST_P(PoolTest, StagingIsKeptForTheNextSleepAndReleasedOnRequest) {
-  PoolOptions o;
-  o.capacity_bytes = std::size_t{1} << 30;
-  auto pool = Make(o);
-  ASSERT_NE(pool, nullptr);
+  Pool* pool = pool_.get();
   const Stream s = kDefaultStream;
   const BackendCounters& bc = internal::PoolCore::Unwrap(*pool)->backend().counters();
   auto w = pool->Allocate(std::size_t{6} << 20, s, Role::kWeights);
@@ -155,10 +146,7 @@ TEST_P(PoolTest, StagingIsKeptForTheNextSleepAndReleasedOnRequest) {
 }
 
 TEST_P(PoolTest, ReserveStagingPinsBeforeTheFirstSleep) {
-  PoolOptions o;
-  o.capacity_bytes = std::size_t{1} << 30;
-  auto pool = Make(o);
-  ASSERT_NE(pool, nullptr);
+  Pool* pool = pool_.get();
   const Stream s = kDefaultStream;
   const BackendCounters& bc = internal::PoolCore::Unwrap(*pool)->backend().counters();
   SleepOptions options;
@@ -185,10 +173,7 @@ TEST_P(PoolTest, ReserveStagingPinsBeforeTheFirstSleep) {
 TEST_P(PoolTest, WakeRestoresStagedContentsOverWritesMadeWhileAsleep) {
   // A tensor written while its memory sleeps: the write is lost at Wake (the
   // staged contents are copied back); reads meanwhile see undefined data.
-  PoolOptions o;
-  o.capacity_bytes = std::size_t{1} << 30;
-  auto pool = Make(o);
-  ASSERT_NE(pool, nullptr);
+  Pool* pool = pool_.get();
   const Stream s = kDefaultStream;
   auto w = pool->Allocate(std::size_t{4} << 20, s, Role::kWeights);
   ASSERT_TRUE(w.ok());
@@ -203,10 +188,7 @@ TEST_P(PoolTest, WakeRestoresStagedContentsOverWritesMadeWhileAsleep) {
 }
 
 TEST_P(PoolTest, WakeLeavesABlockFreedAndReallocatedWhileAsleepAlone) {
-  PoolOptions o;
-  o.capacity_bytes = std::size_t{1} << 30;
-  auto pool = Make(o);
-  ASSERT_NE(pool, nullptr);
+  Pool* pool = pool_.get();
   const Stream s = kDefaultStream;
   std::vector<void*> blocks;
   for (std::size_t bytes : {std::size_t{4} << 20, std::size_t{64} << 10}) {
@@ -240,10 +222,7 @@ TEST_P(PoolTest, WakeLeavesABlockFreedAndReallocatedWhileAsleepAlone) {
 
 TEST_P(PoolTest, SleepEvictsWhenTheHostCannotPinStaging) {
   if (kind() != BackendKind::kHost) GTEST_SKIP() << "fault injection is the host backend's";
-  PoolOptions o;
-  o.capacity_bytes = std::size_t{1} << 30;
-  auto pool = Make(o);
-  ASSERT_NE(pool, nullptr);
+  Pool* pool = pool_.get();
   const Stream s = kDefaultStream;
   auto& backend = static_cast<internal::HostBackend&>(internal::PoolCore::Unwrap(*pool)->backend());
   auto w = pool->Allocate(std::size_t{4} << 20, s, Role::kWeights);
