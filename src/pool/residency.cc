@@ -68,6 +68,9 @@ void Residency::Trim(Role role, const std::vector<std::uintptr_t>& keep, Victims
 void Residency::Allocated(Role role, std::uintptr_t p, std::size_t bytes, Victims* out) {
   if (!budgeted(role)) return;
   MutexLock lock(&mu_);
+  // A block at this address that left without a free (a checkpoint
+  // restore) is forgotten first.
+  if (auto old = blocks_.find(p); old != blocks_.end()) Forget(old->first);
   Entry& e = blocks_[p];
   e = Entry{role, bytes, /*resident=*/false, {}};
   tracked_.store(blocks_.size(), std::memory_order_relaxed);
@@ -126,8 +129,7 @@ void Residency::Evicted(const Victims& victims) {
   }
 }
 
-void Residency::Freed(std::uintptr_t p) {
-  MutexLock lock(&mu_);
+void Residency::Forget(std::uintptr_t p) {
   auto it = blocks_.find(p);
   if (it == blocks_.end()) return;
   Entry& e = it->second;
@@ -142,6 +144,11 @@ void Residency::Freed(std::uintptr_t p) {
   }
   blocks_.erase(it);
   tracked_.store(blocks_.size(), std::memory_order_relaxed);
+}
+
+void Residency::Freed(std::uintptr_t p) {
+  MutexLock lock(&mu_);
+  Forget(p);
 }
 
 RoleResidency Residency::Get(Role role) const {

@@ -81,6 +81,8 @@ class Residency {
   };
   void MakeResident(std::uintptr_t p, Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MakeEvicted(std::uintptr_t p, Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops the block at `p` (if tracked) from every count.
+  void Forget(std::uintptr_t p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Picks victims of `role` until its resident bytes fit, skipping `keep`.
   void Trim(Role role, const std::vector<std::uintptr_t>& keep, Victims* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
