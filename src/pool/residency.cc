@@ -68,8 +68,8 @@ void Residency::Trim(Role role, const std::vector<std::uintptr_t>& keep, Victims
 void Residency::Allocated(Role role, std::uintptr_t p, std::size_t bytes, Victims* out) {
   if (!budgeted(role)) return;
   MutexLock lock(&mu_);
-  // A block at this address that left without a free (a checkpoint
-  // restore) is forgotten first.
+  // Every large free forgets its block; an entry still here would be stale,
+  // so it is dropped from the counts first.
   if (auto old = blocks_.find(p); old != blocks_.end()) Forget(old->first);
   Entry& e = blocks_[p];
   e = Entry{role, bytes, /*resident=*/false, {}};
