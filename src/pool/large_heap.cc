@@ -31,7 +31,7 @@ LargeBlock* BestFitSet::BestFit(std::size_t bytes) const {
 LargeBlock* BestFitSet::PopFirst() {
   if (set_.empty()) return nullptr;
   LargeBlock* b = *set_.begin();
-  set_.erase(set_.begin());
+  Keep(set_.extract(set_.begin()));
   return b;
 }
 
