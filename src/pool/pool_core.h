@@ -170,6 +170,8 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   // `role`: true if it says it did (retry). An exception it throws is
   // reported in *why (and counts as false).
   bool RelievePressure(std::size_t bytes, Role role, absl::Status* why);
+  // The installed callback (null: none), kept alive while it runs.
+  std::shared_ptr<const Pool::PressureCallback> CurrentPressureCallback() const;
   // After an allocation that grew the pool: calls the pressure callback if
   // reserved bytes just passed the watermark (PoolOptions).
   void AfterGrowth(Role role);
@@ -243,7 +245,10 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   // The frees of a sleeping pool are noted so Wake skips their blocks (which
   // may be somebody else's by then).
   void NoteFreedAsleep(const void* ptr);
-  Mutex pressure_mu_;
+  // Frees stop noting themselves and the notes are dropped (the end of a
+  // Wake, or a Sleep that failed).
+  void StopNotingFrees();
+  mutable Mutex pressure_mu_;
   std::shared_ptr<const Pool::PressureCallback> pressure_ ABSL_GUARDED_BY(pressure_mu_);
   std::atomic<bool> watermark_armed_{true};
   Residency residency_{BudgetsOf(options_)};

@@ -24,13 +24,14 @@ void PoolCore::SetPressureCallback(Pool::PressureCallback callback) {
   pressure_ = std::move(next);
 }
 
+std::shared_ptr<const Pool::PressureCallback> PoolCore::CurrentPressureCallback() const {
+  MutexLock lock(&pressure_mu_);
+  return pressure_;
+}
+
 bool PoolCore::RelievePressure(std::size_t bytes, Role role, absl::Status* why) {
   if (in_pressure_callback || fencer_.capturing()) return false;
-  std::shared_ptr<const Pool::PressureCallback> callback;
-  {
-    MutexLock lock(&pressure_mu_);
-    callback = pressure_;
-  }
+  const std::shared_ptr<const Pool::PressureCallback> callback = CurrentPressureCallback();
   if (callback == nullptr) return false;
   counters_.Bump(counters_.alloc_retries);
   return Call(*callback, bytes, role, why);
@@ -49,11 +50,7 @@ void PoolCore::AfterGrowth(Role role) {
       !watermark_armed_.exchange(false, std::memory_order_relaxed)) {
     return;
   }
-  std::shared_ptr<const Pool::PressureCallback> callback;
-  {
-    MutexLock lock(&pressure_mu_);
-    callback = pressure_;
-  }
+  const std::shared_ptr<const Pool::PressureCallback> callback = CurrentPressureCallback();
   absl::Status ignored;
   if (callback != nullptr) (void)Call(*callback, reserved - mark, role, &ignored);
 }

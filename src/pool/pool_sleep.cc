@@ -9,7 +9,6 @@
 // (no page faults, no migration of dead contents), evicted blocks fetched,
 // then the staged contents copied back. Blocks freed while asleep are
 // skipped: their memory may belong to a new allocation by then.
-#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -37,11 +36,8 @@ absl::Status PoolCore::Sleep(const SleepOptions& options, Stream stream) {
   // nobody's); then the live blocks move.
   if (absl::Status st = ReleaseCached(/*unmap=*/true); !st.ok()) return st;
   sleeping_.store(true, std::memory_order_seq_cst);  // frees from here on are noted
-  std::vector<BlockInfo> live = LiveBlocks();
-  std::sort(live.begin(), live.end(),
-            [](const BlockInfo& a, const BlockInfo& b) { return a.ptr < b.ptr; });
   std::vector<Slept> offload, drop;
-  for (const BlockInfo& b : live) {
+  for (const BlockInfo& b : LiveBlocks()) {  // in address order
     const SleepAction action = options.roles[static_cast<int>(b.role)];
     if (action == SleepAction::kKeep) continue;
     const Span* span = pagemap_.Lookup(b.ptr);
@@ -80,9 +76,7 @@ absl::Status PoolCore::Sleep(const SleepOptions& options, Stream stream) {
   if (!st.ok()) {
     // What moved stays valid where it is (evicted pages fault back); the
     // pool is awake and may sleep again.
-    sleeping_.store(false, std::memory_order_relaxed);
-    MutexLock freed(&freed_asleep_mu_);
-    freed_asleep_.clear();
+    StopNotingFrees();
     return st;
   }
   state.discarded_bytes = batch.page_bytes();
@@ -135,10 +129,14 @@ absl::Status PoolCore::Wake(Stream stream) {
   slept_.clear();
   sleep_state_ = SleepState{};
   sleep_state_.staging_bytes = staging_.bytes();
+  StopNotingFrees();
+  return absl::OkStatus();
+}
+
+void PoolCore::StopNotingFrees() {
   sleeping_.store(false, std::memory_order_relaxed);
   MutexLock freed(&freed_asleep_mu_);
   freed_asleep_.clear();
-  return absl::OkStatus();
 }
 
 absl::Status PoolCore::Repopulate(const std::vector<Slept>& blocks, Stream stream) {

@@ -34,8 +34,7 @@ void Residency::MakeResident(std::uintptr_t p, Entry& e) {
   }
 }
 
-void Residency::MakeEvicted(std::uintptr_t p, Entry& e) {
-  (void)p;
+void Residency::MakeEvicted(Entry& e) {
   if (!e.resident) return;
   RoleResidency& st = stats_[static_cast<int>(e.role)];
   if (budgeted(e.role)) {
@@ -108,7 +107,7 @@ void Residency::Moved(const std::vector<BlockInfo>& blocks, Location where, Vict
       st.host_bytes += b.bytes;
       continue;
     }
-    MakeEvicted(p, it->second);
+    MakeEvicted(it->second);
   }
   for (int r = 0; r < kNumRoles; ++r) {
     if (touched[r]) Trim(static_cast<Role>(r), keep, out);
@@ -125,7 +124,7 @@ void Residency::Evicted(const Victims& victims) {
     ++st.evictions;
     ++st.budget_evictions;
     st.evicted_bytes += it->second.bytes;
-    MakeEvicted(it->first, it->second);
+    MakeEvicted(it->second);
   }
 }
 

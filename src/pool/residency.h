@@ -80,7 +80,7 @@ class Residency {
     std::list<std::uintptr_t>::iterator lru;  // valid while resident
   };
   void MakeResident(std::uintptr_t p, Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void MakeEvicted(std::uintptr_t p, Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MakeEvicted(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops the block at `p` (if tracked) from every count.
   void Forget(std::uintptr_t p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Picks victims of `role` until its resident bytes fit, skipping `keep`.
