@@ -117,10 +117,8 @@ void umpool_record_stream(void* ptr, umpool_stream_t stream) {
 
 int umpool_release_stream(int device, umpool_stream_t stream) {
   return Guard("umpool_release_stream", [&] {
-    if (absl::Status st = CheckDevice(device); !st.ok()) return Fail(st);
-    absl::Status status;
-    for (umpool::Pool* p : PoolsOf(device)) status.Update(p->ReleaseStream(stream));
-    return Done(status);
+    return Done(ForPoolsOf(device, OnError::kContinue,
+                           [&](umpool::Pool* p) { return p->ReleaseStream(stream); }));
   });
 }
 

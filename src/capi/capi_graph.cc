@@ -51,10 +51,9 @@ int umpool_pool_use_count(int device, uint64_t id_hi, uint64_t id_lo) {
 
 int umpool_trim_pool(int device, uint64_t id_hi, uint64_t id_lo) {
   return Guard("umpool_trim_pool", [&] {
-    for (auto& [id, p] : GraphPoolsOf(device)) {
-      if (id.hi == id_hi && id.lo == id_lo) return Done(p->Trim());
-    }
-    return static_cast<int>(UMPOOL_OK);  // no such pool: nothing to return
+    umpool::Pool* p = FindGraphPool(device, PoolId{id_hi, id_lo});
+    if (p == nullptr) return static_cast<int>(UMPOOL_OK);  // no such pool: nothing to return
+    return Done(p->Trim());
   });
 }
 

@@ -30,9 +30,7 @@ absl::StatusOr<SleepOptions> OptionsOf(unsigned offload_roles, unsigned discard_
 
 absl::StatusOr<Pool*> PrivatePool(int device, std::uint64_t hi, std::uint64_t lo) {
   if (absl::Status st = CheckDevice(device); !st.ok()) return st;
-  for (auto& [id, p] : GraphPoolsOf(device)) {
-    if (id.hi == hi && id.lo == lo) return p;
-  }
+  if (Pool* p = FindGraphPool(device, PoolId{hi, lo})) return p;
   return absl::InvalidArgumentError(absl::StrCat("no private pool (", hi, ", ", lo,
                                                  ") on device ", device));
 }
@@ -52,28 +50,22 @@ int umpool_sleep(int device, unsigned offload_roles, unsigned discard_roles,
     if (!o.ok()) return Fail(o.status());
     // The device's pool first, then its private pools; one failing stops
     // the rest (what slept stays asleep: umpool_wake_up brings it back).
-    for (umpool::Pool* p : PoolsOf(device)) {
-      if (absl::Status st = p->Sleep(*o, stream); !st.ok()) return Fail(st);
-    }
-    return static_cast<int>(UMPOOL_OK);
+    return Done(ForPoolsOf(device, OnError::kStop,
+                           [&](umpool::Pool* p) { return p->Sleep(*o, stream); }));
   });
 }
 
 int umpool_wake_up(int device, umpool_stream_t stream) {
   return Guard("umpool_wake_up", [&] {
-    if (absl::Status st = CheckDevice(device); !st.ok()) return Fail(st);
-    absl::Status status;
-    for (umpool::Pool* p : PoolsOf(device)) status.Update(p->Wake(stream));
-    return Done(status);
+    return Done(ForPoolsOf(device, OnError::kContinue,
+                           [&](umpool::Pool* p) { return p->Wake(stream); }));
   });
 }
 
 int umpool_release_staging(int device) {
   return Guard("umpool_release_staging", [&] {
-    if (absl::Status st = CheckDevice(device); !st.ok()) return Fail(st);
-    absl::Status status;
-    for (umpool::Pool* p : PoolsOf(device)) status.Update(p->ReleaseStaging());
-    return Done(status);
+    return Done(ForPoolsOf(device, OnError::kContinue,
+                           [](umpool::Pool* p) { return p->ReleaseStaging(); }));
   });
 }
 
@@ -82,10 +74,8 @@ int umpool_reserve_staging(int device, unsigned offload_roles) {
     if (absl::Status st = CheckDevice(device); !st.ok()) return Fail(st);
     absl::StatusOr<umpool::SleepOptions> o = OptionsOf(offload_roles, 0);
     if (!o.ok()) return Fail(o.status());
-    for (umpool::Pool* p : PoolsOf(device)) {
-      if (absl::Status st = p->ReserveStaging(*o); !st.ok()) return Fail(st);
-    }
-    return static_cast<int>(UMPOOL_OK);
+    return Done(ForPoolsOf(device, OnError::kStop,
+                           [&](umpool::Pool* p) { return p->ReserveStaging(*o); }));
   });
 }
 

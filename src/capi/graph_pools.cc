@@ -223,6 +223,13 @@ std::vector<std::pair<PoolId, Pool*>> GraphPoolsOf(int device) {
   return out;
 }
 
+Pool* FindGraphPool(int device, PoolId id) {
+  State& s = S();
+  std::lock_guard<std::mutex> lock(s.mu);
+  auto it = s.pools.find({device, id.hi, id.lo});
+  return it == s.pools.end() ? nullptr : it->second->pool.get();
+}
+
 std::vector<Pool*> PoolsOf(int device) {
   std::vector<Pool*> out;
   if (Pool* p = ExistingPool(device)) out.push_back(p);

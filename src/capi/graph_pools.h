@@ -25,6 +25,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "src/capi/devices.h"
 #include "umpool/pool.h"
 
 namespace umpool::capi {
@@ -52,9 +53,28 @@ void MaybeReturnReleased(Pool* pool);
 int GraphPoolCount(int device);
 // Every private pool of `device` with its id.
 std::vector<std::pair<PoolId, Pool*>> GraphPoolsOf(int device);
+// The private pool `id` of `device` if it exists (never created), else nullptr.
+Pool* FindGraphPool(int device, PoolId id);
 // The device's pool (if it exists) and then its private pools: what a
 // device-wide call (release a stream, reset peaks, sleep, wake) acts on.
 std::vector<Pool*> PoolsOf(int device);
+
+// How a device-wide call meets an error in one of its pools.
+enum class OnError {
+  kContinue,  // the other pools still run it; the first error is returned
+  kStop,      // the rest are left as they are (what ran stays done)
+};
+// Checks `device`, then runs `f(Pool*) -> absl::Status` on PoolsOf(device).
+template <class F>
+absl::Status ForPoolsOf(int device, OnError on_error, F&& f) {
+  if (absl::Status st = CheckDevice(device); !st.ok()) return st;
+  absl::Status status;
+  for (Pool* p : PoolsOf(device)) {
+    status.Update(f(p));
+    if (!status.ok() && on_error == OnError::kStop) break;
+  }
+  return status;
+}
 
 }  // namespace umpool::capi
 
