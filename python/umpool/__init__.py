@@ -11,7 +11,8 @@ from . import _lib
 __all__ = ["UmpoolError", "configure", "memory_stats", "memory_summary",
            "reset_peak_memory_stats", "empty_cache", "trim", "last_error",
            "block_size", "prefetch", "prefetch_blocks", "snapshot", "library_path", "version",
-           "sleep", "wake_up", "is_asleep", "reserve_staging", "release_staging", "residency", "set_pressure_callback"]
+           "sleep", "wake_up", "is_asleep", "reserve_staging", "release_staging", "residency",
+           "set_pressure_callback"]
 
 __version__ = "0.1.0"
 
@@ -85,11 +86,9 @@ def residency(role="kv", device=None):
     a budgeted role: blocks allocated or fetched and not evicted since),
     host_bytes (blocks umpool evicted and has not fetched back), evictions,
     budget_evictions, fetches, evicted_bytes, fetched_bytes."""
-    roles = _lib.role_names()
-    if role not in roles:
-        raise ValueError(f"unknown role {role!r}: expected one of {', '.join(roles)}")
     r = _lib.Residency()
-    _check(_lib.lib().umpool_get_residency(_device_index(device), roles.index(role),
+    _check(_lib.lib().umpool_get_residency(_device_index(device),
+                                           _lib.role_index(role, "umpool.residency"),
                                            ctypes.byref(r)), "umpool.residency")
     return {name: getattr(r, name) for name, _ in r._fields_}
 
@@ -184,15 +183,12 @@ def prefetch_blocks(tensors, where="cuda", stream=None):
            "umpool.prefetch_blocks")
 
 
-def _role_mask(roles, what):
-    names = _lib.role_names()
+def _role_mask(roles, where):
     if isinstance(roles, str):
         roles = (roles,)
     mask = 0
     for r in roles:
-        if r not in names:
-            raise ValueError(f"umpool.sleep: unknown role {r!r} in {what} (roles: {', '.join(names)})")
-        mask |= 1 << names.index(r)
+        mask |= 1 << _lib.role_index(r, where)
     return mask
 
 
@@ -209,19 +205,20 @@ def sleep(offload=(), discard=(), device=None, stream=None, pool=None):
     free cached memory goes back to CUDA, the live tensors of the roles in
     `offload` are copied to a pinned host buffer and their GPU pages dropped
     (contents kept; the buffer is pinned at the first sleep, or earlier by
-    reserve_staging(), and kept for the next, see release_staging()) and those in `discard` dropped (contents
-    undefined). A tensor written while asleep loses the write at wake_up().
-    Addresses never change, so captured CUDA graphs stay valid; wake_up()
-    brings the memory back. Another allocator's
-    cudaMalloc can use the GPU memory meanwhile (the driver evicts the pages);
-    torch.cuda.mem_get_info() keeps counting it until then. Roles are names
+    reserve_staging(), and kept for the next, see release_staging()) and
+    those in `discard` dropped (contents undefined). A tensor written while
+    asleep loses the write at wake_up(). Addresses never change, so captured
+    CUDA graphs stay valid; wake_up() brings the memory back. Another
+    allocator's cudaMalloc can use the GPU memory meanwhile (the driver hands
+    it the pages); torch.cuda.mem_get_info() keeps counting it until then. Roles are names
     ("default", "weights", "kv", "activations"); tensors allocated through
     PyTorch without a role MemPool are "default". With `pool` (a
     torch.cuda.MemPool under umpool's allocator), only that pool sleeps: an
     engine that allocates inside its own MemPool sleeps exactly its memory.
     Asleep already: a no-op. See docs/residency.md."""
     raw = getattr(stream, "cuda_stream", stream) or None
-    off, drop = _role_mask(offload, "offload"), _role_mask(discard, "discard")
+    off = _role_mask(offload, "umpool.sleep offload")
+    drop = _role_mask(discard, "umpool.sleep discard")
     l = _lib.lib()
     if pool is None:
         _check(l.umpool_sleep(_device_index(device), off, drop, raw), "umpool.sleep")
@@ -286,7 +283,7 @@ def reserve_staging(offload=("weights",), device=None):
     live tensors of those roles), so that the first sleep() does not pay for
     pinning (about 2.7 s per 8 GiB on the H200's host). Call it once the
     weights are loaded."""
-    _check(_lib.lib().umpool_reserve_staging(_device_index(device), _role_mask(offload, "offload")),
+    _check(_lib.lib().umpool_reserve_staging(_device_index(device), _role_mask(offload, "umpool.reserve_staging")),
            "umpool.reserve_staging")
 
 

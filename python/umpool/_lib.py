@@ -67,6 +67,15 @@ def role_names():
     return tuple(l.umpool_role_name(i).decode() for i in range(l.umpool_role_count()))
 
 
+def role_index(name, where):
+    """The number of the role called `name` (include/umpool/roles.h);
+    ValueError naming `where` for an unknown one."""
+    names = role_names()
+    if name not in names:
+        raise ValueError(f"{where}: unknown role {name!r} (roles: {', '.join(names)})")
+    return names.index(name)
+
+
 _lib = None
 
 

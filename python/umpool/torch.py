@@ -160,15 +160,13 @@ def mem_pool(role="kv"):
     torch.cuda.use_mem_pool(pool). Under umpool's allocator the tensors are
     umpool blocks of that role in the device's pool; otherwise PyTorch's
     caching allocator carves them from umpool segments of that role."""
-    roles = _lib.role_names()
-    if role not in roles:
-        raise ValueError(f"unknown role {role!r}: expected one of {', '.join(roles)}")
+    index = _lib.role_index(role, "umpool.torch.mem_pool")
     torch = _torch()
     if _mode == "allocator":
         pool = torch.cuda.MemPool()
         device = torch.cuda.current_device()
         if _enabled.umpool_torch_set_pool_role(device, pool.id[0], pool.id[1],
-                                               roles.index(role)) != 0:
+                                               index) != 0:
             raise RuntimeError("umpool: " + _enabled.umpool_torch_error().decode())
         return pool
     return _pluggable_mem_pool(role)
