@@ -29,7 +29,8 @@ class CountingSource final : public FreeMemorySource {
 class ArenaTest : public ::testing::Test {
  protected:
   void Make(std::size_t cap) {
-    arena_ = std::make_unique<Arena>(options_, backend_, nullptr, pagemap_, fencer_, counters_, cap);
+    arena_ = std::make_unique<Arena>(options_, backend_, nullptr, pagemap_, fencer_, counters_, cap,
+                                     cap);
     arena_->set_free_memory_source(&source_);
   }
   absl::Status Free(void* p, Stream s) {
@@ -49,38 +50,67 @@ class ArenaTest : public ::testing::Test {
   const Stream a_ = HostStream(1);
 };
 
-TEST_F(ArenaTest, SmallLargeBlocksShareAGrowthChunkAndTheSourceIsAskedFirst) {
+TEST_F(ArenaTest, ASpaceGrowsInPlaceIntoItsReserveAndTheSourceIsAskedFirst) {
   Make(std::size_t{1} << 30);
   auto r1 = arena_->TakeLarge(Role::kDefault, 2 << 20, a_, 2 << 20);
   ASSERT_TRUE(r1.ok()) << r1.status();
   EXPECT_TRUE(r1->grew);
   EXPECT_EQ(source_.reclaims, 1) << "empty slabs are asked for before mapping";
-  EXPECT_EQ(counters_.reserved_bytes.current.load(), 20 << 20) << "a 20 MiB chunk";
+  EXPECT_EQ(counters_.reserved_bytes.current.load(), 2 << 20) << "only what it needs is populated";
+  EXPECT_EQ(counters_.mapped_bytes.current.load(), (2 << 20) + (256 << 20))
+      << "a reserve of a quarter of what the map limit had left";
   auto r2 = arena_->TakeLarge(Role::kDefault, 3 << 20, a_, 3 << 20);
   ASSERT_TRUE(r2.ok());
-  EXPECT_FALSE(r2->grew) << "the chunk's rest serves it";
+  EXPECT_TRUE(r2->grew);
+  EXPECT_EQ(r2->ptr, static_cast<char*>(r1->ptr) + (2 << 20)) << "grown in place, contiguous";
+  EXPECT_EQ(r2->bytes, std::size_t{3} << 20) << "the rest ends the populated part: split off";
   EXPECT_EQ(maps(), 1u);
+  EXPECT_EQ(counters_.grown_in_place.load(), 1u);
+  EXPECT_EQ(counters_.reserved_bytes.current.load(), 6 << 20);
   arena_->CheckInvariants();
   ASSERT_TRUE(Free(r1->ptr, a_).ok());
   ASSERT_TRUE(Free(r2->ptr, a_).ok());
+  // One free block now: a request spanning both old blocks fits without growing.
+  auto r3 = arena_->TakeLarge(Role::kDefault, 6 << 20, a_, 6 << 20);
+  ASSERT_TRUE(r3.ok());
+  EXPECT_FALSE(r3->grew);
+  EXPECT_EQ(r3->ptr, r1->ptr);
+  ASSERT_TRUE(Free(r3->ptr, a_).ok());
   arena_->CheckInvariants();
 }
 
-TEST_F(ArenaTest, TheCapIsNeverPassedAndNearItOnlyWhatIsNeededIsMapped) {
+TEST_F(ArenaTest, TheCapIsNeverPassedAndAtTheMapLimitReservesAreCut) {
   Make(std::size_t{32} << 20);
   auto big = arena_->TakeLarge(Role::kDefault, 24 << 20, a_, 24 << 20);
   ASSERT_TRUE(big.ok());
+  EXPECT_EQ(counters_.mapped_bytes.current.load(), 32 << 20) << "24 MiB and a reserve of 8";
   auto small = arena_->TakeLarge(Role::kWeights, 4 << 20, a_, 4 << 20);
-  ASSERT_TRUE(small.ok()) << "a 20 MiB chunk would pass the cap; 4 MiB fits";
+  ASSERT_TRUE(small.ok()) << "nothing more can be mapped, but the reserve can be cut";
+  EXPECT_EQ(counters_.reserves_cut.load(), 1u);
+  EXPECT_EQ(maps(), 1u);
   EXPECT_EQ(counters_.reserved_bytes.current.load(), 28 << 20);
+  EXPECT_EQ(counters_.mapped_bytes.current.load(), 32 << 20);
+  arena_->CheckInvariants();
   auto over = arena_->TakeLarge(Role::kWeights, 8 << 20, a_, 8 << 20);
   EXPECT_TRUE(absl::IsResourceExhausted(over.status())) << over.status();
   EXPECT_EQ(counters_.reserved_bytes.current.load(), 28 << 20) << "a failed claim is released";
+  // The cut piece goes back to the backend only with the rest of its mapping.
+  ASSERT_TRUE(Free(small->ptr, a_).ok());
+  ASSERT_TRUE(arena_->ReleaseFree().ok());
+  EXPECT_EQ(backend_.counters().unmaps.load(), 0u);
+  EXPECT_EQ(counters_.reserved_bytes.current.load(), 28 << 20) << "its pages are still held";
+  arena_->CheckInvariants();
+  auto again = arena_->TakeLarge(Role::kWeights, 4 << 20, a_, 4 << 20);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->ptr, small->ptr) << "the piece stayed with its space";
+  EXPECT_FALSE(again->grew);
   bool above = false;
   ASSERT_TRUE(arena_->SetCapacity(64 << 20, &above).ok());
   EXPECT_FALSE(above);
   EXPECT_TRUE(arena_->TakeLarge(Role::kWeights, 8 << 20, a_, 8 << 20).ok());
   arena_->CheckInvariants();
+  ASSERT_TRUE(Free(again->ptr, a_).ok());
+  ASSERT_TRUE(Free(big->ptr, a_).ok());
 }
 
 TEST_F(ArenaTest, AWhollyFreeSegmentMovesToAnotherSpaceInsteadOfMapping) {
@@ -104,13 +134,13 @@ TEST_F(ArenaTest, AWhollyFreeSegmentMovesToAnotherSpaceInsteadOfMapping) {
 
 TEST_F(ArenaTest, ReleaseFreeUnmapsWhollyFreeSegmentsOnly) {
   Make(std::size_t{1} << 30);
-  auto keep = arena_->TakeLarge(Role::kDefault, 2 << 20, a_, 2 << 20);
+  auto keep = arena_->TakeLarge(Role::kActivations, 2 << 20, a_, 2 << 20);
   auto drop = arena_->TakeLarge(Role::kDefault, 64 << 20, a_, 64 << 20);
   ASSERT_TRUE(keep.ok() && drop.ok());
   ASSERT_TRUE(Free(drop->ptr, a_).ok());
   ASSERT_TRUE(arena_->ReleaseFree().ok());
   EXPECT_EQ(backend_.counters().unmaps.load(), 1u) << "the segment with a live block stays";
-  EXPECT_EQ(counters_.reserved_bytes.current.load(), 20 << 20);
+  EXPECT_EQ(counters_.reserved_bytes.current.load(), 2 << 20);
   EXPECT_EQ(pagemap_.Lookup(drop->ptr), nullptr);
   arena_->CheckInvariants();
   ASSERT_TRUE(Free(keep->ptr, a_).ok());

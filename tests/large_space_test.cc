@@ -54,13 +54,16 @@ TEST_F(LargeSpaceTest, BlocksAre512ByteGranularAndShareSegments) {
   EXPECT_EQ(*pool_->BlockSize(p), kMiB + 512);
   EXPECT_EQ(*pool_->BlockSize(q), 3 * kMiB + 512);
   EXPECT_EQ(reinterpret_cast<std::uintptr_t>(q), reinterpret_cast<std::uintptr_t>(p) + kMiB + 512)
-      << "both from the first 20 MiB segment, best fit from its front";
+      << "both from the first segment (grown in place), from the front";
   EXPECT_EQ(maps(), 1u);
-  // A rest below 1 MiB is not split off: the block keeps it.
-  void* r = Alloc(20 * kMiB - (kMiB + 512) - (3 * kMiB + 512) - 4096, a_);
-  EXPECT_EQ(*pool_->BlockSize(r), 20 * kMiB - (kMiB + 512) - (3 * kMiB + 512));
+  void* s = Alloc(2 * kMiB, a_);  // after q: q's block is interior now
+  Free(q, a_);
+  // A rest below 1 MiB is not split off an interior block: the block keeps it.
+  void* r = Alloc(3 * kMiB + 512 - 4096, a_);
+  EXPECT_EQ(r, q);
+  EXPECT_EQ(*pool_->BlockSize(r), 3 * kMiB + 512);
   EXPECT_EQ(maps(), 1u);
-  for (void* x : {p, q, r}) Free(x, a_);
+  for (void* x : {p, r, s}) Free(x, a_);
   Check();
 }
 

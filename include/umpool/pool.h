@@ -126,7 +126,8 @@ struct SpanBlocks {
 };
 struct SpanInfo {
   std::uintptr_t base = 0;
-  std::size_t bytes = 0;
+  std::size_t bytes = 0;         // segments: the populated part (see mapped_bytes)
+  std::size_t mapped_bytes = 0;  // segments: bytes mapped (populated part and reserve)
   bool slab = false;            // a slab inside a segment, or a segment
   bool slab_space = false;      // a segment of slab space: its live blocks are slabs
   Role role = Role::kDefault;   // the role it was made for

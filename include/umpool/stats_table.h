@@ -19,7 +19,9 @@
     "bytes of blocks handed out and not yet freed (rounded block sizes)")              \
   X(requested_bytes, "requested_bytes.all",                                            \
     "bytes the callers asked for, for the same blocks (before rounding)")              \
-  X(reserved_bytes, "reserved_bytes.all", "bytes held from the backend (every segment)") \
+  X(reserved_bytes, "reserved_bytes.all",                                             \
+    "bytes of GPU memory held: the populated part of every segment")                   \
+  X(mapped_bytes, "", "bytes mapped from the backend: reserved bytes and the reserves not yet touched") \
   X(large_reserved_bytes, "reserved_bytes.large_pool",                                 \
     "the part of reserved_bytes not carved into slabs: large blocks and free space")
 
@@ -42,6 +44,8 @@
   X(discard_bytes, "", "bytes those calls covered")                                    \
   X(slabs_reclaimed, "", "empty slabs given back to their segment's free space")      \
   X(segments_moved, "", "wholly free segments moved to another space (no backend call)") \
+  X(grown_in_place, "", "segments grown into their reserve (pages populated: a prefetch call)") \
+  X(reserves_cut, "", "segments cut from another segment's reserve when no new mapping fit") \
   X(streams_released, "", "ReleaseStream calls")
 
 #define UMPOOL_STAT_GAUGES(X)                                                          \

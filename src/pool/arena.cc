@@ -11,7 +11,8 @@
 namespace umpool::internal {
 
 Arena::Arena(const PoolOptions& options, Backend& backend, Backend* device_memory,
-             PageMap& pagemap, Fencer& fencer, PoolCounters& counters, std::size_t capacity)
+             PageMap& pagemap, Fencer& fencer, PoolCounters& counters, std::size_t capacity,
+             std::size_t map_limit)
     : options_(options),
       backend_(backend),
       device_memory_(device_memory),
@@ -19,6 +20,7 @@ Arena::Arena(const PoolOptions& options, Backend& backend, Backend* device_memor
       fencer_(fencer),
       counters_(counters),
       initial_capacity_(capacity),
+      map_limit_(std::max(capacity, map_limit)),
       capacity_(capacity),
       capacity_view_(capacity) {
   // Roles whose placement is the same except for the prefetch mode share a heap.
@@ -43,9 +45,9 @@ Arena::Arena(const PoolOptions& options, Backend& backend, Backend* device_memor
 Arena::~Arena() {
   heaps_.clear();  // drops fences and block lists first
   MutexLock lock(&grow_mu_);
-  for (auto& [seg, owned] : segments_) {
-    (void)BackendFor(seg->role).Unmap(seg->map_ptr, seg->map_bytes);
-    if (options_.shared_capacity != nullptr) options_.shared_capacity->Release(seg->map_bytes);
+  for (auto& [ptr, m] : mappings_) {
+    (void)BackendFor(m.role).Unmap(ptr, m.bytes);
+    if (options_.shared_capacity != nullptr) options_.shared_capacity->Release(m.bytes);
   }
   segments_.clear();
 }
@@ -101,6 +103,23 @@ absl::StatusOr<Arena::Range> Arena::Take(Role role, LargeHeap& space, bool for_s
     PrefetchIfNeeded(role, t.ptr, bytes, stream);
     return Range{t.ptr, t.bytes, t.cross_stream, t.seq, false};
   }
+  // Grow in place: a segment's reserve. A failure (the cap) is the new
+  // segment's to report: it needs at least as much.
+  std::size_t heap_bytes = h.slab_space.bytes();
+  for (const LargeSpace& s : h.large) heap_bytes += s.bytes();
+  const std::size_t step = std::clamp<std::size_t>(heap_bytes / kPopulateStepDivisor,
+                                                   kMapGranularity, kPopulateStepMaxBytes) &
+                           ~(kMapGranularity - 1);
+  t = space.ExtendAndTake(
+      bytes, stream, requested, step,
+      [&](Segment* seg, std::uintptr_t addr, std::size_t n) {
+        return PopulateInPlace(seg, addr, n, stream);
+      },
+      nullptr);
+  if (t.ptr != nullptr) {
+    PrefetchIfNeeded(role, t.ptr, bytes, stream);
+    return Range{t.ptr, t.bytes, false, t.seq, true};
+  }
   absl::StatusOr<Segment*> seg = GrowSegment(role, space, bytes, for_slab, stream);
   if (!seg.ok()) return seg.status();
   t = space.AddSegmentAndTake(*seg, bytes, stream, requested);
@@ -150,7 +169,22 @@ absl::Status Arena::ReleaseFree() {
     for (LargeHeap& space : heap->large) status.Update(space.ReleaseFree(fencer_, &empty));
     status.Update(heap->slab_space.ReleaseFree(fencer_, &empty));
   }
-  for (Segment* s : empty) status.Update(UnmapSegment(s));
+  // A segment cut from another's mapping goes back only with all of it:
+  // its touched pages stay the GPU's until the mapping is freed.
+  absl::flat_hash_map<void*, int> wholly_free;
+  for (Segment* s : empty) ++wholly_free[s->map_ptr];
+  for (Segment* s : empty) {
+    bool whole;
+    {
+      MutexLock lock(&grow_mu_);
+      whole = wholly_free[s->map_ptr] == mappings_.at(s->map_ptr).pieces;
+    }
+    if (whole) {
+      status.Update(UnmapSegment(s));
+    } else {
+      s->space.load(std::memory_order_relaxed)->AdoptSegment(s, ReuseTerms{});
+    }
+  }
   return status;
 }
 
@@ -170,6 +204,7 @@ std::size_t Arena::MaxCapacity() const {
 absl::Status Arena::SetCapacity(std::size_t bytes, bool* over) {
   MutexLock lock(&grow_mu_);
   capacity_ = bytes;
+  map_limit_ = std::max(map_limit_, bytes);
   capacity_view_.store(bytes, std::memory_order_relaxed);
   counters_.capacity_bytes.store(static_cast<std::int64_t>(bytes), std::memory_order_relaxed);
   *over = reserved_ > bytes;
@@ -195,11 +230,22 @@ void Arena::CheckInvariants() const {
     heap->slab_space.CheckInvariants();
   }
   MutexLock lock(&grow_mu_);
+  std::size_t mapped = 0;
+  absl::flat_hash_map<void*, int> pieces;
+  for (const auto& [seg, owned] : segments_) ++pieces[seg->map_ptr];
+  for (const auto& [ptr, m] : mappings_) {
+    UMPOOL_CHECK(pieces[ptr] == m.pieces, "a mapping's pieces disagree with the segments held");
+    mapped += m.bytes;
+  }
+  UMPOOL_CHECK(mapped == mapped_, "mapped bytes disagree with the segments held");
+  UMPOOL_CHECK(mapped_ <= map_limit_, "mapped past the map limit");
+  UMPOOL_CHECK(static_cast<std::int64_t>(mapped) == counters_.mapped_bytes.current.load(),
+               "mapped counter drift");
   std::size_t sum = 0;
   for (const auto& [seg, owned] : segments_) {
-    sum += seg->map_bytes;
+    sum += seg->populated;
     const Span* first = pagemap_.Lookup(reinterpret_cast<void*>(seg->base));
-    const Span* last = pagemap_.Lookup(reinterpret_cast<void*>(seg->base + seg->bytes - 1));
+    const Span* last = pagemap_.Lookup(reinterpret_cast<void*>(seg->base + seg->limit - 1));
     UMPOOL_CHECK(first == seg || (first != nullptr && first->kind == SpanKind::kSlab),
                  "segment not mapped");
     UMPOOL_CHECK(last == seg || (last != nullptr && last->kind == SpanKind::kSlab),

@@ -1,28 +1,41 @@
 // src/pool/arena.h: the segment tier: every backend allocation of a pool.
 //
-// Each backend allocation is a Segment (2 MiB aligned, advised and prefetched
-// once, when mapped, by the policy of the role that grew it). Segments belong
-// to the heaps of the pool: roles whose placement differs only in prefetch
-// mode share one heap (with the defaults all four do), so memory one role
-// freed serves another without a backend call. A heap splits its segments
-// into spaces, each a LargeHeap:
+// Each backend allocation is a Segment (2 MiB aligned, advised once when
+// mapped, by the policy of the role that grew it). A segment is mapped larger
+// than its first request: the rest is a reserve that costs no GPU memory
+// until the space grows into it (managed memory is backed once touched), page
+// by page, prefetching what it populates. So a space's blocks merge across
+// growth, as in one range that grows — PyTorch's expandable segments without
+// cuMem calls. Reserved bytes (Stats) are the populated parts; mapped bytes
+// add the reserves. The cap bounds reserved bytes; mapped bytes stay under
+// the map limit (the device's free memory when the pool was made, or the cap
+// if higher), so the pool never asks the GPU for more managed memory than it
+// had free, touched or not. Plain device memory (a device backend, or
+// RolePolicy::device_memory) cannot be populated lazily: its segments are
+// populated whole, with no reserve.
+//
+// Segments belong to the heaps of the pool: roles whose placement differs
+// only in prefetch mode share one heap (with the defaults all four do), so
+// memory one role freed serves another without a backend call. A heap splits
+// its segments into spaces, each a LargeHeap:
 //   slab space    : carved into slab ranges (2 MiB multiples) for the size
-//                   classes; grows in chunks of 1/16 of the heap's slab bytes.
+//                   classes.
 //   large[role]   : that role's large blocks (512 B granular, best fit).
 //                   A role names a lifetime: weights and KV live long,
 //                   activations die within a step; long-lived blocks in the
 //                   holes of short-lived ones would pin the segments large
 //                   activations need.
-// Before mapping, a request tries, in order: its space; the heap's empty
+// Before growing, a request tries, in order: its space; the heap's empty
 // slabs given back (FreeMemorySource, i.e. the slab tier); a wholly free
 // segment of another space; and the same after the calling thread's cache is
-// flushed. Growth is claimed under the cap before the slow Map, so
-// concurrent growth never overshoots it (invariant 5). docs/design.md has
-// the measurements behind each rule.
+// flushed. Then it grows its space: a segment's reserve (the one leaving the
+// least to populate), else a new segment. Growth is claimed under the cap
+// before the slow backend call, so concurrent growth never overshoots it
+// (invariant 5). docs/design.md has the measurements behind each rule.
 //
 // Thread safety: every method may be called from any thread. grow_mu_
-// guards capacity accounting, the segment registry and pagemap writes, and is
-// never held together with another lock.
+// guards capacity accounting, the segment registry and pagemap writes; it is
+// taken last (a space's mutex may be held: growing in place).
 #ifndef UMPOOL_SRC_POOL_ARENA_H_
 #define UMPOOL_SRC_POOL_ARENA_H_
 
@@ -49,11 +62,20 @@
 namespace umpool::internal {
 
 // Large blocks (above the role's slab_max_bytes): sizes are multiples of
-// kLargeQuantum; a free block is split only if >= kLargeMinSplit is left;
-// requests below kLargeSegmentLimit grow their space by a chunk of
-// kLargeSegmentBytes to kLargeSegmentMaxBytes (1/8 of what the space holds).
+// kLargeQuantum; a free block is split only if >= kLargeMinSplit is left.
 inline constexpr std::size_t kLargeQuantum = 512;
 inline constexpr std::size_t kLargeMinSplit = std::size_t{1} << 20;
+// A new segment's reserve: twice what its space has mapped, at least
+// kMinReserveBytes, at most a quarter of what the map limit has left.
+inline constexpr std::size_t kMinReserveBytes = std::size_t{16} << 30;
+// A space grows in place by at least 1/kPopulateStepDivisor of what its heap
+// holds (2 MiB to kPopulateStepMaxBytes): fewer populate calls, and slack
+// enough that a steady workload stops growing after its first cycle.
+inline constexpr std::size_t kPopulateStepDivisor = 512;
+inline constexpr std::size_t kPopulateStepMaxBytes = std::size_t{64} << 20;
+// Plain device memory grows by chunks instead (no reserve): requests below
+// kLargeSegmentLimit by kLargeSegmentBytes to kLargeSegmentMaxBytes (1/8 of
+// what the space holds), slab space by 1/16 of the heap's slab bytes.
 inline constexpr std::size_t kLargeSegmentLimit = std::size_t{10} << 20;
 inline constexpr std::size_t kLargeSegmentBytes = std::size_t{20} << 20;
 inline constexpr std::size_t kLargeSegmentMaxBytes = std::size_t{128} << 20;
@@ -77,9 +99,10 @@ class FreeMemorySource {
 class Arena {
  public:
   // `device_memory` (may be null) maps the segments of roles with
-  // device_memory set. `capacity` is the resolved cap.
+  // device_memory set. `capacity` is the resolved cap (on reserved bytes),
+  // `map_limit` the most it may map (at least `capacity`).
   Arena(const PoolOptions& options, Backend& backend, Backend* device_memory, PageMap& pagemap,
-        Fencer& fencer, PoolCounters& counters, std::size_t capacity);
+        Fencer& fencer, PoolCounters& counters, std::size_t capacity, std::size_t map_limit);
   // Unmaps every segment. The owner has synchronised the device.
   ~Arena();
   Arena(const Arena&) = delete;
@@ -93,6 +116,11 @@ class Arena {
   Backend& BackendFor(Role role) const;
   // true when `role` lives in plain device memory (no prefetch or eviction).
   bool IsDeviceMemory(Role role) const { return &BackendFor(role) != &backend_; }
+  // true when `role`'s segments cost memory only once touched (managed and
+  // host memory), so they can be mapped with a reserve.
+  bool Lazy(Role role) const {
+    return !IsDeviceMemory(role) && backend_.kind() != BackendKind::kDevice;
+  }
 
   struct Range {
     void* ptr = nullptr;
@@ -100,7 +128,7 @@ class Arena {
     bool cross_stream = false;   // reused from another stream after a fence
     std::uint64_t bound_seq = 0; // non-zero: last freed on the caller's stream and
                                  // safe for it only (see Slab::bound)
-    bool grew = false;           // a segment was mapped for it
+    bool grew = false;           // a segment was mapped or populated for it
   };
   // A large block of `bytes` (a multiple of kLargeQuantum) for `role`.
   // ResourceExhausted when it cannot be had under the cap.
@@ -157,11 +185,28 @@ class Arena {
   // but `into`.
   Segment* StealSegment(Heap& h, LargeHeap& into, std::size_t bytes, std::size_t max_bytes,
                         Stream stream, ReuseTerms* terms);
-  // Maps, advises and prefetches a new segment for `space` holding at least
-  // `min_bytes`: a growth chunk when that fits under the cap (arena_map.cc).
+  // Maps and advises a new segment for `space` with at least `min_bytes`
+  // populated (prefetched), plus a reserve (arena_map.cc).
   absl::StatusOr<Segment*> GrowSegment(Role role, const LargeHeap& space, std::size_t min_bytes,
                                        bool for_slab, Stream stream);
-  absl::StatusOr<Mapping> MapSpan(std::size_t bytes, Role role, Stream stream);
+  // Maps `map_bytes`, advises them, claims and populates the first
+  // `populate_bytes` (under the cap; the mapping under the map limit).
+  absl::StatusOr<Mapping> MapSpan(std::size_t map_bytes, std::size_t populate_bytes, Role role,
+                                  Stream stream);
+  // Claims `n` more reserved bytes under the cap; ResourceExhausted if over.
+  absl::Status ClaimReserved(std::size_t n);
+  // Prefetches a newly populated range when `role` prefetches (a hint:
+  // failures are reported once and ignored).
+  void PrefetchPopulated(Role role, void* p, std::size_t bytes, Stream stream);
+  // LargeHeap::Populate: grows `seg` in place (prefetching for its role).
+  absl::Status PopulateInPlace(Segment* seg, std::uintptr_t addr, std::size_t n, Stream stream);
+  // A segment of `populate` bytes (populated) cut from a reserve of `role`'s
+  // heap, when the map limit or the backend refused a new mapping; nullptr
+  // when no reserve is large enough.
+  absl::StatusOr<Segment*> CutSegment(Role role, std::size_t populate, Stream stream);
+  // Registers a new segment (pagemap, registry, mapping pieces).
+  Segment* Register(std::unique_ptr<Segment> seg, bool cut);
+  // Drops a wholly free segment; its mapping is unmapped with its last piece.
   absl::Status UnmapSegment(Segment* seg);
   // Prefetches a range taken for `role` from a segment grown for a role that
   // does not prefetch, when `role` wants it (shared heaps only).
@@ -176,14 +221,23 @@ class Arena {
   PoolCounters& counters_;
   FreeMemorySource* source_ = nullptr;
   const std::size_t initial_capacity_;
+  std::size_t map_limit_ ABSL_GUARDED_BY(grow_mu_);  // raised with the cap
   std::array<int, kNumRoles> heap_of_{};
   std::vector<std::unique_ptr<Heap>> heaps_;
 
   mutable Mutex grow_mu_;
-  std::size_t reserved_ ABSL_GUARDED_BY(grow_mu_) = 0;
+  std::size_t reserved_ ABSL_GUARDED_BY(grow_mu_) = 0;  // populated bytes, under capacity_
+  std::size_t mapped_ ABSL_GUARDED_BY(grow_mu_) = 0;    // mapped bytes, under map_limit_
   std::size_t capacity_ ABSL_GUARDED_BY(grow_mu_);
   std::atomic<std::size_t> capacity_view_;  // capacity_, read without the lock
   absl::flat_hash_map<Segment*, std::unique_ptr<Segment>> segments_ ABSL_GUARDED_BY(grow_mu_);
+  // Each mapping: its size, its role (backend), how many segments share it.
+  struct MappingPieces {
+    std::size_t bytes = 0;
+    Role role = Role::kDefault;
+    int pieces = 0;
+  };
+  absl::flat_hash_map<void*, MappingPieces> mappings_ ABSL_GUARDED_BY(grow_mu_);
   // Unmapped segments are kept until the pool dies: a racing lookup of a
   // stale pointer may still read them.
   std::vector<std::unique_ptr<Segment>> retired_ ABSL_GUARDED_BY(grow_mu_);

@@ -24,111 +24,210 @@ bool ShouldPrefetch(const RolePolicy& policy, std::size_t range_bytes) {
 
 }  // namespace
 
-absl::StatusOr<Arena::Mapping> Arena::MapSpan(std::size_t bytes, Role role, Stream stream) {
+absl::Status Arena::ClaimReserved(std::size_t n) {
+  MutexLock lock(&grow_mu_);
+  if (n > capacity_ - std::min(capacity_, reserved_)) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the pool's cap of ", capacity_, " bytes would be exceeded (", reserved_,
+        " reserved, ", n, " more needed)"));
+  }
+  reserved_ += n;
+  return absl::OkStatus();
+}
+
+void Arena::PrefetchPopulated(Role role, void* p, std::size_t bytes, Stream stream) {
+  if (IsDeviceMemory(role) || !ShouldPrefetch(options_.policy(role), bytes)) return;
+  counters_.Bump(counters_.prefetch_calls);
+  // As in the seed allocator, a failed prefetch is a warning, not an error.
+  if (absl::Status st = backend_.Prefetch(p, bytes, Location::kDevice, stream); !st.ok()) {
+    static std::atomic<bool> warned{false};
+    if (!warned.exchange(true)) {
+      std::fprintf(stderr, "umpool: warning: prefetch failed (reported once): %s\n",
+                   st.ToString().c_str());
+    }
+  }
+}
+
+absl::Status Arena::PopulateInPlace(Segment* seg, std::uintptr_t addr, std::size_t n,
+                                    Stream stream) {
+  if (absl::Status st = ClaimReserved(n); !st.ok()) return st;
+  PrefetchPopulated(seg->role, reinterpret_cast<void*>(addr), n, stream);
+  counters_.Bump(counters_.grown_in_place);
+  counters_.reserved_bytes.Add(static_cast<std::int64_t>(n));
+  AddLargeReserved(static_cast<std::int64_t>(n));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Arena::Mapping> Arena::MapSpan(std::size_t map_bytes, std::size_t populate_bytes,
+                                              Role role, Stream stream) {
   SharedCapacity* shared = options_.shared_capacity.get();
-  auto claim = [&](std::size_t n) -> absl::Status {
+  // Claims before the slow Map, released on failure.
+  auto claim_map = [&](std::size_t n) -> absl::Status {
     MutexLock lock(&grow_mu_);
-    if (n > capacity_ - std::min(capacity_, reserved_)) {
+    if (n > map_limit_ - std::min(map_limit_, mapped_)) {
       return absl::ResourceExhaustedError(absl::StrCat(
-          "the pool's cap of ", capacity_, " bytes would be exceeded (", reserved_,
-          " reserved, ", n, " more needed)"));
+          "mapping ", n, " more bytes would pass the ", map_limit_,
+          " bytes the device had free (", mapped_, " mapped)"));
     }
     if (shared != nullptr && !shared->TryClaim(n)) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "the cap of ", shared->cap(), " bytes this pool shares with others would be exceeded (",
-          shared->reserved(), " reserved, ", n, " more needed)"));
+          shared->reserved(), " mapped, ", n, " more needed)"));
     }
-    reserved_ += n;  // claim before the slow Map, release on failure
+    mapped_ += n;
     return absl::OkStatus();
   };
-  auto unclaim = [&](std::size_t n) {
+  auto unclaim_map = [&](std::size_t n) {
     MutexLock lock(&grow_mu_);
-    reserved_ -= n;
+    mapped_ -= n;
     if (shared != nullptr) shared->Release(n);
   };
-  if (absl::Status st = claim(bytes); !st.ok()) return st;
+  auto unclaim_reserved = [&] {
+    MutexLock lock(&grow_mu_);
+    reserved_ -= populate_bytes;
+  };
+  if (absl::Status st = ClaimReserved(populate_bytes); !st.ok()) return st;
+  if (absl::Status st = claim_map(map_bytes); !st.ok()) {
+    unclaim_reserved();
+    return st;
+  }
   Backend& backend = BackendFor(role);
-  absl::StatusOr<void*> p = backend.Map(bytes);
+  absl::StatusOr<void*> p = backend.Map(map_bytes);
   if (!p.ok()) {
-    unclaim(bytes);
+    unclaim_map(map_bytes);
+    unclaim_reserved();
     return p.status();
   }
-  Mapping m{*p, bytes, reinterpret_cast<std::uintptr_t>(*p)};
+  Mapping m{*p, map_bytes, reinterpret_cast<std::uintptr_t>(*p)};
   if ((m.base & (kMapGranularity - 1)) != 0) {
     // Slabs are carved at 2 MiB boundaries: map 2 MiB more and align inside.
-    (void)backend.Unmap(*p, bytes);
-    unclaim(bytes);
-    m.map_bytes = bytes + kMapGranularity;
-    if (absl::Status st = claim(m.map_bytes); !st.ok()) return st;
+    (void)backend.Unmap(*p, map_bytes);
+    unclaim_map(map_bytes);
+    m.map_bytes = map_bytes + kMapGranularity;
+    if (absl::Status st = claim_map(m.map_bytes); !st.ok()) {
+      unclaim_reserved();
+      return st;
+    }
     p = backend.Map(m.map_bytes);
     if (!p.ok()) {
-      unclaim(m.map_bytes);
+      unclaim_map(m.map_bytes);
+      unclaim_reserved();
       return p.status();
     }
     m.map_ptr = *p;
     m.base = (reinterpret_cast<std::uintptr_t>(*p) + kMapGranularity - 1) & ~(kMapGranularity - 1);
   }
   void* const base = reinterpret_cast<void*>(m.base);
-  const RolePolicy& policy = options_.policy(role);
   if (!IsDeviceMemory(role)) {  // plain device memory has nothing to advise or prefetch
     counters_.Bump(counters_.advise_calls);
-    if (absl::Status st = backend_.Advise(base, bytes, policy.advice()); !st.ok()) {
+    if (absl::Status st = backend_.Advise(base, map_bytes, options_.policy(role).advice());
+        !st.ok()) {
       (void)backend_.Unmap(m.map_ptr, m.map_bytes);
-      unclaim(m.map_bytes);
+      unclaim_map(m.map_bytes);
+      unclaim_reserved();
       return st;
     }
-    if (ShouldPrefetch(policy, bytes)) {
-      counters_.Bump(counters_.prefetch_calls);
-      // As in the seed allocator, a failed prefetch is a warning, not an error.
-      if (absl::Status st = backend_.Prefetch(base, bytes, Location::kDevice, stream); !st.ok()) {
-        static std::atomic<bool> warned{false};
-        if (!warned.exchange(true)) {
-          std::fprintf(stderr, "umpool: warning: prefetch failed (reported once): %s\n",
-                       st.ToString().c_str());
-        }
-      }
-    }
+    PrefetchPopulated(role, base, populate_bytes, stream);
   }
   counters_.Bump(counters_.backend_allocations);
-  counters_.reserved_bytes.Add(static_cast<std::int64_t>(m.map_bytes));
+  counters_.reserved_bytes.Add(static_cast<std::int64_t>(populate_bytes));
+  counters_.mapped_bytes.Add(static_cast<std::int64_t>(m.map_bytes));
   return m;
 }
 
 absl::StatusOr<Segment*> Arena::GrowSegment(Role role, const LargeHeap& space,
                                             std::size_t min_bytes, bool for_slab,
                                             Stream stream) {
-  // Few backend calls while a space fills, little slack once it stops:
-  // slab space grows by 1/16 of what the heap has in slabs (2 to 256 MiB);
-  // a large space, for requests below kLargeSegmentLimit, by 1/8 of what it
-  // holds (20 to 128 MiB, shared best fit); bigger requests get a segment of
-  // their own. When the chunk would pass the cap, only what the request needs
-  // is mapped, so a request that fits under the cap never fails for the chunk.
-  std::size_t bytes = (min_bytes + kMapGranularity - 1) & ~(kMapGranularity - 1);
+  std::size_t populate = (min_bytes + kMapGranularity - 1) & ~(kMapGranularity - 1);
+  std::size_t map = populate;
   {
     MutexLock lock(&grow_mu_);
-    std::size_t chunk = 0;
-    if (for_slab) {
-      chunk = std::clamp<std::size_t>(heaps_[heap_of(role)]->slab_bytes / 16 & ~(kMapGranularity - 1),
-                                      kMapGranularity, std::size_t{256} << 20);
-    } else if (min_bytes < kLargeSegmentLimit) {
-      chunk = std::clamp<std::size_t>(space.bytes() / 8 & ~(kMapGranularity - 1),
-                                      kLargeSegmentBytes, kLargeSegmentMaxBytes);
+    if (!Lazy(role)) {
+      // Few backend calls while a space fills, little slack once it stops:
+      // slab space grows by 1/16 of what the heap has in slabs (2 to 256
+      // MiB); a large space, for requests below kLargeSegmentLimit, by 1/8
+      // of what it holds (20 to 128 MiB, shared best fit); bigger requests
+      // get a segment of their own. A chunk that would pass the cap is not
+      // taken, so a request that fits under the cap never fails for it.
+      std::size_t chunk = 0;
+      if (for_slab) {
+        chunk = std::clamp<std::size_t>(
+            heaps_[heap_of(role)]->slab_bytes / 16 & ~(kMapGranularity - 1), kMapGranularity,
+            std::size_t{256} << 20);
+      } else if (min_bytes < kLargeSegmentLimit) {
+        chunk = std::clamp<std::size_t>(space.bytes() / 8 & ~(kMapGranularity - 1),
+                                        kLargeSegmentBytes, kLargeSegmentMaxBytes);
+      }
+      if (chunk > populate && chunk <= capacity_ - std::min(capacity_, reserved_)) {
+        populate = map = chunk;
+      }
+    } else {
+      // The reserve: its space grows into it in place, so the space's free
+      // blocks keep merging (no segment boundary) at no cost in GPU memory.
+      const std::size_t left = map_limit_ - std::min(map_limit_, mapped_);
+      const std::size_t want = std::max(kMinReserveBytes, 2 * space.mapped_bytes());
+      const std::size_t reserve = std::min(want, left / 4) & ~(kMapGranularity - 1);
+      if (populate <= left - reserve) map = populate + reserve;
     }
-    if (chunk > bytes && chunk <= capacity_ - std::min(capacity_, reserved_)) bytes = chunk;
   }
-  absl::StatusOr<Mapping> m = MapSpan(bytes, role, stream);
-  if (!m.ok()) return m.status();
-  auto seg = std::make_unique<Segment>(m->base, bytes, role, m->map_ptr, m->map_bytes);
-  seg->prefetched = !IsDeviceMemory(role) && ShouldPrefetch(options_.policy(role), bytes);
+  absl::StatusOr<Mapping> m = MapSpan(map, populate, role, stream);
+  if (!m.ok() && map > populate && absl::IsResourceExhausted(m.status())) {
+    m = MapSpan(populate, populate, role, stream);  // the reserve did not fit
+    map = populate;
+  }
+  if (!m.ok()) {
+    // The map limit (or the backend) refused: a reserve of the heap, cut
+    // off its segment, costs no new mapping.
+    if (!absl::IsResourceExhausted(m.status()) || !Lazy(role)) return m.status();
+    absl::StatusOr<Segment*> cut = CutSegment(role, populate, stream);
+    if (!cut.ok() || *cut == nullptr) return m.status();
+    return *cut;
+  }
+  auto seg = std::make_unique<Segment>(m->base, map, role, m->map_ptr, m->map_bytes);
+  seg->populated = populate;
+  return Register(std::move(seg), /*cut=*/false);
+}
+
+Segment* Arena::Register(std::unique_ptr<Segment> seg, bool cut) {
+  seg->prefetched =
+      !IsDeviceMemory(seg->role) && ShouldPrefetch(options_.policy(seg->role), seg->populated);
   Segment* raw = seg.get();
   {
     MutexLock lock(&grow_mu_);
-    UMPOOL_CHECK(pagemap_.Insert(raw), "backend returned an address above 2^48");
+    if (cut) {
+      pagemap_.Cover(raw->base, raw->bytes, raw);
+    } else {
+      UMPOOL_CHECK(pagemap_.Insert(raw), "backend returned an address above 2^48");
+      mappings_[raw->map_ptr] = MappingPieces{raw->map_bytes, raw->role, 0};
+    }
+    ++mappings_.at(raw->map_ptr).pieces;
     segments_[raw] = std::move(seg);
   }
   counters_.large_segments.fetch_add(1, std::memory_order_relaxed);
-  AddLargeReserved(static_cast<std::int64_t>(m->map_bytes));
+  AddLargeReserved(static_cast<std::int64_t>(raw->populated));
   return raw;
+}
+
+absl::StatusOr<Segment*> Arena::CutSegment(Role role, std::size_t populate, Stream stream) {
+  if (absl::Status st = ClaimReserved(populate); !st.ok()) return st;
+  Heap& h = *heaps_[heap_of(role)];
+  std::optional<LargeHeap::Cut> cut = h.slab_space.CutReserve(populate);
+  for (LargeHeap& space : h.large) {
+    if (!cut) cut = space.CutReserve(populate);
+  }
+  if (!cut) {
+    MutexLock lock(&grow_mu_);
+    reserved_ -= populate;
+    return nullptr;
+  }
+  // Same heap, so the same advice: the mapping was advised for all of it.
+  auto seg = std::make_unique<Segment>(cut->base, cut->bytes, role, cut->donor->map_ptr,
+                                       cut->donor->map_bytes);
+  seg->populated = populate;
+  PrefetchPopulated(role, reinterpret_cast<void*>(cut->base), populate, stream);
+  counters_.Bump(counters_.reserves_cut);
+  counters_.reserved_bytes.Add(static_cast<std::int64_t>(populate));
+  return Register(std::move(seg), /*cut=*/true);
 }
 
 absl::Status Arena::UnmapSegment(Segment* seg) {
@@ -136,13 +235,21 @@ absl::Status Arena::UnmapSegment(Segment* seg) {
   pagemap_.Erase(seg);
   auto it = segments_.find(seg);
   UMPOOL_CHECK(it != segments_.end(), "unmapping an unknown segment");
-  absl::Status st = BackendFor(seg->role).Unmap(seg->map_ptr, seg->map_bytes);
-  reserved_ -= seg->map_bytes;
-  if (options_.shared_capacity != nullptr) options_.shared_capacity->Release(seg->map_bytes);
-  counters_.reserved_bytes.Add(-static_cast<std::int64_t>(seg->map_bytes));
-  counters_.Bump(counters_.backend_frees);
+  absl::Status st;
+  reserved_ -= seg->populated;
+  counters_.reserved_bytes.Add(-static_cast<std::int64_t>(seg->populated));
+  auto m = mappings_.find(seg->map_ptr);
+  UMPOOL_CHECK(m != mappings_.end() && m->second.pieces > 0, "unmapping an unknown mapping");
+  if (--m->second.pieces == 0) {
+    st = BackendFor(m->second.role).Unmap(seg->map_ptr, seg->map_bytes);
+    mapped_ -= seg->map_bytes;
+    if (options_.shared_capacity != nullptr) options_.shared_capacity->Release(seg->map_bytes);
+    counters_.mapped_bytes.Add(-static_cast<std::int64_t>(seg->map_bytes));
+    counters_.Bump(counters_.backend_frees);
+    mappings_.erase(m);
+  }
   counters_.large_segments.fetch_sub(1, std::memory_order_relaxed);
-  AddLargeReserved(-static_cast<std::int64_t>(seg->map_bytes));
+  AddLargeReserved(-static_cast<std::int64_t>(seg->populated));
   retired_.push_back(std::move(it->second));
   segments_.erase(it);
   return st;

@@ -48,6 +48,7 @@ void LargeHeap::InsertFree(LargeBlock* b, std::uint64_t seq) {
     lo->size += hi->size;
     lo->next = hi->next;
     if (hi->next != nullptr) hi->next->prev = lo;
+    if (hi->segment->last == hi) hi->segment->last = lo;
     if (hi->where == Where::kStream) {
       lo->where = Where::kStream;
       lo->stream = hi->stream;
@@ -92,6 +93,7 @@ void LargeHeap::Split(LargeBlock* b, std::size_t bytes, std::size_t min_rest) {
   rest->next = b->next;
   if (b->next != nullptr) b->next->prev = rest;
   b->next = rest;
+  if (b->segment->last == b) b->segment->last = rest;
   b->size = bytes;
   rest->where = b->where;
   rest->stream = b->stream;
@@ -102,6 +104,13 @@ void LargeHeap::Split(LargeBlock* b, std::size_t bytes, std::size_t min_rest) {
   } else {
     SetOf(rest).Add(rest);
   }
+}
+
+std::size_t LargeHeap::MinRest(const LargeBlock* b) const {
+  // A rest that ends the populated part of a segment with a reserve is never
+  // a stranded sliver: it merges with the segment's next growth.
+  const Segment* s = b->segment;
+  return s->last == b && s->populated < s->limit ? quantum_ : min_split_;
 }
 
 void LargeHeap::MarkLive(LargeBlock* b, Stream stream, std::size_t requested) {
@@ -133,7 +142,7 @@ LargeHeap::Taken LargeHeap::Take(std::size_t bytes, Stream stream, std::size_t r
   t.cross_stream = from_ready;
   t.seq = from_ready ? 0 : free_.StampOf(stream);
   SetOf(b).Erase(b);
-  Split(b, bytes, min_split_);
+  Split(b, bytes, MinRest(b));
   MarkLive(b, stream, requested);
   t.ptr = reinterpret_cast<void*>(b->addr);
   t.bytes = b->size;
@@ -145,7 +154,7 @@ LargeHeap::Taken LargeHeap::AddSegmentAndTake(Segment* segment, std::size_t byte
   MutexLock lock(&mu_);
   LargeBlock* b = AddSegment(segment);
   b->where = Where::kReady;
-  Split(b, bytes, min_split_);
+  Split(b, bytes, MinRest(b));
   MarkLive(b, stream, requested);
   return Taken{reinterpret_cast<void*>(b->addr), b->size, false, 0};
 }
@@ -156,7 +165,7 @@ absl::Status LargeHeap::TakeAt(std::uintptr_t p, std::size_t bytes, Stream strea
   for (int attempt = 0;; ++attempt) {
     LargeBlock* b = nullptr;
     for (Segment* s : segments_) {
-      if (!s->Contains(p)) continue;
+      if (!s->Holds(p)) continue;
       b = s->first;
       while (b != nullptr && b->addr + b->size <= p) b = b->next;
       break;
@@ -197,7 +206,7 @@ absl::Status LargeHeap::TakeAt(std::uintptr_t p, std::size_t bytes, Stream strea
 
 absl::Status LargeHeap::Diagnose(std::uintptr_t p) const {
   for (const Segment* s : segments_) {
-    if (!s->Contains(p)) continue;
+    if (!s->Holds(p)) continue;
     for (const LargeBlock* b = s->first; b != nullptr; b = b->next) {
       if (p == b->addr && !b->live) {
         return absl::FailedPreconditionError(

@@ -25,6 +25,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "src/base/mutex.h"
@@ -116,9 +117,23 @@ class LargeHeap {
   // for `requested` bytes. Event errors go to *status; the search goes on.
   Taken Take(std::size_t bytes, Stream stream, std::size_t requested, Fencer& fencer,
              absl::Status* status);
-  // Adds a fresh segment and carves `bytes` from its front for `stream`.
+  // Adds a fresh segment (its populated part one free block) and carves
+  // `bytes` from its front for `stream`.
   Taken AddSegmentAndTake(Segment* segment, std::size_t bytes, Stream stream,
                           std::size_t requested);
+  // Populates `addr`, `n` bytes: the front of `segment`'s reserve. Called
+  // under the heap's mutex (lock order: heap -> arena's grow lock).
+  using Populate = absl::FunctionRef<absl::Status(Segment* segment, std::uintptr_t addr,
+                                                  std::size_t n)>;
+  // Grows one segment's populated part into its reserve and takes `bytes`
+  // from the free block that ends it, for `stream`: the segment whose free
+  // tail (usable on `stream`) leaves the fewest bytes to populate (2 MiB
+  // multiples). Nothing taken (ptr nullptr) when no segment's reserve is
+  // large enough, or when `populate` fails (its error goes to *status). It
+  // populates at least `step` bytes (a 2 MiB multiple) where the reserve has
+  // them, the rest staying free at the segment's end.
+  Taken ExtendAndTake(std::size_t bytes, Stream stream, std::size_t requested, std::size_t step,
+                      Populate populate, absl::Status* status);
   // Carves exactly [p, p + bytes) out of a free block for `stream` (restoring
   // a checkpoint: the block had this address before). FailedPrecondition
   // when that range is not wholly inside one free block of this heap; if its
@@ -159,6 +174,15 @@ class LargeHeap {
   // for AdoptSegment), polling pending fences first; nullptr if none.
   Segment* StealFreeSegment(std::size_t min_bytes, std::size_t max_bytes, Stream stream,
                             Fencer& fencer, ReuseTerms* terms);
+  // Cuts the end off the largest reserve of at least `min_bytes` (half of
+  // it, or `min_bytes` if more): that segment can no longer grow into it,
+  // and the caller makes it a segment of its own (sharing the mapping).
+  struct Cut {
+    Segment* donor = nullptr;
+    std::uintptr_t base = 0;
+    std::size_t bytes = 0;
+  };
+  std::optional<Cut> CutReserve(std::size_t min_bytes);
   // Takes a wholly free segment from another heap, free on `terms`.
   void AdoptSegment(Segment* segment, const ReuseTerms& terms);
   // Waits for every pending fence, then moves every segment that is entirely
@@ -169,8 +193,10 @@ class LargeHeap {
   void ReleaseStream(Stream stream);
 
   std::int64_t segments() const;
-  // Bytes of the segments it holds. Approximate without the lock.
+  // Populated bytes of the segments it holds. Approximate without the lock.
   std::size_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
+  // Bytes its segments may grow to (populated and reserves).
+  std::size_t mapped_bytes() const { return mapped_.load(std::memory_order_relaxed); }
   std::size_t free_bytes() const;
   // Address order, sizes, no two mergeable neighbours, group membership. Aborts.
   void CheckInvariants() const;
@@ -183,11 +209,16 @@ class LargeHeap {
   BestFitSet& SetOf(LargeBlock* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Registers a segment as one block covering it (not yet in a group).
   LargeBlock* AddSegment(Segment* segment) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops a leaving segment's block pointers and its bytes from the totals.
+  void Forget(Segment* segment) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Merges a free block (where/stream set) with its neighbours and files it.
   void InsertFree(LargeBlock* b, std::uint64_t seq) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Files the blocks of a group whose fences completed (one by one, each
   // merging with neighbours already ready).
   void MakeReady(BestFitSet&& blocks) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The least rest worth splitting off `b`: min_split, or a quantum where
+  // the rest would end the populated part of a segment that can grow.
+  std::size_t MinRest(const LargeBlock* b) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Splits `b` so it has `bytes`, the rest staying free on b's terms.
   void Split(LargeBlock* b, std::size_t bytes, std::size_t min_rest)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -200,6 +231,7 @@ class LargeHeap {
   const std::size_t min_split_;
   const bool holds_slabs_;
   std::atomic<std::size_t> bytes_{0};
+  std::atomic<std::size_t> mapped_{0};
   mutable Mutex mu_;
   StreamLists<BestFitSet> free_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::uintptr_t, LargeBlock*> live_ ABSL_GUARDED_BY(mu_);

@@ -1,5 +1,6 @@
-// LargeHeap: whole segments (adding, moving between heaps, releasing), lookups
-// across segments, pictures and invariant checks.
+// LargeHeap: whole segments (adding, growing in place, cutting reserves,
+// moving between heaps, releasing), lookups across segments, pictures and
+// invariant checks.
 #include <algorithm>
 #include <utility>
 
@@ -24,13 +25,98 @@ LargeHeap::~LargeHeap() {
 LargeBlock* LargeHeap::AddSegment(Segment* segment) {
   auto* b = new LargeBlock;
   b->addr = segment->base;
-  b->size = segment->bytes;
+  b->size = segment->populated;
   b->segment = segment;
   segment->first = b;
+  segment->last = b;
   segment->space.store(this, std::memory_order_release);
   segments_.push_back(segment);
-  bytes_.fetch_add(segment->bytes, std::memory_order_relaxed);
+  bytes_.fetch_add(segment->populated, std::memory_order_relaxed);
+  mapped_.fetch_add(segment->limit, std::memory_order_relaxed);
   return b;
+}
+
+LargeHeap::Taken LargeHeap::ExtendAndTake(std::size_t bytes, Stream stream, std::size_t requested,
+                                          std::size_t step, Populate populate,
+                                          absl::Status* status) {
+  MutexLock lock(&mu_);
+  Segment* best = nullptr;
+  std::size_t best_need = SIZE_MAX;
+  for (Segment* s : segments_) {
+    const std::size_t room = s->limit - s->populated;
+    if (room == 0) continue;
+    // The free block ending the populated part grows with it when it is
+    // reusable on `stream` (ready, or freed on `stream`).
+    const LargeBlock* tail = s->last;
+    const bool usable = tail != nullptr && !tail->live &&
+                        (tail->where == Where::kReady ||
+                         (tail->where == Where::kStream && tail->stream == stream));
+    const std::size_t have = usable ? std::min(tail->size, bytes) : 0;
+    const std::size_t need =
+        std::max(kMapGranularity, (bytes - have + kMapGranularity - 1) & ~(kMapGranularity - 1));
+    if (need <= room && need < best_need) {
+      best = s;
+      best_need = need;
+    }
+  }
+  if (best == nullptr) return Taken{};
+  // At least `step` when the reserve has it: fewer populate calls.
+  best_need = std::max(best_need, std::min(step, best->limit - best->populated));
+  const std::uintptr_t end = best->base + best->populated;
+  if (absl::Status st = populate(best, end, best_need); !st.ok()) {
+    if (status != nullptr) status->Update(st);
+    return Taken{};
+  }
+  // The new pages are fresh: no stream's work touches them, so they are the
+  // caller's at once; filed on its stream they merge with a tail that is
+  // ready or already the caller's, never with another stream's.
+  auto* b = new LargeBlock;
+  b->addr = end;
+  b->size = best_need;
+  b->segment = best;
+  b->prev = best->last;
+  if (best->last != nullptr) best->last->next = b; else best->first = b;
+  best->last = b;
+  best->populated += best_need;
+  bytes_.fetch_add(best_need, std::memory_order_relaxed);
+  b->where = Where::kStream;
+  b->stream = stream;
+  InsertFree(b, 0);
+  b = best->last;  // the merged block
+  UMPOOL_CHECK(b->where == Where::kStream && b->stream == stream && b->size >= bytes,
+               "a grown segment's tail is not the caller's");
+  Taken t;
+  t.seq = free_.StampOf(stream);
+  SetOf(b).Erase(b);
+  Split(b, bytes, MinRest(b));
+  MarkLive(b, stream, requested);
+  t.ptr = reinterpret_cast<void*>(b->addr);
+  t.bytes = b->size;
+  return t;
+}
+
+void LargeHeap::Forget(Segment* segment) {
+  segment->first = nullptr;
+  segment->last = nullptr;
+  bytes_.fetch_sub(segment->populated, std::memory_order_relaxed);
+  mapped_.fetch_sub(segment->limit, std::memory_order_relaxed);
+}
+
+std::optional<LargeHeap::Cut> LargeHeap::CutReserve(std::size_t min_bytes) {
+  MutexLock lock(&mu_);
+  Segment* best = nullptr;
+  for (Segment* s : segments_) {
+    const std::size_t room = s->limit - s->populated;
+    if (room >= min_bytes && (best == nullptr || room > best->limit - best->populated)) best = s;
+  }
+  if (best == nullptr) return std::nullopt;
+  // Half of the reserve (at least what is asked): both may still grow.
+  const std::size_t room = best->limit - best->populated;
+  const std::size_t cut =
+      std::min(room, std::max(min_bytes, room / 2 & ~(kMapGranularity - 1)));
+  best->limit -= cut;
+  mapped_.fetch_sub(cut, std::memory_order_relaxed);
+  return Cut{best, best->base + best->limit, cut};
 }
 
 Segment* LargeHeap::StealFreeSegment(std::size_t min_bytes, std::size_t max_bytes, Stream stream,
@@ -47,11 +133,11 @@ Segment* LargeHeap::StealFreeSegment(std::size_t min_bytes, std::size_t max_byte
     // Ready, or freed on the caller's stream (safe for it at once).
     const bool usable = b->where == Where::kReady ||
                         (b->where == Where::kStream && b->stream == stream);
-    if (b->live || !usable || b->size != (*it)->bytes || b->size < min_bytes ||
+    if (b->live || !usable || b->size != (*it)->populated || b->size < min_bytes ||
         b->size > max_bytes) {
       continue;
     }
-    if (best == segments_.end() || b->size < (*best)->bytes) best = it;
+    if (best == segments_.end() || b->size < (*best)->populated) best = it;
   }
   if (best == segments_.end()) return nullptr;
   Segment* s = *best;
@@ -62,10 +148,9 @@ Segment* LargeHeap::StealFreeSegment(std::size_t min_bytes, std::size_t max_byte
     terms->stream = b->stream;
     terms->seq = free_.StampOf(b->stream);
   }
-  bytes_.fetch_sub(s->bytes, std::memory_order_relaxed);
+  Forget(s);
   SetOf(b).Erase(b);
   delete b;
-  s->first = nullptr;
   segments_.erase(best);
   return s;
 }
@@ -88,11 +173,10 @@ absl::Status LargeHeap::ReleaseFree(Fencer& fencer, std::vector<Segment*>* empty
   std::vector<Segment*> keep;
   for (Segment* s : segments_) {
     LargeBlock* b = s->first;
-    if (!b->live && b->where == Where::kReady && b->size == s->bytes) {
+    if (!b->live && b->where == Where::kReady && b->size == s->populated) {
       free_.ready().Erase(b);
       delete b;
-      s->first = nullptr;
-      bytes_.fetch_sub(s->bytes, std::memory_order_relaxed);
+      Forget(s);
       empty->push_back(s);
     } else {
       keep.push_back(s);
@@ -105,7 +189,7 @@ absl::Status LargeHeap::ReleaseFree(Fencer& fencer, std::vector<Segment*>* empty
 absl::StatusOr<BlockInfo> LargeHeap::Containing(std::uintptr_t p) const {
   MutexLock lock(&mu_);
   for (const Segment* s : segments_) {
-    if (!s->Contains(p)) continue;
+    if (!s->Holds(p)) continue;
     for (const LargeBlock* b = s->first; b != nullptr; b = b->next) {
       if (p >= b->addr && p < b->addr + b->size) {
         if (!b->live) {
@@ -144,7 +228,8 @@ void LargeHeap::Snapshot(std::vector<SpanSnapshot>* out) const {
   for (const Segment* seg : segments_) {
     SpanSnapshot s;
     s.base = seg->base;
-    s.bytes = seg->bytes;
+    s.bytes = seg->populated;
+    s.mapped_bytes = seg->limit;
     s.role = seg->role;
     s.slab = false;
     s.slab_space = holds_slabs_;
@@ -195,7 +280,11 @@ void LargeHeap::CheckInvariants() const {
       UMPOOL_CHECK(in_groups.contains(b), "free block in no group");
       if (prev != nullptr) UMPOOL_CHECK(!CanMerge(prev, b), "unmerged free neighbours");
     }
-    UMPOOL_CHECK(expect == s->base + s->bytes, "blocks do not cover the segment");
+    UMPOOL_CHECK(prev == s->last, "a segment's last block is not its tail");
+    UMPOOL_CHECK(s->populated <= s->limit && s->limit <= s->bytes &&
+                     s->populated % kMapGranularity == 0 && s->limit % kMapGranularity == 0,
+                 "populated part outside the segment");
+    UMPOOL_CHECK(expect == s->base + s->populated, "blocks do not cover the populated part");
   }
   UMPOOL_CHECK(free_blocks == grouped, "group sizes disagree with the block chains");
 }

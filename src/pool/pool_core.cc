@@ -42,20 +42,22 @@ absl::StatusOr<std::unique_ptr<PoolCore>> PoolCore::Create(
     recorder = *std::move(r);
   }
   std::unique_ptr<PoolCore> core(
-      new PoolCore(options, std::move(backend), std::move(device_memory), cap));
+      new PoolCore(options, std::move(backend), std::move(device_memory), cap,
+                   std::max(cap, *avail)));
   core->recorder_ = std::move(recorder);
   return core;
 }
 
 PoolCore::PoolCore(const PoolOptions& options, std::unique_ptr<Backend> backend,
-                   std::unique_ptr<Backend> device_memory, std::size_t capacity)
+                   std::unique_ptr<Backend> device_memory, std::size_t capacity,
+                   std::size_t map_limit)
     : options_(options),
       backend_(std::move(backend)),
       device_memory_backend_(std::move(device_memory)),
       cached_classes_(CachedClasses(options)),
       fencer_(*backend_),
       arena_(options_, *backend_, device_memory_backend_.get(), pagemap_, fencer_, counters_,
-             capacity),
+             capacity, map_limit),
       slabs_(arena_, pagemap_, fencer_, counters_),
       caches_(this, counters_, cached_classes_, options.stats_publish_bytes) {
   arena_.set_free_memory_source(this);

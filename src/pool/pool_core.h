@@ -132,7 +132,7 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
 
  private:
   PoolCore(const PoolOptions& options, std::unique_ptr<Backend> backend,
-           std::unique_ptr<Backend> device_memory, std::size_t capacity);
+           std::unique_ptr<Backend> device_memory, std::size_t capacity, std::size_t map_limit);
 
   // CentralCache: what thread caches send down.
   void Return(Stream stream, Role role, int size_class, void* const* blocks, int n) override;

@@ -39,7 +39,7 @@ std::string PoolCore::SnapshotJson() const {
   for (std::size_t i = 0; i < spans.size(); ++i) {
     const SpanInfo& s = spans[i];
     absl::StrAppend(&out, i == 0 ? "" : ",", "\n{\"base\":\"0x", absl::Hex(s.base),
-                    "\",\"bytes\":", s.bytes, ",\"kind\":\"", s.slab ? "slab" : "segment",
+                    "\",\"bytes\":", s.bytes, ",\"mapped_bytes\":", s.mapped_bytes, ",\"kind\":\"", s.slab ? "slab" : "segment",
                     "\",\"slab_space\":", s.slab_space ? "true" : "false", ",\"role\":\"",
                     RoleName(s.role), "\",\"block_bytes\":", s.block_bytes,
                     ",\"device_memory\":", s.device_memory ? "true" : "false", ",\"blocks\":[");

@@ -88,6 +88,7 @@ void PoolCore::ResetPeaks() {
   counters_.allocated_bytes.peak.store(now.allocated_bytes.current);
   counters_.requested_bytes.peak.store(now.requested_bytes.current);
   counters_.reserved_bytes.ResetPeak();
+  counters_.mapped_bytes.ResetPeak();
   counters_.large_reserved_bytes.ResetPeak();
 }
 

@@ -1,8 +1,13 @@
 // src/pool/segment.h: one backend allocation (a segment) and its large blocks.
 //
-// A Segment is a 2 MiB-aligned range the pool mapped from its backend. It is
-// split into address-ordered LargeBlocks: user blocks (large spaces) or slab
-// ranges (slab space). Which space holds it now is `space`; segments move
+// A Segment is a 2 MiB-aligned range the pool mapped from its backend. Its
+// front part, `populated` bytes, is in use: prefetched to the GPU (for roles
+// that prefetch) and split into address-ordered LargeBlocks: user blocks
+// (large spaces) or slab ranges (slab space). The rest is its reserve: mapped
+// but never touched, so it costs no GPU memory (managed memory is backed only
+// once touched); the space grows into it in place (LargeHeap::ExtendAndTake),
+// which is how a space's free blocks merge across what used to be separate
+// backend allocations. Which space holds it now is `space`; segments move
 // between spaces only while wholly free.
 #ifndef UMPOOL_SRC_POOL_SEGMENT_H_
 #define UMPOOL_SRC_POOL_SEGMENT_H_
@@ -23,9 +28,22 @@ struct LargeBlock;
 class Segment final : public Span {
  public:
   Segment(std::uintptr_t base, std::size_t bytes, Role role, void* map_ptr, std::size_t map_bytes)
-      : Span(SpanKind::kSegment, base, bytes, role), map_ptr(map_ptr), map_bytes(map_bytes) {}
+      : Span(SpanKind::kSegment, base, bytes, role),
+        limit(bytes),
+        map_ptr(map_ptr),
+        map_bytes(map_bytes) {}
   LargeBlock* first = nullptr;  // guarded by the owning heap's mutex
-  // What the backend mapped (base/bytes is its 2 MiB-aligned part).
+  LargeBlock* last = nullptr;   // the block ending at base + populated; same guard
+  // Bytes from base in use (a 2 MiB multiple, at most `limit`); never
+  // shrinks while the segment is mapped. Guarded by the owning heap's mutex.
+  std::size_t populated = 0;
+  // How far it may grow: `bytes`, less what was cut off its end for another
+  // segment of the same mapping (Arena: cutting a reserve). Same guard.
+  std::size_t limit = 0;
+  // Whether p lies in this segment's own part of the mapping.
+  bool Holds(std::uintptr_t p) const { return p - base < limit; }
+  // What the backend mapped (base/bytes is its 2 MiB-aligned part, or the
+  // part cut for this segment; several segments may share one mapping).
   void* const map_ptr;
   const std::size_t map_bytes;
   bool prefetched = false;  // prefetched to the GPU when mapped (set before publication)
