@@ -21,7 +21,8 @@ class StreamRulesTest : public ::testing::TestWithParam<bool> {
   void SetUp() override {
     PoolOptions o;
     o.thread_cache = GetParam();
-    pool_ = testing::MakeHostPool(o, &backend_);
+    // A fixed size: how large a segment's reserve is depends on it.
+    pool_ = testing::MakeHostPool(o, &backend_, std::size_t{16} << 30);
     backend_->SetManualCompletion(true);
   }
   void Check() { internal::PoolCore::Unwrap(*pool_)->CheckInvariants(); }

@@ -23,6 +23,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -40,36 +41,64 @@ def llama(torch, layers, hidden, heads):
     return LlamaForCausalLM(cfg).to(torch.bfloat16).to("cuda")
 
 
+class Timer:
+    """Seconds of the timed part of a workload (after the model is built),
+    GPU work included."""
+
+    def __init__(self, torch):
+        self.torch = torch
+
+    def __enter__(self):
+        self.torch.cuda.synchronize()
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.torch.cuda.synchronize()
+        self.seconds = time.perf_counter() - self.t0
+
+
 def run_generate(torch):
+    """Returns tokens generated and the seconds they took."""
     model = llama(torch, 12, 2048, 16).eval()
     g = torch.Generator(device="cpu").manual_seed(1)
-    with torch.no_grad():
+    tokens = 0
+    with torch.no_grad(), Timer(torch) as t:
         for batch, prompt, new in ((1, 512, 96), (8, 128, 64), (16, 256, 48), (4, 1024, 64),
                                    (32, 64, 32), (8, 300, 80), (2, 2000, 40), (16, 200, 64)):
             ids = torch.randint(3, 32000, (batch, prompt), generator=g).cuda()
             model.generate(ids, max_new_tokens=new, min_new_tokens=new, do_sample=False)
+            tokens += batch * new
+    return {"tokens": tokens, "seconds": t.seconds, "tokens_per_s": tokens / t.seconds}
 
 
 def run_train(torch):
+    """Returns the mean step time and the losses."""
     model = llama(torch, 8, 1024, 16).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     g = torch.Generator(device="cpu").manual_seed(2)
-    for step in range(12):
-        seq = (256, 512, 384, 1024)[step % 4]
-        ids = torch.randint(3, 32000, (8, seq), generator=g).cuda()
-        loss = model(input_ids=ids, labels=ids).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+    losses = []
+    with Timer(torch) as t:
+        for step in range(12):
+            seq = (256, 512, 384, 1024)[step % 4]
+            ids = torch.randint(3, 32000, (8, seq), generator=g).cuda()
+            loss = model(input_ids=ids, labels=ids).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+    return {"steps": 12, "seconds": t.seconds, "step_ms": t.seconds / 12 * 1e3, "losses": losses}
 
 
 def run_compile(torch):
+    """Returns the seconds of the compiled calls (compilation included)."""
     model = llama(torch, 4, 1024, 16).eval()
     fn = torch.compile(model)
     g = torch.Generator(device="cpu").manual_seed(3)
-    with torch.no_grad():
+    with torch.no_grad(), Timer(torch) as t:
         for batch, seq in ((2, 64), (4, 128), (8, 256), (2, 64), (16, 128), (4, 512)):
             fn(input_ids=torch.randint(3, 32000, (batch, seq), generator=g).cuda())
+    return {"seconds": t.seconds}
 
 
 WORKLOADS = {"generate": run_generate, "train": run_train, "compile": run_compile}

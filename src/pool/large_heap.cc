@@ -44,7 +44,7 @@ BestFitSet& LargeHeap::SetOf(LargeBlock* b) {
 
 void LargeHeap::InsertFree(LargeBlock* b, std::uint64_t seq) {
   // Merge with neighbours reusable on the same terms; they leave their groups.
-  auto absorb = [](LargeBlock* lo, LargeBlock* hi) {
+  auto absorb = [this](LargeBlock* lo, LargeBlock* hi) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     lo->size += hi->size;
     lo->next = hi->next;
     if (hi->next != nullptr) hi->next->prev = lo;
@@ -53,7 +53,7 @@ void LargeHeap::InsertFree(LargeBlock* b, std::uint64_t seq) {
       lo->where = Where::kStream;
       lo->stream = hi->stream;
     }
-    delete hi;
+    Recycle(hi);
   };
   if (LargeBlock* p = b->prev; p != nullptr && CanMerge(p, b)) {
     SetOf(p).Erase(p);
@@ -85,7 +85,7 @@ void LargeHeap::MakeReady(BestFitSet&& blocks) {
 
 void LargeHeap::Split(LargeBlock* b, std::size_t bytes, std::size_t min_rest) {
   if (b->size == bytes || b->size - bytes < min_rest) return;
-  auto* rest = new LargeBlock;
+  LargeBlock* rest = NewBlock();
   rest->addr = b->addr + bytes;
   rest->size = b->size - bytes;
   rest->segment = b->segment;
@@ -103,6 +103,22 @@ void LargeHeap::Split(LargeBlock* b, std::size_t bytes, std::size_t min_rest) {
     free_.OnStream(rest->stream, free_.StampOf(rest->stream)).Add(rest);
   } else {
     SetOf(rest).Add(rest);
+  }
+}
+
+LargeBlock* LargeHeap::NewBlock() {
+  if (spare_blocks_.empty()) return new LargeBlock;
+  LargeBlock* b = spare_blocks_.back();
+  spare_blocks_.pop_back();
+  *b = LargeBlock{};
+  return b;
+}
+
+void LargeHeap::Recycle(LargeBlock* b) {
+  if (spare_blocks_.size() < kSpareBlocks) {
+    spare_blocks_.push_back(b);
+  } else {
+    delete b;
   }
 }
 

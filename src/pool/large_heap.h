@@ -209,6 +209,11 @@ class LargeHeap {
   BestFitSet& SetOf(LargeBlock* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Registers a segment as one block covering it (not yet in a group).
   LargeBlock* AddSegment(Segment* segment) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A block record: a spare one when there is (a split and the merge that
+  // undoes it then allocate nothing), else a new one.
+  LargeBlock* NewBlock() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Recycle(LargeBlock* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static constexpr std::size_t kSpareBlocks = 8;
   // Drops a leaving segment's block pointers and its bytes from the totals.
   void Forget(Segment* segment) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Merges a free block (where/stream set) with its neighbours and files it.
@@ -236,6 +241,7 @@ class LargeHeap {
   StreamLists<BestFitSet> free_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::uintptr_t, LargeBlock*> live_ ABSL_GUARDED_BY(mu_);
   std::vector<Segment*> segments_ ABSL_GUARDED_BY(mu_);
+  std::vector<LargeBlock*> spare_blocks_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace umpool::internal

@@ -13,6 +13,7 @@ namespace umpool::internal {
 
 LargeHeap::~LargeHeap() {
   MutexLock lock(&mu_);
+  for (LargeBlock* b : spare_blocks_) delete b;
   for (Segment* s : segments_) {
     for (LargeBlock* b = s->first; b != nullptr;) {
       LargeBlock* next = b->next;

@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Memory on real PyTorch workloads (issue 14): the same programs with
+PyTorch's native caching allocator, with expandable segments and with
+umpool's allocator, in one run on one card.
+
+Workloads (bench/torch/record_workloads.py, random-weight Llama-style bf16
+models from transformers, each in its own process):
+  generate  12-layer model, HF generate with DynamicCache over a series of
+            batch sizes, prompt lengths and output lengths (tokens/s)
+  train     8-layer model, AdamW, 12 steps over varied lengths (ms per step)
+
+Per process: peak reserved and peak allocated as torch.cuda reports them
+(under umpool: its populated bytes and its blocks), their ratio, and the
+peak reserved over native's peak allocated for the same program (one
+denominator for all three). Rounds alternate the order of the allocators;
+memory figures are the same in every round (the programs are deterministic),
+speed is the median over rounds.
+
+Writes OUT/memory_real.json and OUT/memory_real.md (the table, with the card).
+
+  PYTHONPATH=python python3 bench/torch/memory.py --out DIR [--rounds 2]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+ALLOCATORS = ("native", "expandable", "umpool")
+SPEED = {"generate": ("tokens_per_s", "tok/s"), "train": ("step_ms", "ms/step")}
+
+
+def worker(name, alloc):
+    import torch
+    if alloc == "umpool":
+        sys.path.insert(0, os.path.join(REPO, "python"))
+        import umpool.torch
+        umpool.torch.enable(mode="allocator")
+    sys.path.insert(0, HERE)
+    import record_workloads
+    res = record_workloads.WORKLOADS[name](torch)
+    torch.cuda.synchronize()
+    res["peak_reserved"] = torch.cuda.max_memory_reserved()
+    res["peak_allocated"] = torch.cuda.max_memory_allocated()
+    res["gpu"] = torch.cuda.get_device_name(0)
+    res["torch"] = torch.__version__
+    if alloc == "umpool":
+        import umpool
+        s = umpool.memory_stats()
+        res["umpool"] = {k: s[k] for k in (
+            "umpool.mapped_bytes_peak", "num_device_alloc", "num_device_free",
+            "umpool.grown_in_place", "umpool.reserves_cut", "requested_bytes.all.peak")}
+    print(json.dumps(res), flush=True)
+
+
+def run(name, alloc):
+    env = dict(os.environ)
+    if alloc == "expandable":
+        env["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"
+    p = subprocess.run([sys.executable, __file__, "--worker", name, "--alloc", alloc],
+                       capture_output=True, text=True, env=env, timeout=900)
+    if p.returncode != 0:
+        raise SystemExit(f"{name}/{alloc} failed:\n{p.stdout[-2000:]}\n{p.stderr[-4000:]}")
+    return json.loads([l for l in p.stdout.splitlines() if l.startswith("{")][-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--only", default="generate,train")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--alloc", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker:
+        worker(a.worker, a.alloc)
+        return
+    names = a.only.split(",")
+    runs = {n: {al: [] for al in ALLOCATORS} for n in names}
+    for r in range(a.rounds):
+        order = ALLOCATORS[r % 3:] + ALLOCATORS[:r % 3]
+        for name in names:
+            for alloc in order:
+                res = run(name, alloc)
+                runs[name][alloc].append(res)
+                key = SPEED[name][0]
+                print(f"round {r} {name:8s} {alloc:10s} reserved {res['peak_reserved'] / 2**20:8.1f} "
+                      f"MiB allocated {res['peak_allocated'] / 2**20:8.1f} MiB "
+                      f"{key} {res[key]:.2f}", flush=True)
+    gpu = runs[names[0]]["native"][0]["gpu"]
+    table = {}
+    for name in names:
+        key, unit = SPEED[name]
+        native_alloc = runs[name]["native"][0]["peak_allocated"]
+        native_speed = statistics.median(x[key] for x in runs[name]["native"])
+        for alloc in ALLOCATORS:
+            xs = runs[name][alloc]
+            reserved = max(x["peak_reserved"] for x in xs)
+            allocated = max(x["peak_allocated"] for x in xs)
+            speed = statistics.median(x[key] for x in xs)
+            table.setdefault(name, {})[alloc] = {
+                "peak_reserved": reserved, "peak_allocated": allocated,
+                "reserved_over_allocated": reserved / allocated,
+                "reserved_over_native_allocated": reserved / native_alloc,
+                key: speed,
+                "speed_vs_native": (speed / native_speed if key == "tokens_per_s"
+                                    else native_speed / speed),
+                "same_losses_as_native": (xs[0].get("losses") == runs[name]["native"][0].get("losses")
+                                          if "losses" in xs[0] else None),
+            }
+            if alloc == "umpool":
+                table[name][alloc]["umpool"] = xs[-1]["umpool"]
+    lines = [f"Peak memory on real PyTorch workloads, {gpu}, torch {runs[names[0]]['native'][0]['torch']}, "
+             f"{a.rounds} alternating rounds (`bench/torch/memory.py`; speed: median, "
+             f"higher is better for umpool / native).", "",
+             "| workload | allocator | peak reserved (MiB) | peak allocated (MiB) | reserved / allocated "
+             "| reserved / native allocated | speed | vs native |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for name in names:
+        key, unit = SPEED[name]
+        for alloc in ALLOCATORS:
+            t = table[name][alloc]
+            lines.append(f"| {name} | {alloc} | {t['peak_reserved'] / 2**20:.1f} | "
+                         f"{t['peak_allocated'] / 2**20:.1f} | {t['reserved_over_allocated']:.3f} | "
+                         f"{t['reserved_over_native_allocated']:.3f} | {t[key]:.2f} {unit} | "
+                         f"{t['speed_vs_native']:.3f} |")
+    text = "\n".join(lines)
+    print(text)
+    if a.out:
+        os.makedirs(a.out, exist_ok=True)
+        with open(os.path.join(a.out, "memory_real.json"), "w") as f:
+            json.dump({"gpu": gpu, "rounds": a.rounds, "table": table, "raw": runs}, f, indent=1)
+        with open(os.path.join(a.out, "memory_real.md"), "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
