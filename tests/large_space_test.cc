@@ -77,6 +77,31 @@ TEST_F(LargeSpaceTest, AFreeBlockMergesWithTheReadyRestOfItsSegment) {
   Check();
 }
 
+// A block freed on a busy stream does not swallow the large ready range next
+// to it: other streams keep reusing that range instead of growing the pool.
+TEST_F(LargeSpaceTest, AReadyRangeStaysReadyNextToABlockFreedOnABusyStream) {
+  const std::size_t size = 8 * kMiB;
+  std::int64_t after_first = 0;
+  for (int round = 0; round < 4; ++round) {
+    void* x = Alloc(size, a_);
+    backend_->Submit(a_);  // A's kernel still runs when x is freed
+    Free(x, a_);
+    std::vector<void*> ys;
+    for (int i = 0; i < 8; ++i) {
+      void* y = Alloc(size, b_);
+      EXPECT_NE(y, x) << "round " << round << ": reused on B while A was busy";
+      ys.push_back(y);
+    }
+    backend_->CompleteAll();
+    for (void* y : ys) Free(y, b_);
+    backend_->CompleteAll();
+    Check();
+    if (round == 0) after_first = pool_->GetStats().reserved_bytes.current;
+  }
+  EXPECT_EQ(pool_->GetStats().reserved_bytes.current, after_first)
+      << "B's range stayed B's or ready: no growth after the first round";
+}
+
 TEST_F(LargeSpaceTest, EachRoleHasItsOwnLargeSpace) {
   void* act = Alloc(40 * kMiB, a_, Role::kActivations);
   backend_->CompleteAll();

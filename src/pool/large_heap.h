@@ -216,6 +216,8 @@ class LargeHeap {
   static constexpr std::size_t kSpareBlocks = 8;
   // Drops a leaving segment's block pointers and its bytes from the totals.
   void Forget(Segment* segment) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Joins `hi` (free, out of its group) onto `lo`, its lower neighbour.
+  void Absorb(LargeBlock* lo, LargeBlock* hi) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Merges a free block (where/stream set) with its neighbours and files it.
   void InsertFree(LargeBlock* b, std::uint64_t seq) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Files the blocks of a group whose fences completed (one by one, each

@@ -68,10 +68,14 @@ LargeHeap::Taken LargeHeap::ExtendAndTake(std::size_t bytes, Stream stream, std:
     if (status != nullptr) status->Update(st);
     return Taken{};
   }
-  // The new pages are fresh: no stream's work touches them, so they are the
-  // caller's at once; filed on its stream they merge with a tail that is
-  // ready or already the caller's, never with another stream's.
-  auto* b = new LargeBlock;
+  // The new pages are fresh: no stream's work touches them. They take the
+  // terms of a usable tail (ready, or the caller's) and merge with it;
+  // otherwise they are the caller's, apart from another stream's tail.
+  const LargeBlock* tail = best->last;
+  const bool join = tail != nullptr && !tail->live &&
+                    (tail->where == Where::kReady ||
+                     (tail->where == Where::kStream && tail->stream == stream));
+  LargeBlock* b = NewBlock();
   b->addr = end;
   b->size = best_need;
   b->segment = best;
@@ -80,14 +84,15 @@ LargeHeap::Taken LargeHeap::ExtendAndTake(std::size_t bytes, Stream stream, std:
   best->last = b;
   best->populated += best_need;
   bytes_.fetch_add(best_need, std::memory_order_relaxed);
-  b->where = Where::kStream;
-  b->stream = stream;
+  b->where = join ? tail->where : Where::kStream;
+  b->stream = join ? tail->stream : stream;
   InsertFree(b, 0);
   b = best->last;  // the merged block
-  UMPOOL_CHECK(b->where == Where::kStream && b->stream == stream && b->size >= bytes,
+  UMPOOL_CHECK(b->size >= bytes && (b->where == Where::kReady ||
+                                    (b->where == Where::kStream && b->stream == stream)),
                "a grown segment's tail is not the caller's");
   Taken t;
-  t.seq = free_.StampOf(stream);
+  t.seq = b->where == Where::kReady ? 0 : free_.StampOf(stream);
   SetOf(b).Erase(b);
   Split(b, bytes, MinRest(b));
   MarkLive(b, stream, requested);
