@@ -91,6 +91,10 @@ def main():
                 print(f"round {r} {name:8s} {alloc:10s} reserved {res['peak_reserved'] / 2**20:8.1f} "
                       f"MiB allocated {res['peak_allocated'] / 2**20:8.1f} MiB "
                       f"{key} {res[key]:.2f}", flush=True)
+        report(a, names, runs, r + 1)  # after every round: a time limit loses only the last
+
+
+def report(a, names, runs, rounds):
     gpu = runs[names[0]]["native"][0]["gpu"]
     table = {}
     for name in names:
@@ -115,7 +119,7 @@ def main():
             if alloc == "umpool":
                 table[name][alloc]["umpool"] = xs[-1]["umpool"]
     lines = [f"Peak memory on real PyTorch workloads, {gpu}, torch {runs[names[0]]['native'][0]['torch']}, "
-             f"{a.rounds} alternating rounds (`bench/torch/memory.py`; speed: median, "
+             f"{rounds} alternating rounds (`bench/torch/memory.py`; speed: median, "
              f"higher is better for umpool / native).", "",
              "| workload | allocator | peak reserved (MiB) | peak allocated (MiB) | reserved / allocated "
              "| reserved / native allocated | speed | vs native |", "|---|---|---:|---:|---:|---:|---:|---:|"]
@@ -132,7 +136,7 @@ def main():
     if a.out:
         os.makedirs(a.out, exist_ok=True)
         with open(os.path.join(a.out, "memory_real.json"), "w") as f:
-            json.dump({"gpu": gpu, "rounds": a.rounds, "table": table, "raw": runs}, f, indent=1)
+            json.dump({"gpu": gpu, "rounds": rounds, "table": table, "raw": runs}, f, indent=1)
         with open(os.path.join(a.out, "memory_real.md"), "w") as f:
             f.write(text + "\n")
 
