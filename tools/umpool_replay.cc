@@ -150,6 +150,8 @@ class Target {
   virtual bool Record(void*, Stream) { return false; }
   virtual long long BackendCalls() const = 0;
   virtual long long PeakReserved() const = 0;
+  // Peak bytes mapped from the backend (umpool: reserved plus untouched reserves); -1: n/a.
+  virtual long long PeakMapped() const { return -1; }
   virtual double HitRate() const { return -1; }
   virtual std::string Snapshot() const { return ""; }
 };
@@ -191,6 +193,7 @@ class UmpoolTarget final : public Target {
     return static_cast<long long>(s.backend_allocations + s.grown_in_place);
   }
   long long PeakReserved() const override { return pool_->GetStats().reserved_bytes.peak; }
+  long long PeakMapped() const override { return pool_->GetStats().mapped_bytes.peak; }
   double HitRate() const override {
     const umpool::Stats s = pool_->GetStats();
     return s.allocations == 0 ? 0 : static_cast<double>(s.cache_hits) / static_cast<double>(s.allocations);
@@ -218,6 +221,7 @@ struct Result {
   std::string name;
   std::int64_t peak_live = 0;
   long long peak_reserved = -1;
+  long long peak_mapped = -1;
   long long backend_calls = -1, backend_calls_after_warmup = -1;
   double hit_rate = -1;
   double alloc_mean_ns = 0, alloc_p99_ns = 0, free_mean_ns = 0, free_p99_ns = 0;
@@ -311,6 +315,7 @@ Result Replay(const Trace& t, const std::string& name, Target& target, bool gpu,
   }
   r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   r.peak_reserved = target.PeakReserved();
+  r.peak_mapped = target.PeakMapped();
   r.backend_calls = target.BackendCalls();
   if (calls_at_warmup >= 0 && r.backend_calls >= 0) r.backend_calls_after_warmup = r.backend_calls - calls_at_warmup;
   r.hit_rate = target.HitRate();
@@ -354,10 +359,10 @@ void WriteJson(const std::string& path, const std::string& trace, const Trace& t
     const Result& r = rs[i];
     std::fprintf(f,
                  "%s\n{\"allocator\":\"%s\",\"peak_live_bytes\":%" PRId64 ",\"peak_reserved_bytes\":%lld,"
-                 "\"ratio\":%.4f,\"backend_calls\":%lld,\"backend_calls_after_warmup\":%lld,"
+                 "\"peak_mapped_bytes\":%lld,\"ratio\":%.4f,\"backend_calls\":%lld,\"backend_calls_after_warmup\":%lld,"
                  "\"hit_rate\":%.6f,\"alloc_mean_ns\":%.1f,\"alloc_p99_ns\":%.1f,\"free_mean_ns\":%.1f,"
                  "\"free_p99_ns\":%.1f,\"seconds\":%.3f,\"records_skipped\":%zu}",
-                 i == 0 ? "" : ",", r.name.c_str(), r.peak_live, r.peak_reserved, r.ratio(),
+                 i == 0 ? "" : ",", r.name.c_str(), r.peak_live, r.peak_reserved, r.peak_mapped, r.ratio(),
                  r.backend_calls, r.backend_calls_after_warmup, r.hit_rate, r.alloc_mean_ns,
                  r.alloc_p99_ns, r.free_mean_ns, r.free_p99_ns, r.seconds, r.records_skipped);
   }

@@ -130,7 +130,16 @@ LargeBlock* LargeHeap::NewBlock() {
   if (spare_blocks_.empty()) return new LargeBlock;
   LargeBlock* b = spare_blocks_.back();
   spare_blocks_.pop_back();
-  *b = LargeBlock{};
+  b->addr = 0;
+  b->size = 0;
+  b->segment = nullptr;
+  b->prev = b->next = nullptr;
+  b->live = false;
+  b->where = Where::kReady;
+  b->stream = nullptr;
+  b->requested = 0;
+  b->evicted = false;
+  b->recorded.clear();
   return b;
 }
 
@@ -177,6 +186,11 @@ LargeHeap::Taken LargeHeap::Take(std::size_t bytes, Stream stream, std::size_t r
   Taken t;
   t.cross_stream = from_ready;
   t.seq = from_ready ? 0 : free_.StampOf(stream);
+  return Carve(b, bytes, stream, requested, t);
+}
+
+LargeHeap::Taken LargeHeap::Carve(LargeBlock* b, std::size_t bytes, Stream stream,
+                                  std::size_t requested, Taken t) {
   SetOf(b).Erase(b);
   Split(b, bytes, MinRest(b));
   MarkLive(b, stream, requested);

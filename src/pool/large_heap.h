@@ -229,6 +229,10 @@ class LargeHeap {
   // Splits `b` so it has `bytes`, the rest staying free on b's terms.
   void Split(LargeBlock* b, std::size_t bytes, std::size_t min_rest)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Takes free block `b` out of its group, splits `bytes` off its front and
+  // hands them out; `t` carries the reuse terms.
+  Taken Carve(LargeBlock* b, std::size_t bytes, Stream stream, std::size_t requested, Taken t)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MarkLive(LargeBlock* b, Stream stream, std::size_t requested)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Diagnose(std::uintptr_t p) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

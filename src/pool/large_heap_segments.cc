@@ -93,12 +93,7 @@ LargeHeap::Taken LargeHeap::ExtendAndTake(std::size_t bytes, Stream stream, std:
                "a grown segment's tail is not the caller's");
   Taken t;
   t.seq = b->where == Where::kReady ? 0 : free_.StampOf(stream);
-  SetOf(b).Erase(b);
-  Split(b, bytes, MinRest(b));
-  MarkLive(b, stream, requested);
-  t.ptr = reinterpret_cast<void*>(b->addr);
-  t.bytes = b->size;
-  return t;
+  return Carve(b, bytes, stream, requested, t);
 }
 
 void LargeHeap::Forget(Segment* segment) {
