@@ -274,11 +274,13 @@ class Pool {
   absl::Status ReleaseStaging();
 
   // Returns every cached block that is free to the backend: empty slabs and
-  // free large-block segments. Waits (host-blocking) for events of pending
-  // frees first, so it is not for hot paths. Blocks cached by other threads'
-  // caches are handed back at those threads' next call and released by a
-  // later Trim. Returns the first backend error, if any; FailedPrecondition
-  // during a graph capture. Thread-safe.
+  // free large-block segments. A segment goes back only when wholly free:
+  // its pages stay populated (reserved) while any block in it lives, since
+  // managed memory is freed a whole mapping at a time. Waits (host-blocking)
+  // for events of pending frees first, so it is not for hot paths. Blocks
+  // cached by other threads' caches are handed back at those threads' next
+  // call and released by a later Trim. Returns the first backend error, if
+  // any; FailedPrecondition during a graph capture. Thread-safe.
   absl::Status Trim();
 
   // CUDA graph capture. Call BeginCapture before cudaStreamBeginCapture on a
