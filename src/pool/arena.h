@@ -195,6 +195,8 @@ class Arena {
                                   Stream stream);
   // Claims `n` more reserved bytes under the cap; ResourceExhausted if over.
   absl::Status ClaimReserved(std::size_t n);
+  // Gives back a claim whose growth failed.
+  void UnclaimReserved(std::size_t n);
   // Prefetches a newly populated range when `role` prefetches (a hint:
   // failures are reported once and ignored).
   void PrefetchPopulated(Role role, void* p, std::size_t bytes, Stream stream);

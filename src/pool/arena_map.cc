@@ -35,6 +35,11 @@ absl::Status Arena::ClaimReserved(std::size_t n) {
   return absl::OkStatus();
 }
 
+void Arena::UnclaimReserved(std::size_t n) {
+  MutexLock lock(&grow_mu_);
+  reserved_ -= n;
+}
+
 void Arena::PrefetchPopulated(Role role, void* p, std::size_t bytes, Stream stream) {
   if (IsDeviceMemory(role) || !ShouldPrefetch(options_.policy(role), bytes)) return;
   counters_.Bump(counters_.prefetch_calls);
@@ -82,10 +87,7 @@ absl::StatusOr<Arena::Mapping> Arena::MapSpan(std::size_t map_bytes, std::size_t
     mapped_ -= n;
     if (shared != nullptr) shared->Release(n);
   };
-  auto unclaim_reserved = [&] {
-    MutexLock lock(&grow_mu_);
-    reserved_ -= populate_bytes;
-  };
+  auto unclaim_reserved = [&] { UnclaimReserved(populate_bytes); };
   if (absl::Status st = ClaimReserved(populate_bytes); !st.ok()) return st;
   if (absl::Status st = claim_map(map_bytes); !st.ok()) {
     unclaim_reserved();
@@ -216,8 +218,7 @@ absl::StatusOr<Segment*> Arena::CutSegment(Role role, std::size_t populate, Stre
     if (!cut) cut = space.CutReserve(populate);
   }
   if (!cut) {
-    MutexLock lock(&grow_mu_);
-    reserved_ -= populate;
+    UnclaimReserved(populate);
     return nullptr;
   }
   // Same heap, so the same advice: the mapping was advised for all of it.

@@ -226,8 +226,7 @@ absl::Status LargeHeap::TakeAt(std::uintptr_t p, std::size_t bytes, Stream strea
           "cannot restore a ", bytes, "-byte block at 0x", absl::Hex(p),
           ": the range is not wholly inside one free block"));
     }
-    const bool usable = b->where == Where::kReady ||
-                        (b->where == Where::kStream && b->stream == stream);
+    const bool usable = ReusableOn(b, stream);
     if (!usable && attempt == 0) {
       // Not reusable on `stream` yet: wait for the work on it (this is
       // rare: checkpoints are restored between graph recordings), after

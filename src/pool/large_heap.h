@@ -206,6 +206,11 @@ class LargeHeap {
  private:
   using Where = LargeBlock::Where;
   static bool CanMerge(const LargeBlock* a, const LargeBlock* b);
+  // Free and reusable at once on `stream`: ready, or freed on `stream`.
+  static bool ReusableOn(const LargeBlock* b, Stream stream) {
+    return !b->live && (b->where == Where::kReady ||
+                        (b->where == Where::kStream && b->stream == stream));
+  }
   BestFitSet& SetOf(LargeBlock* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Registers a segment as one block covering it (not yet in a group).
   LargeBlock* AddSegment(Segment* segment) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

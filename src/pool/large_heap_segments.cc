@@ -49,9 +49,7 @@ LargeHeap::Taken LargeHeap::ExtendAndTake(std::size_t bytes, Stream stream, std:
     // The free block ending the populated part grows with it when it is
     // reusable on `stream` (ready, or freed on `stream`).
     const LargeBlock* tail = s->last;
-    const bool usable = tail != nullptr && !tail->live &&
-                        (tail->where == Where::kReady ||
-                         (tail->where == Where::kStream && tail->stream == stream));
+    const bool usable = tail != nullptr && ReusableOn(tail, stream);
     const std::size_t have = usable ? std::min(tail->size, bytes) : 0;
     const std::size_t need =
         std::max(kMapGranularity, (bytes - have + kMapGranularity - 1) & ~(kMapGranularity - 1));
@@ -72,9 +70,7 @@ LargeHeap::Taken LargeHeap::ExtendAndTake(std::size_t bytes, Stream stream, std:
   // terms of a usable tail (ready, or the caller's) and merge with it;
   // otherwise they are the caller's, apart from another stream's tail.
   const LargeBlock* tail = best->last;
-  const bool join = tail != nullptr && !tail->live &&
-                    (tail->where == Where::kReady ||
-                     (tail->where == Where::kStream && tail->stream == stream));
+  const bool join = tail != nullptr && ReusableOn(tail, stream);
   LargeBlock* b = NewBlock();
   b->addr = end;
   b->size = best_need;
@@ -88,8 +84,7 @@ LargeHeap::Taken LargeHeap::ExtendAndTake(std::size_t bytes, Stream stream, std:
   b->stream = join ? tail->stream : stream;
   InsertFree(b, 0);
   b = best->last;  // the merged block
-  UMPOOL_CHECK(b->size >= bytes && (b->where == Where::kReady ||
-                                    (b->where == Where::kStream && b->stream == stream)),
+  UMPOOL_CHECK(b->size >= bytes && ReusableOn(b, stream),
                "a grown segment's tail is not the caller's");
   Taken t;
   t.seq = b->where == Where::kReady ? 0 : free_.StampOf(stream);
@@ -131,10 +126,7 @@ Segment* LargeHeap::StealFreeSegment(std::size_t min_bytes, std::size_t max_byte
   auto best = segments_.end();
   for (auto it = segments_.begin(); it != segments_.end(); ++it) {
     const LargeBlock* b = (*it)->first;
-    // Ready, or freed on the caller's stream (safe for it at once).
-    const bool usable = b->where == Where::kReady ||
-                        (b->where == Where::kStream && b->stream == stream);
-    if (b->live || !usable || b->size != (*it)->populated || b->size < min_bytes ||
+    if (!ReusableOn(b, stream) || b->size != (*it)->populated || b->size < min_bytes ||
         b->size > max_bytes) {
       continue;
     }
