@@ -33,6 +33,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
 
+def run_worker(script, args, what, env=None, timeout=1500):
+    """Runs `script` with `args` in a fresh Python process (PyTorch picks its
+    allocator once, before CUDA starts) and returns the JSON object it printed
+    last; exits naming `what` with the end of its output if it failed."""
+    p = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, env=env,
+                       timeout=timeout)
+    if p.returncode != 0:
+        raise SystemExit(f"{what} failed:\n{p.stdout[-3000:]}\n{p.stderr[-5000:]}")
+    return json.loads([l for l in p.stdout.splitlines() if l.startswith("{")][-1])
+
+
 def empty_del_us(torch, nbytes, iters, warmup):
     """Microseconds per torch.empty(nbytes) + del on the current stream, after warmup pairs."""
     for _ in range(warmup):
@@ -152,14 +163,8 @@ def main():
     runs = {m: [] for m in modes}
     for r in range(a.rounds):
         for m in (modes if r % 2 == 0 else list(reversed(modes))):  # alternate the order
-            cmd = [sys.executable, __file__, "--worker", m, "--seed-lib", a.seed_lib]
-            if a.quick:
-                cmd.append("--quick")
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
-            if p.returncode != 0:
-                print(f"mode {m} failed:\n{p.stdout}\n{p.stderr}", file=sys.stderr)
-                sys.exit(1)
-            res = json.loads([l for l in p.stdout.splitlines() if l.startswith("{")][-1])
+            args = ["--worker", m, "--seed-lib", a.seed_lib] + (["--quick"] if a.quick else [])
+            res = run_worker(__file__, args, f"mode {m}", timeout=1200)
             runs[m].append(res)
             print(f"round {r} {m}: mlp {res['mlp_step_ms']:.3f} ms, "
                   f"{res['generate_tok_s']:.1f} tok/s, empty+del 4K {res['empty_del_us']['4096']:.2f} us",

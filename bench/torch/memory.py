@@ -24,11 +24,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+from bench_torch import run_worker  # noqa: E402
 ALLOCATORS = ("native", "expandable", "umpool")
 SPEED = {"generate": ("tokens_per_s", "tok/s"), "train": ("step_ms", "ms/step")}
 
@@ -39,7 +40,6 @@ def worker(name, alloc):
         sys.path.insert(0, os.path.join(REPO, "python"))
         import umpool.torch
         umpool.torch.enable(mode="allocator")
-    sys.path.insert(0, HERE)
     import record_workloads
     res = record_workloads.WORKLOADS[name](torch)
     torch.cuda.synchronize()
@@ -60,11 +60,8 @@ def run(name, alloc):
     env = dict(os.environ)
     if alloc == "expandable":
         env["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"
-    p = subprocess.run([sys.executable, __file__, "--worker", name, "--alloc", alloc],
-                       capture_output=True, text=True, env=env, timeout=900)
-    if p.returncode != 0:
-        raise SystemExit(f"{name}/{alloc} failed:\n{p.stdout[-2000:]}\n{p.stderr[-4000:]}")
-    return json.loads([l for l in p.stdout.splitlines() if l.startswith("{")][-1])
+    return run_worker(__file__, ["--worker", name, "--alloc", alloc], f"{name}/{alloc}", env=env,
+                      timeout=900)
 
 
 def main():

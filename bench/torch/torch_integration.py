@@ -32,14 +32,13 @@ import hashlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from bench_torch import empty_del_us  # noqa: E402  (one timing loop for both scripts)
+from bench_torch import empty_del_us, run_worker  # noqa: E402  (shared with bench_torch.py)
 
 
 def setup(use):
@@ -226,11 +225,7 @@ def task_checks(use, tmp):
 
 
 def run(task, use, tmp):
-    p = subprocess.run([sys.executable, __file__, "--worker", task, "--use", use, "--tmp", tmp],
-                       capture_output=True, text=True, timeout=1500)
-    if p.returncode != 0:
-        raise SystemExit(f"{task}/{use} failed:\n{p.stdout[-3000:]}\n{p.stderr[-5000:]}")
-    return json.loads([l for l in p.stdout.splitlines() if l.startswith("{")][-1])
+    return run_worker(__file__, ["--worker", task, "--use", use, "--tmp", tmp], f"{task}/{use}")
 
 
 def main():
