@@ -17,11 +17,16 @@ using ::umpool::testing::FillPattern;
 
 constexpr std::size_t kMiB = std::size_t{1} << 20;
 
-TEST_P(PoolTest, KvBudgetEvictsTheLeastRecentlyFetchedBlocks) {
+// The options of these tests: a 256 MiB cap, and a KV budget when not 0.
+PoolOptions WithKvBudget(std::size_t budget) {
   PoolOptions o;
   o.capacity_bytes = 256 * kMiB;
-  o.roles[static_cast<int>(Role::kKv)].hbm_budget_bytes = 24 * kMiB;
-  auto pool = Make(o);
+  o.roles[static_cast<int>(Role::kKv)].hbm_budget_bytes = budget;
+  return o;
+}
+
+TEST_P(PoolTest, KvBudgetEvictsTheLeastRecentlyFetchedBlocks) {
+  auto pool = Make(WithKvBudget(24 * kMiB));
   ASSERT_NE(pool, nullptr);
   const Stream s = kDefaultStream;
   const BackendCounters& bc = internal::PoolCore::Unwrap(*pool)->backend().counters();
@@ -75,9 +80,7 @@ TEST_P(PoolTest, KvBudgetEvictsTheLeastRecentlyFetchedBlocks) {
 }
 
 TEST_P(PoolTest, ResidencyCountsEvictionsAndFetchesOfEveryRole) {
-  PoolOptions o;
-  o.capacity_bytes = 256 * kMiB;
-  auto pool = Make(o);
+  auto pool = Make(WithKvBudget(0));
   ASSERT_NE(pool, nullptr);
   if (kind() == BackendKind::kDevice) GTEST_SKIP() << "device memory cannot be evicted";
   const Stream s = kDefaultStream;
@@ -101,10 +104,7 @@ TEST_P(PoolTest, ResidencyCountsEvictionsAndFetchesOfEveryRole) {
 }
 
 TEST_P(PoolTest, BudgetCountsStayRightAcrossACheckpointRestore) {
-  PoolOptions o;
-  o.capacity_bytes = 256 * kMiB;
-  o.roles[static_cast<int>(Role::kKv)].hbm_budget_bytes = 64 * kMiB;
-  auto pool = Make(o);
+  auto pool = Make(WithKvBudget(64 * kMiB));
   ASSERT_NE(pool, nullptr);
   const Stream s = kDefaultStream;
   const std::vector<BlockInfo> empty = pool->LiveBlocks();
