@@ -4,10 +4,10 @@
 // Sleep: Trim; then offloaded blocks are copied into the staging buffer
 // (OffloadBy::kStaging) and their whole pages discarded with the discarded
 // roles' in one batched call, or evicted by one batched prefetch to the host
-// (kEviction, or no staging memory). Wake: the whole pages of staged and
-// discarded blocks repopulated on the GPU in one batched discard-and-prefetch
-// (no page faults, no migration of dead contents), evicted blocks fetched,
-// then the staged contents copied back. Blocks freed while asleep are
+// (kEviction, or no staging memory). Wake: evicted blocks fetched, the whole
+// pages of staged and discarded blocks repopulated on the GPU by batched
+// discard-and-prefetch (no page faults, no migration of dead contents) and
+// the staged contents copied back, overlapped (SleepBatch). Blocks freed while asleep are
 // skipped: their memory may belong to a new allocation by then.
 #include <utility>
 #include <vector>
@@ -70,7 +70,7 @@ absl::Status PoolCore::Sleep(const SleepOptions& options, Stream stream) {
   if (st.ok()) st = PrefetchBatch(evict, evict_sizes, Location::kHost, stream);
   std::vector<std::size_t> discarded;
   if (st.ok()) {
-    st = batch.Run(*backend_, staging_, stream, /*wake=*/false, &discarded);
+    st = batch.Sleep(*backend_, staging_, stream, &discarded);
   }
   CountDiscard(discarded);
   if (!st.ok()) {
@@ -157,8 +157,7 @@ absl::Status PoolCore::Repopulate(const std::vector<Slept>& blocks, Stream strea
     return st;
   }
   std::vector<std::size_t> discarded;
-  absl::Status st =
-      batch.Run(*backend_, staging_, stream, /*wake=*/true, &discarded);
+  absl::Status st = batch.Wake(*backend_, staging_, stream, &discarded);
   CountDiscard(discarded);
   return st;
 }

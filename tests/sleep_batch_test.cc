@@ -1,0 +1,147 @@
+// Sleep's and Wake's page and copy work (src/pool/sleep_batch.h) over a host
+// backend, whose Discard really drops the pages (they read as zeros): the
+// staged contents come back exactly whatever Wake's group size, so every copy
+// ran after the refill of its pages; the discarded pages are refilled; a
+// batch out of address order falls back to one refill on the caller's stream.
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "src/backend/host_backend.h"
+#include "src/pool/sleep_batch.h"
+#include "src/pool/staging.h"
+#include "tests/test_util.h"
+
+namespace umpool::internal {
+namespace {
+
+constexpr std::size_t kMiB = std::size_t{1} << 20;
+
+struct Block {
+  std::uintptr_t ptr;
+  std::size_t bytes;
+  std::uintptr_t span;
+  bool staged;
+};
+
+class SleepBatchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    seed_ = testing::TestSeed(20261130);
+    for (std::size_t bytes : {32 * kMiB, 16 * kMiB}) {
+      absl::StatusOr<void*> p = backend_.Map(bytes);
+      ASSERT_TRUE(p.ok()) << p.status();
+      spans_.push_back(reinterpret_cast<std::uintptr_t>(*p));
+    }
+    const std::uintptr_t a = spans_[0], b = spans_[1];
+    // Staged blocks in address order (edges off the 2 MiB pages, two
+    // adjacent ones that make one copy), then discarded ones.
+    blocks_ = {{a + 1 * kMiB, 5 * kMiB, a, true},
+               {a + 6 * kMiB, 8 * kMiB, a, true},
+               {a + 14 * kMiB + 512, 10 * kMiB, a, true},
+               {b, 6 * kMiB, b, true},
+               {a + 26 * kMiB, 6 * kMiB, a, false},
+               {b + 8 * kMiB, 8 * kMiB, b, false}};
+  }
+  void TearDown() override {
+    ASSERT_TRUE(backend_.Unmap(reinterpret_cast<void*>(spans_[0]), 32 * kMiB).ok());
+    ASSERT_TRUE(backend_.Unmap(reinterpret_cast<void*>(spans_[1]), 16 * kMiB).ok());
+  }
+  void Fill() {
+    for (std::size_t i = 0; i < blocks_.size(); ++i) {
+      testing::FillPattern(BackendKind::kHost, reinterpret_cast<void*>(blocks_[i].ptr),
+                           blocks_[i].bytes, seed_ + i);
+    }
+  }
+  bool Intact(std::size_t i) const {
+    return testing::CheckPattern(BackendKind::kHost, reinterpret_cast<void*>(blocks_[i].ptr),
+                                 blocks_[i].bytes, seed_ + i);
+  }
+  // The blocks as Sleep adds them: staged ones in address order (the spans'
+  // order is mmap's), then discarded ones.
+  std::vector<std::size_t> InOrder() const {
+    std::vector<std::size_t> order(blocks_.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) {
+      if (blocks_[x].staged != blocks_[y].staged) return blocks_[x].staged;
+      return blocks_[x].ptr < blocks_[y].ptr;
+    });
+    return order;
+  }
+  // Sleeps the blocks (staged ones copied out, all pages dropped) and
+  // returns the batch Wake uses.
+  SleepBatch SleepAll(Staging& staging, const std::vector<std::size_t>& order) {
+    std::size_t total = 0;
+    for (const Block& b : blocks_) total += b.staged ? b.bytes : 0;
+    absl::StatusOr<std::byte*> buffer = staging.Reserve(total, testing::HostStream(1));
+    EXPECT_TRUE(buffer.ok()) << buffer.status();
+    SleepBatch batch;
+    std::size_t offset = 0;
+    for (std::size_t i : order) {
+      const Block& b = blocks_[i];
+      if (b.staged) {
+        batch.AddStaged(b.ptr, b.bytes, offset, b.span);
+        offset += b.bytes;
+      } else {
+        batch.AddPagesOnly(b.ptr, b.bytes, b.span);
+      }
+    }
+    std::vector<std::size_t> discarded;
+    EXPECT_TRUE(batch.Sleep(backend_, staging, testing::HostStream(1), &discarded).ok());
+    EXPECT_EQ(std::accumulate(discarded.begin(), discarded.end(), std::size_t{0}),
+              batch.page_bytes());
+    return batch;
+  }
+
+  HostBackend backend_{std::size_t{1} << 30};
+  std::uint64_t seed_ = 0;
+  std::vector<std::uintptr_t> spans_;
+  std::vector<Block> blocks_;
+};
+
+TEST_F(SleepBatchTest, SleepDropsThePagesAndWakeBringsStagedContentsBackInAnyGroupSize) {
+  for (std::size_t group : {2 * kMiB, 4 * kMiB, 6 * kMiB, 64 * kMiB}) {
+    SCOPED_TRACE(group);
+    Fill();
+    Staging staging(&backend_);
+    SleepBatch batch = SleepAll(staging, InOrder());
+    // Whole pages are gone: block 1 holds the page [a + 6, a + 8) MiB.
+    std::vector<char> zeros(2 * kMiB, 0);
+    EXPECT_EQ(std::memcmp(reinterpret_cast<void*>(spans_[0] + 6 * kMiB), zeros.data(), zeros.size()), 0);
+    EXPECT_FALSE(Intact(1));
+
+    const std::uint64_t ops = backend_.counters().discard_ops.load();
+    const std::uint64_t refilled = backend_.counters().refill_bytes.load();
+    std::vector<std::size_t> discarded;
+    ASSERT_TRUE(batch.Wake(backend_, staging, testing::HostStream(1), &discarded, group).ok());
+    for (std::size_t i = 0; i < 4; ++i) EXPECT_TRUE(Intact(i)) << "staged block " << i;
+    EXPECT_EQ(backend_.counters().refill_bytes.load() - refilled, batch.page_bytes());
+    EXPECT_EQ(std::accumulate(discarded.begin(), discarded.end(), std::size_t{0}),
+              batch.page_bytes());
+    // One refill call per group (above one group), one in all below.
+    const std::uint64_t groups = batch.page_bytes() > group
+                                     ? (batch.page_bytes() + group - 1) / group
+                                     : 1;
+    EXPECT_EQ(backend_.counters().discard_ops.load() - ops, groups);
+    ASSERT_TRUE(staging.Release().ok());
+  }
+}
+
+TEST_F(SleepBatchTest, ABatchOutOfAddressOrderWakesInOneRefillOnTheCallersStream) {
+  Fill();
+  Staging staging(&backend_);
+  std::vector<std::size_t> order = InOrder();
+  std::rotate(order.begin(), order.begin() + 4, order.end());  // discarded blocks first
+  SleepBatch batch = SleepAll(staging, order);
+  const std::uint64_t ops = backend_.counters().discard_ops.load();
+  std::vector<std::size_t> discarded;
+  ASSERT_TRUE(batch.Wake(backend_, staging, testing::HostStream(1), &discarded, 2 * kMiB).ok());
+  EXPECT_EQ(backend_.counters().discard_ops.load() - ops, 1u);
+  for (std::size_t i = 0; i < 4; ++i) EXPECT_TRUE(Intact(i)) << "staged block " << i;
+  ASSERT_TRUE(staging.Release().ok());
+}
+
+}  // namespace
+}  // namespace umpool::internal
