@@ -203,7 +203,8 @@ umpool.sleep(offload="default", pool=(3, 4))
 out["pool_alone"] = not umpool.is_asleep()
 umpool.wake_up(pool=(3, 4))
 for bad in ({"offload": ("weights",), "discard": ("weights",)}, {"offload": ("moon",)},
-            {"offload": "default", "pool": (3, 5)}, {"pool": "nope"}, {"reserve": ("moon",)}):
+            {"offload": "default", "pool": (3, 5)}, {"pool": "nope"}, {"reserve": ("moon",)},
+            {"pool": (3, 4), "tags": "rollout"}):
     try:
         if "reserve" in bad:
             umpool.reserve_staging(offload=bad["reserve"])
@@ -220,6 +221,7 @@ print(json.dumps(out))
     assert "no private pool (3, 5)" in res["errors"][2]
     assert "torch.cuda.MemPool" in res["errors"][3]
     assert "unknown role 'moon'" in res["errors"][4]
+    assert "pass pool or tags, not both" in res["errors"][5]
     assert res["pool_alone"] is True
 
 

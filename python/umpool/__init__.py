@@ -12,7 +12,7 @@ __all__ = ["UmpoolError", "configure", "memory_stats", "memory_summary",
            "reset_peak_memory_stats", "empty_cache", "trim", "last_error",
            "block_size", "prefetch", "prefetch_blocks", "snapshot", "library_path", "version",
            "sleep", "wake_up", "is_asleep", "reserve_staging", "release_staging", "residency",
-           "set_pressure_callback"]
+           "set_pressure_callback", "tag"]
 
 __version__ = "0.1.0"
 
@@ -200,7 +200,20 @@ def _pool_id(pool):
     return int(pid[0]), int(pid[1])
 
 
-def sleep(offload=(), discard=(), device=None, stream=None, pool=None):
+def _pools(pool, tags, device, what):
+    """(device index, the (hi, lo) ids sleep/wake_up act on): `pool`, the
+    pools of `tags` (on the current CUDA device by default, where umpool.tag
+    made them), or None for the device's pool and its private pools."""
+    if pool is not None and tags is not None:
+        raise ValueError(f"{what}: pass pool or tags, not both")
+    if tags is not None:
+        from . import torch as _umtorch
+        dev = _umtorch.current_device() if device is None else _device_index(device)
+        return dev, [_pool_id(p) for p in _umtorch.tag_pools(tags, dev)]
+    return _device_index(device), None if pool is None else [_pool_id(pool)]
+
+
+def sleep(offload=(), discard=(), device=None, stream=None, pool=None, tags=None):
     """Puts the device's pool (and its CUDA-graph pools) to sleep between phases:
     free cached memory goes back to CUDA, the live tensors of the roles in
     `offload` are copied to a pinned host buffer and their GPU pages dropped
@@ -212,32 +225,46 @@ def sleep(offload=(), discard=(), device=None, stream=None, pool=None):
     allocator's cudaMalloc can use the GPU memory meanwhile (the driver hands
     it the pages); torch.cuda.mem_get_info() keeps counting it until then. Roles are names
     ("default", "weights", "kv", "activations"); tensors allocated through
-    PyTorch without a role MemPool are "default". With `pool` (a
-    torch.cuda.MemPool under umpool's allocator), only that pool sleeps: an
-    engine that allocates inside its own MemPool sleeps exactly its memory.
-    Asleep already: a no-op. See docs/residency.md."""
+    PyTorch without a role MemPool are "default". With `tags` (a name or
+    names given to umpool.tag), only the tensors allocated under those tags
+    sleep; with `pool` (a torch.cuda.MemPool under umpool's allocator), only
+    that pool's. Asleep already: a no-op. See docs/residency.md."""
     raw = getattr(stream, "cuda_stream", stream) or None
     off = _role_mask(offload, "umpool.sleep offload")
     drop = _role_mask(discard, "umpool.sleep discard")
+    dev, pools = _pools(pool, tags, device, "umpool.sleep")
     l = _lib.lib()
-    if pool is None:
-        _check(l.umpool_sleep(_device_index(device), off, drop, raw), "umpool.sleep")
-    else:
-        hi, lo = _pool_id(pool)
-        _check(l.umpool_sleep_pool(_device_index(device), hi, lo, off, drop, raw), "umpool.sleep")
+    if pools is None:
+        _check(l.umpool_sleep(dev, off, drop, raw), "umpool.sleep")
+        return
+    for hi, lo in pools:
+        _check(l.umpool_sleep_pool(dev, hi, lo, off, drop, raw), "umpool.sleep")
 
 
-def wake_up(device=None, stream=None, pool=None):
+def wake_up(device=None, stream=None, pool=None, tags=None):
     """Brings back what sleep() moved: offloaded tensors are fetched to the GPU
-    with their contents, discarded ones repopulated there. Not asleep: a no-op.
-    Wake only once the other allocator has given its memory back."""
+    with their contents, discarded ones repopulated there. With neither
+    `tags` nor `pool`: everything of the device that sleeps; with them, only
+    those. Not asleep: a no-op. Wake only once the other allocator has given
+    its memory back."""
     raw = getattr(stream, "cuda_stream", stream) or None
+    dev, pools = _pools(pool, tags, device, "umpool.wake_up")
     l = _lib.lib()
-    if pool is None:
-        _check(l.umpool_wake_up(_device_index(device), raw), "umpool.wake_up")
-    else:
-        hi, lo = _pool_id(pool)
-        _check(l.umpool_wake_pool(_device_index(device), hi, lo, raw), "umpool.wake_up")
+    if pools is None:
+        _check(l.umpool_wake_up(dev, raw), "umpool.wake_up")
+        return
+    for hi, lo in pools:
+        _check(l.umpool_wake_pool(dev, hi, lo, raw), "umpool.wake_up")
+
+
+def tag(name, role="default", device=None):
+    """`with umpool.tag("rollout"):` — tensors PyTorch allocates inside belong
+    to tag "rollout" (with `role`'s placement), so that
+    umpool.sleep(..., tags="rollout") and umpool.wake_up(tags="rollout") act
+    on exactly them. A tag is a private umpool pool (a torch.cuda.MemPool);
+    it needs umpool's own PyTorch allocator (umpool.torch.enable())."""
+    from . import torch as _umtorch
+    return _umtorch.tag(name, role, device)
 
 
 _pressure_callbacks = {}  # device -> the ctypes callback (kept alive while installed)

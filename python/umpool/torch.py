@@ -24,7 +24,15 @@ To route only some allocations (e.g. the KV cache) to a role's placement:
     pool = umpool.torch.mem_pool("kv")
     with torch.cuda.use_mem_pool(pool):
         kv_cache = torch.empty(...)
+
+To put exactly one engine's memory to sleep, tag it (umpool.tag is this):
+
+    with umpool.tag("rollout", role="weights"):
+        model = load_model()
+    umpool.sleep(offload=("weights",), discard=("kv",), tags="rollout")
+    umpool.wake_up(tags="rollout")
 """
+import contextlib
 import ctypes
 import os
 import warnings
@@ -170,3 +178,62 @@ def mem_pool(role="kv"):
             raise RuntimeError("umpool: " + _enabled.umpool_torch_error().decode())
         return pool
     return _pluggable_mem_pool(role)
+
+
+_tag_pools = {}  # (device, tag, role) -> the MemPool holding that tag's tensors
+
+
+def tag_pool(name, role="default", device=None):
+    """The torch.cuda.MemPool of tag `name` and `role` on `device` (the current
+    one by default), made at first use and kept while the process lives. A
+    tag is a private umpool pool: umpool.sleep(tags=name) puts exactly its
+    tensors to sleep. Needs umpool's own allocator (enable()'s default):
+    PyTorch's pluggable wrapper cannot tell umpool which MemPool allocates."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"umpool.tag: a tag is a non-empty string, not {name!r}")
+    _lib.role_index(role, "umpool.tag")
+    if _mode != "allocator":
+        from . import UmpoolError
+        raise UmpoolError(
+            "umpool.tag needs umpool's own PyTorch allocator (umpool.torch.enable() with "
+            f"mode 'auto' or 'allocator'; now: {_mode or 'not enabled'}). Without it, put each "
+            "engine's memory in its own MemPool and pass pool= to umpool.sleep.")
+    torch = _torch()
+    dev = torch.cuda.current_device() if device is None else torch.device("cuda", device).index
+    if dev is None:
+        dev = torch.cuda.current_device()
+    key = (dev, name, role)
+    pool = _tag_pools.get(key)
+    if pool is None:
+        with torch.cuda.device(dev):
+            pool = mem_pool(role) if role != "default" else torch.cuda.MemPool()
+        _tag_pools[key] = pool
+    return pool
+
+
+@contextlib.contextmanager
+def tag(name, role="default", device=None):
+    """Allocations made inside `with umpool.tag(name, role=...):` on `device`
+    belong to tag `name` (and get `role`'s placement). See tag_pool()."""
+    pool = tag_pool(name, role, device)
+    with _torch().cuda.use_mem_pool(pool, device=device):
+        yield pool
+
+
+def current_device():
+    return _torch().cuda.current_device()
+
+
+def tag_pools(tags, device):
+    """The MemPools of `tags` (a name or names) on `device`: every role's.
+    ValueError for a tag nothing was allocated under on that device."""
+    if isinstance(tags, str):
+        tags = (tags,)
+    found = []
+    for t in tags:
+        pools = [p for (d, name, _), p in _tag_pools.items() if d == device and name == t]
+        if not pools:
+            known = sorted({name for (d, name, _) in _tag_pools if d == device})
+            raise ValueError(f"umpool: no tag {t!r} on device {device} (tags there: {known})")
+        found.extend(pools)
+    return found
