@@ -1,8 +1,8 @@
 // Sleep's and Wake's page and copy work (src/pool/sleep_batch.h) over a host
-// backend, whose Discard really drops the pages (they read as zeros): the
-// staged contents come back exactly whatever Wake's group size, so every copy
-// ran after the refill of its pages; the discarded pages are refilled; a
-// batch out of address order falls back to one refill on the caller's stream.
+// backend, whose Discard really drops the pages (they read as zeros): Sleep
+// drops whole pages only, the staged contents come back exactly (every copy
+// ran after the refill of its pages), in whatever order blocks were added,
+// with one batched call for the pages each way.
 #include <algorithm>
 #include <cstring>
 #include <numeric>
@@ -101,46 +101,31 @@ class SleepBatchTest : public ::testing::Test {
   std::vector<Block> blocks_;
 };
 
-TEST_F(SleepBatchTest, SleepDropsThePagesAndWakeBringsStagedContentsBackInAnyGroupSize) {
-  for (std::size_t group : {2 * kMiB, 4 * kMiB, 6 * kMiB, 64 * kMiB}) {
-    SCOPED_TRACE(group);
+TEST_F(SleepBatchTest, SleepDropsWholePagesAndWakeBringsStagedContentsBack) {
+  std::vector<std::size_t> in_order = InOrder(), discarded_first = InOrder();
+  std::rotate(discarded_first.begin(), discarded_first.begin() + 4, discarded_first.end());
+  for (const std::vector<std::size_t>& order : {in_order, discarded_first}) {
     Fill();
     Staging staging(&backend_);
-    SleepBatch batch = SleepAll(staging, InOrder());
-    // Whole pages are gone: block 1 holds the page [a + 6, a + 8) MiB.
+    SleepBatch batch = SleepAll(staging, order);
+    // Whole pages are gone: block 1 holds the page [a + 6, a + 8) MiB; the
+    // partial page at block 0's start is kept.
     std::vector<char> zeros(2 * kMiB, 0);
     EXPECT_EQ(std::memcmp(reinterpret_cast<void*>(spans_[0] + 6 * kMiB), zeros.data(), zeros.size()), 0);
     EXPECT_FALSE(Intact(1));
+    EXPECT_NE(std::memcmp(reinterpret_cast<void*>(spans_[0] + 1 * kMiB), zeros.data(), kMiB), 0);
 
     const std::uint64_t ops = backend_.counters().discard_ops.load();
     const std::uint64_t refilled = backend_.counters().refill_bytes.load();
     std::vector<std::size_t> discarded;
-    ASSERT_TRUE(batch.Wake(backend_, staging, testing::HostStream(1), &discarded, group).ok());
+    ASSERT_TRUE(batch.Wake(backend_, staging, testing::HostStream(1), &discarded).ok());
     for (std::size_t i = 0; i < 4; ++i) EXPECT_TRUE(Intact(i)) << "staged block " << i;
     EXPECT_EQ(backend_.counters().refill_bytes.load() - refilled, batch.page_bytes());
     EXPECT_EQ(std::accumulate(discarded.begin(), discarded.end(), std::size_t{0}),
               batch.page_bytes());
-    // One refill call per group (above one group), one in all below.
-    const std::uint64_t groups = batch.page_bytes() > group
-                                     ? (batch.page_bytes() + group - 1) / group
-                                     : 1;
-    EXPECT_EQ(backend_.counters().discard_ops.load() - ops, groups);
+    EXPECT_EQ(backend_.counters().discard_ops.load() - ops, 1u) << "one batched refill";
     ASSERT_TRUE(staging.Release().ok());
   }
-}
-
-TEST_F(SleepBatchTest, ABatchOutOfAddressOrderWakesInOneRefillOnTheCallersStream) {
-  Fill();
-  Staging staging(&backend_);
-  std::vector<std::size_t> order = InOrder();
-  std::rotate(order.begin(), order.begin() + 4, order.end());  // discarded blocks first
-  SleepBatch batch = SleepAll(staging, order);
-  const std::uint64_t ops = backend_.counters().discard_ops.load();
-  std::vector<std::size_t> discarded;
-  ASSERT_TRUE(batch.Wake(backend_, staging, testing::HostStream(1), &discarded, 2 * kMiB).ok());
-  EXPECT_EQ(backend_.counters().discard_ops.load() - ops, 1u);
-  for (std::size_t i = 0; i < 4; ++i) EXPECT_TRUE(Intact(i)) << "staged block " << i;
-  ASSERT_TRUE(staging.Release().ok());
 }
 
 }  // namespace

@@ -48,6 +48,8 @@ int main(int argc, char** argv) {
   n = gib << 30;
   CK(cudaFree(0));
   for (auto& st : s) CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+  CK(cudaStreamDestroy(s[3]));
+  CK(cudaStreamCreateWithFlags(&s[3], cudaStreamDefault));  // blocking, like the NULL stream's stand-in
   h = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   madvise(h, n, MADV_HUGEPAGE);
   CK(cudaHostRegister(h, n, cudaHostRegisterPortable | cudaHostRegisterMapped));
@@ -59,9 +61,10 @@ int main(int argc, char** argv) {
   unsigned long long* bad; CK(cudaMallocManaged(&bad, sizeof(*bad)));
   const char* names[] = {"refill then copy (today)", "prefetch then copy", "refill, sync, copy on 2 streams",
                          "refill, sync, copy on 4 streams", "1 GiB chunks: refill k+1 while copying k",
-                         "refill, sync, kernel copy", "refill in one call, copies per 1 GiB on 2 streams"};
+                         "refill, sync, kernel copy", "refill in one call, copies per 1 GiB on 2 streams",
+                         "1 GiB chunks: refill k+1 queued before copy k", "chunks as 4, NULL-stream copies"};
   const int kVariants = sizeof(names) / sizeof(names[0]);
-  for (int round = 0; round < 3; ++round) {
+  for (int round = 0; round < 1; ++round) {
     for (int v = 0; v < kVariants; ++v) {
       unsigned seed = round * 100 + v;
       Fill<<<1024, 256, 0, s[0]>>>(m, n / 4, seed);
@@ -94,6 +97,18 @@ int main(int argc, char** argv) {
           Refill(c, n, s[0]);
           KernelCopy<<<132 * 8, 512, 0, s[0]>>>(reinterpret_cast<uint4*>(m), static_cast<const uint4*>(h), n / 16);
           break;
+        case 7: case 8: {
+          size_t chunks = n / chunk;
+          cudaStream_t cs = v == 8 ? s[3] : s[0];
+          Refill(c, chunk, s[1]);
+          for (size_t i = 0; i < chunks; ++i) {
+            CK(cudaStreamSynchronize(s[1]));
+            if (v == 7 && i + 1 < chunks) Refill(c + (i + 1) * chunk, chunk, s[1]);
+            CK(cudaMemcpyAsync(c + i * chunk, hc + i * chunk, chunk, cudaMemcpyDefault, cs));
+            if (v == 8 && i + 1 < chunks) Refill(c + (i + 1) * chunk, chunk, s[1]);
+          }
+          break;
+        }
         case 6: {
           Refill(c, n, s[0]); CK(cudaStreamSynchronize(s[0]));
           for (size_t i = 0; i < n / chunk; ++i) CK(cudaMemcpyAsync(c + i * chunk, hc + i * chunk, chunk, cudaMemcpyDefault, s[i % 2]));
@@ -108,6 +123,49 @@ int main(int argc, char** argv) {
       printf("round %d  %-48s %.3f s  %5.1f GB/s  bad words %llu\n", round, names[v], d, n / d / 1e9, *bad);
       fflush(stdout);
     }
+  }
+  // Sleep/wake cycles with no kernel touching the pages in between (as
+  // sleep_benchmark does): chunked overlap (as 4) and, per chunk, refill and
+  // copy on one of two streams (host-synced before the next chunk's copy).
+  for (int mode = 0; mode < 3; ++mode) {
+    unsigned seed = 1000 + mode;
+    Fill<<<1024, 256, 0, s[0]>>>(m, n / 4, seed);
+    CK(cudaStreamSynchronize(s[0]));
+    char* c = reinterpret_cast<char*>(m);
+    char* hc = static_cast<char*>(h);
+    for (int cycle = 0; cycle < 3; ++cycle) {
+      CK(cudaMemcpyAsync(h, m, n, cudaMemcpyDefault, s[0]));
+      CK(cudaStreamSynchronize(s[0]));
+      Discard();
+      double t = now();
+      size_t chunks = n / chunk;
+      if (mode == 0) {
+        Refill(c, chunk, s[1]);
+        for (size_t i = 0; i < chunks; ++i) {
+          CK(cudaStreamSynchronize(s[1]));
+          CK(cudaMemcpyAsync(c + i * chunk, hc + i * chunk, chunk, cudaMemcpyDefault, s[0]));
+          if (i + 1 < chunks) Refill(c + (i + 1) * chunk, chunk, s[1]);
+        }
+      } else if (mode == 1) {
+        for (size_t i = 0; i < chunks; ++i) {
+          cudaStream_t st = s[1 + i % 2];
+          Refill(c + i * chunk, chunk, st);
+          CK(cudaMemcpyAsync(c + i * chunk, hc + i * chunk, chunk, cudaMemcpyDefault, st));
+        }
+      } else {
+        Refill(c, n, s[0]);
+        CK(cudaMemcpyAsync(m, h, n, cudaMemcpyDefault, s[0]));
+      }
+      for (auto& st : s) CK(cudaStreamSynchronize(st));
+      double d = now() - t;
+      printf("untouched cycle %d  %-40s %.3f s  %5.1f GB/s\n", cycle,
+             mode == 0 ? "chunks, refill k+1 while copying k" : mode == 1 ? "chunk k: refill+copy on stream k%2" : "refill then copy, one stream", d, n / d / 1e9);
+      fflush(stdout);
+    }
+    *bad = 0;
+    Check<<<1024, 256, 0, s[0]>>>(m, n / 4, seed, bad);
+    CK(cudaStreamSynchronize(s[0]));
+    printf("untouched mode %d: bad words %llu\n", mode, *bad);
   }
   CK(cudaFree(m));
   CK(cudaHostUnregister(h));

@@ -250,13 +250,9 @@ class Pool {
   // from plain device memory (device_memory) that is not kKeep; a backend
   // error otherwise (nothing is recorded as asleep then). Thread-safe.
   absl::Status Sleep(const SleepOptions& options, Stream stream);
-  // Brings back what Sleep moved: the pages of staged and discarded blocks
-  // are repopulated on the GPU (discarded contents undefined), evicted blocks
-  // fetched, and staged contents copied back, after `stream`'s earlier work
-  // and before its later work. Above 1 GiB of pages the repopulation runs on
-  // the backend's side stream, overlapping the copies, and Wake returns once
-  // the host has seen it done (the copies stay queued on `stream`); below,
-  // nothing blocks the host. Wake of a pool that is not asleep is a
+  // Brings back what Sleep moved: offloaded blocks are fetched to the GPU,
+  // discarded ones repopulated there (contents undefined), in one batched
+  // prefetch ordered on `stream`. Wake of a pool that is not asleep is a
   // no-op. Errors: FailedPrecondition during a graph capture; a backend
   // error (the pool stays asleep; Wake may be called again). Thread-safe.
   absl::Status Wake(Stream stream);

@@ -1,6 +1,5 @@
-// The Backend interface's optional parts: staging memory, copies and a side
-// stream, which a backend an engine supplies need not have (Pool::Sleep then
-// evicts; Wake keeps its page work on the caller's stream).
+// The Backend interface's optional parts: staging memory and copies, which a
+// backend an engine supplies need not have (Pool::Sleep then evicts).
 #include "umpool/backend.h"
 
 namespace umpool {
@@ -13,10 +12,6 @@ void Backend::FreeStaging(void*, std::size_t) {}
 
 absl::Status Backend::Copy(void*, const void*, std::size_t, Stream) {
   return absl::UnimplementedError("this backend cannot copy");
-}
-
-absl::StatusOr<Stream> Backend::SideStream() {
-  return absl::UnimplementedError("this backend has no side stream");
 }
 
 }  // namespace umpool

@@ -7,7 +7,7 @@
 // (kEviction, or no staging memory). Wake: evicted blocks fetched, the whole
 // pages of staged and discarded blocks repopulated on the GPU by batched
 // discard-and-prefetch (no page faults, no migration of dead contents) and
-// the staged contents copied back, overlapped (SleepBatch). Blocks freed while asleep are
+// the staged contents copied back, on the caller's stream. Blocks freed while asleep are
 // skipped: their memory may belong to a new allocation by then.
 #include <utility>
 #include <vector>

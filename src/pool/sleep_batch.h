@@ -2,18 +2,17 @@
 // blocks, as one batch on one stream.
 //
 // Sleep copies the staged blocks into the staging buffer and then discards
-// the whole pages of staged and discarded blocks in one batched call, on the
-// caller's stream. Wake repopulates those pages on the GPU and copies the
-// staged contents back, overlapping the two where the backend has a side
-// stream: the pages are refilled there in groups of about 1 GiB (staged pages
-// first, in address order), and the copies of a group go to the caller's
-// stream once the host has seen that group's refill complete, while the next
-// group is refilled. The host wait matters: measured on the H200 (driver
-// 580), a copy ordered after a refill on another stream by an event alone
-// faulted its pages one by one (1-4 GB/s instead of 52). With it, 8 GiB came
-// back in 0.177 s instead of 0.183 s, refill and copies in one stream
-// (bench/probes/wake_overlap.cu); the refill of discarded roles' pages (KV)
-// hides behind the copies altogether.
+// the whole pages of staged and discarded blocks in one batched call; Wake
+// repopulates those pages on the GPU in one batched call and then copies the
+// staged contents back. Everything runs on the caller's stream. Overlapping
+// the refill with the copies (refilling the next 1 GiB on a second stream
+// while copying the last) brought 8 GiB back in 0.178 s instead of 0.194 s
+// in bench/probes/wake_overlap.cu on the H200, cycle after cycle, but inside
+// the pool (sleep_benchmark, 16 GiB) only the first wake ran at copy speed
+// (0.418 s); every later one faulted its pages one by one (27 s), for a
+// reason not found. Earlier, a copy ordered by an event after a discard or a
+// refill on another stream had faulted the same way. So the page work stays
+// on the caller's stream; it costs about 3 ms per GiB.
 //
 // Thread safety: none; the pool holds sleep_mu_.
 #ifndef UMPOOL_SRC_POOL_SLEEP_BATCH_H_
@@ -42,13 +41,7 @@ struct PageBatch {
 
 class SleepBatch {
  public:
-  // Wake's refill group: big enough that a group's host wait costs little,
-  // small enough that the first copy starts early.
-  static constexpr std::size_t kWakeGroupBytes = std::size_t{1} << 30;
-
   // A staged block: copied at `offset` in the staging buffer, pages dropped.
-  // Staged blocks come in address order, before any discarded block (else
-  // Wake does not overlap).
   void AddStaged(std::uintptr_t ptr, std::size_t bytes, std::size_t offset, std::uintptr_t span);
   // A discarded block: pages dropped only.
   void AddPagesOnly(std::uintptr_t ptr, std::size_t bytes, std::uintptr_t span);
@@ -59,23 +52,14 @@ class SleepBatch {
   // ranges discarded are appended to `discarded`.
   absl::Status Sleep(Backend& backend, Staging& staging, Stream stream,
                      std::vector<std::size_t>* discarded) const;
-  // Wake: the pages repopulated on the GPU (kRefill; prefetched where it
-  // cannot), then the copies back on `stream`, overlapped in groups of
-  // `group_bytes` (above). Returns when the pages are refilled; the copies
-  // are queued on `stream`.
+  // Wake: the pages repopulated on the GPU (kRefill; fetched where the
+  // driver cannot discard), then the copies back, all on `stream`.
   absl::Status Wake(Backend& backend, Staging& staging, Stream stream,
-                    std::vector<std::size_t>* discarded,
-                    std::size_t group_bytes = kWakeGroupBytes) const;
+                    std::vector<std::size_t>* discarded) const;
 
  private:
-  absl::Status WakeOverlapped(Backend& backend, Staging& staging, Stream stream, Stream side,
-                              std::size_t group_bytes, std::vector<std::size_t>* discarded) const;
-
   std::vector<CopyRun> runs_;
   PageBatch pages_;
-  std::size_t staged_ranges_ = 0;  // pages_' first ranges, of staged blocks
-  bool ordered_ = true;            // staged blocks in address order, first
-  bool pages_only_ = false;        // a discarded block was added
 };
 
 }  // namespace umpool::internal
