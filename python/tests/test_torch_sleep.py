@@ -108,3 +108,65 @@ def test_another_allocator_works_while_asleep_and_weights_return():
     res = run_json(RECLAIM)
     assert res["malloc"] == 0 and res["memset"] == 0, res
     assert res["ok"], res
+
+
+TAGS = """
+import json, torch, umpool, umpool.torch
+umpool.torch.enable()
+out = {"mode": umpool.torch.mode()}
+if out["mode"] != "allocator":
+    try:
+        umpool.tag("rollout").__enter__()
+        out["refused"] = "no error"
+    except umpool.UmpoolError as e:
+        out["refused"] = str(e)
+    print(json.dumps(out)); raise SystemExit
+torch.manual_seed(0)
+with umpool.tag("rollout", role="weights"):
+    weights = [torch.randn(1 << 20, device="cuda") for _ in range(8)]   # 4 MiB each
+with umpool.tag("rollout", role="kv"):
+    kv = torch.ones(64 << 20, dtype=torch.uint8, device="cuda")
+with umpool.tag("trainer"):
+    trainer = torch.randn(16 << 20, device="cuda")
+plain = torch.randn(1 << 20, device="cuda")
+saved = [w.cpu() for w in weights]
+trainer_saved, plain_saved = trainer.cpu(), plain.cpu()
+ptrs = [w.data_ptr() for w in weights]
+out["pools_distinct"] = len({umpool.torch.tag_pool("rollout", "weights").id,
+                             umpool.torch.tag_pool("rollout", "kv").id,
+                             umpool.torch.tag_pool("trainer").id}) == 3
+out["in_tag_pools"] = umpool.block_size(ptrs[0]) >= 4 << 20
+umpool.sleep(offload=("weights",), discard=("kv", "default"), tags="rollout")
+torch.cuda.synchronize()
+out["device_pool_awake"] = not umpool.is_asleep()
+# Untagged and other tags' tensors are untouched by the rollout's sleep.
+out["trainer_intact"] = torch.equal(trainer.cpu(), trainer_saved)
+out["plain_intact"] = torch.equal(plain.cpu(), plain_saved)
+for w in weights:
+    w.zero_()                        # written while asleep: lost at wake
+umpool.sleep(offload=("weights",), tags="rollout")   # asleep: a no-op
+umpool.wake_up(tags="rollout")
+umpool.wake_up(tags="rollout")       # awake: a no-op
+torch.cuda.synchronize()
+out["same_ptrs"] = ptrs == [w.data_ptr() for w in weights]
+out["same_bits"] = all(torch.equal(a, w.cpu()) for a, w in zip(saved, weights))
+kv.fill_(2)
+out["kv_usable"] = int(kv.sum().item()) == 2 * (64 << 20)
+try:
+    umpool.sleep(tags="nobody")
+    out["unknown_tag"] = "no error"
+except ValueError as e:
+    out["unknown_tag"] = str(e)
+print(json.dumps(out))
+"""
+
+
+def test_tags_put_exactly_their_tensors_to_sleep():
+    res = run_json(TAGS)
+    if res["mode"] != "allocator":
+        assert "own PyTorch allocator" in res["refused"], res
+        return
+    assert res["pools_distinct"] and res["in_tag_pools"] and res["device_pool_awake"], res
+    assert res["trainer_intact"] and res["plain_intact"], res
+    assert res["same_ptrs"] and res["same_bits"] and res["kv_usable"], res
+    assert "no tag 'nobody'" in res["unknown_tag"], res
