@@ -334,6 +334,65 @@ TEST_F(GpuTest, BatchedEvictAndFetchOfManyBlocks) {
   for (void* p : kv) ASSERT_TRUE(pool_->Deallocate(p, a_).ok());
 }
 
+// Residency statistics against the driver (issue 16): with a KV budget that
+// forces evictions, a block fetched back, and a default-role block evicted by
+// hand, the bytes GetResidency counts on the GPU and on the host agree, per
+// role and within 2 MiB, with what cudaMemRangeGetAttribute reports as each
+// live block's last prefetch location.
+TEST_F(GpuTest, ResidencyAgreesWithTheDriversLastPrefetchLocation) {
+  int device = 0;
+  CUDA_OK(cudaGetDevice(&device));
+  constexpr std::size_t kMiB = std::size_t{1} << 20, kBlock = 4 * kMiB;
+  PoolOptions o;
+  o.backend = BackendKind::kManaged;
+  o.capacity_bytes = 256 * kMiB;
+  o.roles[static_cast<int>(Role::kKv)].hbm_budget_bytes = 24 * kMiB;
+  auto made = Pool::Create(o);
+  ASSERT_TRUE(made.ok()) << made.status();
+  Pool& pool = **made;
+  std::vector<void*> kv, other;
+  for (int i = 0; i < 9; ++i) {  // three requests of 3 blocks: the first is evicted
+    auto p = pool.Allocate(kBlock, a_, Role::kKv);
+    ASSERT_TRUE(p.ok()) << p.status();
+    CUDA_OK(cudaMemsetAsync(*p, i, kBlock, a_));
+    kv.push_back(*p);
+  }
+  ASSERT_TRUE(pool.Fetch(kv[0], a_).ok());  // back on the GPU; the next oldest goes
+  for (int i = 0; i < 3; ++i) {
+    auto p = pool.Allocate(kBlock, a_, Role::kDefault);
+    ASSERT_TRUE(p.ok()) << p.status();
+    other.push_back(*p);
+  }
+  ASSERT_TRUE(pool.Evict(other[1], a_).ok());
+  CUDA_OK(cudaStreamSynchronize(a_));
+
+  auto driver = [&](const std::vector<void*>& blocks, std::size_t* gpu, std::size_t* host) {
+    *gpu = *host = 0;
+    for (void* p : blocks) {
+      int last = -9;
+      CUDA_OK(cudaMemRangeGetAttribute(&last, sizeof(last),
+                                       cudaMemRangeAttributeLastPrefetchLocation, p, kBlock));
+      if (last == device) *gpu += kBlock;
+      if (last == cudaCpuDeviceId) *host += kBlock;
+    }
+  };
+  auto near = [&](std::size_t a, std::size_t b) { return (a > b ? a - b : b - a) <= 2 * kMiB; };
+  std::size_t gpu = 0, host = 0;
+  driver(kv, &gpu, &host);
+  const RoleResidency r = pool.GetResidency(Role::kKv);
+  EXPECT_TRUE(near(r.resident_bytes, gpu)) << r.resident_bytes << " vs the driver's " << gpu;
+  EXPECT_TRUE(near(r.host_bytes, host)) << r.host_bytes << " vs the driver's " << host;
+  EXPECT_EQ(r.resident_bytes, 24 * kMiB) << "the budget is full";
+  EXPECT_GT(host, 0u) << "the budget evicted blocks";
+  driver(other, &gpu, &host);
+  const RoleResidency d = pool.GetResidency(Role::kDefault);
+  EXPECT_TRUE(near(d.host_bytes, host)) << d.host_bytes << " vs the driver's " << host;
+  EXPECT_EQ(host, kBlock);
+  for (void* p : kv) ASSERT_TRUE(pool.Deallocate(p, a_).ok());
+  for (void* p : other) ASSERT_TRUE(pool.Deallocate(p, a_).ok());
+  CUDA_OK(cudaStreamSynchronize(a_));
+}
+
 // activations.device_memory: the blocks are cudaMalloc memory that kernels use
 // normally; other roles stay managed.
 TEST_F(GpuTest, DeviceMemoryActivationsArePlainDeviceMemory) {

@@ -167,6 +167,42 @@ int main(int argc, char** argv) {
     CK(cudaStreamSynchronize(s[0]));
     printf("untouched mode %d: bad words %llu\n", mode, *bad);
   }
+  // The pool maps segments with an unpopulated reserve (sixteen GiB beyond
+  // what it uses): the same serial wake on the first N GiB of such a mapping,
+  // with a DMA copy, and with an SM copy.
+  CK(cudaFree(m));
+  {
+    size_t reserve = size_t(16) << 30;
+    CK(cudaMallocManaged(reinterpret_cast<void**>(&m), n + reserve));
+    CK(cudaMemAdvise(m, n + reserve, cudaMemAdviseSetPreferredLocation, gpu));
+    CK(cudaMemAdvise(m, n + reserve, cudaMemAdviseSetAccessedBy, cpu));
+    CK(cudaMemPrefetchAsync(m, n, gpu, 0, s[0]));
+    for (int mode = 0; mode < 2; ++mode) {
+      unsigned seed = 2000 + mode;
+      Fill<<<1024, 256, 0, s[0]>>>(m, n / 4, seed);
+      CK(cudaStreamSynchronize(s[0]));
+      for (int cycle = 0; cycle < 3; ++cycle) {
+        CK(cudaMemcpyAsync(h, m, n, cudaMemcpyDefault, s[0]));
+        CK(cudaStreamSynchronize(s[0]));
+        Discard();
+        double t = now();
+        Refill(reinterpret_cast<char*>(m), n, s[0]);
+        if (mode == 0) {
+          CK(cudaMemcpyAsync(m, h, n, cudaMemcpyDefault, s[0]));
+        } else {
+          KernelCopy<<<132 * 8, 512, 0, s[0]>>>(reinterpret_cast<uint4*>(m), static_cast<const uint4*>(h), n / 16);
+        }
+        CK(cudaStreamSynchronize(s[0]));
+        double d = now() - t;
+        printf("reserve mapping, cycle %d, %-12s %.3f s  %5.1f GB/s\n", cycle, mode == 0 ? "DMA copy" : "SM copy", d, n / d / 1e9);
+        fflush(stdout);
+      }
+      *bad = 0;
+      Check<<<1024, 256, 0, s[0]>>>(m, n / 4, seed, bad);
+      CK(cudaStreamSynchronize(s[0]));
+      printf("reserve mapping mode %d: bad words %llu\n", mode, *bad);
+    }
+  }
   CK(cudaFree(m));
   CK(cudaHostUnregister(h));
   return 0;
