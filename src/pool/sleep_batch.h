@@ -7,12 +7,11 @@
 // staged contents back. Everything runs on the caller's stream. Overlapping
 // the refill with the copies (refilling the next 1 GiB on a second stream
 // while copying the last) brought 8 GiB back in 0.178 s instead of 0.194 s
-// in bench/probes/wake_overlap.cu on the H200, cycle after cycle, but inside
-// the pool (sleep_benchmark, 16 GiB) only the first wake ran at copy speed
-// (0.418 s); every later one faulted its pages one by one (27 s), for a
-// reason not found. Earlier, a copy ordered by an event after a discard or a
-// refill on another stream had faulted the same way. So the page work stays
-// on the caller's stream; it costs about 3 ms per GiB.
+// in bench/probes/wake_overlap.cu on the H200; it was tried in the pool and
+// removed, since the pool's wakes then faulted page by page with or without
+// it (a regression not found yet, docs/status.md). Earlier, a copy ordered
+// by an event after a discard or a refill on another stream had faulted the
+// same way. The page work costs about 3 ms per GiB.
 //
 // Thread safety: none; the pool holds sleep_mu_.
 #ifndef UMPOOL_SRC_POOL_SLEEP_BATCH_H_
