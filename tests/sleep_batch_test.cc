@@ -128,25 +128,18 @@ TEST_F(SleepBatchTest, SleepDropsWholePagesAndWakeBringsStagedContentsBack) {
   }
 }
 
-TEST_F(SleepBatchTest, WakeCopiesBackInPiecesOfAtMost64MiB) {
-  const std::size_t bytes = 2 * kCopyOutPieceBytes + 32 * kMiB;
-  absl::StatusOr<void*> p = backend_.Map(bytes);
-  ASSERT_TRUE(p.ok()) << p.status();
-  const auto base = reinterpret_cast<std::uintptr_t>(*p);
-  testing::FillPattern(BackendKind::kHost, *p, bytes, seed_);
+TEST_F(SleepBatchTest, SleepWaitsForItsCopiesBeforeDroppingPages) {
+  // The host backend's copies run at once; what is checked is the order of
+  // calls: one event recorded and waited for between the copy and the drop.
+  Fill();
   Staging staging(&backend_);
-  ASSERT_TRUE(staging.Reserve(bytes, testing::HostStream(1)).ok());
-  SleepBatch batch;
-  batch.AddStaged(base, bytes, 0, base);
+  const std::uint64_t syncs = backend_.counters().event_syncs.load();
+  SleepBatch batch = SleepAll(staging, InOrder());
+  EXPECT_EQ(backend_.counters().event_syncs.load() - syncs, 1u);
   std::vector<std::size_t> discarded;
-  const std::uint64_t copies = backend_.counters().copy_ops.load();
-  ASSERT_TRUE(batch.Sleep(backend_, staging, testing::HostStream(1), &discarded).ok());
-  EXPECT_EQ(backend_.counters().copy_ops.load() - copies, 1u) << "out: one copy";
   ASSERT_TRUE(batch.Wake(backend_, staging, testing::HostStream(1), &discarded).ok());
-  EXPECT_EQ(backend_.counters().copy_ops.load() - copies, 1u + 3u) << "back: 64 + 64 + 32 MiB";
-  EXPECT_TRUE(testing::CheckPattern(BackendKind::kHost, *p, bytes, seed_));
+  for (std::size_t i = 0; i < 4; ++i) EXPECT_TRUE(Intact(i)) << "staged block " << i;
   ASSERT_TRUE(staging.Release().ok());
-  ASSERT_TRUE(backend_.Unmap(*p, bytes).ok());
 }
 
 }  // namespace

@@ -300,7 +300,14 @@ UMPOOL_API int umpool_create_pool(int device, uint64_t id_hi, uint64_t id_lo);
 UMPOOL_API int umpool_pool_use_count(int device, uint64_t id_hi, uint64_t id_lo);
 /* Returns the private pool's empty slabs and free segments to CUDA. */
 UMPOOL_API int umpool_trim_pool(int device, uint64_t id_hi, uint64_t id_lo);
-/* Allocates from the private pool directly (no routing filter). */
+/* Gives the private pool (created if missing) a role: every allocation into
+ * it, routed or direct, takes that role's placement and is that role for
+ * umpool_sleep_pool, whatever role the caller asked for (a role-tagged
+ * engine pool: umpool.tag in Python). -1 clears it. Errors: INVALID_ARGUMENT
+ * for a bad device or role. Thread-safe. */
+UMPOOL_API int umpool_set_pool_role(int device, uint64_t id_hi, uint64_t id_lo, int role);
+/* Allocates from the private pool directly (no routing filter), with the
+ * pool's role (umpool_set_pool_role) or the default role. */
 UMPOOL_API int umpool_pool_alloc(int device, uint64_t id_hi, uint64_t id_lo, size_t size,
                                  umpool_stream_t stream, void** out);
 

@@ -202,6 +202,16 @@ assert l.umpool_pool_alloc(0, 3, 4, 1 << 20, None, ctypes.byref(q)) == 0
 umpool.sleep(offload="default", pool=(3, 4))
 out["pool_alone"] = not umpool.is_asleep()
 umpool.wake_up(pool=(3, 4))
+# A private pool with a role: its blocks are that role's for sleep.
+assert l.umpool_set_pool_role(0, 9, 10, 1) == 0                       # weights
+r = ctypes.c_void_p()
+assert l.umpool_pool_alloc(0, 9, 10, 4 << 20, None, ctypes.byref(r)) == 0
+ctypes.memset(r.value, 0x5e, 4 << 20)
+umpool.sleep(offload="weights", pool=(9, 10))
+ctypes.memset(r.value, 0x01, 4 << 20)
+umpool.wake_up(pool=(9, 10))
+out["pool_role_kept"] = ctypes.string_at(r.value, 4 << 20) == b"\x5e" * (4 << 20)
+out["bad_pool_role"] = l.umpool_set_pool_role(0, 9, 10, 7) != 0 and "invalid role" in umpool.last_error()
 for bad in ({"offload": ("weights",), "discard": ("weights",)}, {"offload": ("moon",)},
             {"offload": "default", "pool": (3, 5)}, {"pool": "nope"}, {"reserve": ("moon",)},
             {"pool": (3, 4), "tags": "rollout"}):
@@ -223,6 +233,7 @@ print(json.dumps(out))
     assert "unknown role 'moon'" in res["errors"][4]
     assert "pass pool or tags, not both" in res["errors"][5]
     assert res["pool_alone"] is True
+    assert res["pool_role_kept"] is True and res["bad_pool_role"] is True
 
 
 def test_pressure_callback_frees_and_the_allocation_succeeds():

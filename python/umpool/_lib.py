@@ -147,6 +147,9 @@ def lib():
         l.umpool_sleep_pool.restype = ctypes.c_int
         l.umpool_wake_pool.argtypes = [ctypes.c_int, ctypes.c_uint64, ctypes.c_uint64, stream]
         l.umpool_wake_pool.restype = ctypes.c_int
+        l.umpool_set_pool_role.argtypes = [ctypes.c_int, ctypes.c_uint64, ctypes.c_uint64,
+                                           ctypes.c_int]
+        l.umpool_set_pool_role.restype = ctypes.c_int
         l.umpool_set_pressure_callback.argtypes = [ctypes.c_int, PRESSURE_FN, ctypes.c_void_p]
         l.umpool_set_pressure_callback.restype = ctypes.c_int
         l.umpool_get_residency.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(Residency)]

@@ -205,8 +205,14 @@ def tag_pool(name, role="default", device=None):
     key = (dev, name, role)
     pool = _tag_pools.get(key)
     if pool is None:
+        # A private pool (not a role MemPool, whose tensors live in the
+        # device's pool) whose allocations all take `role`.
         with torch.cuda.device(dev):
-            pool = mem_pool(role) if role != "default" else torch.cuda.MemPool()
+            pool = torch.cuda.MemPool()
+        if _lib.lib().umpool_set_pool_role(dev, pool.id[0], pool.id[1],
+                                           _lib.role_index(role, "umpool.tag")) != 0:
+            from . import UmpoolError
+            raise UmpoolError("umpool.tag: " + _lib.lib().umpool_last_error().decode())
         _tag_pools[key] = pool
     return pool
 

@@ -33,7 +33,7 @@ int Alloc(std::size_t size, int device, umpool_stream_t stream, int role, void**
   absl::StatusOr<Pool*> pool = PoolFor(device);
   if (!pool.ok()) return Fail(pool.status());
   if (ABSL_PREDICT_FALSE(Routing(device))) {
-    if (Pool* gp = RoutedPool(device, stream)) pool = gp;
+    if (Pool* gp = RoutedPool(device, stream, &role)) pool = gp;
   }
   absl::StatusOr<void*> p = (*pool)->Allocate(size, stream, static_cast<Role>(role));
   if (!p.ok()) return Fail(p.status());

@@ -65,10 +65,21 @@ int umpool_pool_alloc(int device, uint64_t id_hi, uint64_t id_lo, size_t size,
     if (size == 0) return static_cast<int>(UMPOOL_OK);
     absl::StatusOr<umpool::Pool*> pool = GraphPool(device, PoolId{id_hi, id_lo}, false);
     if (!pool.ok()) return Fail(pool.status());
-    absl::StatusOr<void*> p = (*pool)->Allocate(size, stream);
+    const int role = PoolRole(device, PoolId{id_hi, id_lo});
+    absl::StatusOr<void*> p =
+        (*pool)->Allocate(size, stream, static_cast<umpool::Role>(role < 0 ? 0 : role));
     if (!p.ok()) return Fail(p.status());
     *out = *p;
     return static_cast<int>(UMPOOL_OK);
+  });
+}
+
+int umpool_set_pool_role(int device, uint64_t id_hi, uint64_t id_lo, int role) {
+  return Guard("umpool_set_pool_role", [&] {
+    if (!ValidDevice(device)) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat("umpool_set_pool_role: bad device ", device)));
+    }
+    return Done(SetPoolRole(device, PoolId{id_hi, id_lo}, role));
   });
 }
 

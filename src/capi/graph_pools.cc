@@ -20,6 +20,7 @@ struct GraphPoolState {
   // told BeginCapture. An allocation routes here if any filter picks it.
   std::vector<std::function<bool(Stream)>> filters;
   int use_count = 0;  // begins and increfs not yet released (PyTorch's use count)
+  int role = -1;      // SetPoolRole's: every allocation's role (-1: the caller's)
   bool released = false;  // use count fell to 0: its memory goes back once free
   std::vector<std::vector<Pool*>> told;
 };
@@ -163,16 +164,37 @@ bool Routing(int device) {
   return ValidDevice(device) && S().routing[device].load(std::memory_order_acquire) > 0;
 }
 
-Pool* RoutedPool(int device, Stream stream) {
+Pool* RoutedPool(int device, Stream stream, int* role) {
   State& s = S();
   std::lock_guard<std::mutex> lock(s.mu);
   for (auto& [key, gp] : s.pools) {
     if (gp->device != device) continue;
     for (const auto& filter : gp->filters) {
-      if (filter(stream)) return gp->pool.get();
+      if (!filter(stream)) continue;
+      if (gp->role >= 0) *role = gp->role;
+      return gp->pool.get();
     }
   }
   return nullptr;
+}
+
+absl::Status SetPoolRole(int device, PoolId id, int role) {
+  if (role < -1 || role >= kNumRoles) {
+    return absl::InvalidArgumentError(absl::StrCat("set_pool_role: invalid role ", role));
+  }
+  State& s = S();
+  std::lock_guard<std::mutex> lock(s.mu);
+  absl::StatusOr<GraphPoolState*> gp = GetOrCreateLocked(device, id);
+  if (!gp.ok()) return gp.status();
+  (*gp)->role = role;
+  return absl::OkStatus();
+}
+
+int PoolRole(int device, PoolId id) {
+  State& s = S();
+  std::lock_guard<std::mutex> lock(s.mu);
+  auto it = s.pools.find({device, id.hi, id.lo});
+  return it == s.pools.end() ? -1 : it->second->role;
 }
 
 Pool* GraphPoolHolding(const void* ptr) {

@@ -44,8 +44,14 @@ absl::StatusOr<Pool*> GraphPool(int device, PoolId id, bool incref);
 int UseCount(int device, PoolId id);
 // true while a begin is active on `device` (cheap).
 bool Routing(int device);
-// The private pool an allocation on (device, stream) goes to, or nullptr.
-Pool* RoutedPool(int device, Stream stream);
+// The private pool an allocation on (device, stream) goes to, or nullptr;
+// *role becomes the pool's role where SetPoolRole gave it one.
+Pool* RoutedPool(int device, Stream stream, int* role);
+// Gives private pool `id` (created if missing) a role that every allocation
+// into it takes, whatever role the caller asked for; -1 clears it.
+absl::Status SetPoolRole(int device, PoolId id, int role);
+// The role SetPoolRole gave `id`, or -1.
+int PoolRole(int device, PoolId id);
 // The private pool holding `ptr`, or nullptr.
 Pool* GraphPoolHolding(const void* ptr);
 // After a free into a released private pool: return its memory once empty.

@@ -51,6 +51,16 @@ void SleepBatch::AddPagesOnly(std::uintptr_t ptr, std::size_t bytes, std::uintpt
 absl::Status SleepBatch::Sleep(Backend& backend, Staging& staging, Stream stream,
                                std::vector<std::size_t>* discarded) const {
   if (absl::Status st = staging.CopyIn(runs_, stream); !st.ok()) return st;
+  if (!runs_.empty() && !pages_.ptrs.empty()) {
+    // The host waits for the copies before the pages are dropped (see the
+    // file comment of sleep_batch.h).
+    absl::StatusOr<Event> copied = backend.CreateEvent();
+    if (!copied.ok()) return copied.status();
+    absl::Status st = backend.RecordEvent(*copied, stream);
+    if (st.ok()) st = backend.SynchronizeEvent(*copied);
+    backend.DestroyEvent(*copied);
+    if (!st.ok()) return st;
+  }
   return PageWork(backend, pages_.ptrs.data(), pages_.sizes.data(), pages_.ptrs.size(),
                   /*wake=*/false, stream, discarded);
 }

@@ -1,7 +1,5 @@
 #include "src/pool/staging.h"
 
-#include <algorithm>
-
 namespace umpool::internal {
 
 void AddToRuns(std::uintptr_t ptr, std::size_t offset, std::size_t bytes, std::uintptr_t span,
@@ -49,12 +47,9 @@ absl::Status Staging::CopyIn(const std::vector<CopyRun>& runs, Stream stream) {
 
 absl::Status Staging::CopyOut(const std::vector<CopyRun>& runs, Stream stream) {
   for (const CopyRun& r : runs) {
-    for (std::size_t done = 0; done < r.bytes; done += kCopyOutPieceBytes) {
-      const std::size_t n = std::min(kCopyOutPieceBytes, r.bytes - done);
-      absl::Status st = backend_->Copy(reinterpret_cast<void*>(r.ptr + done),
-                                       ptr_ + r.offset + done, n, stream);
-      if (!st.ok()) return st;
-    }
+    absl::Status st = backend_->Copy(reinterpret_cast<void*>(r.ptr), ptr_ + r.offset, r.bytes,
+                                     stream);
+    if (!st.ok()) return st;
   }
   return absl::OkStatus();
 }

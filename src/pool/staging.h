@@ -41,16 +41,6 @@ struct CopyRun {
 void AddToRuns(std::uintptr_t ptr, std::size_t offset, std::size_t bytes, std::uintptr_t span,
                std::vector<CopyRun>* runs);
 
-// Copies back into managed memory go in pieces of at most this size. On the
-// H200 (driver 580) one cudaMemcpyAsync of 4 GiB from pinned memory into
-// freshly refilled managed pages ran at copy speed in some runs and faulted
-// page by page in others (1-6 s instead of 0.08 s), with or without the host
-// waiting for the refill first; the same bytes in 64 MiB copies ran at
-// 51 GB/s in every run (bench/probes/pool_wake.cu,
-// bench/results/H200-2026-11-30-session8). Copies out (to the buffer) ran
-// at full speed whole.
-inline constexpr std::size_t kCopyOutPieceBytes = std::size_t{64} << 20;
-
 class Staging {
  public:
   explicit Staging(Backend* backend) : backend_(backend) {}
@@ -63,8 +53,7 @@ class Staging {
   // copies out of it. Errors: the backend's Unimplemented or
   // ResourceExhausted (no buffer is held then; the caller evicts instead).
   absl::StatusOr<std::byte*> Reserve(std::size_t bytes, Stream stream);
-  // Copies `runs` from memory into the buffer (CopyIn) or back (CopyOut,
-  // in pieces of kCopyOutPieceBytes).
+  // Copies `runs` from memory into the buffer (CopyIn) or back (CopyOut).
   absl::Status CopyIn(const std::vector<CopyRun>& runs, Stream stream);
   absl::Status CopyOut(const std::vector<CopyRun>& runs, Stream stream);
   // Records that every copy out of the buffer so far is ordered before
