@@ -50,6 +50,37 @@ class ArenaTest : public ::testing::Test {
   const Stream a_ = HostStream(1);
 };
 
+// A device's pool and its private pools share a cap on populated bytes and a
+// map limit: a reserve takes at most a quarter of the mapping room left
+// under the shared limit, so the second pool's reserve is smaller than the
+// first's; reserves cost nothing under the shared cap.
+TEST_F(ArenaTest, ReservesLeaveRoomUnderACapSharedWithOtherPools) {
+  const std::size_t cap = std::size_t{1} << 30;
+  options_.shared_capacity = std::make_shared<SharedCapacity>(cap);
+  Make(cap);
+  PageMap pagemap2;
+  Fencer fencer2{backend_};
+  PoolCounters counters2;
+  Arena other(options_, backend_, nullptr, pagemap2, fencer2, counters2, cap, cap);
+  other.set_free_memory_source(&source_);
+  auto a = arena_->TakeLarge(Role::kDefault, 2 << 20, a_, 2 << 20);
+  ASSERT_TRUE(a.ok()) << a.status();
+  const std::size_t first = static_cast<std::size_t>(counters_.mapped_bytes.current.load());
+  EXPECT_EQ(first, (2 << 20) + cap / 4);
+  auto b = other.TakeLarge(Role::kDefault, 2 << 20, a_, 2 << 20);
+  ASSERT_TRUE(b.ok()) << b.status();
+  const std::size_t second = static_cast<std::size_t>(counters2.mapped_bytes.current.load());
+  EXPECT_GT(second, std::size_t{2} << 20) << "the second pool still gets a reserve";
+  EXPECT_LE(second, (2 << 20) + (cap - first) / 4) << "a quarter of the shared room left";
+  EXPECT_EQ(options_.shared_capacity->mapped(), first + second);
+  EXPECT_EQ(options_.shared_capacity->reserved(), std::size_t{4} << 20) << "populated bytes only";
+  EXPECT_EQ(options_.shared_capacity->map_limit(), cap);
+  ASSERT_TRUE(Free(a->ptr, a_).ok());
+  LargeHeap* space = Arena::LargeSpaceOf(pagemap2.Lookup(b->ptr));
+  ASSERT_NE(space, nullptr);
+  ASSERT_TRUE(space->Free(reinterpret_cast<std::uintptr_t>(b->ptr), a_, fencer2).ok());
+}
+
 TEST_F(ArenaTest, ASpaceGrowsInPlaceIntoItsReserveAndTheSourceIsAskedFirst) {
   Make(std::size_t{1} << 30);
   auto r1 = arena_->TakeLarge(Role::kDefault, 2 << 20, a_, 2 << 20);

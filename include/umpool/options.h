@@ -91,25 +91,40 @@ struct RolePolicy {
 RolePolicy DefaultRolePolicy(Role role);
 
 // A cap several pools share: a device's pool and its CUDA graph private pools
-// (PoolOptions::shared_capacity). Every pool claims each segment against it
-// as well as against its own cap, so together they never pass it
-// (invariant 5). Thread-safe (a mutex; taken only when a pool maps or unmaps).
+// (PoolOptions::shared_capacity). Every pool claims the bytes it populates
+// (reserved bytes) against it as well as against its own cap, so together
+// they never pass it (invariant 5); and the bytes it maps (reserves
+// included) against a shared map limit, the lowest of the sharing pools'
+// own (the device's free memory when the first was made, at least the cap),
+// so together they never map more managed memory than the device had free.
+// Thread-safe (a mutex; taken only when a pool maps, populates or unmaps).
 class SharedCapacity {
  public:
   explicit SharedCapacity(std::size_t cap_bytes) : cap_(cap_bytes) {}
   SharedCapacity(const SharedCapacity&) = delete;
   SharedCapacity& operator=(const SharedCapacity&) = delete;
-  // Claims `bytes` if they fit under the cap; false (nothing claimed) if not.
+  // Claims `bytes` of reserved (populated) memory if they fit under the cap;
+  // false (nothing claimed) if not.
   bool TryClaim(std::size_t bytes);
   void Release(std::size_t bytes);
+  // Claims `bytes` of mapping if they fit under the map limit; false if not.
+  bool TryMap(std::size_t bytes);
+  void Unmap(std::size_t bytes);
+  // The cap; the map limit is raised to it if lower.
   void set_cap(std::size_t bytes);
+  // Lowers the map limit to `bytes` if higher (each sharing pool's own).
+  void LimitMapping(std::size_t bytes);
   std::size_t cap() const;
   std::size_t reserved() const;
+  std::size_t map_limit() const;
+  std::size_t mapped() const;
 
  private:
   mutable std::mutex mu_;
   std::size_t cap_;
   std::size_t reserved_ = 0;
+  std::size_t map_limit_ = SIZE_MAX;
+  std::size_t mapped_ = 0;
 };
 
 struct PoolOptions {

@@ -161,11 +161,6 @@ print(json.dumps(out))
 """
 
 
-# Fails on the H200 under umpool's own allocator (2026-11-30): after the
-# rollout tag slept, the trainer tag's or the untagged tensor was not intact
-# (docs/status.md, issue 15). Kept, not skipped: it must pass once fixed.
-@pytest.mark.xfail(reason="sleeping one tag disturbed another pool's tensor on the H200; see docs/status.md",
-                   strict=False)
 def test_tags_put_exactly_their_tensors_to_sleep():
     res = run_json(TAGS)
     if res["mode"] != "allocator":

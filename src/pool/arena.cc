@@ -40,6 +40,7 @@ Arena::Arena(const PoolOptions& options, Backend& backend, Backend* device_memor
     }
   }
   counters_.capacity_bytes.store(static_cast<std::int64_t>(capacity), std::memory_order_relaxed);
+  if (options.shared_capacity != nullptr) options.shared_capacity->LimitMapping(map_limit_);
 }
 
 Arena::~Arena() {
@@ -47,8 +48,9 @@ Arena::~Arena() {
   MutexLock lock(&grow_mu_);
   for (auto& [ptr, m] : mappings_) {
     (void)BackendFor(m.role).Unmap(ptr, m.bytes);
-    if (options_.shared_capacity != nullptr) options_.shared_capacity->Release(m.bytes);
+    if (options_.shared_capacity != nullptr) options_.shared_capacity->Unmap(m.bytes);
   }
+  if (options_.shared_capacity != nullptr) options_.shared_capacity->Release(reserved_);
   segments_.clear();
 }
 

@@ -31,6 +31,12 @@ absl::Status Arena::ClaimReserved(std::size_t n) {
         "the pool's cap of ", capacity_, " bytes would be exceeded (", reserved_,
         " reserved, ", n, " more needed)"));
   }
+  if (SharedCapacity* shared = options_.shared_capacity.get();
+      shared != nullptr && !shared->TryClaim(n)) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the cap of ", shared->cap(), " bytes this pool shares with others would be exceeded (",
+        shared->reserved(), " reserved, ", n, " more needed)"));
+  }
   reserved_ += n;
   return absl::OkStatus();
 }
@@ -38,6 +44,7 @@ absl::Status Arena::ClaimReserved(std::size_t n) {
 void Arena::UnclaimReserved(std::size_t n) {
   MutexLock lock(&grow_mu_);
   reserved_ -= n;
+  if (options_.shared_capacity != nullptr) options_.shared_capacity->Release(n);
 }
 
 void Arena::PrefetchPopulated(Role role, void* p, std::size_t bytes, Stream stream) {
@@ -74,10 +81,11 @@ absl::StatusOr<Arena::Mapping> Arena::MapSpan(std::size_t map_bytes, std::size_t
           "mapping ", n, " more bytes would pass the ", map_limit_,
           " bytes the device had free (", mapped_, " mapped)"));
     }
-    if (shared != nullptr && !shared->TryClaim(n)) {
+    if (shared != nullptr && !shared->TryMap(n)) {
       return absl::ResourceExhaustedError(absl::StrCat(
-          "the cap of ", shared->cap(), " bytes this pool shares with others would be exceeded (",
-          shared->reserved(), " mapped, ", n, " more needed)"));
+          "mapping ", n, " more bytes would pass the ", shared->map_limit(),
+          " bytes the device had free (", shared->mapped(), " mapped by this pool and the pools "
+          "sharing its cap)"));
     }
     mapped_ += n;
     return absl::OkStatus();
@@ -85,7 +93,7 @@ absl::StatusOr<Arena::Mapping> Arena::MapSpan(std::size_t map_bytes, std::size_t
   auto unclaim_map = [&](std::size_t n) {
     MutexLock lock(&grow_mu_);
     mapped_ -= n;
-    if (shared != nullptr) shared->Release(n);
+    if (shared != nullptr) shared->Unmap(n);
   };
   auto unclaim_reserved = [&] { UnclaimReserved(populate_bytes); };
   if (absl::Status st = ClaimReserved(populate_bytes); !st.ok()) return st;
@@ -166,7 +174,14 @@ absl::StatusOr<Segment*> Arena::GrowSegment(Role role, const LargeHeap& space,
     } else {
       // The reserve: its space grows into it in place, so the space's free
       // blocks keep merging (no segment boundary) at no cost in GPU memory.
-      const std::size_t left = map_limit_ - std::min(map_limit_, mapped_);
+      // Pools sharing a cap (a device's pool and its private pools) share a
+      // map limit too: a reserve takes at most a quarter of the room they
+      // have left, so one pool's reserves never take it all.
+      std::size_t left = map_limit_ - std::min(map_limit_, mapped_);
+      if (const SharedCapacity* shared = options_.shared_capacity.get()) {
+        const std::size_t limit = shared->map_limit();
+        left = std::min(left, limit - std::min(limit, shared->mapped()));
+      }
       const std::size_t want = std::max(kMinReserveBytes, 2 * space.mapped_bytes());
       const std::size_t reserve = std::min(want, left / 4) & ~(kMapGranularity - 1);
       if (populate <= left - reserve) map = populate + reserve;
@@ -238,13 +253,14 @@ absl::Status Arena::UnmapSegment(Segment* seg) {
   UMPOOL_CHECK(it != segments_.end(), "unmapping an unknown segment");
   absl::Status st;
   reserved_ -= seg->populated;
+  if (options_.shared_capacity != nullptr) options_.shared_capacity->Release(seg->populated);
   counters_.reserved_bytes.Add(-static_cast<std::int64_t>(seg->populated));
   auto m = mappings_.find(seg->map_ptr);
   UMPOOL_CHECK(m != mappings_.end() && m->second.pieces > 0, "unmapping an unknown mapping");
   if (--m->second.pieces == 0) {
     st = BackendFor(m->second.role).Unmap(seg->map_ptr, seg->map_bytes);
     mapped_ -= seg->map_bytes;
-    if (options_.shared_capacity != nullptr) options_.shared_capacity->Release(seg->map_bytes);
+    if (options_.shared_capacity != nullptr) options_.shared_capacity->Unmap(seg->map_bytes);
     counters_.mapped_bytes.Add(-static_cast<std::int64_t>(seg->map_bytes));
     counters_.Bump(counters_.backend_frees);
     mappings_.erase(m);

@@ -20,9 +20,27 @@ void SharedCapacity::Release(std::size_t bytes) {
   reserved_ -= std::min(reserved_, bytes);
 }
 
+bool SharedCapacity::TryMap(std::size_t bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (bytes > map_limit_ - std::min(map_limit_, mapped_)) return false;
+  mapped_ += bytes;
+  return true;
+}
+
+void SharedCapacity::Unmap(std::size_t bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  mapped_ -= std::min(mapped_, bytes);
+}
+
 void SharedCapacity::set_cap(std::size_t bytes) {
   std::lock_guard<std::mutex> lock(mu_);
   cap_ = bytes;
+  map_limit_ = std::max(map_limit_, bytes);
+}
+
+void SharedCapacity::LimitMapping(std::size_t bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  map_limit_ = std::min(map_limit_, std::max(bytes, cap_ == SIZE_MAX ? 0 : cap_));
 }
 
 std::size_t SharedCapacity::cap() const {
@@ -33,6 +51,16 @@ std::size_t SharedCapacity::cap() const {
 std::size_t SharedCapacity::reserved() const {
   std::lock_guard<std::mutex> lock(mu_);
   return reserved_;
+}
+
+std::size_t SharedCapacity::map_limit() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return map_limit_;
+}
+
+std::size_t SharedCapacity::mapped() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return mapped_;
 }
 
 RolePolicy DefaultRolePolicy(Role role) {
