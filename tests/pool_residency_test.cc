@@ -132,5 +132,45 @@ TEST(PoolOptionsTest, BudgetOnDeviceMemoryIsRefused) {
   EXPECT_NE(st.message().find("hbm_budget"), std::string::npos) << st;
 }
 
+// Per-role shares of the pool's figures: each role's allocated bytes are its
+// live blocks' sizes, its reserved bytes cover them, and the roles' reserved
+// bytes add up to at most the pool's.
+TEST_P(PoolTest, RoleFiguresSplitThePoolsAllocatedAndReservedBytes) {
+  auto pool = Make(WithKvBudget(0));
+  ASSERT_NE(pool, nullptr);
+  const Stream s = kDefaultStream;
+  struct Want {
+    Role role;
+    std::size_t bytes;
+    int count;
+  };
+  const Want wants[] = {{Role::kWeights, 8 * kMiB, 2}, {Role::kKv, 4 * kMiB, 3},
+                        {Role::kActivations, 16 << 10, 5}};
+  std::vector<void*> blocks;
+  std::size_t expect[kNumRoles] = {};
+  for (const Want& w : wants) {
+    for (int i = 0; i < w.count; ++i) {
+      auto p = pool->Allocate(w.bytes, s, w.role);
+      ASSERT_TRUE(p.ok()) << p.status();
+      blocks.push_back(*p);
+      expect[static_cast<int>(w.role)] += *pool->BlockSize(*p);
+    }
+  }
+  std::size_t reserved = 0;
+  for (int r = 0; r < kNumRoles; ++r) {
+    const RoleResidency rr = pool->GetResidency(static_cast<Role>(r));
+    EXPECT_EQ(rr.allocated_bytes, expect[r]) << RoleName(static_cast<Role>(r));
+    EXPECT_GE(rr.reserved_bytes, rr.allocated_bytes) << RoleName(static_cast<Role>(r));
+    reserved += rr.reserved_bytes;
+  }
+  EXPECT_EQ(pool->GetResidency(Role::kDefault).allocated_bytes, 0u);
+  EXPECT_LE(reserved, static_cast<std::size_t>(pool->GetStats().reserved_bytes.current));
+  for (void* p : blocks) ASSERT_TRUE(pool->Deallocate(p, s).ok());
+  ASSERT_TRUE(pool->Trim().ok());
+  for (int r = 0; r < kNumRoles; ++r) {
+    EXPECT_EQ(pool->GetResidency(static_cast<Role>(r)).allocated_bytes, 0u);
+  }
+}
+
 }  // namespace
 }  // namespace umpool

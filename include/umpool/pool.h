@@ -91,9 +91,11 @@ struct SleepState {
   std::size_t staging_bytes = 0;    // the pinned staging buffer held (kept while awake too)
 };
 
-// One role's residency (Pool::GetResidency). Only large blocks (above the
-// role's slab_max_bytes) are counted; blocks a kernel faults back by itself
-// are not seen.
+// One role's residency (Pool::GetResidency). The eviction figures count only
+// large blocks (above the role's slab_max_bytes); blocks a kernel faults back
+// by itself are not seen. reserved_bytes and allocated_bytes split the pool's
+// figures of the same names by role (the free part of a slab space shared by
+// several roles is in no role's reserved_bytes).
 struct RoleResidency {
   std::size_t budget_bytes = 0;    // RolePolicy::hbm_budget_bytes (0: no budget)
   std::size_t resident_bytes = 0;  // budgeted roles: live blocks allocated or fetched, not evicted since
@@ -103,6 +105,8 @@ struct RoleResidency {
   std::uint64_t fetches = 0;       // blocks fetched to the GPU (Fetch, Prefetch/PrefetchBlocks)
   std::uint64_t evicted_bytes = 0;
   std::uint64_t fetched_bytes = 0;
+  std::size_t reserved_bytes = 0;   // populated bytes of the role's large space and slabs
+  std::size_t allocated_bytes = 0;  // live blocks of the role (block sizes)
 };
 
 // One live block (Pool::LiveBlocks): where it is, how big, for what.
@@ -268,7 +272,8 @@ class Pool {
   // the host cannot pin that much). Thread-safe.
   absl::Status ReserveStaging(const SleepOptions& options);
   // A role's residency: budget, resident and host bytes, evictions and
-  // fetches (RoleResidency). Thread-safe.
+  // fetches (RoleResidency). Walks the live blocks (for allocated_bytes):
+  // for statistics, not for a hot path. Thread-safe.
   RoleResidency GetResidency(Role role) const;
   // Frees the pinned staging buffer Sleep keeps between sleeps (waiting for
   // Wake's copies out of it first; host-blocking). While asleep: a no-op

@@ -255,6 +255,8 @@ typedef struct umpool_residency {
   uint64_t fetches;         /* blocks fetched to the GPU */
   uint64_t evicted_bytes;
   uint64_t fetched_bytes;
+  size_t reserved_bytes;    /* populated bytes of the role's large space and slabs */
+  size_t allocated_bytes;   /* live blocks of the role */
 } umpool_residency;
 /* Fills *out for `role` (0..3). INVALID_ARGUMENT for a bad device or role or
  * a NULL out. All zero when the device has no pool yet. Thread-safe. */

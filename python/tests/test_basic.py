@@ -313,4 +313,5 @@ print(json.dumps({"before": before, "after": after, "bad": bad}))
     assert b["host_bytes"] == 8 << 20 and b["budget_evictions"] == 2, b
     assert a["resident_bytes"] == 16 << 20 and a["fetches"] == 2, a
     assert a["budget_evictions"] == 4 and a["host_bytes"] == 8 << 20, a
+    assert a["allocated_bytes"] == 24 << 20 and a["reserved_bytes"] >= 24 << 20, a
     assert "unknown role 'moon'" in res["bad"][0]

@@ -81,11 +81,14 @@ def memory_stats(device=None):
 
 
 def residency(role="kv", device=None):
-    """One role's residency on the device (large blocks only): budget_bytes
-    (UMPOOL_CONF "<role>.hbm_budget:<size>"; 0 = none), resident_bytes (for
-    a budgeted role: blocks allocated or fetched and not evicted since),
-    host_bytes (blocks umpool evicted and has not fetched back), evictions,
-    budget_evictions, fetches, evicted_bytes, fetched_bytes."""
+    """One role's residency on the device (the device's pool and its private
+    pools): budget_bytes (UMPOOL_CONF "<role>.hbm_budget:<size>"; 0 = none),
+    and for large blocks resident_bytes (for a budgeted role: blocks
+    allocated or fetched and not evicted since), host_bytes (blocks umpool
+    evicted and has not fetched back), evictions, budget_evictions, fetches,
+    evicted_bytes, fetched_bytes; and the role's share of memory_stats():
+    reserved_bytes (populated bytes of its large space and slabs) and
+    allocated_bytes (its live blocks)."""
     r = _lib.Residency()
     _check(_lib.lib().umpool_get_residency(_device_index(device),
                                            _lib.role_index(role, "umpool.residency"),

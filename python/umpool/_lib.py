@@ -11,7 +11,8 @@ class Residency(ctypes.Structure):
     """umpool_residency (include/umpool/umpool.h)."""
     _fields_ = [(n, ctypes.c_size_t) for n in ("budget_bytes", "resident_bytes", "host_bytes")] + \
         [(n, ctypes.c_uint64) for n in ("evictions", "budget_evictions", "fetches",
-                                        "evicted_bytes", "fetched_bytes")]
+                                        "evicted_bytes", "fetched_bytes")] + \
+        [(n, ctypes.c_size_t) for n in ("reserved_bytes", "allocated_bytes")]
 
 
 # int (*)(void* ctx, int device, size_t bytes, int role): umpool_pressure_fn.

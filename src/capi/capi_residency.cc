@@ -31,6 +31,8 @@ int umpool_get_residency(int device, int role, umpool_residency* out) {
       out->fetches += r.fetches;
       out->evicted_bytes += r.evicted_bytes;
       out->fetched_bytes += r.fetched_bytes;
+      out->reserved_bytes += r.reserved_bytes;
+      out->allocated_bytes += r.allocated_bytes;
     }
     return static_cast<int>(UMPOOL_OK);
   });

@@ -150,7 +150,14 @@ void Arena::CoverSlab(Slab* slab) {
   MutexLock lock(&grow_mu_);
   pagemap_.Cover(slab->base, slab->bytes, slab);
   heaps_[heap_of(slab->role)]->slab_bytes += slab->bytes;
+  slab_bytes_by_role_[static_cast<int>(slab->role)] += slab->bytes;
   AddLargeReserved(-static_cast<std::int64_t>(slab->bytes));
+}
+
+std::size_t Arena::RoleReservedBytes(Role role) const {
+  MutexLock lock(&grow_mu_);
+  return heaps_[heap_of(role)]->large[static_cast<int>(role)].bytes() +
+         slab_bytes_by_role_[static_cast<int>(role)];
 }
 
 void Arena::GiveBackSlabRange(Slab* slab, ReuseTerms terms) {
@@ -159,6 +166,7 @@ void Arena::GiveBackSlabRange(Slab* slab, ReuseTerms terms) {
     MutexLock lock(&grow_mu_);
     pagemap_.Cover(slab->base, slab->bytes, slab->carrier);
     h.slab_bytes -= slab->bytes;
+    slab_bytes_by_role_[static_cast<int>(slab->role)] -= slab->bytes;
   }
   AddLargeReserved(static_cast<std::int64_t>(slab->bytes));
   h.slab_space.GiveBack(slab->base, std::move(terms));

@@ -158,6 +158,8 @@ class Arena {
   std::size_t MaxCapacity() const;
   std::size_t capacity() const { return capacity_view_.load(std::memory_order_relaxed); }
 
+  // Populated bytes of `role`'s large space and of the slabs carved for it.
+  std::size_t RoleReservedBytes(Role role) const;
   void LiveBlocks(std::vector<BlockInfo>* out) const;
   void Snapshot(std::vector<SpanSnapshot>* out) const;
   // Space invariants, segment registry against the pagemap and the counters. Aborts.
@@ -229,6 +231,7 @@ class Arena {
 
   mutable Mutex grow_mu_;
   std::size_t reserved_ ABSL_GUARDED_BY(grow_mu_) = 0;  // populated bytes, under capacity_
+  std::array<std::size_t, kNumRoles> slab_bytes_by_role_ ABSL_GUARDED_BY(grow_mu_){};
   std::size_t mapped_ ABSL_GUARDED_BY(grow_mu_) = 0;    // mapped bytes, under map_limit_
   std::size_t capacity_ ABSL_GUARDED_BY(grow_mu_);
   std::atomic<std::size_t> capacity_view_;  // capacity_, read without the lock

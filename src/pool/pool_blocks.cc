@@ -186,6 +186,15 @@ absl::Status PoolCore::PrefetchBlocks(const void* const* ptrs, std::size_t count
   return st;
 }
 
+RoleResidency PoolCore::GetResidency(Role role) const {
+  RoleResidency r = residency_.Get(role);
+  r.reserved_bytes = arena_.RoleReservedBytes(role);
+  for (const BlockInfo& b : LiveBlocks()) {
+    if (b.role == role) r.allocated_bytes += b.bytes;
+  }
+  return r;
+}
+
 std::vector<BlockInfo> PoolCore::LiveBlocks() const {
   std::vector<BlockInfo> out;
   slabs_.LiveBlocks(&out);

@@ -97,7 +97,7 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   SleepState GetSleepState() const;
   absl::Status ReleaseStaging();
   absl::Status ReserveStaging(const SleepOptions& options);
-  RoleResidency GetResidency(Role role) const { return residency_.Get(role); }
+  RoleResidency GetResidency(Role role) const;
   void SetPressureCallback(Pool::PressureCallback callback);
   void BeginCapture() { fencer_.CaptureBegan(); }
   absl::Status EndCapture();
