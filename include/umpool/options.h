@@ -100,7 +100,7 @@ RolePolicy DefaultRolePolicy(Role role);
 // Thread-safe (a mutex; taken only when a pool maps, populates or unmaps).
 class SharedCapacity {
  public:
-  explicit SharedCapacity(std::size_t cap_bytes) : cap_(cap_bytes) {}
+  explicit SharedCapacity(std::size_t cap_bytes) : reserved_{cap_bytes} {}
   SharedCapacity(const SharedCapacity&) = delete;
   SharedCapacity& operator=(const SharedCapacity&) = delete;
   // Claims `bytes` of reserved (populated) memory if they fit under the cap;
@@ -120,11 +120,15 @@ class SharedCapacity {
   std::size_t mapped() const;
 
  private:
+  struct Limited {  // bytes used under a limit
+    std::size_t limit;
+    std::size_t used = 0;
+    bool TryAdd(std::size_t bytes);
+    void Sub(std::size_t bytes);
+  };
   mutable std::mutex mu_;
-  std::size_t cap_;
-  std::size_t reserved_ = 0;
-  std::size_t map_limit_ = SIZE_MAX;
-  std::size_t mapped_ = 0;
+  Limited reserved_;                // under the cap
+  Limited mapped_{SIZE_MAX};        // under the map limit
 };
 
 struct PoolOptions {

@@ -8,59 +8,64 @@
 
 namespace umpool {
 
+bool SharedCapacity::Limited::TryAdd(std::size_t bytes) {
+  if (bytes > limit - std::min(limit, used)) return false;
+  used += bytes;
+  return true;
+}
+
+void SharedCapacity::Limited::Sub(std::size_t bytes) { used -= std::min(used, bytes); }
+
 bool SharedCapacity::TryClaim(std::size_t bytes) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (bytes > cap_ - std::min(cap_, reserved_)) return false;
-  reserved_ += bytes;
-  return true;
+  return reserved_.TryAdd(bytes);
 }
 
 void SharedCapacity::Release(std::size_t bytes) {
   std::lock_guard<std::mutex> lock(mu_);
-  reserved_ -= std::min(reserved_, bytes);
+  reserved_.Sub(bytes);
 }
 
 bool SharedCapacity::TryMap(std::size_t bytes) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (bytes > map_limit_ - std::min(map_limit_, mapped_)) return false;
-  mapped_ += bytes;
-  return true;
+  return mapped_.TryAdd(bytes);
 }
 
 void SharedCapacity::Unmap(std::size_t bytes) {
   std::lock_guard<std::mutex> lock(mu_);
-  mapped_ -= std::min(mapped_, bytes);
+  mapped_.Sub(bytes);
 }
 
 void SharedCapacity::set_cap(std::size_t bytes) {
   std::lock_guard<std::mutex> lock(mu_);
-  cap_ = bytes;
-  map_limit_ = std::max(map_limit_, bytes);
+  reserved_.limit = bytes;
+  mapped_.limit = std::max(mapped_.limit, bytes);
 }
 
 void SharedCapacity::LimitMapping(std::size_t bytes) {
   std::lock_guard<std::mutex> lock(mu_);
-  map_limit_ = std::min(map_limit_, std::max(bytes, cap_ == SIZE_MAX ? 0 : cap_));
+  const std::size_t cap = reserved_.limit == SIZE_MAX ? 0 : reserved_.limit;
+  mapped_.limit = std::min(mapped_.limit, std::max(bytes, cap));
 }
 
 std::size_t SharedCapacity::cap() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return cap_;
+  return reserved_.limit;
 }
 
 std::size_t SharedCapacity::reserved() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return reserved_;
+  return reserved_.used;
 }
 
 std::size_t SharedCapacity::map_limit() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return map_limit_;
+  return mapped_.limit;
 }
 
 std::size_t SharedCapacity::mapped() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return mapped_;
+  return mapped_.used;
 }
 
 RolePolicy DefaultRolePolicy(Role role) {
