@@ -91,6 +91,14 @@ int main(void) {
     CHECK_ERROR("record_stream of a foreign pointer");
     CHECK(umpool_prefetch(&on_stack, 0, 1, NULL) == UMPOOL_ERROR_INVALID_ARGUMENT, "prefetch");
     CHECK(umpool_block_size(&on_stack) == 0, "block size of a foreign pointer");
+    /* Private pools and sleep with bad arguments. */
+    CHECK(umpool_set_pool_role(0, 1, 2, 9) == UMPOOL_ERROR_INVALID_ARGUMENT, "pool role 9");
+    CHECK(strstr(umpool_last_error(), "invalid role") != NULL, "pool role text");
+    CHECK(umpool_set_pool_role(-5, 1, 2, 1) == UMPOOL_ERROR_INVALID_ARGUMENT, "pool role device");
+    CHECK(umpool_sleep_pool(0, 77, 78, 2u, 0u, NULL) == UMPOOL_ERROR_INVALID_ARGUMENT,
+          "sleep of an unknown pool");
+    CHECK(umpool_sleep(0, 2u, 2u, NULL) == UMPOOL_ERROR_INVALID_ARGUMENT, "offload and discard");
+    CHECK(umpool_get_residency(0, 4, NULL) == UMPOOL_ERROR_INVALID_ARGUMENT, "residency");
     /* Still serving. */
     void* q = umpool_malloc(4096, 0, NULL);
     CHECK(q != NULL, "still serving");
