@@ -27,6 +27,13 @@ assert s["umpool_snapshot"] == 1 and s["spans"], "empty snapshot"
 segs = [x for x in s["spans"] if x["kind"] == "segment"]
 used = sum(b[1] * b[2] for x in segs for b in x["blocks"] if b[3] != "F")
 assert used <= s["reserved_bytes"], (used, s["reserved_bytes"])
+# Per-role figures at peak live: the roles' live blocks are the live bytes
+# (block sizes round up a little), and each role's reserved bytes cover them.
+roles = r["roles_at_peak_live"]
+alloc = sum(v["allocated_bytes"] for v in roles.values())
+assert r["peak_live_bytes"] <= alloc <= r["peak_live_bytes"] * 1.01, (alloc, r["peak_live_bytes"])
+assert all(v["reserved_bytes"] >= v["allocated_bytes"] for v in roles.values()), roles
+assert sum(v["reserved_bytes"] for v in roles.values()) <= r["peak_reserved_bytes"], roles
 print("ratio %.4f, %d backend calls" % (r["ratio"], r["backend_calls"]))
 PY
 done

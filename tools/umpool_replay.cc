@@ -15,6 +15,8 @@
 // --snapshot FILE: umpool's Pool::SnapshotJson() at the moment of peak live
 // bytes (draw it with tools/umpool-snapshot); with --snapshot-op N, after the
 // allocation at op N instead (e.g. one --verbose names as a backend call).
+// --json FILE: the table's figures per allocator, and for umpool each role's
+// reserved and allocated bytes at peak live ("roles_at_peak_live").
 //
 // Without a GPU only umpool on the host backend runs. PyTorch's allocator is
 // reached through bench/torch_anchor/torch_shim.cc (UMPOOL_TORCH_SHIM), as in
@@ -154,6 +156,9 @@ class Target {
   virtual long long PeakMapped() const { return -1; }
   virtual double HitRate() const { return -1; }
   virtual std::string Snapshot() const { return ""; }
+  // Each role's reserved and allocated bytes now, as a JSON object ("" if
+  // the allocator has no roles).
+  virtual std::string RoleFigures() const { return ""; }
 };
 
 class UmpoolTarget final : public Target {
@@ -199,6 +204,16 @@ class UmpoolTarget final : public Target {
     return s.allocations == 0 ? 0 : static_cast<double>(s.cache_hits) / static_cast<double>(s.allocations);
   }
   std::string Snapshot() const override { return pool_->SnapshotJson(); }
+  std::string RoleFigures() const override {
+    std::string out = "{";
+    for (int r = 0; r < umpool::kNumRoles; ++r) {
+      const umpool::RoleResidency rr = pool_->GetResidency(static_cast<umpool::Role>(r));
+      out += (r == 0 ? "\"" : ",\"") + std::string(umpool::RoleName(static_cast<umpool::Role>(r))) +
+             "\":{\"reserved_bytes\":" + std::to_string(rr.reserved_bytes) +
+             ",\"allocated_bytes\":" + std::to_string(rr.allocated_bytes) + "}";
+    }
+    return out + "}";
+  }
 
  private:
   std::unique_ptr<umpool::Pool> pool_;
@@ -227,6 +242,7 @@ struct Result {
   double alloc_mean_ns = 0, alloc_p99_ns = 0, free_mean_ns = 0, free_p99_ns = 0;
   double seconds = 0;
   std::size_t records_skipped = 0;
+  std::string roles_at_peak_live;  // RoleFigures() at the op after which live bytes peak
   double ratio() const {
     return peak_reserved < 0 || peak_live == 0 ? -1 : static_cast<double>(peak_reserved) / peak_live;
   }
@@ -282,6 +298,7 @@ Result Replay(const Trace& t, const std::string& name, Target& target, bool gpu,
       }
       live_bytes += static_cast<std::int64_t>(op.bytes);
       r.peak_live = std::max(r.peak_live, live_bytes);
+      if (i == t.peak_live_at) r.roles_at_peak_live = target.RoleFigures();
       if (i == (g_snapshot_op >= 0 ? static_cast<std::size_t>(g_snapshot_op) : t.peak_live_at) &&
           !snapshot_path.empty()) {
         const std::string snap = target.Snapshot();
@@ -361,10 +378,12 @@ void WriteJson(const std::string& path, const std::string& trace, const Trace& t
                  "%s\n{\"allocator\":\"%s\",\"peak_live_bytes\":%" PRId64 ",\"peak_reserved_bytes\":%lld,"
                  "\"peak_mapped_bytes\":%lld,\"ratio\":%.4f,\"backend_calls\":%lld,\"backend_calls_after_warmup\":%lld,"
                  "\"hit_rate\":%.6f,\"alloc_mean_ns\":%.1f,\"alloc_p99_ns\":%.1f,\"free_mean_ns\":%.1f,"
-                 "\"free_p99_ns\":%.1f,\"seconds\":%.3f,\"records_skipped\":%zu}",
+                 "\"free_p99_ns\":%.1f,\"seconds\":%.3f,\"records_skipped\":%zu%s%s}",
                  i == 0 ? "" : ",", r.name.c_str(), r.peak_live, r.peak_reserved, r.peak_mapped, r.ratio(),
                  r.backend_calls, r.backend_calls_after_warmup, r.hit_rate, r.alloc_mean_ns,
-                 r.alloc_p99_ns, r.free_mean_ns, r.free_p99_ns, r.seconds, r.records_skipped);
+                 r.alloc_p99_ns, r.free_mean_ns, r.free_p99_ns, r.seconds, r.records_skipped,
+                 r.roles_at_peak_live.empty() ? "" : ",\"roles_at_peak_live\":",
+                 r.roles_at_peak_live.c_str());
   }
   std::fprintf(f, "\n]}\n");
   std::fclose(f);
