@@ -149,9 +149,16 @@ Segment* Arena::StealSegment(Heap& h, LargeHeap& into, std::size_t bytes, std::s
 void Arena::CoverSlab(Slab* slab) {
   MutexLock lock(&grow_mu_);
   pagemap_.Cover(slab->base, slab->bytes, slab);
-  heaps_[heap_of(slab->role)]->slab_bytes += slab->bytes;
   slab_bytes_by_role_[static_cast<int>(slab->role)] += slab->bytes;
   AddLargeReserved(-static_cast<std::int64_t>(slab->bytes));
+}
+
+std::size_t Arena::HeapSlabBytes(int heap) const {
+  std::size_t bytes = 0;
+  for (int r = 0; r < kNumRoles; ++r) {
+    if (heap_of_[r] == heap) bytes += slab_bytes_by_role_[r];
+  }
+  return bytes;
 }
 
 std::size_t Arena::RoleReservedBytes(Role role) const {
@@ -165,7 +172,6 @@ void Arena::GiveBackSlabRange(Slab* slab, ReuseTerms terms) {
   {
     MutexLock lock(&grow_mu_);
     pagemap_.Cover(slab->base, slab->bytes, slab->carrier);
-    h.slab_bytes -= slab->bytes;
     slab_bytes_by_role_[static_cast<int>(slab->role)] -= slab->bytes;
   }
   AddLargeReserved(static_cast<std::int64_t>(slab->bytes));

@@ -172,7 +172,6 @@ class Arena {
   struct Heap {
     std::array<LargeSpace, kNumRoles> large;  // by role; unused for roles of other heaps
     LargeHeap slab_space{kMapGranularity, kMapGranularity, /*holds_slabs=*/true};
-    std::size_t slab_bytes = 0;  // carved into slabs now; guarded by grow_mu_
   };
   struct Mapping {
     void* map_ptr;          // what the backend returned (to unmap)
@@ -231,7 +230,9 @@ class Arena {
 
   mutable Mutex grow_mu_;
   std::size_t reserved_ ABSL_GUARDED_BY(grow_mu_) = 0;  // populated bytes, under capacity_
+  // Carved into slabs now, by the slabs' role (a heap's: its roles' sum).
   std::array<std::size_t, kNumRoles> slab_bytes_by_role_ ABSL_GUARDED_BY(grow_mu_){};
+  std::size_t HeapSlabBytes(int heap) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(grow_mu_);
   std::size_t mapped_ ABSL_GUARDED_BY(grow_mu_) = 0;    // mapped bytes, under map_limit_
   std::size_t capacity_ ABSL_GUARDED_BY(grow_mu_);
   std::atomic<std::size_t> capacity_view_;  // capacity_, read without the lock

@@ -162,7 +162,7 @@ absl::StatusOr<Segment*> Arena::GrowSegment(Role role, const LargeHeap& space,
       std::size_t chunk = 0;
       if (for_slab) {
         chunk = std::clamp<std::size_t>(
-            heaps_[heap_of(role)]->slab_bytes / 16 & ~(kMapGranularity - 1), kMapGranularity,
+            HeapSlabBytes(heap_of(role)) / 16 & ~(kMapGranularity - 1), kMapGranularity,
             std::size_t{256} << 20);
       } else if (min_bytes < kLargeSegmentLimit) {
         chunk = std::clamp<std::size_t>(space.bytes() / 8 & ~(kMapGranularity - 1),
