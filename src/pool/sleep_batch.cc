@@ -8,17 +8,16 @@ namespace {
 // Drops (Sleep) or refills on the GPU (Wake) the ranges, on `stream`; where
 // the driver cannot discard, evicts or fetches them instead (the same GPU
 // memory given up or taken back).
-absl::Status PageWork(Backend& backend, void* const* ptrs, const std::size_t* sizes,
-                      std::size_t count, bool wake, Stream stream,
+absl::Status PageWork(Backend& backend, const PageBatch& pages, bool wake, Stream stream,
                       std::vector<std::size_t>* discarded) {
-  if (count == 0) return absl::OkStatus();
-  absl::Status st = backend.Discard(ptrs, sizes, count,
+  if (pages.ptrs.empty()) return absl::OkStatus();
+  absl::Status st = backend.Discard(pages.ptrs.data(), pages.sizes.data(), pages.ptrs.size(),
                                     wake ? DiscardMode::kRefill : DiscardMode::kDrop, stream);
   if (absl::IsUnimplemented(st)) {
-    return backend.Prefetch(ptrs, sizes, count, wake ? Location::kDevice : Location::kHost,
-                            stream);
+    return backend.Prefetch(pages.ptrs.data(), pages.sizes.data(), pages.ptrs.size(),
+                            wake ? Location::kDevice : Location::kHost, stream);
   }
-  if (st.ok()) discarded->insert(discarded->end(), sizes, sizes + count);
+  if (st.ok()) discarded->insert(discarded->end(), pages.sizes.begin(), pages.sizes.end());
   return st;
 }
 
@@ -54,21 +53,14 @@ absl::Status SleepBatch::Sleep(Backend& backend, Staging& staging, Stream stream
   if (!runs_.empty() && !pages_.ptrs.empty()) {
     // The host waits for the copies before the pages are dropped (see the
     // file comment of sleep_batch.h).
-    absl::StatusOr<Event> copied = backend.CreateEvent();
-    if (!copied.ok()) return copied.status();
-    absl::Status st = backend.RecordEvent(*copied, stream);
-    if (st.ok()) st = backend.SynchronizeEvent(*copied);
-    backend.DestroyEvent(*copied);
-    if (!st.ok()) return st;
+    if (absl::Status st = staging.WaitForCopies(stream); !st.ok()) return st;
   }
-  return PageWork(backend, pages_.ptrs.data(), pages_.sizes.data(), pages_.ptrs.size(),
-                  /*wake=*/false, stream, discarded);
+  return PageWork(backend, pages_, /*wake=*/false, stream, discarded);
 }
 
 absl::Status SleepBatch::Wake(Backend& backend, Staging& staging, Stream stream,
                               std::vector<std::size_t>* discarded) const {
-  absl::Status st = PageWork(backend, pages_.ptrs.data(), pages_.sizes.data(),
-                             pages_.ptrs.size(), /*wake=*/true, stream, discarded);
+  absl::Status st = PageWork(backend, pages_, /*wake=*/true, stream, discarded);
   if (!st.ok() || runs_.empty()) return st;
   if (st = staging.CopyOut(runs_, stream); !st.ok()) return st;
   return staging.NoteUse(stream);

@@ -65,12 +65,21 @@ absl::Status Staging::NoteUse(Stream stream) {
   return absl::OkStatus();
 }
 
+absl::Status Staging::WaitForCopies(Stream stream) {
+  if (absl::Status st = NoteUse(stream); !st.ok()) return st;
+  return WaitLastUse();
+}
+
+absl::Status Staging::WaitLastUse() {
+  if (!in_use_) return absl::OkStatus();
+  if (absl::Status st = backend_->SynchronizeEvent(last_use_); !st.ok()) return st;
+  in_use_ = false;
+  return absl::OkStatus();
+}
+
 absl::Status Staging::Release() {
   if (ptr_ == nullptr) return absl::OkStatus();
-  if (in_use_) {
-    if (absl::Status st = backend_->SynchronizeEvent(last_use_); !st.ok()) return st;
-    in_use_ = false;
-  }
+  if (absl::Status st = WaitLastUse(); !st.ok()) return st;
   backend_->FreeStaging(ptr_, bytes_);
   ptr_ = nullptr;
   bytes_ = 0;

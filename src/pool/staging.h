@@ -59,11 +59,16 @@ class Staging {
   // Records that every copy out of the buffer so far is ordered before
   // work queued later on `stream` (the next Reserve waits for it).
   absl::Status NoteUse(Stream stream);
+  // Blocks the host until every copy queued on `stream` so far has run.
+  absl::Status WaitForCopies(Stream stream);
   // Waits for the buffer's last copies and frees it. Idempotent.
   absl::Status Release();
   std::size_t bytes() const { return bytes_; }
 
  private:
+  // Waits for the copies NoteUse last recorded, if not yet waited for.
+  absl::Status WaitLastUse();
+
   Backend* const backend_;
   std::byte* ptr_ = nullptr;
   std::size_t bytes_ = 0;
