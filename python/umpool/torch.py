@@ -191,17 +191,16 @@ def tag_pool(name, role="default", device=None):
     PyTorch's pluggable wrapper cannot tell umpool which MemPool allocates."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"umpool.tag: a tag is a non-empty string, not {name!r}")
-    _lib.role_index(role, "umpool.tag")
+    role_index = _lib.role_index(role, "umpool.tag")
     if _mode != "allocator":
         from . import UmpoolError
         raise UmpoolError(
             "umpool.tag needs umpool's own PyTorch allocator (umpool.torch.enable() with "
             f"mode 'auto' or 'allocator'; now: {_mode or 'not enabled'}). Without it, put each "
             "engine's memory in its own MemPool and pass pool= to umpool.sleep.")
+    from . import _device_index
     torch = _torch()
-    dev = torch.cuda.current_device() if device is None else torch.device("cuda", device).index
-    if dev is None:
-        dev = torch.cuda.current_device()
+    dev = torch.cuda.current_device() if device is None else _device_index(device)
     key = (dev, name, role)
     pool = _tag_pools.get(key)
     if pool is None:
@@ -209,8 +208,7 @@ def tag_pool(name, role="default", device=None):
         # device's pool) whose allocations all take `role`.
         with torch.cuda.device(dev):
             pool = torch.cuda.MemPool()
-        if _lib.lib().umpool_set_pool_role(dev, pool.id[0], pool.id[1],
-                                           _lib.role_index(role, "umpool.tag")) != 0:
+        if _lib.lib().umpool_set_pool_role(dev, pool.id[0], pool.id[1], role_index) != 0:
             from . import UmpoolError
             raise UmpoolError("umpool.tag: " + _lib.lib().umpool_last_error().decode())
         _tag_pools[key] = pool

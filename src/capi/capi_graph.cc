@@ -75,12 +75,8 @@ int umpool_pool_alloc(int device, uint64_t id_hi, uint64_t id_lo, size_t size,
 }
 
 int umpool_set_pool_role(int device, uint64_t id_hi, uint64_t id_lo, int role) {
-  return Guard("umpool_set_pool_role", [&] {
-    if (!ValidDevice(device)) {
-      return Fail(absl::InvalidArgumentError(absl::StrCat("umpool_set_pool_role: bad device ", device)));
-    }
-    return Done(SetPoolRole(device, PoolId{id_hi, id_lo}, role));
-  });
+  return Guard("umpool_set_pool_role",
+               [&] { return Done(SetPoolRole(device, PoolId{id_hi, id_lo}, role)); });
 }
 
 int umpool_pool_live_blocks(int device, uint64_t id_hi, uint64_t id_lo,
