@@ -38,70 +38,64 @@ int main(int argc, char** argv) {
   CK(cudaHostRegister(h, n, cudaHostRegisterPortable));
   UK(umpool_reserve_staging(0, 1u << 1));
   cudaMemLocation gpu{cudaMemLocationTypeDevice, 0};
+  auto timed = [&](auto&& step) {  // seconds of `step` to the end of its stream work
+    const double t0 = now();
+    step();
+    CK(cudaStreamSynchronize(s));
+    return now() - t0;
+  };
+  size_t first = 0;  // the batch calls' location index: every range to `gpu`
   for (int cycle = 0; cycle < 3; ++cycle) {
-    double t = now();
-    UK(umpool_sleep(0, 1u << 1, 0, s));
-    CK(cudaStreamSynchronize(s));
-    double a_sleep = now() - t;
-    t = now();
-    UK(umpool_wake_up(0, s));
-    CK(cudaStreamSynchronize(s));
-    double a_wake = now() - t;
+    double a_sleep = timed([&] {
+      UK(umpool_sleep(0, 1u << 1, 0, s));
+    });
+    double a_wake = timed([&] {
+      UK(umpool_wake_up(0, s));
+    });
 
     UK(umpool_sleep(0, 1u << 1, 0, s));
     CK(cudaStreamSynchronize(s));
-    t = now();
-    size_t first = 0;
-    CK(cudaMemPrefetchBatchAsync(blocks.data(), sizes.data(), count, &gpu, &first, 1, 0, s));
-    CK(cudaStreamSynchronize(s));
-    double b_prefetch = now() - t;
-    t = now();
-    UK(umpool_wake_up(0, s));
-    CK(cudaStreamSynchronize(s));
-    double b_wake = now() - t;
+    double b_prefetch = timed([&] {
+      CK(cudaMemPrefetchBatchAsync(blocks.data(), sizes.data(), count, &gpu, &first, 1, 0, s));
+    });
+    double b_wake = timed([&] {
+      UK(umpool_wake_up(0, s));
+    });
 
     char* hc = static_cast<char*>(h);
-    t = now();
-    for (size_t i = 0; i < count; ++i) CK(cudaMemcpyAsync(hc + i * block, blocks[i], block, cudaMemcpyDefault, s));
-    CK(cudaStreamSynchronize(s));
-    double c_out = now() - t;
-    t = now();
-    CK(cudaMemDiscardBatchAsync(blocks.data(), sizes.data(), count, 0, s));
-    CK(cudaStreamSynchronize(s));
-    double c_discard = now() - t;
-    t = now();
-    CK(cudaMemDiscardAndPrefetchBatchAsync(blocks.data(), sizes.data(), count, &gpu, &first, 1, 0, s));
-    CK(cudaStreamSynchronize(s));
-    double c_refill = now() - t;
-    t = now();
-    for (size_t i = 0; i < count; ++i) CK(cudaMemcpyAsync(blocks[i], hc + i * block, block, cudaMemcpyDefault, s));
-    CK(cudaStreamSynchronize(s));
-    double c_in = now() - t;
+    double c_out = timed([&] {
+      for (size_t i = 0; i < count; ++i) CK(cudaMemcpyAsync(hc + i * block, blocks[i], block, cudaMemcpyDefault, s));
+    });
+    double c_discard = timed([&] {
+      CK(cudaMemDiscardBatchAsync(blocks.data(), sizes.data(), count, 0, s));
+    });
+    double c_refill = timed([&] {
+      CK(cudaMemDiscardAndPrefetchBatchAsync(blocks.data(), sizes.data(), count, &gpu, &first, 1, 0, s));
+    });
+    double c_in = timed([&] {
+      for (size_t i = 0; i < count; ++i) CK(cudaMemcpyAsync(blocks[i], hc + i * block, block, cudaMemcpyDefault, s));
+    });
     // D: the raw steps as the pool batches them: one range for all blocks
     // (they are adjacent), one copy each way.
     void* all = blocks[0];
     size_t all_bytes = n;
-    t = now();
-    CK(cudaMemcpyAsync(hc, all, n, cudaMemcpyDefault, s));
-    CK(cudaMemDiscardBatchAsync(&all, &all_bytes, 1, 0, s));
-    CK(cudaStreamSynchronize(s));
-    double d_sleep = now() - t;
-    t = now();
-    CK(cudaMemDiscardAndPrefetchBatchAsync(&all, &all_bytes, 1, &gpu, &first, 1, 0, s));
-    CK(cudaMemcpyAsync(all, hc, n, cudaMemcpyDefault, s));
-    CK(cudaStreamSynchronize(s));
-    double d_wake = now() - t;
+    double d_sleep = timed([&] {
+      CK(cudaMemcpyAsync(hc, all, n, cudaMemcpyDefault, s));
+      CK(cudaMemDiscardBatchAsync(&all, &all_bytes, 1, 0, s));
+    });
+    double d_wake = timed([&] {
+      CK(cudaMemDiscardAndPrefetchBatchAsync(&all, &all_bytes, 1, &gpu, &first, 1, 0, s));
+      CK(cudaMemcpyAsync(all, hc, n, cudaMemcpyDefault, s));
+    });
     // E: as D, 64 ranges, one copy each way.
-    t = now();
-    CK(cudaMemcpyAsync(hc, all, n, cudaMemcpyDefault, s));
-    CK(cudaMemDiscardBatchAsync(blocks.data(), sizes.data(), count, 0, s));
-    CK(cudaStreamSynchronize(s));
-    double e_sleep = now() - t;
-    t = now();
-    CK(cudaMemDiscardAndPrefetchBatchAsync(blocks.data(), sizes.data(), count, &gpu, &first, 1, 0, s));
-    CK(cudaMemcpyAsync(all, hc, n, cudaMemcpyDefault, s));
-    CK(cudaStreamSynchronize(s));
-    double e_wake = now() - t;
+    double e_sleep = timed([&] {
+      CK(cudaMemcpyAsync(hc, all, n, cudaMemcpyDefault, s));
+      CK(cudaMemDiscardBatchAsync(blocks.data(), sizes.data(), count, 0, s));
+    });
+    double e_wake = timed([&] {
+      CK(cudaMemDiscardAndPrefetchBatchAsync(blocks.data(), sizes.data(), count, &gpu, &first, 1, 0, s));
+      CK(cudaMemcpyAsync(all, hc, n, cudaMemcpyDefault, s));
+    });
     printf("cycle %d: D one range: sleep %.3f wake %.3f | E 64 ranges, one copy: sleep %.3f wake %.3f\n",
            cycle, d_sleep, d_wake, e_sleep, e_wake);
     // F, G, H: as D, with the host waiting for the refill before the copy is
@@ -113,14 +107,13 @@ int main(int argc, char** argv) {
       CK(cudaMemcpyAsync(hc, all, n, cudaMemcpyDefault, s));
       CK(cudaMemDiscardBatchAsync(&all, &all_bytes, 1, 0, s));
       CK(cudaStreamSynchronize(s));
-      t = now();
-      CK(cudaMemDiscardAndPrefetchBatchAsync(&all, &all_bytes, 1, &gpu, &first, 1, 0, s));
-      if (k == 0) { CK(cudaEventRecord(ev, s)); CK(cudaEventSynchronize(ev)); }
-      if (k == 1) CK(cudaStreamSynchronize(s));
-      if (k == 2) CK(cudaDeviceSynchronize());
-      CK(cudaMemcpyAsync(all, hc, n, cudaMemcpyDefault, s));
-      CK(cudaStreamSynchronize(s));
-      fgh[k] = now() - t;
+      fgh[k] = timed([&] {
+        CK(cudaMemDiscardAndPrefetchBatchAsync(&all, &all_bytes, 1, &gpu, &first, 1, 0, s));
+        if (k == 0) { CK(cudaEventRecord(ev, s)); CK(cudaEventSynchronize(ev)); }
+        if (k == 1) CK(cudaStreamSynchronize(s));
+        if (k == 2) CK(cudaDeviceSynchronize());
+        CK(cudaMemcpyAsync(all, hc, n, cudaMemcpyDefault, s));
+      });
     }
     CK(cudaEventDestroy(ev));
     printf("cycle %d: refill, host waits (F event %.3f | G stream %.3f | H device %.3f), copy\n",
@@ -129,8 +122,6 @@ int main(int argc, char** argv) {
            cycle, a_sleep, a_wake, b_prefetch, b_wake, c_out, c_discard, c_refill, c_in);
     fflush(stdout);
   }
-  umpool_stats st;
-  UK(umpool_get_stats(0, &st));
   CK(cudaHostUnregister(h));
   return 0;
 }
