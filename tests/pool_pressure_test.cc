@@ -82,6 +82,51 @@ TEST_P(PoolTest, PressureCallbackFreesMemoryAndThePoolRetries) {
   internal::PoolCore::Unwrap(*pool)->CheckInvariants();
 }
 
+// Evicted live blocks hold no GPU memory, so the cap leaves them out: a
+// callback that evicts (a paused request's KV) makes room without freeing,
+// and is asked again until the request fits.
+TEST_P(PoolTest, PressureCallbackThatEvictsMakesRoomUnderTheCap) {
+  if (kind() == BackendKind::kDevice) GTEST_SKIP() << "device memory cannot be evicted";
+  PoolOptions o;
+  o.capacity_bytes = 64 * kMiB;
+  auto pool = Make(o);
+  ASSERT_NE(pool, nullptr);
+  const Stream s = kDefaultStream;
+  std::vector<void*> held;
+  for (int i = 0; i < 3; ++i) {
+    auto p = pool->Allocate(20 * kMiB, s, Role::kKv);
+    ASSERT_TRUE(p.ok()) << p.status();
+    held.push_back(*p);
+  }
+  EXPECT_TRUE(absl::IsResourceExhausted(pool->Allocate(40 * kMiB, s, Role::kKv).status()));
+  std::vector<std::size_t> asked;
+  std::size_t next = 0;
+  pool->SetPressureCallback([&](std::size_t bytes, Role) {
+    asked.push_back(bytes);
+    if (next == held.size()) return false;
+    // One block per call: the pool must ask again while it is short.
+    EXPECT_TRUE(pool->Evict(held[next++], s).ok());
+    return true;
+  });
+  auto p = pool->Allocate(40 * kMiB, s, Role::kKv);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(next, 2u) << "two 20 MiB blocks evicted for a 40 MiB block";
+  ASSERT_GE(asked.size(), 2u);
+  EXPECT_GE(asked[0], 40 * kMiB);
+  Stats st = pool->GetStats();
+  EXPECT_EQ(st.host_bytes.current, std::int64_t{40} * kMiB);
+  EXPECT_GT(st.reserved_bytes.current, std::int64_t{64} * kMiB) << "reserved counts evicted blocks";
+  EXPECT_LE(st.reserved_bytes.current - st.host_bytes.current, std::int64_t{64} * kMiB);
+  EXPECT_EQ(pool->GetResidency(Role::kKv).host_bytes, 40 * kMiB);
+  // The evicted blocks are intact and still theirs: freeing them counts them
+  // against the cap again.
+  for (void* q : held) ASSERT_TRUE(pool->Deallocate(q, s).ok());
+  ASSERT_TRUE(pool->Deallocate(*p, s).ok());
+  EXPECT_EQ(pool->GetStats().host_bytes.current, 0);
+  pool->SetPressureCallback(nullptr);
+  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+}
+
 TEST_P(PoolTest, PressureCallbackIsToldOnceWhenReservedPassesTheWatermark) {
   PoolOptions o;
   o.capacity_bytes = 64 * kMiB;

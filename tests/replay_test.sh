@@ -37,6 +37,26 @@ assert sum(v["reserved_bytes"] for v in roles.values()) <= r["peak_reserved_byte
 print("ratio %.4f, %d backend calls" % (r["ratio"], r["backend_calls"]))
 PY
 done
+# Oversubscription (issue 16): capped at 90% of its peak live bytes, the
+# serving trace completes with a pressure callback that evicts the oldest
+# live blocks (evicted blocks do not count against the cap), and without one
+# fails cleanly: exit 1, every failed allocation counted, the first named.
+"$replay" "$work/blocks.csv" --backend host --quiet --cap-live 0.9 --pressure evict \
+    --json "$work/evict.json"
+if "$replay" "$work/blocks.csv" --backend host --quiet --cap-live 0.9 --json "$work/none.json" \
+    2>"$work/err"; then
+  echo "the capped replay without a callback did not fail"; exit 1
+fi
+grep -q "allocations failed; the first: RESOURCE_EXHAUSTED: umpool: out of memory" "$work/err"
+python3 - "$work/evict.json" "$work/none.json" <<'PY'
+import json, sys
+e = json.load(open(sys.argv[1]))["results"][0]["pressure"]
+n = json.load(open(sys.argv[2]))["results"][0]["pressure"]
+assert e["ooms"] == 0 and e["evictions"] > 0 and e["callbacks"] > 0, e
+assert n["ooms"] > 0 and n["callbacks"] == 0 and "cap of" in n["first_oom"], n
+print("pressure: 0 failures with %d evictions (%.0f MiB); %d failures without the callback"
+      % (e["evictions"], e["evicted_bytes"] / 2**20, n["ooms"]))
+PY
 for mode in blocks per-layer; do
   python3 "$src/tools/umpool-tracegen" --seed "$seed" --kv-mode "$mode" --steps 60 --cycles 3 \
       -o "$work/steady-$mode.csv"

@@ -15,6 +15,14 @@
 // --snapshot FILE: umpool's Pool::SnapshotJson() at the moment of peak live
 // bytes (draw it with tools/umpool-snapshot); with --snapshot-op N, after the
 // allocation at op N instead (e.g. one --verbose names as a backend call).
+// --cap-live F: pressure mode (umpool only): the pool's cap is F times the
+// trace's peak live bytes (F < 1: the trace cannot fit); an allocation that
+// fails is counted (ooms in the table and JSON) and skipped with its frees,
+// and the replay exits 1 if any failed. --pressure evict sets a pressure
+// callback that evicts the oldest live large blocks (KV first: a paused
+// request's blocks) to the host until the request fits: evicted live blocks
+// do not count against the cap (PoolOptions::capacity_bytes). The JSON adds
+// the callback's evictions and the peak of reserved minus evicted bytes.
 // --json FILE: the table's figures per allocator, and for umpool each role's
 // reserved and allocated bytes at peak live ("roles_at_peak_live").
 //
@@ -30,6 +38,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -159,11 +168,27 @@ class Target {
   // Each role's reserved and allocated bytes now, as a JSON object ("" if
   // the allocator has no roles).
   virtual std::string RoleFigures() const { return ""; }
+  // Pressure mode: allocations that fail counted, not fatal (nullptr).
+  virtual long long Ooms() const { return 0; }
+  virtual const std::string& FirstOom() const {
+    static const std::string none;
+    return none;
+  }
+};
+
+// What a pressure-mode replay adds to its result.
+struct PressureFigures {
+  long long evictions = 0;          // blocks the callback evicted
+  long long evicted_bytes = 0;
+  long long callbacks = 0;          // times the pool asked it
+  long long peak_on_gpu_bytes = 0;  // peak of reserved minus evicted live bytes
+  long long cap_bytes = 0;
 };
 
 class UmpoolTarget final : public Target {
  public:
-  UmpoolTarget(umpool::BackendKind kind, std::size_t capacity) {
+  // `host_limit`: the host backend's own limit (default: the cap).
+  UmpoolTarget(umpool::BackendKind kind, std::size_t capacity, std::size_t host_limit = 0) {
     umpool::PoolOptions o;
     o.backend = kind;
     o.capacity_bytes = capacity;
@@ -172,7 +197,7 @@ class UmpoolTarget final : public Target {
       // The host backend's own limit (half of RAM by default) must not stop a
       // GPU-sized trace: it maps with MAP_NORESERVE and the replay never
       // touches the memory.
-      auto pool = umpool::Pool::Create(o, umpool::CreateHostBackend(capacity));
+      auto pool = umpool::Pool::Create(o, umpool::CreateHostBackend(host_limit != 0 ? host_limit : capacity));
       if (!pool.ok()) Fail("umpool: " + pool.status().ToString());
       pool_ = *std::move(pool);
       return;
@@ -183,12 +208,54 @@ class UmpoolTarget final : public Target {
   }
   void* Alloc(std::size_t bytes, Stream s, Role role) override {
     auto p = pool_->Allocate(bytes, s, role);
-    if (!p.ok()) Fail("umpool: " + p.status().ToString());
+    if (!p.ok()) {
+      if (!pressure_mode_ || !absl::IsResourceExhausted(p.status())) Fail("umpool: " + p.status().ToString());
+      if (ooms_++ == 0) first_oom_ = p.status().ToString();
+      return nullptr;
+    }
+    if (pressure_mode_) {
+      if (bytes > pool_->options().roles[static_cast<int>(role)].slab_max_bytes) {
+        age_[*p] = order_.insert(order_.end(), LiveBlock{*p, bytes, s, role, false});
+      }
+      const umpool::Stats st = pool_->GetStats();
+      pressure_.peak_on_gpu_bytes = std::max<long long>(
+          pressure_.peak_on_gpu_bytes, st.reserved_bytes.current - st.host_bytes.current);
+    }
     return *p;
   }
   void Free(void* p, std::size_t, Stream s) override {
     if (absl::Status st = pool_->Deallocate(p, s); !st.ok()) Fail("umpool: " + st.ToString());
+    if (auto it = age_.find(p); it != age_.end()) {
+      order_.erase(it->second);
+      age_.erase(it);
+    }
   }
+  // Pressure mode (see --cap-live): failures counted; with `evict`, a
+  // pressure callback evicting the oldest live large blocks, KV first.
+  void EnablePressure(bool evict, std::size_t cap) {
+    pressure_mode_ = true;
+    pressure_.cap_bytes = static_cast<long long>(cap);
+    if (!evict) return;
+    pool_->SetPressureCallback([this](std::size_t bytes, Role) {
+      ++pressure_.callbacks;
+      std::size_t freed = 0;
+      for (int pass = 0; pass < 2 && freed < bytes; ++pass) {
+        for (LiveBlock& b : order_) {
+          if (freed >= bytes) break;
+          if (b.evicted || (pass == 0 && b.role != Role::kKv)) continue;
+          if (!pool_->Evict(b.p, b.stream).ok()) continue;
+          b.evicted = true;
+          freed += b.bytes;
+          ++pressure_.evictions;
+          pressure_.evicted_bytes += static_cast<long long>(b.bytes);
+        }
+      }
+      return freed > 0;
+    });
+  }
+  const PressureFigures& pressure() const { return pressure_; }
+  long long Ooms() const override { return ooms_; }
+  const std::string& FirstOom() const override { return first_oom_; }
   bool Record(void* p, Stream s) override {
     if (absl::Status st = pool_->RecordStream(p, s); !st.ok()) Fail("umpool: " + st.ToString());
     return true;
@@ -216,7 +283,20 @@ class UmpoolTarget final : public Target {
   }
 
  private:
+  struct LiveBlock {
+    void* p;
+    std::size_t bytes;
+    Stream stream;
+    Role role;
+    bool evicted;
+  };
   std::unique_ptr<umpool::Pool> pool_;
+  bool pressure_mode_ = false;
+  long long ooms_ = 0;
+  std::string first_oom_;
+  PressureFigures pressure_;
+  std::list<LiveBlock> order_;  // live large blocks, oldest first (pressure mode)
+  absl::flat_hash_map<void*, std::list<LiveBlock>::iterator> age_;
 };
 
 class AnchorTarget final : public Target {
@@ -243,6 +323,10 @@ struct Result {
   double seconds = 0;
   std::size_t records_skipped = 0;
   std::string roles_at_peak_live;  // RoleFigures() at the op after which live bytes peak
+  long long ooms = 0;
+  std::string first_oom;
+  bool pressure_mode = false;
+  PressureFigures pressure;
   double ratio() const {
     return peak_reserved < 0 || peak_live == 0 ? -1 : static_cast<double>(peak_reserved) / peak_live;
   }
@@ -286,6 +370,7 @@ Result Replay(const Trace& t, const std::string& name, Target& target, bool gpu,
       const auto t0 = Clock::now();
       void* p = target.Alloc(op.bytes, s, op.role);
       const auto t1 = Clock::now();
+      if (p == nullptr) continue;  // pressure mode: counted by the target; its frees skipped
       alloc_ns.push_back(std::chrono::duration<float, std::nano>(t1 - t0).count());
       live[op.id] = {p, op.bytes};
       if (g_verbose && calls_at_warmup >= 0) {
@@ -311,6 +396,7 @@ Result Replay(const Trace& t, const std::string& name, Target& target, bool gpu,
       }
     } else if (op.kind == 'f') {
       auto it = live.find(op.id);
+      if (it == live.end()) continue;  // its allocation failed (pressure mode)
       const auto t0 = Clock::now();
       target.Free(it->second.p, it->second.bytes, s);
       const auto t1 = Clock::now();
@@ -318,7 +404,8 @@ Result Replay(const Trace& t, const std::string& name, Target& target, bool gpu,
       live_bytes -= static_cast<std::int64_t>(it->second.bytes);
       live.erase(it);
     } else if (op.kind == 'r') {
-      if (!target.Record(live.at(op.id).p, s)) ++r.records_skipped;
+      auto it = live.find(op.id);
+      if (it != live.end() && !target.Record(it->second.p, s)) ++r.records_skipped;
     }
     if (!quiet && (i & 4095) == 0) {
       const auto now = Clock::now();
@@ -336,6 +423,8 @@ Result Replay(const Trace& t, const std::string& name, Target& target, bool gpu,
   r.backend_calls = target.BackendCalls();
   if (calls_at_warmup >= 0 && r.backend_calls >= 0) r.backend_calls_after_warmup = r.backend_calls - calls_at_warmup;
   r.hit_rate = target.HitRate();
+  r.ooms = target.Ooms();
+  r.first_oom = target.FirstOom();
   MeanP99(alloc_ns, &r.alloc_mean_ns, &r.alloc_p99_ns);
   MeanP99(free_ns, &r.free_mean_ns, &r.free_p99_ns);
   // Free what the trace left live, so the next allocator starts clean.
@@ -378,12 +467,25 @@ void WriteJson(const std::string& path, const std::string& trace, const Trace& t
                  "%s\n{\"allocator\":\"%s\",\"peak_live_bytes\":%" PRId64 ",\"peak_reserved_bytes\":%lld,"
                  "\"peak_mapped_bytes\":%lld,\"ratio\":%.4f,\"backend_calls\":%lld,\"backend_calls_after_warmup\":%lld,"
                  "\"hit_rate\":%.6f,\"alloc_mean_ns\":%.1f,\"alloc_p99_ns\":%.1f,\"free_mean_ns\":%.1f,"
-                 "\"free_p99_ns\":%.1f,\"seconds\":%.3f,\"records_skipped\":%zu%s%s}",
+                 "\"free_p99_ns\":%.1f,\"seconds\":%.3f,\"records_skipped\":%zu%s%s",
                  i == 0 ? "" : ",", r.name.c_str(), r.peak_live, r.peak_reserved, r.peak_mapped, r.ratio(),
                  r.backend_calls, r.backend_calls_after_warmup, r.hit_rate, r.alloc_mean_ns,
                  r.alloc_p99_ns, r.free_mean_ns, r.free_p99_ns, r.seconds, r.records_skipped,
                  r.roles_at_peak_live.empty() ? "" : ",\"roles_at_peak_live\":",
                  r.roles_at_peak_live.c_str());
+    if (r.pressure_mode) {
+      std::string oom;  // the first failure's message, JSON-escaped
+      for (char c : r.first_oom) {
+        if (c == '"' || c == '\\') oom += '\\';
+        if (static_cast<unsigned char>(c) >= 0x20) oom += c;
+      }
+      std::fprintf(f,
+                   ",\"pressure\":{\"cap_bytes\":%lld,\"ooms\":%lld,\"first_oom\":\"%s\",\"callbacks\":%lld,"
+                   "\"evictions\":%lld,\"evicted_bytes\":%lld,\"peak_on_gpu_bytes\":%lld}",
+                   r.pressure.cap_bytes, r.ooms, oom.c_str(), r.pressure.callbacks, r.pressure.evictions,
+                   r.pressure.evicted_bytes, r.pressure.peak_on_gpu_bytes);
+    }
+    std::fprintf(f, "}");
   }
   std::fprintf(f, "\n]}\n");
   std::fclose(f);
@@ -393,7 +495,8 @@ void WriteJson(const std::string& path, const std::string& trace, const Trace& t
 
 int main(int argc, char** argv) {
   std::string trace_path, allocators, backend, snapshot, json;
-  double max_ratio = 0, capacity_gib = 0;
+  double max_ratio = 0, capacity_gib = 0, cap_live = 0;
+  std::string pressure = "none";
   bool steady = false, quiet = false;
   long long steady_calls = 0;
   for (int i = 1; i < argc; ++i) {
@@ -408,6 +511,11 @@ int main(int argc, char** argv) {
     else if (a == "--json") json = value();
     else if (a == "--capacity-gib") {
       if (!absl::SimpleAtod(value(), &capacity_gib) || capacity_gib <= 0) Fail("--capacity-gib needs a positive number");
+    } else if (a == "--cap-live") {
+      if (!absl::SimpleAtod(value(), &cap_live) || cap_live <= 0) Fail("--cap-live needs a positive fraction of peak live bytes");
+    } else if (a == "--pressure") {
+      pressure = value();
+      if (pressure != "evict" && pressure != "none") Fail("--pressure must be evict or none");
     } else if (a == "--max-ratio") {
       if (!absl::SimpleAtod(value(), &max_ratio) || max_ratio <= 0) Fail("--max-ratio needs a positive number");
     } else if (a == "--steady") steady = true;
@@ -422,7 +530,7 @@ int main(int argc, char** argv) {
     else if (a == "-h" || a == "--help") {
       std::printf("usage: umpool-replay TRACE [--allocators LIST] [--backend host|managed] "
                   "[--snapshot FILE [--snapshot-op N]] [--json FILE] [--max-ratio R] [--steady [--steady-calls N]] "
-                  "[--capacity-gib G] [--verbose] [--quiet]\n");
+                  "[--capacity-gib G] [--cap-live F [--pressure evict|none]] [--verbose] [--quiet]\n");
       return 0;
     } else if (!a.empty() && a[0] != '-' && trace_path.empty()) trace_path = a;
     else Fail("unknown argument '" + a + "' (try --help)");
@@ -439,11 +547,14 @@ int main(int argc, char** argv) {
       allocators += ",cudaMallocAsync,seed_per_request";
     }
   }
+  if (cap_live > 0 && allocators != "umpool") Fail("--cap-live replays umpool only (--allocators umpool)");
+  if (cap_live > 0 && capacity_gib > 0) Fail("--cap-live and --capacity-gib both set the cap: give one");
   const Trace t = Load(trace_path);
   std::fprintf(stderr, "umpool-replay: %s: %zu ops, %zu allocations, %d streams, peak live %.1f MiB%s\n",
                trace_path.c_str(), t.ops.size(), t.allocations, t.streams, t.peak_live / 1048576.0,
                t.warmup_end != 0 ? "" : ", no warm-up mark");
   std::vector<Result> results;
+  UmpoolTarget* umpool_target = nullptr;
   for (const std::string& name : std::vector<std::string>(absl::StrSplit(allocators, ','))) {
     std::unique_ptr<Target> target;
     std::string label = name;
@@ -454,9 +565,22 @@ int main(int argc, char** argv) {
       const std::size_t cap = capacity_gib > 0 ? static_cast<std::size_t>(capacity_gib * (1ull << 30))
                               : backend == "host" ? std::size_t{1} << 40
                                                   : 0;
-      target = std::make_unique<UmpoolTarget>(
-          backend == "host" ? umpool::BackendKind::kHost : umpool::BackendKind::kManaged, cap);
-      label = "umpool (" + backend + ")";
+      const auto kind = backend == "host" ? umpool::BackendKind::kHost : umpool::BackendKind::kManaged;
+      if (cap_live > 0) {
+        // The cap on GPU-held bytes; a host backend may map beyond it (evicted blocks).
+        const auto live_cap = static_cast<std::size_t>(cap_live * static_cast<double>(t.peak_live));
+        auto u = kind == umpool::BackendKind::kHost
+                     ? std::make_unique<UmpoolTarget>(kind, live_cap, std::size_t{1} << 40)
+                     : std::make_unique<UmpoolTarget>(kind, live_cap);
+        u->EnablePressure(pressure == "evict", live_cap);
+        umpool_target = u.get();
+        target = std::move(u);
+        label = "umpool (" + backend + ", cap " + std::to_string(cap_live) + " x peak live, pressure " +
+                pressure + ")";
+      } else {
+        target = std::make_unique<UmpoolTarget>(kind, cap);
+        label = "umpool (" + backend + ")";
+      }
     } else {
       for (const auto& f : umpool::bench::AvailableAllocators()) {
         if (f.name == name) target = std::make_unique<AnchorTarget>(f.make());
@@ -465,6 +589,10 @@ int main(int argc, char** argv) {
     }
     if (!quiet) std::fprintf(stderr, "umpool-replay: replaying through %s\n", label.c_str());
     results.push_back(Replay(t, label, *target, gpu, quiet, name == "umpool" ? snapshot : ""));
+    if (umpool_target != nullptr && name == "umpool" && cap_live > 0) {
+      results.back().pressure_mode = true;
+      results.back().pressure = umpool_target->pressure();
+    }
   }
   PrintTable(results);
   if (!json.empty()) WriteJson(json, trace_path, t, results);
@@ -474,6 +602,17 @@ int main(int argc, char** argv) {
     if (max_ratio > 0 && u.ratio() > max_ratio) {
       std::fprintf(stderr, "FAIL: umpool peak reserved / peak live = %.4f > %.4f\n", u.ratio(), max_ratio);
       rc = 1;
+    }
+    if (u.pressure_mode) {
+      const PressureFigures& p = u.pressure;
+      std::printf("\npressure: cap %.1f MiB (%.2f x peak live), %lld allocations failed, callback asked %lld "
+                  "times, evicted %lld blocks (%.1f MiB), peak reserved less evicted %.1f MiB\n",
+                  p.cap_bytes / 1048576.0, cap_live, u.ooms, p.callbacks, p.evictions,
+                  p.evicted_bytes / 1048576.0, p.peak_on_gpu_bytes / 1048576.0);
+      if (u.ooms > 0) {
+        std::fprintf(stderr, "FAIL: %lld allocations failed; the first: %s\n", u.ooms, u.first_oom.c_str());
+        rc = 1;
+      }
     }
     if (steady && u.backend_calls_after_warmup > steady_calls) {
       std::fprintf(stderr, "FAIL: umpool made %lld backend calls after warm-up (expected <= %lld)\n",

@@ -139,7 +139,11 @@ struct PoolOptions {
   // the host backend.
   int device = 0;
 
-  // Upper bound on bytes reserved from the backend (invariant 5).
+  // Upper bound on bytes reserved from the backend (invariant 5), less the
+  // live large blocks the pool evicted to the host (Stats::host_bytes: they
+  // hold no GPU memory), so evicting live blocks (Pool::Evict, budgets, a
+  // pressure callback) makes room under the cap; what the pool maps stays
+  // under the GPU's free memory when it was created either way.
   // 0 = default: for managed and device pools, the GPU's free memory when the
   // pool is created; for host pools, 1/2 of physical memory.
   // A value above the GPU's free memory is refused by Validate() on a managed

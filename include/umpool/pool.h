@@ -355,9 +355,14 @@ class Pool {
 
   // Called when an allocation is about to fail for lack of memory, after the
   // pool has returned its own cached memory: `bytes` is the size class or
-  // rounded size it needs, `role` the request's role. Return true if it freed
+  // rounded size it needs, plus what the pool's GPU-held bytes (reserved less
+  // Stats::host_bytes) are over the cap (a freed evicted block counts against
+  // the cap again), `role` the request's role. Return true if it freed
   // memory (an engine evicting or discarding paused requests' KV, freeing a
-  // cache): the pool retries once. Return false to let the allocation fail.
+  // cache; evicted live blocks do not count against the cap): the pool
+  // retries, and asks again while the callback returns true and the retry
+  // still runs short (at most kPressureRetries times). Return false to let
+  // the allocation fail.
   // It runs on the allocating thread with no pool lock held, so it may free
   // and allocate through this pool; it is never re-entered from its own
   // allocations, and never called during a CUDA graph capture. An exception
@@ -370,6 +375,7 @@ class Pool {
   // a graph capture (the crossing is then skipped). nullptr removes it.
   // Thread-safe.
   using PressureCallback = std::function<bool(std::size_t bytes, Role role)>;
+  static constexpr int kPressureRetries = 8;
   void SetPressureCallback(PressureCallback callback);
   // The largest cap SetCapacity accepts: the creation cap on a managed pool
   // without oversubscription, else SIZE_MAX. Thread-safe.

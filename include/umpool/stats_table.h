@@ -23,7 +23,9 @@
     "bytes of GPU memory held: the populated part of every segment")                   \
   X(mapped_bytes, "", "bytes mapped from the backend: reserved bytes and the reserves not yet touched") \
   X(large_reserved_bytes, "reserved_bytes.large_pool",                                 \
-    "the part of reserved_bytes not carved into slabs: large blocks and free space")
+    "the part of reserved_bytes not carved into slabs: large blocks and free space")   \
+  X(host_bytes, "", "live large blocks the pool evicted to host memory and has not fetched back: " \
+    "part of reserved_bytes, not counted against the cap (they hold no GPU memory)")
 
 #define UMPOOL_STAT_COUNTS(X)                                                          \
   X(allocations, "allocation.all.allocated", "successful allocations of more than 0 bytes") \
@@ -51,6 +53,6 @@
 #define UMPOOL_STAT_GAUGES(X)                                                          \
   X(slabs, "", "slabs held now (carved from segments)")                                \
   X(large_segments, "segment.all.current", "segments held now (backend allocations)")  \
-  X(capacity_bytes, "", "the pool's cap on reserved bytes")
+  X(capacity_bytes, "", "the pool's cap on reserved bytes less host_bytes (GPU memory held)")
 
 #endif /* UMPOOL_STATS_TABLE_H_ */

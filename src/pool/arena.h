@@ -7,7 +7,8 @@
 // by page, prefetching what it populates. So a space's blocks merge across
 // growth, as in one range that grows — PyTorch's expandable segments without
 // cuMem calls. Reserved bytes (Stats) are the populated parts; mapped bytes
-// add the reserves. The cap bounds reserved bytes; mapped bytes stay under
+// add the reserves. The cap bounds reserved bytes less the live blocks the
+// pool evicted to the host (PoolCounters::host_bytes); mapped bytes stay under
 // the map limit (the device's free memory when the pool was made, or the cap
 // if higher), so the pool never asks the GPU for more managed memory than it
 // had free, touched or not. Plain device memory (a device backend, or

@@ -26,10 +26,15 @@ bool ShouldPrefetch(const RolePolicy& policy, std::size_t range_bytes) {
 
 absl::Status Arena::ClaimReserved(std::size_t n) {
   MutexLock lock(&grow_mu_);
-  if (n > capacity_ - std::min(capacity_, reserved_)) {
+  // Live blocks the pool evicted hold no GPU memory: the cap leaves them out.
+  const auto host = static_cast<std::size_t>(
+      std::max<std::int64_t>(0, counters_.host_bytes.current.load(std::memory_order_relaxed)));
+  const std::size_t on_gpu = reserved_ - std::min(reserved_, host);
+  if (n > capacity_ - std::min(capacity_, on_gpu)) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "the pool's cap of ", capacity_, " bytes would be exceeded (", reserved_,
-        " reserved, ", n, " more needed)"));
+        "the pool's cap of ", capacity_, " bytes would be exceeded (", reserved_, " reserved, ",
+        host > 0 ? absl::StrCat(host, " of them evicted to the host, ") : "", n,
+        " more needed)"));
   }
   if (SharedCapacity* shared = options_.shared_capacity.get();
       shared != nullptr && !shared->TryClaim(n)) {

@@ -170,6 +170,10 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   // `role`: true if it says it did (retry). An exception it throws is
   // reported in *why (and counts as false).
   bool RelievePressure(std::size_t bytes, Role role, absl::Status* why);
+  // What a request of `bytes` that ran short needs freed: `bytes`, plus
+  // what the GPU-held bytes (reserved less evicted) are over the cap (frees
+  // of evicted blocks count again, so the pool can be over it).
+  std::size_t ShortOf(std::size_t bytes) const;
   // The installed callback (null: none), kept alive while it runs.
   std::shared_ptr<const Pool::PressureCallback> CurrentPressureCallback() const;
   // After an allocation that grew the pool: calls the pressure callback if
@@ -251,7 +255,7 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   mutable Mutex pressure_mu_;
   std::shared_ptr<const Pool::PressureCallback> pressure_ ABSL_GUARDED_BY(pressure_mu_);
   std::atomic<bool> watermark_armed_{true};
-  Residency residency_{BudgetsOf(options_)};
+  Residency residency_{BudgetsOf(options_), &counters_.host_bytes};
 
   mutable Mutex sleep_mu_;
   bool asleep_ ABSL_GUARDED_BY(sleep_mu_) = false;

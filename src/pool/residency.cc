@@ -11,15 +11,20 @@ bool AnyBudget(const std::array<std::size_t, kNumRoles>& budgets) {
 
 }  // namespace
 
-Residency::Residency(const std::array<std::size_t, kNumRoles>& budgets)
-    : budgets_(budgets), any_budget_(AnyBudget(budgets)) {
+Residency::Residency(const std::array<std::size_t, kNumRoles>& budgets, AtomicValue* host_total)
+    : budgets_(budgets), any_budget_(AnyBudget(budgets)), host_total_(host_total) {
   for (int r = 0; r < kNumRoles; ++r) stats_[r].budget_bytes = budgets_[r];
+}
+
+void Residency::AddHost(Role role, std::int64_t delta) {
+  stats_[static_cast<int>(role)].host_bytes += static_cast<std::size_t>(delta);  // wraps back for < 0
+  host_total_->Add(delta);
 }
 
 void Residency::MakeResident(std::uintptr_t p, Entry& e) {
   RoleResidency& st = stats_[static_cast<int>(e.role)];
   if (!e.resident) {
-    st.host_bytes -= e.bytes;
+    AddHost(e.role, -static_cast<std::int64_t>(e.bytes));
     if (budgeted(e.role)) {
       st.resident_bytes += e.bytes;
     }
@@ -41,7 +46,7 @@ void Residency::MakeEvicted(Entry& e) {
     lru_[static_cast<int>(e.role)].erase(e.lru);
     st.resident_bytes -= e.bytes;
   }
-  st.host_bytes += e.bytes;
+  AddHost(e.role, static_cast<std::int64_t>(e.bytes));
   e.resident = false;
 }
 
@@ -73,7 +78,7 @@ void Residency::Allocated(Role role, std::uintptr_t p, std::size_t bytes, Victim
   Entry& e = blocks_[p];
   e = Entry{role, bytes, /*resident=*/false, {}};
   tracked_.store(blocks_.size(), std::memory_order_relaxed);
-  stats_[static_cast<int>(role)].host_bytes += bytes;  // MakeResident moves it over
+  AddHost(role, static_cast<std::int64_t>(bytes));  // MakeResident moves it over
   MakeResident(p, e);
   Trim(role, {p}, out);
 }
@@ -104,7 +109,7 @@ void Residency::Moved(const std::vector<BlockInfo>& blocks, Location where, Vict
     if (it == blocks_.end()) {  // an unbudgeted role's block: tracked while evicted
       blocks_.emplace(p, Entry{b.role, b.bytes, /*resident=*/false, {}});
       tracked_.store(blocks_.size(), std::memory_order_relaxed);
-      st.host_bytes += b.bytes;
+      AddHost(b.role, static_cast<std::int64_t>(b.bytes));
       continue;
     }
     MakeEvicted(it->second);
@@ -139,7 +144,7 @@ void Residency::Forget(std::uintptr_t p) {
       st.resident_bytes -= e.bytes;
     }
   } else {
-    st.host_bytes -= e.bytes;
+    AddHost(e.role, -static_cast<std::int64_t>(e.bytes));
   }
   blocks_.erase(it);
   tracked_.store(blocks_.size(), std::memory_order_relaxed);

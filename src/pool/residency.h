@@ -30,6 +30,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "src/base/mutex.h"
+#include "src/pool/counters.h"
 #include "umpool/options.h"
 #include "umpool/pool.h"
 #include "umpool/types.h"
@@ -52,7 +53,9 @@ inline std::array<std::size_t, kNumRoles> BudgetsOf(const PoolOptions& options) 
 
 class Residency {
  public:
-  explicit Residency(const std::array<std::size_t, kNumRoles>& budgets);
+  // `host_total` follows the sum of every role's host bytes (the pool's
+  // host_bytes statistic, which its cap leaves out).
+  Residency(const std::array<std::size_t, kNumRoles>& budgets, AtomicValue* host_total);
 
   bool budgeted(Role role) const { return budgets_[static_cast<int>(role)] != 0; }
   bool any_budget() const { return any_budget_; }
@@ -83,12 +86,15 @@ class Residency {
   void MakeEvicted(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops the block at `p` (if tracked) from every count.
   void Forget(std::uintptr_t p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds `delta` to `role`'s host bytes and to the pool's total.
+  void AddHost(Role role, std::int64_t delta) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Picks victims of `role` until its resident bytes fit, skipping `keep`.
   void Trim(Role role, const std::vector<std::uintptr_t>& keep, Victims* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::array<std::size_t, kNumRoles> budgets_;
   const bool any_budget_;
+  AtomicValue* const host_total_;
   std::atomic<std::size_t> tracked_{0};
   mutable Mutex mu_;
   absl::flat_hash_map<std::uintptr_t, Entry> blocks_ ABSL_GUARDED_BY(mu_);
