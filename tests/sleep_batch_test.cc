@@ -72,7 +72,8 @@ class SleepBatchTest : public ::testing::Test {
   }
   // Sleeps the blocks (staged ones copied out, all pages dropped) and
   // returns the batch Wake uses.
-  SleepBatch SleepAll(Staging& staging, const std::vector<std::size_t>& order) {
+  SleepBatch SleepAll(Staging& staging, const std::vector<std::size_t>& order,
+                      std::size_t group_bytes = kSleepGroupBytes) {
     std::size_t total = 0;
     for (const Block& b : blocks_) total += b.staged ? b.bytes : 0;
     absl::StatusOr<std::byte*> buffer = staging.Reserve(total, testing::HostStream(1));
@@ -89,7 +90,8 @@ class SleepBatchTest : public ::testing::Test {
       }
     }
     std::vector<std::size_t> discarded;
-    EXPECT_TRUE(batch.Sleep(backend_, staging, testing::HostStream(1), &discarded).ok());
+    EXPECT_TRUE(
+        batch.Sleep(backend_, staging, testing::HostStream(1), &discarded, group_bytes).ok());
     EXPECT_EQ(std::accumulate(discarded.begin(), discarded.end(), std::size_t{0}),
               batch.page_bytes());
     return batch;
@@ -140,6 +142,36 @@ TEST_F(SleepBatchTest, SleepWaitsForItsCopiesBeforeDroppingPages) {
   ASSERT_TRUE(batch.Wake(backend_, staging, testing::HostStream(1), &discarded).ok());
   for (std::size_t i = 0; i < 4; ++i) EXPECT_TRUE(Intact(i)) << "staged block " << i;
   ASSERT_TRUE(staging.Release().ok());
+}
+
+// With groups smaller than the staged pages, Sleep and Wake pipeline their
+// page work on the backend's side stream: each group dropped only after its
+// copies were seen done, each refilled before its copies back (the host
+// backend's drop zeroes pages, so a wrong order loses contents).
+TEST_F(SleepBatchTest, PipelinedSleepAndWakeKeepEveryCopyOnTheRightSideOfItsPageWork) {
+  std::vector<std::size_t> in_order = InOrder(), discarded_first = InOrder();
+  std::rotate(discarded_first.begin(), discarded_first.begin() + 4, discarded_first.end());
+  for (const std::vector<std::size_t>& order : {in_order, discarded_first}) {
+    Fill();
+    Staging staging(&backend_);
+    const std::uint64_t ops = backend_.counters().discard_ops.load();
+    const std::uint64_t syncs = backend_.counters().event_syncs.load();
+    SleepBatch batch = SleepAll(staging, order, 4 * kMiB);
+    // Staged whole pages: [a+2, a+14), [a+16, a+24), [b, b+6) MiB: 26 MiB in 7 groups,
+    // each waited for and dropped, plus one drop of the discarded blocks.
+    EXPECT_EQ(backend_.counters().discard_ops.load() - ops, 8u);
+    EXPECT_EQ(backend_.counters().event_syncs.load() - syncs, 7u);
+    EXPECT_FALSE(Intact(1));
+    EXPECT_FALSE(Intact(4)) << "discarded block dropped";
+    std::vector<std::size_t> discarded;
+    ASSERT_TRUE(
+        batch.Wake(backend_, staging, testing::HostStream(1), &discarded, 4 * kMiB).ok());
+    for (std::size_t i = 0; i < 4; ++i) EXPECT_TRUE(Intact(i)) << "staged block " << i;
+    EXPECT_EQ(std::accumulate(discarded.begin(), discarded.end(), std::size_t{0}),
+              batch.page_bytes());
+    EXPECT_EQ(backend_.counters().discard_ops.load() - ops, 16u) << "7 groups and 1 each way";
+    ASSERT_TRUE(staging.Release().ok());
+  }
 }
 
 }  // namespace

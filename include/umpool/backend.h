@@ -123,6 +123,14 @@ class Backend {
   // copies at once. Unimplemented by default.
   virtual absl::Status Copy(void* dst, const void* src, std::size_t bytes, Stream stream);
 
+  // A stream of the backend's own, ordered with no other stream (not even
+  // the legacy NULL stream), for page work that overlaps copies on the
+  // caller's stream (Sleep drops the pages copied out while the next are
+  // copied; Wake refills the next pages while copying the last). The same
+  // stream on every call; the backend destroys it. Unimplemented by
+  // default: callers then keep all the work on their own stream.
+  virtual absl::StatusOr<Stream> SideStream();
+
   // Events. CreateEvent makes a timing-free event usable with RecordEvent on
   // any stream of the backend's device.
   virtual absl::StatusOr<Event> CreateEvent() = 0;

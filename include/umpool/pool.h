@@ -243,11 +243,14 @@ class Pool {
   // Puts the pool's memory to sleep between phases (an inference engine
   // beside a trainer on one GPU): first every free cached block goes back to
   // the backend (Trim), then the live blocks of each role are offloaded or
-  // discarded as `options` says, in one batched call each, ordered on
-  // `stream`; when blocks are staged, the host waits for their copies before
-  // their pages are dropped (measured on the H200: dropping pages queued
-  // right behind the copies made later wakes fault page by page). Addresses never change, so CUDA graphs captured over them stay
-  // valid. Wake brings them back. Blocks allocated while asleep are ordinary;
+  // discarded as `options` says, ordered after `stream`'s earlier work and
+  // before its later work; when blocks are staged, the host waits for their
+  // copies before their pages are dropped (measured on the H200: dropping
+  // pages queued right behind the copies made later wakes fault page by
+  // page), so Sleep returns with the copies done. Above 1 GiB of staged
+  // pages the drops run on the backend's side stream, 1 GiB at a time while
+  // the next is copied (src/pool/sleep_batch.h). Addresses never change, so
+  // CUDA graphs captured over them stay valid. Wake brings them back. Blocks allocated while asleep are ordinary;
   // blocks freed while asleep are skipped by Wake. The GPU memory of evicted
   // or discarded pages can be taken by another allocator's cudaMalloc (the
   // driver evicts them on demand); cudaMemGetInfo keeps counting them until
@@ -256,9 +259,13 @@ class Pool {
   // from plain device memory (device_memory) that is not kKeep; a backend
   // error otherwise (nothing is recorded as asleep then). Thread-safe.
   absl::Status Sleep(const SleepOptions& options, Stream stream);
-  // Brings back what Sleep moved: offloaded blocks are fetched to the GPU,
-  // discarded ones repopulated there (contents undefined), in one batched
-  // prefetch ordered on `stream`. Wake of a pool that is not asleep is a
+  // Brings back what Sleep moved: evicted blocks are fetched to the GPU,
+  // the pages of staged and discarded ones repopulated there (discarded
+  // contents undefined) and staged contents copied back, ordered after
+  // `stream`'s earlier work and before its later work. Above 1 GiB of staged
+  // pages the repopulation runs on the backend's side stream, 1 GiB ahead of
+  // the copies, and Wake returns once the host has seen it done (the copies
+  // stay queued on `stream`). Wake of a pool that is not asleep is a
   // no-op. Errors: FailedPrecondition during a graph capture; a backend
   // error (the pool stays asleep; Wake may be called again). Thread-safe.
   absl::Status Wake(Stream stream);

@@ -206,7 +206,9 @@ UMPOOL_API int umpool_trim(int device);
 UMPOOL_API int umpool_sleep(int device, unsigned offload_roles, unsigned discard_roles,
                             umpool_stream_t stream);
 /* Brings back what umpool_sleep moved (pages repopulated on the GPU, then
- * the offloaded contents copied back), ordered on `stream`. Not asleep: a
+ * the offloaded contents copied back), ordered on `stream`; above 1 GiB the
+ * repopulation overlaps the copies on an internal stream and the call
+ * returns once it is done (the copies stay queued on `stream`). Not asleep: a
  * no-op. Wake only once the other allocator has given its memory back. */
 UMPOOL_API int umpool_wake_up(int device, umpool_stream_t stream);
 /* Frees the pinned staging buffers umpool_sleep keeps between sleeps (the

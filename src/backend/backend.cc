@@ -1,5 +1,6 @@
-// The Backend interface's optional parts: staging memory and copies, which a
-// backend an engine supplies need not have (Pool::Sleep then evicts).
+// The Backend interface's optional parts: staging memory, copies and a side
+// stream, which a backend an engine supplies need not have (Pool::Sleep then
+// evicts; Sleep and Wake keep their page work on the caller's stream).
 #include "umpool/backend.h"
 
 namespace umpool {
@@ -12,6 +13,10 @@ void Backend::FreeStaging(void*, std::size_t) {}
 
 absl::Status Backend::Copy(void*, const void*, std::size_t, Stream) {
   return absl::UnimplementedError("this backend cannot copy");
+}
+
+absl::StatusOr<Stream> Backend::SideStream() {
+  return absl::UnimplementedError("this backend has no side stream");
 }
 
 }  // namespace umpool

@@ -45,6 +45,8 @@ class HostBackend final : public Backend {
   absl::StatusOr<void*> AllocateStaging(std::size_t bytes) override;
   void FreeStaging(void* ptr, std::size_t bytes) override;
   absl::Status Copy(void* dst, const void* src, std::size_t bytes, Stream stream) override;
+  // A fixed handle no caller's stream uses (work on it runs at once, like all).
+  absl::StatusOr<Stream> SideStream() override;
 
   absl::StatusOr<Event> CreateEvent() override;
   void DestroyEvent(Event event) override;

@@ -3,12 +3,13 @@
 //
 // Sleep: Trim; then offloaded blocks are copied into the staging buffer
 // (OffloadBy::kStaging) and their whole pages discarded with the discarded
-// roles' in one batched call, or evicted by one batched prefetch to the host
-// (kEviction, or no staging memory). Wake: evicted blocks fetched, the whole
-// pages of staged and discarded blocks repopulated on the GPU by batched
-// discard-and-prefetch (no page faults, no migration of dead contents) and
-// the staged contents copied back, on the caller's stream. Blocks freed while asleep are
-// skipped: their memory may belong to a new allocation by then.
+// roles' (batched, pipelined with the copies above 1 GiB: SleepBatch), or
+// evicted by one batched prefetch to the host (kEviction, or no staging
+// memory). Wake: evicted blocks fetched, the whole pages of staged and
+// discarded blocks repopulated on the GPU by batched discard-and-prefetch
+// (no page faults, no migration of dead contents) and the staged contents
+// copied back. Blocks freed while asleep are skipped: their memory may
+// belong to a new allocation by then.
 #include <utility>
 #include <vector>
 
