@@ -386,6 +386,24 @@ TEST_F(CapiTest, SleepAndWakeUp) {
   EXPECT_EQ(umpool_reserve_staging(0, 1u << 9), UMPOOL_ERROR_INVALID_ARGUMENT);
   EXPECT_EQ(umpool_reserve_staging(-3, 1u << 1), UMPOOL_ERROR_INVALID_ARGUMENT);
   EXPECT_EQ(umpool_reserve_staging(0, 1u << 1), UMPOOL_OK) << LastError();
+  // umpool_sleep_ex: flags checked; (0, 0) is the device's pool; with
+  // CONTENTS_UNCHANGED the staged copy of the last sleep is reused (the
+  // write made meanwhile, against the promise, is undone: no copy was made).
+  EXPECT_EQ(umpool_sleep_ex(0, 0, 0, 1u << 1, 0, 0x6, nullptr), UMPOOL_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(LastError().find("unknown flag bits 0x6"), std::string::npos) << LastError();
+  EXPECT_EQ(umpool_sleep_ex(0, 3, 4, 1u << 1, 0, 0, nullptr), UMPOOL_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(umpool_sleep_pool(0, 0, 0, 1u << 1, 0, nullptr), UMPOOL_ERROR_INVALID_ARGUMENT);
+  for (int round = 0; round < 2; ++round) {
+    ASSERT_EQ(umpool_sleep_ex(0, 0, 0, 1u << 1, 0, UMPOOL_SLEEP_CONTENTS_UNCHANGED, nullptr),
+              UMPOOL_OK) << LastError();
+    ASSERT_EQ(umpool_wake_up(0, nullptr), UMPOOL_OK) << LastError();
+    std::memset(w, 0x22, 4u << 20);
+  }
+  EXPECT_EQ(static_cast<unsigned char*>(w)[0], 0x22);
+  ASSERT_EQ(umpool_sleep_ex(0, 0, 0, 1u << 1, 0, UMPOOL_SLEEP_CONTENTS_UNCHANGED, nullptr),
+            UMPOOL_OK) << LastError();
+  ASSERT_EQ(umpool_wake_up(0, nullptr), UMPOOL_OK) << LastError();
+  EXPECT_EQ(static_cast<unsigned char*>(w)[0], 0x5a) << "the first sleep's copy came back";
   EXPECT_EQ(umpool_free_block(w), UMPOOL_OK);
 }
 

@@ -170,6 +170,62 @@ TEST_P(PoolTest, ReserveStagingPinsBeforeTheFirstSleep) {
   ASSERT_TRUE(pool->Deallocate(*k, s).ok());
 }
 
+// contents_unchanged: the same blocks staged into the kept buffer again are
+// not copied (a write made meanwhile, breaking the promise, is undone at
+// Wake, which shows the copy was skipped); a new layout or no promise copies.
+TEST_P(PoolTest, SleepWithUnchangedContentsReusesTheStagedCopy) {
+  Pool* pool = pool_.get();
+  const Stream s = kDefaultStream;
+  const BackendCounters& bc = internal::PoolCore::Unwrap(*pool)->backend().counters();
+  constexpr std::size_t kBytes = std::size_t{6} << 20;
+  auto w = pool->Allocate(kBytes, s, Role::kWeights);
+  ASSERT_TRUE(w.ok());
+  FillPattern(kind(), *w, kBytes, 31);
+  SleepOptions options;
+  options.roles[static_cast<int>(Role::kWeights)] = SleepAction::kOffload;
+  options.contents_unchanged = true;
+  std::size_t reused = 0;  // SleepState::reused_bytes while asleep
+  auto cycle = [&](std::uint64_t* copied) {
+    const std::uint64_t before = bc.copy_bytes.load();
+    ASSERT_TRUE(pool->Sleep(options, s).ok());
+    reused = pool->GetSleepState().reused_bytes;
+    ASSERT_TRUE(pool->Wake(s).ok());
+    *copied = bc.copy_bytes.load() - before;
+  };
+  std::uint64_t copied = 0;
+  cycle(&copied);  // first sleep: nothing staged before, copied out and back
+  EXPECT_EQ(copied, 2 * kBytes);
+  EXPECT_EQ(reused, 0u);
+  EXPECT_TRUE(CheckPattern(kind(), *w, kBytes, 31));
+  FillPattern(kind(), *w, kBytes, 32);  // breaks the promise
+  cycle(&copied);
+  EXPECT_EQ(copied, kBytes) << "copied back only";
+  EXPECT_EQ(reused, kBytes);
+  EXPECT_TRUE(CheckPattern(kind(), *w, kBytes, 31)) << "the copy of the last sleep came back";
+  // Without the promise the block is copied again.
+  options.contents_unchanged = false;
+  FillPattern(kind(), *w, kBytes, 33);
+  cycle(&copied);
+  EXPECT_EQ(copied, 2 * kBytes);
+  EXPECT_TRUE(CheckPattern(kind(), *w, kBytes, 33));
+  // Another block staged too: a new layout, copied whatever the promise.
+  options.contents_unchanged = true;
+  auto w2 = pool->Allocate(kBytes, s, Role::kWeights);
+  ASSERT_TRUE(w2.ok());
+  FillPattern(kind(), *w2, kBytes, 34);
+  cycle(&copied);
+  EXPECT_EQ(copied, 4 * kBytes);
+  EXPECT_TRUE(CheckPattern(kind(), *w, kBytes, 33));
+  EXPECT_TRUE(CheckPattern(kind(), *w2, kBytes, 34));
+  // The buffer released: nothing to reuse.
+  ASSERT_TRUE(pool->ReleaseStaging().ok());
+  cycle(&copied);
+  EXPECT_EQ(copied, 4 * kBytes);
+  EXPECT_EQ(reused, 0u);
+  ASSERT_TRUE(pool->Deallocate(*w, s).ok());
+  ASSERT_TRUE(pool->Deallocate(*w2, s).ok());
+}
+
 TEST_P(PoolTest, WakeRestoresStagedContentsOverWritesMadeWhileAsleep) {
   // A tensor written while its memory sleeps: the write is lost at Wake (the
   // staged contents are copied back); reads meanwhile see undefined data.

@@ -79,13 +79,21 @@ enum class OffloadBy : std::uint8_t {
 struct SleepOptions {
   std::array<SleepAction, kNumRoles> roles{};  // by role; all kKeep by default
   OffloadBy offload_by = OffloadBy::kStaging;
+  // The caller's promise that the blocks to offload were not written since
+  // the pool last woke (weights during generation): when the last sleep
+  // staged the same blocks at the same offsets and the staging buffer was
+  // kept, their copies are skipped and only their pages dropped (no copy,
+  // no host wait). Otherwise ignored. A block written meanwhile comes back
+  // with its contents of the last sleep.
+  bool contents_unchanged = false;
 };
 
 // What a Sleep moved (Pool::SleepState).
 struct SleepState {
   bool asleep = false;
   std::size_t offloaded_bytes = 0;  // live blocks kept in host memory (staged + evicted)
-  std::size_t staged_bytes = 0;     // ... of them copied to the staging buffer
+  std::size_t staged_bytes = 0;     // ... of them in the staging buffer
+  std::size_t reused_bytes = 0;     // ... of them not copied again (contents_unchanged)
   std::size_t discarded_bytes = 0;  // whole pages of live blocks discarded (staged ones too)
   std::size_t blocks = 0;
   std::size_t staging_bytes = 0;    // the pinned staging buffer held (kept while awake too)

@@ -231,6 +231,20 @@ UMPOOL_API int umpool_sleep_pool(int device, uint64_t id_hi, uint64_t id_lo,
                                  umpool_stream_t stream);
 UMPOOL_API int umpool_wake_pool(int device, uint64_t id_hi, uint64_t id_lo,
                                 umpool_stream_t stream);
+/* Flags of umpool_sleep_ex. CONTENTS_UNCHANGED: the caller promises that the
+ * blocks to offload were not written since the pool last woke (weights
+ * during generation, a streamed layer): where the pool's last sleep staged
+ * the same blocks and kept its buffer, their copies are skipped and only
+ * their pages dropped (no copy, no host wait); otherwise the flag changes
+ * nothing. A block written meanwhile would come back with its contents of
+ * the last sleep. */
+#define UMPOOL_SLEEP_CONTENTS_UNCHANGED 1u
+/* umpool_sleep (id_hi = id_lo = 0: the device's pool and its private pools)
+ * or umpool_sleep_pool (a private pool's id) with `flags` (above). Errors as
+ * theirs; INVALID_ARGUMENT for an unknown flag bit. */
+UMPOOL_API int umpool_sleep_ex(int device, uint64_t id_hi, uint64_t id_lo,
+                               unsigned offload_roles, unsigned discard_roles, unsigned flags,
+                               umpool_stream_t stream);
 /* Called before an allocation on `device` fails for lack of memory, after
  * umpool has returned its own cached memory: `bytes` is what the request
  * needs, `role` its role. Return nonzero if it freed memory (umpool retries

@@ -216,7 +216,8 @@ def _pools(pool, tags, device, what):
     return _device_index(device), None if pool is None else [_pool_id(pool)]
 
 
-def sleep(offload=(), discard=(), device=None, stream=None, pool=None, tags=None):
+def sleep(offload=(), discard=(), device=None, stream=None, pool=None, tags=None,
+          unchanged=False):
     """Puts the device's pool (and its CUDA-graph pools) to sleep between phases:
     free cached memory goes back to CUDA, the live tensors of the roles in
     `offload` are copied to a pinned host buffer and their GPU pages dropped
@@ -231,17 +232,21 @@ def sleep(offload=(), discard=(), device=None, stream=None, pool=None, tags=None
     PyTorch without a role MemPool are "default". With `tags` (a name or
     names given to umpool.tag), only the tensors allocated under those tags
     sleep; with `pool` (a torch.cuda.MemPool under umpool's allocator), only
-    that pool's. Asleep already: a no-op. See docs/residency.md."""
+    that pool's. `unchanged=True` promises that the tensors to offload were
+    not written since the last wake_up() (weights while generating, a
+    streamed layer): where the last sleep staged the same tensors, their
+    copies are skipped and only their GPU pages dropped (a tensor written
+    meanwhile would come back with its old contents). The work is ordered on
+    `stream` (a torch.cuda.Stream or a raw handle; None: the NULL stream).
+    Asleep already: a no-op. See docs/residency.md."""
     raw = getattr(stream, "cuda_stream", stream) or None
     off = _role_mask(offload, "umpool.sleep offload")
     drop = _role_mask(discard, "umpool.sleep discard")
     dev, pools = _pools(pool, tags, device, "umpool.sleep")
+    flags = 1 if unchanged else 0  # UMPOOL_SLEEP_CONTENTS_UNCHANGED
     l = _lib.lib()
-    if pools is None:
-        _check(l.umpool_sleep(dev, off, drop, raw), "umpool.sleep")
-        return
-    for hi, lo in pools:
-        _check(l.umpool_sleep_pool(dev, hi, lo, off, drop, raw), "umpool.sleep")
+    for hi, lo in pools if pools is not None else [(0, 0)]:
+        _check(l.umpool_sleep_ex(dev, hi, lo, off, drop, flags, raw), "umpool.sleep")
 
 
 def wake_up(device=None, stream=None, pool=None, tags=None):

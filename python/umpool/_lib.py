@@ -146,6 +146,9 @@ def lib():
         l.umpool_sleep_pool.argtypes = [ctypes.c_int, ctypes.c_uint64, ctypes.c_uint64,
                                         ctypes.c_uint, ctypes.c_uint, stream]
         l.umpool_sleep_pool.restype = ctypes.c_int
+        l.umpool_sleep_ex.argtypes = [ctypes.c_int, ctypes.c_uint64, ctypes.c_uint64,
+                                      ctypes.c_uint, ctypes.c_uint, ctypes.c_uint, stream]
+        l.umpool_sleep_ex.restype = ctypes.c_int
         l.umpool_wake_pool.argtypes = [ctypes.c_int, ctypes.c_uint64, ctypes.c_uint64, stream]
         l.umpool_wake_pool.restype = ctypes.c_int
         l.umpool_set_pool_role.argtypes = [ctypes.c_int, ctypes.c_uint64, ctypes.c_uint64,

@@ -35,6 +35,27 @@ absl::StatusOr<Pool*> PrivatePool(int device, std::uint64_t hi, std::uint64_t lo
                                                  ") on device ", device));
 }
 
+// Sleep of the private pool (hi, lo), or with (0, 0) of the device's pool
+// and then its private pools (one failing stops the rest: what slept stays
+// asleep, umpool_wake_up brings it back).
+absl::Status SleepPools(int device, std::uint64_t hi, std::uint64_t lo, unsigned offload_roles,
+                        unsigned discard_roles, unsigned flags, Stream stream) {
+  if (absl::Status st = CheckDevice(device); !st.ok()) return st;
+  absl::StatusOr<SleepOptions> o = OptionsOf(offload_roles, discard_roles);
+  if (!o.ok()) return o.status();
+  if ((flags & ~UMPOOL_SLEEP_CONTENTS_UNCHANGED) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("umpool_sleep: unknown flag bits 0x",
+                                                   absl::Hex(flags & ~UMPOOL_SLEEP_CONTENTS_UNCHANGED)));
+  }
+  o->contents_unchanged = (flags & UMPOOL_SLEEP_CONTENTS_UNCHANGED) != 0;
+  if (hi == 0 && lo == 0) {
+    return ForPoolsOf(device, OnError::kStop, [&](Pool* p) { return p->Sleep(*o, stream); });
+  }
+  absl::StatusOr<Pool*> p = PrivatePool(device, hi, lo);
+  if (!p.ok()) return p.status();
+  return (*p)->Sleep(*o, stream);
+}
+
 }  // namespace
 }  // namespace umpool::capi
 
@@ -45,13 +66,7 @@ extern "C" {
 int umpool_sleep(int device, unsigned offload_roles, unsigned discard_roles,
                  umpool_stream_t stream) {
   return Guard("umpool_sleep", [&] {
-    if (absl::Status st = CheckDevice(device); !st.ok()) return Fail(st);
-    absl::StatusOr<umpool::SleepOptions> o = OptionsOf(offload_roles, discard_roles);
-    if (!o.ok()) return Fail(o.status());
-    // The device's pool first, then its private pools; one failing stops
-    // the rest (what slept stays asleep: umpool_wake_up brings it back).
-    return Done(ForPoolsOf(device, OnError::kStop,
-                           [&](umpool::Pool* p) { return p->Sleep(*o, stream); }));
+    return Done(SleepPools(device, 0, 0, offload_roles, discard_roles, 0, stream));
   });
 }
 
@@ -82,11 +97,17 @@ int umpool_reserve_staging(int device, unsigned offload_roles) {
 int umpool_sleep_pool(int device, uint64_t id_hi, uint64_t id_lo, unsigned offload_roles,
                       unsigned discard_roles, umpool_stream_t stream) {
   return Guard("umpool_sleep_pool", [&] {
-    absl::StatusOr<umpool::SleepOptions> o = OptionsOf(offload_roles, discard_roles);
-    if (!o.ok()) return Fail(o.status());
-    absl::StatusOr<umpool::Pool*> p = PrivatePool(device, id_hi, id_lo);
-    if (!p.ok()) return Fail(p.status());
-    return Done((*p)->Sleep(*o, stream));
+    if (id_hi == 0 && id_lo == 0) {
+      return Fail(absl::InvalidArgumentError("umpool_sleep_pool: pool id (0, 0) is no private pool"));
+    }
+    return Done(SleepPools(device, id_hi, id_lo, offload_roles, discard_roles, 0, stream));
+  });
+}
+
+int umpool_sleep_ex(int device, uint64_t id_hi, uint64_t id_lo, unsigned offload_roles,
+                    unsigned discard_roles, unsigned flags, umpool_stream_t stream) {
+  return Guard("umpool_sleep_ex", [&] {
+    return Done(SleepPools(device, id_hi, id_lo, offload_roles, discard_roles, flags, stream));
   });
 }
 

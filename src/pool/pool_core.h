@@ -34,6 +34,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -262,6 +263,11 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   std::vector<Slept> slept_ ABSL_GUARDED_BY(sleep_mu_);
   SleepState sleep_state_ ABSL_GUARDED_BY(sleep_mu_);
   Staging staging_ ABSL_GUARDED_BY(sleep_mu_){backend_.get()};
+  // What the staging buffer holds since the last sleep that staged: the
+  // blocks (address, bytes) in buffer order, of staging_'s generation
+  // `staged_generation_` (SleepOptions::contents_unchanged).
+  std::vector<std::pair<std::uintptr_t, std::size_t>> staged_layout_ ABSL_GUARDED_BY(sleep_mu_);
+  std::uint64_t staged_generation_ ABSL_GUARDED_BY(sleep_mu_) = ~std::uint64_t{0};
   // Set from the start of Sleep to the end of Wake: frees note their blocks.
   std::atomic<bool> sleeping_{false};
   Mutex freed_asleep_mu_;  // after sleep_mu_

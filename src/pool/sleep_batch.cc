@@ -175,6 +175,12 @@ absl::Status SleepBatch::Sleep(Backend& backend, Staging& staging, Stream stream
                   discarded);
 }
 
+absl::Status SleepBatch::DropPages(Backend& backend, Stream stream,
+                                   std::vector<std::size_t>* discarded) const {
+  return PageWork(backend, Joined(staged_pages_, other_pages_), /*wake=*/false, stream,
+                  discarded);
+}
+
 absl::Status SleepBatch::Wake(Backend& backend, Staging& staging, Stream stream,
                               std::vector<std::size_t>* discarded,
                               std::size_t group_bytes) const {

@@ -69,6 +69,10 @@ class SleepBatch {
   absl::Status Sleep(Backend& backend, Staging& staging, Stream stream,
                      std::vector<std::size_t>* discarded,
                      std::size_t group_bytes = kSleepGroupBytes) const;
+  // Sleep without copies (the staging buffer already holds the staged
+  // blocks' contents): every page dropped in one batched call on `stream`.
+  absl::Status DropPages(Backend& backend, Stream stream,
+                         std::vector<std::size_t>* discarded) const;
   // Wake: the pages repopulated on the GPU (kRefill; fetched where the
   // driver cannot discard) and the staged contents copied back after their
   // pages, ordered as Sleep.

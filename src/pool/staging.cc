@@ -29,6 +29,7 @@ absl::StatusOr<std::byte*> Staging::Reserve(std::size_t bytes, Stream stream) {
     if (!p.ok()) return p.status();
     ptr_ = static_cast<std::byte*>(*p);
     bytes_ = want;
+    ++generation_;
   }
   if (in_use_) {
     if (absl::Status st = backend_->StreamWaitEvent(stream, last_use_); !st.ok()) return st;
@@ -83,6 +84,7 @@ absl::Status Staging::Release() {
   backend_->FreeStaging(ptr_, bytes_);
   ptr_ = nullptr;
   bytes_ = 0;
+  ++generation_;
   return absl::OkStatus();
 }
 

@@ -64,6 +64,8 @@ class Staging {
   // Waits for the buffer's last copies and frees it. Idempotent.
   absl::Status Release();
   std::size_t bytes() const { return bytes_; }
+  // Changes whenever the buffer is replaced or freed (its contents lost).
+  std::uint64_t generation() const { return generation_; }
 
  private:
   // Waits for the copies NoteUse last recorded, if not yet waited for.
@@ -74,6 +76,7 @@ class Staging {
   std::size_t bytes_ = 0;
   Event last_use_ = nullptr;  // recorded by NoteUse
   bool in_use_ = false;       // last_use_ was recorded and not yet waited for
+  std::uint64_t generation_ = 0;
 };
 
 }  // namespace umpool::internal
