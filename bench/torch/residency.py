@@ -129,7 +129,11 @@ def engine(weights_gib, kv_gib):
     rt = cudart()
     h, inter, heads, kvh, vocab = 4096, 14336, 32, 8, 32000
     per_layer = 2 * h * h + 2 * h * (h * kvh // heads) + 3 * h * inter + 2 * h
-    layers = math.ceil((weights_gib * GIB / 2 - 2 * vocab * h - h) / per_layer)
+    # Whole layers below the target, the vocabulary (embedding and head,
+    # a multiple of 64) grown to reach it: weights_gib of weights, not a
+    # layer's 0.4 GiB more.
+    layers = math.floor((weights_gib * GIB / 2 - 2 * vocab * h - h) / per_layer)
+    vocab = 64 * math.ceil((weights_gib * GIB / 2 - layers * per_layer - h) / (2 * h * 64))
     cfg = LlamaConfig(vocab_size=vocab, hidden_size=h, intermediate_size=inter,
                       num_hidden_layers=layers, num_attention_heads=heads,
                       num_key_value_heads=kvh, max_position_embeddings=2048)
