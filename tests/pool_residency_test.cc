@@ -122,6 +122,102 @@ TEST_P(PoolTest, BudgetCountsStayRightAcrossACheckpointRestore) {
   EXPECT_EQ(pool->GetResidency(Role::kKv).resident_bytes, 0u);
 }
 
+PoolOptions WithKvStaging(std::size_t budget) {
+  PoolOptions o = WithKvBudget(budget);
+  o.roles[static_cast<int>(Role::kKv)].discard_on_free = true;
+  o.roles[static_cast<int>(Role::kKv)].evict_by_staging = true;
+  return o;
+}
+
+// Eviction by staging: the block is copied out and its pages dropped (the
+// host backend's drop zeroes them), a fetch copies it back, whole, however it
+// is asked (Evict/Fetch, PrefetchBlocks, the budget); freeing a block that is
+// out gives its slot back.
+TEST_P(PoolTest, EvictionByStagingCopiesBlocksOutAndFetchesBringThemBack) {
+  if (kind() == BackendKind::kDevice) GTEST_SKIP() << "device memory cannot be evicted";
+  auto pool = Make(WithKvStaging(0));
+  ASSERT_NE(pool, nullptr);
+  const Stream s = kDefaultStream;
+  const BackendCounters& bc = internal::PoolCore::Unwrap(*pool)->backend().counters();
+  std::vector<void*> kv;
+  for (int i = 0; i < 3; ++i) {
+    auto p = pool->Allocate(8 * kMiB, s, Role::kKv);
+    ASSERT_TRUE(p.ok()) << p.status();
+    FillPattern(kind(), *p, 8 * kMiB, 70 + i);
+    kv.push_back(*p);
+  }
+  const std::uint64_t copied = bc.copy_bytes.load(), prefetched = bc.prefetch_ops.load();
+  ASSERT_TRUE(pool->Evict(kv[0], s).ok());
+  EXPECT_EQ(bc.copy_bytes.load() - copied, pool->BlockSize(kv[0]).value()) << "copied out";
+  EXPECT_EQ(bc.prefetch_ops.load(), prefetched) << "not migrated";
+  EXPECT_EQ(pool->GetResidency(Role::kKv).host_bytes, pool->BlockSize(kv[0]).value());
+  if (kind() == BackendKind::kHost) {
+    EXPECT_FALSE(CheckPattern(kind(), kv[0], 8 * kMiB, 70)) << "pages dropped";
+  }
+  ASSERT_TRUE(pool->Evict(kv[0], s).ok()) << "out already: nothing to do";
+  ASSERT_TRUE(pool->Fetch(kv[0], s).ok());
+  ASSERT_TRUE(internal::PoolCore::Unwrap(*pool)->backend().Synchronize().ok());
+  EXPECT_TRUE(CheckPattern(kind(), kv[0], 8 * kMiB, 70));
+  EXPECT_EQ(pool->GetResidency(Role::kKv).host_bytes, 0u);
+  // Batched, and a block freed while out.
+  ASSERT_TRUE(pool->PrefetchBlocks(const_cast<const void* const*>(&kv[1]), 2, Location::kHost, s).ok());
+  EXPECT_EQ(bc.prefetch_ops.load(), prefetched);
+  ASSERT_TRUE(pool->Deallocate(kv[1], s).ok());
+  ASSERT_TRUE(pool->PrefetchBlocks(const_cast<const void* const*>(&kv[2]), 1, Location::kDevice, s).ok());
+  ASSERT_TRUE(internal::PoolCore::Unwrap(*pool)->backend().Synchronize().ok());
+  EXPECT_TRUE(CheckPattern(kind(), kv[2], 8 * kMiB, 72));
+  EXPECT_TRUE(CheckPattern(kind(), kv[0], 8 * kMiB, 70)) << "another block untouched";
+  auto again = pool->Allocate(8 * kMiB, s, Role::kKv);  // may reuse kv[1]'s dropped pages
+  ASSERT_TRUE(again.ok());
+  FillPattern(kind(), *again, 8 * kMiB, 79);
+  EXPECT_TRUE(CheckPattern(kind(), *again, 8 * kMiB, 79));
+  for (void* p : {kv[0], kv[2], *again}) ASSERT_TRUE(pool->Deallocate(p, s).ok());
+  ASSERT_TRUE(pool->Trim().ok());
+  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+}
+
+// The budget's victims leave by staging too: fetching the evicted block back
+// (the engine resuming a request) evicts the least recently fetched one.
+TEST_P(PoolTest, KvBudgetEvictsByStaging) {
+  if (kind() == BackendKind::kDevice) GTEST_SKIP() << "device memory cannot be evicted";
+  auto pool = Make(WithKvStaging(20 * kMiB));
+  ASSERT_NE(pool, nullptr);
+  const Stream s = kDefaultStream;
+  const BackendCounters& bc = internal::PoolCore::Unwrap(*pool)->backend().counters();
+  std::vector<void*> kv;
+  for (int i = 0; i < 3; ++i) {
+    auto p = pool->Allocate(8 * kMiB, s, Role::kKv);
+    ASSERT_TRUE(p.ok()) << p.status();
+    FillPattern(kind(), *p, 8 * kMiB, 80 + i);
+    kv.push_back(*p);
+  }
+  // The third allocation took the role past 20 MiB: the first went out.
+  RoleResidency r = pool->GetResidency(Role::kKv);
+  EXPECT_EQ(r.budget_evictions, 1u);
+  EXPECT_EQ(r.host_bytes, pool->BlockSize(kv[0]).value());
+  const std::uint64_t prefetched = bc.prefetch_ops.load();
+  ASSERT_TRUE(pool->PrefetchBlocks(const_cast<const void* const*>(&kv[0]), 1, Location::kDevice, s).ok());
+  ASSERT_TRUE(internal::PoolCore::Unwrap(*pool)->backend().Synchronize().ok());
+  EXPECT_TRUE(CheckPattern(kind(), kv[0], 8 * kMiB, 80));
+  r = pool->GetResidency(Role::kKv);
+  EXPECT_EQ(r.budget_evictions, 2u) << "the least recently fetched (kv[1]) made room";
+  EXPECT_EQ(r.host_bytes, pool->BlockSize(kv[1]).value());
+  EXPECT_EQ(bc.prefetch_ops.load(), prefetched) << "everything moved by copies";
+  ASSERT_TRUE(pool->Fetch(kv[1], s).ok());
+  ASSERT_TRUE(internal::PoolCore::Unwrap(*pool)->backend().Synchronize().ok());
+  EXPECT_TRUE(CheckPattern(kind(), kv[1], 8 * kMiB, 81));
+  for (void* p : kv) ASSERT_TRUE(pool->Deallocate(p, s).ok());
+}
+
+TEST(PoolOptionsTest, EvictionByStagingNeedsDiscard) {
+  PoolOptions o;
+  o.backend = BackendKind::kHost;
+  o.roles[static_cast<int>(Role::kKv)].evict_by_staging = true;
+  absl::Status st = o.Validate();
+  EXPECT_TRUE(absl::IsInvalidArgument(st)) << st;
+  EXPECT_NE(st.message().find("needs discard_on_free"), std::string::npos) << st;
+}
+
 TEST(PoolOptionsTest, BudgetOnDeviceMemoryIsRefused) {
   PoolOptions o;
   o.backend = BackendKind::kHost;

@@ -14,9 +14,10 @@
 // `group_steps` decode steps (a scheduler that preempts in rounds) with half
 // of the KV's peak on the GPU:
 //   budget:   a pool with kv.hbm_budget = half the all-resident run's peak
-//             KV; at each turn the engine fetches the incoming group's blocks
-//             (Pool::PrefetchBlocks) and the pool evicts the least recently
-//             fetched ones (the outgoing group's) first, in one batch;
+//             KV, evicting by staging (kv.evict:staging: pinned copies out,
+//             pages dropped); at each turn the engine fetches the incoming
+//             group's blocks (Pool::PrefetchBlocks) and the pool evicts the
+//             least recently fetched ones (the outgoing group's) first;
 //   faulting: the same turns served by page faults: the outgoing group's
 //             blocks are evicted, the incoming group's are not fetched; the
 //             decode kernel faults them back.
@@ -296,6 +297,9 @@ int main(int argc, char** argv) {
   const std::size_t budget = resident.peak_kv_bytes / 2 / kBlockBytes * kBlockBytes;
   umpool::PoolOptions ob = o;
   ob.roles[static_cast<int>(umpool::Role::kKv)].hbm_budget_bytes = budget;
+  // Evicted by staging (pinned copies, pages dropped): the engine fetches a
+  // group's blocks before its turn, as staging requires.
+  ob.roles[static_cast<int>(umpool::Role::kKv)].evict_by_staging = true;
   auto budget_pool = Check(umpool::Pool::Create(ob));
   const Result budgeted = Run(*budget_pool, steps, requests, Plan{Mode::kBudget}, 7, compute, side);
   char name[160];

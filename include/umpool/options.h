@@ -80,6 +80,19 @@ struct RolePolicy {
   // device_memory.
   std::size_t hbm_budget_bytes = 0;
 
+  // How the pool evicts the role's large blocks (budget victims, Evict,
+  // Prefetch/PrefetchBlocks to the host): false, by the driver's migration
+  // (cudaMemPrefetchAsync to the host: contents follow the pages, a kernel
+  // that touches an evicted block faults it back; 10-14 GB/s out on the
+  // H200); true, by staging: the block is copied into pinned host memory
+  // (HostCopies, about 52 GB/s), the host waits for the copy, and its whole
+  // pages are discarded; a fetch refills the pages on the GPU and copies the
+  // block back (about 47 GB/s). With staging a block must be fetched before
+  // kernels use it again (Fetch, Prefetch/PrefetchBlocks to the GPU): its
+  // pages hold no contents until then. Needs discard_on_free (a freed
+  // evicted block's pages are refilled before reuse); managed memory only.
+  bool evict_by_staging = false;
+
   bool operator==(const RolePolicy&) const = default;
 
   // The backend advice this policy gives a new segment.

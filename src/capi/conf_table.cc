@@ -135,6 +135,7 @@ constexpr std::pair<const char*, PrefetchMode> kPrefetchModes[] = {
     {"always", PrefetchMode::kAlways},
     {"never", PrefetchMode::kNever}};
 constexpr std::pair<const char*, bool> kMemories[] = {{"managed", false}, {"device", true}};
+constexpr std::pair<const char*, bool> kEvictions[] = {{"migrate", false}, {"staging", true}};
 
 using P = PoolOptions;
 using R = RolePolicy;
@@ -196,6 +197,12 @@ const Key<RolePolicy> kRoleKeys[] = {
         "hbm_budget",
         "GPU budget of the role's large blocks: past it the least recently allocated or fetched "
         "are evicted to host memory, whole (0 = none)"),
+    EnumKey<R, RoleField<bool, &R::evict_by_staging>, kEvictions>(
+        "evict", "`migrate`, `staging`",
+        "how large blocks are evicted: `migrate` (the driver moves the pages; a kernel touching an "
+        "evicted block faults it back) or `staging` (copied to pinned host memory, pages dropped: "
+        "about 4x faster out on the H200; the engine must fetch a block before using it). "
+        "`staging` needs `discard`"),
     BytesKey<R, RoleField<std::size_t, &R::slab_max_bytes>>(
         "slab_max",
         "requests up to this size use size-class slabs (thread-cached, tens of ns); larger ones "

@@ -126,6 +126,13 @@ absl::Status PoolOptions::Validate() const {
                         : (p.discard_on_free ? "discard_on_free" : "hbm_budget"),
           " (managed memory only)"));
     }
+    if (p.evict_by_staging && (!p.discard_on_free || p.device_memory)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "roles[", name, "].evict_by_staging: ",
+          p.device_memory ? "plain device memory cannot be evicted"
+                          : "needs discard_on_free (conf: `<role>.discard:1`), so that a freed "
+                            "evicted block's pages are refilled before reuse"));
+    }
     if (p.slab_max_bytes > internal::kMaxClassBytes) {
       return absl::InvalidArgumentError(absl::StrCat(
           "roles[", name, "].slab_max_bytes: at most ", internal::kMaxClassBytes,

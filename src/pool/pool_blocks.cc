@@ -97,7 +97,19 @@ absl::Status PoolCore::Prefetch(const void* ptr, std::size_t bytes, Location whe
     if (absl::Status st = NoteMoved({*block}, where, stream); !st.ok()) return st;
   }
   counters_.Bump(counters_.prefetch_calls);
-  absl::Status st = backend_->Prefetch(const_cast<void*>(ptr), bytes, where, stream);
+  absl::Status st;
+  // A role that evicts by staging moves whole blocks: a block staged out
+  // comes back whole; evicting the whole block stages it out.
+  std::vector<void*> whole{block->ptr};
+  std::vector<std::size_t> whole_bytes{block->bytes};
+  if (large && where == Location::kDevice) {
+    st = StageIn(&whole, &whole_bytes, stream);
+  } else if (large && ptr == block->ptr && bytes == block->bytes) {
+    st = StageOut(&whole, &whole_bytes, stream);
+  }
+  if (st.ok() && !whole.empty()) {
+    st = backend_->Prefetch(const_cast<void*>(ptr), bytes, where, stream);
+  }
   if (st.ok() && where == Location::kHost) {
     NoteEvicted(block->ptr);
     if (large) st = NoteMoved({*block}, where, stream);
@@ -125,7 +137,10 @@ absl::Status PoolCore::AdmitBudgeted(void* p, std::size_t bytes, Role role, Stre
 
 absl::Status PoolCore::EvictVictims(const Victims& victims, Stream stream) {
   if (victims.empty()) return absl::OkStatus();
-  absl::Status st = PrefetchBatch(victims.ptrs, victims.sizes, Location::kHost, stream);
+  std::vector<void*> ptrs = victims.ptrs;  // those not staged out are migrated
+  std::vector<std::size_t> sizes = victims.sizes;
+  absl::Status st = StageOut(&ptrs, &sizes, stream);
+  if (st.ok()) st = PrefetchBatch(ptrs, sizes, Location::kHost, stream);
   if (!st.ok()) return st;
   for (void* v : victims.ptrs) NoteEvicted(v);
   residency_.Evicted(victims);
@@ -178,7 +193,11 @@ absl::Status PoolCore::PrefetchBlocks(const void* const* ptrs, std::size_t count
   if (where == Location::kDevice && !large.empty()) {
     if (absl::Status st = NoteMoved(large, where, stream); !st.ok()) return st;
   }
-  absl::Status st = PrefetchBatch(starts, sizes, where, stream);
+  // Blocks of roles that evict by staging move by copies; the rest migrate.
+  std::vector<void*> moved = starts;
+  absl::Status st = where == Location::kDevice ? StageIn(&moved, &sizes, stream)
+                                               : StageOut(&moved, &sizes, stream);
+  if (st.ok()) st = PrefetchBatch(moved, sizes, where, stream);
   if (st.ok() && where == Location::kHost) {
     for (void* b : starts) NoteEvicted(b);
     if (!large.empty()) st = NoteMoved(large, where, stream);

@@ -47,6 +47,7 @@
 #include "src/pool/counters.h"
 #include "src/pool/discard_queue.h"
 #include "src/pool/fence.h"
+#include "src/pool/host_copies.h"
 #include "src/pool/pagemap.h"
 #include "src/pool/recorded_streams.h"
 #include "src/pool/residency.h"
@@ -199,6 +200,19 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   absl::Status AdmitBudgeted(void* p, std::size_t bytes, Role role, Stream stream);
   absl::Status NoteMoved(const std::vector<BlockInfo>& blocks, Location where, Stream stream);
   absl::Status EvictVictims(const Victims& victims, Stream stream);
+  // Eviction by staging (RolePolicy::evict_by_staging, pool_staged.cc).
+  // Evicts the large blocks among `ptrs` whose role evicts by staging and
+  // that are not out already (copied into host_copies_, the host waits,
+  // pages dropped) and erases them from `ptrs`/`sizes`, leaving the blocks
+  // to migrate; a block that gets no pinned slot stays (migrated instead).
+  absl::Status StageOut(std::vector<void*>* ptrs, std::vector<std::size_t>* sizes, Stream stream);
+  // Brings back the blocks among `ptrs` that are staged out (pages refilled
+  // on the GPU, contents copied back, slots given back once the copies ran)
+  // and erases them from `ptrs`/`sizes`.
+  absl::Status StageIn(std::vector<void*>* ptrs, std::vector<std::size_t>* sizes, Stream stream);
+  // A freed block: its slot, if it was staged out, is given back.
+  void ForgetStaged(const void* block);
+  bool EvictsByStaging(const void* block) const;
   void DrainDiscards();
   bool WaitsForDiscard(const Span* span, const void* block) const;
   // Releases cached memory (this thread's cache, every empty slab after its
@@ -263,6 +277,15 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   std::vector<Slept> slept_ ABSL_GUARDED_BY(sleep_mu_);
   SleepState sleep_state_ ABSL_GUARDED_BY(sleep_mu_);
   Staging staging_ ABSL_GUARDED_BY(sleep_mu_){backend_.get()};
+  // Blocks evicted by staging: block start -> its pinned slot.
+  struct StagedOut {
+    std::byte* slot;
+    std::size_t bytes;
+  };
+  HostCopies host_copies_{backend_.get()};
+  mutable Mutex staged_mu_;  // taken alone
+  absl::flat_hash_map<std::uintptr_t, StagedOut> staged_out_ ABSL_GUARDED_BY(staged_mu_);
+  std::atomic<std::size_t> staged_out_count_{0};  // staged_out_.size(), read without the lock
   // What the staging buffer holds since the last sleep that staged: the
   // blocks (address, bytes) in buffer order, of staging_'s generation
   // `staged_generation_` (SleepOptions::contents_unchanged).

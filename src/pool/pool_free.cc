@@ -37,6 +37,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline absl::Status PoolCore::Free(void* ptr, Strea
   if (ABSL_PREDICT_FALSE(span->kind == SpanKind::kSegment)) {
     absl::Status st = FreeLarge(span, ptr, kOwnStream ? std::nullopt : std::optional<Stream>(stream));
     if (st.ok() && residency_.tracking()) residency_.Freed(reinterpret_cast<std::uintptr_t>(ptr));
+    if (st.ok() && staged_out_count_.load(std::memory_order_relaxed) != 0) ForgetStaged(ptr);
     return st;
   }
   auto* slab = static_cast<Slab*>(span);

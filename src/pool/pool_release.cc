@@ -29,6 +29,7 @@ absl::Status PoolCore::ReleaseCached(bool unmap) {
 
 absl::Status PoolCore::Trim() {
   counters_.Bump(counters_.trims);
+  (void)host_copies_.ReleaseEmpty();  // pinned chunks no evicted block uses
   return ReleaseCached(/*unmap=*/true);
 }
 

@@ -9,22 +9,6 @@
 namespace umpool::internal {
 namespace {
 
-// Drops (Sleep) or refills on the GPU (Wake) the ranges, on `stream`; where
-// the driver cannot discard, evicts or fetches them instead (the same GPU
-// memory given up or taken back).
-absl::Status PageWork(Backend& backend, const PageBatch& pages, bool wake, Stream stream,
-                      std::vector<std::size_t>* discarded) {
-  if (pages.ptrs.empty()) return absl::OkStatus();
-  absl::Status st = backend.Discard(pages.ptrs.data(), pages.sizes.data(), pages.ptrs.size(),
-                                    wake ? DiscardMode::kRefill : DiscardMode::kDrop, stream);
-  if (absl::IsUnimplemented(st)) {
-    return backend.Prefetch(pages.ptrs.data(), pages.sizes.data(), pages.ptrs.size(),
-                            wake ? Location::kDevice : Location::kHost, stream);
-  }
-  if (st.ok()) discarded->insert(discarded->end(), pages.sizes.begin(), pages.sizes.end());
-  return st;
-}
-
 // The ranges of `a` then `b`, as one batch.
 PageBatch Joined(const PageBatch& a, const PageBatch& b) {
   PageBatch all = a;
@@ -91,6 +75,19 @@ absl::Status JoinSide(Backend& backend, CallEvents& events, Stream stream, Strea
 }
 
 }  // namespace
+
+absl::Status PageWork(Backend& backend, const PageBatch& pages, bool wake, Stream stream,
+                      std::vector<std::size_t>* discarded) {
+  if (pages.ptrs.empty()) return absl::OkStatus();
+  absl::Status st = backend.Discard(pages.ptrs.data(), pages.sizes.data(), pages.ptrs.size(),
+                                    wake ? DiscardMode::kRefill : DiscardMode::kDrop, stream);
+  if (absl::IsUnimplemented(st)) {
+    return backend.Prefetch(pages.ptrs.data(), pages.sizes.data(), pages.ptrs.size(),
+                            wake ? Location::kDevice : Location::kHost, stream);
+  }
+  if (st.ok()) discarded->insert(discarded->end(), pages.sizes.begin(), pages.sizes.end());
+  return st;
+}
 
 void PageBatch::Add(std::uintptr_t start, std::size_t size, std::uintptr_t span) {
   const PageRange pages = WholePages(start, size);

@@ -49,6 +49,13 @@ struct PageBatch {
   void Add(std::uintptr_t start, std::size_t size, std::uintptr_t span);
 };
 
+// Drops (kDrop) or refills on the GPU (`wake`) the ranges of `pages` in one
+// batched call on `stream`; where the driver cannot discard, evicts or
+// fetches them instead (the same GPU memory given up or taken back). The
+// sizes discarded are appended to `discarded`.
+absl::Status PageWork(Backend& backend, const PageBatch& pages, bool wake, Stream stream,
+                      std::vector<std::size_t>* discarded);
+
 // Staged pages per group of Sleep's and Wake's pipeline (a multiple of the
 // 2 MiB page).
 inline constexpr std::size_t kSleepGroupBytes = std::size_t{1} << 30;

@@ -1,0 +1,158 @@
+// PoolCore: eviction by staging (RolePolicy::evict_by_staging) — a large
+// block copied into pinned host memory (HostCopies) and its pages dropped,
+// brought back by refilling the pages on the GPU and copying it in. Like
+// Sleep, the host waits for the copies out before the pages are dropped
+// (src/pool/sleep_batch.h says why).
+#include <utility>
+#include <vector>
+
+#include "src/pool/pool_core.h"
+#include "src/pool/sleep_batch.h"
+
+namespace umpool::internal {
+
+bool PoolCore::EvictsByStaging(const void* block) const {
+  const Span* span = pagemap_.Lookup(block);
+  return span != nullptr && span->kind == SpanKind::kSegment &&
+         options_.policy(span->role).evict_by_staging && DiscardsFor(span->role);
+}
+
+absl::Status PoolCore::StageOut(std::vector<void*>* ptrs, std::vector<std::size_t>* sizes,
+                                Stream stream) {
+  struct Out {
+    void* p;
+    std::size_t bytes;
+    std::byte* slot;
+  };
+  std::vector<Out> out;
+  std::size_t keep = 0;  // blocks left to migrate, compacted to the front
+  absl::Status st;
+  for (std::size_t i = 0; i < ptrs->size(); ++i) {
+    void* p = (*ptrs)[i];
+    const std::size_t n = (*sizes)[i];
+    bool staged = false;
+    if (st.ok() && EvictsByStaging(p)) {
+      {
+        MutexLock lock(&staged_mu_);
+        staged = staged_out_.contains(reinterpret_cast<std::uintptr_t>(p));  // out already
+      }
+      if (!staged) {
+        if (absl::StatusOr<std::byte*> slot = host_copies_.Take(n); slot.ok()) {
+          st = backend_->Copy(*slot, p, n, stream);
+          if (st.ok()) {
+            out.push_back(Out{p, n, *slot});
+            staged = true;
+          } else {
+            host_copies_.Give(*slot, n);
+          }
+        }
+      }
+    }
+    if (!staged) {
+      (*ptrs)[keep] = p;
+      (*sizes)[keep] = n;
+      ++keep;
+    }
+  }
+  ptrs->resize(keep);
+  sizes->resize(keep);
+  if (out.empty()) return st;
+  // The host sees the copies done before any page is dropped.
+  absl::Status wait;
+  if (absl::StatusOr<Event> e = backend_->CreateEvent(); e.ok()) {
+    wait = backend_->RecordEvent(*e, stream);
+    if (wait.ok()) wait = backend_->SynchronizeEvent(*e);
+    backend_->DestroyEvent(*e);
+  } else {
+    wait = backend_->Synchronize();
+  }
+  if (!wait.ok()) {
+    for (const Out& o : out) host_copies_.Give(o.slot, o.bytes);
+    return wait;  // nothing dropped: the blocks stay where they are
+  }
+  PageBatch pages;
+  for (const Out& o : out) {
+    const Span* span = pagemap_.Lookup(o.p);
+    pages.Add(reinterpret_cast<std::uintptr_t>(o.p), o.bytes, span != nullptr ? span->base : 0);
+  }
+  std::vector<std::size_t> discarded;
+  absl::Status dropped = PageWork(*backend_, pages, /*wake=*/false, stream, &discarded);
+  CountDiscard(discarded);
+  {
+    // Recorded even if the drop failed: the pages (kept or not) and the
+    // copy agree, and a fetch refills and copies back either way.
+    MutexLock lock(&staged_mu_);
+    for (const Out& o : out) {
+      staged_out_[reinterpret_cast<std::uintptr_t>(o.p)] = StagedOut{o.slot, o.bytes};
+    }
+    staged_out_count_.store(staged_out_.size(), std::memory_order_relaxed);
+  }
+  return st.ok() ? dropped : st;
+}
+
+absl::Status PoolCore::StageIn(std::vector<void*>* ptrs, std::vector<std::size_t>* sizes,
+                               Stream stream) {
+  if (staged_out_count_.load(std::memory_order_relaxed) == 0) return absl::OkStatus();
+  struct In {
+    void* p;
+    StagedOut s;
+  };
+  std::vector<In> in;
+  std::size_t keep = 0;
+  {
+    MutexLock lock(&staged_mu_);
+    for (std::size_t i = 0; i < ptrs->size(); ++i) {
+      void* p = (*ptrs)[i];
+      auto it = staged_out_.find(reinterpret_cast<std::uintptr_t>(p));
+      if (it != staged_out_.end()) {
+        in.push_back(In{p, it->second});
+        staged_out_.erase(it);
+        continue;
+      }
+      (*ptrs)[keep] = p;
+      (*sizes)[keep] = (*sizes)[i];
+      ++keep;
+    }
+    staged_out_count_.store(staged_out_.size(), std::memory_order_relaxed);
+  }
+  ptrs->resize(keep);
+  sizes->resize(keep);
+  if (in.empty()) return absl::OkStatus();
+  PageBatch pages;
+  for (const In& b : in) {
+    const Span* span = pagemap_.Lookup(b.p);
+    pages.Add(reinterpret_cast<std::uintptr_t>(b.p), b.s.bytes, span != nullptr ? span->base : 0);
+  }
+  std::vector<std::size_t> discarded;
+  absl::Status st = PageWork(*backend_, pages, /*wake=*/true, stream, &discarded);
+  CountDiscard(discarded);
+  std::vector<std::pair<std::byte*, std::size_t>> slots;
+  for (const In& b : in) {
+    if (st.ok()) st = backend_->Copy(b.p, b.s.slot, b.s.bytes, stream);
+    if (!st.ok()) {
+      // Not brought back: still out (its slot keeps the contents).
+      MutexLock lock(&staged_mu_);
+      staged_out_[reinterpret_cast<std::uintptr_t>(b.p)] = b.s;
+      staged_out_count_.store(staged_out_.size(), std::memory_order_relaxed);
+      continue;
+    }
+    slots.emplace_back(b.s.slot, b.s.bytes);
+  }
+  absl::Status given = host_copies_.GiveAfter(slots, stream);
+  return st.ok() ? given : st;
+}
+
+void PoolCore::ForgetStaged(const void* block) {
+  StagedOut s{};
+  {
+    MutexLock lock(&staged_mu_);
+    auto it = staged_out_.find(reinterpret_cast<std::uintptr_t>(block));
+    if (it == staged_out_.end()) return;
+    s = it->second;
+    staged_out_.erase(it);
+    staged_out_count_.store(staged_out_.size(), std::memory_order_relaxed);
+  }
+  host_copies_.Give(s.slot, s.bytes);  // nothing reads it: its copy out was waited for
+}
+
+}  // namespace umpool::internal
