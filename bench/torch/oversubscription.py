@@ -13,9 +13,11 @@ Writes OUT/oversubscription.json (and .md, the table):
                          faulted back by the kernels (no prefetch)
              Rounds alternate the modes; tokens/s is the median over rounds,
              tokens must be identical in every mode and round.
-  kv         examples/paged_kv (paged_kv_demo STEPS REQUESTS): a KV budget of
-             50% of its peak KV against all-resident and page faults, every
-             round trip checked.
+  kv         examples/paged_kv (paged_kv_demo STEPS REQUESTS OUT TURN): a KV
+             budget of 50% of its peak KV (evicted by staging) against
+             all-resident and the same turns served by page faults, every
+             round trip checked; once per turn length in --kv-turns (steps
+             between the two groups' turns), the first giving the keys.
   pressure   umpool-replay of a generated serving trace (blocks KV) capped
              at 90% of its peak live bytes on the managed backend, with an
              evicting pressure callback and without one.
@@ -121,6 +123,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--kv-steps", type=int, default=300)
     ap.add_argument("--kv-requests", type=int, default=32)
+    ap.add_argument("--kv-turns", default="16,32,8")
     ap.add_argument("--parts", default="weights,kv,pressure")
     ap.add_argument("--weights-worker", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -144,17 +147,24 @@ def main():
             res["weights_budget_vs_resident"] = t["prefetch"] / t["resident"]
             res["tokens_match"] = w["tokens_match"]
     if "kv" in parts:
-        kv_json = os.path.join(a.out, "paged_kv.json")
-        p = run_json([os.path.join(a.bin, "paged_kv_demo"), str(a.kv_steps), str(a.kv_requests),
-                      kv_json], 1200)
-        if p.returncode != 0 or not os.path.exists(kv_json):
-            res["kv_error"] = (p.stdout + p.stderr)[-3000:]
-        else:
-            kv = json.load(open(kv_json))
-            res["kv"] = kv
-            res.setdefault("gpu", kv.get("gpu"))
-            res["kv_budget50_vs_resident"] = kv["kv_budget50_vs_resident"]
-            res["kv_budget50_vs_faulting"] = kv["kv_budget50_vs_faulting"]
+        runs = []
+        for turn in [int(t) for t in a.kv_turns.split(",")]:
+            kv_json = os.path.join(a.out, f"paged_kv_turn{turn}.json")
+            p = run_json([os.path.join(a.bin, "paged_kv_demo"), str(a.kv_steps),
+                          str(a.kv_requests), kv_json, str(turn)], 1200)
+            if p.returncode != 0 or not os.path.exists(kv_json):
+                res.setdefault("kv_error", (p.stdout + p.stderr)[-3000:])
+                continue
+            with open(os.path.join(a.out, f"paged_kv_turn{turn}.md"), "w") as f:
+                f.write(p.stdout)
+            runs.append(json.load(open(kv_json)))
+        if runs:
+            res["kv"] = runs
+            res.setdefault("gpu", runs[0].get("gpu"))
+            res["kv_turn_steps"] = runs[0]["turn_steps"]
+            res["kv_budget50_vs_resident"] = runs[0]["kv_budget50_vs_resident"]
+            res["kv_budget50_vs_faulting"] = runs[0]["kv_budget50_vs_faulting"]
+            res["kv_mismatches"] = sum(r["mismatches"] for r in runs)
     if "pressure" in parts:
         trace = os.path.join(a.out, "serving_blocks.csv")
         subprocess.run([sys.executable, os.path.join(REPO, "tools", "umpool-tracegen"), "--seed",
@@ -180,7 +190,8 @@ def main():
         json.dump(res, f, indent=1)
     rows = [(k, res.get(k)) for k in (
         "gpu", "weights_budget_vs_faulting", "weights_budget_vs_resident", "tokens_match",
-        "kv_budget50_vs_resident", "kv_budget50_vs_faulting", "pressure_replay_ooms",
+        "kv_turn_steps", "kv_budget50_vs_resident", "kv_budget50_vs_faulting", "kv_mismatches",
+        "pressure_replay_ooms",
         "pressure_replay_ooms_without_callback")]
     if "weights" in res:
         w = res["weights"]
@@ -189,6 +200,9 @@ def main():
         rows.append(("weights / budget / plan (GiB)", f"{w['weights_bytes'] / GIB:.2f} / "
                      f"{w['budget_bytes'] / GIB:.2f} / {w.get('plan_bytes', 0) / GIB:.2f}, "
                      f"{w.get('streamed_layers')} of {w['layers']} layers streamed"))
+    for r in res.get("kv", []):
+        rows.append((f"KV turns of {r['turn_steps']} steps: vs resident / vs faulting",
+                     f"{r['kv_budget50_vs_resident']:.3f} / {r['kv_budget50_vs_faulting']:.3f}"))
     table = "| figure | value |\n|---|---|\n" + "\n".join(
         f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in rows)
     with open(os.path.join(a.out, "oversubscription.md"), "w") as f:

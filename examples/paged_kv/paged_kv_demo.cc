@@ -25,7 +25,7 @@
 // checked. Prints the decode-step time of each mode (turns included) and,
 // with a third argument, writes the ratios as JSON.
 //
-//   paged_kv_demo [steps] [requests] [out.json]   (defaults 300 and 32)
+//   paged_kv_demo [steps] [requests] [out.json] [turn_steps]   (defaults 300, 32, -, 32)
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -262,6 +262,11 @@ int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IONBF, 0);
   const int steps = argc > 1 ? std::atoi(argv[1]) : 300;
   const int requests = argc > 2 ? std::atoi(argv[2]) : 32;
+  const int turn = argc > 4 ? std::atoi(argv[4]) : Plan{}.group_steps;
+  if (steps <= 0 || requests <= 0 || turn <= 0) {
+    std::fprintf(stderr, "usage: paged_kv_demo [steps>0] [requests>0] [out.json] [turn_steps>0]\n");
+    return 2;
+  }
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
     std::printf("paged_kv_demo: no usable GPU; nothing to do\n");
@@ -301,15 +306,18 @@ int main(int argc, char** argv) {
   // group's blocks before its turn, as staging requires.
   ob.roles[static_cast<int>(umpool::Role::kKv)].evict_by_staging = true;
   auto budget_pool = Check(umpool::Pool::Create(ob));
-  const Result budgeted = Run(*budget_pool, steps, requests, Plan{Mode::kBudget}, 7, compute, side);
+  Plan budget_plan{Mode::kBudget};
+  budget_plan.group_steps = turn;
+  const Result budgeted = Run(*budget_pool, steps, requests, budget_plan, 7, compute, side);
   char name[160];
-  const int turn = Plan{}.group_steps;
   std::snprintf(name, sizeof(name),
                 "KV budget %.0f MiB (50%% of peak), turns of %d steps, fetched by the engine",
                 budget / 1048576.0, turn);
   row(name, budgeted);
   const umpool::RoleResidency kv = budget_pool->GetResidency(umpool::Role::kKv);
-  const Result faulting = Run(*pool, steps, requests, Plan{Mode::kFaulting}, 7, compute, side);
+  Plan faulting_plan{Mode::kFaulting};
+  faulting_plan.group_steps = turn;
+  const Result faulting = Run(*pool, steps, requests, faulting_plan, 7, compute, side);
   row("same turns served by page faults (evicted, not fetched)", faulting);
   std::printf("\nbudget pool: %llu budget evictions, %llu fetches, %.1f MiB evicted, %.1f MiB fetched\n",
               static_cast<unsigned long long>(kv.budget_evictions),

@@ -3,6 +3,7 @@
 // brought back by refilling the pages on the GPU and copying it in. Like
 // Sleep, the host waits for the copies out before the pages are dropped
 // (src/pool/sleep_batch.h says why).
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -10,6 +11,34 @@
 #include "src/pool/sleep_batch.h"
 
 namespace umpool::internal {
+namespace {
+
+// Copies of blocks and their slots, adjacent ones (on both sides) merged
+// into one copy: blocks taken in address order mostly get adjacent slots.
+struct CopyList {
+  std::vector<std::byte*> dev, host;
+  std::vector<std::size_t> bytes;
+  void Add(void* d, std::byte* h, std::size_t n) {
+    auto* dp = static_cast<std::byte*>(d);
+    if (!dev.empty() && dev.back() + bytes.back() == dp && host.back() + bytes.back() == h) {
+      bytes.back() += n;
+      return;
+    }
+    dev.push_back(dp);
+    host.push_back(h);
+    bytes.push_back(n);
+  }
+  absl::Status Run(Backend& backend, bool out, Stream stream) const {
+    for (std::size_t i = 0; i < dev.size(); ++i) {
+      absl::Status st = out ? backend.Copy(host[i], dev[i], bytes[i], stream)
+                            : backend.Copy(dev[i], host[i], bytes[i], stream);
+      if (!st.ok()) return st;
+    }
+    return absl::OkStatus();
+  }
+};
+
+}  // namespace
 
 bool PoolCore::EvictsByStaging(const void* block) const {
   const Span* span = pagemap_.Lookup(block);
@@ -25,38 +54,46 @@ absl::Status PoolCore::StageOut(std::vector<void*>* ptrs, std::vector<std::size_
     std::byte* slot;
   };
   std::vector<Out> out;
-  std::size_t keep = 0;  // blocks left to migrate, compacted to the front
-  absl::Status st;
-  for (std::size_t i = 0; i < ptrs->size(); ++i) {
+  // In address order, so that adjacent blocks get adjacent slots.
+  std::vector<std::size_t> order(ptrs->size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return (*ptrs)[a] < (*ptrs)[b];
+  });
+  std::vector<void*> rest_ptrs;
+  std::vector<std::size_t> rest_sizes;
+  for (std::size_t i : order) {
     void* p = (*ptrs)[i];
     const std::size_t n = (*sizes)[i];
     bool staged = false;
-    if (st.ok() && EvictsByStaging(p)) {
+    if (EvictsByStaging(p)) {
       {
         MutexLock lock(&staged_mu_);
         staged = staged_out_.contains(reinterpret_cast<std::uintptr_t>(p));  // out already
       }
       if (!staged) {
         if (absl::StatusOr<std::byte*> slot = host_copies_.Take(n); slot.ok()) {
-          st = backend_->Copy(*slot, p, n, stream);
-          if (st.ok()) {
-            out.push_back(Out{p, n, *slot});
-            staged = true;
-          } else {
-            host_copies_.Give(*slot, n);
-          }
+          out.push_back(Out{p, n, *slot});
+          staged = true;
         }
       }
     }
     if (!staged) {
-      (*ptrs)[keep] = p;
-      (*sizes)[keep] = n;
-      ++keep;
+      rest_ptrs.push_back(p);
+      rest_sizes.push_back(n);
     }
   }
-  ptrs->resize(keep);
-  sizes->resize(keep);
-  if (out.empty()) return st;
+  *ptrs = std::move(rest_ptrs);
+  *sizes = std::move(rest_sizes);
+  if (out.empty()) return absl::OkStatus();
+  CopyList copies;
+  for (const Out& o : out) copies.Add(o.p, o.slot, o.bytes);
+  absl::Status st = copies.Run(*backend_, /*out=*/true, stream);
+  if (!st.ok()) {
+    (void)backend_->Synchronize();  // copies queued before the failure may still write
+    for (const Out& o : out) host_copies_.Give(o.slot, o.bytes);
+    return st;  // nothing dropped: the blocks stay where they are
+  }
   // The host sees the copies done before any page is dropped.
   absl::Status wait;
   if (absl::StatusOr<Event> e = backend_->CreateEvent(); e.ok()) {
@@ -87,7 +124,7 @@ absl::Status PoolCore::StageOut(std::vector<void*>* ptrs, std::vector<std::size_
     }
     staged_out_count_.store(staged_out_.size(), std::memory_order_relaxed);
   }
-  return st.ok() ? dropped : st;
+  return dropped;
 }
 
 absl::Status PoolCore::StageIn(std::vector<void*>* ptrs, std::vector<std::size_t>* sizes,
@@ -126,20 +163,21 @@ absl::Status PoolCore::StageIn(std::vector<void*>* ptrs, std::vector<std::size_t
   std::vector<std::size_t> discarded;
   absl::Status st = PageWork(*backend_, pages, /*wake=*/true, stream, &discarded);
   CountDiscard(discarded);
-  std::vector<std::pair<std::byte*, std::size_t>> slots;
-  for (const In& b : in) {
-    if (st.ok()) st = backend_->Copy(b.p, b.s.slot, b.s.bytes, stream);
-    if (!st.ok()) {
-      // Not brought back: still out (its slot keeps the contents).
-      MutexLock lock(&staged_mu_);
-      staged_out_[reinterpret_cast<std::uintptr_t>(b.p)] = b.s;
-      staged_out_count_.store(staged_out_.size(), std::memory_order_relaxed);
-      continue;
-    }
-    slots.emplace_back(b.s.slot, b.s.bytes);
+  std::sort(in.begin(), in.end(), [](const In& a, const In& b) { return a.p < b.p; });
+  CopyList copies;
+  for (const In& b : in) copies.Add(b.p, b.s.slot, b.s.bytes);
+  if (st.ok()) st = copies.Run(*backend_, /*out=*/false, stream);
+  if (!st.ok()) {
+    // Not brought back: still out (the slots keep the contents; a later
+    // fetch refills and copies again).
+    MutexLock lock(&staged_mu_);
+    for (const In& b : in) staged_out_[reinterpret_cast<std::uintptr_t>(b.p)] = b.s;
+    staged_out_count_.store(staged_out_.size(), std::memory_order_relaxed);
+    return st;
   }
-  absl::Status given = host_copies_.GiveAfter(slots, stream);
-  return st.ok() ? given : st;
+  std::vector<std::pair<std::byte*, std::size_t>> slots;
+  for (const In& b : in) slots.emplace_back(b.s.slot, b.s.bytes);
+  return host_copies_.GiveAfter(slots, stream);
 }
 
 void PoolCore::ForgetStaged(const void* block) {
