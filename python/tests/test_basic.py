@@ -211,6 +211,12 @@ umpool.sleep(offload="weights", pool=(9, 10))
 ctypes.memset(r.value, 0x01, 4 << 20)
 umpool.wake_up(pool=(9, 10))
 out["pool_role_kept"] = ctypes.string_at(r.value, 4 << 20) == b"\x5e" * (4 << 20)
+# unchanged=True: the pool's last sleep staged the same block, so its copy is
+# reused; the write made against the promise is undone (no copy was made).
+ctypes.memset(r.value, 0x22, 4 << 20)
+umpool.sleep(offload="weights", pool=(9, 10), unchanged=True)
+umpool.wake_up(pool=(9, 10))
+out["unchanged_reused"] = ctypes.string_at(r.value, 4 << 20) == b"\x5e" * (4 << 20)
 out["bad_pool_role"] = l.umpool_set_pool_role(0, 9, 10, 7) != 0 and "invalid role" in umpool.last_error()
 for bad in ({"offload": ("weights",), "discard": ("weights",)}, {"offload": ("moon",)},
             {"offload": "default", "pool": (3, 5)}, {"pool": "nope"}, {"reserve": ("moon",)},
@@ -233,6 +239,7 @@ print(json.dumps(out))
     assert "unknown role 'moon'" in res["errors"][4]
     assert "pass pool or tags, not both" in res["errors"][5]
     assert res["pool_alone"] is True
+    assert res["unchanged_reused"] is True
     assert res["pool_role_kept"] is True and res["bad_pool_role"] is True
 
 

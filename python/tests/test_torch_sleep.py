@@ -171,3 +171,57 @@ def test_tags_put_exactly_their_tensors_to_sleep():
     assert res["plain_intact"], res
     assert res["same_ptrs"] and res["same_bits"] and res["kv_usable"], res
     assert "no tag 'nobody'" in res["unknown_tag"], res
+
+
+STREAM = POOLS + """
+from umpool.streaming import LayerStreamer
+out = {"mode": umpool.torch.mode()}
+torch.manual_seed(0)
+with role("weights"):
+    layers = torch.nn.ModuleList(
+        [torch.nn.Sequential(torch.nn.Linear(1024, 1024), torch.nn.GELU()) for _ in range(8)]).cuda()
+layer_bytes = sum(p.numel() * p.element_size() for p in layers[0].parameters())
+x = torch.randn(16, 1024, device="cuda")
+def run():
+    with torch.no_grad():
+        h = x
+        for l in layers:
+            h = l(h)
+        return h.cpu()
+ref = run()
+ptrs = [p.data_ptr() for p in layers.parameters()]
+if not OWN:
+    try:
+        LayerStreamer(layers, 5 * layer_bytes)
+    except Exception as e:
+        out["refused"] = str(e)[:300]
+    print(json.dumps(out))
+    raise SystemExit
+for mode in ("prefetch", "fault", "prefetch"):
+    s = LayerStreamer(layers, 5 * layer_bytes, mode=mode)
+    out.setdefault("streamed", len(s.streamed))
+    out.setdefault("plan_ok", s.plan_bytes <= 5 * layer_bytes)
+    outs = [run() for _ in range(3)]
+    out[mode + "_matches"] = all(torch.equal(ref, o) for o in outs)
+    s.remove()
+out["resident_after_remove"] = torch.equal(ref, run())
+moved = [p.data_ptr() for p in layers.parameters()]
+out["resident_layers_kept_ptrs"] = ptrs[:6] == moved[:6]
+try:
+    LayerStreamer(layers, layer_bytes)
+    out["too_small"] = "no error"
+except ValueError as e:
+    out["too_small"] = str(e)
+print(json.dumps(out))
+"""
+
+
+def test_layer_streamer_runs_layers_beyond_the_budget_with_the_same_results():
+    res = run_json(STREAM)
+    if res["mode"] != "allocator":
+        assert "own PyTorch allocator" in res.get("refused", ""), res
+        return
+    assert res["streamed"] == 5 and res["plan_ok"], res  # 3 kept + 2 streaming: 5 layers
+    assert res["prefetch_matches"] and res["fault_matches"], res
+    assert res["resident_after_remove"] and res["resident_layers_kept_ptrs"], res
+    assert "cannot hold" in res["too_small"], res
