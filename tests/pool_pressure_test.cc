@@ -13,18 +13,25 @@ namespace {
 
 constexpr std::size_t kMiB = std::size_t{1} << 20;
 
+// Three 20 MiB KV blocks: most of a 64 MiB cap.
+std::vector<void*> ThreeKvBlocks(Pool& pool) {
+  std::vector<void*> held;
+  for (int i = 0; i < 3; ++i) {
+    auto p = pool.Allocate(20 * kMiB, kDefaultStream, Role::kKv);
+    EXPECT_TRUE(p.ok()) << p.status();
+    if (p.ok()) held.push_back(*p);
+  }
+  return held;
+}
+
 TEST_P(PoolTest, PressureCallbackFreesMemoryAndThePoolRetries) {
   PoolOptions o;
   o.capacity_bytes = 64 * kMiB;
   auto pool = Make(o);
   ASSERT_NE(pool, nullptr);
   const Stream s = kDefaultStream;
-  std::vector<void*> held;
-  for (int i = 0; i < 3; ++i) {
-    auto p = pool->Allocate(20 * kMiB, s, Role::kKv);
-    ASSERT_TRUE(p.ok()) << p.status();
-    held.push_back(*p);
-  }
+  std::vector<void*> held = ThreeKvBlocks(*pool);
+  ASSERT_EQ(held.size(), 3u);
   EXPECT_TRUE(absl::IsResourceExhausted(pool->Allocate(20 * kMiB, s, Role::kKv).status()));
 
   // An engine evicts a paused request: the callback frees a block.
@@ -92,12 +99,8 @@ TEST_P(PoolTest, PressureCallbackThatEvictsMakesRoomUnderTheCap) {
   auto pool = Make(o);
   ASSERT_NE(pool, nullptr);
   const Stream s = kDefaultStream;
-  std::vector<void*> held;
-  for (int i = 0; i < 3; ++i) {
-    auto p = pool->Allocate(20 * kMiB, s, Role::kKv);
-    ASSERT_TRUE(p.ok()) << p.status();
-    held.push_back(*p);
-  }
+  std::vector<void*> held = ThreeKvBlocks(*pool);
+  ASSERT_EQ(held.size(), 3u);
   EXPECT_TRUE(absl::IsResourceExhausted(pool->Allocate(40 * kMiB, s, Role::kKv).status()));
   std::vector<std::size_t> asked;
   std::size_t next = 0;

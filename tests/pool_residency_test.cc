@@ -122,6 +122,20 @@ TEST_P(PoolTest, BudgetCountsStayRightAcrossACheckpointRestore) {
   EXPECT_EQ(pool->GetResidency(Role::kKv).resident_bytes, 0u);
 }
 
+// `n` KV blocks of `bytes`, block i filled with pattern seed + i.
+std::vector<void*> FilledKv(Pool& pool, BackendKind kind, int n, std::size_t bytes,
+                            std::uint64_t seed) {
+  std::vector<void*> kv;
+  for (int i = 0; i < n; ++i) {
+    auto p = pool.Allocate(bytes, kDefaultStream, Role::kKv);
+    EXPECT_TRUE(p.ok()) << p.status();
+    if (!p.ok()) break;
+    FillPattern(kind, *p, bytes, seed + i);
+    kv.push_back(*p);
+  }
+  return kv;
+}
+
 PoolOptions WithKvStaging(std::size_t budget) {
   PoolOptions o = WithKvBudget(budget);
   o.roles[static_cast<int>(Role::kKv)].discard_on_free = true;
@@ -139,13 +153,8 @@ TEST_P(PoolTest, EvictionByStagingCopiesBlocksOutAndFetchesBringThemBack) {
   ASSERT_NE(pool, nullptr);
   const Stream s = kDefaultStream;
   const BackendCounters& bc = internal::PoolCore::Unwrap(*pool)->backend().counters();
-  std::vector<void*> kv;
-  for (int i = 0; i < 3; ++i) {
-    auto p = pool->Allocate(8 * kMiB, s, Role::kKv);
-    ASSERT_TRUE(p.ok()) << p.status();
-    FillPattern(kind(), *p, 8 * kMiB, 70 + i);
-    kv.push_back(*p);
-  }
+  const std::vector<void*> kv = FilledKv(*pool, kind(), 3, 8 * kMiB, 70);
+  ASSERT_EQ(kv.size(), 3u);
   const std::uint64_t copied = bc.copy_bytes.load(), prefetched = bc.prefetch_ops.load();
   ASSERT_TRUE(pool->Evict(kv[0], s).ok());
   EXPECT_EQ(bc.copy_bytes.load() - copied, pool->BlockSize(kv[0]).value()) << "copied out";
@@ -184,13 +193,8 @@ TEST_P(PoolTest, KvBudgetEvictsByStaging) {
   ASSERT_NE(pool, nullptr);
   const Stream s = kDefaultStream;
   const BackendCounters& bc = internal::PoolCore::Unwrap(*pool)->backend().counters();
-  std::vector<void*> kv;
-  for (int i = 0; i < 3; ++i) {
-    auto p = pool->Allocate(8 * kMiB, s, Role::kKv);
-    ASSERT_TRUE(p.ok()) << p.status();
-    FillPattern(kind(), *p, 8 * kMiB, 80 + i);
-    kv.push_back(*p);
-  }
+  const std::vector<void*> kv = FilledKv(*pool, kind(), 3, 8 * kMiB, 80);
+  ASSERT_EQ(kv.size(), 3u);
   // The third allocation took the role past 20 MiB: the first went out.
   RoleResidency r = pool->GetResidency(Role::kKv);
   EXPECT_EQ(r.budget_evictions, 1u);

@@ -62,6 +62,20 @@ class RunCursor {
   std::size_t i_ = 0, done_ = 0;
 };
 
+// Starts a pipeline: two events to alternate between (`pair`), and the side
+// stream ordered after the caller's earlier work.
+absl::Status BeginSide(Backend& backend, CallEvents& events, Stream stream, Stream side,
+                       Event pair[2]) {
+  absl::StatusOr<Event> start = events.Make(), a = events.Make(), b = events.Make();
+  if (!start.ok() || !a.ok() || !b.ok()) {
+    return !start.ok() ? start.status() : !a.ok() ? a.status() : b.status();
+  }
+  pair[0] = *a;
+  pair[1] = *b;
+  if (absl::Status st = backend.RecordEvent(*start, stream); !st.ok()) return st;
+  return backend.StreamWaitEvent(side, *start);
+}
+
 // The caller's stream waits for the side stream's work. `st`: the work's
 // status so far (returned if not ok; the wait is made regardless, so the
 // page work queued stays ordered before the caller's later work).
@@ -196,14 +210,8 @@ absl::Status SleepBatch::SleepPipelined(Backend& backend, Staging& staging, Stre
                                         Stream side, std::size_t group_bytes,
                                         std::vector<std::size_t>* discarded) const {
   CallEvents events(backend);
-  absl::StatusOr<Event> start = events.Make(), copied0 = events.Make(), copied1 = events.Make();
-  if (!start.ok() || !copied0.ok() || !copied1.ok()) {
-    return !start.ok() ? start.status() : !copied0.ok() ? copied0.status() : copied1.status();
-  }
-  const Event copied[2] = {*copied0, *copied1};
-  // The side stream's work comes after the caller's earlier work.
-  if (absl::Status st = backend.RecordEvent(*start, stream); !st.ok()) return st;
-  if (absl::Status st = backend.StreamWaitEvent(side, *start); !st.ok()) return st;
+  Event copied[2];
+  if (absl::Status st = BeginSide(backend, events, stream, side, copied); !st.ok()) return st;
   // Nothing is copied out of the discarded blocks: dropped at once.
   absl::Status st = PageWork(backend, other_pages_, /*wake=*/false, side, discarded);
   const std::vector<Group> groups = Groups(group_bytes);
@@ -226,13 +234,8 @@ absl::Status SleepBatch::WakePipelined(Backend& backend, Staging& staging, Strea
                                        Stream side, std::size_t group_bytes,
                                        std::vector<std::size_t>* discarded) const {
   CallEvents events(backend);
-  absl::StatusOr<Event> start = events.Make(), ready0 = events.Make(), ready1 = events.Make();
-  if (!start.ok() || !ready0.ok() || !ready1.ok()) {
-    return !start.ok() ? start.status() : !ready0.ok() ? ready0.status() : ready1.status();
-  }
-  const Event ready[2] = {*ready0, *ready1};
-  if (absl::Status st = backend.RecordEvent(*start, stream); !st.ok()) return st;
-  if (absl::Status st = backend.StreamWaitEvent(side, *start); !st.ok()) return st;
+  Event ready[2];
+  if (absl::Status st = BeginSide(backend, events, stream, side, ready); !st.ok()) return st;
   const std::vector<Group> groups = Groups(group_bytes);
   const std::vector<CopyRun> runs = SortedRuns();
   RunCursor cursor(runs);
