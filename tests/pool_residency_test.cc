@@ -164,13 +164,27 @@ TEST_P(PoolTest, EvictionByStagingCopiesBlocksOutAndFetchesBringThemBack) {
     EXPECT_FALSE(CheckPattern(kind(), kv[0], 8 * kMiB, 70)) << "pages dropped";
   }
   ASSERT_TRUE(pool->Evict(kv[0], s).ok()) << "out already: nothing to do";
+  // During a graph capture nothing is staged out, and a staged-out block
+  // cannot come back (its copy cannot be captured): a clear error.
+  pool->BeginCapture();
+  const std::uint64_t copies_before = bc.copy_ops.load();
+  ASSERT_TRUE(pool->Evict(kv[2], s).ok());
+  EXPECT_EQ(bc.copy_ops.load(), copies_before);
+  absl::Status in_capture = pool->Fetch(kv[0], s);
+  EXPECT_TRUE(absl::IsFailedPrecondition(in_capture)) << in_capture;
+  EXPECT_NE(in_capture.message().find("before capturing"), std::string::npos) << in_capture;
+  EXPECT_EQ(pool->GetResidency(Role::kKv).host_bytes, 2 * pool->BlockSize(kv[0]).value())
+      << "the refused fetch left the counts alone";
+  ASSERT_TRUE(pool->EndCapture().ok());
+  ASSERT_TRUE(pool->Fetch(kv[2], s).ok());
   ASSERT_TRUE(pool->Fetch(kv[0], s).ok());
   ASSERT_TRUE(internal::PoolCore::Unwrap(*pool)->backend().Synchronize().ok());
   EXPECT_TRUE(CheckPattern(kind(), kv[0], 8 * kMiB, 70));
   EXPECT_EQ(pool->GetResidency(Role::kKv).host_bytes, 0u);
   // Batched, and a block freed while out.
+  const std::uint64_t prefetched_now = bc.prefetch_ops.load();
   ASSERT_TRUE(pool->PrefetchBlocks(const_cast<const void* const*>(&kv[1]), 2, Location::kHost, s).ok());
-  EXPECT_EQ(bc.prefetch_ops.load(), prefetched);
+  EXPECT_EQ(bc.prefetch_ops.load(), prefetched_now);
   ASSERT_TRUE(pool->Deallocate(kv[1], s).ok());
   ASSERT_TRUE(pool->PrefetchBlocks(const_cast<const void* const*>(&kv[2]), 1, Location::kDevice, s).ok());
   ASSERT_TRUE(internal::PoolCore::Unwrap(*pool)->backend().Synchronize().ok());

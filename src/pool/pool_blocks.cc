@@ -94,6 +94,7 @@ absl::Status PoolCore::Prefetch(const void* ptr, std::size_t bytes, Location whe
   }
   const bool large = IsLarge(block->ptr);
   if (large && where == Location::kDevice) {
+    if (absl::Status st = CheckFetchable({block->ptr}, stream); !st.ok()) return st;
     if (absl::Status st = NoteMoved({*block}, where, stream); !st.ok()) return st;
   }
   counters_.Bump(counters_.prefetch_calls);
@@ -191,6 +192,7 @@ absl::Status PoolCore::PrefetchBlocks(const void* const* ptrs, std::size_t count
   }
   // Fetching: a budget's victims leave first; evicting: counted after.
   if (where == Location::kDevice && !large.empty()) {
+    if (absl::Status st = CheckFetchable(starts, stream); !st.ok()) return st;
     if (absl::Status st = NoteMoved(large, where, stream); !st.ok()) return st;
   }
   // Blocks of roles that evict by staging move by copies; the rest migrate.

@@ -212,6 +212,10 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   absl::Status StageIn(std::vector<void*>* ptrs, std::vector<std::size_t>* sizes, Stream stream);
   // A freed block: its slot, if it was staged out, is given back.
   void ForgetStaged(const void* block);
+  // FailedPrecondition when a graph is being captured and one of `blocks`
+  // is staged out (checked before residency counts a fetch).
+  absl::Status CheckFetchable(const std::vector<void*>& blocks, Stream stream) const;
+  static absl::Status FetchInCapture();
   bool EvictsByStaging(const void* block) const;
   void DrainDiscards();
   bool WaitsForDiscard(const Span* span, const void* block) const;

@@ -48,6 +48,9 @@ bool PoolCore::EvictsByStaging(const void* block) const {
 
 absl::Status PoolCore::StageOut(std::vector<void*>* ptrs, std::vector<std::size_t>* sizes,
                                 Stream stream) {
+  // Copies and host waits cannot be captured into a graph: during a capture
+  // the blocks are left to the (skipped) migration, like any prefetch hint.
+  if (fencer_.capturing() || backend_->IsCapturing(stream)) return absl::OkStatus();
   struct Out {
     void* p;
     std::size_t bytes;
@@ -155,6 +158,12 @@ absl::Status PoolCore::StageIn(std::vector<void*>* ptrs, std::vector<std::size_t
   ptrs->resize(keep);
   sizes->resize(keep);
   if (in.empty()) return absl::OkStatus();
+  if (fencer_.capturing() || backend_->IsCapturing(stream)) {
+    MutexLock lock(&staged_mu_);
+    for (const In& b : in) staged_out_[reinterpret_cast<std::uintptr_t>(b.p)] = b.s;
+    staged_out_count_.store(staged_out_.size(), std::memory_order_relaxed);
+    return FetchInCapture();
+  }
   PageBatch pages;
   for (const In& b : in) {
     const Span* span = pagemap_.Lookup(b.p);
@@ -178,6 +187,24 @@ absl::Status PoolCore::StageIn(std::vector<void*>* ptrs, std::vector<std::size_t
   std::vector<std::pair<std::byte*, std::size_t>> slots;
   for (const In& b : in) slots.emplace_back(b.s.slot, b.s.bytes);
   return host_copies_.GiveAfter(slots, stream);
+}
+
+absl::Status PoolCore::FetchInCapture() {
+  return absl::FailedPreconditionError(
+      "a block evicted by staging cannot be fetched during a CUDA graph capture (its copy back "
+      "cannot be captured): fetch it before capturing");
+}
+
+absl::Status PoolCore::CheckFetchable(const std::vector<void*>& blocks, Stream stream) const {
+  if (staged_out_count_.load(std::memory_order_relaxed) == 0 ||
+      !(fencer_.capturing() || backend_->IsCapturing(stream))) {
+    return absl::OkStatus();
+  }
+  MutexLock lock(&staged_mu_);
+  for (void* b : blocks) {
+    if (staged_out_.contains(reinterpret_cast<std::uintptr_t>(b))) return FetchInCapture();
+  }
+  return absl::OkStatus();
 }
 
 void PoolCore::ForgetStaged(const void* block) {
