@@ -52,28 +52,29 @@ void HostCopies::GiveLocked(std::byte* slot, std::size_t bytes) {
   used_ -= n;
   auto it = free_.emplace(slot, n).first;
   // Coalesce with the neighbours in the same chunk (chunks are separate
-  // allocations: ranges of two never touch unless the allocator placed them
-  // so, and then merging them is harmless only within one chunk).
-  auto same_chunk = [&](std::byte* a, std::byte* b) {
-    for (const Chunk& c : chunks_) {
-      const bool in_a = a >= c.base && a < c.base + c.bytes;
-      const bool in_b = b >= c.base && b < c.base + c.bytes;
-      if (in_a || in_b) return in_a && in_b;
-    }
-    return false;
-  };
+  // allocations: ranges of two may touch if the allocator placed them so,
+  // but a slot must stay within one chunk).
   if (auto next = std::next(it); next != free_.end() && it->first + it->second == next->first &&
-                                 same_chunk(it->first, next->first)) {
+                                 SameChunk(it->first, next->first)) {
     it->second += next->second;
     free_.erase(next);
   }
   if (it != free_.begin()) {
     auto prev = std::prev(it);
-    if (prev->first + prev->second == it->first && same_chunk(prev->first, it->first)) {
+    if (prev->first + prev->second == it->first && SameChunk(prev->first, it->first)) {
       prev->second += it->second;
       free_.erase(it);
     }
   }
+}
+
+bool HostCopies::SameChunk(const std::byte* a, const std::byte* b) const {
+  for (const Chunk& c : chunks_) {
+    const bool in_a = a >= c.base && a < c.base + c.bytes;
+    const bool in_b = b >= c.base && b < c.base + c.bytes;
+    if (in_a || in_b) return in_a && in_b;
+  }
+  return false;
 }
 
 absl::Status HostCopies::GiveAfter(const std::vector<std::pair<std::byte*, std::size_t>>& slots,

@@ -65,6 +65,8 @@ class HostCopies {
   // them with `wait`).
   void ReapLocked(bool wait) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void GiveLocked(std::byte* slot, std::size_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether a and b lie in one chunk.
+  bool SameChunk(const std::byte* a, const std::byte* b) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Backend* const backend_;
   mutable Mutex mu_;
