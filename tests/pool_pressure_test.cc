@@ -57,6 +57,15 @@ TEST_P(PoolTest, PressureCallbackFreesMemoryAndThePoolRetries) {
   // Nothing to free: the allocation fails as before.
   pool->SetPressureCallback([&](std::size_t, Role) { return false; });
   EXPECT_TRUE(absl::IsResourceExhausted(pool->Allocate(40 * kMiB, s).status()));
+  // A callback that claims to free but does not: asked a bounded number of
+  // times, then the allocation fails.
+  int claims = 0;
+  pool->SetPressureCallback([&](std::size_t, Role) {
+    ++claims;
+    return true;
+  });
+  EXPECT_TRUE(absl::IsResourceExhausted(pool->Allocate(40 * kMiB, s).status()));
+  EXPECT_EQ(claims, Pool::kPressureRetries);
 
   // A callback that throws: a clear error, the pool keeps working.
   pool->SetPressureCallback([](std::size_t, Role) -> bool { throw std::runtime_error("boom"); });
