@@ -18,6 +18,8 @@
 //             pages dropped); at each turn the engine fetches the incoming
 //             group's blocks (Pool::PrefetchBlocks) and the pool evicts the
 //             least recently fetched ones (the outgoing group's) first;
+//   (and the same budget evicting by migration, kv.evict:migrate, to show
+//   what staging changes);
 //   faulting: the same turns served by page faults: the outgoing group's
 //             blocks are evicted, the incoming group's are not fetched; the
 //             decode kernel faults them back.
@@ -315,6 +317,13 @@ int main(int argc, char** argv) {
                 budget / 1048576.0, turn);
   row(name, budgeted);
   const umpool::RoleResidency kv = budget_pool->GetResidency(umpool::Role::kKv);
+  // The same budget evicting by the driver's migration (the default), for
+  // the staging's share of the difference.
+  umpool::PoolOptions om = ob;
+  om.roles[static_cast<int>(umpool::Role::kKv)].evict_by_staging = false;
+  auto migrate_pool = Check(umpool::Pool::Create(om));
+  const Result migrated = Run(*migrate_pool, steps, requests, budget_plan, 7, compute, side);
+  row("the same budget evicting by migration (kv.evict:migrate)", migrated);
   Plan faulting_plan{Mode::kFaulting};
   faulting_plan.group_steps = turn;
   const Result faulting = Run(*pool, steps, requests, faulting_plan, 7, compute, side);
@@ -332,13 +341,16 @@ int main(int argc, char** argv) {
       std::fprintf(f,
                    "{\"gpu\": \"%s\", \"steps\": %d, \"requests\": %d, \"kv_budget_bytes\": %zu, "
                    "\"peak_kv_bytes\": %zu, \"turn_steps\": %d, \"tokens_per_s\": {\"resident\": %.1f, "
-                   "\"budget50\": %.1f, \"faulting\": %.1f}, \"kv_budget50_vs_resident\": %.4f, "
-                   "\"kv_budget50_vs_faulting\": %.4f, \"budget_evictions\": %llu, "
+                   "\"budget50\": %.1f, \"budget50_migrate\": %.1f, \"faulting\": %.1f}, "
+                   "\"kv_budget50_vs_resident\": %.4f, \"kv_budget50_vs_faulting\": %.4f, "
+                   "\"staging_vs_migrate\": %.4f, \"budget_evictions\": %llu, "
                    "\"mismatches\": %ld, \"round_trips_checked\": %ld}\n",
                    prop.name, steps, requests, budget, resident.peak_kv_bytes, turn, resident.tokens_per_s,
-                   budgeted.tokens_per_s, faulting.tokens_per_s, vs_resident, vs_faulting,
+                   budgeted.tokens_per_s, migrated.tokens_per_s, faulting.tokens_per_s, vs_resident,
+                   vs_faulting, budgeted.tokens_per_s / migrated.tokens_per_s,
                    static_cast<unsigned long long>(kv.budget_evictions), bad,
-                   budgeted.round_trips_checked + faulting.round_trips_checked);
+                   budgeted.round_trips_checked + migrated.round_trips_checked +
+                       faulting.round_trips_checked);
       std::fclose(f);
     }
   }

@@ -8,7 +8,8 @@
 The first layers stay resident; the last ones (as many as the budget
 requires) are streamed: each lives in its own umpool tag (a private pool with
 the weights role), is put to sleep after its forward pass and woken one layer
-ahead on a side stream, so its copy in overlaps the layer before it. Weights
+ahead on a side stream, so its copy in overlaps the layer before it (the first
+streamed layer is woken when the pass starts, overlapping the resident ones). Weights
 do not change while generating, so every sleep after the first reuses the
 staged copy (umpool.sleep(unchanged=True)): putting a layer to sleep only
 drops its GPU pages, and waking it refills them and copies it back from
@@ -132,12 +133,16 @@ class LayerStreamer:
         def hook(module, args):
             cur = self._torch.cuda.current_stream(self._device)
             if self.mode == "prefetch":
+                first = self.streamed[0] if self.streamed else None
+                if j == 0 and first is not None and first not in self._ready:
+                    # The first streamed layer comes in while the resident ones run.
+                    self._bring_ahead(first, cur)
                 if j in self._tags:
-                    if j not in self._ready:  # not fetched ahead (the first streamed layer)
+                    if j not in self._ready:  # not fetched ahead
                         self._bring_ahead(j, cur)
                     cur.wait_event(self._ready.pop(j))
                 nxt = j + 1
-                if nxt in self._tags:
+                if nxt in self._tags and nxt not in self._ready:
                     self._bring_ahead(nxt, cur)
         return hook
 
