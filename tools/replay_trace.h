@@ -1,0 +1,42 @@
+// tools/replay_trace.h: umpool-replay's trace: reading and checking the CSV
+// format of docs/trace.md (every free and record names a live id, every
+// allocation a fresh one; errors name the line), and the figures the replay
+// needs from it (peak live bytes and where, the warm-up mark, streams).
+#ifndef UMPOOL_TOOLS_REPLAY_TRACE_H_
+#define UMPOOL_TOOLS_REPLAY_TRACE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "umpool/types.h"
+
+namespace umpool::replay {
+
+struct Op {
+  char kind;  // 'a' allocate, 'f' free, 'r' record-stream, 'm' mark
+  std::uint64_t id;
+  std::size_t bytes;
+  int stream;
+  Role role;
+};
+
+struct Trace {
+  std::vector<Op> ops;
+  std::size_t warmup_end = 0;    // index of the first op after the warm-up mark (0: none)
+  std::size_t peak_live_at = 0;  // index of the op after which live bytes peak
+  std::int64_t peak_live = 0;
+  int streams = 1;
+  std::size_t allocations = 0;
+};
+
+// Prints "umpool-replay: <why>" and exits with status 2 (bad input).
+[[noreturn]] void Fail(const std::string& why);
+
+// Reads and checks the trace at `path`; Fail()s on the first bad line.
+Trace Load(const std::string& path);
+
+}  // namespace umpool::replay
+
+#endif  // UMPOOL_TOOLS_REPLAY_TRACE_H_
