@@ -158,6 +158,9 @@ class Arena {
   absl::Status SetCapacity(std::size_t bytes, bool* over);
   std::size_t MaxCapacity() const;
   std::size_t capacity() const { return capacity_view_.load(std::memory_order_relaxed); }
+  // How far the GPU-held bytes (reserved less the live blocks the pool
+  // evicted) are over the cap: a freed evicted block counts again at once.
+  std::size_t BytesOverCap() const;
 
   // Populated bytes of `role`'s large space and of the slabs carved for it.
   std::size_t RoleReservedBytes(Role role) const;
@@ -234,6 +237,9 @@ class Arena {
   // Carved into slabs now, by the slabs' role (a heap's: its roles' sum).
   std::array<std::size_t, kNumRoles> slab_bytes_by_role_ ABSL_GUARDED_BY(grow_mu_){};
   std::size_t HeapSlabBytes(int heap) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(grow_mu_);
+  // Reserved bytes less the live blocks the pool evicted (they hold no GPU
+  // memory, so the cap leaves them out); `host` gets the latter.
+  std::size_t OnGpuLocked(std::size_t* host) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(grow_mu_);
   std::size_t mapped_ ABSL_GUARDED_BY(grow_mu_) = 0;    // mapped bytes, under map_limit_
   std::size_t capacity_ ABSL_GUARDED_BY(grow_mu_);
   std::atomic<std::size_t> capacity_view_;  // capacity_, read without the lock

@@ -24,12 +24,23 @@ bool ShouldPrefetch(const RolePolicy& policy, std::size_t range_bytes) {
 
 }  // namespace
 
+std::size_t Arena::OnGpuLocked(std::size_t* host) const {
+  *host = static_cast<std::size_t>(
+      std::max<std::int64_t>(0, counters_.host_bytes.current.load(std::memory_order_relaxed)));
+  return reserved_ - std::min(reserved_, *host);
+}
+
+std::size_t Arena::BytesOverCap() const {
+  MutexLock lock(&grow_mu_);
+  std::size_t host = 0;
+  const std::size_t on_gpu = OnGpuLocked(&host);
+  return on_gpu - std::min(on_gpu, capacity_);
+}
+
 absl::Status Arena::ClaimReserved(std::size_t n) {
   MutexLock lock(&grow_mu_);
-  // Live blocks the pool evicted hold no GPU memory: the cap leaves them out.
-  const auto host = static_cast<std::size_t>(
-      std::max<std::int64_t>(0, counters_.host_bytes.current.load(std::memory_order_relaxed)));
-  const std::size_t on_gpu = reserved_ - std::min(reserved_, host);
+  std::size_t host = 0;
+  const std::size_t on_gpu = OnGpuLocked(&host);
   if (n > capacity_ - std::min(capacity_, on_gpu)) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "the pool's cap of ", capacity_, " bytes would be exceeded (", reserved_, " reserved, ",

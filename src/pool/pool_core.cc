@@ -161,14 +161,7 @@ auto PoolCore::WithOomRetry(std::size_t bytes, Role role, Take take) -> decltype
   return r;
 }
 
-std::size_t PoolCore::ShortOf(std::size_t bytes) const {
-  const auto gpu = [&](auto& value) {
-    return std::max<std::int64_t>(0, value.current.load(std::memory_order_relaxed));
-  };
-  const std::int64_t on_gpu = gpu(counters_.reserved_bytes) - gpu(counters_.host_bytes);
-  const auto cap = static_cast<std::int64_t>(arena_.capacity());
-  return bytes + static_cast<std::size_t>(std::max<std::int64_t>(0, on_gpu - cap));
-}
+std::size_t PoolCore::ShortOf(std::size_t bytes) const { return bytes + arena_.BytesOverCap(); }
 
 absl::StatusOr<int> PoolCore::Refill(Stream stream, Role role, int cls, void** out, int max,
                                      bool* grew) {

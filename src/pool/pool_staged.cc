@@ -97,15 +97,10 @@ absl::Status PoolCore::StageOut(std::vector<void*>* ptrs, std::vector<std::size_
     for (const Out& o : out) host_copies_.Give(o.slot, o.bytes);
     return st;  // nothing dropped: the blocks stay where they are
   }
-  // The host sees the copies done before any page is dropped.
-  absl::Status wait;
-  if (absl::StatusOr<Event> e = backend_->CreateEvent(); e.ok()) {
-    wait = backend_->RecordEvent(*e, stream);
-    if (wait.ok()) wait = backend_->SynchronizeEvent(*e);
-    backend_->DestroyEvent(*e);
-  } else {
-    wait = backend_->Synchronize();
-  }
+  // The host sees the copies done before any page is dropped (a fence of
+  // the pool's: a recycled event; without one, the whole device).
+  absl::StatusOr<FenceRef> fence = fencer_.FenceFor(stream, fencer_.Stamp());
+  const absl::Status wait = fence.ok() ? fencer_.Wait(**fence) : backend_->Synchronize();
   if (!wait.ok()) {
     for (const Out& o : out) host_copies_.Give(o.slot, o.bytes);
     return wait;  // nothing dropped: the blocks stay where they are

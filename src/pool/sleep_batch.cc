@@ -163,8 +163,9 @@ std::vector<SleepBatch::Group> SleepBatch::Groups(std::size_t group_bytes) const
   return groups;
 }
 
-bool SleepBatch::Pipelined(Backend& backend, std::size_t group_bytes, Stream* side) const {
-  if (runs_.empty() || staged_pages_.bytes <= group_bytes) return false;
+bool SleepBatch::Pipelined(Backend& backend, std::size_t* group_bytes, Stream* side) const {
+  *group_bytes = std::max(kMapGranularity, *group_bytes & ~(kMapGranularity - 1));
+  if (runs_.empty() || staged_pages_.bytes <= *group_bytes) return false;
   absl::StatusOr<Stream> s = backend.SideStream();
   if (!s.ok()) return false;
   *side = *s;
@@ -174,16 +175,14 @@ bool SleepBatch::Pipelined(Backend& backend, std::size_t group_bytes, Stream* si
 absl::Status SleepBatch::Sleep(Backend& backend, Staging& staging, Stream stream,
                                std::vector<std::size_t>* discarded,
                                std::size_t group_bytes) const {
-  group_bytes = std::max(kMapGranularity, group_bytes & ~(kMapGranularity - 1));
-  if (Stream side; Pipelined(backend, group_bytes, &side)) {
+  if (Stream side; Pipelined(backend, &group_bytes, &side)) {
     return SleepPipelined(backend, staging, stream, side, group_bytes, discarded);
   }
   if (absl::Status st = staging.CopyIn(runs_, stream); !st.ok()) return st;
   if (!runs_.empty() && page_bytes() > 0) {
     if (absl::Status st = staging.WaitForCopies(stream); !st.ok()) return st;
   }
-  return PageWork(backend, Joined(staged_pages_, other_pages_), /*wake=*/false, stream,
-                  discarded);
+  return DropPages(backend, stream, discarded);
 }
 
 absl::Status SleepBatch::DropPages(Backend& backend, Stream stream,
@@ -195,8 +194,7 @@ absl::Status SleepBatch::DropPages(Backend& backend, Stream stream,
 absl::Status SleepBatch::Wake(Backend& backend, Staging& staging, Stream stream,
                               std::vector<std::size_t>* discarded,
                               std::size_t group_bytes) const {
-  group_bytes = std::max(kMapGranularity, group_bytes & ~(kMapGranularity - 1));
-  if (Stream side; Pipelined(backend, group_bytes, &side)) {
+  if (Stream side; Pipelined(backend, &group_bytes, &side)) {
     return WakePipelined(backend, staging, stream, side, group_bytes, discarded);
   }
   absl::Status st = PageWork(backend, Joined(staged_pages_, other_pages_), /*wake=*/true, stream,

@@ -98,8 +98,9 @@ class SleepBatch {
   std::vector<Group> Groups(std::size_t group_bytes) const;
   // The runs in address order.
   std::vector<CopyRun> SortedRuns() const;
-  // Whether the pipeline applies: a side stream and more than one group.
-  bool Pipelined(Backend& backend, std::size_t group_bytes, Stream* side) const;
+  // Whether the pipeline applies: a side stream and more than one group
+  // (*group_bytes first made a whole number of 2 MiB pages, at least one).
+  bool Pipelined(Backend& backend, std::size_t* group_bytes, Stream* side) const;
   absl::Status SleepPipelined(Backend& backend, Staging& staging, Stream stream, Stream side,
                               std::size_t group_bytes, std::vector<std::size_t>* discarded) const;
   absl::Status WakePipelined(Backend& backend, Staging& staging, Stream stream, Stream side,
