@@ -30,6 +30,7 @@ would be lost at its next wake-up). CUDA graphs cannot capture the hooks.
 
 import itertools
 
+from . import prefetch_blocks, sleep, wake_up
 from . import torch as _umtorch
 
 _ids = itertools.count()
@@ -100,29 +101,26 @@ class LayerStreamer:
                             mod._buffers[k] = b.clone()
         torch.cuda.synchronize(self._device)
         torch.cuda.empty_cache()  # the copies' old storage
+        self._tensors = {j: list(self.layers[j].parameters()) + list(self.layers[j].buffers())
+                         for j in self.streamed}
         for j, layer in enumerate(self.layers):
-            self._hooks.append(layer.register_forward_pre_hook(self._pre_hook(j)))
+            if mode == "prefetch":  # fetched ahead; faulting needs no pre-hook
+                self._hooks.append(layer.register_forward_pre_hook(self._pre_hook(j)))
             if j in self._tags:
                 self._hooks.append(layer.register_forward_hook(self._post_hook(j)))
         for j in self.streamed:
             self._put_away(j, torch.cuda.current_stream(self._device))
         torch.cuda.synchronize(self._device)
 
-    def _params(self, j):
-        return [p for p in self.layers[j].parameters()] + [b for b in self.layers[j].buffers()]
-
     def _put_away(self, j, stream):
         if self.mode == "prefetch":
-            from . import sleep
             sleep(offload=("weights",), tags=self._tags[j], device=self._device, stream=stream,
                   unchanged=True)
         else:
-            from . import prefetch_blocks
             self._side.wait_stream(stream)
-            prefetch_blocks(self._params(j), where="cpu", stream=self._side)
+            prefetch_blocks(self._tensors[j], where="cpu", stream=self._side)
 
     def _bring_ahead(self, j, stream):
-        from . import wake_up
         self._side.wait_stream(stream)  # after the work queued so far (its last sleep)
         wake_up(tags=self._tags[j], device=self._device, stream=self._side)
         ev = self._torch.cuda.Event()
@@ -132,18 +130,17 @@ class LayerStreamer:
     def _pre_hook(self, j):
         def hook(module, args):
             cur = self._torch.cuda.current_stream(self._device)
-            if self.mode == "prefetch":
-                first = self.streamed[0] if self.streamed else None
-                if j == 0 and first is not None and first not in self._ready:
-                    # The first streamed layer comes in while the resident ones run.
-                    self._bring_ahead(first, cur)
-                if j in self._tags:
-                    if j not in self._ready:  # not fetched ahead
-                        self._bring_ahead(j, cur)
-                    cur.wait_event(self._ready.pop(j))
-                nxt = j + 1
-                if nxt in self._tags and nxt not in self._ready:
-                    self._bring_ahead(nxt, cur)
+            first = self.streamed[0]
+            if j == 0 and first not in self._ready:
+                # The first streamed layer comes in while the resident ones run.
+                self._bring_ahead(first, cur)
+            if j in self._tags:
+                if j not in self._ready:  # not fetched ahead
+                    self._bring_ahead(j, cur)
+                cur.wait_event(self._ready.pop(j))
+            nxt = j + 1
+            if nxt in self._tags and nxt not in self._ready:
+                self._bring_ahead(nxt, cur)
         return hook
 
     def _post_hook(self, j):
@@ -160,11 +157,9 @@ class LayerStreamer:
         cur = self._torch.cuda.current_stream(self._device)
         for j in self.streamed:
             if self.mode == "prefetch":
-                from . import wake_up
                 wake_up(tags=self._tags[j], device=self._device, stream=cur)
             else:
-                from . import prefetch_blocks
-                prefetch_blocks(self._params(j), where="cuda", stream=cur)
+                prefetch_blocks(self._tensors[j], where="cuda", stream=cur)
         self._ready = {}
         self._torch.cuda.synchronize(self._device)
         self.streamed = []
