@@ -189,5 +189,40 @@ TEST_F(LargeSpaceTest, GrowthNearTheCapMapsWhatFitsNotAWholeChunk) {
   Check();
 }
 
+// The block freed last is parked whole for its stream's next request of its
+// size (large_heap.h): same address, no search. Everything else still sees
+// it as free memory on its stream's terms.
+TEST_F(LargeSpaceTest, TheLastFreedBlockIsParkedForItsStreamOnly) {
+  backend_->Submit(a_);  // A's kernel runs throughout: nothing freed on A is ready
+  void* p = Alloc(8 * kMiB, a_);
+  void* q = Alloc(8 * kMiB, a_);  // p's upper neighbour: p cannot merge upwards
+  Free(p, a_);
+  Check();
+  EXPECT_EQ(Alloc(8 * kMiB, a_), p) << "the parked block comes back on its stream";
+  Free(p, a_);
+  EXPECT_EQ(pool_->Deallocate(p, a_).code(), absl::StatusCode::kFailedPrecondition)
+      << "a parked block is free: freeing it again is a double free";
+  EXPECT_FALSE(pool_->RecordStream(p, b_).ok()) << "nor can a stream be recorded on it";
+  // A request that the parked block does not fit alone files it first: q,
+  // freed on A next to p, parks and files p; the two serve 16 MiB in place.
+  Free(q, a_);
+  const std::uint64_t maps_before = maps();
+  void* pq = Alloc(16 * kMiB, a_);
+  EXPECT_EQ(pq, p) << "p and q merged once q left the parking spot";
+  EXPECT_EQ(maps(), maps_before);
+  Check();
+  Free(pq, a_);
+  // Stream B may not have it while A's work is unfinished.
+  void* r = Alloc(16 * kMiB, b_);
+  EXPECT_NE(r, pq) << "another stream must not reuse a block freed on A before A's fence";
+  Check();
+  backend_->CompleteAll();
+  Free(r, b_);
+  // Trim files the parked block and releases what is wholly free.
+  ASSERT_TRUE(pool_->Trim().ok());
+  EXPECT_EQ(pool_->GetStats().reserved_bytes.current, 0);
+  Check();
+}
+
 }  // namespace
 }  // namespace umpool

@@ -1,6 +1,7 @@
 // LargeHeap: taking, freeing, splitting and merging blocks. Segment-level
 // operations (adding, stealing, releasing, pictures, checks) are in
-// large_heap_segments.cc.
+// large_heap_segments.cc; lookups by address and the parked block in
+// large_heap_index.cc.
 #include "src/pool/large_heap.h"
 
 #include <algorithm>
@@ -20,7 +21,10 @@ namespace umpool::internal {
 // while the range they had used sat merged with A's block).
 bool LargeHeap::CanMerge(const LargeBlock* a, const LargeBlock* b) {
   using W = LargeBlock::Where;
-  if (a->live || b->live || a->where == W::kPending || b->where == W::kPending) return false;
+  if (a->live || b->live || a->where == W::kPending || b->where == W::kPending ||
+      a->where == W::kParked || b->where == W::kParked) {
+    return false;
+  }
   if (a->where == W::kReady && b->where == W::kReady) return true;
   if (a->where == W::kReady) return a->size <= b->size;
   if (b->where == W::kReady) return b->size <= a->size;
@@ -169,6 +173,10 @@ void LargeHeap::MarkLive(LargeBlock* b, Stream stream, std::size_t requested) {
 LargeHeap::Taken LargeHeap::Take(std::size_t bytes, Stream stream, std::size_t requested,
                                  Fencer& fencer, absl::Status* status) {
   MutexLock lock(&mu_);
+  if (LargeBlock* b = TakeParked(bytes, stream, requested); b != nullptr) {
+    return Taken{reinterpret_cast<void*>(b->addr), b->size, false, parked_seq_};
+  }
+  Unpark();
   bool from_ready = false;
   // Best fit over the caller's stream group and the ready group together.
   auto pick = [&](BestFitSet* own, BestFitSet& ready) -> LargeBlock* {
@@ -212,6 +220,7 @@ LargeHeap::Taken LargeHeap::AddSegmentAndTake(Segment* segment, std::size_t byte
 absl::Status LargeHeap::TakeAt(std::uintptr_t p, std::size_t bytes, Stream stream,
                                std::size_t requested, Fencer& fencer) {
   MutexLock lock(&mu_);
+  Unpark();
   for (int attempt = 0;; ++attempt) {
     LargeBlock* b = nullptr;
     for (Segment* s : segments_) {
@@ -253,31 +262,11 @@ absl::Status LargeHeap::TakeAt(std::uintptr_t p, std::size_t bytes, Stream strea
   }
 }
 
-absl::Status LargeHeap::Diagnose(std::uintptr_t p) const {
-  for (const Segment* s : segments_) {
-    if (!s->Holds(p)) continue;
-    for (const LargeBlock* b = s->first; b != nullptr; b = b->next) {
-      if (p == b->addr && !b->live) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("double free of large block 0x", absl::Hex(p), " (", b->size, " bytes)"));
-      }
-      if (p > b->addr && p < b->addr + b->size) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "interior pointer 0x", absl::Hex(p), ": ", p - b->addr,
-            " bytes into the large block at 0x", absl::Hex(b->addr)));
-      }
-    }
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("pointer 0x", absl::Hex(p), " was not allocated by this pool"));
-}
-
 absl::StatusOr<LargeHeap::Freed> LargeHeap::Free(std::uintptr_t p, std::optional<Stream> stream,
                                                  Fencer& fencer) {
   MutexLock lock(&mu_);
-  auto it = live_.find(p);
-  if (it == live_.end()) return Diagnose(p);
-  LargeBlock* b = it->second;
+  LargeBlock* b = FindLive(p);
+  if (b == nullptr) return Diagnose(p);
   if (!b->recorded.empty() && fencer.capturing()) {
     // Its reuse must wait for events that cannot be recorded now.
     return absl::UnavailableError("a CUDA graph capture is underway");
@@ -301,7 +290,7 @@ absl::StatusOr<LargeHeap::Freed> LargeHeap::Free(std::uintptr_t p, std::optional
       if (f.ok()) fences.push_back(*std::move(f)); else st = f.status();
     }
     if (st.ok()) {
-      live_.erase(it);
+      live_.erase(p);
       b->live = false;
       b->recorded.clear();
       BestFitSet one;
@@ -312,21 +301,24 @@ absl::StatusOr<LargeHeap::Freed> LargeHeap::Free(std::uintptr_t p, std::optional
     // Recording failed (the CUDA context is broken); fall back to the plain
     // free-on-stream rule below.
   }
-  live_.erase(it);
-  b->live = false;
-  b->recorded.clear();
-  b->where = Where::kStream;
-  b->stream = freeing;
-  InsertFree(b, fencer.Stamp());
+  if (!b->recorded.empty()) {  // recording failed: filed below, not parked
+    live_.erase(p);
+    b->live = false;
+    b->recorded.clear();
+    b->where = Where::kStream;
+    b->stream = freeing;
+    InsertFree(b, fencer.Stamp());
+    return freed;
+  }
+  Park(b, freeing, fencer.Stamp());
   return freed;
 }
 
 void LargeHeap::GiveBack(std::uintptr_t p, ReuseTerms terms) {
   MutexLock lock(&mu_);
-  auto it = live_.find(p);
-  UMPOOL_CHECK(it != live_.end(), "giving back a range that is not a live block");
-  LargeBlock* b = it->second;
-  live_.erase(it);
+  LargeBlock* b = FindLive(p);
+  UMPOOL_CHECK(b != nullptr, "giving back a range that is not a live block");
+  live_.erase(p);
   b->live = false;
   if (!terms.fences.empty()) {
     BestFitSet one;
@@ -339,45 +331,9 @@ void LargeHeap::GiveBack(std::uintptr_t p, ReuseTerms terms) {
   InsertFree(b, terms.seq);
 }
 
-absl::Status LargeHeap::RecordStream(std::uintptr_t p, Stream stream) {
-  MutexLock lock(&mu_);
-  auto it = live_.find(p);
-  if (it == live_.end()) return Diagnose(p);
-  auto& rec = it->second->recorded;
-  if (std::find(rec.begin(), rec.end(), stream) == rec.end()) rec.push_back(stream);
-  return absl::OkStatus();
-}
-
-BlockInfo LargeHeap::InfoOf(const LargeBlock* b) const {
-  return BlockInfo{reinterpret_cast<void*>(b->addr), b->size, b->requested, b->stream,
-                   b->segment->role};
-}
-
-absl::StatusOr<BlockInfo> LargeHeap::Block(std::uintptr_t p) const {
-  MutexLock lock(&mu_);
-  auto it = live_.find(p);
-  if (it == live_.end()) return Diagnose(p);
-  return InfoOf(it->second);
-}
-
-absl::StatusOr<BlockInfo> LargeHeap::DiscardableBlock(std::uintptr_t p) const {
-  MutexLock lock(&mu_);
-  auto it = live_.find(p);
-  if (it == live_.end()) return Diagnose(p);
-  if (!it->second->recorded.empty()) {
-    return absl::FailedPreconditionError("block is in use on recorded streams");
-  }
-  if (!it->second->evicted) return absl::FailedPreconditionError("block was never evicted");
-  return InfoOf(it->second);
-}
-
-void LargeHeap::MarkEvicted(std::uintptr_t p) {
-  MutexLock lock(&mu_);
-  if (auto it = live_.find(p); it != live_.end()) it->second->evicted = true;
-}
-
 void LargeHeap::ReleaseStream(Stream stream) {
   MutexLock lock(&mu_);
+  Unpark();
   // Its work on live blocks is done too: their frees need no fence on it.
   for (auto& [addr, b] : live_) {
     auto& rec = b->recorded;

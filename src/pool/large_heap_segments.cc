@@ -41,6 +41,7 @@ LargeHeap::Taken LargeHeap::ExtendAndTake(std::size_t bytes, Stream stream, std:
                                           std::size_t step, Populate populate,
                                           absl::Status* status) {
   MutexLock lock(&mu_);
+  Unpark();
   Segment* best = nullptr;
   std::size_t best_need = SIZE_MAX;
   for (Segment* s : segments_) {
@@ -118,6 +119,7 @@ std::optional<LargeHeap::Cut> LargeHeap::CutReserve(std::size_t min_bytes) {
 Segment* LargeHeap::StealFreeSegment(std::size_t min_bytes, std::size_t max_bytes, Stream stream,
                                      Fencer& fencer, ReuseTerms* terms) {
   MutexLock lock(&mu_);
+  Unpark();
   if (free_.has_pending()) {
     (void)free_.Poll(fencer, [this](BestFitSet&& blocks) ABSL_NO_THREAD_SAFETY_ANALYSIS {
       MakeReady(std::move(blocks));
@@ -158,6 +160,7 @@ void LargeHeap::AdoptSegment(Segment* segment, const ReuseTerms& terms) {
 
 absl::Status LargeHeap::ReleaseFree(Fencer& fencer, std::vector<Segment*>* empty) {
   MutexLock lock(&mu_);
+  Unpark();
   absl::Status status =
       free_.WaitAll(fencer, [this](BestFitSet&& blocks) ABSL_NO_THREAD_SAFETY_ANALYSIS {
         MakeReady(std::move(blocks));
@@ -199,7 +202,9 @@ absl::StatusOr<BlockInfo> LargeHeap::Containing(std::uintptr_t p) const {
 
 void LargeHeap::LiveBlocks(std::vector<BlockInfo>* out) const {
   MutexLock lock(&mu_);
-  for (const auto& [addr, b] : live_) out->push_back(InfoOf(b));
+  for (const auto& [addr, b] : live_) {
+    if (b->live) out->push_back(InfoOf(b));
+  }
 }
 
 std::int64_t LargeHeap::segments() const {
@@ -256,7 +261,7 @@ void LargeHeap::CheckInvariants() const {
       }
     });
   });
-  std::size_t free_blocks = 0;
+  std::size_t free_blocks = 0, live = 0;
   for (const Segment* s : segments_) {
     std::uintptr_t expect = s->base;
     const LargeBlock* prev = nullptr;
@@ -264,9 +269,11 @@ void LargeHeap::CheckInvariants() const {
       UMPOOL_CHECK(b->addr == expect && b->prev == prev && b->segment == s, "broken block chain");
       UMPOOL_CHECK(b->size > 0 && b->size % quantum_ == 0, "block size not a multiple of the quantum");
       expect += b->size;
-      if (b->live) {
+      live += b->live ? 1 : 0;
+      if (b->live || b == parked_) {
         auto it = live_.find(b->addr);
         UMPOOL_CHECK(it != live_.end() && it->second == b, "live block not indexed");
+        UMPOOL_CHECK(b->live || b->where == Where::kParked, "parked block mislabelled");
         continue;
       }
       ++free_blocks;
@@ -280,6 +287,7 @@ void LargeHeap::CheckInvariants() const {
     UMPOOL_CHECK(expect == s->base + s->populated, "blocks do not cover the populated part");
   }
   UMPOOL_CHECK(free_blocks == grouped, "group sizes disagree with the block chains");
+  UMPOOL_CHECK(live_.size() == live + (parked_ != nullptr ? 1 : 0), "stale index entries");
 }
 
 }  // namespace umpool::internal

@@ -55,8 +55,10 @@ class Segment final : public Span {
 // A block of a segment, live or free. Guarded by the owning heap's mutex.
 struct LargeBlock {
   // Which group of the heap's StreamLists holds it while free: on `stream`,
-  // pending (never merged) or ready.
-  enum class Where : std::uint8_t { kStream, kPending, kReady };
+  // pending (never merged) or ready; or parked: freed on `stream` and kept
+  // whole, in no group, for the next request of its size on that stream
+  // (LargeHeap's fast path; never merged until it leaves the spot).
+  enum class Where : std::uint8_t { kStream, kPending, kReady, kParked };
   std::uintptr_t addr = 0;
   std::size_t size = 0;
   Segment* segment = nullptr;
