@@ -17,12 +17,13 @@ Writes OUT/torch_integration.json (and .md) with what issue 13 asks for:
                                 Llama-style, 8 x 128 tokens) and ms per training
                                 step (8-layer Llama-style, bf16, AdamW), with the
                                 tokens and losses compared
-Each measurement runs in its own process (PyTorch picks its allocator once):
-per round and allocator one process times empty+del and training, another
-generation (a fresh process, as a server starts). Within a process each figure
-is the best of several chunks (empty+del 5, training 3 x 10 steps, generation
-3 x 128 tokens): a shared host only adds time. Native and umpool alternate for
---rounds rounds; medians over rounds are reported.
+Speed is timed by bench/torch/duel.py: one long-lived worker process per
+allocator (PyTorch picks its allocator once per process), both loaded and
+warmed up, timing one short chunk each in turn with the order alternating
+every round (empty+del 5000 pairs per size, 5 training steps, one 8 x 32-token
+generation), so each round's two figures are taken under the same host load;
+the report is the median of the per-round ratios, with quartiles. The checks
+(compile, memory_stats, snapshot, OOM) run in processes of their own.
 
 Usage (repository root, GPU machine, libumpool.so built):
   PYTHONPATH=python python3 bench/torch/torch_integration.py --out DIR
@@ -31,7 +32,6 @@ import argparse
 import hashlib
 import json
 import os
-import statistics
 import sys
 import time
 
@@ -39,6 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 from bench_torch import empty_del_us, run_worker  # noqa: E402  (shared with bench_torch.py)
+import duel  # noqa: E402
 
 
 def setup(use):
@@ -62,73 +63,101 @@ def llama(torch, layers, hidden, heads, dtype):
     return LlamaForCausalLM(cfg).to(dtype).to("cuda")
 
 
-def best_us(f, chunks):
-    """The fastest of `chunks` timings: other tenants of a shared host only
-    ever add time (the lent H200's host swings 2x between runs)."""
-    return min(f() for _ in range(chunks))
+EMPTY_DEL = (("4KiB", 4096), ("1MiB", 1 << 20), ("64MiB", 64 << 20))
+TRAIN_STEPS, GEN_TOKENS = 5, 32
 
 
-def task_time(use):
+def task_serve(use, cpus):
+    """A duel worker: empty+del, training steps and generation on request."""
+    if cpus:  # both workers on the same cores: they run in turn, never together
+        os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
     torch = setup(use)
-    out = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "empty_del_us": {}}
-    for label, nbytes, iters in (("4KiB", 4096, 4000), ("1MiB", 1 << 20, 4000),
-                                 ("64MiB", 64 << 20, 1000)):
-        out["empty_del_us"][label] = best_us(
-            lambda: empty_del_us(torch, nbytes, iters, warmup=200), chunks=5)
-    # Training: 8-layer Llama-style, bf16, AdamW; the best of 3 chunks of 10 steps.
+    tasks = {}
+    for label, nbytes in EMPTY_DEL:
+        tasks["empty_del_" + label] = (
+            lambda n=nbytes: {"us": empty_del_us(torch, n, 5000, warmup=100)})
+    # Training: 8-layer Llama-style, bf16, AdamW; every chunk continues the run.
     model = llama(torch, 8, 1024, 16, torch.bfloat16).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     g = torch.Generator(device="cpu").manual_seed(2)
     batches = [torch.randint(3, 32000, (8, 256), generator=g).cuda() for _ in range(4)]
-    losses = []
+    steps = [0]
 
-    def step(i):
-        ids = batches[i % len(batches)]
-        loss = model(input_ids=ids, labels=ids).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        return loss
-
-    for i in range(5):
-        losses.append(step(i).item())
-    chunk_ms = []
-    for c in range(3):
+    def train():
         torch.cuda.synchronize()
         t0 = time.perf_counter()
-        for i in range(10):
-            last = step(5 + 10 * c + i)
+        losses = []
+        for _ in range(TRAIN_STEPS):
+            ids = batches[steps[0] % len(batches)]
+            steps[0] += 1
+            loss = model(input_ids=ids, labels=ids).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(loss)
         torch.cuda.synchronize()
-        chunk_ms.append((time.perf_counter() - t0) / 10 * 1e3)
-        losses.append(last.item())
-    out["train_step_ms"] = min(chunk_ms)
-    out["train_chunks_ms"] = chunk_ms
-    out["losses"] = losses
-    if use == "umpool":
-        import umpool.torch
-        out["mode"] = umpool.torch.mode()
-    return out
+        ms = (time.perf_counter() - t0) / TRAIN_STEPS * 1e3
+        return {"ms": ms, "losses": [x.item() for x in losses]}
 
-
-def generate(torch, reps=3):
-    """Greedy generation: 12-layer Llama-style, 8 x 128 new tokens; the best of reps."""
-    model = llama(torch, 12, 1024, 16, torch.bfloat16).eval()
+    # Greedy generation: 12-layer Llama-style, 8 prompts of 16 tokens.
+    gen_model = llama(torch, 12, 1024, 16, torch.bfloat16).eval()
     ids = torch.randint(3, 32000, (8, 16), generator=torch.Generator().manual_seed(1)).cuda()
-    best = 0.0
-    with torch.no_grad():
-        model.generate(ids, max_new_tokens=8, min_new_tokens=8, do_sample=False)
-        for _ in range(reps):
+
+    def generate():
+        with torch.no_grad():
             torch.cuda.synchronize()
             t0 = time.perf_counter()
-            gen = model.generate(ids, max_new_tokens=128, min_new_tokens=128, do_sample=False)
+            out = gen_model.generate(ids, max_new_tokens=GEN_TOKENS, min_new_tokens=GEN_TOKENS,
+                                     do_sample=False)
             torch.cuda.synchronize()
-            best = max(best, 8 * 128 / (time.perf_counter() - t0))
-    return {"generate_tok_s": best,
-            "tokens_sha1": hashlib.sha1(gen.cpu().numpy().tobytes()).hexdigest()[:16]}
+        return {"tok_s": 8 * GEN_TOKENS / (time.perf_counter() - t0),
+                "tokens_sha1": hashlib.sha1(out.cpu().numpy().tobytes()).hexdigest()[:16]}
 
+    # GPU-bound work on the allocator's memory: a bf16 GEMM and an
+    # elementwise add over 256 MiB tensors (if managed memory made kernels
+    # slower, these would show it apart from any CPU-side cost).
+    x = torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16)
+    big = torch.ones(64 << 20, device="cuda")
 
-def task_generate(use):
-    return generate(setup(use))
+    def gpu_chunk(f, reps):
+        def run():
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                f()
+            torch.cuda.synchronize()
+            return {"ms": (time.perf_counter() - t0) / reps * 1e3}
+        return run
+
+    tasks["gemm"] = gpu_chunk(lambda: x @ x, 50)
+    tasks["add_256MiB"] = gpu_chunk(lambda: big + big, 50)
+    tasks["train"], tasks["generate"] = train, generate
+    if use == "umpool":  # what the pool did during a training chunk
+        import umpool
+        keys = ("num_device_alloc", "umpool.prefetch_calls", "umpool.advise_calls",
+                "umpool.grown_in_place", "umpool.slabs_reclaimed", "umpool.segments_moved",
+                "num_alloc_retries", "umpool.events_recorded", "umpool.cross_stream_reuses",
+                "allocation.all.allocated", "umpool.cache_hits")
+
+        def counted(f):
+            def run():
+                before = umpool.memory_stats()
+                res = f()
+                after = umpool.memory_stats()
+                res["pool"] = {k: after.get(k, 0) - before.get(k, 0) for k in keys}
+                return res
+            return run
+        tasks["train"] = counted(train)
+    for name in list(tasks):  # warm-up: kernels, cuBLAS, the pools
+        if name != "train":
+            tasks[name]()
+    train()
+    ready = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}
+    if use == "umpool":
+        import umpool.torch
+        ready["mode"] = umpool.torch.mode()
+    duel.serve(tasks, ready)
+    return None
 
 
 def task_compile(use):
@@ -228,94 +257,103 @@ def run(task, use, tmp):
     return run_worker(__file__, ["--worker", task, "--use", use, "--tmp", tmp], f"{task}/{use}")
 
 
+def figure(task, answer):
+    """The number a duel compares: time for empty+del and training, 1 / tok/s
+    for generation (so every ratio is umpool's time / native's)."""
+    return 1.0 / answer["tok_s"] if task == "generate" else answer.get("us", answer.get("ms"))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--use", help=argparse.SUPPRESS)
     ap.add_argument("--tmp", default="/tmp")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=40, help="alternating duel rounds")
     ap.add_argument("--out", required=False)
-    ap.add_argument("--generate-only", action="store_true",
-                    help="only greedy generation (best of 3 per process), alternating rounds")
+    ap.add_argument("--speed-only", action="store_true", help="only the duel, no checks")
+    ap.add_argument("--cpus", default="2,3",
+                    help="cores both duel workers are pinned to ('' for none)")
     a = ap.parse_args()
     if a.worker:
-        fn = {"time": task_time, "compile": task_compile,
-              "generate": task_generate}.get(a.worker)
+        if a.worker == "serve":
+            task_serve(a.use, a.cpus)
+            return
+        fn = {"compile": task_compile}.get(a.worker)
         res = fn(a.use) if fn else task_checks(a.use, a.tmp)
         print(json.dumps(res), flush=True)
         return
-    os.makedirs(a.out or a.tmp, exist_ok=True)
-    runs = {"native": [], "umpool": []}
-    if a.generate_only:
-        for r in range(a.rounds):
-            for use in (("native", "umpool") if r % 2 == 0 else ("umpool", "native")):
-                runs[use].append(run("generate", use, a.tmp))
-                print(f"round {r} {use}: {runs[use][-1]['generate_tok_s']:.1f} tok/s", flush=True)
-        gpu = setup("native").cuda.get_device_name(0)
-        gen = {u: statistics.median(x["generate_tok_s"] for x in runs[u]) for u in runs}
-        text = (f"Greedy generation, 12-layer Llama-style bf16, 8 x 128 tokens, on {gpu}: "
-                f"native {gen['native']:.1f} tok/s, umpool {gen['umpool']:.1f} tok/s, "
-                f"umpool / native {gen['umpool'] / gen['native']:.3f} (median of {a.rounds} "
-                f"alternating rounds, best of 3 per process; same tokens: "
-                f"{len({x['tokens_sha1'] for u in runs for x in runs[u]}) == 1}).")
-        print(text)
-        if a.out:
-            with open(os.path.join(a.out, "generate.json"), "w") as f:
-                json.dump({"gpu": gpu, "rounds": runs, "median_tok_s": gen, "summary": text}, f,
-                          indent=1)
-        return
-    for r in range(a.rounds):
-        for use in (("native", "umpool") if r % 2 == 0 else ("umpool", "native")):
-            res = run("time", use, a.tmp)
-            res.update(run("generate", use, a.tmp))
-            runs[use].append(res)
-            print(f"round {r} {use}: empty+del 4K {res['empty_del_us']['4KiB']:.2f} us, "
-                  f"train {res['train_step_ms']:.2f} ms, {res['generate_tok_s']:.1f} tok/s",
-                  flush=True)
-    comp = {use: run("compile", use, a.tmp) for use in ("native", "umpool")}
-    checks = run("checks", "umpool", a.tmp)
-
-    def med(use, f):
-        return statistics.median(f(x) for x in runs[use])
-
-    ratios = {k: med("umpool", lambda x: x["empty_del_us"][k]) /
-              med("native", lambda x: x["empty_del_us"][k]) for k in ("4KiB", "1MiB", "64MiB")}
-    gen = {u: med(u, lambda x: x["generate_tok_s"]) for u in runs}
-    train = {u: med(u, lambda x: x["train_step_ms"]) for u in runs}
-    tokens = sorted({x["tokens_sha1"] for u in runs for x in runs[u]})
-    losses_same = all(x["losses"] == runs["native"][0]["losses"] for u in runs for x in runs[u])
+    os.makedirs(a.tmp, exist_ok=True)
+    if a.out:
+        os.makedirs(a.out, exist_ok=True)
+    tasks = ["empty_del_" + k for k, _ in EMPTY_DEL] + ["train", "generate", "gemm", "add_256MiB"]
+    workers, ready = duel.start(__file__, ("native", "umpool"),
+                                ["--tmp", a.tmp, "--cpus", a.cpus], a.tmp)
+    try:
+        def progress(r, out):
+            if r % 10 == 9 or r == a.rounds - 1:
+                last = {t: figure(t, out[t]["answers"]["umpool"][-1]) /
+                        figure(t, out[t]["answers"]["native"][-1]) for t in tasks}
+                print(f"round {r + 1}: " + ", ".join(f"{t} {v:.3f}" for t, v in last.items()),
+                      flush=True)
+        d = duel.run(workers, tasks, a.rounds, figure, on_round=progress)
+    finally:
+        for w in workers.values():
+            w.close()
+    comp = checks = None
+    if not a.speed_only:
+        comp = {use: run("compile", use, a.tmp) for use in ("native", "umpool")}
+        checks = run("checks", "umpool", a.tmp)
+    answers = {t: d[t]["answers"] for t in tasks}
+    tokens = {x["tokens_sha1"] for u in ("native", "umpool") for x in answers["generate"][u]}
+    losses = {u: [v for x in answers["train"][u] for v in x["losses"]] for u in ("native", "umpool")}
     result = {
-        "gpu": runs["native"][0]["gpu"], "torch": runs["native"][0]["torch"],
-        "mode": runs["umpool"][0].get("mode"),
-        "compile_matches_native": comp["umpool"]["logit_sums"] == comp["native"]["logit_sums"]
-        and comp["umpool"]["losses"] == comp["native"]["losses"],
-        "oom_is_torch_OutOfMemoryError": checks["oom_is_torch_OutOfMemoryError"],
-        "memory_stats_within_1pct": checks["memory_stats_within_1pct"],
-        "memory_viz_snapshot_ok": checks["memory_viz_snapshot_ok"],
-        "empty_del_vs_native": ratios,
-        "generate_vs_native": gen["umpool"] / gen["native"],
-        "train_step_vs_native": train["native"] / train["umpool"],
-        "same_tokens": len(tokens) == 1, "same_losses": losses_same,
-        "raw": {"rounds": runs, "compile": comp, "checks": checks,
-                "generate_tok_s": gen, "train_step_ms": train},
+        "gpu": ready["native"]["gpu"], "torch": ready["native"]["torch"],
+        "mode": ready["umpool"].get("mode"), "rounds": a.rounds,
+        "method": "duel: one worker per allocator, alternating chunks; median of per-round "
+                  "umpool/native ratios (bench/torch/duel.py)",
+        "empty_del_vs_native": {k: d["empty_del_" + k]["ratio_median"] for k, _ in EMPTY_DEL},
+        # Speeds: > 1 means umpool is faster.
+        "generate_vs_native": 1.0 / d["generate"]["ratio_median"],
+        "train_step_vs_native": 1.0 / d["train"]["ratio_median"],
+        "same_tokens": len(tokens) == 1, "same_losses": losses["native"] == losses["umpool"],
     }
-    lines = [f"umpool's PyTorch allocator vs native on {result['gpu']}, torch {result['torch']}, "
-             f"median of {a.rounds} alternating rounds (`bench/torch/torch_integration.py`).", "",
-             "| figure | native | umpool | umpool / native |", "|---|---|---|---|"]
-    for k in ("4KiB", "1MiB", "64MiB"):
-        n, u = med("native", lambda x: x["empty_del_us"][k]), med("umpool", lambda x: x["empty_del_us"][k])
-        lines.append(f"| torch.empty + del, {k} (us) | {n:.2f} | {u:.2f} | {u / n:.3f} |")
-    lines.append(f"| 8-layer Llama bf16 AdamW step (ms) | {train['native']:.2f} | {train['umpool']:.2f}"
-                 f" | {train['umpool'] / train['native']:.3f} |")
-    lines.append(f"| greedy generation, 12-layer Llama (tok/s) | {gen['native']:.1f} | "
-                 f"{gen['umpool']:.1f} | {gen['umpool'] / gen['native']:.3f} |")
+    if comp is not None:
+        result.update({
+            "compile_matches_native": comp["umpool"]["logit_sums"] == comp["native"]["logit_sums"]
+            and comp["umpool"]["losses"] == comp["native"]["losses"],
+            "oom_is_torch_OutOfMemoryError": checks["oom_is_torch_OutOfMemoryError"],
+            "memory_stats_within_1pct": checks["memory_stats_within_1pct"],
+            "memory_viz_snapshot_ok": checks["memory_viz_snapshot_ok"],
+        })
+    result["raw"] = {"duel": {t: {k: v for k, v in d[t].items()} for t in tasks},
+                     "compile": comp, "checks": checks}
+    lines = [f"umpool's PyTorch allocator vs native on {result['gpu']}, torch {result['torch']}: "
+             f"{a.rounds} alternating duel rounds (`bench/torch/torch_integration.py`, "
+             f"`bench/torch/duel.py`). Ratios are umpool's time / native's (for generation "
+             f"1 / tokens per second): below 1, umpool is faster.", "",
+             "| figure | native | umpool | umpool / native time: median (quartiles) "
+             "[95% interval] | fastest tenth |", "|---|---|---|---|---|"]
+    label = {"train": "8-layer Llama bf16 AdamW step (ms)",
+             "gemm": "bf16 GEMM 4096 x 4096 (ms)", "add_256MiB": "fp32 add, 256 MiB tensors (ms)",
+             "generate": f"greedy generation, 12-layer Llama, 8 x {GEN_TOKENS} tokens (tok/s)"}
+    for t in tasks:
+        med, (q1, q3) = d[t]["median"], d[t]["ratio_quartiles"]
+        n, u = med["native"], med["umpool"]
+        if t == "generate":
+            n, u = 1.0 / n, 1.0 / u
+        name = label.get(t, f"torch.empty + del, {t[len('empty_del_'):]} (us)")
+        c1, c2 = d[t]["ratio_median_ci95"]
+        lines.append(f"| {name} | {n:.2f} | {u:.2f} | {d[t]['ratio_median']:.3f} "
+                     f"({q1:.3f}-{q3:.3f}) [{c1:.3f}-{c2:.3f}] | {d[t]['ratio_p10']:.3f} |")
     lines += ["", "| check | result |", "|---|---|"]
     for k in ("compile_matches_native", "oom_is_torch_OutOfMemoryError", "memory_stats_within_1pct",
               "memory_viz_snapshot_ok", "same_tokens", "same_losses"):
-        lines.append(f"| {k} | {result[k]} |")
-    lines.append(f"| checkpoint restores during the compile run | "
-                 f"{comp['umpool'].get('checkpoint_restores')} |")
+        if k in result:
+            lines.append(f"| {k} | {result[k]} |")
+    if comp is not None:
+        lines.append(f"| checkpoint restores during the compile run | "
+                     f"{comp['umpool'].get('checkpoint_restores')} |")
     text = "\n".join(lines)
     print(text)
     if a.out:
