@@ -33,7 +33,7 @@ int CentralBin::Carve(Stream stream, Fencer& fencer, void** out, int max) {
     const std::uint32_t n = std::min<std::uint32_t>(
         {static_cast<std::uint32_t>(max - got), blocks - slab->carved, group_left});
     for (std::uint32_t i = 0; i < n; ++i) out[got++] = slab->BlockAt(slab->carved + i);
-    slab->carved += n;
+    Change(slab, [&] { slab->carved += n; });
     if (slab->carved == blocks) partial_.pop_back();
     if (n == group_left) break;  // one group per call
   }
@@ -53,8 +53,10 @@ TakeResult CentralBin::Take(Stream stream, void** out, int max, Fencer& fencer) 
   if (r.count == 0) {
     r.count = Carve(stream, fencer, out, max);
     cross = false;
+    if (r.count > 0) return r;  // fresh blocks: never in the lists
   }
   if (r.count == 0) r.count = free_.TakeFenced(stream, fencer, pick, to_ready, &r.status);
+  CountIn(out, r.count, -1);
   if (cross) r.cross_stream = r.count;
   return r;
 }
@@ -63,17 +65,20 @@ int CentralBin::AddSlabAndTake(Slab* slab, Stream stream, Fencer& fencer, void**
   MutexLock lock(&mu_);
   slabs_.push_back(slab);
   partial_.push_back(slab);
+  empty_slabs_.fetch_add(1, std::memory_order_relaxed);  // nothing carved yet
   return Carve(stream, fencer, out, max);
 }
 
 void CentralBin::Put(Stream stream, void* const* blocks, int n, std::uint64_t seq) {
   MutexLock lock(&mu_);
   free_.OnStream(stream, seq).Add(blocks, n);
+  CountIn(blocks, n, +1);
 }
 
 void CentralBin::PutReady(void* const* blocks, int n) {
   MutexLock lock(&mu_);
   free_.ready().Add(blocks, n);
+  CountIn(blocks, n, +1);
 }
 
 void CentralBin::PutPending(Fences fences, void* block) {
@@ -81,6 +86,7 @@ void CentralBin::PutPending(Fences fences, void* block) {
   BlockStack one;
   one.Add(block);
   free_.AddPending(std::move(fences), std::move(one));
+  CountIn(&block, 1, +1);
 }
 
 void CentralBin::ReleaseStream(Stream stream) {

@@ -12,6 +12,7 @@
 #ifndef UMPOOL_SRC_POOL_CENTRAL_BIN_H_
 #define UMPOOL_SRC_POOL_CENTRAL_BIN_H_
 
+#include <atomic>
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -38,6 +39,9 @@ class CentralBin {
   CentralBin() = default;
   CentralBin(const CentralBin&) = delete;
   CentralBin& operator=(const CentralBin&) = delete;
+  // The pool's page map (each free block's slab is looked up in it); set
+  // once, before any other call.
+  void Attach(const PageMap* pagemap) { pagemap_ = pagemap; }
 
   // Writes up to `max` blocks usable on `stream` to `out`.
   TakeResult Take(Stream stream, void** out, int max, Fencer& fencer);
@@ -63,8 +67,7 @@ class CentralBin {
     Slab* slab;
     ReuseTerms terms;
   };
-  absl::Status TakeEmpty(Fencer& fencer, const PageMap& pagemap, bool wait,
-                         std::vector<EmptySlab>* out);
+  absl::Status TakeEmpty(Fencer& fencer, bool wait, std::vector<EmptySlab>* out);
   // `stream`'s work has completed (ReleaseStream): its blocks become ready
   // and slabs bound to it are unbound.
   void ReleaseStream(Stream stream);
@@ -80,13 +83,30 @@ class CentralBin {
   }
   // Verifies the bin's lists: every block belongs to one of its slabs, starts
   // a block, is in state kFree, and appears once. Aborts on violation.
-  void CheckInvariants(const PageMap& pagemap) const;
+  void CheckInvariants() const;
   // Appends a picture of each of the bin's slabs (block states read with
   // acquire loads; exact when no other thread is inside the pool).
   void Snapshot(std::vector<SpanSnapshot>* out) const;
 
  private:
   int Carve(Stream stream, Fencer& fencer, void** out, int max) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Slab* SlabOf(const void* block) const { return static_cast<Slab*>(pagemap_->Lookup(block)); }
+  // Adds `delta` to the in_bin count of each block's slab (blocks entering
+  // or leaving the free lists).
+  void CountIn(void* const* blocks, int n, int delta) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (int i = 0; i < n; ++i) {
+      Slab* s = SlabOf(blocks[i]);
+      Change(s, [&] { s->in_bin += static_cast<std::uint32_t>(delta); });
+    }
+  }
+  static bool Empty(const Slab* s) { return s->in_bin == s->carved; }
+  // Applies `f` (a change of s's carved or in_bin) and keeps empty_slabs_.
+  template <class F>
+  void Change(const Slab* s, F&& f) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const bool was = Empty(s);
+    f();
+    if (Empty(s) != was) empty_slabs_.fetch_add(was ? -1 : 1, std::memory_order_relaxed);
+  }
   // Whether `stream` may take never-carved blocks of `slab` (see Slab::bound).
   bool Carvable(Slab* slab, Stream stream, Fencer& fencer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // What StreamLists calls with blocks whose fences completed: they join the
@@ -97,10 +117,15 @@ class CentralBin {
     };
   }
 
+  const PageMap* pagemap_ = nullptr;
   mutable Mutex mu_;
   StreamLists<BlockStack> free_ ABSL_GUARDED_BY(mu_);
   std::vector<Slab*> slabs_ ABSL_GUARDED_BY(mu_);
   std::vector<Slab*> partial_ ABSL_GUARDED_BY(mu_);  // slabs with uncarved blocks
+  // Slabs of slabs_ that are Empty(): written under mu_, read without it by
+  // TakeEmpty (asked on every miss of the heap's large spaces, for every
+  // class: a stale zero only delays a reclaim to the next miss).
+  std::atomic<int> empty_slabs_{0};
 };
 
 }  // namespace umpool::internal

@@ -9,9 +9,14 @@
 
 namespace umpool::internal {
 
-absl::Status CentralBin::TakeEmpty(Fencer& fencer, const PageMap& pagemap, bool wait,
-                                   std::vector<EmptySlab>* out) {
+absl::Status CentralBin::TakeEmpty(Fencer& fencer, bool wait, std::vector<EmptySlab>* out) {
+  // The common case, asked on every miss of the heap's large spaces: no
+  // slab is empty, and the bin is not even locked (measured: counting free
+  // blocks per slab here instead was a third of a training replay's
+  // allocator time).
+  if (!wait && empty_slabs_.load(std::memory_order_relaxed) == 0) return absl::OkStatus();
   MutexLock lock(&mu_);
+  auto is_empty = [](const Slab* s) { return Empty(s); };
   absl::Status status = wait ? free_.WaitAll(fencer, ToReady()) : free_.Poll(fencer, ToReady());
   if (wait) {
     for (Slab* s : slabs_) {
@@ -25,16 +30,10 @@ absl::Status CentralBin::TakeEmpty(Fencer& fencer, const PageMap& pagemap, bool 
   if (!status.ok()) return status;
   if (slabs_.empty()) return absl::OkStatus();
 
-  // Free blocks per slab, over every group.
-  auto slab_of = [&](void* b) { return static_cast<Slab*>(pagemap.Lookup(b)); };
-  absl::flat_hash_map<Slab*, std::uint32_t> free_count;
-  free_.ForEachGroup([&](const BlockStack& items, auto, Stream, std::uint64_t, const Fences*) {
-    items.ForEach([&](void* b) { ++free_count[slab_of(b)]; });
-  });
+  auto slab_of = [&](void* b) { return SlabOf(b); };
   absl::flat_hash_map<Slab*, ReuseTerms> gone;
   for (Slab* s : slabs_) {
-    auto it = free_count.find(s);
-    if ((it == free_count.end() ? 0 : it->second) == s->carved) gone[s];
+    if (is_empty(s)) gone[s];
   }
   if (gone.empty()) return absl::OkStatus();
 
@@ -90,6 +89,7 @@ absl::Status CentralBin::TakeEmpty(Fencer& fencer, const PageMap& pagemap, bool 
 
   free_.EraseIf([&](void* b) { return gone.contains(slab_of(b)); });
   std::erase_if(slabs_, [&](Slab* s) { return gone.contains(s); });
+  empty_slabs_.fetch_sub(static_cast<int>(gone.size()), std::memory_order_relaxed);
   std::erase_if(partial_, [&](Slab* s) { return gone.contains(s); });
   for (auto& [slab, terms] : gone) out->push_back({slab, std::move(terms)});
   return absl::OkStatus();
@@ -124,13 +124,15 @@ void CentralBin::Snapshot(std::vector<SpanSnapshot>* out) const {
   }
 }
 
-void CentralBin::CheckInvariants(const PageMap& pagemap) const {
+void CentralBin::CheckInvariants() const {
   MutexLock lock(&mu_);
   absl::flat_hash_set<const Slab*> mine(slabs_.begin(), slabs_.end());
   absl::flat_hash_set<void*> seen;
+  absl::flat_hash_map<const Slab*, std::uint32_t> in_bin;
   free_.ForEachGroup([&](const BlockStack& items, auto, Stream, std::uint64_t, const Fences*) {
     items.ForEach([&](void* b) {
-      Span* span = pagemap.Lookup(b);
+      Span* span = pagemap_->Lookup(b);
+      ++in_bin[static_cast<const Slab*>(span)];
       UMPOOL_CHECK(span != nullptr && span->kind == SpanKind::kSlab, "free block outside any slab");
       auto* slab = static_cast<Slab*>(span);
       UMPOOL_CHECK(mine.contains(slab), "free block in another bin's slab");
@@ -143,6 +145,14 @@ void CentralBin::CheckInvariants(const PageMap& pagemap) const {
     });
   });
   for (const Slab* s : partial_) UMPOOL_CHECK(s->carved < s->info().blocks, "full slab on partial list");
+  int empty = 0;
+  for (const Slab* s : slabs_) empty += Empty(s) ? 1 : 0;
+  UMPOOL_CHECK(empty == empty_slabs_.load(), "the count of empty slabs is off");
+  for (const Slab* s : slabs_) {
+    auto it = in_bin.find(s);
+    UMPOOL_CHECK(s->in_bin == (it == in_bin.end() ? 0 : it->second),
+                 "a slab's in_bin count disagrees with the free lists");
+  }
 }
 
 }  // namespace umpool::internal

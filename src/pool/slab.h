@@ -62,6 +62,11 @@ class Slab final : public Span {
   // Fresh (never handed out) blocks are carved from the front; guarded by the
   // owning central bin's mutex.
   std::uint32_t carved = 0;
+  // Carved blocks now in the owning central bin's free lists (neither live
+  // nor in a thread cache); same guard. The slab is empty when it equals
+  // `carved`: finding empty slabs costs a look at each slab, not at each
+  // free block.
+  std::uint32_t in_bin = 0;
   // The segment whose range this slab occupies (slabs are carved from their
   // role's slab space and go back to it when empty).
   Span* carrier = nullptr;

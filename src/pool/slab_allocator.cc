@@ -11,6 +11,7 @@ SlabAllocator::SlabAllocator(Arena& arena, PageMap& pagemap, Fencer& fencer,
     : arena_(arena), pagemap_(pagemap), fencer_(fencer), counters_(counters) {
   for (int h = 0; h < arena.heaps(); ++h) {
     bins_.push_back(std::make_unique<std::array<CentralBin, kNumClasses>>());
+    for (CentralBin& b : *bins_.back()) b.Attach(&pagemap_);
   }
 }
 
@@ -84,7 +85,7 @@ std::size_t SlabAllocator::ReclaimEmptySlabs(int heap, bool wait, absl::Status* 
   std::vector<CentralBin::EmptySlab> empty;
   for (CentralBin& b : *bins_[heap]) {
     // An event error leaves that bin as it was.
-    absl::Status st = b.TakeEmpty(fencer_, pagemap_, wait, &empty);
+    absl::Status st = b.TakeEmpty(fencer_, wait, &empty);
     if (status != nullptr) status->Update(st);
   }
   for (CentralBin::EmptySlab& e : empty) ReturnSlab(e.slab, std::move(e.terms));
@@ -132,7 +133,7 @@ void SlabAllocator::Snapshot(std::vector<SpanSnapshot>* out) const {
 
 void SlabAllocator::CheckInvariants() const {
   for (const auto& heap : bins_) {
-    for (const CentralBin& b : *heap) b.CheckInvariants(pagemap_);
+    for (const CentralBin& b : *heap) b.CheckInvariants();
   }
   MutexLock lock(&slabs_mu_);
   for (const auto& [slab, owned] : slabs_) {
