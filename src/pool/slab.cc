@@ -15,14 +15,23 @@ std::uint32_t StrideFor(const SizeClassInfo& info) { return info.blocks <= 512 ?
 
 }  // namespace
 
-Slab::Slab(std::uintptr_t base, Role role, int size_class)
+Slab::Slab(std::uintptr_t base, Role role, int size_class, BlockRecord* records)
     : Span(SpanKind::kSlab, base, kSizeClasses[size_class].slab_bytes, role),
       size_class_(size_class),
       info_(kSizeClasses[size_class]),
       stride_(StrideFor(info_)),
-      records_(new (std::align_val_t{64}) BlockRecord[static_cast<std::size_t>(info_.blocks) * stride_]) {}
+      records_(records) {}
 
-void Slab::AlignedDelete::operator()(BlockRecord* p) const {
+std::size_t Slab::RecordCount(int size_class) {
+  const SizeClassInfo& info = kSizeClasses[size_class];
+  return static_cast<std::size_t>(info.blocks) * StrideFor(info);
+}
+
+Slab::Records Slab::NewRecords(int size_class) {
+  return Records(new (std::align_val_t{64}) BlockRecord[RecordCount(size_class)]);
+}
+
+void Slab::RecordsDelete::operator()(BlockRecord* p) const {
   // The array form of the aligned delete, as allocated above.
   ::operator delete[](p, std::align_val_t{64});
 }

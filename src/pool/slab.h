@@ -9,7 +9,10 @@
 // a free of a never-allocated block a clean error instead of a corrupted list.
 // When a slab has few blocks each record gets its own cache line, so threads
 // working on neighbouring blocks do not false-share; denser slabs hand fresh
-// blocks to thread caches in aligned groups of 64 instead.
+// blocks to thread caches in aligned groups of 64 instead. The records array
+// is not the slab's: the slab allocator owns every array (until the pool
+// dies) and hands a returned slab's to the next slab of its role and class,
+// whose records are then all kFree, as a new array's are.
 #ifndef UMPOOL_SRC_POOL_SLAB_H_
 #define UMPOOL_SRC_POOL_SLAB_H_
 
@@ -39,7 +42,17 @@ class Slab final : public Span {
   // Blocks per cache-line group; batches of fresh blocks are carved in these.
   static constexpr std::uint32_t kGroup = 64;
 
-  Slab(std::uintptr_t base, Role role, int size_class);
+  // `records`: an array of RecordCount(size_class) records, every one kFree.
+  Slab(std::uintptr_t base, Role role, int size_class, BlockRecord* records);
+  // Records an array for a slab of `size_class` holds.
+  static std::size_t RecordCount(int size_class);
+  struct RecordsDelete {
+    void operator()(BlockRecord* p) const;
+  };
+  using Records = std::unique_ptr<BlockRecord[], RecordsDelete>;
+  // A new array for a slab of `size_class`, 64-byte aligned, every record kFree.
+  static Records NewRecords(int size_class);
+  BlockRecord* records() const { return records_; }
 
   int size_class() const { return size_class_; }
   const SizeClassInfo& info() const { return info_; }
@@ -81,11 +94,8 @@ class Slab final : public Span {
  private:
   const int size_class_;
   const SizeClassInfo& info_;
-  struct AlignedDelete {
-    void operator()(BlockRecord* p) const;
-  };
   const std::uint32_t stride_;  // in records
-  std::unique_ptr<BlockRecord[], AlignedDelete> records_;  // 64-byte aligned
+  BlockRecord* const records_;  // 64-byte aligned; the slab allocator's
 };
 
 }  // namespace umpool::internal

@@ -39,21 +39,33 @@ absl::StatusOr<Slab*> SlabAllocator::GrowSlab(Role role, int cls, Stream stream,
   Span* carrier = pagemap_.Lookup(r->ptr);
   UMPOOL_CHECK(carrier != nullptr && carrier->kind == SpanKind::kSegment,
                "a slab's range is not in a segment");
-  auto slab = std::make_unique<Slab>(base, role, cls);
-  slab->carrier = carrier;
-  if (r->bound_seq != 0) {  // memory last freed on `stream`: other streams wait for it
-    slab->bound = true;
-    slab->bound_stream = stream;
-    slab->bound_seq = r->bound_seq;
-  }
-  Slab* raw = slab.get();
+  Slab* raw = nullptr;
   {
     MutexLock lock(&slabs_mu_);
+    auto slab = std::make_unique<Slab>(base, role, cls, TakeRecords(role, cls));
+    slab->carrier = carrier;
+    if (r->bound_seq != 0) {  // memory last freed on `stream`: other streams wait for it
+      slab->bound = true;
+      slab->bound_stream = stream;
+      slab->bound_seq = r->bound_seq;
+    }
+    raw = slab.get();
     slabs_[raw] = std::move(slab);
   }
   arena_.CoverSlab(raw);
   counters_.slabs.fetch_add(1, std::memory_order_relaxed);
   return raw;
+}
+
+BlockRecord* SlabAllocator::TakeRecords(Role role, int cls) {
+  auto it = spare_records_.find(RecordsKey(role, cls));
+  if (it != spare_records_.end() && !it->second.empty()) {
+    BlockRecord* r = it->second.back();
+    it->second.pop_back();
+    return r;
+  }
+  records_.push_back(Slab::NewRecords(cls));
+  return records_.back().get();
 }
 
 void SlabAllocator::ReturnSlab(Slab* slab, ReuseTerms terms) {
@@ -62,6 +74,7 @@ void SlabAllocator::ReturnSlab(Slab* slab, ReuseTerms terms) {
     MutexLock lock(&slabs_mu_);
     auto it = slabs_.find(slab);
     UMPOOL_CHECK(it != slabs_.end(), "returning an unknown slab");
+    spare_records_[RecordsKey(slab->role, slab->size_class())].push_back(slab->records());
     retired_.push_back(std::move(it->second));
     slabs_.erase(it);
   }
@@ -144,6 +157,18 @@ void SlabAllocator::CheckInvariants() const {
                      pagemap_.Lookup(reinterpret_cast<void*>(slab->base + slab->bytes - 1)) == slab,
                  "slab not mapped");
   }
+  // Spare records arrays: every record kFree, ready for the next slab.
+  std::size_t spare = 0;
+  for (const auto& [key, arrays] : spare_records_) {
+    const std::size_t n = Slab::RecordCount(key % kNumClasses);
+    for (const BlockRecord* r : arrays) {
+      for (std::size_t i = 0; i < n; ++i) {
+        UMPOOL_CHECK(r[i].state.load() == kFree, "a spare records array holds a live block");
+      }
+    }
+    spare += arrays.size();
+  }
+  UMPOOL_CHECK(spare + slabs_.size() == records_.size(), "a records array is lost or shared");
 }
 
 }  // namespace umpool::internal

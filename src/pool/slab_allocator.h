@@ -75,8 +75,18 @@ class SlabAllocator {
   mutable Mutex slabs_mu_;
   absl::flat_hash_map<Slab*, std::unique_ptr<Slab>> slabs_ ABSL_GUARDED_BY(slabs_mu_);
   // Returned slabs are kept until the pool dies: a racing lookup of a stale
-  // pointer may still read them (host memory only: their records).
+  // pointer may still read them (a slab object and the records array it
+  // points to, which may serve a newer slab by then: still valid memory).
   std::vector<std::unique_ptr<Slab>> retired_ ABSL_GUARDED_BY(slabs_mu_);
+  // Every records array made, and per (role, class) those of returned slabs,
+  // for the next slab of that role and class: rebuilding a reclaimed slab
+  // then allocates and initialises nothing (its records are all kFree; a
+  // stale `evicted` flag means what it meant in the old slab: same size and
+  // role, so the same discard rule). Bounded by the peak slab count.
+  std::vector<Slab::Records> records_ ABSL_GUARDED_BY(slabs_mu_);
+  absl::flat_hash_map<int, std::vector<BlockRecord*>> spare_records_ ABSL_GUARDED_BY(slabs_mu_);
+  static int RecordsKey(Role role, int cls) { return static_cast<int>(role) * kNumClasses + cls; }
+  BlockRecord* TakeRecords(Role role, int cls) ABSL_EXCLUSIVE_LOCKS_REQUIRED(slabs_mu_);
 };
 
 }  // namespace umpool::internal
