@@ -3,7 +3,8 @@
 // CUDACachingAllocator, cudaMallocAsync and the original per-request managed
 // path, one after the other in one process, and reports for each: peak live
 // bytes, peak reserved bytes, their ratio, backend calls (total and after the
-// trace's warm-up mark), cache-hit rate and time per operation.
+// trace's warm-up mark), cache-hit rate, time per operation and peak mapped
+// bytes (umpool: reserved plus reserves not yet populated).
 //
 //   umpool-replay TRACE [--allocators umpool,pytorch_native,cudaMallocAsync,seed_per_request]
 //                 [--backend host|managed] [--snapshot FILE] [--json FILE]
@@ -346,17 +347,23 @@ Result Replay(const Trace& t, const std::string& name, Target& target, bool gpu,
 std::string Num(long long v) { return v < 0 ? "n/a" : std::to_string(v); }
 
 void PrintTable(const std::vector<Result>& rs) {
-  std::printf("| allocator | peak live (MiB) | peak reserved (MiB) | reserved/live | backend calls | after warm-up | hit rate | alloc mean / p99 (ns) | free mean / p99 (ns) | replay (s) |\n");
-  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  // Peak mapped (reserved plus the reserves not yet populated) comes last, so
+  // that tools reading the columns by position (tools/replay-ab) keep working.
+  std::printf("| allocator | peak live (MiB) | peak reserved (MiB) | reserved/live | backend calls | after warm-up | hit rate | alloc mean / p99 (ns) | free mean / p99 (ns) | replay (s) | peak mapped (MiB) |\n");
+  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  auto mib = [](long long v, char* out, std::size_t n) {
+    if (v >= 0) std::snprintf(out, n, "%.1f", v / 1048576.0);
+  };
   for (const Result& r : rs) {
-    char ratio[32] = "n/a", hit[32] = "n/a", reserved[32] = "n/a";
+    char ratio[32] = "n/a", hit[32] = "n/a", reserved[32] = "n/a", mapped[32] = "n/a";
     if (r.ratio() >= 0) std::snprintf(ratio, sizeof ratio, "%.3f", r.ratio());
     if (r.hit_rate >= 0) std::snprintf(hit, sizeof hit, "%.2f%%", 100 * r.hit_rate);
-    if (r.peak_reserved >= 0) std::snprintf(reserved, sizeof reserved, "%.1f", r.peak_reserved / 1048576.0);
-    std::printf("| %s | %.1f | %s | %s | %s | %s | %s | %.0f / %.0f | %.0f / %.0f | %.2f |\n",
+    mib(r.peak_reserved, reserved, sizeof reserved);
+    mib(r.peak_mapped, mapped, sizeof mapped);
+    std::printf("| %s | %.1f | %s | %s | %s | %s | %s | %.0f / %.0f | %.0f / %.0f | %.2f | %s |\n",
                 r.name.c_str(), r.peak_live / 1048576.0, reserved, ratio, Num(r.backend_calls).c_str(),
                 Num(r.backend_calls_after_warmup).c_str(), hit, r.alloc_mean_ns, r.alloc_p99_ns,
-                r.free_mean_ns, r.free_p99_ns, r.seconds);
+                r.free_mean_ns, r.free_p99_ns, r.seconds, mapped);
   }
 }
 
