@@ -90,14 +90,26 @@ class CentralBin {
 
  private:
   int Carve(Stream stream, Fencer& fencer, void** out, int max) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  Slab* SlabOf(const void* block) const { return static_cast<Slab*>(pagemap_->Lookup(block)); }
+  Slab* SlabOf(const void* block) const { return static_cast<Slab*>(pagemap_->SlabAt(block)); }
   // Adds `delta` to the in_bin count of each block's slab (blocks entering
-  // or leaving the free lists).
+  // or leaving the free lists). A batch's neighbours usually share a slab:
+  // one page-map lookup and one update per run of them.
   void CountIn(void* const* blocks, int n, int delta) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    Slab* s = nullptr;
+    std::uint32_t run = 0;
+    auto apply = [&] {
+      if (s != nullptr) Change(s, [&] { s->in_bin += run * static_cast<std::uint32_t>(delta); });
+    };
     for (int i = 0; i < n; ++i) {
-      Slab* s = SlabOf(blocks[i]);
-      Change(s, [&] { s->in_bin += static_cast<std::uint32_t>(delta); });
+      const auto a = reinterpret_cast<std::uintptr_t>(blocks[i]);
+      if (s == nullptr || !s->Contains(a)) {
+        apply();
+        s = SlabOf(blocks[i]);
+        run = 0;
+      }
+      ++run;
     }
+    apply();
   }
   static bool Empty(const Slab* s) { return s->in_bin == s->carved; }
   // Applies `f` (a change of s's carved or in_bin) and keeps empty_slabs_.

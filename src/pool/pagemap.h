@@ -47,6 +47,15 @@ class PageMap {
     return (s != nullptr && s->Contains(a)) ? s : nullptr;
   }
 
+  // The slab covering `p`, which must lie in a live slab (a block of one):
+  // Lookup without the checks that only segments need (a slab starts at a
+  // chunk start, so the chunk's entry names it).
+  Span* SlabAt(const void* p) const {
+    const std::uintptr_t chunk = reinterpret_cast<std::uintptr_t>(p) >> kChunkShift;
+    const Leaf* leaf = root_[chunk >> kLeafBits].load(std::memory_order_acquire);
+    return leaf->entries[chunk & ((1u << kLeafBits) - 1)].lo.load(std::memory_order_acquire);
+  }
+
   // Registers `span` (bytes >= 2 MiB, below 2^48). Caller serialises.
   // Returns false (and registers nothing) if the range is unaddressable.
   bool Insert(Span* span);
