@@ -14,14 +14,7 @@
 #include <cstdlib>
 #include <vector>
 
-#define CHECK(x)                                                                    \
-  do {                                                                              \
-    cudaError_t e = (x);                                                            \
-    if (e != cudaSuccess) {                                                         \
-      std::fprintf(stderr, "%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e)); \
-      std::exit(1);                                                                 \
-    }                                                                               \
-  } while (0)
+#include "probe_check.h"
 
 __global__ void touch(char* p, size_t n) {
   size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
@@ -32,19 +25,19 @@ using Clock = std::chrono::steady_clock;
 
 template <class F>
 double us_per_call(F f, int calls, cudaStream_t s) {
-  CHECK(cudaStreamSynchronize(s));
+  CK(cudaStreamSynchronize(s));
   auto t0 = Clock::now();
   for (int i = 0; i < calls; ++i) f();
   auto t1 = Clock::now();  // host-side cost: before the work drains
-  CHECK(cudaStreamSynchronize(s));
+  CK(cudaStreamSynchronize(s));
   return std::chrono::duration<double, std::micro>(t1 - t0).count() / calls;
 }
 
 int main() {
   int dev = 0;
-  CHECK(cudaSetDevice(dev));
+  CK(cudaSetDevice(dev));
   cudaStream_t s;
-  CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
   const size_t big = size_t{256} << 20;
   cudaMemLocation gpu{cudaMemLocationTypeDevice, dev};
   cudaMemLocation cpu{cudaMemLocationTypeHost, 0};
@@ -52,13 +45,13 @@ int main() {
   // AccessedBy = CPU), PreferredLocation only, no advice; all prefetched.
   char* managed[3] = {};
   for (int k = 0; k < 3; ++k) {
-    CHECK(cudaMallocManaged(&managed[k], big));
-    if (k < 2) CHECK(cudaMemAdvise(managed[k], big, cudaMemAdviseSetPreferredLocation, gpu));
-    if (k < 1) CHECK(cudaMemAdvise(managed[k], big, cudaMemAdviseSetAccessedBy, cpu));
-    CHECK(cudaMemPrefetchAsync(managed[k], big, gpu, 0, s));
+    CK(cudaMallocManaged(&managed[k], big));
+    if (k < 2) CK(cudaMemAdvise(managed[k], big, cudaMemAdviseSetPreferredLocation, gpu));
+    if (k < 1) CK(cudaMemAdvise(managed[k], big, cudaMemAdviseSetAccessedBy, cpu));
+    CK(cudaMemPrefetchAsync(managed[k], big, gpu, 0, s));
   }
   char* device = nullptr;
-  CHECK(cudaMalloc(&device, big));
+  CK(cudaMalloc(&device, big));
   char* targets[4] = {managed[0], managed[1], managed[2], device};
   std::vector<char> host(1 << 16, 1);
   struct Row { const char* what; size_t bytes; int kind; };
@@ -74,8 +67,8 @@ int main() {
         const int which = (round % 2 == 0) ? m : 3 - m;
         char* p = targets[which];
         auto f = [&] {
-          if (r.kind == 0) CHECK(cudaMemsetAsync(p, 0, r.bytes, s));
-          if (r.kind == 1) CHECK(cudaMemcpyAsync(p, host.data(), r.bytes, cudaMemcpyHostToDevice, s));
+          if (r.kind == 0) CK(cudaMemsetAsync(p, 0, r.bytes, s));
+          if (r.kind == 1) CK(cudaMemcpyAsync(p, host.data(), r.bytes, cudaMemcpyHostToDevice, s));
           if (r.kind == 2) touch<<<(r.bytes + 255) / 256, 256, 0, s>>>(p, r.bytes);
         };
         best[which] = std::min(best[which], us_per_call(f, 2000, s));
@@ -84,7 +77,7 @@ int main() {
     std::printf("| %s | %zu | %.2f | %.2f | %.2f | %.2f |\n", r.what, r.bytes, best[0], best[1],
                 best[2], best[3]);
   }
-  for (char* m : managed) CHECK(cudaFree(m));
-  CHECK(cudaFree(device));
+  for (char* m : managed) CK(cudaFree(m));
+  CK(cudaFree(device));
   return 0;
 }

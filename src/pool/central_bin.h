@@ -97,19 +97,19 @@ class CentralBin {
   void CountIn(void* const* blocks, int n, int delta) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Slab* s = nullptr;
     std::uint32_t run = 0;
-    auto apply = [&] {
-      if (s != nullptr) Change(s, [&] { s->in_bin += run * static_cast<std::uint32_t>(delta); });
-    };
     for (int i = 0; i < n; ++i) {
       const auto a = reinterpret_cast<std::uintptr_t>(blocks[i]);
       if (s == nullptr || !s->Contains(a)) {
-        apply();
+        if (s != nullptr) AddInBin(s, run * static_cast<std::uint32_t>(delta));
         s = SlabOf(blocks[i]);
         run = 0;
       }
       ++run;
     }
-    apply();
+    if (s != nullptr) AddInBin(s, run * static_cast<std::uint32_t>(delta));
+  }
+  void AddInBin(Slab* s, std::uint32_t d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    Change(s, [&] { s->in_bin += d; });
   }
   static bool Empty(const Slab* s) { return s->in_bin == s->carved; }
   // Applies `f` (a change of s's carved or in_bin) and keeps empty_slabs_.
