@@ -122,13 +122,14 @@ def run(workers, tasks, rounds, figure, on_round=None):
     return out
 
 
-def start(script, uses, extra_args, tmp, env=None):
+def start(script, uses, extra_args, tmp, env_for=None):
     """One worker per allocator in `uses`, each run as `script --worker serve
-    --use U *extra_args`; waits until all are ready. Returns (workers, ready answers)."""
+    --use U *extra_args`, with the environment env_for[U] (absent: this
+    process's); waits until all are ready. Returns (workers, ready answers)."""
     workers, ready = {}, {}
     for u in uses:
         workers[u] = Worker([script, "--worker", "serve", "--use", u, *extra_args],
-                            os.path.join(tmp, f"duel_{u}.log"), env=env)
+                            os.path.join(tmp, f"duel_{u}.log"), env=(env_for or {}).get(u))
     for u in uses:
         ready[u] = workers[u].read()
     return workers, ready

@@ -276,6 +276,8 @@ def main():
                     "generate,gemm,add_256MiB", help="duel tasks, comma-separated")
     ap.add_argument("--train-steps", type=int, default=TRAIN_STEPS, help="steps per train chunk")
     ap.add_argument("--gen-tokens", type=int, default=GEN_TOKENS, help="tokens per generate chunk")
+    ap.add_argument("--umpool-conf", default=None,
+                    help="UMPOOL_CONF for the umpool worker only (e.g. default.memory:device)")
     ap.add_argument("--cpus", default="2,3",
                     help="cores both duel workers are pinned to ('' for none)")
     a = ap.parse_args()
@@ -291,9 +293,13 @@ def main():
     if a.out:
         os.makedirs(a.out, exist_ok=True)
     tasks = a.tasks.split(",")
+    env_for = {}
+    if a.umpool_conf is not None:
+        env_for["umpool"] = dict(os.environ, UMPOOL_CONF=a.umpool_conf)
     workers, ready = duel.start(__file__, ("native", "umpool"),
                                 ["--tmp", a.tmp, "--cpus", a.cpus, "--train-steps",
-                                 str(a.train_steps), "--gen-tokens", str(a.gen_tokens)], a.tmp)
+                                 str(a.train_steps), "--gen-tokens", str(a.gen_tokens)], a.tmp,
+                                env_for=env_for)
     try:
         def progress(r, out):
             if r % 10 == 9 or r == a.rounds - 1:
@@ -312,6 +318,7 @@ def main():
     result = {
         "gpu": ready["native"]["gpu"], "torch": ready["native"]["torch"],
         "mode": ready["umpool"].get("mode"), "rounds": a.rounds, "tasks": tasks,
+        "umpool_conf": a.umpool_conf,
         "train_steps_per_chunk": a.train_steps, "generate_tokens_per_chunk": a.gen_tokens,
         "method": "duel: one worker per allocator, alternating chunks; median of per-round "
                   "umpool/native ratios (bench/torch/duel.py)",
