@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """umpool's own PyTorch allocator against PyTorch's, in one run on one card.
 
-Writes OUT/torch_integration.json (and .md) with what issue 13 asks for:
+Writes OUT/torch_integration.json (and .md, and the duel's raw rounds in
+OUT/torch_integration_rounds.jsonl) with what issue 13 asks for:
   compile_matches_native        torch.compile(mode="reduce-overhead") of a
                                 Llama-style transformers model over several
                                 input shapes (the graph tree branches) and of
@@ -257,6 +258,25 @@ def run(task, use, tmp):
     return run_worker(__file__, ["--worker", task, "--use", use, "--tmp", tmp], f"{task}/{use}")
 
 
+def save(out, stem, result):
+    """OUT/STEM.json: the figures, checks and per-task summaries; the duel's raw
+    rounds (every chunk's answer, every round's ratio: thousands of numbers) go
+    to OUT/STEM_rounds.jsonl, one line per task and allocator, and one per
+    task's ratios. Does not change `result`."""
+    summary = json.loads(json.dumps(result))
+    lines = []
+    for task, d in summary["raw"]["duel"].items():
+        for use, answers in d.pop("answers").items():
+            lines.append({"task": task, "allocator": use, "answers": answers})
+        lines.append({"task": task, "ratios": d.pop("ratios")})
+    summary["raw"]["rounds_file"] = stem + "_rounds.jsonl"
+    with open(os.path.join(out, stem + ".json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    with open(os.path.join(out, stem + "_rounds.jsonl"), "w") as f:
+        for line in lines:
+            f.write(json.dumps(line) + "\n")
+
+
 def figure(task, answer):
     """The number a duel compares: time for empty+del and training, 1 / tok/s
     for generation (so every ratio is umpool's time / native's)."""
@@ -374,8 +394,7 @@ def main():
     text = "\n".join(lines)
     print(text)
     if a.out:
-        with open(os.path.join(a.out, "torch_integration.json"), "w") as f:
-            json.dump(result, f, indent=1)
+        save(a.out, "torch_integration", result)
         with open(os.path.join(a.out, "torch_integration.md"), "w") as f:
             f.write(text + "\n")
 
