@@ -16,7 +16,6 @@ absl::Status CentralBin::TakeEmpty(Fencer& fencer, bool wait, std::vector<EmptyS
   // allocator time).
   if (!wait && empty_slabs_.load(std::memory_order_relaxed) == 0) return absl::OkStatus();
   MutexLock lock(&mu_);
-  auto is_empty = [](const Slab* s) { return Empty(s); };
   absl::Status status = wait ? free_.WaitAll(fencer, ToReady()) : free_.Poll(fencer, ToReady());
   if (wait) {
     for (Slab* s : slabs_) {
@@ -30,10 +29,9 @@ absl::Status CentralBin::TakeEmpty(Fencer& fencer, bool wait, std::vector<EmptyS
   if (!status.ok()) return status;
   if (slabs_.empty()) return absl::OkStatus();
 
-  auto slab_of = [&](void* b) { return SlabOf(b); };
   absl::flat_hash_map<Slab*, ReuseTerms> gone;
   for (Slab* s : slabs_) {
-    if (is_empty(s)) gone[s];
+    if (Empty(s)) gone[s];
   }
   if (gone.empty()) return absl::OkStatus();
 
@@ -57,7 +55,7 @@ absl::Status CentralBin::TakeEmpty(Fencer& fencer, bool wait, std::vector<EmptyS
     if (where == W::kReady) return;
     absl::flat_hash_set<Slab*> hit;
     items.ForEach([&](void* b) {
-      if (gone.contains(slab_of(b))) hit.insert(slab_of(b));
+      if (Slab* slab = SlabOf(b); gone.contains(slab)) hit.insert(slab);
     });
     for (Slab* slab : hit) {
       if (where == W::kStream) {
@@ -87,7 +85,7 @@ absl::Status CentralBin::TakeEmpty(Fencer& fencer, bool wait, std::vector<EmptyS
     }
   }
 
-  free_.EraseIf([&](void* b) { return gone.contains(slab_of(b)); });
+  free_.EraseIf([&](void* b) { return gone.contains(SlabOf(b)); });
   std::erase_if(slabs_, [&](Slab* s) { return gone.contains(s); });
   empty_slabs_.fetch_sub(static_cast<int>(gone.size()), std::memory_order_relaxed);
   std::erase_if(partial_, [&](Slab* s) { return gone.contains(s); });
@@ -132,9 +130,9 @@ void CentralBin::CheckInvariants() const {
   free_.ForEachGroup([&](const BlockStack& items, auto, Stream, std::uint64_t, const Fences*) {
     items.ForEach([&](void* b) {
       Span* span = pagemap_->Lookup(b);
-      ++in_bin[static_cast<const Slab*>(span)];
       UMPOOL_CHECK(span != nullptr && span->kind == SpanKind::kSlab, "free block outside any slab");
       auto* slab = static_cast<Slab*>(span);
+      ++in_bin[slab];
       UMPOOL_CHECK(mine.contains(slab), "free block in another bin's slab");
       const std::int64_t idx = slab->IndexOf(reinterpret_cast<std::uintptr_t>(b));
       UMPOOL_CHECK(idx >= 0 && static_cast<std::uint32_t>(idx) < slab->carved,

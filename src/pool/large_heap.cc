@@ -299,16 +299,8 @@ absl::StatusOr<LargeHeap::Freed> LargeHeap::Free(std::uintptr_t p, std::optional
       return freed;
     }
     // Recording failed (the CUDA context is broken); fall back to the plain
-    // free-on-stream rule below.
-  }
-  if (!b->recorded.empty()) {  // recording failed: filed below, not parked
-    live_.erase(p);
-    b->live = false;
+    // free-on-stream rule, which a parked block follows too.
     b->recorded.clear();
-    b->where = Where::kStream;
-    b->stream = freeing;
-    InsertFree(b, fencer.Stamp());
-    return freed;
   }
   Park(b, freeing, fencer.Stamp());
   return freed;

@@ -15,7 +15,7 @@
 // parked whole, outside the groups and unmerged, and the next Take of its
 // size on its stream gets it back without searching, splitting, merging or
 // re-indexing (a PyTorch loop allocating and freeing the same tensor sizes
-// does that: callgrind, a 64 MiB C-ABI pair ~1860 -> ~1000 instructions).
+// does that: callgrind, a 64 MiB C-ABI pair ~1860 -> ~1250 instructions).
 // Anything else that looks for free memory first files the parked block
 // like any free (Unpark): a Take that it does not fit, growth, stealing,
 // releasing, ReleaseStream; the next park files the previous one.
