@@ -15,7 +15,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from torch_integration import llama, setup  # noqa: E402
+from torch_integration import llama, setup, trainer  # noqa: E402
 
 
 def main():
@@ -50,17 +50,8 @@ def main():
 
 
 def train(torch, a, steps=5):
-    """AdamW steps of the torch_integration training model."""
-    model = llama(torch, 8, 1024, 16, torch.bfloat16).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    g = torch.Generator(device="cpu").manual_seed(2)
-    ids = torch.randint(3, 32000, (8, 256), generator=g).cuda()
-
-    def step():
-        loss = model(input_ids=ids, labels=ids).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+    """AdamW steps of the torch_integration training workload."""
+    step = trainer(torch)
 
     for _ in range(5):
         step()

@@ -64,6 +64,28 @@ def llama(torch, layers, hidden, heads, dtype):
     return LlamaForCausalLM(cfg).to(dtype).to("cuda")
 
 
+def trainer(torch):
+    """The training workload: 8-layer Llama-style, bf16, AdamW, four batches of
+    8 x 256 tokens in turn. Returns step(), which runs one step and returns its
+    loss (a tensor: no synchronisation)."""
+    model = llama(torch, 8, 1024, 16, torch.bfloat16).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    g = torch.Generator(device="cpu").manual_seed(2)
+    batches = [torch.randint(3, 32000, (8, 256), generator=g).cuda() for _ in range(4)]
+    steps = [0]
+
+    def step():
+        ids = batches[steps[0] % len(batches)]
+        steps[0] += 1
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss
+
+    return step
+
+
 EMPTY_DEL = (("4KiB", 4096), ("1MiB", 1 << 20), ("64MiB", 64 << 20))
 TRAIN_STEPS, GEN_TOKENS = 5, 32
 
@@ -77,25 +99,13 @@ def task_serve(use, cpus, train_steps, gen_tokens):
     for label, nbytes in EMPTY_DEL:
         tasks["empty_del_" + label] = (
             lambda n=nbytes: {"us": empty_del_us(torch, n, 5000, warmup=100)})
-    # Training: 8-layer Llama-style, bf16, AdamW; every chunk continues the run.
-    model = llama(torch, 8, 1024, 16, torch.bfloat16).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    g = torch.Generator(device="cpu").manual_seed(2)
-    batches = [torch.randint(3, 32000, (8, 256), generator=g).cuda() for _ in range(4)]
-    steps = [0]
+    # Training: every chunk continues the run.
+    step = trainer(torch)
 
     def train():
         torch.cuda.synchronize()
         t0 = time.perf_counter()
-        losses = []
-        for _ in range(train_steps):
-            ids = batches[steps[0] % len(batches)]
-            steps[0] += 1
-            loss = model(input_ids=ids, labels=ids).loss
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            losses.append(loss)
+        losses = [step() for _ in range(train_steps)]
         torch.cuda.synchronize()
         ms = (time.perf_counter() - t0) / train_steps * 1e3
         return {"ms": ms, "losses": [x.item() for x in losses]}
