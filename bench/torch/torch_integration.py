@@ -41,6 +41,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 from bench_torch import empty_del_us, run_worker  # noqa: E402  (shared with bench_torch.py)
 import duel  # noqa: E402
+from micro_ops import op_tasks  # noqa: E402
 
 
 def setup(use):
@@ -143,6 +144,7 @@ def task_serve(use, cpus, train_steps, gen_tokens):
     tasks["gemm"] = gpu_chunk(lambda: x @ x, 50)
     tasks["add_256MiB"] = gpu_chunk(lambda: big + big, 50)
     tasks["train"], tasks["generate"] = train, generate
+    tasks.update(op_tasks(torch))  # op_*: single calls, for finding per-call costs
     if use == "umpool":  # what the pool did during a training chunk
         import umpool
         keys = ("num_device_alloc", "umpool.prefetch_calls", "umpool.advise_calls",
@@ -389,7 +391,8 @@ def main():
         n, u = med["native"], med["umpool"]
         if t == "generate":
             n, u = 1.0 / n, 1.0 / u
-        name = label.get(t, f"torch.empty + del, {t[len('empty_del_'):]} (us)")
+        name = label.get(t, f"{t} (us per call)" if t.startswith("op_")
+                         else f"torch.empty + del, {t[len('empty_del_'):]} (us)")
         c1, c2 = d[t]["ratio_median_ci95"]
         lines.append(f"| {name} | {n:.2f} | {u:.2f} | {d[t]['ratio_median']:.3f} "
                      f"({q1:.3f}-{q3:.3f}) [{c1:.3f}-{c2:.3f}] | {d[t]['ratio_p10']:.3f} |")
