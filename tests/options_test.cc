@@ -42,6 +42,13 @@ TEST(OptionsTest, BadValuesNameTheField) {
        "roles[kv].device_memory"},
       {[](PoolOptions& o) { o.roles[3].slab_max_bytes = (std::size_t{32} << 20) + 1; },
        "roles[activations].slab_max_bytes"},
+      // vmm memory is GPU memory that never migrates.
+      {[](PoolOptions& o) { o.backend = BackendKind::kVmm; o.roles[1].preferred = Location::kHost; },
+       "roles[weights].preferred"},
+      {[](PoolOptions& o) { o.backend = BackendKind::kVmm; o.roles[2].hbm_budget_bytes = 1 << 30; },
+       "roles[kv].hbm_budget"},
+      {[](PoolOptions& o) { o.backend = BackendKind::kVmm; o.allow_oversubscription = true; },
+       "allow_oversubscription"},
   };
   for (const Case& c : cases) {
     PoolOptions o;
@@ -61,17 +68,21 @@ TEST(OptionsTest, NamesRoundTrip) {
   }
   EXPECT_FALSE(ParseRole("kvcache").ok());
   EXPECT_EQ(*ParseBackendKind("host"), BackendKind::kHost);
+  EXPECT_EQ(*ParseBackendKind("vmm"), BackendKind::kVmm);
+  EXPECT_EQ(BackendKindName(BackendKind::kVmm), "vmm");
   EXPECT_FALSE(ParseBackendKind("gpu").ok());
 }
 
 TEST(OptionsTest, CudaBackendsWithoutAGpuAreUnavailableNotACrash) {
-  PoolOptions o;
-  o.backend = BackendKind::kManaged;
-  o.device = 4096;  // no machine has this device
-  auto pool = Pool::Create(o);
-  ASSERT_FALSE(pool.ok());
-  EXPECT_TRUE(absl::IsInvalidArgument(pool.status()) || absl::IsUnavailable(pool.status()))
-      << pool.status();
+  for (BackendKind kind : {BackendKind::kManaged, BackendKind::kDevice, BackendKind::kVmm}) {
+    PoolOptions o;
+    o.backend = kind;
+    o.device = 4096;  // no machine has this device
+    auto pool = Pool::Create(o);
+    ASSERT_FALSE(pool.ok()) << BackendKindName(kind);
+    EXPECT_TRUE(absl::IsInvalidArgument(pool.status()) || absl::IsUnavailable(pool.status()))
+        << pool.status();
+  }
 }
 
 }  // namespace

@@ -20,6 +20,7 @@ using ::umpool::testing::CheckPattern;
 using ::umpool::testing::FillPattern;
 
 TEST_P(PoolTest, PrefetchEvictAndFetchKeepAddressesAndContents) {
+  if (!Migrates()) GTEST_SKIP() << kNoMigration;
   for (std::size_t n : {std::size_t{4096}, std::size_t{3} << 20, std::size_t{40} << 20}) {
     SCOPED_TRACE(n);
     auto p = pool_->Allocate(n);
@@ -45,6 +46,7 @@ TEST_P(PoolTest, PrefetchEvictAndFetchKeepAddressesAndContents) {
 }
 
 TEST_P(PoolTest, DiscardOnFreeCoversWholePagesOfTheRolesBlocksOnly) {
+  if (!Migrates()) GTEST_SKIP() << kNoMigration;
   PoolOptions o;
   o.roles[static_cast<int>(Role::kKv)].discard_on_free = true;
   auto pool = Make(o);
@@ -85,6 +87,7 @@ TEST_P(PoolTest, DiscardOnFreeCoversWholePagesOfTheRolesBlocksOnly) {
 // by page); with oversubscription allowed, or a host-preferred role, its
 // pages are dropped. The reused block holds whatever the new owner writes.
 TEST_P(PoolTest, DiscardRefillsOnlyWhereThePoolHoldsTheGpusMemory) {
+  if (!Migrates()) GTEST_SKIP() << kNoMigration;
   if (kind() == BackendKind::kDevice) GTEST_SKIP() << "plain device memory has no pages to drop";
   struct Case {
     const char* name;
@@ -132,6 +135,7 @@ TEST_P(PoolTest, DiscardRefillsOnlyWhereThePoolHoldsTheGpusMemory) {
 // Freeing the blocks of a retiring request costs one discard call per stream,
 // issued before any of them can be reused; a full batch drains by itself.
 TEST_P(PoolTest, DiscardsAreBatchedAcrossFrees) {
+  if (!Migrates()) GTEST_SKIP() << kNoMigration;
   PoolOptions o;
   o.capacity_bytes = std::size_t{1} << 30;
   o.roles[static_cast<int>(Role::kKv)].discard_on_free = true;
@@ -187,6 +191,7 @@ TEST_P(PoolTest, DiscardsAreBatchedAcrossFrees) {
 // PrefetchBlocks moves whole blocks in one backend call and checks every
 // pointer before anything moves.
 TEST_P(PoolTest, PrefetchBlocksIsOneCallAndAllOrNothing) {
+  if (!Migrates()) GTEST_SKIP() << kNoMigration;
   std::vector<void*> blocks;
   for (std::size_t n : {std::size_t{4096}, std::size_t{3} << 20, std::size_t{40} << 20}) {
     auto p = pool_->Allocate(n, kDefaultStream, Role::kKv);
@@ -258,7 +263,7 @@ TEST_P(PoolTest, DeviceMemoryRoleHasItsOwnBackend) {
   }
   auto kv = pool->Allocate(1u << 20, kDefaultStream, Role::kKv);
   ASSERT_TRUE(kv.ok());
-  EXPECT_TRUE(pool->Evict(*kv, kDefaultStream).ok()) << "other roles still move";
+  if (Migrates()) EXPECT_TRUE(pool->Evict(*kv, kDefaultStream).ok()) << "other roles still move";
   // Plain device memory grows by chunks (a device backend: kv's first 20 MiB
   // chunk); managed and host memory populate what they hand out (2 MiB).
   const std::size_t kv_space = kind() == BackendKind::kDevice ? 20u << 20 : 2u << 20;

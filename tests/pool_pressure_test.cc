@@ -102,6 +102,7 @@ TEST_P(PoolTest, PressureCallbackFreesMemoryAndThePoolRetries) {
 // callback that evicts (a paused request's KV) makes room without freeing,
 // and is asked again until the request fits.
 TEST_P(PoolTest, PressureCallbackThatEvictsMakesRoomUnderTheCap) {
+  if (!Migrates()) GTEST_SKIP() << kNoMigration;
   if (kind() == BackendKind::kDevice) GTEST_SKIP() << "device memory cannot be evicted";
   PoolOptions o;
   o.capacity_bytes = 64 * kMiB;

@@ -28,6 +28,7 @@ PoolOptions WithKvBudget(std::size_t budget) {
 }
 
 TEST_P(PoolTest, KvBudgetEvictsTheLeastRecentlyFetchedBlocks) {
+  if (!Migrates()) GTEST_SKIP() << kNoMigration;
   auto pool = Make(WithKvBudget(24 * kMiB));
   ASSERT_NE(pool, nullptr);
   const Stream s = kDefaultStream;
@@ -82,6 +83,7 @@ TEST_P(PoolTest, KvBudgetEvictsTheLeastRecentlyFetchedBlocks) {
 }
 
 TEST_P(PoolTest, ResidencyCountsEvictionsAndFetchesOfEveryRole) {
+  if (!Migrates()) GTEST_SKIP() << kNoMigration;
   auto pool = Make(WithKvBudget(0));
   ASSERT_NE(pool, nullptr);
   if (kind() == BackendKind::kDevice) GTEST_SKIP() << "device memory cannot be evicted";
@@ -106,6 +108,7 @@ TEST_P(PoolTest, ResidencyCountsEvictionsAndFetchesOfEveryRole) {
 }
 
 TEST_P(PoolTest, BudgetCountsStayRightAcrossACheckpointRestore) {
+  if (!Migrates()) GTEST_SKIP() << kNoMigration;
   auto pool = Make(WithKvBudget(64 * kMiB));
   ASSERT_NE(pool, nullptr);
   const Stream s = kDefaultStream;

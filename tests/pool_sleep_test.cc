@@ -79,15 +79,19 @@ void SleepAndWake(Pool& pool, BackendKind kind, OffloadBy by) {
   // A block freed while asleep is skipped by Wake.
   ASSERT_TRUE(pool.Deallocate(kv[3], s).ok());
 
+  // vmm: that free populated the block's dropped pages again (one refill).
+  const std::uint64_t refills = kind == BackendKind::kVmm ? 1 : 0;
+  EXPECT_EQ(bc.discard_ops.load(), discards + 1 + refills);
+
   ASSERT_TRUE(pool.Wake(s).ok());
   EXPECT_FALSE(pool.GetSleepState().asleep);
   // One batched repopulation of the discarded (and staged) pages; one
   // batched fetch of evicted blocks; the staged bytes copied back.
-  EXPECT_EQ(bc.discard_ops.load(), discards + 2);
+  EXPECT_EQ(bc.discard_ops.load(), discards + 2 + refills);
   EXPECT_EQ(bc.prefetch_ops.load(), prefetches + (staged ? 0 : 2));
   EXPECT_EQ(bc.copy_bytes.load() - copies, staged ? 2 * weight_bytes : 0);
   ASSERT_TRUE(pool.Wake(s).ok()) << "wake of a pool that is awake is a no-op";
-  EXPECT_EQ(bc.discard_ops.load(), discards + 2);
+  EXPECT_EQ(bc.discard_ops.load(), discards + 2 + refills);
 
   // Same addresses; weights and activations intact; KV writable again.
   std::vector<BlockInfo> after = pool.LiveBlocks();
@@ -112,6 +116,7 @@ TEST_P(PoolTest, SleepStagesChosenRolesAndWakeBringsThemBackAtTheSameAddresses) 
 }
 
 TEST_P(PoolTest, SleepEvictsChosenRolesAndWakeBringsThemBackAtTheSameAddresses) {
+  if (!Migrates()) GTEST_SKIP() << kNoMigration;
   Pool* pool = pool_.get();
   SleepAndWake(*pool, kind(), OffloadBy::kEviction);
 }
@@ -229,6 +234,10 @@ TEST_P(PoolTest, SleepWithUnchangedContentsReusesTheStagedCopy) {
 TEST_P(PoolTest, WakeRestoresStagedContentsOverWritesMadeWhileAsleep) {
   // A tensor written while its memory sleeps: the write is lost at Wake (the
   // staged contents are copied back); reads meanwhile see undefined data.
+  if (kind() == BackendKind::kVmm) {
+    GTEST_SKIP() << "on vmm memory a sleeping block's pages are unmapped: touching them is an "
+                    "illegal-address error that ends the CUDA context (docs/residency.md)";
+  }
   Pool* pool = pool_.get();
   const Stream s = kDefaultStream;
   auto w = pool->Allocate(std::size_t{4} << 20, s, Role::kWeights);

@@ -406,7 +406,7 @@ TEST_P(PoolTest, WorksWithThreadCachesOff) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, PoolTest,
                          ::testing::Values(BackendKind::kHost, BackendKind::kManaged,
-                                           BackendKind::kDevice),
+                                           BackendKind::kDevice, BackendKind::kVmm),
                          [](const auto& info) {
                            std::string n(BackendKindName(info.param));
                            n[0] = static_cast<char>(std::toupper(n[0]));

@@ -31,6 +31,12 @@ class PoolTest : public ::testing::TestWithParam<BackendKind> {
   }
   void Check() { internal::PoolCore::Unwrap(*pool_)->CheckInvariants(); }
   BackendKind kind() const { return GetParam(); }
+  // false on the vmm backend: its pages never migrate to the host (no Evict
+  // by migration, no Prefetch or PrefetchBlocks to the host, no budgets that
+  // migrate); tests of those skip there with kNoMigration.
+  bool Migrates() const { return kind() != BackendKind::kVmm; }
+  static constexpr const char* kNoMigration =
+      "vmm memory cannot migrate to the host (its eviction by staging is tested)";
   // The legacy NULL stream on every backend (the managed backend orders its
   // discards against it through an internal blocking stream).
   Stream stream_for_discard() const { return kDefaultStream; }

@@ -176,3 +176,42 @@ TEST_F(SleepBatchTest, PipelinedSleepAndWakeKeepEveryCopyOnTheRightSideOfItsPage
 
 }  // namespace
 }  // namespace umpool::internal
+
+namespace umpool::internal {
+namespace {
+
+std::vector<std::pair<std::uintptr_t, std::size_t>> Ranges(const PageBatch& b) {
+  std::vector<std::pair<std::uintptr_t, std::size_t>> out;
+  for (std::size_t i = 0; i < b.ptrs.size(); ++i) {
+    out.emplace_back(reinterpret_cast<std::uintptr_t>(b.ptrs[i]), b.sizes[i]);
+  }
+  return out;
+}
+
+// Blocks adjacent in one span make one run: the page they share is dropped
+// with them. A gap, or another span, starts a new run. Outward (refills
+// where pages populate only when asked), every page a run touches, a page
+// shared by two runs given once.
+TEST(PageBatchTest, AdjacentBlocksMakeOneRunAndOutwardCoversEveryTouchedPage) {
+  const std::uintptr_t base = std::uintptr_t{1} << 40, other = base + 64 * kMiB;
+  using R = std::vector<std::pair<std::uintptr_t, std::size_t>>;
+  PageBatch inward;
+  inward.Add(base + kMiB, 3 * kMiB, base);          // [1, 4) MiB
+  inward.Add(base + 4 * kMiB, 3 * kMiB, base);      // [4, 7): the same run, [1, 7)
+  inward.Add(base + 7 * kMiB + 512, kMiB, base);    // a gap: a run of no whole page
+  inward.Add(base + 10 * kMiB, 6 * kMiB, base);     // [10, 16)
+  inward.Add(base + 16 * kMiB, 2 * kMiB, other);    // contiguous, but another span: apart
+  EXPECT_EQ(Ranges(inward), (R{{base + 2 * kMiB, 4 * kMiB}, {base + 10 * kMiB, 6 * kMiB},
+                               {base + 16 * kMiB, 2 * kMiB}}));
+  EXPECT_EQ(inward.bytes, 12 * kMiB);
+  PageBatch outward(/*outward_pages=*/true);
+  outward.Add(base + kMiB, 3 * kMiB, base);
+  outward.Add(base + 4 * kMiB + 512, kMiB, base);   // shares page [4, 6) with the first
+  outward.Add(base + 9 * kMiB, kMiB, base);
+  EXPECT_EQ(Ranges(outward),
+            (R{{base, 4 * kMiB}, {base + 4 * kMiB, 2 * kMiB}, {base + 8 * kMiB, 2 * kMiB}}));
+  EXPECT_EQ(outward.bytes, 8 * kMiB);
+}
+
+}  // namespace
+}  // namespace umpool::internal

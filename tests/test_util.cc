@@ -65,7 +65,7 @@ std::vector<unsigned char> Pattern(std::size_t bytes, std::uint64_t seed) {
 void FillPattern(BackendKind kind, void* p, std::size_t bytes, std::uint64_t seed) {
   const std::vector<unsigned char> v = Pattern(bytes, seed);
 #if UMPOOL_HAVE_CUDA
-  if (kind == BackendKind::kDevice) {
+  if (kind == BackendKind::kDevice || kind == BackendKind::kVmm) {
     if (cudaMemcpy(p, v.data(), bytes, cudaMemcpyHostToDevice) != cudaSuccess) std::abort();
     return;
   }
@@ -76,7 +76,7 @@ void FillPattern(BackendKind kind, void* p, std::size_t bytes, std::uint64_t see
 bool CheckPattern(BackendKind kind, const void* p, std::size_t bytes, std::uint64_t seed) {
   const std::vector<unsigned char> v = Pattern(bytes, seed);
 #if UMPOOL_HAVE_CUDA
-  if (kind == BackendKind::kDevice) {
+  if (kind == BackendKind::kDevice || kind == BackendKind::kVmm) {
     std::vector<unsigned char> got(bytes);
     if (cudaMemcpy(got.data(), p, bytes, cudaMemcpyDeviceToHost) != cudaSuccess) std::abort();
     return got == v;

@@ -67,7 +67,7 @@ def kv_reuse(binary):
 def sleep_bench(binary):
     b = bench_json(binary, [])
     keep = ("GiB", "first_sleep_s", "first_wake_s", "sleep_s", "wake_s", "sleep_GB/s",
-            "wake_GB/s")
+            "wake_GB/s", "freed_GiB")
     return {n: {k: b[n][k] for k in keep if k in b[n]} for n in b}
 
 
@@ -139,7 +139,8 @@ def engine(weights_gib, kv_gib):
                       num_hidden_layers=layers, num_attention_heads=heads,
                       num_key_value_heads=kvh, max_position_embeddings=2048)
     out = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__,
-           "umpool_mode": umpool.torch.mode(), "layers": layers}
+           "umpool_mode": umpool.torch.mode(), "umpool_conf": os.environ.get("UMPOOL_CONF"),
+           "layers": layers}
     torch.manual_seed(0)
     t0 = time.perf_counter()
     with torch.cuda.use_mem_pool(umpool.torch.mem_pool("weights")):
@@ -218,7 +219,10 @@ def engine(weights_gib, kv_gib):
             obtained = len(held) * GIB
             free_chunks(rt, held)
         c["obtained"], c["free_at_start"] = obtained, free0
-        c["reclaimed_fraction"] = max(0, obtained - free0) / slept
+        # Beyond what was free before the sleep or at its own start, whichever
+        # is less: managed memory's slept pages never show as free (the second
+        # allocator makes the driver evict them), vmm's do.
+        c["reclaimed_fraction"] = max(0, obtained - min(free0, c["free_before_sleep"])) / slept
         free_chunks(rt, filler)  # the other allocators give back before umpool wakes
         rt.cudaDeviceSynchronize()
         c["wake_s"] = timed(umpool.wake_up)
@@ -250,6 +254,10 @@ def main():
     ap.add_argument("--bin", default=os.path.join(REPO, ".gpu-stage", "bin"))
     ap.add_argument("--weights-gib", type=float, default=16.0)
     ap.add_argument("--kv-gib", type=float, default=4.0)
+    ap.add_argument("--umpool-conf", default=None,
+                    help="UMPOOL_CONF for the engine (e.g. backend:vmm)")
+    ap.add_argument("--skip-benchmarks", action="store_true",
+                    help="the engine only (no pool_benchmark / sleep_benchmark runs)")
     ap.add_argument("--trainer", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--engine", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -258,10 +266,17 @@ def main():
     if a.engine:
         return engine(a.weights_gib, a.kv_gib)
     res = {"command": " ".join(["bench/torch/residency.py"] + sys.argv[1:])}
-    res.update(kv_reuse(os.path.join(a.bin, "pool_benchmark")))
-    res["sleep_benchmark"] = sleep_bench(os.path.join(a.bin, "sleep_benchmark"))
+    res["umpool_conf"] = a.umpool_conf
+    res["sleep_benchmark"] = {}
+    if not a.skip_benchmarks:
+        res.update(kv_reuse(os.path.join(a.bin, "pool_benchmark")))
+        res["sleep_benchmark"] = sleep_bench(os.path.join(a.bin, "sleep_benchmark"))
+    env = dict(os.environ)
+    if a.umpool_conf is not None:
+        env["UMPOOL_CONF"] = a.umpool_conf
     p = subprocess.run([sys.executable, __file__, "--engine", "--weights-gib", str(a.weights_gib),
-                        "--kv-gib", str(a.kv_gib)], capture_output=True, text=True, timeout=1200)
+                        "--kv-gib", str(a.kv_gib)], capture_output=True, text=True, timeout=1200,
+                       env=env)
     if p.returncode != 0:
         res["engine_error"] = p.stderr[-3000:]
     else:

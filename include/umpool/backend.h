@@ -70,6 +70,13 @@ class Backend {
 
   virtual BackendKind kind() const = 0;
   virtual int device() const = 0;
+  // true (managed, host, device memory) when mapped memory is usable as it
+  // is: managed and host pages populate on first touch. false (vmm) when
+  // memory exists only where Prefetch to the device or Discard(kRefill)
+  // populated it and Discard(kDrop) has not released it since: the pool then
+  // populates every range before handing it out, refills on every discard on
+  // free, and touching a released page is an error on the device.
+  virtual bool PopulatesOnTouch() const { return true; }
   // e.g. "managed: NVIDIA H100 80GB HBM3 (device 0)".
   virtual std::string Describe() const = 0;
 

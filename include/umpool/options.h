@@ -145,10 +145,15 @@ class SharedCapacity {
 };
 
 struct PoolOptions {
-  // Where slabs come from.
+  // Where segments come from. kVmm (CUDA's virtual memory API) is GPU memory
+  // populated as the pool grows, whose pages Sleep and eviction by staging
+  // give back to the driver (other allocators and processes can use them;
+  // addresses stay). With kVmm: no host-preferred roles, no oversubscription,
+  // budgets evict by staging; a kernel touching memory that sleeps fails
+  // (illegal address) instead of faulting it back.
   BackendKind backend = BackendKind::kManaged;
 
-  // CUDA device ordinal of the pool (managed/device backends). Must be 0 for
+  // CUDA device ordinal of the pool (managed/device/vmm backends). Must be 0 for
   // the host backend.
   int device = 0;
 

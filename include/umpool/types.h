@@ -59,6 +59,7 @@ enum class BackendKind : std::uint8_t {
   kManaged = 0,  // cudaMallocManaged + advice + prefetch (the product)
   kDevice = 1,   // cudaMalloc (comparisons; roles that need plain device memory)
   kHost = 2,     // plain host memory with host-side streams/events (no GPU needed)
+  kVmm = 3,      // CUDA VMM (cuMemCreate + cuMemMap): GPU pages given back on sleep
 };
 
 // Lower-case names ("default", "weights", "kv", "activations") and back.
@@ -67,7 +68,7 @@ enum class BackendKind : std::uint8_t {
 absl::string_view RoleName(Role role);
 absl::StatusOr<Role> ParseRole(absl::string_view name);
 
-// "managed", "device", "host" and back.
+// "managed", "device", "host", "vmm" and back.
 absl::string_view BackendKindName(BackendKind kind);
 absl::StatusOr<BackendKind> ParseBackendKind(absl::string_view name);
 

@@ -11,6 +11,7 @@
 
 #include "src/backend/device_backend.h"
 #include "src/backend/managed_backend.h"
+#include "src/backend/vmm_backend.h"
 #endif
 
 namespace umpool {
@@ -39,7 +40,8 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(BackendKind kind, int dev
       }
       return std::unique_ptr<Backend>(new HostBackend());
     case BackendKind::kManaged:
-    case BackendKind::kDevice: {
+    case BackendKind::kDevice:
+    case BackendKind::kVmm: {
 #if UMPOOL_HAVE_CUDA
       if (!CudaAvailable()) {
         return absl::UnavailableError(absl::StrCat(
@@ -47,6 +49,11 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(BackendKind kind, int dev
       }
       if (kind == BackendKind::kManaged) {
         auto b = internal::ManagedBackend::Create(device);
+        if (!b.ok()) return b.status();
+        return std::unique_ptr<Backend>(std::move(*b));
+      }
+      if (kind == BackendKind::kVmm) {
+        auto b = internal::VmmBackend::Create(device);
         if (!b.ok()) return b.status();
         return std::unique_ptr<Backend>(std::move(*b));
       }

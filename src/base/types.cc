@@ -13,7 +13,7 @@ constexpr std::array<absl::string_view, kNumRoles> kRoleNames = {
     UMPOOL_ROLES(UMPOOL_ROLE_NAME_)
 #undef UMPOOL_ROLE_NAME_
 };
-constexpr std::array<absl::string_view, 3> kBackendNames = {"managed", "device", "host"};
+constexpr std::array<absl::string_view, 4> kBackendNames = {"managed", "device", "host", "vmm"};
 
 }  // namespace
 

@@ -125,7 +125,8 @@ struct RoleField {
 };
 
 constexpr std::pair<const char*, BackendKind> kBackends[] = {
-    {"managed", BackendKind::kManaged}, {"device", BackendKind::kDevice}, {"host", BackendKind::kHost}};
+    {"managed", BackendKind::kManaged}, {"device", BackendKind::kDevice}, {"host", BackendKind::kHost},
+    {"vmm", BackendKind::kVmm}};
 constexpr std::pair<const char*, Location> kLocations[] = {
     {"gpu", Location::kDevice}, {"cpu", Location::kHost}};
 constexpr std::pair<const char*, AccessedBy> kAccessors[] = {
@@ -142,7 +143,9 @@ using R = RolePolicy;
 
 const Key<Conf> kConfKeys[] = {
     EnumKey<Conf, PoolField<BackendKind, &P::backend>, kBackends>(
-        "backend", "`managed`, `device`, `host`", "where segments come from"),
+        "backend", "`managed`, `device`, `host`, `vmm`",
+        "where segments come from; `vmm`: GPU memory by CUDA's virtual memory API, populated "
+        "as used, whose pages sleep gives back to the driver (docs/residency.md)"),
     BytesKey<Conf, PoolField<std::size_t, &P::capacity_bytes>>(
         "capacity", "cap on reserved bytes per device; 0 = the GPU's free memory at pool creation"),
     BoolKey<Conf, PoolField<bool, &P::allow_oversubscription>>(

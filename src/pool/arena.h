@@ -202,9 +202,11 @@ class Arena {
   absl::Status ClaimReserved(std::size_t n);
   // Gives back a claim whose growth failed.
   void UnclaimReserved(std::size_t n);
-  // Prefetches a newly populated range when `role` prefetches (a hint:
-  // failures are reported once and ignored).
-  void PrefetchPopulated(Role role, void* p, std::size_t bytes, Stream stream);
+  // Prefetches what a segment's growth populated, as its role's policy says
+  // (a failure is a warning: managed memory populates on touch anyway); on a
+  // backend that does not populate on touch (vmm), populates it whatever the
+  // policy and returns the backend's error.
+  absl::Status PrefetchPopulated(Role role, void* p, std::size_t bytes, Stream stream);
   // LargeHeap::Populate: grows `seg` in place (prefetching for its role).
   absl::Status PopulateInPlace(Segment* seg, std::uintptr_t addr, std::size_t n, Stream stream);
   // A segment of `populate` bytes (populated) cut from a reserve of `role`'s

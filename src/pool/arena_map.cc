@@ -63,8 +63,13 @@ void Arena::UnclaimReserved(std::size_t n) {
   if (options_.shared_capacity != nullptr) options_.shared_capacity->Release(n);
 }
 
-void Arena::PrefetchPopulated(Role role, void* p, std::size_t bytes, Stream stream) {
-  if (IsDeviceMemory(role) || !ShouldPrefetch(options_.policy(role), bytes)) return;
+absl::Status Arena::PrefetchPopulated(Role role, void* p, std::size_t bytes, Stream stream) {
+  if (IsDeviceMemory(role)) return absl::OkStatus();
+  if (!backend_.PopulatesOnTouch()) {  // vmm: the memory exists once populated
+    counters_.Bump(counters_.prefetch_calls);
+    return backend_.Prefetch(p, bytes, Location::kDevice, stream);
+  }
+  if (!ShouldPrefetch(options_.policy(role), bytes)) return absl::OkStatus();
   counters_.Bump(counters_.prefetch_calls);
   // As in the seed allocator, a failed prefetch is a warning, not an error.
   if (absl::Status st = backend_.Prefetch(p, bytes, Location::kDevice, stream); !st.ok()) {
@@ -74,12 +79,17 @@ void Arena::PrefetchPopulated(Role role, void* p, std::size_t bytes, Stream stre
                    st.ToString().c_str());
     }
   }
+  return absl::OkStatus();
 }
 
 absl::Status Arena::PopulateInPlace(Segment* seg, std::uintptr_t addr, std::size_t n,
                                     Stream stream) {
   if (absl::Status st = ClaimReserved(n); !st.ok()) return st;
-  PrefetchPopulated(seg->role, reinterpret_cast<void*>(addr), n, stream);
+  if (absl::Status st = PrefetchPopulated(seg->role, reinterpret_cast<void*>(addr), n, stream);
+      !st.ok()) {
+    UnclaimReserved(n);
+    return st;
+  }
   counters_.Bump(counters_.grown_in_place);
   counters_.reserved_bytes.Add(static_cast<std::int64_t>(n));
   AddLargeReserved(static_cast<std::int64_t>(n));
@@ -153,7 +163,12 @@ absl::StatusOr<Arena::Mapping> Arena::MapSpan(std::size_t map_bytes, std::size_t
       unclaim_reserved();
       return st;
     }
-    PrefetchPopulated(role, base, populate_bytes, stream);
+    if (absl::Status st = PrefetchPopulated(role, base, populate_bytes, stream); !st.ok()) {
+      (void)backend_.Unmap(m.map_ptr, m.map_bytes);
+      unclaim_map(m.map_bytes);
+      unclaim_reserved();
+      return st;
+    }
   }
   counters_.Bump(counters_.backend_allocations);
   counters_.reserved_bytes.Add(static_cast<std::int64_t>(populate_bytes));
@@ -242,6 +257,10 @@ Segment* Arena::Register(std::unique_ptr<Segment> seg, bool cut) {
 }
 
 absl::StatusOr<Segment*> Arena::CutSegment(Role role, std::size_t populate, Stream stream) {
+  // A vmm reserve costs only address space, so the map limit is never what
+  // stops a vmm pool, and a cut whose pages could not be populated could not
+  // be undone: none.
+  if (!backend_.PopulatesOnTouch()) return nullptr;
   if (absl::Status st = ClaimReserved(populate); !st.ok()) return st;
   Heap& h = *heaps_[heap_of(role)];
   std::optional<LargeHeap::Cut> cut = h.slab_space.CutReserve(populate);
@@ -256,7 +275,7 @@ absl::StatusOr<Segment*> Arena::CutSegment(Role role, std::size_t populate, Stre
   auto seg = std::make_unique<Segment>(cut->base, cut->bytes, role, cut->donor->map_ptr,
                                        cut->donor->map_bytes);
   seg->populated = populate;
-  PrefetchPopulated(role, reinterpret_cast<void*>(cut->base), populate, stream);
+  (void)PrefetchPopulated(role, reinterpret_cast<void*>(cut->base), populate, stream);  // a hint here
   counters_.Bump(counters_.reserves_cut);
   counters_.reserved_bytes.Add(static_cast<std::int64_t>(populate));
   return Register(std::move(seg), /*cut=*/true);
@@ -293,7 +312,8 @@ void Arena::PrefetchIfNeeded(Role role, void* p, std::size_t bytes, Stream strea
   const Span* seg = pagemap_.Lookup(p);
   if (seg == nullptr || seg->kind != SpanKind::kSegment ||
       static_cast<const Segment*>(seg)->prefetched || seg->role == role ||
-      !ShouldPrefetch(options_.policy(role), bytes) || IsDeviceMemory(role)) {
+      !ShouldPrefetch(options_.policy(role), bytes) || IsDeviceMemory(role) ||
+      !backend_.PopulatesOnTouch()) {
     return;
   }
   counters_.Bump(counters_.prefetch_calls);

@@ -46,6 +46,14 @@ inline PageRange WholePages(std::uintptr_t start, std::size_t size) {
                    (start + size) & ~(kMapGranularity - 1)};
 }
 
+// Every 2 MiB page [start, start + size) touches: what a refill covers where
+// pages populate only when asked (Backend::PopulatesOnTouch false), so that
+// no byte of the block is left on a page dropped with a neighbour.
+inline PageRange TouchedPages(std::uintptr_t start, std::size_t size) {
+  return PageRange{start & ~(kMapGranularity - 1),
+                   (start + size + kMapGranularity - 1) & ~(kMapGranularity - 1)};
+}
+
 struct PendingDiscard {
   std::uintptr_t block = 0;  // block start (what the user freed)
   std::uintptr_t lo = 0;     // whole 2 MiB pages inside it: [lo, hi)

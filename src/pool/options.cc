@@ -77,7 +77,7 @@ RolePolicy DefaultRolePolicy(Role role) {
 }
 
 absl::Status PoolOptions::Validate() const {
-  if (static_cast<unsigned>(backend) > static_cast<unsigned>(BackendKind::kHost)) {
+  if (static_cast<unsigned>(backend) > static_cast<unsigned>(BackendKind::kVmm)) {
     return absl::InvalidArgumentError(
         absl::StrCat("backend: invalid value ", static_cast<int>(backend)));
   }
@@ -143,6 +143,23 @@ absl::Status PoolOptions::Validate() const {
           "roles[", name, "].prefetch_threshold_bytes: 0 with kBelowThreshold never prefetches; "
           "use PrefetchMode::kNever to say so"));
     }
+    if (backend == BackendKind::kVmm) {
+      // VMM memory is GPU memory: nothing to place on the host or migrate.
+      if (p.preferred == Location::kHost) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "roles[", name, "].preferred: `cpu` with the vmm backend (GPU memory only; use the "
+            "managed backend for host-preferred roles)"));
+      }
+      if (p.hbm_budget_bytes != 0 && !p.evict_by_staging) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "roles[", name, "].hbm_budget with the vmm backend needs evict_by_staging "
+            "(`<role>.evict:staging`): vmm memory cannot migrate"));
+      }
+    }
+  }
+  if (backend == BackendKind::kVmm && allow_oversubscription) {
+    return absl::InvalidArgumentError(
+        "allow_oversubscription with the vmm backend: vmm memory is GPU memory only");
   }
   return absl::OkStatus();
 }

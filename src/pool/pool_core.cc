@@ -41,9 +41,13 @@ absl::StatusOr<std::unique_ptr<PoolCore>> PoolCore::Create(
     if (!r.ok()) return r.status();
     recorder = *std::move(r);
   }
+  // What may be mapped: the device's free memory (managed memory must never
+  // be asked for more, touched or not). A vmm reserve is address space only,
+  // so a vmm pool may map four times that.
+  std::size_t map_limit = std::max(cap, *avail);
+  if (!backend->PopulatesOnTouch()) map_limit *= 4;
   std::unique_ptr<PoolCore> core(
-      new PoolCore(options, std::move(backend), std::move(device_memory), cap,
-                   std::max(cap, *avail)));
+      new PoolCore(options, std::move(backend), std::move(device_memory), cap, map_limit));
   core->recorder_ = std::move(recorder);
   return core;
 }

@@ -266,8 +266,15 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   absl::Status Repopulate(const std::vector<Slept>& blocks, Stream stream)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(sleep_mu_);
   // The frees of a sleeping pool are noted so Wake skips their blocks (which
-  // may be somebody else's by then).
-  void NoteFreedAsleep(const void* ptr);
+  // may be somebody else's by then). On a backend whose pages do not
+  // populate on touch (vmm), a slept block's dropped pages are populated
+  // again before it can be reused; if they cannot be, the free fails (the
+  // block stays allocated) with the backend's error.
+  absl::Status NoteFreedAsleep(const void* ptr);
+  // vmm: the slept blocks whose pages Sleep dropped, so a free while asleep
+  // refills them; those already freed during the Sleep are refilled now.
+  absl::Status KeepDropped(const std::vector<Slept>& slept) ABSL_EXCLUSIVE_LOCKS_REQUIRED(sleep_mu_);
+  absl::Status RefillPages(std::uintptr_t ptr, std::size_t bytes);
   // Frees stop noting themselves and the notes are dropped (the end of a
   // Wake, or a Sleep that failed).
   void StopNotingFrees();
@@ -299,6 +306,7 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   std::atomic<bool> sleeping_{false};
   Mutex freed_asleep_mu_;  // after sleep_mu_
   absl::flat_hash_set<std::uintptr_t> freed_asleep_ ABSL_GUARDED_BY(freed_asleep_mu_);
+  absl::flat_hash_map<std::uintptr_t, std::size_t> dropped_asleep_ ABSL_GUARDED_BY(freed_asleep_mu_);
 
   Mutex deferred_mu_;
   std::vector<DeferredFree> deferred_ ABSL_GUARDED_BY(deferred_mu_);

@@ -33,7 +33,9 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline absl::Status PoolCore::Free(void* ptr, Strea
   if (ptr == nullptr) return absl::OkStatus();
   Span* span = pagemap_.Lookup(ptr);
   if (ABSL_PREDICT_FALSE(span == nullptr)) return NotOurs(ptr);
-  if (ABSL_PREDICT_FALSE(sleeping_.load(std::memory_order_relaxed))) NoteFreedAsleep(ptr);
+  if (ABSL_PREDICT_FALSE(sleeping_.load(std::memory_order_relaxed))) {
+    if (absl::Status st = NoteFreedAsleep(ptr); !st.ok()) return st;
+  }
   if (ABSL_PREDICT_FALSE(span->kind == SpanKind::kSegment)) {
     absl::Status st = FreeLarge(span, ptr, kOwnStream ? std::nullopt : std::optional<Stream>(stream));
     if (st.ok() && residency_.tracking()) residency_.Freed(reinterpret_cast<std::uintptr_t>(ptr));
@@ -194,7 +196,10 @@ bool PoolCore::WaitsForDiscard(const Span* span, const void* block) const {
 }
 
 bool PoolCore::EnqueueDiscard(std::uintptr_t start, std::size_t size, Stream stream, Role role) {
-  const PageRange pages = WholePages(start, size);
+  // vmm refills (its only mode) every page the block touches: one dropped
+  // with an evicted neighbour must come back before the block is reused.
+  const PageRange pages = backend_->PopulatesOnTouch() ? WholePages(start, size)
+                                                       : TouchedPages(start, size);
   if (pages.empty()) return false;
   if (discards_.Push(PendingDiscard{start, pages.lo, pages.hi, stream, DiscardModeFor(role)})) {
     DrainDiscards();
@@ -209,7 +214,11 @@ DiscardMode PoolCore::DiscardModeFor(Role role) const {
   // memory). Where the pool may hold more than the GPU (oversubscription) or
   // the role prefers the host, the pages are dropped: refilling them would
   // take GPU memory the pool promised not to hold.
-  return options_.policy(role).preferred == Location::kDevice && !options_.allow_oversubscription
+  // A backend whose pages do not populate on touch (vmm) always refills: a
+  // dropped page in a free block would fail the kernel that reuses it.
+  return (options_.policy(role).preferred == Location::kDevice &&
+          !options_.allow_oversubscription) ||
+                 !backend_->PopulatesOnTouch()
              ? DiscardMode::kRefill
              : DiscardMode::kDrop;
 }

@@ -84,6 +84,19 @@ absl::Status PoolCore::Sleep(const SleepOptions& options, Stream stream) {
                : batch.Sleep(*backend_, staging_, stream, &discarded);
   }
   CountDiscard(discarded);
+  std::vector<Slept> slept = offload;
+  slept.insert(slept.end(), drop.begin(), drop.end());
+  if (st.ok()) st = KeepDropped(slept);
+  if (!st.ok() && !backend_->PopulatesOnTouch()) {
+    // vmm: a page dropped before the failure must not stay dropped under a
+    // live block of an awake pool (a kernel touching it would fail): all are
+    // populated again; their contents are lost.
+    SleepBatch all(/*outward_refills=*/true);
+    for (const Slept& s : slept) all.AddPagesOnly(s.ptr, s.bytes, s.span);
+    std::vector<std::size_t> refilled;
+    (void)all.Wake(*backend_, staging_, stream, &refilled);
+    CountDiscard(refilled);
+  }
   if (st.ok() && !layout.empty()) {
     staged_layout_ = std::move(layout);
     staged_generation_ = staging_.generation();
@@ -99,8 +112,7 @@ absl::Status PoolCore::Sleep(const SleepOptions& options, Stream stream) {
   state.staging_bytes = staging_.bytes();
   state.asleep = true;
   asleep_ = true;
-  slept_ = std::move(offload);
-  slept_.insert(slept_.end(), drop.begin(), drop.end());
+  slept_ = std::move(slept);
   sleep_state_ = state;
   return absl::OkStatus();
 }
@@ -122,9 +134,42 @@ absl::Status PoolCore::Stage(std::vector<Slept>& offload, Stream stream, SleepSt
   return absl::OkStatus();
 }
 
-void PoolCore::NoteFreedAsleep(const void* ptr) {
+absl::Status PoolCore::NoteFreedAsleep(const void* ptr) {
+  const auto p = reinterpret_cast<std::uintptr_t>(ptr);
   MutexLock lock(&freed_asleep_mu_);
-  freed_asleep_.insert(reinterpret_cast<std::uintptr_t>(ptr));
+  if (auto it = dropped_asleep_.find(p); it != dropped_asleep_.end()) {
+    if (absl::Status st = RefillPages(p, it->second); !st.ok()) {
+      return absl::Status(st.code(), absl::StrCat("free of a block whose pages sleep: they could "
+                                                  "not be populated again, so the block stays "
+                                                  "allocated (free it after Wake): ",
+                                                  st.message()));
+    }
+    dropped_asleep_.erase(it);
+  }
+  freed_asleep_.insert(p);
+  return absl::OkStatus();
+}
+
+absl::Status PoolCore::RefillPages(std::uintptr_t ptr, std::size_t bytes) {
+  PageBatch pages(/*outward_pages=*/true);  // only vmm refills this way
+  pages.Add(ptr, bytes, 0);
+  std::vector<std::size_t> discarded;
+  absl::Status st = PageWork(*backend_, pages, /*wake=*/true, kDefaultStream, &discarded);
+  CountDiscard(discarded);
+  return st;
+}
+
+absl::Status PoolCore::KeepDropped(const std::vector<Slept>& slept) {
+  if (backend_->PopulatesOnTouch()) return absl::OkStatus();
+  MutexLock lock(&freed_asleep_mu_);
+  for (const Slept& s : slept) {
+    if (!freed_asleep_.contains(s.ptr)) {
+      dropped_asleep_[s.ptr] = s.bytes;
+    } else if (absl::Status st = RefillPages(s.ptr, s.bytes); !st.ok()) {
+      return st;
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status PoolCore::Wake(Stream stream) {
@@ -153,10 +198,13 @@ void PoolCore::StopNotingFrees() {
   sleeping_.store(false, std::memory_order_relaxed);
   MutexLock freed(&freed_asleep_mu_);
   freed_asleep_.clear();
+  dropped_asleep_.clear();
 }
 
 absl::Status PoolCore::Repopulate(const std::vector<Slept>& blocks, Stream stream) {
-  SleepBatch batch;  // staged and discarded blocks: pages populated on the GPU
+  // Staged and discarded blocks: pages populated on the GPU (vmm: every
+  // page they touch).
+  SleepBatch batch(!backend_->PopulatesOnTouch());
   std::vector<void*> fetch;
   std::vector<std::size_t> fetch_sizes;
   for (const Slept& s : blocks) {

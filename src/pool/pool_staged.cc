@@ -159,7 +159,7 @@ absl::Status PoolCore::StageIn(std::vector<void*>* ptrs, std::vector<std::size_t
     staged_out_count_.store(staged_out_.size(), std::memory_order_relaxed);
     return FetchInCapture();
   }
-  PageBatch pages;
+  PageBatch pages(!backend_->PopulatesOnTouch());
   for (const In& b : in) {
     const Span* span = pagemap_.Lookup(b.p);
     pages.Add(reinterpret_cast<std::uintptr_t>(b.p), b.s.bytes, span != nullptr ? span->base : 0);

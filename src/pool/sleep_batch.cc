@@ -104,17 +104,33 @@ absl::Status PageWork(Backend& backend, const PageBatch& pages, bool wake, Strea
 }
 
 void PageBatch::Add(std::uintptr_t start, std::size_t size, std::uintptr_t span) {
-  const PageRange pages = WholePages(start, size);
-  if (pages.empty()) return;
-  bytes += pages.hi - pages.lo;
-  if (!ptrs.empty() && span == last_span &&
-      reinterpret_cast<std::uintptr_t>(ptrs.back()) + sizes.back() == pages.lo) {
-    sizes.back() += pages.hi - pages.lo;
-    return;
+  if (size == 0) return;
+  if (run_hi != 0 && span == last_span && start == run_hi) {  // the run goes on
+    if (run_has_range) {
+      bytes -= sizes.back();
+      ptrs.pop_back();
+      sizes.pop_back();
+    }
+    run_hi = start + size;
+  } else {
+    run_lo = start;
+    run_hi = start + size;
+    last_span = span;
   }
+  PageRange pages = outward ? TouchedPages(run_lo, run_hi - run_lo)
+                            : WholePages(run_lo, run_hi - run_lo);
+  // Touched pages of two runs added in address order may share one: it is
+  // the earlier run's (out of order, an overlap is left: refills repeat).
+  if (outward && !ptrs.empty()) {
+    const auto prev_lo = reinterpret_cast<std::uintptr_t>(ptrs.back());
+    const std::uintptr_t prev_hi = prev_lo + sizes.back();
+    if (prev_lo <= pages.lo && prev_hi > pages.lo) pages.lo = prev_hi;
+  }
+  run_has_range = !pages.empty();
+  if (!run_has_range) return;
+  bytes += pages.hi - pages.lo;
   ptrs.push_back(reinterpret_cast<void*>(pages.lo));
   sizes.push_back(pages.hi - pages.lo);
-  last_span = span;
 }
 
 void SleepBatch::AddStaged(std::uintptr_t ptr, std::size_t bytes, std::size_t offset,

@@ -38,13 +38,24 @@
 
 namespace umpool::internal {
 
-// The whole 2 MiB pages of blocks, adjacent ones in one span merged (a range
-// never crosses backend allocations), as one Discard or Prefetch batch.
+// The whole 2 MiB pages of runs of blocks, as one Discard or Prefetch batch:
+// blocks added one after another that are adjacent in one span make one run
+// (a page two of them share is the run's, and a range never crosses backend
+// allocations). `outward`: every page a run touches instead (refills of a
+// backend whose pages do not populate on touch: a page dropped with a
+// neighbour must come back under any block that uses it).
 struct PageBatch {
+  PageBatch() = default;
+  explicit PageBatch(bool outward_pages) : outward(outward_pages) {}
+
   std::vector<void*> ptrs;
   std::vector<std::size_t> sizes;
   std::size_t bytes = 0;
-  std::uintptr_t last_span = 0;
+  bool outward = false;
+  // The run the last range came from: [run_lo, run_hi) in span last_span;
+  // whether it has a range (the last one) yet.
+  std::uintptr_t run_lo = 0, run_hi = 0, last_span = 0;
+  bool run_has_range = false;
 
   void Add(std::uintptr_t start, std::size_t size, std::uintptr_t span);
 };
@@ -62,6 +73,10 @@ inline constexpr std::size_t kSleepGroupBytes = std::size_t{1} << 30;
 
 class SleepBatch {
  public:
+  // `outward_refills`: the batch's pages are every page its runs touch, for a
+  // Wake on a backend whose pages do not populate on touch (PageBatch).
+  explicit SleepBatch(bool outward_refills = false)
+      : staged_pages_(outward_refills), other_pages_(outward_refills) {}
   // A staged block: copied at `offset` in the staging buffer, pages dropped.
   void AddStaged(std::uintptr_t ptr, std::size_t bytes, std::size_t offset, std::uintptr_t span);
   // A discarded block: pages dropped only.
