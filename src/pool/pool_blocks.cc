@@ -108,7 +108,7 @@ absl::Status PoolCore::Prefetch(const void* ptr, std::size_t bytes, Location whe
   } else if (large && ptr == block->ptr && bytes == block->bytes) {
     st = StageOut(&whole, &whole_bytes, stream);
   }
-  if (st.ok() && !whole.empty()) {
+  if (st.ok() && !whole.empty() && !MigrationSkipped(where)) {
     st = backend_->Prefetch(const_cast<void*>(ptr), bytes, where, stream);
   }
   if (st.ok() && where == Location::kHost) {
@@ -116,6 +116,12 @@ absl::Status PoolCore::Prefetch(const void* ptr, std::size_t bytes, Location whe
     if (large) st = NoteMoved({*block}, where, stream);
   }
   return st;
+}
+
+bool PoolCore::MigrationSkipped(Location where) const {
+  // During a capture an eviction is a hint that nothing runs now (staging is
+  // skipped too); on vmm memory, which cannot migrate, it is not refused then.
+  return where == Location::kHost && !backend_->PopulatesOnTouch() && fencer_.capturing();
 }
 
 bool PoolCore::IsLarge(const void* block) const {
@@ -166,6 +172,7 @@ absl::Status PoolCore::PrefetchBatch(const std::vector<void*>& ptrs,
                                      Stream stream) {
   if (ptrs.empty()) return absl::OkStatus();
   counters_.Bump(counters_.prefetch_calls);  // counted as asked, like Prefetch
+  if (MigrationSkipped(where)) return absl::OkStatus();
   return backend_->Prefetch(ptrs.data(), sizes.data(), ptrs.size(), where, stream);
 }
 

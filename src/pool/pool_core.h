@@ -193,10 +193,13 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   // Marks the live block at `block` as evicted by the pool (discard on free
   // applies to it).
   void NoteEvicted(const void* block);
+  // true for an eviction during a capture on a backend that cannot migrate
+  // (vmm): skipped, as staging is then.
+  bool MigrationSkipped(Location where) const;
+  bool IsLarge(const void* block) const;
   // Residency (residency.h): a budgeted role's new large block, large blocks
   // moved by Prefetch/PrefetchBlocks (their victims evicted first, on
   // `stream`), and the eviction of victims.
-  bool IsLarge(const void* block) const;
   absl::Status AdmitBudgeted(void* p, std::size_t bytes, Role role, Stream stream);
   absl::Status NoteMoved(const std::vector<BlockInfo>& blocks, Location where, Stream stream);
   absl::Status EvictVictims(const Victims& victims, Stream stream);
