@@ -5,7 +5,7 @@
 // memory the pages go back by cuMemUnmap + cuMemRelease of each group after its copy, and the
 // addresses stay reserved: is sleep then the copy alone?
 //
-//   nvcc -O2 -std=c++17 -arch=sm_90 bench/probes/vmm_sleep.cu -lcuda -o vmm_sleep && ./vmm_sleep 16
+//   nvcc -O2 -std=c++17 -arch=sm_90 bench/probes/vmm_sleep.cu -lcuda -o vmm_sleep && ./vmm_sleep 16 [filler [pause_ms]]
 //
 // Three cycles: sleep (copies out per 1 GiB group, each group unmapped and released once the
 // host saw its copy done, while the next is copied), then cudaMemGetInfo (the freed bytes
@@ -17,6 +17,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "probe_check.h"
@@ -46,6 +48,11 @@ __global__ void check(const unsigned* p, size_t n, unsigned salt, unsigned long 
 int main(int argc, char** argv) {
   const size_t gib = size_t{1} << 30;
   const int groups = argc > 1 ? std::atoi(argv[1]) : 16;  // GiB, one group each
+  // "filler": while asleep, another allocator takes the card (cudaMalloc of
+  // all but 2 GiB of what is free, written, freed) before the wake.
+  const bool filler = argc > 2 && std::string(argv[2]) == "filler";
+  // With "filler": milliseconds between the other allocator's cudaFree and the wake.
+  const int pause_ms = argc > 3 ? std::atoi(argv[3]) : 0;
   const size_t bytes = groups * gib;
   CK(cudaSetDevice(0));
   CK(cudaFree(nullptr));  // the primary context
@@ -115,9 +122,22 @@ int main(int argc, char** argv) {
     unmap_group(groups - 1);
     const double sleep_s = now() - t;
     CK(cudaMemGetInfo(&after, &total));
+    if (filler) {
+      size_t free_now = 0;
+      CK(cudaMemGetInfo(&free_now, &total));
+      void* other = nullptr;
+      CK(cudaMalloc(&other, free_now - 2 * gib));
+      CK(cudaMemset(other, 1, free_now - 2 * gib));
+      CK(cudaDeviceSynchronize());
+      CK(cudaFree(other));
+      std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
+    }
+    double map_s = 0;
     t = now();
     for (int g = 0; g < groups; ++g) {
+      const double m = now();
       map_group(g);
+      map_s += now() - m;
       CK(cudaMemcpyAsync(reinterpret_cast<void*>(base + g * gib), static_cast<char*>(host) + g * gib, gib,
                          cudaMemcpyHostToDevice, s));
     }
@@ -126,8 +146,9 @@ int main(int argc, char** argv) {
     *bad = 0;
     check<<<1024, 256, 0, s>>>(p, n, 7, bad);
     CK(cudaStreamSynchronize(s));
-    std::printf("| %d | %.3f | %.2f | %.3f | %s | %s |\n", cycle, sleep_s,
-                (double(after) - double(before)) / gib, wake_s, *bad == 0 ? "identical" : "DIFFERENT",
+    std::printf("| %d | %.3f | %.2f | %.3f (maps %.3f) | %s | %s |\n", cycle, sleep_s,
+                (double(after) - double(before)) / gib, wake_s, map_s,
+                *bad == 0 ? "identical" : "DIFFERENT",
                 reinterpret_cast<CUdeviceptr>(p) == base ? "yes" : "no");
   }
   for (int g = 0; g < groups; ++g) unmap_group(g);
