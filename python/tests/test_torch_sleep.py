@@ -77,6 +77,44 @@ def test_sleep_keeps_weights_and_graphs_and_refuses_capture():
     assert "capture" in res["sleep_in_capture"], res
 
 
+VMM_FREE = POOLS + """
+with role("weights"):
+    w = torch.full((1 << 30,), 7, dtype=torch.uint8, device="cuda")   # 1 GiB of weights
+with role("kv"):
+    kv = torch.ones(256 << 20, dtype=torch.uint8, device="cuda")
+torch.cuda.synchronize()
+free0 = torch.cuda.mem_get_info()[0]
+umpool.sleep(offload=("weights",), discard=("kv",))
+torch.cuda.synchronize()
+free1 = torch.cuda.mem_get_info()[0]
+umpool.wake_up()
+torch.cuda.synchronize()
+free2 = torch.cuda.mem_get_info()[0]
+kv.fill_(1)
+print(json.dumps(dict(own=OWN, freed=free1 - free0, taken_back=free1 - free2,
+                      weights_ok=bool((w == 7).all().item()),
+                      kv_usable=int(kv.sum().item()) == 256 << 20)))
+"""
+
+
+def test_vmm_backend_sleeps_the_same_and_gives_the_pages_to_the_driver():
+    # The whole sleep test again with the pool on CUDA virtual memory...
+    vmm = {"UMPOOL_CONF": "backend:vmm"}
+    res = run_json(SLEEP, env_extra=vmm)
+    assert res["asleep"] and res["awake"], res
+    assert res["same_ptrs"] and res["same_bits"] and res["graph_matches"], res
+    assert res["kv_usable"], res
+    # ...and what it slept shows as free to torch.cuda.mem_get_info() (with
+    # managed memory it does not: docs/residency.md).
+    res = run_json(VMM_FREE, env_extra=vmm)
+    if not res["own"]:
+        pytest.skip("role MemPools need umpool's own allocator")
+    slept = (1 << 30) + (256 << 20)
+    assert res["freed"] >= slept - (64 << 20), res
+    assert res["taken_back"] >= slept - (64 << 20), res
+    assert res["weights_ok"] and res["kv_usable"], res
+
+
 RECLAIM = POOLS + """
 import ctypes
 cudart = None
