@@ -13,17 +13,6 @@
 
 #include "probe_check.h"
 
-#define CU(x)                                                            \
-  do {                                                                   \
-    CUresult r = (x);                                                    \
-    if (r != CUDA_SUCCESS) {                                             \
-      const char* s = nullptr;                                           \
-      cuGetErrorString(r, &s);                                           \
-      std::fprintf(stderr, "%s:%d %s\n", __FILE__, __LINE__, s ? s : "?"); \
-      std::exit(1);                                                      \
-    }                                                                    \
-  } while (0)
-
 int main() {
   const size_t mib = size_t{1} << 20, total = size_t{8} << 30;
   CK(cudaSetDevice(0));

@@ -23,17 +23,6 @@
 
 #include "probe_check.h"
 
-#define CU(x)                                                            \
-  do {                                                                   \
-    CUresult r = (x);                                                    \
-    if (r != CUDA_SUCCESS) {                                             \
-      const char* s = nullptr;                                           \
-      cuGetErrorString(r, &s);                                           \
-      std::fprintf(stderr, "%s:%d %s\n", __FILE__, __LINE__, s ? s : "?"); \
-      std::exit(1);                                                      \
-    }                                                                    \
-  } while (0)
-
 __global__ void fill(unsigned* p, size_t n, unsigned salt) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
     p[i] = unsigned(i) * 2654435761u + salt;

@@ -41,7 +41,7 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 from bench_torch import empty_del_us, run_worker  # noqa: E402  (shared with bench_torch.py)
 import duel  # noqa: E402
-from micro_ops import op_tasks  # noqa: E402
+from micro_ops import op_tasks, timed_chunk  # noqa: E402
 
 
 def setup(use):
@@ -131,18 +131,8 @@ def task_serve(use, cpus, train_steps, gen_tokens):
     x = torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16)
     big = torch.ones(64 << 20, device="cuda")
 
-    def gpu_chunk(f, reps):
-        def run():
-            torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            for _ in range(reps):
-                f()
-            torch.cuda.synchronize()
-            return {"ms": (time.perf_counter() - t0) / reps * 1e3}
-        return run
-
-    tasks["gemm"] = gpu_chunk(lambda: x @ x, 50)
-    tasks["add_256MiB"] = gpu_chunk(lambda: big + big, 50)
+    tasks["gemm"] = timed_chunk(torch, lambda: x @ x, 50, scale=1e3, unit="ms")
+    tasks["add_256MiB"] = timed_chunk(torch, lambda: big + big, 50, scale=1e3, unit="ms")
     tasks["train"], tasks["generate"] = train, generate
     tasks.update(op_tasks(torch))  # op_*: single calls, for finding per-call costs
     if use == "umpool":  # what the pool did during a training chunk

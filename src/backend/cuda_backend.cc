@@ -57,6 +57,27 @@ bool CudaBackend::IsCapturing(Stream stream) {
 CudaBackend::CudaBackend(int device, std::string device_name)
     : device_(device), device_name_(std::move(device_name)) {}
 
+CudaBackend::~CudaBackend() {
+  MutexLock lock(&side_mu_);
+  if (side_ != nullptr) (void)cudaStreamDestroy(side_);
+}
+
+absl::StatusOr<Stream> CudaBackend::StreamOnce(Stream* slot, unsigned int flags) const {
+  if (*slot == nullptr) {
+    ScopedDevice guard(device_);
+    if (!guard.status().ok()) return guard.status();
+    cudaStream_t s = nullptr;
+    UMPOOL_CUDA_TRY(cudaStreamCreateWithFlags(&s, flags));
+    *slot = s;
+  }
+  return *slot;
+}
+
+absl::StatusOr<Stream> CudaBackend::SideStream() {
+  MutexLock lock(&side_mu_);
+  return StreamOnce(&side_, cudaStreamNonBlocking);
+}
+
 std::string CudaBackend::Describe() const {
   return absl::StrCat(BackendKindName(kind()), ": ", device_name_, " (device ", device_, ")");
 }

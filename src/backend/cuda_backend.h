@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "src/base/mutex.h"
 #include "umpool/backend.h"
 
 namespace umpool::internal {
@@ -60,11 +62,21 @@ class CudaBackend : public Backend {
   absl::StatusOr<void*> AllocateStaging(std::size_t bytes) override;
   void FreeStaging(void* ptr, std::size_t bytes) override;
   absl::Status Copy(void* dst, const void* src, std::size_t bytes, Stream stream) override;
+  // A non-blocking stream on the backend's device, made at the first call.
+  absl::StatusOr<Stream> SideStream() override;
 
  protected:
   CudaBackend(int device, std::string device_name);
+  ~CudaBackend() override;  // destroys the side stream
+  // *slot, or a stream with `flags` on the device made into it (the caller
+  // holds whatever guards *slot).
+  absl::StatusOr<Stream> StreamOnce(Stream* slot, unsigned int flags) const;
   const int device_;
   const std::string device_name_;
+
+ private:
+  Mutex side_mu_;
+  Stream side_ ABSL_GUARDED_BY(side_mu_) = nullptr;
 };
 
 // Validates `device` and reads its name. InvalidArgument for a bad ordinal,

@@ -108,31 +108,11 @@ absl::Status ManagedBackend::Copy(void* dst, const void* src, std::size_t bytes,
 ManagedBackend::~ManagedBackend() {
   MutexLock lock(&stream_mu_);
   if (legacy_ordered_ != nullptr) (void)cudaStreamDestroy(legacy_ordered_);
-  if (side_ != nullptr) (void)cudaStreamDestroy(side_);
 }
 
 absl::StatusOr<Stream> ManagedBackend::LegacyOrderedStream() {
   MutexLock lock(&stream_mu_);
-  if (legacy_ordered_ == nullptr) {
-    ScopedDevice guard(device_);
-    if (!guard.status().ok()) return guard.status();
-    cudaStream_t s = nullptr;
-    UMPOOL_CUDA_TRY(cudaStreamCreateWithFlags(&s, cudaStreamDefault));
-    legacy_ordered_ = s;
-  }
-  return legacy_ordered_;
-}
-
-absl::StatusOr<Stream> ManagedBackend::SideStream() {
-  MutexLock lock(&stream_mu_);
-  if (side_ == nullptr) {
-    ScopedDevice guard(device_);
-    if (!guard.status().ok()) return guard.status();
-    cudaStream_t s = nullptr;
-    UMPOOL_CUDA_TRY(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-    side_ = s;
-  }
-  return side_;
+  return StreamOnce(&legacy_ordered_, cudaStreamDefault);
 }
 
 absl::Status ManagedBackend::Discard(void* const* ptrs, const std::size_t* sizes,

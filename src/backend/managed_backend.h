@@ -36,8 +36,6 @@ class ManagedBackend final : public CudaBackend {
   // On the NULL stream: the stream the discards of NULL-stream work run on
   // (a copy ordered after a discard on another stream faults page by page).
   absl::Status Copy(void* dst, const void* src, std::size_t bytes, Stream stream) override;
-  // A non-blocking stream on the backend's device, made at the first call.
-  absl::StatusOr<Stream> SideStream() override;
 
  private:
   using CudaBackend::CudaBackend;
@@ -48,7 +46,6 @@ class ManagedBackend final : public CudaBackend {
   absl::StatusOr<Stream> LegacyOrderedStream();
   Mutex stream_mu_;
   Stream legacy_ordered_ ABSL_GUARDED_BY(stream_mu_) = nullptr;
-  Stream side_ ABSL_GUARDED_BY(stream_mu_) = nullptr;
 };
 
 }  // namespace umpool::internal

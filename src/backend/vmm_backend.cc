@@ -110,7 +110,6 @@ VmmBackend::~VmmBackend() {
     (void)ReleaseAll(r, base);
     (void)driver_.address_free(base, r.bytes);
   }
-  if (side_ != nullptr) (void)cudaStreamDestroy(side_);
 }
 
 absl::Status VmmBackend::Bind(const ScopedDevice& guard) {
@@ -160,23 +159,22 @@ absl::Status VmmBackend::Unmap(void* ptr, std::size_t bytes) {
   return st;
 }
 
-VmmBackend::Reservation* VmmBackend::Find(std::uintptr_t lo, std::uintptr_t hi,
-                                          std::uintptr_t* base) {
+absl::StatusOr<VmmBackend::Reservation*> VmmBackend::Find(std::uintptr_t lo, std::uintptr_t hi,
+                                                          std::uintptr_t* base) {
   auto it = reservations_.upper_bound(lo);
-  if (it == reservations_.begin()) return nullptr;
-  --it;
-  if (hi > it->first + it->second.bytes) return nullptr;
-  *base = it->first;
-  return &it->second;
+  if (it != reservations_.begin() && hi <= std::prev(it)->first + std::prev(it)->second.bytes) {
+    *base = std::prev(it)->first;
+    return &std::prev(it)->second;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("vmm: ", absl::Hex(lo), "-", absl::Hex(hi), " is not memory of this backend"));
 }
 
 absl::Status VmmBackend::Populate(std::uintptr_t lo, std::uintptr_t hi) {
   std::uintptr_t base = 0;
-  Reservation* r = Find(lo, hi, &base);
-  if (r == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("vmm: ", absl::Hex(lo), "-", absl::Hex(hi), " is not memory of this backend"));
-  }
+  absl::StatusOr<Reservation*> found = Find(lo, hi, &base);
+  if (!found.ok()) return found.status();
+  Reservation* r = *found;
   const std::size_t end = (hi - base) / kPage;
   for (std::size_t i = (lo - base) / kPage; i < end;) {
     if (r->pages[i] == kDropped) {  // still backed: live again
@@ -230,11 +228,9 @@ absl::Status VmmBackend::MapRun(Reservation& r, std::uintptr_t base, std::size_t
 
 absl::Status VmmBackend::Drop(std::uintptr_t lo, std::uintptr_t hi) {
   std::uintptr_t base = 0;
-  Reservation* r = Find(lo, hi, &base);
-  if (r == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("vmm: ", absl::Hex(lo), "-", absl::Hex(hi), " is not memory of this backend"));
-  }
+  absl::StatusOr<Reservation*> found = Find(lo, hi, &base);
+  if (!found.ok()) return found.status();
+  Reservation* r = *found;
   absl::Status st;
   for (std::size_t i = (lo - base) / kPage; i < (hi - base) / kPage; ++i) {
     if (r->pages[i] != kLive) continue;
@@ -338,18 +334,6 @@ absl::Status VmmBackend::Discard(void* const* ptrs, const std::size_t* sizes, st
   }
   counters_.discard_ops.fetch_add(1, std::memory_order_relaxed);
   return st;
-}
-
-absl::StatusOr<Stream> VmmBackend::SideStream() {
-  MutexLock lock(&mu_);
-  if (side_ == nullptr) {
-    ScopedDevice guard(device_);
-    if (!guard.status().ok()) return guard.status();
-    cudaStream_t s = nullptr;
-    UMPOOL_CUDA_TRY(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-    side_ = s;
-  }
-  return side_;
 }
 
 std::size_t VmmBackend::populated_bytes() const {

@@ -70,7 +70,6 @@ class VmmBackend final : public CudaBackend {
   // every page a range touches (at once: mapping is not stream-ordered).
   absl::Status Discard(void* const* ptrs, const std::size_t* sizes, std::size_t count,
                        DiscardMode mode, Stream stream) override;
-  absl::StatusOr<Stream> SideStream() override;
 
   // Bytes of physical memory held now (chunks with a live page included).
   std::size_t populated_bytes() const;
@@ -97,8 +96,8 @@ class VmmBackend final : public CudaBackend {
   // current on the calling thread (the cuMem calls need one), even on a
   // thread that has not used the CUDA runtime yet.
   absl::Status Bind(const ScopedDevice& guard);
-  // The reservation holding [lo, hi), or nullptr.
-  Reservation* Find(std::uintptr_t lo, std::uintptr_t hi, std::uintptr_t* base)
+  // The reservation holding [lo, hi) (its start in *base); InvalidArgument if none.
+  absl::StatusOr<Reservation*> Find(std::uintptr_t lo, std::uintptr_t hi, std::uintptr_t* base)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Every page of [lo, hi) live (page-aligned bounds): dropped pages become
   // live again, unmapped runs get new chunks.
@@ -117,7 +116,6 @@ class VmmBackend final : public CudaBackend {
   mutable Mutex mu_;
   std::map<std::uintptr_t, Reservation> reservations_ ABSL_GUARDED_BY(mu_);
   std::size_t populated_ ABSL_GUARDED_BY(mu_) = 0;
-  Stream side_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 }  // namespace umpool::internal
