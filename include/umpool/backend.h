@@ -112,8 +112,11 @@ class Backend {
   // next touch faults them in page by page); kRefill populates them on the
   // backend's GPU in the same batched call (cudaMemDiscardAndPrefetchBatchAsync),
   // so reuse never faults and an evicted range comes back without a copy.
+  // Where pages populate only when asked (PopulatesOnTouch false), kRefill
+  // populates what is not and leaves populated pages as they are, so the
+  // pool may refill every page a block touches, a live neighbour's included.
   // Unimplemented where the driver or device cannot. No-op (counted) on the
-  // device and host backends.
+  // device backend.
   virtual absl::Status Discard(void* const* ptrs, const std::size_t* sizes, std::size_t count,
                                DiscardMode mode, Stream stream) = 0;
 

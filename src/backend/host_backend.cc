@@ -27,8 +27,20 @@ std::size_t HalfOfPhysicalMemory() {
 
 }  // namespace
 
-HostBackend::HostBackend(std::size_t capacity_bytes)
-    : capacity_bytes_(capacity_bytes != 0 ? capacity_bytes : HalfOfPhysicalMemory()) {}
+HostBackend::HostBackend(std::size_t capacity_bytes, bool populate_on_request)
+    : capacity_bytes_(capacity_bytes != 0 ? capacity_bytes : HalfOfPhysicalMemory()),
+      populate_on_request_(populate_on_request) {}
+
+absl::Status HostBackend::Protect(std::uintptr_t lo, std::uintptr_t hi, bool accessible) {
+  const std::uintptr_t g = kMapGranularity;
+  lo = accessible ? lo & ~(g - 1) : (lo + g - 1) & ~(g - 1);
+  hi = accessible ? (hi + g - 1) & ~(g - 1) : hi & ~(g - 1);
+  if (hi <= lo) return absl::OkStatus();
+  if (mprotect(reinterpret_cast<void*>(lo), hi - lo, accessible ? PROT_READ | PROT_WRITE : PROT_NONE) != 0) {
+    return absl::InternalError(absl::StrCat("host backend: mprotect failed: ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
 
 HostBackend::~HostBackend() = default;
 
@@ -59,7 +71,7 @@ absl::StatusOr<void*> HostBackend::Map(std::size_t bytes) {
   // Over-map by 2 MiB and trim both ends, so ranges are 2 MiB aligned like
   // the CUDA backends' (the pool carves slabs at 2 MiB boundaries).
   const std::size_t align = kMapGranularity;
-  void* raw = mmap(nullptr, bytes + align, PROT_READ | PROT_WRITE,
+  void* raw = mmap(nullptr, bytes + align, populate_on_request_ ? PROT_NONE : PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (raw == MAP_FAILED) {
     int err = errno;
@@ -93,8 +105,17 @@ absl::Status HostBackend::Advise(void*, std::size_t, const Advice&) {
   return absl::OkStatus();
 }
 
-absl::Status HostBackend::Prefetch(void* const*, const std::size_t*, std::size_t, Location, Stream) {
+absl::Status HostBackend::Prefetch(void* const* ptrs, const std::size_t* sizes, std::size_t count,
+                                   Location where, Stream) {
+  if (populate_on_request_ && where == Location::kHost) {
+    return absl::FailedPreconditionError(
+        "host backend (populate on request, as vmm): memory cannot be evicted by migration");
+  }
   counters_.prefetch_ops.fetch_add(1, std::memory_order_relaxed);
+  for (std::size_t i = 0; populate_on_request_ && i < count; ++i) {
+    const auto p = reinterpret_cast<std::uintptr_t>(ptrs[i]);
+    if (absl::Status st = Protect(p, p + sizes[i], true); !st.ok()) return st;
+  }
   return absl::OkStatus();
 }
 
@@ -109,7 +130,16 @@ absl::Status HostBackend::Discard(void* const* ptrs, const std::size_t* sizes, s
     const std::uintptr_t page = HostPage();
     const auto lo = (reinterpret_cast<std::uintptr_t>(ptrs[i]) + page - 1) & ~(page - 1);
     const auto hi = (reinterpret_cast<std::uintptr_t>(ptrs[i]) + sizes[i]) & ~(page - 1);
-    if (hi > lo) (void)madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+    // Populate on request (as vmm): a refill only populates what is not
+    // (pages a live neighbour shares keep their contents).
+    const bool keep = populate_on_request_ && mode == DiscardMode::kRefill;
+    if (hi > lo && !keep) (void)madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+    if (populate_on_request_) {
+      const auto p = reinterpret_cast<std::uintptr_t>(ptrs[i]);
+      if (absl::Status st = Protect(p, p + sizes[i], mode == DiscardMode::kRefill); !st.ok()) {
+        return st;
+      }
+    }
     counters_.discard_bytes.fetch_add(sizes[i], std::memory_order_relaxed);
     if (mode == DiscardMode::kRefill) counters_.refill_bytes.fetch_add(sizes[i], std::memory_order_relaxed);
   }

@@ -24,11 +24,19 @@ namespace umpool::internal {
 
 class HostBackend final : public Backend {
  public:
-  // `capacity_bytes` 0 = half of physical memory.
-  explicit HostBackend(std::size_t capacity_bytes = 0);
+  // `capacity_bytes` 0 = half of physical memory. `populate_on_request`:
+  // memory behaves as the vmm backend's (PopulatesOnTouch false): mapped
+  // inaccessible (PROT_NONE), made accessible by Prefetch to the device or
+  // Discard(kRefill) per 2 MiB page a range touches (contents kept: what was
+  // populated stays as it was), inaccessible and zeroed again by
+  // Discard(kDrop) (whole 2 MiB pages), Prefetch to the host refused. A pool
+  // that touches, or hands out, memory it did not populate crashes the test
+  // (SIGSEGV): how CI checks the pool's vmm rules without a GPU.
+  explicit HostBackend(std::size_t capacity_bytes = 0, bool populate_on_request = false);
   ~HostBackend() override;
 
   BackendKind kind() const override { return BackendKind::kHost; }
+  bool PopulatesOnTouch() const override { return !populate_on_request_; }
   int device() const override { return 0; }
   std::string Describe() const override;
   absl::StatusOr<std::size_t> AvailableBytes() override;
@@ -99,7 +107,12 @@ class HostBackend final : public Backend {
   StreamState& StreamLocked(Stream stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CompleteUpTo(Stream stream, std::uint64_t ticket) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // populate_on_request: [lo, hi) made accessible (true) or not, every 2 MiB
+  // page it touches (accessible) or lies wholly in (not).
+  absl::Status Protect(std::uintptr_t lo, std::uintptr_t hi, bool accessible);
+
   const std::size_t capacity_bytes_;
+  const bool populate_on_request_;
   mutable Mutex mu_;
   bool manual_ ABSL_GUARDED_BY(mu_) = false;
   int fail_maps_ ABSL_GUARDED_BY(mu_) = 0;

@@ -1,0 +1,181 @@
+// The pool's rules for memory that exists only where it was populated (the
+// vmm backend: Backend::PopulatesOnTouch false), checked on the CPU: a host
+// backend whose memory is inaccessible (PROT_NONE) until Prefetch to the
+// device or Discard(kRefill) populates it and again after Discard(kDrop). The
+// tests write every byte the pool hands out, so a block on a page the pool
+// did not populate, or one a sleep or an eviction dropped and nothing
+// refilled, crashes the test (SIGSEGV) instead of passing quietly.
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "src/backend/host_backend.h"
+#include "src/pool/pool_core.h"
+#include "tests/test_util.h"
+#include "umpool/pool.h"
+
+namespace umpool {
+namespace {
+
+constexpr std::size_t kMiB = std::size_t{1} << 20;
+constexpr Stream kS = kDefaultStream;
+
+std::unique_ptr<Pool> StrictPool(PoolOptions o = {}) {
+  o.backend = BackendKind::kHost;
+  o.capacity_bytes = std::size_t{4} << 30;
+  // Room for the reserves a vmm pool maps (address space only here too:
+  // PROT_NONE, MAP_NORESERVE), so segments grow in place and blocks lie side
+  // by side, as they do on the GPU.
+  auto pool = Pool::Create(o, std::make_unique<internal::HostBackend>(std::size_t{64} << 30,
+                                                                      /*populate_on_request=*/true));
+  EXPECT_TRUE(pool.ok()) << pool.status();
+  return pool.ok() ? *std::move(pool) : nullptr;
+}
+
+void Fill(void* p, std::size_t n, unsigned char v) { std::memset(p, v, n); }
+
+bool Holds(const void* p, std::size_t n, unsigned char v) {
+  const auto* b = static_cast<const unsigned char*>(p);
+  return std::all_of(b, b + n, [v](unsigned char c) { return c == v; });
+}
+
+struct Block {
+  void* p;
+  std::size_t n;
+  unsigned char v;
+};
+
+Block New(Pool& pool, std::size_t n, Role role, unsigned char v) {
+  absl::StatusOr<void*> p = pool.Allocate(n, kS, role);
+  EXPECT_TRUE(p.ok()) << p.status();
+  if (!p.ok()) return Block{nullptr, 0, 0};
+  Fill(*p, n, v);  // every byte: crashes on a page nobody populated
+  return Block{*p, n, v};
+}
+
+// The backend itself: really inaccessible until populated, and after a drop
+// (otherwise the tests below would prove nothing).
+TEST(PopulateOnRequestTest, TheEmulationIsStrict) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  internal::HostBackend backend(0, /*populate_on_request=*/true);
+  EXPECT_FALSE(backend.PopulatesOnTouch());
+  absl::StatusOr<void*> m = backend.Map(4 * kMiB);
+  ASSERT_TRUE(m.ok()) << m.status();
+  auto* p = static_cast<unsigned char*>(*m);
+  EXPECT_DEATH(p[kMiB] = 1, "");
+  ASSERT_TRUE(backend.Prefetch(p + kMiB, 1, Location::kDevice, kS).ok());
+  p[0] = 1;                  // the whole 2 MiB page the byte touched
+  p[2 * kMiB - 1] = 1;
+  EXPECT_DEATH(p[2 * kMiB] = 1, "");
+  void* range = p;
+  std::size_t bytes = 2 * kMiB;
+  ASSERT_TRUE(backend.Discard(&range, &bytes, 1, DiscardMode::kDrop, kS).ok());
+  EXPECT_DEATH(p[0] = 1, "");
+  EXPECT_TRUE(absl::IsFailedPrecondition(backend.Prefetch(p, 1, Location::kHost, kS)));
+  ASSERT_TRUE(backend.Unmap(p, 4 * kMiB).ok());
+}
+
+// Growth in place, slabs, large blocks, reuse after frees and after Trim:
+// every block handed out is populated.
+TEST(PopulateOnRequestTest, EveryBlockHandedOutIsPopulated) {
+  const std::uint64_t seed = testing::TestSeed(20261130);
+  std::mt19937_64 rng(seed);
+  PoolOptions o;  // a role that never prefetches is populated all the same
+  o.roles[static_cast<int>(Role::kKv)].prefetch = PrefetchMode::kNever;
+  auto pool = StrictPool(o);
+  ASSERT_NE(pool, nullptr);
+  std::vector<Block> live;
+  const Role roles[] = {Role::kDefault, Role::kWeights, Role::kKv, Role::kActivations};
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 150; ++i) {
+      const std::size_t n = rng() % 4 == 0 ? 1 + rng() % (24 * kMiB) : 1 + rng() % (256 << 10);
+      live.push_back(New(*pool, n, roles[rng() % 4], static_cast<unsigned char>(i)));
+      ASSERT_NE(live.back().p, nullptr);
+    }
+    std::shuffle(live.begin(), live.end(), rng);
+    for (std::size_t i = 0; i < live.size() / 2; ++i) ASSERT_TRUE(pool->Deallocate(live[i].p, kS).ok());
+    live.erase(live.begin(), live.begin() + live.size() / 2);
+    if (round == 1) ASSERT_TRUE(pool->Trim().ok());
+  }
+  for (const Block& b : live) {
+    EXPECT_TRUE(Holds(b.p, b.n, b.v));
+    ASSERT_TRUE(pool->Deallocate(b.p, kS).ok());
+  }
+  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+}
+
+// Adjacent slept blocks drop the pages they share; a block freed while asleep
+// is populated again before anyone reuses it; Wake brings back every page a
+// live block touches, with the staged contents.
+TEST(PopulateOnRequestTest, SleepFreesWhileAsleepAndWake) {
+  auto pool = StrictPool();
+  ASSERT_NE(pool, nullptr);
+  std::vector<Block> weights, kv;
+  for (std::size_t n : {3 * kMiB + 4096, 5 * kMiB + 100, 7 * kMiB, 2 * kMiB + 512, 9 * kMiB + 1}) {
+    weights.push_back(New(*pool, n, Role::kWeights, static_cast<unsigned char>(10 + weights.size())));
+  }
+  for (int i = 0; i < 4; ++i) kv.push_back(New(*pool, 6 * kMiB + 512, Role::kKv, 50));
+  Block act = New(*pool, 64 << 10, Role::kActivations, 70);
+  SleepOptions o;
+  o.roles[static_cast<int>(Role::kWeights)] = SleepAction::kOffload;
+  o.roles[static_cast<int>(Role::kKv)] = SleepAction::kDiscard;
+  for (int cycle = 0; cycle < 2; ++cycle) {
+    ASSERT_TRUE(pool->Sleep(o, kS).ok());
+    EXPECT_GT(pool->GetSleepState().discarded_bytes, 20 * kMiB);
+    // Freed while asleep, allocated again (same sizes, then others), written.
+    ASSERT_TRUE(pool->Deallocate(weights[1].p, kS).ok());
+    ASSERT_TRUE(pool->Deallocate(kv[2].p, kS).ok());
+    weights[1] = New(*pool, weights[1].n, Role::kWeights, 30);
+    kv[2] = New(*pool, kv[2].n, Role::kKv, 31);
+    Block extra = New(*pool, 11 * kMiB, Role::kWeights, 32);
+    EXPECT_TRUE(Holds(act.p, act.n, act.v)) << "a kept role is untouched";
+    ASSERT_TRUE(pool->Wake(kS).ok());
+    for (std::size_t i = 0; i < weights.size(); ++i) {
+      EXPECT_TRUE(Holds(weights[i].p, weights[i].n, weights[i].v)) << "cycle " << cycle << " weight " << i;
+    }
+    EXPECT_TRUE(Holds(extra.p, extra.n, extra.v));
+    for (Block& b : kv) Fill(b.p, b.n, b.v);  // discarded: writable again
+    ASSERT_TRUE(pool->Deallocate(extra.p, kS).ok());
+  }
+  for (const Block& b : weights) ASSERT_TRUE(pool->Deallocate(b.p, kS).ok());
+  for (const Block& b : kv) ASSERT_TRUE(pool->Deallocate(b.p, kS).ok());
+  ASSERT_TRUE(pool->Deallocate(act.p, kS).ok());
+  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+}
+
+// Eviction by staging drops adjacent blocks' shared pages; a freed evicted
+// block is refilled (every page it touches) before reuse; fetched blocks
+// come back whole.
+TEST(PopulateOnRequestTest, StagedEvictionFreeAndFetch) {
+  PoolOptions o;
+  RolePolicy& kvp = o.roles[static_cast<int>(Role::kKv)];
+  kvp.discard_on_free = true;
+  kvp.evict_by_staging = true;
+  auto pool = StrictPool(o);
+  ASSERT_NE(pool, nullptr);
+  std::vector<Block> kv;
+  for (int i = 0; i < 4; ++i) kv.push_back(New(*pool, 5 * kMiB + 1024, Role::kKv, static_cast<unsigned char>(80 + i)));
+  std::vector<const void*> ptrs;
+  for (const Block& b : kv) ptrs.push_back(b.p);
+  ASSERT_TRUE(pool->PrefetchBlocks(ptrs.data(), ptrs.size(), Location::kHost, kS).ok());
+  EXPECT_EQ(pool->GetResidency(Role::kKv).host_bytes, 4 * pool->BlockSize(kv[0].p).value());
+  // Fetched alone: the page kv[0] shares with kv[1] (still out) comes back too.
+  ASSERT_TRUE(pool->Fetch(kv[0].p, kS).ok());
+  EXPECT_TRUE(Holds(kv[0].p, kv[0].n, kv[0].v));
+  ASSERT_TRUE(pool->Deallocate(kv[1].p, kS).ok());
+  kv[1] = New(*pool, kv[1].n, Role::kKv, 90);  // may reuse kv[1]'s dropped pages
+  ASSERT_TRUE(pool->PrefetchBlocks(&ptrs[2], 2, Location::kDevice, kS).ok());
+  for (const Block& b : kv) EXPECT_TRUE(Holds(b.p, b.n, b.v));
+  for (const Block& b : kv) ASSERT_TRUE(pool->Deallocate(b.p, kS).ok());
+  ASSERT_TRUE(pool->Trim().ok());
+  Block again = New(*pool, 20 * kMiB, Role::kKv, 91);
+  ASSERT_TRUE(pool->Deallocate(again.p, kS).ok());
+  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+}
+
+}  // namespace
+}  // namespace umpool
