@@ -231,10 +231,15 @@ class Pool {
   // one live block; ptr may point anywhere in it (a tensor view), and
   // bytes == 0 means "to the end of the block". Migration is page-granular:
   // a small block shares pages with its neighbours, which move with it.
-  // On the device and host backends this checks the range and does nothing.
+  // On the device and host backends this checks the range and does nothing;
+  // on the vmm backend a prefetch to the GPU is a no-op (the memory is
+  // there) and one to the host FailedPrecondition (vmm memory cannot
+  // migrate; a role with evict_by_staging moves by copies instead; during a
+  // capture the request is skipped, as staging is).
   // Errors: InvalidArgument (not inside a live block of this pool, or past
-  // its end); FailedPrecondition (the block is plain device memory); a CUDA
-  // error as returned by cudaMemPrefetchAsync. Thread-safe.
+  // its end); FailedPrecondition (the block is plain device memory, or vmm
+  // memory asked to migrate); a CUDA error as returned by
+  // cudaMemPrefetchAsync. Thread-safe.
   absl::Status Prefetch(const void* ptr, std::size_t bytes, Location where, Stream stream);
   // Prefetch of the whole block containing ptr to host memory / to the GPU:
   // e.g. the KV cache of a paused request, and its return before it resumes.
@@ -258,11 +263,17 @@ class Pool {
   // page), so Sleep returns with the copies done. Above 1 GiB of staged
   // pages the drops run on the backend's side stream, 1 GiB at a time while
   // the next is copied (src/pool/sleep_batch.h). Addresses never change, so
-  // CUDA graphs captured over them stay valid. Wake brings them back. Blocks allocated while asleep are ordinary;
-  // blocks freed while asleep are skipped by Wake. The GPU memory of evicted
-  // or discarded pages can be taken by another allocator's cudaMalloc (the
-  // driver evicts them on demand); cudaMemGetInfo keeps counting them until
-  // then (measured on the H200, driver 580). Sleep while asleep is a no-op.
+  // CUDA graphs captured over them stay valid. Wake brings them back.
+  // Blocks allocated while asleep are ordinary; blocks freed while asleep are
+  // skipped by Wake. Managed backend: the GPU memory of evicted or discarded
+  // pages can be taken by another allocator's cudaMalloc (the driver evicts
+  // them on demand); cudaMemGetInfo keeps counting them until then (measured
+  // on the H200, driver 580). vmm backend: the pages are released to the
+  // driver (cudaMemGetInfo counts them free) and mapped again by Wake; a
+  // block freed while asleep gets its pages back at once (that free fails,
+  // the block staying allocated, if the driver has no memory for them); a
+  // kernel touching a sleeping block fails with an illegal address; offload
+  // by eviction is FailedPrecondition. Sleep while asleep is a no-op.
   // Errors: FailedPrecondition during a graph capture, or for a role served
   // from plain device memory (device_memory) that is not kKeep; a backend
   // error otherwise (nothing is recorded as asleep then). Thread-safe.

@@ -199,8 +199,10 @@ UMPOOL_API int umpool_trim(int device);
  * while it sleeps loses the write at wake-up (the staged contents return).
  * Addresses never change: captured CUDA graphs stay valid. Another
  * allocator's cudaMalloc can then take that GPU memory (the driver evicts
- * the pages); cudaMemGetInfo counts them until it does. Asleep already: a
- * no-op. Errors: INVALID_ARGUMENT (a role in both masks, a bit past the last
+ * the pages); cudaMemGetInfo counts them until it does. With
+ * UMPOOL_CONF=backend:vmm the pages are released to the driver instead
+ * (cudaMemGetInfo counts them free; a kernel touching a sleeping tensor
+ * fails with an illegal address). Asleep already: a no-op. Errors: INVALID_ARGUMENT (a role in both masks, a bit past the last
  * role, a bad device); FAILED_PRECONDITION (during a graph capture; a
  * device_memory role). Thread-safe. */
 UMPOOL_API int umpool_sleep(int device, unsigned offload_roles, unsigned discard_roles,
