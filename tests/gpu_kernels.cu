@@ -46,4 +46,16 @@ cudaError_t LaunchCountMismatches(const void* p, std::size_t n, unsigned char va
   return cudaGetLastError();
 }
 
+unsigned long long Mismatches(const void* p, std::size_t n, unsigned char value,
+                              unsigned long long* bad, cudaStream_t stream) {
+  unsigned long long h = ~0ull;
+  if (cudaMemsetAsync(bad, 0, sizeof(*bad), stream) != cudaSuccess ||
+      LaunchCountMismatches(p, n, value, bad, stream) != cudaSuccess ||
+      cudaMemcpyAsync(&h, bad, sizeof(h), cudaMemcpyDeviceToHost, stream) != cudaSuccess ||
+      cudaStreamSynchronize(stream) != cudaSuccess) {
+    return ~0ull;
+  }
+  return h;
+}
+
 }  // namespace umpool::testing

@@ -16,6 +16,10 @@ cudaError_t LaunchSpinThenFill(void* p, std::size_t n, unsigned char value, std:
 // Adds the number of bytes != value in [p, p+n) to *bad (device memory).
 cudaError_t LaunchCountMismatches(const void* p, std::size_t n, unsigned char value,
                                   unsigned long long* bad, cudaStream_t stream);
+// The number of bytes != value in [p, p+n), counted on `stream` into the
+// device counter *bad (zeroed first) and waited for; ~0 on a CUDA error.
+unsigned long long Mismatches(const void* p, std::size_t n, unsigned char value,
+                              unsigned long long* bad, cudaStream_t stream);
 
 }  // namespace umpool::testing
 

@@ -41,12 +41,7 @@ class GpuTest : public ::testing::Test {
     pool_.reset();
   }
   unsigned long long Mismatches(void* p, std::size_t n, unsigned char v, cudaStream_t s) {
-    cudaMemsetAsync(bad_, 0, sizeof(*bad_), s);
-    testing::LaunchCountMismatches(p, n, v, bad_, s);
-    unsigned long long h = ~0ull;
-    cudaMemcpyAsync(&h, bad_, sizeof(h), cudaMemcpyDeviceToHost, s);
-    cudaStreamSynchronize(s);
-    return h;
+    return testing::Mismatches(p, n, v, bad_, s);
   }
   internal::PoolCore* core() { return internal::PoolCore::Unwrap(*pool_); }
 

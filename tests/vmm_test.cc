@@ -43,12 +43,7 @@ class VmmTest : public ::testing::Test {
     pool_.reset();
   }
   unsigned long long Mismatches(void* p, std::size_t n, unsigned char v) {
-    cudaMemsetAsync(bad_, 0, sizeof(*bad_), s_);
-    testing::LaunchCountMismatches(p, n, v, bad_, s_);
-    unsigned long long h = ~0ull;
-    cudaMemcpyAsync(&h, bad_, sizeof(h), cudaMemcpyDeviceToHost, s_);
-    cudaStreamSynchronize(s_);
-    return h;
+    return testing::Mismatches(p, n, v, bad_, s_);
   }
   std::size_t DeviceFree() {
     std::size_t free_bytes = 0, total = 0;

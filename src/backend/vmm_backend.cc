@@ -285,6 +285,11 @@ absl::Status VmmBackend::Prefetch(void* const* ptrs, const std::size_t* sizes, s
         "evict by staging (`<role>.evict:staging`) or sleep with offload by staging");
   }
   counters_.prefetch_ops.fetch_add(1, std::memory_order_relaxed);
+  return PopulateRanges(ptrs, sizes, count);
+}
+
+absl::Status VmmBackend::PopulateRanges(void* const* ptrs, const std::size_t* sizes,
+                                        std::size_t count) {
   RelaxedCaptureMode relaxed;
   ScopedDevice guard(device_);
   if (absl::Status st = Bind(guard); !st.ok()) return st;
@@ -302,9 +307,8 @@ absl::Status VmmBackend::Discard(void* const* ptrs, const std::size_t* sizes, st
                                  DiscardMode mode, Stream stream) {
   if (count == 0) return absl::OkStatus();
   if (mode == DiscardMode::kRefill) {
-    absl::Status st = Prefetch(ptrs, sizes, count, Location::kDevice, stream);
+    absl::Status st = PopulateRanges(ptrs, sizes, count);
     if (st.ok()) {
-      counters_.prefetch_ops.fetch_sub(1, std::memory_order_relaxed);  // counted as a discard
       counters_.discard_ops.fetch_add(1, std::memory_order_relaxed);
       for (std::size_t k = 0; k < count; ++k) {
         counters_.discard_bytes.fetch_add(sizes[k], std::memory_order_relaxed);

@@ -99,6 +99,10 @@ class VmmBackend final : public CudaBackend {
   // The reservation holding [lo, hi) (its start in *base); InvalidArgument if none.
   absl::StatusOr<Reservation*> Find(std::uintptr_t lo, std::uintptr_t hi, std::uintptr_t* base)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Every page each range touches live (Prefetch to the device, Discard
+  // kRefill): binds the device and takes mu_.
+  absl::Status PopulateRanges(void* const* ptrs, const std::size_t* sizes, std::size_t count)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Every page of [lo, hi) live (page-aligned bounds): dropped pages become
   // live again, unmapped runs get new chunks.
   absl::Status Populate(std::uintptr_t lo, std::uintptr_t hi) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -156,14 +156,9 @@ absl::StatusOr<Arena::Mapping> Arena::MapSpan(std::size_t map_bytes, std::size_t
   void* const base = reinterpret_cast<void*>(m.base);
   if (!IsDeviceMemory(role)) {  // plain device memory has nothing to advise or prefetch
     counters_.Bump(counters_.advise_calls);
-    if (absl::Status st = backend_.Advise(base, map_bytes, options_.policy(role).advice());
-        !st.ok()) {
-      (void)backend_.Unmap(m.map_ptr, m.map_bytes);
-      unclaim_map(m.map_bytes);
-      unclaim_reserved();
-      return st;
-    }
-    if (absl::Status st = PrefetchPopulated(role, base, populate_bytes, stream); !st.ok()) {
+    absl::Status st = backend_.Advise(base, map_bytes, options_.policy(role).advice());
+    if (st.ok()) st = PrefetchPopulated(role, base, populate_bytes, stream);
+    if (!st.ok()) {
       (void)backend_.Unmap(m.map_ptr, m.map_bytes);
       unclaim_map(m.map_bytes);
       unclaim_reserved();
