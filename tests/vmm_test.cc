@@ -91,8 +91,12 @@ TEST_F(VmmTest, SleepGivesThePagesToTheDriverAndWakeRestoresThem) {
   void* other = nullptr;
   CUDA_OK(cudaMalloc(&other, slept - 8 * kMiB));
   CUDA_OK(cudaFree(other));
+  const BackendCounters& bc = core()->backend().counters();
+  const std::uint64_t sm_copies = bc.sm_copy_ops.load();
   ASSERT_TRUE(pool_->Wake(s_).ok());
   EXPECT_EQ(populated(), populated0);
+  // The weights came back by the SMs (sm_copy.h), byte for byte.
+  EXPECT_GT(bc.sm_copy_ops.load(), sm_copies);
   for (int i = 0; i < 4; ++i) EXPECT_EQ(Mismatches(weights[i], 64 * kMiB, 10 + i), 0u) << i;
   EXPECT_EQ(Mismatches(small, 4096, 60), 0u) << "kept roles are untouched";
   // The discarded KV block is mapped again: a kernel can write it.

@@ -28,6 +28,12 @@ __global__ void fill(unsigned* p, size_t n, unsigned salt) {
     p[i] = unsigned(i) * 2654435761u + salt;
   }
 }
+// Copies n16 16-byte words from pinned host memory (read over the bus by the SMs) to the device.
+__global__ void sm_copy(uint4* dst, const uint4* src, size_t n16) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n16; i += size_t(gridDim.x) * blockDim.x) {
+    dst[i] = src[i];
+  }
+}
 __global__ void check(const unsigned* p, size_t n, unsigned salt, unsigned long long* bad) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
     if (p[i] != unsigned(i) * 2654435761u + salt) atomicAdd(bad, 1ull);
@@ -42,6 +48,10 @@ int main(int argc, char** argv) {
   const bool filler = argc > 2 && std::string(argv[2]) == "filler";
   // With "filler": milliseconds between the other allocator's cudaFree and the wake.
   const int pause_ms = argc > 3 ? std::atoi(argv[3]) : 0;
+  // UMPOOL_PROBE_SM_COPY=1: the wake copies back with a kernel reading the pinned host
+  // buffer (SMs over the bus) instead of cudaMemcpyAsync (copy engines).
+  const char* sm_env = std::getenv("UMPOOL_PROBE_SM_COPY");
+  const bool sm_copy_wake = sm_env != nullptr && sm_env[0] == '1';
   const size_t bytes = groups * gib;
   CK(cudaSetDevice(0));
   CK(cudaFree(nullptr));  // the primary context
@@ -78,7 +88,7 @@ int main(int argc, char** argv) {
   unsigned* p = reinterpret_cast<unsigned*>(base);
   const size_t n = bytes / sizeof(unsigned);
   void* host = nullptr;
-  CK(cudaHostAlloc(&host, bytes, cudaHostAllocDefault));
+  CK(cudaHostAlloc(&host, bytes, cudaHostAllocMapped));  // mapped: the sm_copy kernel reads it
   cudaStream_t s;
   CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
   std::vector<cudaEvent_t> done(groups);
@@ -91,6 +101,7 @@ int main(int argc, char** argv) {
   double t = now();
   CK(cudaMemcpyAsync(host, p, bytes, cudaMemcpyDeviceToHost, s));
   CK(cudaStreamSynchronize(s));
+  std::printf("wake copies by %s\n", sm_copy_wake ? "kernel (SMs read pinned host memory)" : "cudaMemcpyAsync");
   std::printf("granularity %zu KiB; bare D2H copy of %d GiB: %.3f s\n", gran >> 10, groups, now() - t);
   std::printf("| cycle | sleep (s) | freed (GiB, cudaMemGetInfo) | wake (s) | contents | same address |\n");
   std::printf("|---|---:|---:|---:|---|---|\n");
@@ -127,8 +138,15 @@ int main(int argc, char** argv) {
       const double m = now();
       map_group(g);
       map_s += now() - m;
-      CK(cudaMemcpyAsync(reinterpret_cast<void*>(base + g * gib), static_cast<char*>(host) + g * gib, gib,
-                         cudaMemcpyHostToDevice, s));
+      if (sm_copy_wake) {
+        sm_copy<<<264, 1024, 0, s>>>(reinterpret_cast<uint4*>(base + g * gib),
+                                     reinterpret_cast<const uint4*>(static_cast<char*>(host) + g * gib),
+                                     gib / sizeof(uint4));
+        CK(cudaGetLastError());
+      } else {
+        CK(cudaMemcpyAsync(reinterpret_cast<void*>(base + g * gib), static_cast<char*>(host) + g * gib, gib,
+                           cudaMemcpyHostToDevice, s));
+      }
     }
     CK(cudaStreamSynchronize(s));
     const double wake_s = now() - t;

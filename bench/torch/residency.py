@@ -43,6 +43,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 GIB = 1 << 30
+CHUNK_TAIL = 64 << 20  # the second allocator's last pieces
 
 
 def bench_json(binary, args):
@@ -74,18 +75,22 @@ def sleep_bench(binary):
 # --- the second process: native PyTorch takes what it can ---------------------
 
 def trainer(limit_gib):
+    """Takes what it can, up to `limit_gib`: 1 GiB tensors, then 64 MiB ones
+    (each written), so the figure is not rounded down to whole GiB."""
     import torch
     free0, _ = torch.cuda.mem_get_info()
-    held = []
-    try:
-        while len(held) < limit_gib:
-            t = torch.empty(GIB, dtype=torch.uint8, device="cuda")
-            t.fill_(1)
-            torch.cuda.synchronize()
-            held.append(t)
-    except torch.OutOfMemoryError:
-        pass
-    print(json.dumps({"free_at_start": free0, "obtained": len(held) * GIB}))
+    held, got = [], 0
+    for chunk in (GIB, CHUNK_TAIL):
+        try:
+            while got + chunk <= limit_gib * GIB:
+                t = torch.empty(chunk, dtype=torch.uint8, device="cuda")
+                t.fill_(1)
+                torch.cuda.synchronize()
+                held.append(t)
+                got += chunk
+        except torch.OutOfMemoryError:
+            pass
+    print(json.dumps({"free_at_start": free0, "obtained": got}))
 
 
 # --- the engine: umpool under PyTorch -----------------------------------------
@@ -99,22 +104,25 @@ def cudart():
     raise RuntimeError("libcudart not found")
 
 
-def cuda_malloc_chunks(rt, limit):
-    """cudaMalloc 1 GiB chunks (each written) until one fails or `limit`."""
-    held = []
-    while len(held) < limit:
-        p = ctypes.c_void_p()
-        if rt.cudaMalloc(ctypes.byref(p), ctypes.c_size_t(GIB)) != 0:
-            rt.cudaGetLastError()
-            break
-        rt.cudaMemset(p, 1, ctypes.c_size_t(GIB))
-        held.append(p)
+def cuda_malloc_chunks(rt, limit, tail=False):
+    """cudaMalloc 1 GiB chunks (each written) until one fails or `limit` GiB;
+    with `tail`, then 64 MiB ones. Returns [(pointer, bytes)]."""
+    held, got = [], 0
+    for chunk in (GIB, CHUNK_TAIL) if tail else (GIB,):
+        while got + chunk <= limit * GIB:
+            p = ctypes.c_void_p()
+            if rt.cudaMalloc(ctypes.byref(p), ctypes.c_size_t(chunk)) != 0:
+                rt.cudaGetLastError()
+                break
+            rt.cudaMemset(p, 1, ctypes.c_size_t(chunk))
+            held.append((p, chunk))
+            got += chunk
     rt.cudaDeviceSynchronize()
     return held
 
 
 def free_chunks(rt, held):
-    for p in held:
+    for p, _ in held:
         rt.cudaFree(p)
 
 
@@ -202,7 +210,7 @@ def engine(weights_gib, kv_gib):
     for who in ("second_process", "same_process"):
         free, total = torch.cuda.mem_get_info()
         filler = cuda_malloc_chunks(rt, max(0, free // GIB - 3))
-        c = {"who": who, "filler_bytes": len(filler) * GIB,
+        c = {"who": who, "filler_bytes": sum(b for _, b in filler),
              "free_before_sleep": torch.cuda.mem_get_info()[0]}
         c["sleep_s"] = timed(lambda: umpool.sleep(**full))
         c["free_while_asleep"] = torch.cuda.mem_get_info()[0]
@@ -215,8 +223,8 @@ def engine(weights_gib, kv_gib):
             obtained, free0 = got.get("obtained", 0), got.get("free_at_start", 0)
         else:
             free0 = torch.cuda.mem_get_info()[0]
-            held = cuda_malloc_chunks(rt, limit)
-            obtained = len(held) * GIB
+            held = cuda_malloc_chunks(rt, limit, tail=True)
+            obtained = sum(b for _, b in held)
             free_chunks(rt, held)
         c["obtained"], c["free_at_start"] = obtained, free0
         # Beyond what was free before the sleep or at its own start, whichever

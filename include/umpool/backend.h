@@ -57,6 +57,7 @@ struct BackendCounters {
   std::atomic<std::uint64_t> refill_bytes{0};  // discarded with DiscardMode::kRefill
   std::atomic<std::uint64_t> copy_ops{0};      // Copy() calls
   std::atomic<std::uint64_t> copy_bytes{0};
+  std::atomic<std::uint64_t> sm_copy_ops{0};     // copies moved by the SMs (CopyBack)
   std::atomic<std::uint64_t> staging_allocs{0};  // AllocateStaging() calls that allocated
   std::atomic<std::uint64_t> event_records{0};
   std::atomic<std::uint64_t> event_queries{0};
@@ -132,6 +133,11 @@ class Backend {
   // staging memory (cudaMemcpyAsync, cudaMemcpyDefault). The host backend
   // copies at once. Unimplemented by default.
   virtual absl::Status Copy(void* dst, const void* src, std::size_t bytes, Stream stream);
+  // Copy, from staging memory back to the backend's memory, for Pool::Wake:
+  // the same contract (stream-ordered, any size, 0 a no-op). A backend may
+  // move it differently when nothing else runs; the vmm backend has the SMs
+  // copy large aligned runs (src/backend/sm_copy.h says why). Default: Copy.
+  virtual absl::Status CopyBack(void* dst, const void* src, std::size_t bytes, Stream stream);
 
   // A stream of the backend's own, ordered with no other stream (not even
   // the legacy NULL stream), for page work that overlaps copies on the

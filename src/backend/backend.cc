@@ -15,6 +15,10 @@ absl::Status Backend::Copy(void*, const void*, std::size_t, Stream) {
   return absl::UnimplementedError("this backend cannot copy");
 }
 
+absl::Status Backend::CopyBack(void* dst, const void* src, std::size_t bytes, Stream stream) {
+  return Copy(dst, src, bytes, stream);
+}
+
 absl::StatusOr<Stream> Backend::SideStream() {
   return absl::UnimplementedError("this backend has no side stream");
 }

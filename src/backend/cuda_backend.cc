@@ -163,7 +163,9 @@ absl::StatusOr<void*> CudaBackend::AllocateStaging(std::size_t bytes) {
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p != MAP_FAILED) {
     (void)madvise(p, bytes, MADV_HUGEPAGE);
-    if (cudaHostRegister(p, bytes, cudaHostRegisterPortable) == cudaSuccess) {
+    // Mapped too: the vmm backend's wake has the SMs read it (sm_copy.h).
+    if (cudaHostRegister(p, bytes, cudaHostRegisterPortable | cudaHostRegisterMapped) ==
+        cudaSuccess) {
       counters_.staging_allocs.fetch_add(1, std::memory_order_relaxed);
       return p;
     }
@@ -171,7 +173,7 @@ absl::StatusOr<void*> CudaBackend::AllocateStaging(std::size_t bytes) {
     munmap(p, bytes);
   }
   p = nullptr;
-  const cudaError_t err = cudaHostAlloc(&p, bytes, cudaHostAllocPortable);
+  const cudaError_t err = cudaHostAlloc(&p, bytes, cudaHostAllocPortable | cudaHostAllocMapped);
   if (err == cudaErrorMemoryAllocation) {
     (void)cudaGetLastError();
     return absl::ResourceExhaustedError(

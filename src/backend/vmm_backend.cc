@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "src/backend/cuda_status.h"
+#include "src/backend/sm_copy.h"
 
 namespace umpool::internal {
 
@@ -343,6 +344,22 @@ absl::Status VmmBackend::Discard(void* const* ptrs, const std::size_t* sizes, st
 std::size_t VmmBackend::populated_bytes() const {
   MutexLock lock(&mu_);
   return populated_;
+}
+
+absl::Status VmmBackend::CopyBack(void* dst, const void* src, std::size_t bytes, Stream stream) {
+  if (bytes >= kSmCopyMinBytes) {
+    ScopedDevice guard(device_);
+    if (!guard.status().ok()) return guard.status();
+    absl::Status st = CopyBySms(dst, src, bytes, device_, stream);
+    if (st.ok()) {
+      counters_.copy_ops.fetch_add(1, std::memory_order_relaxed);
+      counters_.copy_bytes.fetch_add(bytes, std::memory_order_relaxed);
+      counters_.sm_copy_ops.fetch_add(1, std::memory_order_relaxed);
+      return st;
+    }
+    if (!absl::IsUnimplemented(st)) return st;
+  }
+  return Copy(dst, src, bytes, stream);
 }
 
 }  // namespace umpool::internal

@@ -71,6 +71,11 @@ class VmmBackend final : public CudaBackend {
   absl::Status Discard(void* const* ptrs, const std::size_t* sizes, std::size_t count,
                        DiscardMode mode, Stream stream) override;
 
+  // By the SMs when the run is large and aligned and the kernel loads
+  // (sm_copy.h: the wake is not slowed by the driver's scrub of memory another
+  // allocator just freed); else Copy.
+  absl::Status CopyBack(void* dst, const void* src, std::size_t bytes, Stream stream) override;
+
   // Bytes of physical memory held now (chunks with a live page included).
   std::size_t populated_bytes() const;
 

@@ -48,8 +48,8 @@ absl::Status Staging::CopyIn(const std::vector<CopyRun>& runs, Stream stream) {
 
 absl::Status Staging::CopyOut(const std::vector<CopyRun>& runs, Stream stream) {
   for (const CopyRun& r : runs) {
-    absl::Status st = backend_->Copy(reinterpret_cast<void*>(r.ptr), ptr_ + r.offset, r.bytes,
-                                     stream);
+    absl::Status st = backend_->CopyBack(reinterpret_cast<void*>(r.ptr), ptr_ + r.offset,
+                                         r.bytes, stream);
     if (!st.ok()) return st;
   }
   return absl::OkStatus();
