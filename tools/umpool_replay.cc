@@ -97,6 +97,9 @@ struct PressureFigures {
   long long cap_bytes = 0;
 };
 
+// --give-back-free-pages: PoolOptions::give_back_free_pages for umpool's pools.
+bool g_give_back = false;
+
 class UmpoolTarget final : public Target {
  public:
   // `host_limit`: the host backend's own limit (default: the cap).
@@ -105,6 +108,7 @@ class UmpoolTarget final : public Target {
     o.backend = kind;
     o.capacity_bytes = capacity;
     o.stats_publish_bytes = 0;  // exact peaks
+    o.give_back_free_pages = g_give_back;
     if (kind == umpool::BackendKind::kHost) {
       // The host backend's own limit (half of RAM by default) must not stop a
       // GPU-sized trace: it maps with MAP_NORESERVE and the replay never
@@ -174,7 +178,9 @@ class UmpoolTarget final : public Target {
   }
   long long BackendCalls() const override {
     const umpool::Stats s = pool_->GetStats();  // maps and in-place growth (a prefetch each)
-    return static_cast<long long>(s.backend_allocations + s.grown_in_place);
+    // Pages given back and refilled are backend calls too.
+    return static_cast<long long>(s.backend_allocations + s.grown_in_place + s.page_drops +
+                                  s.bare_refills);
   }
   long long PeakReserved() const override { return pool_->GetStats().reserved_bytes.peak; }
   long long PeakMapped() const override { return pool_->GetStats().mapped_bytes.peak; }
@@ -441,6 +447,7 @@ int main(int argc, char** argv) {
       if (!absl::SimpleAtoi(value(), &steady_calls) || steady_calls < 0) Fail("--steady-calls needs a count >= 0");
     }
     else if (a == "--quiet") quiet = true;
+    else if (a == "--give-back-free-pages") g_give_back = true;
     else if (a == "--verbose") g_verbose = true;
     else if (a == "--snapshot-op") {
       if (!absl::SimpleAtoi(value(), &g_snapshot_op) || g_snapshot_op < 0) Fail("--snapshot-op needs an op index >= 0");
@@ -448,7 +455,8 @@ int main(int argc, char** argv) {
     else if (a == "-h" || a == "--help") {
       std::printf("usage: umpool-replay TRACE [--allocators LIST] [--backend host|managed] "
                   "[--snapshot FILE [--snapshot-op N]] [--json FILE] [--max-ratio R] [--steady [--steady-calls N]] "
-                  "[--capacity-gib G] [--cap-live F [--pressure evict|none]] [--verbose] [--quiet]\n");
+                  "[--capacity-gib G] [--cap-live F [--pressure evict|none]] [--give-back-free-pages] "
+                  "[--verbose] [--quiet]\n");
       return 0;
     } else if (!a.empty() && a[0] != '-' && trace_path.empty()) trace_path = a;
     else Fail("unknown argument '" + a + "' (try --help)");
@@ -497,7 +505,7 @@ int main(int argc, char** argv) {
                 pressure + ")";
       } else {
         target = std::make_unique<UmpoolTarget>(kind, cap);
-        label = "umpool (" + backend + ")";
+        label = "umpool (" + backend + (g_give_back ? ", give back free pages" : "") + ")";
       }
     } else {
       for (const auto& f : umpool::bench::AvailableAllocators()) {

@@ -30,13 +30,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 from bench_torch import run_worker  # noqa: E402
-ALLOCATORS = ("native", "expandable", "umpool")
+# umpool_give_back: umpool with UMPOOL_CONF=give_back_free_pages:1 (free pages
+# given back before the reserved bytes pass their high-water mark).
+ALLOCATORS = ("native", "expandable", "umpool", "umpool_give_back")
 SPEED = {"generate": ("tokens_per_s", "tok/s"), "train": ("step_ms", "ms/step")}
 
 
 def worker(name, alloc):
     import torch
-    if alloc == "umpool":
+    if alloc.startswith("umpool"):
         sys.path.insert(0, os.path.join(REPO, "python"))
         import umpool.torch
         umpool.torch.enable(mode="allocator")
@@ -47,12 +49,13 @@ def worker(name, alloc):
     res["peak_allocated"] = torch.cuda.max_memory_allocated()
     res["gpu"] = torch.cuda.get_device_name(0)
     res["torch"] = torch.__version__
-    if alloc == "umpool":
+    if alloc.startswith("umpool"):
         import umpool
         s = umpool.memory_stats()
         res["umpool"] = {k: s[k] for k in (
             "umpool.mapped_bytes_peak", "num_device_alloc", "num_device_free",
-            "umpool.grown_in_place", "umpool.reserves_cut", "requested_bytes.all.peak")}
+            "umpool.grown_in_place", "umpool.reserves_cut", "requested_bytes.all.peak",
+            "umpool.page_drops", "umpool.bare_refills", "umpool.bare_bytes_peak")}
     print(json.dumps(res), flush=True)
 
 
@@ -60,6 +63,8 @@ def run(name, alloc):
     env = dict(os.environ)
     if alloc == "expandable":
         env["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"
+    if alloc == "umpool_give_back":
+        env["UMPOOL_CONF"] = "give_back_free_pages:1"
     return run_worker(__file__, ["--worker", name, "--alloc", alloc], f"{name}/{alloc}", env=env,
                       timeout=900)
 
@@ -79,7 +84,8 @@ def main():
     names = a.only.split(",")
     runs = {n: {al: [] for al in ALLOCATORS} for n in names}
     for r in range(a.rounds):
-        order = ALLOCATORS[r % 3:] + ALLOCATORS[:r % 3]
+        k = r % len(ALLOCATORS)
+        order = ALLOCATORS[k:] + ALLOCATORS[:k]
         for name in names:
             for alloc in order:
                 res = run(name, alloc)
@@ -113,7 +119,7 @@ def report(a, names, runs, rounds):
                 "same_losses_as_native": (xs[0].get("losses") == runs[name]["native"][0].get("losses")
                                           if "losses" in xs[0] else None),
             }
-            if alloc == "umpool":
+            if alloc.startswith("umpool"):
                 table[name][alloc]["umpool"] = xs[-1]["umpool"]
     lines = [f"Peak memory on real PyTorch workloads, {gpu}, torch {runs[names[0]]['native'][0]['torch']}, "
              f"{rounds} alternating rounds (`bench/torch/memory.py`; speed: median, "

@@ -199,6 +199,19 @@ struct PoolOptions {
   // addresses they had).
   bool release_on_oom = true;
 
+  // Before populating memory that would take the reserved bytes past their
+  // high-water mark, give back the whole free pages the pool holds (largest
+  // ranges first, as many as that growth needs): they become bare (mapped,
+  // not reserved) and are refilled when reused. Peak reserved bytes then
+  // follow peak live bytes closely (host replays of recorded PyTorch
+  // programs: training 1.097 -> 1.006, generation 1.036 -> 1.011,
+  // torch.compile 1.122 -> 1.036), at the cost of backend calls after
+  // warm-up (a steady generated trace: thousands, against none), each a
+  // discard or a populate. Managed and vmm memory (vmm: only free pages no
+  // stream's work may still use), GPU-preferred roles; off during graph
+  // captures. docs/design.md, "Bare blocks".
+  bool give_back_free_pages = false;
+
   // When a growth takes the pool's reserved bytes past this many, the
   // pressure callback (Pool::SetPressureCallback) is called once, after the
   // allocation, with the bytes above the watermark: an engine can evict or

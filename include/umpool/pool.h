@@ -133,7 +133,9 @@ struct SpanBlocks {
   std::size_t bytes = 0;      // one block's size
   std::uint32_t count = 1;    // consecutive blocks of this size and state (slabs)
   char state = 'F';           // 'L' live, 'R' live and named by RecordStream,
-                              // 'F' free (cached), 'U' never handed out
+                              // 'F' free (cached), 'U' never handed out,
+                              // 'B' free, its pages given back (bare: not
+                              // reserved, refilled when reused)
   std::size_t requested = 0;  // live blocks: bytes asked for, all `count` together
 };
 struct SpanInfo {

@@ -22,6 +22,8 @@
   X(reserved_bytes, "reserved_bytes.all",                                             \
     "bytes of GPU memory held: the populated part of every segment")                   \
   X(mapped_bytes, "", "bytes mapped from the backend: reserved bytes and the reserves not yet touched") \
+  X(bare_bytes, "", "free pages inside segments given back to the backend before the pool populated " \
+    "more (mapped, not reserved; refilled when reused)")                               \
   X(large_reserved_bytes, "reserved_bytes.large_pool",                                 \
     "the part of reserved_bytes not carved into slabs: large blocks and free space")   \
   X(host_bytes, "", "live large blocks the pool evicted to host memory and has not fetched back: " \
@@ -48,6 +50,8 @@
   X(segments_moved, "", "wholly free segments moved to another space (no backend call)") \
   X(grown_in_place, "", "segments grown into their reserve (pages populated: a prefetch call)") \
   X(reserves_cut, "", "segments cut from another segment's reserve when no new mapping fit") \
+  X(page_drops, "", "calls that gave free pages back before populating more (one per space)") \
+  X(bare_refills, "", "ranges of given-back pages populated again to be reused")  \
   X(streams_released, "", "ReleaseStream calls")
 
 #define UMPOOL_STAT_GAUGES(X)                                                          \

@@ -170,7 +170,8 @@ UMPOOL_API int umpool_snapshot_json(int device, char* buf, size_t len);
 typedef struct umpool_block_run {
   uint64_t offset, bytes;  /* from the span's base; one block's size */
   uint32_t count;          /* consecutive blocks of this size and state */
-  char state;              /* 'L' live, 'R' live + record_stream, 'F' free, 'U' never used */
+  char state;              /* 'L' live, 'R' live + record_stream, 'F' free, 'U' never used,
+                              'B' free with its pages given back (not reserved) */
   uint64_t requested;      /* live blocks: bytes asked for, all `count` together */
 } umpool_block_run;
 typedef struct umpool_span_info {

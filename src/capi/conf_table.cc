@@ -161,6 +161,10 @@ const Key<Conf> kConfKeys[] = {
         "stats_publish_bytes", "allocated-bytes peak accuracy per thread (0 = exact)"),
     BoolKey<Conf, PoolField<bool, &P::release_on_oom>>(
         "release_on_oom", "when memory runs short, return free segments to CUDA before failing"),
+    BoolKey<Conf, PoolField<bool, &P::give_back_free_pages>>(
+        "give_back_free_pages",
+        "before the pool's reserved memory passes its high-water mark, give back the free pages "
+        "it holds (peak reserved close to peak live; more backend calls after warm-up)"),
     BytesKey<Conf, PoolField<std::size_t, &P::pressure_watermark_bytes>>(
         "pressure_watermark",
         "call the pressure callback once when reserved memory passes this (0 = off)"),

@@ -45,6 +45,10 @@ Arena::Arena(const PoolOptions& options, Backend& backend, Backend* device_memor
 
 Arena::~Arena() {
   heaps_.clear();  // drops fences and block lists first
+  {
+    MutexLock lock(&drop_mu_);
+    for (const auto& [stream, done] : drop_events_) backend_.DestroyEvent(done);
+  }
   MutexLock lock(&grow_mu_);
   for (auto& [ptr, m] : mappings_) {
     (void)BackendFor(m.role).Unmap(ptr, m.bytes);
@@ -104,6 +108,19 @@ absl::StatusOr<Arena::Range> Arena::Take(Role role, LargeHeap& space, bool for_s
   if (t.ptr != nullptr) {
     PrefetchIfNeeded(role, t.ptr, bytes, stream);
     return Range{t.ptr, t.bytes, t.cross_stream, t.seq, false};
+  }
+  // Before populating anything: the free pages no request could use are
+  // given back, then pages given back earlier are refilled if they fit.
+  GiveBackFreePages(role, h, space, (bytes + kMapGranularity - 1) & ~(kMapGranularity - 1),
+                    stream);
+  if (space.bare_bytes() >= bytes && !fencer_.capturing()) {  // 0 unless given back
+    t = space.TakeBare(
+        bytes, stream, requested,
+        [&](Segment* seg, std::uintptr_t addr, std::size_t n) {
+          return Refill(seg, addr, n, stream);
+        },
+        nullptr);
+    if (t.ptr != nullptr) return Range{t.ptr, t.bytes, false, 0, true};
   }
   // Grow in place: a segment's reserve. A failure (the cap) is the new
   // segment's to report: it needs at least as much.
@@ -259,7 +276,7 @@ void Arena::CheckInvariants() const {
                "mapped counter drift");
   std::size_t sum = 0;
   for (const auto& [seg, owned] : segments_) {
-    sum += seg->populated;
+    sum += seg->populated - seg->bare_bytes;  // bare pages are not reserved
     const Span* first = pagemap_.Lookup(reinterpret_cast<void*>(seg->base));
     const Span* last = pagemap_.Lookup(reinterpret_cast<void*>(seg->base + seg->limit - 1));
     UMPOOL_CHECK(first == seg || (first != nullptr && first->kind == SpanKind::kSlab),

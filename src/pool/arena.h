@@ -29,8 +29,12 @@
 // Before growing, a request tries, in order: its space; the heap's empty
 // slabs given back (FreeMemorySource, i.e. the slab tier); a wholly free
 // segment of another space; and the same after the calling thread's cache is
-// flushed. Then it grows its space: a segment's reserve (the one leaving the
-// least to populate), else a new segment. Growth is claimed under the cap
+// flushed. Then, with PoolOptions::give_back_free_pages, if populating
+// would pass the reserved high-water mark, the heap first gives back free
+// pages (bare blocks: dropped, no longer reserved), and the request tries
+// its space's bare blocks (refilled). Then it grows its space: a segment's
+// reserve (the one leaving the least to populate), else a new segment
+// (docs/design.md, "Bare blocks"). Growth is claimed under the cap
 // before the slow backend call, so concurrent growth never overshoots it
 // (invariant 5). docs/design.md has the measurements behind each rule.
 //
@@ -149,6 +153,13 @@ class Arena {
     return h == nullptr || h->holds_slabs() ? nullptr : h;
   }
 
+  // Populates again [addr, addr + n) of `seg`, pages given back (a bare
+  // block's), for use on `stream`: claimed under the cap (ResourceExhausted
+  // over it), ordered after every drop queued before (a stream wait), then
+  // populated on the GPU by the backend (Discard kRefill; Prefetch where the
+  // backend has no refill).
+  absl::Status Refill(Segment* seg, std::uintptr_t addr, std::size_t n, Stream stream);
+
   // Waits for every pending fence and unmaps every wholly free segment.
   absl::Status ReleaseFree();
   // `stream`'s work has completed: its free blocks and ranges become ready.
@@ -213,6 +224,17 @@ class Arena {
   // heap, when the map limit or the backend refused a new mapping; nullptr
   // when no reserve is large enough.
   absl::StatusOr<Segment*> CutSegment(Role role, std::size_t populate, Stream stream);
+  // Before populating `want` more bytes for `role`: if that would raise the
+  // reserved bytes above their high-water mark, free pages of the spaces of
+  // `h` are given back (`space`'s first, then slab space's, then the other
+  // roles'), largest ranges first, until it would not (or none is left):
+  // LargeHeap::Depopulate. Not for plain device memory or
+  // host-preferred roles, not during a graph capture, and never again once
+  // the backend cannot drop pages. A failed drop changes nothing.
+  void GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t want, Stream stream);
+  // Drops `ranges` on `stream` (recording drop_event_ there) and takes them
+  // off the reserved bytes.
+  absl::Status DropPages(const std::vector<LargeHeap::PageRange>& ranges, Stream stream);
   // Registers a new segment (pagemap, registry, mapping pieces).
   Segment* Register(std::unique_ptr<Segment> seg, bool cut);
   // Drops a wholly free segment; its mapping is unmapped with its last piece.
@@ -234,8 +256,18 @@ class Arena {
   std::array<int, kNumRoles> heap_of_{};
   std::vector<std::unique_ptr<Heap>> heaps_;
 
+  // The last drop queued on each stream (an event recorded after it); a
+  // refill waits for those of the other streams (lock order: a space's
+  // mutex -> drop_mu_; never with grow_mu_).
+  Mutex drop_mu_;
+  absl::flat_hash_map<Stream, Event> drop_events_ ABSL_GUARDED_BY(drop_mu_);
+  std::atomic<bool> can_drop_{true};
+
   mutable Mutex grow_mu_;
   std::size_t reserved_ ABSL_GUARDED_BY(grow_mu_) = 0;  // populated bytes, under capacity_
+  // The most reserved_ has been (stats resets do not touch it): growth past
+  // it first gives back free pages (GiveBackFreePages).
+  std::size_t reserved_high_ ABSL_GUARDED_BY(grow_mu_) = 0;
   // Carved into slabs now, by the slabs' role (a heap's: its roles' sum).
   std::array<std::size_t, kNumRoles> slab_bytes_by_role_ ABSL_GUARDED_BY(grow_mu_){};
   std::size_t HeapSlabBytes(int heap) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(grow_mu_);

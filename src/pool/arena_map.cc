@@ -54,6 +54,7 @@ absl::Status Arena::ClaimReserved(std::size_t n) {
         shared->reserved(), " reserved, ", n, " more needed)"));
   }
   reserved_ += n;
+  reserved_high_ = std::max(reserved_high_, reserved_);
   return absl::OkStatus();
 }
 
@@ -84,6 +85,9 @@ absl::Status Arena::PrefetchPopulated(Role role, void* p, std::size_t bytes, Str
 
 absl::Status Arena::PopulateInPlace(Segment* seg, std::uintptr_t addr, std::size_t n,
                                     Stream stream) {
+  // Below the populated end: a bare tail refilled with the growth.
+  const std::uintptr_t end = seg->base + seg->populated;
+  const std::size_t bare = end > addr ? end - addr : 0;
   if (absl::Status st = ClaimReserved(n); !st.ok()) return st;
   if (absl::Status st = PrefetchPopulated(seg->role, reinterpret_cast<void*>(addr), n, stream);
       !st.ok()) {
@@ -92,6 +96,7 @@ absl::Status Arena::PopulateInPlace(Segment* seg, std::uintptr_t addr, std::size
   }
   counters_.Bump(counters_.grown_in_place);
   counters_.reserved_bytes.Add(static_cast<std::int64_t>(n));
+  counters_.bare_bytes.Add(-static_cast<std::int64_t>(bare));
   AddLargeReserved(static_cast<std::int64_t>(n));
   return absl::OkStatus();
 }
@@ -282,9 +287,12 @@ absl::Status Arena::UnmapSegment(Segment* seg) {
   auto it = segments_.find(seg);
   UMPOOL_CHECK(it != segments_.end(), "unmapping an unknown segment");
   absl::Status st;
-  reserved_ -= seg->populated;
-  if (options_.shared_capacity != nullptr) options_.shared_capacity->Release(seg->populated);
-  counters_.reserved_bytes.Add(-static_cast<std::int64_t>(seg->populated));
+  // Its bare pages left the reserved bytes when they were given back.
+  const std::size_t held = seg->populated - seg->bare_bytes;
+  reserved_ -= held;
+  if (options_.shared_capacity != nullptr) options_.shared_capacity->Release(held);
+  counters_.reserved_bytes.Add(-static_cast<std::int64_t>(held));
+  counters_.bare_bytes.Add(-static_cast<std::int64_t>(seg->bare_bytes));
   auto m = mappings_.find(seg->map_ptr);
   UMPOOL_CHECK(m != mappings_.end() && m->second.pieces > 0, "unmapping an unknown mapping");
   if (--m->second.pieces == 0) {
@@ -296,7 +304,7 @@ absl::Status Arena::UnmapSegment(Segment* seg) {
     mappings_.erase(m);
   }
   counters_.large_segments.fetch_sub(1, std::memory_order_relaxed);
-  AddLargeReserved(-static_cast<std::int64_t>(seg->populated));
+  AddLargeReserved(-static_cast<std::int64_t>(held));
   retired_.push_back(std::move(it->second));
   segments_.erase(it);
   return st;

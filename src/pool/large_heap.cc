@@ -25,6 +25,7 @@ bool LargeHeap::CanMerge(const LargeBlock* a, const LargeBlock* b) {
       a->where == W::kParked || b->where == W::kParked) {
     return false;
   }
+  if (a->bare || b->bare) return a->bare && b->bare;  // pages given back or not
   if (a->where == W::kReady && b->where == W::kReady) return true;
   if (a->where == W::kReady) return a->size <= b->size;
   if (b->where == W::kReady) return b->size <= a->size;
@@ -47,6 +48,7 @@ LargeBlock* BestFitSet::PopFirst() {
 }
 
 BestFitSet& LargeHeap::SetOf(LargeBlock* b) {
+  if (b->bare) return bare_;
   if (b->where == Where::kReady) return free_.ready();
   BestFitSet* own = free_.Own(b->stream);
   UMPOOL_CHECK(b->where == Where::kStream && own != nullptr, "free block outside its group");
@@ -116,6 +118,7 @@ void LargeHeap::Split(LargeBlock* b, std::size_t bytes, std::size_t min_rest) {
   b->size = bytes;
   rest->where = b->where;
   rest->stream = b->stream;
+  rest->bare = b->bare;
   // b could not merge with its next neighbour; its smaller rest may (a ready
   // rest no larger than a stream's block). b is leaving the free groups.
   while (LargeBlock* n = rest->next) {
@@ -143,6 +146,7 @@ LargeBlock* LargeHeap::NewBlock() {
   b->stream = nullptr;
   b->requested = 0;
   b->evicted = false;
+  b->bare = false;
   b->recorded.clear();
   return b;
 }
@@ -218,9 +222,26 @@ LargeHeap::Taken LargeHeap::AddSegmentAndTake(Segment* segment, std::size_t byte
 }
 
 absl::Status LargeHeap::TakeAt(std::uintptr_t p, std::size_t bytes, Stream stream,
-                               std::size_t requested, Fencer& fencer) {
+                               std::size_t requested, Fencer& fencer, Populate refill) {
   MutexLock lock(&mu_);
   Unpark();
+  // Bare blocks the range touches come back first, whole (ready, merged).
+  for (bool again = true; again;) {
+    again = false;
+    for (Segment* s : segments_) {
+      if (!s->Holds(p)) continue;
+      for (LargeBlock* b = s->first; b != nullptr && b->addr < p + bytes; b = b->next) {
+        if (!b->bare || b->addr + b->size <= p) continue;
+        if (absl::Status st = refill(s, b->addr, b->size); !st.ok()) return st;
+        bare_.Erase(b);
+        Unbare(b);
+        InsertFree(b, 0);
+        again = true;
+        break;
+      }
+      break;
+    }
+  }
   for (int attempt = 0;; ++attempt) {
     LargeBlock* b = nullptr;
     for (Segment* s : segments_) {

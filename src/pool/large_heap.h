@@ -130,8 +130,9 @@ class LargeHeap {
   // `bytes` from its front for `stream`.
   Taken AddSegmentAndTake(Segment* segment, std::size_t bytes, Stream stream,
                           std::size_t requested);
-  // Populates `addr`, `n` bytes: the front of `segment`'s reserve. Called
-  // under the heap's mutex (lock order: heap -> arena's grow lock).
+  // Populates `addr`, `n` bytes: the front of `segment`'s reserve (and the
+  // bare block ending its populated part, if any). Called under the heap's
+  // mutex (lock order: heap -> arena's grow lock).
   using Populate = absl::FunctionRef<absl::Status(Segment* segment, std::uintptr_t addr,
                                                   std::size_t n)>;
   // Grows one segment's populated part into its reserve and takes `bytes`
@@ -144,11 +145,41 @@ class LargeHeap {
   Taken ExtendAndTake(std::size_t bytes, Stream stream, std::size_t requested, std::size_t step,
                       Populate populate, absl::Status* status);
   // Carves exactly [p, p + bytes) out of a free block for `stream` (restoring
-  // a checkpoint: the block had this address before). FailedPrecondition
-  // when that range is not wholly inside one free block of this heap; if its
-  // free block is not reusable on `stream` yet, waits for it (host-blocking).
+  // a checkpoint: the block had this address before). Bare blocks the range
+  // touches are refilled whole first (`refill`, whose error is returned).
+  // FailedPrecondition when that range is not wholly inside one free block
+  // of this heap; if its free block is not reusable on `stream` yet, waits
+  // for it (host-blocking).
   absl::Status TakeAt(std::uintptr_t p, std::size_t bytes, Stream stream, std::size_t requested,
-                      Fencer& fencer);
+                      Fencer& fencer, Populate refill);
+
+  // Pages given back before the arena populates more (docs/design.md,
+  // "Bare blocks"). A range of whole pages.
+  struct PageRange {
+    std::uintptr_t addr = 0;
+    std::size_t bytes = 0;
+  };
+  using Drop = absl::FunctionRef<absl::Status(const std::vector<PageRange>& ranges)>;
+  // Makes bare the whole 2 MiB pages of ready free blocks and, with
+  // `own_stream`, of blocks freed on `stream` (then `drop` must queue on
+  // `stream`, after the work that last used them): the largest ranges
+  // first, until at least `want` bytes (all of them if fewer). Calls `drop`
+  // with them under the heap's mutex (nothing changes if it fails, and no
+  // one can take them before it returns), then files them as bare blocks.
+  // With `keep_tails`, a free block ending a segment that can still grow
+  // stays (the space's growth will extend it). Returns the bytes given back
+  // (0: none, `drop` not called).
+  absl::StatusOr<std::size_t> Depopulate(Stream stream, bool own_stream, std::size_t want,
+                                         bool keep_tails, Drop drop);
+  // The smallest bare block of at least `bytes` rounded up to whole pages;
+  // `refill` populates that many bytes at its front (under the heap's mutex)
+  // and they are handed out as one live block for `stream` (its size is the
+  // rounded one). Nothing taken when no bare block fits or `refill` fails
+  // (its error goes to *status).
+  Taken TakeBare(std::size_t bytes, Stream stream, std::size_t requested, Populate refill,
+                 absl::Status* status);
+  // Bytes in bare blocks.
+  std::size_t bare_bytes() const;
 
   struct Freed {
     std::size_t bytes = 0;
@@ -243,6 +274,14 @@ class LargeHeap {
   void Absorb(LargeBlock* lo, LargeBlock* hi) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Merges a free block (where/stream set) with its neighbours and files it.
   void InsertFree(LargeBlock* b, std::uint64_t seq) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Cuts `b` (out of any set) at `at` bytes from its start: the new block
+  // [b->addr + at, end) keeps b's terms and is returned, unfiled.
+  LargeBlock* CutAt(LargeBlock* b, std::size_t at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Files a bare block, merged with bare neighbours.
+  void InsertBare(LargeBlock* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Turns the bare block `b` (out of the bare set) into a populated ready
+  // block: accounting only, its pages refilled by the caller.
+  void Unbare(LargeBlock* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Files the blocks of a group whose fences completed (one by one, each
   // merging with neighbours already ready).
   void MakeReady(BestFitSet&& blocks) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -272,6 +311,8 @@ class LargeHeap {
   std::atomic<std::size_t> mapped_{0};
   mutable Mutex mu_;
   StreamLists<BestFitSet> free_ ABSL_GUARDED_BY(mu_);
+  BestFitSet bare_ ABSL_GUARDED_BY(mu_);  // bare blocks (never in free_)
+  std::atomic<std::size_t> bare_total_{0};
   // Live blocks by address, and the parked block (not live).
   absl::flat_hash_map<std::uintptr_t, LargeBlock*> live_ ABSL_GUARDED_BY(mu_);
   LargeBlock* parked_ ABSL_GUARDED_BY(mu_) = nullptr;

@@ -49,8 +49,9 @@ LargeHeap::Taken LargeHeap::ExtendAndTake(std::size_t bytes, Stream stream, std:
     if (room == 0) continue;
     // The free block ending the populated part grows with it when it is
     // reusable on `stream` (ready, or freed on `stream`).
+    // A bare tail is refilled with the growth.
     const LargeBlock* tail = s->last;
-    const bool usable = tail != nullptr && ReusableOn(tail, stream);
+    const bool usable = tail != nullptr && (tail->bare || ReusableOn(tail, stream));
     const std::size_t have = usable ? std::min(tail->size, bytes) : 0;
     const std::size_t need =
         std::max(kMapGranularity, (bytes - have + kMapGranularity - 1) & ~(kMapGranularity - 1));
@@ -63,15 +64,22 @@ LargeHeap::Taken LargeHeap::ExtendAndTake(std::size_t bytes, Stream stream, std:
   // At least `step` when the reserve has it: fewer populate calls.
   best_need = std::max(best_need, std::min(step, best->limit - best->populated));
   const std::uintptr_t end = best->base + best->populated;
-  if (absl::Status st = populate(best, end, best_need); !st.ok()) {
+  LargeBlock* bare_tail = best->last != nullptr && best->last->bare ? best->last : nullptr;
+  const std::uintptr_t from = bare_tail != nullptr ? bare_tail->addr : end;
+  if (absl::Status st = populate(best, from, end + best_need - from); !st.ok()) {
     if (status != nullptr) status->Update(st);
     return Taken{};
+  }
+  if (bare_tail != nullptr) {  // populated again: a ready block the growth joins
+    bare_.Erase(bare_tail);
+    Unbare(bare_tail);
+    free_.ready().Add(bare_tail);
   }
   // The new pages are fresh: no stream's work touches them. They take the
   // terms of a usable tail (ready, or the caller's) and merge with it;
   // otherwise they are the caller's, apart from another stream's tail.
   const LargeBlock* tail = best->last;
-  const bool join = tail != nullptr && ReusableOn(tail, stream);
+  const bool join = tail != nullptr && !tail->bare && ReusableOn(tail, stream);
   LargeBlock* b = NewBlock();
   b->addr = end;
   b->size = best_need;
@@ -95,7 +103,8 @@ LargeHeap::Taken LargeHeap::ExtendAndTake(std::size_t bytes, Stream stream, std:
 void LargeHeap::Forget(Segment* segment) {
   segment->first = nullptr;
   segment->last = nullptr;
-  bytes_.fetch_sub(segment->populated, std::memory_order_relaxed);
+  bytes_.fetch_sub(segment->populated - segment->bare_bytes, std::memory_order_relaxed);
+  bare_total_.fetch_sub(segment->bare_bytes, std::memory_order_relaxed);
   mapped_.fetch_sub(segment->limit, std::memory_order_relaxed);
 }
 
@@ -128,7 +137,7 @@ Segment* LargeHeap::StealFreeSegment(std::size_t min_bytes, std::size_t max_byte
   auto best = segments_.end();
   for (auto it = segments_.begin(); it != segments_.end(); ++it) {
     const LargeBlock* b = (*it)->first;
-    if (!ReusableOn(b, stream) || b->size != (*it)->populated || b->size < min_bytes ||
+    if (b->bare || !ReusableOn(b, stream) || b->size != (*it)->populated || b->size < min_bytes ||
         b->size > max_bytes) {
       continue;
     }
@@ -168,15 +177,23 @@ absl::Status LargeHeap::ReleaseFree(Fencer& fencer, std::vector<Segment*>* empty
   if (!status.ok()) return status;
   std::vector<Segment*> keep;
   for (Segment* s : segments_) {
-    LargeBlock* b = s->first;
-    if (!b->live && b->where == Where::kReady && b->size == s->populated) {
-      free_.ready().Erase(b);
-      delete b;
-      Forget(s);
-      empty->push_back(s);
-    } else {
-      keep.push_back(s);
+    // Wholly free: ready blocks, and bare ones.
+    bool free = s->first != nullptr;
+    for (const LargeBlock* b = s->first; b != nullptr && free; b = b->next) {
+      free = !b->live && (b->bare || b->where == Where::kReady);
     }
+    if (!free) {
+      keep.push_back(s);
+      continue;
+    }
+    for (LargeBlock* b = s->first; b != nullptr;) {
+      LargeBlock* next = b->next;
+      SetOf(b).Erase(b);
+      delete b;
+      b = next;
+    }
+    Forget(s);  // its bare bytes stay counted: the arena's unmap needs them
+    empty->push_back(s);
   }
   segments_.swap(keep);
   return absl::OkStatus();
@@ -216,7 +233,9 @@ std::size_t LargeHeap::free_bytes() const {
   MutexLock lock(&mu_);
   std::size_t n = 0;
   for (const Segment* s : segments_) {
-    for (const LargeBlock* b = s->first; b != nullptr; b = b->next) n += b->live ? 0 : b->size;
+    for (const LargeBlock* b = s->first; b != nullptr; b = b->next) {
+      n += b->live || b->bare ? 0 : b->size;
+    }
   }
   return n;
 }
@@ -226,15 +245,16 @@ void LargeHeap::Snapshot(std::vector<SpanSnapshot>* out) const {
   for (const Segment* seg : segments_) {
     SpanSnapshot s;
     s.base = seg->base;
-    s.bytes = seg->populated;
+    s.bytes = seg->populated - seg->bare_bytes;
     s.mapped_bytes = seg->limit;
     s.role = seg->role;
     s.slab = false;
     s.slab_space = holds_slabs_;
     for (const LargeBlock* b = seg->first; b != nullptr; b = b->next) {
-      const char st = !b->live ? kSnapFree
-                           : b->recorded.empty() ? kSnapLive
-                                                 : kSnapRecorded;
+      const char st = b->bare        ? kSnapBare
+                      : !b->live           ? kSnapFree
+                      : b->recorded.empty() ? kSnapLive
+                                            : kSnapRecorded;
       s.blocks.push_back({b->addr - seg->base, b->size, 1, st, b->live ? b->requested : 0});
     }
     out->push_back(std::move(s));
@@ -261,9 +281,10 @@ void LargeHeap::CheckInvariants() const {
       }
     });
   });
-  std::size_t free_blocks = 0, live = 0;
+  std::size_t free_blocks = 0, live = 0, bare_blocks = 0, bare_sum = 0;
   for (const Segment* s : segments_) {
     std::uintptr_t expect = s->base;
+    std::size_t seg_bare = 0;
     const LargeBlock* prev = nullptr;
     for (const LargeBlock* b = s->first; b != nullptr; prev = b, b = b->next) {
       UMPOOL_CHECK(b->addr == expect && b->prev == prev && b->segment == s, "broken block chain");
@@ -276,6 +297,15 @@ void LargeHeap::CheckInvariants() const {
         UMPOOL_CHECK(b->live || b->where == Where::kParked, "parked block mislabelled");
         continue;
       }
+      if (b->bare) {
+        UMPOOL_CHECK(bare_.Contains(const_cast<LargeBlock*>(b)) && !in_groups.contains(b) &&
+                         b->addr % kMapGranularity == 0 && b->size % kMapGranularity == 0,
+                     "bare block misfiled or not whole pages");
+        ++bare_blocks;
+        seg_bare += b->size;
+        if (prev != nullptr) UMPOOL_CHECK(!CanMerge(prev, b), "unmerged bare neighbours");
+        continue;
+      }
       ++free_blocks;
       UMPOOL_CHECK(in_groups.contains(b), "free block in no group");
       if (prev != nullptr) UMPOOL_CHECK(!CanMerge(prev, b), "unmerged free neighbours");
@@ -285,7 +315,11 @@ void LargeHeap::CheckInvariants() const {
                      s->populated % kMapGranularity == 0 && s->limit % kMapGranularity == 0,
                  "populated part outside the segment");
     UMPOOL_CHECK(expect == s->base + s->populated, "blocks do not cover the populated part");
+    UMPOOL_CHECK(seg_bare == s->bare_bytes, "a segment's bare bytes disagree with its blocks");
+    bare_sum += seg_bare;
   }
+  UMPOOL_CHECK(bare_blocks == bare_.size() && bare_sum == bare_total_.load(),
+               "the bare set disagrees with the block chains");
   UMPOOL_CHECK(free_blocks == grouped, "group sizes disagree with the block chains");
   UMPOOL_CHECK(live_.size() == live + (parked_ != nullptr ? 1 : 0), "stale index entries");
 }

@@ -264,8 +264,11 @@ absl::Status PoolCore::RestoreLiveBlocks(const std::vector<BlockInfo>& want,
     if (space == nullptr) {
       return absl::FailedPreconditionError("cannot restore a block in slab space");
     }
-    absl::Status st = space->TakeAt(reinterpret_cast<std::uintptr_t>(b.ptr), b.bytes, b.stream,
-                                    b.requested, fencer_);
+    absl::Status st = space->TakeAt(
+        reinterpret_cast<std::uintptr_t>(b.ptr), b.bytes, b.stream, b.requested, fencer_,
+        [&](Segment* seg, std::uintptr_t addr, std::size_t n) {
+          return arena_.Refill(seg, addr, n, b.stream);
+        });
     if (!st.ok()) return st;
     caches_.CountAllocation(CounterCache(), b.bytes, b.requested, /*hit=*/true);
     if (allocated != nullptr) allocated->push_back(b.ptr);

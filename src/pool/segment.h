@@ -40,6 +40,9 @@ class Segment final : public Span {
   // How far it may grow: `bytes`, less what was cut off its end for another
   // segment of the same mapping (Arena: cutting a reserve). Same guard.
   std::size_t limit = 0;
+  // Bytes of its populated part given back (free blocks whose pages the pool
+  // dropped: LargeBlock::bare). Reserved bytes are populated - bare. Same guard.
+  std::size_t bare_bytes = 0;
   // Whether p lies in this segment's own part of the mapping.
   bool Holds(std::uintptr_t p) const { return p - base < limit; }
   // What the backend mapped (base/bytes is its 2 MiB-aligned part, or the
@@ -70,6 +73,11 @@ struct LargeBlock {
                                   // live: the stream it was allocated for
   std::size_t requested = 0;      // live: what the caller asked for
   bool evicted = false;           // live: the pool evicted some of it (discard on free)
+  // Free, its pages given back to the backend (dropped) to make room for a
+  // growth: 2 MiB-aligned, always ready (no stream's work touches it), in the
+  // heap's bare set, merging only with bare neighbours. Taking it refills
+  // its pages first (LargeHeap::TakeBare).
+  bool bare = false;
   absl::InlinedVector<Stream, 2> recorded;  // live: RecordStream streams
 };
 

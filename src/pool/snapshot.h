@@ -13,6 +13,7 @@ enum SnapState : char {
   kSnapRecorded = 'R',  // handed out and named by RecordStream
   kSnapFree = 'F',      // cached free (a thread cache, a free list, or waiting for a fence/discard)
   kSnapUncarved = 'U',  // never handed out (slab tail)
+  kSnapBare = 'B',      // free, its pages given back (not reserved: LargeBlock::bare)
 };
 
 using SpanSnapshot = SpanInfo;

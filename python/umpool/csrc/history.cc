@@ -163,13 +163,23 @@ cca::SnapshotInfo History::Snapshot(c10::MempoolId_t pool, bool include_traces) 
       if (s.info.is_slab) continue;
       const c10::MempoolId_t owner{s.info.pool_id_hi, s.info.pool_id_lo};
       if (one_pool && owner != pool) continue;
+      // A segment's bare runs ('B': pages given back) hold no memory: the
+      // picture shows the populated pieces between them as segments, the
+      // way PyTorch shows expandable segments' mapped parts.
       cca::SegmentInfo seg;
-      seg.device = static_cast<c10::DeviceIndex>(d);
-      seg.address = s.info.base;
-      seg.total_size = s.info.bytes;
-      seg.is_large = !s.info.is_slab_space;
-      seg.owner_private_pool_id = owner;
+      auto start = [&](uint64_t address) {
+        seg = cca::SegmentInfo();
+        seg.device = static_cast<c10::DeviceIndex>(d);
+        seg.address = address;
+        seg.is_large = !s.info.is_slab_space;
+        seg.owner_private_pool_id = owner;
+      };
+      auto finish = [&] {
+        if (seg.total_size > 0) info.segments.push_back(std::move(seg));
+      };
+      start(s.info.base);
       auto add = [&](uint64_t addr, uint64_t bytes, bool live, uint64_t requested) {
+        seg.total_size += bytes;
         cca::BlockInfo b;
         b.size = bytes;
         b.requested_size = live ? requested : 0;
@@ -192,6 +202,11 @@ cca::SnapshotInfo History::Snapshot(c10::MempoolId_t pool, bool include_traces) 
       auto is_live = [](const umpool_block_run& r) { return r.state == 'L' || r.state == 'R'; };
       for (const umpool_block_run& r : s.runs) {
         const uint64_t addr = s.info.base + r.offset;
+        if (r.state == 'B') {
+          finish();
+          start(addr + r.bytes * r.count);
+          continue;
+        }
         const bool live = is_live(r);
         auto slab = s.info.is_slab_space && live ? slabs.find(addr) : slabs.end();
         if (slab == slabs.end()) {
@@ -205,7 +220,7 @@ cca::SnapshotInfo History::Snapshot(c10::MempoolId_t pool, bool include_traces) 
           }
         }
       }
-      info.segments.push_back(std::move(seg));
+      finish();
     }
   }
   if (include_traces) {

@@ -1,0 +1,114 @@
+// Arena: giving free pages back before populating more, and refilling them
+// (docs/design.md, "Bare blocks").
+#include <algorithm>
+#include <vector>
+
+#include "src/pool/arena.h"
+
+namespace umpool::internal {
+
+absl::Status Arena::DropPages(const std::vector<LargeHeap::PageRange>& ranges, Stream stream) {
+  std::vector<void*> ptrs;
+  std::vector<std::size_t> sizes;
+  std::size_t total = 0;
+  for (const LargeHeap::PageRange& r : ranges) {
+    ptrs.push_back(reinterpret_cast<void*>(r.addr));
+    sizes.push_back(r.bytes);
+    total += r.bytes;
+  }
+  {
+    MutexLock lock(&drop_mu_);
+    Event& done = drop_events_[stream];
+    if (done == nullptr) {
+      absl::StatusOr<Event> e = backend_.CreateEvent();
+      if (!e.ok()) {
+        drop_events_.erase(stream);
+        return e.status();
+      }
+      done = *e;
+    }
+    absl::Status st =
+        backend_.Discard(ptrs.data(), sizes.data(), ptrs.size(), DiscardMode::kDrop, stream);
+    if (!st.ok()) return st;
+    // A refill on another stream waits for this record (earlier drops on
+    // `stream` are behind it).
+    if (st = backend_.RecordEvent(done, stream); !st.ok()) return st;
+  }
+  UnclaimReserved(total);
+  counters_.reserved_bytes.Add(-static_cast<std::int64_t>(total));
+  counters_.bare_bytes.Add(static_cast<std::int64_t>(total));
+  AddLargeReserved(-static_cast<std::int64_t>(total));
+  counters_.Bump(counters_.page_drops);
+  return absl::OkStatus();
+}
+
+void Arena::GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t want,
+                              Stream stream) {
+  if (!options_.give_back_free_pages || !can_drop_.load(std::memory_order_relaxed) || !Lazy(role) ||
+      options_.policy(role).preferred != Location::kDevice || fencer_.capturing()) {
+    return;
+  }
+  std::size_t need = 0;
+  {
+    MutexLock lock(&grow_mu_);
+    if (reserved_ + want <= reserved_high_) return;  // below the high-water mark: keep the cache
+    need = reserved_ + want - reserved_high_;
+  }
+  // Where pages populate on touch (managed, host), blocks freed on the
+  // caller's stream go too, dropped on that stream after the work that used
+  // them. The vmm backend synchronises the stream it drops on, so there
+  // only ready blocks go, dropped on its side stream (it waits for nothing
+  // the caller queued).
+  const bool own_stream = backend_.PopulatesOnTouch();
+  Stream on = stream;
+  if (!own_stream) {
+    absl::StatusOr<Stream> side = backend_.SideStream();
+    if (side.ok()) on = *side;
+  }
+  auto drop = [&](const std::vector<LargeHeap::PageRange>& ranges) {
+    return DropPages(ranges, on);
+  };
+  auto give_back = [&](LargeHeap& from) {
+    if (need == 0) return;
+    absl::StatusOr<std::size_t> n =
+        from.Depopulate(stream, own_stream, need, /*keep_tails=*/&from == &space, drop);
+    if (!n.ok() && absl::IsUnimplemented(n.status())) can_drop_.store(false);
+    if (n.ok()) need -= std::min(need, *n);
+  };
+  // The growing space first (its free pages are the ones this request could
+  // not use), then slab space, then the other roles' large spaces.
+  give_back(space);
+  if (&space != &h.slab_space) give_back(h.slab_space);
+  for (int r = 0; r < kNumRoles; ++r) {
+    if (heap_of_[r] == heap_of(role) && &h.large[r] != &space) give_back(h.large[r]);
+  }
+}
+
+absl::Status Arena::Refill(Segment* seg, std::uintptr_t addr, std::size_t n, Stream stream) {
+  if (absl::Status st = ClaimReserved(n); !st.ok()) return st;
+  absl::Status st;
+  {
+    MutexLock lock(&drop_mu_);
+    for (const auto& [on, done] : drop_events_) {
+      if (on == stream || !st.ok()) continue;
+      // Drops are quick: usually done already, and then nothing to wait for.
+      absl::StatusOr<bool> dropped = backend_.QueryEvent(done);
+      if (!dropped.ok() || !*dropped) st = backend_.StreamWaitEvent(stream, done);
+    }
+  }
+  void* p = reinterpret_cast<void*>(addr);
+  if (st.ok()) st = backend_.Discard(&p, &n, 1, DiscardMode::kRefill, stream);
+  if (absl::IsUnimplemented(st)) st = backend_.Prefetch(p, n, Location::kDevice, stream);
+  if (!st.ok()) {
+    UnclaimReserved(n);
+    return st;
+  }
+  (void)seg;
+  counters_.reserved_bytes.Add(static_cast<std::int64_t>(n));
+  counters_.bare_bytes.Add(-static_cast<std::int64_t>(n));
+  AddLargeReserved(static_cast<std::int64_t>(n));
+  counters_.Bump(counters_.bare_refills);
+  return absl::OkStatus();
+}
+
+}  // namespace umpool::internal

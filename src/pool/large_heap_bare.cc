@@ -1,0 +1,154 @@
+// LargeHeap: bare blocks, free ranges whose pages the pool gave back before
+// populating more (docs/design.md, "Bare blocks"): making them, taking them
+// (refilled), and the accounting that keeps reserved bytes = populated - bare.
+#include <algorithm>
+#include <utility>
+
+#include "src/base/check.h"
+#include "src/pool/large_heap.h"
+
+namespace umpool::internal {
+
+LargeBlock* LargeHeap::CutAt(LargeBlock* b, std::size_t at) {
+  LargeBlock* r = NewBlock();
+  r->addr = b->addr + at;
+  r->size = b->size - at;
+  r->segment = b->segment;
+  r->prev = b;
+  r->next = b->next;
+  if (b->next != nullptr) b->next->prev = r;
+  b->next = r;
+  if (b->segment->last == b) b->segment->last = r;
+  b->size = at;
+  r->where = b->where;
+  r->stream = b->stream;
+  r->bare = b->bare;
+  return r;
+}
+
+void LargeHeap::InsertBare(LargeBlock* b) {
+  if (LargeBlock* p = b->prev; p != nullptr && p->bare) {
+    bare_.Erase(p);
+    Absorb(p, b);
+    b = p;
+  }
+  if (LargeBlock* n = b->next; n != nullptr && n->bare) {
+    bare_.Erase(n);
+    Absorb(b, n);
+  }
+  bare_.Add(b);
+}
+
+void LargeHeap::Unbare(LargeBlock* b) {
+  b->bare = false;
+  b->where = Where::kReady;
+  b->stream = nullptr;
+  b->segment->bare_bytes -= b->size;
+  bytes_.fetch_add(b->size, std::memory_order_relaxed);
+  bare_total_.fetch_sub(b->size, std::memory_order_relaxed);
+}
+
+absl::StatusOr<std::size_t> LargeHeap::Depopulate(Stream stream, bool own_stream,
+                                                  std::size_t want, bool keep_tails, Drop drop) {
+  MutexLock lock(&mu_);
+  Unpark();
+  std::vector<LargeBlock*> picks;
+  std::vector<PageRange> ranges;
+  std::size_t total = 0;
+  auto consider = [&](LargeBlock* b) {
+    const std::uintptr_t lo = (b->addr + kMapGranularity - 1) & ~(kMapGranularity - 1);
+    const std::uintptr_t hi = (b->addr + b->size) & ~(kMapGranularity - 1);
+    if (hi <= lo) return;
+    const Segment* s = b->segment;
+    if (keep_tails && s->last == b && s->populated < s->limit) return;  // the growth's to extend
+    picks.push_back(b);
+    ranges.push_back(PageRange{lo, hi - lo});
+    total += hi - lo;
+  };
+  free_.ready().ForEach(consider);
+  BestFitSet* own = own_stream ? free_.Own(stream) : nullptr;
+  if (own != nullptr) own->ForEach(consider);
+  if (picks.empty()) return std::size_t{0};
+  if (total > want) {  // the largest ranges, until `want` is covered
+    std::vector<std::size_t> order(picks.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      return ranges[a].bytes != ranges[b].bytes ? ranges[a].bytes > ranges[b].bytes
+                                                : ranges[a].addr < ranges[b].addr;
+    });
+    std::vector<LargeBlock*> some_picks;
+    std::vector<PageRange> some_ranges;
+    total = 0;
+    for (std::size_t i : order) {
+      if (total >= want) break;
+      some_picks.push_back(picks[i]);
+      some_ranges.push_back(ranges[i]);
+      total += ranges[i].bytes;
+    }
+    picks.swap(some_picks);
+    ranges.swap(some_ranges);
+  }
+  if (absl::Status st = drop(ranges); !st.ok()) return st;
+  // Cut every pick into pieces first, all held out of the sets as pending
+  // (which never merges), then file them: a ready pick may border a pick
+  // of the stream's group, and filing one piece must never absorb another
+  // that is still to be filed.
+  struct Piece {
+    LargeBlock* b;
+    Where where;
+    Stream stream;
+    bool bare;
+  };
+  std::vector<Piece> pieces;
+  for (std::size_t i = 0; i < picks.size(); ++i) {
+    LargeBlock* b = picks[i];
+    SetOf(b).Erase(b);
+    const Piece terms{nullptr, b->where, b->stream, false};
+    if (ranges[i].addr > b->addr) {
+      pieces.push_back(Piece{b, terms.where, terms.stream, false});
+      b = CutAt(b, ranges[i].addr - b->addr);
+    }
+    if (b->size > ranges[i].bytes) {
+      pieces.push_back(Piece{CutAt(b, ranges[i].bytes), terms.where, terms.stream, false});
+    }
+    pieces.push_back(Piece{b, Where::kReady, nullptr, true});
+  }
+  for (const Piece& p : pieces) p.b->where = Where::kPending;
+  for (const Piece& p : pieces) {
+    p.b->where = p.where;
+    p.b->stream = p.stream;
+    if (p.bare) {
+      p.b->bare = true;
+      p.b->segment->bare_bytes += p.b->size;
+      InsertBare(p.b);
+    } else {
+      InsertFree(p.b, p.where == Where::kStream ? free_.StampOf(p.stream) : 0);
+    }
+  }
+  bytes_.fetch_sub(total, std::memory_order_relaxed);
+  bare_total_.fetch_add(total, std::memory_order_relaxed);
+  return total;
+}
+
+LargeHeap::Taken LargeHeap::TakeBare(std::size_t bytes, Stream stream, std::size_t requested,
+                                     Populate refill, absl::Status* status) {
+  MutexLock lock(&mu_);
+  const std::size_t pages = (bytes + kMapGranularity - 1) & ~(kMapGranularity - 1);
+  LargeBlock* b = bare_.BestFit(pages);
+  if (b == nullptr) return Taken{};
+  if (absl::Status st = refill(b->segment, b->addr, pages); !st.ok()) {
+    if (status != nullptr) status->Update(st);
+    return Taken{};
+  }
+  bare_.Erase(b);
+  if (b->size > pages) bare_.Add(CutAt(b, pages));  // its neighbours are not bare
+  Unbare(b);
+  // The part of the last page the block does not need stays free (ready).
+  Split(b, bytes, MinRest(b));
+  MarkLive(b, stream, requested);
+  return Taken{reinterpret_cast<void*>(b->addr), b->size, false, 0};
+}
+
+std::size_t LargeHeap::bare_bytes() const { return bare_total_.load(std::memory_order_relaxed); }
+
+}  // namespace umpool::internal

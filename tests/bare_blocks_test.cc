@@ -1,0 +1,167 @@
+// PoolOptions::give_back_free_pages (bare blocks, docs/design.md): before the
+// reserved bytes pass their high-water mark, free pages are given back and
+// refilled when reused. Checked on the CPU with host backends: one whose
+// memory populates on touch (as managed memory: blocks freed on the
+// caller's stream are given back too), and a strict one, inaccessible
+// (PROT_NONE) until populated and again once dropped (as vmm memory: only
+// ready blocks are given back). Every byte handed out is written, so on the
+// strict one a block on a page given back and not refilled crashes the test
+// instead of passing quietly.
+#include <algorithm>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "src/backend/host_backend.h"
+#include "src/pool/pool_core.h"
+#include "tests/test_util.h"
+#include "umpool/pool.h"
+
+namespace umpool {
+namespace {
+
+constexpr std::size_t kMiB = std::size_t{1} << 20;
+const Stream kS = kDefaultStream;
+
+std::unique_ptr<Pool> HostPool(bool give_back, bool strict) {
+  PoolOptions o;
+  o.backend = BackendKind::kHost;
+  o.capacity_bytes = std::size_t{4} << 30;
+  o.stats_publish_bytes = 0;  // exact peaks
+  o.give_back_free_pages = give_back;
+  auto pool = Pool::Create(o, std::make_unique<internal::HostBackend>(std::size_t{64} << 30,
+                                                                      /*populate_on_request=*/strict));
+  EXPECT_TRUE(pool.ok()) << pool.status();
+  return pool.ok() ? *std::move(pool) : nullptr;
+}
+
+void* New(Pool& pool, std::size_t n, unsigned char v, Stream s = kS) {
+  absl::StatusOr<void*> p = pool.Allocate(n, s);
+  EXPECT_TRUE(p.ok()) << p.status();
+  if (!p.ok()) return nullptr;
+  std::memset(*p, v, n);  // every byte: crashes on a page given back and not refilled
+  return *p;
+}
+
+bool Holds(const void* p, std::size_t n, unsigned char v) {
+  const auto* b = static_cast<const unsigned char*>(p);
+  return std::all_of(b, b + n, [v](unsigned char c) { return c == v; });
+}
+
+void Check(Pool& pool) { internal::PoolCore::Unwrap(pool)->CheckInvariants(); }
+
+// The recorded training trace's peak (bench/traces/train), scaled down: the
+// logits blocks leave a hole no later request fits. Giving its pages back
+// keeps the peak reserved bytes at the live bytes; without, the hole stays.
+std::size_t TrainingPeakReserved(bool give_back, std::size_t* peak_live, Stats* end) {
+  auto pool = HostPool(give_back, /*strict=*/false);
+  if (pool == nullptr) return 0;
+  void* base = New(*pool, 64 * kMiB, 1);  // what the step keeps (weights, optimizer state)
+  for (int step = 0; step < 3; ++step) {
+    void* a = New(*pool, 50 * kMiB, 2);
+    void* b = New(*pool, 100 * kMiB, 3);
+    void* c = New(*pool, 100 * kMiB, 4);
+    EXPECT_TRUE(pool->Deallocate(b, kS).ok());
+    EXPECT_TRUE(pool->Deallocate(a, kS).ok());
+    void* d = New(*pool, 100 * kMiB, 5);
+    void* e = New(*pool, 100 * kMiB, 6);  // the peak: base, c, d, e
+    EXPECT_TRUE(Holds(c, 100 * kMiB, 4) && Holds(d, 100 * kMiB, 5));
+    for (void* p : {c, d, e}) EXPECT_TRUE(pool->Deallocate(p, kS).ok());
+    Check(*pool);
+  }
+  EXPECT_TRUE(Holds(base, 64 * kMiB, 1));
+  *end = pool->GetStats();
+  *peak_live = end->allocated_bytes.peak;
+  EXPECT_TRUE(pool->Deallocate(base, kS).ok());
+  return end->reserved_bytes.peak;
+}
+
+TEST(BareBlocksTest, AHoleNoRequestFitsIsGivenBackBeforeTheSpaceGrows) {
+  std::size_t live_off = 0, live_on = 0;
+  Stats off, on;
+  const std::size_t reserved_off = TrainingPeakReserved(false, &live_off, &off);
+  const std::size_t reserved_on = TrainingPeakReserved(true, &live_on, &on);
+  ASSERT_EQ(live_off, live_on);
+  EXPECT_GE(reserved_off, live_off + 40 * kMiB) << "without: the 50 MiB hole stays populated";
+  EXPECT_LE(reserved_on, live_on + 8 * kMiB) << "with: its pages were given back";
+  EXPECT_EQ(off.page_drops, 0u);
+  EXPECT_GT(on.page_drops, 0u);
+  EXPECT_GT(on.bare_bytes.peak, 0);
+}
+
+// A random workload on two streams, frees on both, a Trim midway: every byte
+// handed out is writable (refilled), contents of live blocks survive the
+// drops around them, and the counters agree with the blocks.
+TEST(BareBlocksTest, EveryBlockHandedOutIsPopulated) {
+  const std::uint64_t seed = testing::TestSeed(20261130);
+  std::mt19937_64 rng(seed);
+  auto pool = HostPool(true, /*strict=*/true);
+  ASSERT_NE(pool, nullptr);
+  const Stream streams[] = {kS, testing::HostStream(7)};
+  struct Live {
+    void* p;
+    std::size_t n;
+    unsigned char v;
+    Stream s;
+  };
+  std::vector<Live> live;
+  for (int round = 0; round < 6; ++round) {
+    for (int i = 0; i < 120; ++i) {
+      const std::size_t n = rng() % 3 == 0 ? 1 + rng() % (48 * kMiB) : 1 + rng() % (512 << 10);
+      const Stream s = streams[rng() % 2];
+      const auto v = static_cast<unsigned char>(i + round);
+      live.push_back(Live{New(*pool, n, v, s), n, v, s});
+      ASSERT_NE(live.back().p, nullptr);
+    }
+    std::shuffle(live.begin(), live.end(), rng);
+    const std::size_t keep = live.size() / (round % 2 == 0 ? 4 : 2);
+    for (std::size_t i = keep; i < live.size(); ++i) {
+      ASSERT_TRUE(pool->Deallocate(live[i].p, live[i].s).ok());
+    }
+    live.resize(keep);
+    // Their work done: the free blocks are ready, which the strict (vmm-like)
+    // backend needs before it gives pages back.
+    for (Stream s : streams) ASSERT_TRUE(pool->ReleaseStream(s).ok());
+    if (round == 3) ASSERT_TRUE(pool->Trim().ok());
+    Check(*pool);
+  }
+  const Stats s = pool->GetStats();
+  EXPECT_GT(s.page_drops, 0u) << "seed " << seed;
+  EXPECT_GT(s.bare_refills, 0u) << "seed " << seed;
+  for (const Live& b : live) {
+    EXPECT_TRUE(Holds(b.p, b.n, b.v)) << "seed " << seed;
+    ASSERT_TRUE(pool->Deallocate(b.p, b.s).ok());
+  }
+  ASSERT_TRUE(pool->Trim().ok());
+  const Stats t = pool->GetStats();
+  EXPECT_EQ(t.reserved_bytes.current, 0);
+  EXPECT_EQ(t.bare_bytes.current, 0) << "Trim unmaps segments holding bare blocks too";
+}
+
+// A checkpoint restore (CUDA graph trees) over pages given back refills them.
+TEST(BareBlocksTest, RestoringBlocksOverGivenBackPagesRefillsThem) {
+  auto pool = HostPool(true, /*strict=*/true);
+  ASSERT_NE(pool, nullptr);
+  void* a = New(*pool, 60 * kMiB, 1);
+  void* b = New(*pool, 60 * kMiB, 2);
+  const std::vector<BlockInfo> checkpoint = pool->LiveBlocks();
+  void* pin = New(*pool, 8 * kMiB, 9);  // a and b's range stays inside the segment
+  ASSERT_TRUE(pool->Deallocate(a, kS).ok());
+  ASSERT_TRUE(pool->Deallocate(b, kS).ok());
+  ASSERT_TRUE(pool->ReleaseStream(kS).ok());
+  void* big = New(*pool, 200 * kMiB, 3);  // past the high-water mark: a and b given back
+  ASSERT_GT(pool->GetStats().bare_bytes.current, 0);
+  ASSERT_TRUE(pool->Deallocate(big, kS).ok());
+  std::vector<void*> freed, allocated;
+  ASSERT_TRUE(pool->RestoreLiveBlocks(checkpoint, &freed, &allocated).ok());
+  ASSERT_EQ(allocated.size(), 2u);
+  EXPECT_EQ(freed, std::vector<void*>{pin});
+  EXPECT_EQ(allocated, (std::vector<void*>{a, b}));
+  for (void* p : allocated) std::memset(p, 4, 60 * kMiB);  // populated again
+  Check(*pool);
+  for (void* p : allocated) ASSERT_TRUE(pool->Deallocate(p, kS).ok());
+}
+
+}  // namespace
+}  // namespace umpool
