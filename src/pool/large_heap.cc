@@ -106,19 +106,7 @@ void LargeHeap::MakeReady(BestFitSet&& blocks) {
 
 void LargeHeap::Split(LargeBlock* b, std::size_t bytes, std::size_t min_rest) {
   if (b->size == bytes || b->size - bytes < min_rest) return;
-  LargeBlock* rest = NewBlock();
-  rest->addr = b->addr + bytes;
-  rest->size = b->size - bytes;
-  rest->segment = b->segment;
-  rest->prev = b;
-  rest->next = b->next;
-  if (b->next != nullptr) b->next->prev = rest;
-  b->next = rest;
-  if (b->segment->last == b) b->segment->last = rest;
-  b->size = bytes;
-  rest->where = b->where;
-  rest->stream = b->stream;
-  rest->bare = b->bare;
+  LargeBlock* rest = CutAt(b, bytes);
   // b could not merge with its next neighbour; its smaller rest may (a ready
   // rest no larger than a stream's block). b is leaving the free groups.
   while (LargeBlock* n = rest->next) {
