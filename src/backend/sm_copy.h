@@ -5,12 +5,14 @@
 // Why: right after another allocator freed a lot of memory (a trainer's
 // cudaFree of ~115 GiB on the H200), the driver scrubs it on the copy
 // engines for about half a second, and cudaMemcpyAsync host-to-device runs at
-// half speed meanwhile: 16 GiB woke in 0.62-0.65 s instead of 0.34 s. The
-// same copy by the SMs took 0.356-0.361 s then, and 0.335 s (cudaMemcpyAsync's
-// time) on an idle card (bench/probes/vmm_sleep.cu, UMPOOL_PROBE_SM_COPY=1;
-// bench/results/H200-2026-11-30-session12). It occupies the SMs while it
-// runs, so it suits a wake, when nothing else runs, not copies that overlap
-// an engine's kernels.
+// half speed meanwhile: 16 GiB woke in 0.62-0.65 s instead of 0.31-0.34 s.
+// The same copy by the SMs took 0.356-0.365 s then; with no other allocator
+// 0.335 s, against 0.312 s by the copy engines in the same call
+// (bench/probes/vmm_sleep.cu, UMPOOL_PROBE_SM_COPY=1;
+// bench/results/H200-2026-11-30-session12): a little slower on an idle card,
+// twice as fast after a large free. It occupies the SMs while it runs, so it
+// suits a wake, when nothing else runs, not copies that overlap an engine's
+// kernels.
 //
 // The kernel ships as PTX text loaded once per process with
 // cudaLibraryLoadData (the driver compiles it for the card): the library
