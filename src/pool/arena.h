@@ -235,6 +235,10 @@ class Arena {
   // Drops `ranges` on `stream` (recording drop_event_ there) and takes them
   // off the reserved bytes.
   absl::Status DropPages(const std::vector<LargeHeap::PageRange>& ranges, Stream stream);
+  // Refill's backend part, for any populate over bare pages (Refill, a
+  // growth over a bare tail): waits for other streams' drops, then
+  // populates [addr, addr + n) on the GPU. No accounting but the count.
+  absl::Status RefillPages(std::uintptr_t addr, std::size_t n, Stream stream);
   // Registers a new segment (pagemap, registry, mapping pieces).
   Segment* Register(std::unique_ptr<Segment> seg, bool cut);
   // Drops a wholly free segment; its mapping is unmapped with its last piece.

@@ -84,8 +84,7 @@ void Arena::GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t 
   }
 }
 
-absl::Status Arena::Refill(Segment* seg, std::uintptr_t addr, std::size_t n, Stream stream) {
-  if (absl::Status st = ClaimReserved(n); !st.ok()) return st;
+absl::Status Arena::RefillPages(std::uintptr_t addr, std::size_t n, Stream stream) {
   absl::Status st;
   {
     MutexLock lock(&drop_mu_);
@@ -99,15 +98,19 @@ absl::Status Arena::Refill(Segment* seg, std::uintptr_t addr, std::size_t n, Str
   void* p = reinterpret_cast<void*>(addr);
   if (st.ok()) st = backend_.Discard(&p, &n, 1, DiscardMode::kRefill, stream);
   if (absl::IsUnimplemented(st)) st = backend_.Prefetch(p, n, Location::kDevice, stream);
-  if (!st.ok()) {
+  if (st.ok()) counters_.Bump(counters_.bare_refills);
+  return st;
+}
+
+absl::Status Arena::Refill(Segment*, std::uintptr_t addr, std::size_t n, Stream stream) {
+  if (absl::Status st = ClaimReserved(n); !st.ok()) return st;
+  if (absl::Status st = RefillPages(addr, n, stream); !st.ok()) {
     UnclaimReserved(n);
     return st;
   }
-  (void)seg;
   counters_.reserved_bytes.Add(static_cast<std::int64_t>(n));
   counters_.bare_bytes.Add(-static_cast<std::int64_t>(n));
   AddLargeReserved(static_cast<std::int64_t>(n));
-  counters_.Bump(counters_.bare_refills);
   return absl::OkStatus();
 }
 

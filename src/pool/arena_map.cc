@@ -85,12 +85,14 @@ absl::Status Arena::PrefetchPopulated(Role role, void* p, std::size_t bytes, Str
 
 absl::Status Arena::PopulateInPlace(Segment* seg, std::uintptr_t addr, std::size_t n,
                                     Stream stream) {
-  // Below the populated end: a bare tail refilled with the growth.
+  // Below the populated end: a bare tail, refilled with the growth as any
+  // bare pages are (after their drops, never faulting page by page).
   const std::uintptr_t end = seg->base + seg->populated;
   const std::size_t bare = end > addr ? end - addr : 0;
   if (absl::Status st = ClaimReserved(n); !st.ok()) return st;
-  if (absl::Status st = PrefetchPopulated(seg->role, reinterpret_cast<void*>(addr), n, stream);
-      !st.ok()) {
+  absl::Status st = bare > 0 ? RefillPages(addr, bare, stream) : absl::OkStatus();
+  if (st.ok()) st = PrefetchPopulated(seg->role, reinterpret_cast<void*>(end), n - bare, stream);
+  if (!st.ok()) {
     UnclaimReserved(n);
     return st;
   }

@@ -172,10 +172,11 @@ class LargeHeap {
   absl::StatusOr<std::size_t> Depopulate(Stream stream, bool own_stream, std::size_t want,
                                          bool keep_tails, Drop drop);
   // The smallest bare block of at least `bytes` rounded up to whole pages;
-  // `refill` populates that many bytes at its front (under the heap's mutex)
-  // and they are handed out as one live block for `stream` (its size is the
-  // rounded one). Nothing taken when no bare block fits or `refill` fails
-  // (its error goes to *status).
+  // `refill` populates those pages at its front (under the heap's mutex) and
+  // `bytes` of them are handed out as a live block for `stream` (the rest of
+  // the last page stays free and ready, unless too small to split off).
+  // Nothing taken when no bare block fits or `refill` fails (its error goes
+  // to *status).
   Taken TakeBare(std::size_t bytes, Stream stream, std::size_t requested, Populate refill,
                  absl::Status* status);
   // Bytes in bare blocks.
