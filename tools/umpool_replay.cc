@@ -97,8 +97,10 @@ struct PressureFigures {
   long long cap_bytes = 0;
 };
 
-// --give-back-free-pages: PoolOptions::give_back_free_pages for umpool's pools.
-bool g_give_back = false;
+// --keep-free-pages: PoolOptions::give_back_free_pages off for umpool's pools;
+// --give-back-slack F: PoolOptions::give_back_slack (negative: the default).
+bool g_give_back = true;
+double g_give_back_slack = -1;
 
 class UmpoolTarget final : public Target {
  public:
@@ -109,6 +111,7 @@ class UmpoolTarget final : public Target {
     o.capacity_bytes = capacity;
     o.stats_publish_bytes = 0;  // exact peaks
     o.give_back_free_pages = g_give_back;
+    if (g_give_back_slack >= 0) o.give_back_slack = g_give_back_slack;
     if (kind == umpool::BackendKind::kHost) {
       // The host backend's own limit (half of RAM by default) must not stop a
       // GPU-sized trace: it maps with MAP_NORESERVE and the replay never
@@ -447,7 +450,12 @@ int main(int argc, char** argv) {
       if (!absl::SimpleAtoi(value(), &steady_calls) || steady_calls < 0) Fail("--steady-calls needs a count >= 0");
     }
     else if (a == "--quiet") quiet = true;
-    else if (a == "--give-back-free-pages") g_give_back = true;
+    else if (a == "--keep-free-pages") g_give_back = false;
+    else if (a == "--give-back-slack") {
+      if (!absl::SimpleAtod(value(), &g_give_back_slack) || !(g_give_back_slack >= 0 && g_give_back_slack <= 1)) {
+        Fail("--give-back-slack needs a number from 0 to 1");
+      }
+    }
     else if (a == "--verbose") g_verbose = true;
     else if (a == "--snapshot-op") {
       if (!absl::SimpleAtoi(value(), &g_snapshot_op) || g_snapshot_op < 0) Fail("--snapshot-op needs an op index >= 0");
@@ -455,7 +463,7 @@ int main(int argc, char** argv) {
     else if (a == "-h" || a == "--help") {
       std::printf("usage: umpool-replay TRACE [--allocators LIST] [--backend host|managed] "
                   "[--snapshot FILE [--snapshot-op N]] [--json FILE] [--max-ratio R] [--steady [--steady-calls N]] "
-                  "[--capacity-gib G] [--cap-live F [--pressure evict|none]] [--give-back-free-pages] "
+                  "[--capacity-gib G] [--cap-live F [--pressure evict|none]] [--keep-free-pages] [--give-back-slack F] "
                   "[--verbose] [--quiet]\n");
       return 0;
     } else if (!a.empty() && a[0] != '-' && trace_path.empty()) trace_path = a;
@@ -505,7 +513,7 @@ int main(int argc, char** argv) {
                 pressure + ")";
       } else {
         target = std::make_unique<UmpoolTarget>(kind, cap);
-        label = "umpool (" + backend + (g_give_back ? ", give back free pages" : "") + ")";
+        label = "umpool (" + backend + (g_give_back ? "" : ", free pages kept") + ")";
       }
     } else {
       for (const auto& f : umpool::bench::AvailableAllocators()) {

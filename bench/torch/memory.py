@@ -30,9 +30,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 from bench_torch import run_worker  # noqa: E402
-# umpool_give_back: umpool with UMPOOL_CONF=give_back_free_pages:1 (free pages
-# given back before the reserved bytes pass their high-water mark).
-ALLOCATORS = ("native", "expandable", "umpool", "umpool_give_back")
+# umpool: its defaults (free pages given back beyond give_back_slack above peak
+# live bytes); umpool_keep_pages: UMPOOL_CONF=give_back_free_pages:0 (every
+# populated page kept, as before the thirteenth session).
+ALLOCATORS = ("native", "expandable", "umpool", "umpool_keep_pages")
 SPEED = {"generate": ("tokens_per_s", "tok/s"), "train": ("step_ms", "ms/step")}
 
 
@@ -63,8 +64,8 @@ def run(name, alloc):
     env = dict(os.environ)
     if alloc == "expandable":
         env["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"
-    if alloc == "umpool_give_back":
-        env["UMPOOL_CONF"] = "give_back_free_pages:1"
+    if alloc == "umpool_keep_pages":
+        env["UMPOOL_CONF"] = "give_back_free_pages:0"
     return run_worker(__file__, ["--worker", name, "--alloc", alloc], f"{name}/{alloc}", env=env,
                       timeout=900)
 

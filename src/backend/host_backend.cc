@@ -87,7 +87,22 @@ absl::StatusOr<void*> HostBackend::Map(std::size_t bytes) {
     munmap(reinterpret_cast<void*>(p + bytes), tail);
   }
   counters_.maps.fetch_add(1, std::memory_order_relaxed);
+  {
+    MutexLock lock(&mu_);
+    ranges_[p] = p + bytes;
+  }
   return reinterpret_cast<void*>(p);
+}
+
+bool HostBackend::CoveredLocked(std::uintptr_t lo, std::uintptr_t hi) const {
+  while (lo < hi) {
+    auto it = ranges_.upper_bound(lo);
+    if (it == ranges_.begin()) return false;
+    --it;
+    if (it->second <= lo) return false;
+    lo = it->second;  // adjacent mappings may cover the rest
+  }
+  return true;
 }
 
 absl::Status HostBackend::Unmap(void* ptr, std::size_t bytes) {
@@ -97,6 +112,20 @@ absl::Status HostBackend::Unmap(void* ptr, std::size_t bytes) {
   counters_.unmaps.fetch_add(1, std::memory_order_relaxed);
   MutexLock lock(&mu_);
   mapped_bytes_ -= bytes;
+  // A piece of a mapping may go on its own: split what it covers.
+  const auto lo = reinterpret_cast<std::uintptr_t>(ptr), hi = lo + bytes;
+  auto it = ranges_.upper_bound(lo);
+  if (it != ranges_.begin()) --it;
+  while (it != ranges_.end() && it->first < hi) {
+    const std::uintptr_t a = it->first, b = it->second;
+    if (b <= lo) {
+      ++it;
+      continue;
+    }
+    it = ranges_.erase(it);
+    if (a < lo) ranges_[a] = lo;
+    if (b > hi) it = ranges_.emplace(hi, b).first;
+  }
   return absl::OkStatus();
 }
 
@@ -122,6 +151,17 @@ absl::Status HostBackend::Prefetch(void* const* ptrs, const std::size_t* sizes, 
 absl::Status HostBackend::Discard(void* const* ptrs, const std::size_t* sizes, std::size_t count,
                                   DiscardMode mode, Stream) {
   counters_.discard_ops.fetch_add(1, std::memory_order_relaxed);
+  {
+    MutexLock lock(&mu_);
+    for (std::size_t i = 0; i < count; ++i) {
+      const auto p = reinterpret_cast<std::uintptr_t>(ptrs[i]);
+      if (!CoveredLocked(p, p + sizes[i])) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "host backend: discard of ", sizes[i], " bytes at ", absl::Hex(p),
+            " outside the memory it mapped"));
+      }
+    }
+  }
   for (std::size_t i = 0; i < count; ++i) {
     // Contents really go: the whole host pages inside the range read as
     // zeros afterwards (and cost no memory until touched), so a test that
@@ -266,12 +306,20 @@ std::uint64_t HostBackend::Submit(Stream stream) {
 void HostBackend::CompleteUpTo(Stream stream, std::uint64_t ticket) {
   // Honour StreamWaitEvent barriers: work after a barrier completes only once
   // the waited-on work has.
-  auto w = waits_.find(stream);
-  if (w != waits_.end()) {
-    for (const Wait& wait : w->second) {
-      if (wait.at_ticket <= ticket) CompleteUpTo(wait.dep_stream, wait.dep_ticket);
-    }
+  // Barriers at or below the completed ticket were honoured when it got
+  // there: only the newer ones are walked (walking them all, again at every
+  // level, took exponential time once streams waited on each other in turn).
+  const std::uint64_t done = StreamLocked(stream).completed;
+  if (done >= ticket) return;
+  std::vector<Wait> due;
+  if (auto w = waits_.find(stream); w != waits_.end()) {
+    std::erase_if(w->second, [&](const Wait& wait) {
+      if (wait.at_ticket > ticket) return false;
+      if (wait.at_ticket > done) due.push_back(wait);
+      return true;
+    });
   }
+  for (const Wait& wait : due) CompleteUpTo(wait.dep_stream, wait.dep_ticket);
   StreamState& s = StreamLocked(stream);
   if (s.completed < ticket) s.completed = std::min(ticket, s.submitted);
 }
@@ -291,6 +339,29 @@ void HostBackend::CompleteAll() {
 bool HostBackend::IsComplete(Stream stream, std::uint64_t ticket) {
   MutexLock lock(&mu_);
   return StreamLocked(stream).completed >= ticket;
+}
+
+bool HostBackend::IsOrderedAfter(Stream later, Stream earlier, std::uint64_t ticket) {
+  MutexLock lock(&mu_);
+  return OrderedAfterLocked(later, StreamLocked(later).submitted, earlier, ticket, 0);
+}
+
+// Work of `later` up to ticket `upto` and after it runs after (earlier,
+// ticket): completed, or a barrier of `later` at or before `upto` leads there.
+bool HostBackend::OrderedAfterLocked(Stream later, std::uint64_t upto, Stream earlier,
+                                     std::uint64_t ticket, int depth) {
+  if (StreamLocked(earlier).completed >= ticket) return true;
+  if (later == earlier) return upto >= ticket;
+  if (depth > 8) return false;
+  auto w = waits_.find(later);
+  if (w == waits_.end()) return false;
+  for (const Wait& wait : w->second) {
+    if (wait.at_ticket <= upto &&
+        OrderedAfterLocked(wait.dep_stream, wait.dep_ticket, earlier, ticket, depth + 1)) {
+      return true;
+    }
+  }
+  return false;
 }
 
 void HostBackend::FailNextMaps(int count) {

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -76,6 +77,11 @@ class HostBackend final : public Backend {
   void CompleteAll();
   // true when work item `ticket` of `stream` has completed.
   bool IsComplete(Stream stream, std::uint64_t ticket);
+  // true when work submitted to `later` from now on runs after work item
+  // `ticket` of `earlier`: it has completed, or `later` waits on it (a
+  // StreamWaitEvent barrier not yet passed), directly or through other
+  // streams' barriers.
+  bool IsOrderedAfter(Stream later, Stream earlier, std::uint64_t ticket);
   // A destroyed stream: recording an event on it fails (FailedPrecondition;
   // CUDA would crash) and is counted. CreateStream makes the handle valid
   // again (CUDA reuses handle values).
@@ -106,6 +112,8 @@ class HostBackend final : public Backend {
 
   StreamState& StreamLocked(Stream stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CompleteUpTo(Stream stream, std::uint64_t ticket) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool OrderedAfterLocked(Stream later, std::uint64_t upto, Stream earlier, std::uint64_t ticket,
+                          int depth) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // populate_on_request: [lo, hi) made accessible (true) or not, every 2 MiB
   // page it touches (accessible) or lies wholly in (not).
@@ -118,6 +126,10 @@ class HostBackend final : public Backend {
   int fail_maps_ ABSL_GUARDED_BY(mu_) = 0;
   int fail_staging_ ABSL_GUARDED_BY(mu_) = 0;
   std::size_t mapped_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  // The ranges mapped now, [start -> end): discards and copies outside them
+  // are refused (a pool bug would otherwise zero the process's own memory).
+  std::map<std::uintptr_t, std::uintptr_t> ranges_ ABSL_GUARDED_BY(mu_);
+  bool CoveredLocked(std::uintptr_t lo, std::uintptr_t hi) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::flat_hash_map<Stream, StreamState> streams_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<Stream, std::vector<Wait>> waits_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<Event, EventState> events_ ABSL_GUARDED_BY(mu_);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "src/capi/conf.h"
@@ -66,6 +67,18 @@ absl::Status SetBool(T& t, absl::string_view key, absl::string_view value) {
 template <class T, class Access>
 std::string GetBool(const T& t) { return Access::Of(t) ? "true" : "false"; }
 
+template <class T, class Access>
+absl::Status SetFraction(T& t, absl::string_view key, absl::string_view value) {
+  double d = 0;
+  if (!absl::SimpleAtod(value, &d) || !(d >= 0 && d <= 1)) {
+    return Bad(key, value, "expected a number from 0 to 1");
+  }
+  Access::Of(t) = d;
+  return absl::OkStatus();
+}
+template <class T, class Access>
+std::string GetFraction(const T& t) { return absl::StrCat(Access::Of(t)); }
+
 template <class T, class Access, const auto& kNames>
 absl::Status SetEnum(T& t, absl::string_view key, absl::string_view value) {
   const std::string v = absl::AsciiStrToLower(value);
@@ -95,6 +108,10 @@ constexpr Key<T> BoolKey(const char* name, const char* doc) {
 template <class T, class Access>
 constexpr Key<T> BytesKey(const char* name, const char* doc, const char* values = "size") {
   return {name, values, SetBytes<T, Access>, GetBytes<T, Access>, doc};
+}
+template <class T, class Access>
+constexpr Key<T> FractionKey(const char* name, const char* doc) {
+  return {name, "0..1", SetFraction<T, Access>, GetFraction<T, Access>, doc};
 }
 template <class T, class Access, const auto& kNames>
 constexpr Key<T> EnumKey(const char* name, const char* values, const char* doc) {
@@ -163,8 +180,12 @@ const Key<Conf> kConfKeys[] = {
         "release_on_oom", "when memory runs short, return free segments to CUDA before failing"),
     BoolKey<Conf, PoolField<bool, &P::give_back_free_pages>>(
         "give_back_free_pages",
-        "before the pool's reserved memory passes its high-water mark, give back the free pages "
-        "it holds (peak reserved close to peak live; more backend calls after warm-up)"),
+        "before the pool's reserved memory passes its high-water mark and `give_back_slack` "
+        "above its peak live memory, give back the free pages it holds (refilled when reused)"),
+    FractionKey<Conf, PoolField<double, &P::give_back_slack>>(
+        "give_back_slack",
+        "room above peak live memory, as a fraction of it, that the pool may hold before it "
+        "gives back free pages"),
     BytesKey<Conf, PoolField<std::size_t, &P::pressure_watermark_bytes>>(
         "pressure_watermark",
         "call the pressure callback once when reserved memory passes this (0 = off)"),

@@ -30,7 +30,8 @@
 // slabs given back (FreeMemorySource, i.e. the slab tier); a wholly free
 // segment of another space; and the same after the calling thread's cache is
 // flushed. Then, with PoolOptions::give_back_free_pages, if populating
-// would pass the reserved high-water mark, the heap first gives back free
+// would pass the reserved high-water mark and the slack above peak live
+// bytes (give_back_slack), the heap first gives back free
 // pages (bare blocks: dropped, no longer reserved), and the request tries
 // its space's bare blocks (refilled). Then it grows its space: a segment's
 // reserve (the one leaving the least to populate), else a new segment
@@ -225,7 +226,8 @@ class Arena {
   // when no reserve is large enough.
   absl::StatusOr<Segment*> CutSegment(Role role, std::size_t populate, Stream stream);
   // Before populating `want` more bytes for `role`: if that would raise the
-  // reserved bytes above their high-water mark, free pages of the spaces of
+  // reserved bytes above their high-water mark and above give_back_slack
+  // over the peak live bytes (live_high_), free pages of the spaces of
   // `h` are given back (`space`'s first, then slab space's, then the other
   // roles'), largest ranges first, until it would not (or none is left):
   // LargeHeap::Depopulate. Not for plain device memory or
@@ -270,8 +272,11 @@ class Arena {
   mutable Mutex grow_mu_;
   std::size_t reserved_ ABSL_GUARDED_BY(grow_mu_) = 0;  // populated bytes, under capacity_
   // The most reserved_ has been (stats resets do not touch it): growth past
-  // it first gives back free pages (GiveBackFreePages).
+  // it, and past give_back_slack above live_high_, first gives back free
+  // pages (GiveBackFreePages).
   std::size_t reserved_high_ ABSL_GUARDED_BY(grow_mu_) = 0;
+  // The most live (allocated) bytes seen at a growth, plus its request.
+  std::size_t live_high_ ABSL_GUARDED_BY(grow_mu_) = 0;
   // Carved into slabs now, by the slabs' role (a heap's: its roles' sum).
   std::array<std::size_t, kNumRoles> slab_bytes_by_role_ ABSL_GUARDED_BY(grow_mu_){};
   std::size_t HeapSlabBytes(int heap) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(grow_mu_);

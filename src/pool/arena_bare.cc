@@ -48,11 +48,21 @@ void Arena::GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t 
       options_.policy(role).preferred != Location::kDevice || fencer_.capturing()) {
     return;
   }
+  // Live bytes as the counters have them (each thread's cache publishes its
+  // share in batches of stats_publish_bytes: close enough for a budget).
+  const std::size_t live = static_cast<std::size_t>(
+      std::max<std::int64_t>(counters_.allocated_bytes.current.load(std::memory_order_relaxed), 0));
   std::size_t need = 0;
   {
     MutexLock lock(&grow_mu_);
-    if (reserved_ + want <= reserved_high_) return;  // below the high-water mark: keep the cache
-    need = reserved_ + want - reserved_high_;
+    live_high_ = std::max(live_high_, live + want);
+    // Populating up to the reserved high-water mark sets no new peak, and
+    // the slack above peak live is the cache's room: keep the pages.
+    const std::size_t room = std::max(
+        reserved_high_,
+        live_high_ + static_cast<std::size_t>(options_.give_back_slack * static_cast<double>(live_high_)));
+    if (reserved_ + want <= room) return;
+    need = reserved_ + want - room;
   }
   // Where pages populate on touch (managed, host), blocks freed on the
   // caller's stream go too, dropped on that stream after the work that used

@@ -97,6 +97,10 @@ absl::Status PoolOptions::Validate() const {
         "pressure_watermark_bytes (", pressure_watermark_bytes, ") is above capacity_bytes (",
         capacity_bytes, ")"));
   }
+  if (!(give_back_slack >= 0 && give_back_slack <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("give_back_slack: must be between 0 and 1, got ", give_back_slack));
+  }
   if (thread_cache && thread_cache_bytes < thread_cache_max_class_bytes) {
     return absl::InvalidArgumentError(absl::StrCat(
         "thread_cache_bytes (", thread_cache_bytes,
