@@ -62,8 +62,21 @@ std::vector<unsigned char> Pattern(std::size_t bytes, std::uint64_t seed) {
 
 }  // namespace
 
+// The host touches managed memory only once the stream the block was
+// allocated on has reached the allocation (Pool::Allocate's contract): a
+// block refilled from given-back pages is populated by stream-ordered work
+// that would otherwise land after the host's write.
+void WaitBeforeHostAccess(BackendKind kind) {
+#if UMPOOL_HAVE_CUDA
+  if (kind == BackendKind::kManaged && cudaDeviceSynchronize() != cudaSuccess) std::abort();
+#else
+  (void)kind;
+#endif
+}
+
 void FillPattern(BackendKind kind, void* p, std::size_t bytes, std::uint64_t seed) {
   const std::vector<unsigned char> v = Pattern(bytes, seed);
+  WaitBeforeHostAccess(kind);
 #if UMPOOL_HAVE_CUDA
   if (kind == BackendKind::kDevice || kind == BackendKind::kVmm) {
     if (cudaMemcpy(p, v.data(), bytes, cudaMemcpyHostToDevice) != cudaSuccess) std::abort();
@@ -75,6 +88,7 @@ void FillPattern(BackendKind kind, void* p, std::size_t bytes, std::uint64_t see
 
 bool CheckPattern(BackendKind kind, const void* p, std::size_t bytes, std::uint64_t seed) {
   const std::vector<unsigned char> v = Pattern(bytes, seed);
+  WaitBeforeHostAccess(kind);
 #if UMPOOL_HAVE_CUDA
   if (kind == BackendKind::kDevice || kind == BackendKind::kVmm) {
     std::vector<unsigned char> got(bytes);

@@ -184,7 +184,11 @@ class Pool {
   Pool& operator=(const Pool&) = delete;
 
   // Returns a block of at least `bytes` bytes, aligned to >= 256 bytes
-  // (kMinAlignment), ready for use by work enqueued on `stream`. Up to the
+  // (kMinAlignment), ready for use by work enqueued on `stream`. The host
+  // may touch a managed block once `stream` has reached this point (as with
+  // cudaMallocAsync): a block refilled from given-back pages
+  // (PoolOptions::give_back_free_pages) is populated by work on `stream`
+  // that would otherwise land after the host's write. Up to the
   // role's slab_max_bytes it is a size-class block (RoundedSize(bytes, role)
   // bytes); above, a large block of the role's own large space.
   //   * bytes == 0: returns nullptr and OK; Deallocate(nullptr) is a no-op.

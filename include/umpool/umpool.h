@@ -54,7 +54,10 @@ typedef enum umpool_status {
  * `device` is the CUDA ordinal; `role` one of umpool/roles.h's values (0
  * default, 1 weights, 2 kv, 3 activations; umpool_role_name). While a graph
  * private pool routes allocations (umpool_begin_allocate_to_pool), those its
- * filter picks come from that pool. */
+ * filter picks come from that pool. A block is ready for work enqueued on
+ * `stream`; the host may touch it once `stream` has reached the allocation
+ * (synchronize it first, as with cudaMallocAsync): reused pages may be
+ * repopulated by work on `stream` (give_back_free_pages). */
 
 /* The status-returning allocation: *out gets the block (NULL for size 0). */
 UMPOOL_API int umpool_alloc(size_t size, int device, umpool_stream_t stream, int role,
