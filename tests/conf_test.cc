@@ -32,6 +32,15 @@ TEST(ConfTest, RoleKeysExistForEveryRoleAndNewKeysParse) {
   }
   auto bad = ParseConf("kv.preferred:moon");
   EXPECT_NE(bad.status().message().find("expected gpu, cpu"), std::string::npos) << bad.status();
+  auto slack = ParseConf("give_back_free_pages:0,give_back_slack:0.1");
+  ASSERT_TRUE(slack.ok()) << slack.status();
+  EXPECT_FALSE(slack->pool.give_back_free_pages);
+  EXPECT_DOUBLE_EQ(slack->pool.give_back_slack, 0.1);
+  for (const char* v : {"give_back_slack:2", "give_back_slack:-1", "give_back_slack:lots"}) {
+    auto b = ParseConf(v);
+    EXPECT_NE(b.status().message().find("expected a number from 0 to 1"), std::string::npos)
+        << v << ": " << b.status();
+  }
 }
 
 TEST(ConfTest, EveryKeyParses) {

@@ -1,5 +1,8 @@
 #include "src/backend/host_backend.h"
 
+#include <string>
+#include <vector>
+
 #include "gtest/gtest.h"
 #include "tests/test_util.h"
 
@@ -43,6 +46,61 @@ TEST(HostBackendTest, ManualCompletionIsControlledByTheTest) {
   ASSERT_TRUE(b.SynchronizeEvent(*e).ok());
   EXPECT_TRUE(*b.QueryEvent(*e));
   EXPECT_FALSE(b.QueryEvent(reinterpret_cast<Event>(0x1)).ok());
+}
+
+// Orderings through waits (IsOrderedAfter), and a chain of streams waiting on
+// each other in turn completes in linear time (it once took exponential time).
+TEST(HostBackendTest, WaitsOrderLaterWorkAfterEarlierWork) {
+  HostBackend b;
+  b.SetManualCompletion(true);
+  const Stream s = HostStream(1), t = HostStream(2), u = HostStream(3);
+  auto e = b.CreateEvent();
+  auto f = b.CreateEvent();
+  ASSERT_TRUE(e.ok() && f.ok());
+  const std::uint64_t work = b.Submit(s);
+  EXPECT_FALSE(b.IsOrderedAfter(t, s, work));
+  ASSERT_TRUE(b.RecordEvent(*e, s).ok());
+  ASSERT_TRUE(b.StreamWaitEvent(t, *e).ok());
+  EXPECT_TRUE(b.IsOrderedAfter(t, s, work)) << "t waits for s's work";
+  EXPECT_FALSE(b.IsOrderedAfter(u, s, work));
+  b.Submit(t);
+  ASSERT_TRUE(b.RecordEvent(*f, t).ok());
+  ASSERT_TRUE(b.StreamWaitEvent(u, *f).ok());
+  EXPECT_TRUE(b.IsOrderedAfter(u, s, work)) << "through t's wait";
+  for (int i = 0; i < 200; ++i) {  // s, t, u wait on each other in turn
+    const Stream from = HostStream(1 + i % 3), to = HostStream(1 + (i + 1) % 3);
+    b.Submit(from);
+    ASSERT_TRUE(b.RecordEvent(*e, from).ok());
+    ASSERT_TRUE(b.StreamWaitEvent(to, *e).ok());
+  }
+  b.CompleteAll();
+  EXPECT_TRUE(b.IsComplete(s, work));
+  b.DestroyEvent(*e);
+  b.DestroyEvent(*f);
+}
+
+// A discard outside the memory the backend mapped is refused, not applied
+// to whatever the process has there.
+TEST(HostBackendTest, DiscardOutsideItsMappingsIsAnError) {
+  HostBackend b(64u << 20);
+  auto p = b.Map(4u << 20);
+  ASSERT_TRUE(p.ok());
+  std::vector<unsigned char> mine(1u << 20, 7);
+  void* ptrs[] = {mine.data()};
+  std::size_t sizes[] = {mine.size()};
+  absl::Status st = b.Discard(ptrs, sizes, 1, DiscardMode::kDrop, nullptr);
+  EXPECT_TRUE(absl::IsInvalidArgument(st)) << st;
+  EXPECT_NE(st.message().find("outside the memory it mapped"), std::string::npos) << st;
+  EXPECT_EQ(mine[12345], 7);
+  void* in[] = {*p};
+  std::size_t n[] = {4u << 20};
+  EXPECT_TRUE(b.Discard(in, n, 1, DiscardMode::kDrop, nullptr).ok());
+  ASSERT_TRUE(b.Unmap(*p, 2u << 20).ok());  // a piece goes on its own
+  EXPECT_FALSE(b.Discard(in, n, 1, DiscardMode::kDrop, nullptr).ok());
+  void* rest[] = {static_cast<char*>(*p) + (2u << 20)};
+  std::size_t half[] = {2u << 20};
+  EXPECT_TRUE(b.Discard(rest, half, 1, DiscardMode::kDrop, nullptr).ok());
+  ASSERT_TRUE(b.Unmap(rest[0], 2u << 20).ok());
 }
 
 TEST(HostBackendTest, MapsRespectCapacityAndInjectedFailures) {

@@ -1,5 +1,7 @@
 #include "umpool/options.h"
 
+#include <cmath>
+
 #include "gtest/gtest.h"
 #include "umpool/pool.h"
 
@@ -36,6 +38,9 @@ TEST(OptionsTest, BadValuesNameTheField) {
       {[](PoolOptions& o) { o.roles[2].prefetch_threshold_bytes = 0; }, "roles[kv]"},
       {[](PoolOptions& o) { o.roles[1].accessed_by = static_cast<AccessedBy>(7); }, "roles[weights]"},
       {[](PoolOptions& o) { o.backend = static_cast<BackendKind>(9); }, "backend"},
+      {[](PoolOptions& o) { o.give_back_slack = -0.1; }, "give_back_slack"},
+      {[](PoolOptions& o) { o.give_back_slack = 1.5; }, "give_back_slack"},
+      {[](PoolOptions& o) { o.give_back_slack = std::nan(""); }, "give_back_slack"},
       {[](PoolOptions& o) { o.roles[1].device_memory = true; o.roles[1].read_mostly = true; },
        "roles[weights].device_memory"},
       {[](PoolOptions& o) { o.roles[2].device_memory = true; o.roles[2].discard_on_free = true; },

@@ -126,8 +126,8 @@ class HostBackend final : public Backend {
   int fail_maps_ ABSL_GUARDED_BY(mu_) = 0;
   int fail_staging_ ABSL_GUARDED_BY(mu_) = 0;
   std::size_t mapped_bytes_ ABSL_GUARDED_BY(mu_) = 0;
-  // The ranges mapped now, [start -> end): discards and copies outside them
-  // are refused (a pool bug would otherwise zero the process's own memory).
+  // The ranges mapped now, [start -> end): a discard outside them
+  // is refused (a pool bug would otherwise zero the process's own memory).
   std::map<std::uintptr_t, std::uintptr_t> ranges_ ABSL_GUARDED_BY(mu_);
   bool CoveredLocked(std::uintptr_t lo, std::uintptr_t hi) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::flat_hash_map<Stream, StreamState> streams_ ABSL_GUARDED_BY(mu_);
