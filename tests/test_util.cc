@@ -60,8 +60,6 @@ std::vector<unsigned char> Pattern(std::size_t bytes, std::uint64_t seed) {
   return v;
 }
 
-}  // namespace
-
 // The host touches managed memory only once the stream the block was
 // allocated on has reached the allocation (Pool::Allocate's contract): a
 // block refilled from given-back pages is populated by stream-ordered work
@@ -73,6 +71,8 @@ void WaitBeforeHostAccess(BackendKind kind) {
   (void)kind;
 #endif
 }
+
+}  // namespace
 
 void FillPattern(BackendKind kind, void* p, std::size_t bytes, std::uint64_t seed) {
   const std::vector<unsigned char> v = Pattern(bytes, seed);

@@ -114,6 +114,8 @@ class HostBackend final : public Backend {
   void CompleteUpTo(Stream stream, std::uint64_t ticket) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool OrderedAfterLocked(Stream later, std::uint64_t upto, Stream earlier, std::uint64_t ticket,
                           int depth) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether mappings (adjacent ones together) cover [lo, hi).
+  bool CoveredLocked(std::uintptr_t lo, std::uintptr_t hi) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // populate_on_request: [lo, hi) made accessible (true) or not, every 2 MiB
   // page it touches (accessible) or lies wholly in (not).
@@ -127,9 +129,9 @@ class HostBackend final : public Backend {
   int fail_staging_ ABSL_GUARDED_BY(mu_) = 0;
   std::size_t mapped_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   // The ranges mapped now, [start -> end): a discard outside them
-  // is refused (a pool bug would otherwise zero the process's own memory).
+  // is refused (a pool bug would otherwise zero the process's own memory):
+  // CoveredLocked.
   std::map<std::uintptr_t, std::uintptr_t> ranges_ ABSL_GUARDED_BY(mu_);
-  bool CoveredLocked(std::uintptr_t lo, std::uintptr_t hi) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::flat_hash_map<Stream, StreamState> streams_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<Stream, std::vector<Wait>> waits_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<Event, EventState> events_ ABSL_GUARDED_BY(mu_);

@@ -276,7 +276,7 @@ void Arena::CheckInvariants() const {
                "mapped counter drift");
   std::size_t sum = 0;
   for (const auto& [seg, owned] : segments_) {
-    sum += seg->populated - seg->bare_bytes;  // bare pages are not reserved
+    sum += seg->reserved();
     const Span* first = pagemap_.Lookup(reinterpret_cast<void*>(seg->base));
     const Span* last = pagemap_.Lookup(reinterpret_cast<void*>(seg->base + seg->limit - 1));
     UMPOOL_CHECK(first == seg || (first != nullptr && first->kind == SpanKind::kSlab),

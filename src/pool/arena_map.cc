@@ -290,7 +290,7 @@ absl::Status Arena::UnmapSegment(Segment* seg) {
   UMPOOL_CHECK(it != segments_.end(), "unmapping an unknown segment");
   absl::Status st;
   // Its bare pages left the reserved bytes when they were given back.
-  const std::size_t held = seg->populated - seg->bare_bytes;
+  const std::size_t held = seg->reserved();
   reserved_ -= held;
   if (options_.shared_capacity != nullptr) options_.shared_capacity->Release(held);
   counters_.reserved_bytes.Add(-static_cast<std::int64_t>(held));

@@ -213,31 +213,30 @@ absl::Status LargeHeap::TakeAt(std::uintptr_t p, std::size_t bytes, Stream strea
                                std::size_t requested, Fencer& fencer, Populate refill) {
   MutexLock lock(&mu_);
   Unpark();
-  // Bare blocks the range touches come back first, whole (ready, merged).
-  for (bool again = true; again;) {
-    again = false;
-    for (Segment* s : segments_) {
-      if (!s->Holds(p)) continue;
-      for (LargeBlock* b = s->first; b != nullptr && b->addr < p + bytes; b = b->next) {
-        if (!b->bare || b->addr + b->size <= p) continue;
-        if (absl::Status st = refill(s, b->addr, b->size); !st.ok()) return st;
-        bare_.Erase(b);
-        Unbare(b);
-        InsertFree(b, 0);
-        again = true;
-        break;
-      }
+  Segment* seg = nullptr;
+  for (Segment* s : segments_) {
+    if (s->Holds(p)) {
+      seg = s;
       break;
     }
   }
-  for (int attempt = 0;; ++attempt) {
-    LargeBlock* b = nullptr;
-    for (Segment* s : segments_) {
-      if (!s->Holds(p)) continue;
-      b = s->first;
-      while (b != nullptr && b->addr + b->size <= p) b = b->next;
-      break;
+  // Bare blocks the range touches come back first, whole (ready, merged:
+  // the walk starts again after each).
+  LargeBlock* b = seg != nullptr ? seg->first : nullptr;
+  while (b != nullptr && b->addr < p + bytes) {
+    if (!b->bare || b->addr + b->size <= p) {
+      b = b->next;
+      continue;
     }
+    if (absl::Status st = refill(seg, b->addr, b->size); !st.ok()) return st;
+    bare_.Erase(b);
+    Unbare(b);
+    InsertFree(b, 0);
+    b = seg->first;
+  }
+  for (int attempt = 0;; ++attempt) {
+    b = seg != nullptr ? seg->first : nullptr;
+    while (b != nullptr && b->addr + b->size <= p) b = b->next;
     if (b == nullptr || b->live || b->addr > p || p + bytes > b->addr + b->size ||
         (p - b->addr) % quantum_ != 0 || bytes == 0 || bytes % quantum_ != 0) {
       return absl::FailedPreconditionError(absl::StrCat(

@@ -103,7 +103,7 @@ LargeHeap::Taken LargeHeap::ExtendAndTake(std::size_t bytes, Stream stream, std:
 void LargeHeap::Forget(Segment* segment) {
   segment->first = nullptr;
   segment->last = nullptr;
-  bytes_.fetch_sub(segment->populated - segment->bare_bytes, std::memory_order_relaxed);
+  bytes_.fetch_sub(segment->reserved(), std::memory_order_relaxed);
   bare_total_.fetch_sub(segment->bare_bytes, std::memory_order_relaxed);
   mapped_.fetch_sub(segment->limit, std::memory_order_relaxed);
 }
@@ -245,7 +245,7 @@ void LargeHeap::Snapshot(std::vector<SpanSnapshot>* out) const {
   for (const Segment* seg : segments_) {
     SpanSnapshot s;
     s.base = seg->base;
-    s.bytes = seg->populated - seg->bare_bytes;
+    s.bytes = seg->reserved();
     s.mapped_bytes = seg->limit;
     s.role = seg->role;
     s.slab = false;

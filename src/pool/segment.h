@@ -41,8 +41,10 @@ class Segment final : public Span {
   // segment of the same mapping (Arena: cutting a reserve). Same guard.
   std::size_t limit = 0;
   // Bytes of its populated part given back (free blocks whose pages the pool
-  // dropped: LargeBlock::bare). Reserved bytes are populated - bare. Same guard.
+  // dropped: LargeBlock::bare). Same guard.
   std::size_t bare_bytes = 0;
+  // Its reserved bytes: the populated part less the pages given back.
+  std::size_t reserved() const { return populated - bare_bytes; }
   // Whether p lies in this segment's own part of the mapping.
   bool Holds(std::uintptr_t p) const { return p - base < limit; }
   // What the backend mapped (base/bytes is its 2 MiB-aligned part, or the
