@@ -198,9 +198,24 @@ void Arena::GiveBackSlabRange(Slab* slab, ReuseTerms terms) {
 absl::Status Arena::ReleaseFree() {
   absl::Status status;
   std::vector<Segment*> empty;
+  // A segment holding bare blocks is unmapped whole or not at all (adopting
+  // it again would forget which of its pages were given back): only one
+  // that is the sole piece of its mapping goes.
+  auto sole_piece = [this](const Segment* s) {
+    MutexLock lock(&grow_mu_);
+    return mappings_.at(s->map_ptr).pieces == 1;
+  };
   for (auto& heap : heaps_) {
-    for (LargeHeap& space : heap->large) status.Update(space.ReleaseFree(fencer_, &empty));
-    status.Update(heap->slab_space.ReleaseFree(fencer_, &empty));
+    for (LargeHeap& space : heap->large) {
+      status.Update(space.ReleaseFree(fencer_, &empty, sole_piece));
+    }
+    status.Update(heap->slab_space.ReleaseFree(fencer_, &empty, sole_piece));
+  }
+  // Pages dropped on a stream after work that used them: that work must be
+  // done before their memory goes back to the backend (host-blocking, as
+  // the rest of this call).
+  if (std::any_of(empty.begin(), empty.end(), [](const Segment* s) { return s->bare_bytes > 0; })) {
+    status.Update(WaitForDrops());
   }
   // A segment cut from another's mapping goes back only with all of it:
   // its touched pages stay the GPU's until the mapping is freed.

@@ -241,6 +241,8 @@ class Arena {
   // growth over a bare tail): waits for other streams' drops, then
   // populates [addr, addr + n) on the GPU. No accounting but the count.
   absl::Status RefillPages(std::uintptr_t addr, std::size_t n, Stream stream);
+  // Waits (host-blocking) until every drop queued so far has run.
+  absl::Status WaitForDrops();
   // Registers a new segment (pagemap, registry, mapping pieces).
   Segment* Register(std::unique_ptr<Segment> seg, bool cut);
   // Drops a wholly free segment; its mapping is unmapped with its last piece.

@@ -94,6 +94,13 @@ void Arena::GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t 
   }
 }
 
+absl::Status Arena::WaitForDrops() {
+  MutexLock lock(&drop_mu_);
+  absl::Status st;
+  for (const auto& [on, done] : drop_events_) st.Update(backend_.SynchronizeEvent(done));
+  return st;
+}
+
 absl::Status Arena::RefillPages(std::uintptr_t addr, std::size_t n, Stream stream) {
   absl::Status st;
   {

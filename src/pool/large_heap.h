@@ -227,8 +227,11 @@ class LargeHeap {
   // Takes a wholly free segment from another heap, free on `terms`.
   void AdoptSegment(Segment* segment, const ReuseTerms& terms);
   // Waits for every pending fence, then moves every segment that is entirely
-  // free into `empty` (the caller unmaps them).
-  absl::Status ReleaseFree(Fencer& fencer, std::vector<Segment*>* empty);
+  // free into `empty` (the caller unmaps them). A segment holding bare
+  // blocks goes only if `may_release_bare` says so (its blocks are not
+  // kept: it must be unmapped, not adopted again).
+  absl::Status ReleaseFree(Fencer& fencer, std::vector<Segment*>* empty,
+                           absl::FunctionRef<bool(const Segment*)> may_release_bare);
   // `stream`'s work has completed (ReleaseStream): its free blocks are
   // ready, and live blocks no longer wait for it (RecordStream).
   void ReleaseStream(Stream stream);

@@ -167,7 +167,8 @@ void LargeHeap::AdoptSegment(Segment* segment, const ReuseTerms& terms) {
   InsertFree(b, terms.seq);
 }
 
-absl::Status LargeHeap::ReleaseFree(Fencer& fencer, std::vector<Segment*>* empty) {
+absl::Status LargeHeap::ReleaseFree(Fencer& fencer, std::vector<Segment*>* empty,
+                                    absl::FunctionRef<bool(const Segment*)> may_release_bare) {
   MutexLock lock(&mu_);
   Unpark();
   absl::Status status =
@@ -182,7 +183,7 @@ absl::Status LargeHeap::ReleaseFree(Fencer& fencer, std::vector<Segment*>* empty
     for (const LargeBlock* b = s->first; b != nullptr && free; b = b->next) {
       free = !b->live && (b->bare || b->where == Where::kReady);
     }
-    if (!free) {
+    if (!free || (s->bare_bytes > 0 && !may_release_bare(s))) {
       keep.push_back(s);
       continue;
     }
