@@ -68,6 +68,11 @@ void HostCopies::GiveLocked(std::byte* slot, std::size_t bytes) {
   }
 }
 
+bool HostCopies::InOneChunk(const std::byte* a, const std::byte* b) const {
+  MutexLock lock(&mu_);
+  return SameChunk(a, b);
+}
+
 bool HostCopies::SameChunk(const std::byte* a, const std::byte* b) const {
   for (const Chunk& c : chunks_) {
     const bool in_a = a >= c.base && a < c.base + c.bytes;

@@ -48,6 +48,9 @@ class HostCopies {
   // Frees the chunks no slot uses (waiting for pending gives). Returns the
   // bytes freed.
   std::size_t ReleaseEmpty();
+  // Whether `a` and `b` lie in the same pinned chunk (one allocation: a copy
+  // may run across them).
+  bool InOneChunk(const std::byte* a, const std::byte* b) const;
   // Pinned bytes held / in slots.
   std::size_t held_bytes() const;
   std::size_t used_bytes() const;

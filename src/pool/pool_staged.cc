@@ -15,18 +15,24 @@ namespace {
 
 // Copies of blocks and their slots, adjacent ones (on both sides) merged
 // into one copy: blocks taken in address order mostly get adjacent slots.
+// Only within one segment and one pinned chunk: separate allocations may be
+// adjacent in address space, and a copy across two is refused by CUDA
+// (cudaErrorInvalidValue; found with KV spread over several segments).
 struct CopyList {
   std::vector<std::byte*> dev, host;
   std::vector<std::size_t> bytes;
-  void Add(void* d, std::byte* h, std::size_t n) {
+  std::vector<std::uintptr_t> segment;  // each run's segment (span base)
+  void Add(void* d, std::byte* h, std::size_t n, std::uintptr_t seg, const HostCopies& chunks) {
     auto* dp = static_cast<std::byte*>(d);
-    if (!dev.empty() && dev.back() + bytes.back() == dp && host.back() + bytes.back() == h) {
+    if (!dev.empty() && dev.back() + bytes.back() == dp && host.back() + bytes.back() == h &&
+        segment.back() == seg && chunks.InOneChunk(host.back(), h)) {
       bytes.back() += n;
       return;
     }
     dev.push_back(dp);
     host.push_back(h);
     bytes.push_back(n);
+    segment.push_back(seg);
   }
   absl::Status Run(Backend& backend, bool out, Stream stream) const {
     for (std::size_t i = 0; i < dev.size(); ++i) {
@@ -39,6 +45,11 @@ struct CopyList {
 };
 
 }  // namespace
+
+std::uintptr_t PoolCore::SegmentBase(const void* block) const {
+  const Span* span = pagemap_.Lookup(block);
+  return span != nullptr ? span->base : 0;
+}
 
 bool PoolCore::EvictsByStaging(const void* block) const {
   const Span* span = pagemap_.Lookup(block);
@@ -90,7 +101,7 @@ absl::Status PoolCore::StageOut(std::vector<void*>* ptrs, std::vector<std::size_
   *sizes = std::move(rest_sizes);
   if (out.empty()) return absl::OkStatus();
   CopyList copies;
-  for (const Out& o : out) copies.Add(o.p, o.slot, o.bytes);
+  for (const Out& o : out) copies.Add(o.p, o.slot, o.bytes, SegmentBase(o.p), host_copies_);
   absl::Status st = copies.Run(*backend_, /*out=*/true, stream);
   if (!st.ok()) {
     (void)backend_->Synchronize();  // copies queued before the failure may still write
@@ -169,7 +180,7 @@ absl::Status PoolCore::StageIn(std::vector<void*>* ptrs, std::vector<std::size_t
   CountDiscard(discarded);
   std::sort(in.begin(), in.end(), [](const In& a, const In& b) { return a.p < b.p; });
   CopyList copies;
-  for (const In& b : in) copies.Add(b.p, b.s.slot, b.s.bytes);
+  for (const In& b : in) copies.Add(b.p, b.s.slot, b.s.bytes, SegmentBase(b.p), host_copies_);
   if (st.ok()) st = copies.Run(*backend_, /*out=*/false, stream);
   if (!st.ok()) {
     // Not brought back: still out (the slots keep the contents; a later
