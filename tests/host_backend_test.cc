@@ -1,5 +1,6 @@
 #include "src/backend/host_backend.h"
 
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -101,6 +102,32 @@ TEST(HostBackendTest, DiscardOutsideItsMappingsIsAnError) {
   std::size_t half[] = {2u << 20};
   EXPECT_TRUE(b.Discard(rest, half, 1, DiscardMode::kDrop, nullptr).ok());
   ASSERT_TRUE(b.Unmap(rest[0], 2u << 20).ok());
+}
+
+// As CUDA refuses a copy across two allocations (the staging copies once
+// merged adjacent blocks of two segments into one copy).
+TEST(HostBackendTest, CopiesPastTheEndOfAMappingOrStagingBufferAreRefused) {
+  HostBackend b(64u << 20);
+  auto p = b.Map(2u << 20);
+  ASSERT_TRUE(p.ok());
+  auto staging = b.AllocateStaging(1u << 20);
+  ASSERT_TRUE(staging.ok());
+  auto* dev = static_cast<unsigned char*>(*p);
+  auto* host = static_cast<unsigned char*>(*staging);
+  std::memset(host, 5, 1u << 20);
+  ASSERT_TRUE(b.Copy(dev + (1u << 20), host, 1u << 20, nullptr).ok());  // ends at the end
+  EXPECT_EQ(dev[(2u << 20) - 1], 5);
+  absl::Status st = b.Copy(dev + (1u << 20) + 4096, host, 1u << 20, nullptr);
+  EXPECT_TRUE(absl::IsInvalidArgument(st)) << st;
+  EXPECT_NE(st.message().find("runs past the end"), std::string::npos) << st;
+  st = b.Copy(dev, host + 4096, 1u << 20, nullptr);  // past the staging buffer's end
+  EXPECT_TRUE(absl::IsInvalidArgument(st)) << st;
+  EXPECT_EQ(dev[0], 0);  // nothing copied
+  std::vector<unsigned char> mine(1u << 20, 9);  // the caller's own memory: any range
+  EXPECT_TRUE(b.Copy(mine.data(), host, mine.size(), nullptr).ok());
+  EXPECT_EQ(mine[777], 5);
+  b.FreeStaging(*staging, 1u << 20);
+  ASSERT_TRUE(b.Unmap(*p, 2u << 20).ok());
 }
 
 TEST(HostBackendTest, MapsRespectCapacityAndInjectedFailures) {

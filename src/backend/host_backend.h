@@ -132,6 +132,11 @@ class HostBackend final : public Backend {
   // is refused (a pool bug would otherwise zero the process's own memory):
   // CoveredLocked.
   std::map<std::uintptr_t, std::uintptr_t> ranges_ ABSL_GUARDED_BY(mu_);
+  // The staging buffers now, [start -> end). Copy refuses a range that
+  // starts in a mapping or a staging buffer and runs past its end, as CUDA
+  // refuses a copy across two allocations: WithinOneLocked.
+  std::map<std::uintptr_t, std::uintptr_t> staging_ ABSL_GUARDED_BY(mu_);
+  bool WithinOneLocked(std::uintptr_t lo, std::size_t bytes) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::flat_hash_map<Stream, StreamState> streams_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<Stream, std::vector<Wait>> waits_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<Event, EventState> events_ ABSL_GUARDED_BY(mu_);
