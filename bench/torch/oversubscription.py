@@ -13,11 +13,14 @@ Writes OUT/oversubscription.json (and .md, the table):
                          faulted back by the kernels (no prefetch)
              Rounds alternate the modes; tokens/s is the median over rounds,
              tokens must be identical in every mode and round.
-  kv         examples/paged_kv (paged_kv_demo STEPS REQUESTS OUT TURN): a KV
-             budget of 50% of its peak KV (evicted by staging) against
-             all-resident and the same turns served by page faults, every
-             round trip checked; once per turn length in --kv-turns (steps
-             between the two groups' turns), the first giving the keys.
+  kv         examples/paged_kv (paged_kv_demo STEPS REQUESTS OUT TURN GROUPS
+             CONTEXT): a KV budget of 50% of its peak KV (evicted by
+             staging; with more than two groups the engine fetches the next
+             group ahead during each turn) against all-resident and the
+             same turns served by page faults, every round trip checked;
+             once per TURN:GROUPS:CONTEXT:STEPS in --kv-runs, the first
+             giving the keys (CONTEXT 1: prompts of up to 316 tokens, 126
+             MiB of KV; 96: up to 28,816 tokens, about 4.3 GiB).
   pressure   umpool-replay of a generated serving trace (blocks KV) capped
              at 90% of its peak live bytes on the managed backend, with an
              evicting pressure callback and without one.
@@ -26,7 +29,7 @@ kv_budget50_vs_resident, kv_budget50_vs_faulting, pressure_replay_ooms
 (with the callback), pressure_replay_ooms_without_callback.
 
   PYTHONPATH=python python3 bench/torch/oversubscription.py --out DIR \\
-      [--bin .gpu-stage/bin] [--layers 24] [--tokens 24] [--rounds 3]
+      [--bin .gpu-stage/bin] [--layers 24] [--tokens 24] [--rounds 3] [--parts kv]
 """
 import argparse
 import json
@@ -121,9 +124,9 @@ def main():
     ap.add_argument("--layers", type=int, default=24)
     ap.add_argument("--tokens", type=int, default=24)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--kv-steps", type=int, default=300)
     ap.add_argument("--kv-requests", type=int, default=32)
-    ap.add_argument("--kv-turns", default="16,32,8")
+    ap.add_argument("--kv-runs", default="16:2:1:300,32:2:1:300,8:2:1:300,256:4:96:2048,"
+                    "512:2:96:2048,128:2:96:2048")
     ap.add_argument("--parts", default="weights,kv,pressure")
     ap.add_argument("--weights-worker", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -148,20 +151,23 @@ def main():
             res["tokens_match"] = w["tokens_match"]
     if "kv" in parts:
         runs = []
-        for turn in [int(t) for t in a.kv_turns.split(",")]:
-            kv_json = os.path.join(a.out, f"paged_kv_turn{turn}.json")
-            p = run_json([os.path.join(a.bin, "paged_kv_demo"), str(a.kv_steps),
-                          str(a.kv_requests), kv_json, str(turn)], 1200)
+        for spec in a.kv_runs.split(","):
+            turn, groups, context, steps = (int(x) for x in spec.split(":"))
+            tag = f"turn{turn}" + (f"_groups{groups}_context{context}" if context != 1 else "")
+            kv_json = os.path.join(a.out, f"paged_kv_{tag}.json")
+            p = run_json([os.path.join(a.bin, "paged_kv_demo"), str(steps),
+                          str(a.kv_requests), kv_json, str(turn), str(groups), str(context)], 1200)
             if p.returncode != 0 or not os.path.exists(kv_json):
                 res.setdefault("kv_error", (p.stdout + p.stderr)[-3000:])
                 continue
-            with open(os.path.join(a.out, f"paged_kv_turn{turn}.md"), "w") as f:
+            with open(os.path.join(a.out, f"paged_kv_{tag}.md"), "w") as f:
                 f.write(p.stdout)
             runs.append(json.load(open(kv_json)))
         if runs:
             res["kv"] = runs
             res.setdefault("gpu", runs[0].get("gpu"))
             res["kv_turn_steps"] = runs[0]["turn_steps"]
+            res["kv_groups"] = runs[0]["groups"]
             res["kv_budget50_vs_resident"] = runs[0]["kv_budget50_vs_resident"]
             res["kv_budget50_vs_faulting"] = runs[0]["kv_budget50_vs_faulting"]
             res["kv_mismatches"] = sum(r["mismatches"] for r in runs)
@@ -190,7 +196,7 @@ def main():
         json.dump(res, f, indent=1)
     rows = [(k, res.get(k)) for k in (
         "gpu", "weights_budget_vs_faulting", "weights_budget_vs_resident", "tokens_match",
-        "kv_turn_steps", "kv_budget50_vs_resident", "kv_budget50_vs_faulting", "kv_mismatches",
+        "kv_turn_steps", "kv_groups", "kv_budget50_vs_resident", "kv_budget50_vs_faulting", "kv_mismatches",
         "pressure_replay_ooms",
         "pressure_replay_ooms_without_callback")]
     if "weights" in res:
@@ -201,8 +207,8 @@ def main():
                      f"{w['budget_bytes'] / GIB:.2f} / {w.get('plan_bytes', 0) / GIB:.2f}, "
                      f"{w.get('streamed_layers')} of {w['layers']} layers streamed"))
     for r in res.get("kv", []):
-        rows.append((f"KV turns of {r['turn_steps']} steps: vs resident / vs faulting / "
-                     "staging vs migration",
+        rows.append((f"KV turns of {r['turn_steps']} steps, {r.get('groups', 2)} groups, context "
+                     f"{r.get('context', 1)}: vs resident / vs faulting / staging vs migration",
                      f"{r['kv_budget50_vs_resident']:.3f} / {r['kv_budget50_vs_faulting']:.3f} / "
                      f"{r.get('staging_vs_migrate', float('nan')):.3f}"))
     table = "| figure | value |\n|---|---|\n" + "\n".join(

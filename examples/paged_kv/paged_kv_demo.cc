@@ -10,14 +10,19 @@
 // a side stream, and its contents are checked when it resumes. Requests are
 // admitted and retired all along (KV freed with discard on free).
 //
-// Two more modes run the requests in two groups that take turns every
+// More modes run the requests in `groups` groups that take turns every
 // `group_steps` decode steps (a scheduler that preempts in rounds) with half
 // of the KV's peak on the GPU:
 //   budget:   a pool with kv.hbm_budget = half the all-resident run's peak
 //             KV, evicting by staging (kv.evict:staging: pinned copies out,
 //             pages dropped); at each turn the engine fetches the incoming
 //             group's blocks (Pool::PrefetchBlocks) and the pool evicts the
-//             least recently fetched ones (the outgoing group's) first;
+//             least recently fetched ones (the outgoing group's) first.
+//             With fetch-ahead, the engine also fetches, on a side stream
+//             while the group runs, as much of the next group's KV as the
+//             budget has room for beside the running group and its growth,
+//             so the copies overlap the decode steps (the running group's
+//             blocks are never the budget's victims);
 //   (and the same budget evicting by migration, kv.evict:migrate, to show
 //   what staging changes);
 //   faulting: the same turns served by page faults: the outgoing group's
@@ -27,7 +32,8 @@
 // checked. Prints the decode-step time of each mode (turns included) and,
 // with a third argument, writes the ratios as JSON.
 //
-//   paged_kv_demo [steps] [requests] [out.json] [turn_steps]   (defaults 300, 32, -, 32)
+//   paged_kv_demo [steps] [requests] [out.json] [turn_steps] [groups]
+//   (defaults 300, 32, -, 32, 2)
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -35,6 +41,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <unordered_set>
 #include <vector>
 
 #include "examples/paged_kv/kv_kernels.h"
@@ -44,8 +51,8 @@ namespace {
 
 using paged_kv::kBlockTokens;
 using paged_kv::kTokenFloats;
+using paged_kv::TokenSum;
 constexpr std::size_t kBlockBytes = std::size_t{kBlockTokens} * kTokenFloats * sizeof(float);
-constexpr int kMaxBlocks = 8;  // up to 2048 tokens per request
 
 #define CHECK_CUDA(expr)                                                             \
   do {                                                                               \
@@ -71,19 +78,20 @@ void Check(const absl::Status& st) {
   }
 }
 
-double TokenSum(int r, int t) {
-  double s = 0;
-  for (int i = 0; i < kTokenFloats; ++i) s += paged_kv::KvValue(r, t, i);
-  return s;
-}
-
 enum class Mode { kResident, kPaused, kBudget, kFaulting };
 
 struct Plan {
   Mode mode = Mode::kResident;
   double pause_fraction = 0;  // kPaused
   int group_steps = 32;       // kBudget, kFaulting: steps per turn
+  int groups = 2;             // kBudget, kFaulting: groups taking turns
+  bool fetch_ahead = false;   // kBudget: fetch the next group during a turn
+  std::size_t budget = 0;     // kBudget with fetch_ahead: the KV budget
+  int context = 1;            // prompts of 16 to 16 + 300 * context tokens
 };
+
+// Block-table entries a request of `plan` can need (its longest length).
+int MaxBlocks(const Plan& plan) { return (16 + 300 * plan.context + 464) / kBlockTokens + 1; }
 
 struct Request {
   int id = 0;
@@ -92,13 +100,22 @@ struct Request {
   int target = 0;  // retire at this length
   int paused_until = -1;
   bool fetched = true;
+  bool ahead = false;  // kBudget with fetch_ahead: fetched during the last turn
   bool resumed = false;  // paused and fetched back: check its KV at the next step
-  float** table = nullptr;  // umpool block: kMaxBlocks block pointers
+  float** table = nullptr;  // umpool block: MaxBlocks(plan) block pointers
   std::vector<void*> blocks;
   double expected = 0;  // sum of all its KV floats
 };
 
+double Ms(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
 struct Result {
+  // Where the steps' time went (PAGED_KV_PROFILE=1 prints it): the host in
+  // turn starts' pool calls, in the fetch-ahead calls, waiting for the GPU.
+  double turn_host_ms = 0, ahead_host_ms = 0, wait_ms = 0;
+  long turns = 0;
   double mean_ms = 0, p99_ms = 0, us_per_token = 0;
   long tokens = 0;
   long evictions = 0, round_trips_checked = 0, mismatches = 0, admitted = 0, retired = 0;
@@ -106,32 +123,100 @@ struct Result {
   double tokens_per_s = 0;
 };
 
+// kBudget with fetch-ahead, in the first step of `active`'s turn, once its
+// decode kernel is queued: after `turn_started` (recorded on the compute
+// stream before that kernel, after the previous group's last use), evicts
+// the previous group's blocks (`out`) on `evict` and fetches on `side` as many of
+// group `next`'s blocks as the budget holds beside the running group and
+// what it may allocate during the turn: the budget never has to choose a
+// victim, so the running group's blocks stay. Records `evicted` on `evict`
+// and `done` on the side.
+void EvictAndFetchAhead(umpool::Pool& pool, std::vector<Request>& reqs, const std::vector<void*>& out,
+                        int active, int next, const Plan& plan, cudaEvent_t turn_started,
+                        cudaStream_t side, cudaStream_t evict, cudaEvent_t evicted,
+                        cudaEvent_t done) {
+  // The eviction on a stream of its own: copies out overlap the copies in.
+  // Fetches wait for the evictions of earlier turns (`evicted`; long done):
+  // a group fetched now may be one evicted then.
+  CHECK_CUDA(cudaStreamWaitEvent(side, evicted, 0));
+  CHECK_CUDA(cudaStreamWaitEvent(evict, turn_started, 0));
+  CHECK_CUDA(cudaStreamWaitEvent(side, turn_started, 0));
+  std::size_t running = 0;
+  for (const Request& q : reqs) {
+    if (q.group != active) continue;
+    // Its blocks now, one more per block boundary it crosses this turn, and
+    // a new request's (up to two blocks) if it retires within the turn.
+    const int end = std::min(q.length + plan.group_steps, q.target);
+    running += q.blocks.size() + static_cast<std::size_t>(end / kBlockTokens - q.length / kBlockTokens);
+    if (q.target <= q.length + plan.group_steps) running += 2;
+  }
+  std::size_t room = plan.budget / kBlockBytes;
+  room = room > running ? room - running : 0;
+  std::vector<void*> ahead;
+  for (Request& q : reqs) {
+    if (q.group != next || q.blocks.size() > room - ahead.size()) continue;
+    ahead.insert(ahead.end(), q.blocks.begin(), q.blocks.end());
+    q.ahead = true;
+  }
+  // With two groups the previous one is the next: what is fetched again
+  // now is not evicted.
+  const std::unordered_set<void*> again(ahead.begin(), ahead.end());
+  std::vector<void*> evict_now;
+  for (void* b : out) {
+    if (!again.contains(b)) evict_now.push_back(b);
+  }
+  if (!evict_now.empty()) {
+    Check(pool.PrefetchBlocks(evict_now.data(), evict_now.size(), umpool::Location::kHost, evict));
+  }
+  CHECK_CUDA(cudaEventRecord(evicted, evict));
+  if (!ahead.empty()) {
+    Check(pool.PrefetchBlocks(ahead.data(), ahead.size(), umpool::Location::kDevice, side));
+  }
+  CHECK_CUDA(cudaEventRecord(done, side));
+}
+
 // The streams live as long as the pool may cache blocks freed on them
 // (umpool::Pool's stream-lifetime rule): created once in main.
 Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsigned seed,
-           cudaStream_t compute, cudaStream_t side) {
+           cudaStream_t compute, cudaStream_t side, cudaStream_t evict) {
   const double pause_fraction = plan.pause_fraction;
   const bool turns = plan.mode == Mode::kBudget || plan.mode == Mode::kFaulting;
   std::mt19937 rng(seed);
-  cudaEvent_t fetched, evicted;
+  cudaEvent_t fetched, evicted, ahead_done, ahead_evicted, turn_started;
+  CHECK_CUDA(cudaEventCreateWithFlags(&ahead_evicted, cudaEventDisableTiming));
   CHECK_CUDA(cudaEventCreateWithFlags(&fetched, cudaEventDisableTiming));
+  CHECK_CUDA(cudaEventCreateWithFlags(&turn_started, cudaEventDisableTiming));
+  CHECK_CUDA(cudaEventCreateWithFlags(&ahead_done, cudaEventDisableTiming));
   CHECK_CUDA(cudaEventCreateWithFlags(&evicted, cudaEventDisableTiming));
-  // Per-step launch arguments, in umpool blocks the kernel reads.
-  auto* tables = static_cast<float***>(Check(pool.Allocate(n_requests * sizeof(void*), compute)));
-  auto* ids = static_cast<int*>(Check(pool.Allocate(n_requests * sizeof(int), compute)));
-  auto* lengths = static_cast<int*>(Check(pool.Allocate(n_requests * sizeof(int), compute)));
+  // Per-step launch arguments, in one umpool block the kernel reads: the
+  // host writes them into pinned memory and copies them in, and copies the
+  // sums back, as engines do (the CPU never touches the GPU's pages).
+  const std::size_t args_bytes = n_requests * (sizeof(void*) + 2 * sizeof(int));
+  void* args = Check(pool.Allocate(args_bytes, compute));
   auto* sums = static_cast<double*>(Check(pool.Allocate(n_requests * sizeof(double), compute)));
+  void* host_args = nullptr;
+  double* host_sums = nullptr;
+  CHECK_CUDA(cudaMallocHost(&host_args, args_bytes));
+  CHECK_CUDA(cudaMallocHost(reinterpret_cast<void**>(&host_sums), n_requests * sizeof(double)));
+  auto* tables = static_cast<float***>(host_args);
+  auto* ids = reinterpret_cast<int*>(tables + n_requests);
+  auto* lengths = ids + n_requests;
+  auto* dev_tables = static_cast<float***>(args);
+  auto* dev_ids = reinterpret_cast<int*>(dev_tables + n_requests);
+  auto* dev_lengths = dev_ids + n_requests;
   std::vector<Request> reqs;
   int next_id = 0;
   Result res;
   int active = 0;  // the group whose turn it is
+  int ahead_next = -1;  // fetch-ahead: the group to fetch in this step (-1: none)
+  std::vector<void*> ahead_out;  // fetch-ahead: the previous group's blocks, to evict
   auto admit = [&](int step) {
     Request q;
     q.id = next_id++;
-    q.group = step == 0 ? q.id % 2 : active;  // later admissions join the running group
-    q.length = 16 + static_cast<int>(rng() % 300);
+    q.group = step == 0 ? q.id % plan.groups : active;  // later admissions join the running group
+    q.length = 16 + static_cast<int>(rng() % (300 * plan.context));
     q.target = q.length + 64 + static_cast<int>(rng() % 400);
-    q.table = static_cast<float**>(Check(pool.Allocate(kMaxBlocks * sizeof(void*), compute)));
+    q.table = static_cast<float**>(Check(pool.Allocate(MaxBlocks(plan) * sizeof(void*), compute)));
     for (int b = 0; b * kBlockTokens < q.length; ++b) {
       q.blocks.push_back(Check(pool.Allocate(kBlockBytes, compute, umpool::Role::kKv)));
       q.table[b] = static_cast<float*>(q.blocks.back());
@@ -160,38 +245,54 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsi
     }
     const auto t0 = std::chrono::steady_clock::now();
     if (turns && step % plan.group_steps == 0) {
-      // A new turn: the other group runs from now on.
-      active = (step / plan.group_steps) % 2;
+      ++res.turns;
+      // A new turn: the next group runs from now on; the previous one is out.
+      const int turn = step / plan.group_steps;
+      active = turn % plan.groups;
+      const int previous = (turn + plan.groups - 1) % plan.groups;
       std::vector<void*> in, out;
       for (Request& q : reqs) {
-        std::vector<void*>& to = q.group == active ? in : out;
-        to.insert(to.end(), q.blocks.begin(), q.blocks.end());
-        if (q.group == active && step > 0) q.resumed = true;
+        if (q.group == active) {
+          if (!q.ahead) in.insert(in.end(), q.blocks.begin(), q.blocks.end());
+          q.ahead = false;
+          if (step > 0) q.resumed = true;
+        } else if (q.group == previous && step > 0) {
+          out.insert(out.end(), q.blocks.begin(), q.blocks.end());
+        }
       }
-      if (plan.mode == Mode::kBudget && !in.empty()) {
-        // The pool evicts what the budget cannot keep (the least recently
-        // fetched: the outgoing group) before it fetches these.
-        Check(pool.PrefetchBlocks(in.data(), in.size(), umpool::Location::kDevice, compute));
+      res.evictions += static_cast<long>(out.size());
+      if (plan.mode == Mode::kBudget) {
+        // What was fetched ahead must be in before this group runs; the rest
+        // comes now. The pool evicts what the budget cannot keep (the least
+        // recently fetched: the previous group) before it fetches these.
+        CHECK_CUDA(cudaStreamWaitEvent(compute, ahead_done, 0));
+        if (!in.empty()) {
+          Check(pool.PrefetchBlocks(in.data(), in.size(), umpool::Location::kDevice, compute));
+        }
+        CHECK_CUDA(cudaEventRecord(turn_started, compute));
+        if (plan.fetch_ahead) ahead_out = std::move(out);
+        ahead_next = plan.fetch_ahead ? (turn + 1) % plan.groups : -1;
       }
       if (plan.mode == Mode::kFaulting && !out.empty()) {
         Check(pool.PrefetchBlocks(out.data(), out.size(), umpool::Location::kHost, compute));
       }
-      res.evictions += static_cast<long>(out.size());
     }
-    // The KV fetched ahead during the previous step must be back before this
-    // step's kernel reads it (usually it already is).
-    CHECK_CUDA(cudaStreamWaitEvent(compute, fetched, 0));
-    // Fetch ahead, on the side stream, the requests resuming next step; their
-    // eviction (on the compute stream) must come first.
-    CHECK_CUDA(cudaEventRecord(evicted, compute));
-    CHECK_CUDA(cudaStreamWaitEvent(side, evicted, 0));
-    for (Request& q : reqs) {
-      if (!q.fetched && q.paused_until == step) {
-        Check(pool.PrefetchBlocks(q.blocks.data(), q.blocks.size(), umpool::Location::kDevice, side));
-        q.fetched = true;
+    if (plan.mode == Mode::kPaused) {
+      // The KV fetched ahead during the previous step must be back before
+      // this step's kernel reads it (usually it already is).
+      CHECK_CUDA(cudaStreamWaitEvent(compute, fetched, 0));
+      // Fetch ahead, on the side stream, the requests resuming next step;
+      // their eviction (on the compute stream) must come first.
+      CHECK_CUDA(cudaEventRecord(evicted, compute));
+      CHECK_CUDA(cudaStreamWaitEvent(side, evicted, 0));
+      for (Request& q : reqs) {
+        if (!q.fetched && q.paused_until == step) {
+          Check(pool.PrefetchBlocks(q.blocks.data(), q.blocks.size(), umpool::Location::kDevice, side));
+          q.fetched = true;
+        }
       }
+      CHECK_CUDA(cudaEventRecord(fetched, side));
     }
-    CHECK_CUDA(cudaEventRecord(fetched, side));
     // Grow block tables where the next token starts a new block.
     int n = 0;
     std::vector<int> running;
@@ -208,8 +309,24 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsi
       running.push_back(k);
       ++n;
     }
-    CHECK_CUDA(paged_kv::LaunchDecodeStep(tables, ids, lengths, n, true, sums, compute));
+    int max_blocks = 0;
+    for (int k : running) max_blocks = std::max(max_blocks, reqs[k].length / kBlockTokens + 1);
+    CHECK_CUDA(cudaMemcpyAsync(args, host_args, args_bytes, cudaMemcpyHostToDevice, compute));
+    CHECK_CUDA(paged_kv::LaunchDecodeStep(dev_tables, dev_ids, dev_lengths, n, max_blocks, true, sums,
+                                          compute));
+    CHECK_CUDA(cudaMemcpyAsync(host_sums, sums, n * sizeof(double), cudaMemcpyDeviceToHost, compute));
+    const auto t_launched = std::chrono::steady_clock::now();
+    res.turn_host_ms += turns && step % plan.group_steps == 0 ? Ms(t0, t_launched) : 0;
+    if (ahead_next >= 0) {  // while the kernel runs
+      EvictAndFetchAhead(pool, reqs, ahead_out, active, ahead_next, plan, turn_started, side, evict,
+                         ahead_evicted, ahead_done);
+      ahead_next = -1;
+      ahead_out.clear();
+    }
+    const auto t_queued = std::chrono::steady_clock::now();
+    res.ahead_host_ms += Ms(t_launched, t_queued);
     CHECK_CUDA(cudaStreamSynchronize(compute));
+    res.wait_ms += Ms(t_queued, std::chrono::steady_clock::now());
     step_ms.push_back(std::chrono::duration<double, std::milli>(
         std::chrono::steady_clock::now() - t0).count());
     res.tokens += n;
@@ -217,7 +334,7 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsi
       Request& q = reqs[running[j]];
       q.expected += TokenSum(q.id, q.length);
       ++q.length;
-      if (sums[j] != q.expected) ++res.mismatches;
+      if (host_sums[j] != q.expected) ++res.mismatches;
       if (q.resumed) {  // its first step after an evict/fetch round trip
         ++res.round_trips_checked;
         q.resumed = false;
@@ -241,11 +358,11 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsi
     for (void* b : q.blocks) Check(pool.Deallocate(b, compute));
     Check(pool.Deallocate(q.table, compute));
   }
-  for (void* p : {static_cast<void*>(tables), static_cast<void*>(ids), static_cast<void*>(lengths),
-                  static_cast<void*>(sums)}) {
-    Check(pool.Deallocate(p, compute));
-  }
+  Check(pool.Deallocate(args, compute));
+  Check(pool.Deallocate(sums, compute));
   CHECK_CUDA(cudaDeviceSynchronize());
+  CHECK_CUDA(cudaFreeHost(host_args));
+  CHECK_CUDA(cudaFreeHost(host_sums));
   std::sort(step_ms.begin(), step_ms.end());
   double total = 0;
   for (double x : step_ms) total += x;
@@ -255,6 +372,9 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsi
   res.tokens_per_s = static_cast<double>(res.tokens) / (total / 1e3);
   cudaEventDestroy(fetched);
   cudaEventDestroy(evicted);
+  cudaEventDestroy(ahead_done);
+  cudaEventDestroy(ahead_evicted);
+  cudaEventDestroy(turn_started);
   return res;
 }
 
@@ -265,8 +385,13 @@ int main(int argc, char** argv) {
   const int steps = argc > 1 ? std::atoi(argv[1]) : 300;
   const int requests = argc > 2 ? std::atoi(argv[2]) : 32;
   const int turn = argc > 4 ? std::atoi(argv[4]) : Plan{}.group_steps;
-  if (steps <= 0 || requests <= 0 || turn <= 0) {
-    std::fprintf(stderr, "usage: paged_kv_demo [steps>0] [requests>0] [out.json] [turn_steps>0]\n");
+  const int groups = argc > 5 ? std::atoi(argv[5]) : Plan{}.groups;
+  const int context = argc > 6 ? std::atoi(argv[6]) : Plan{}.context;
+  if (steps <= 0 || requests <= 0 || turn <= 0 || groups < 2 || groups > requests || context < 1 ||
+      context > 128) {
+    std::fprintf(stderr,
+                 "usage: paged_kv_demo [steps>0] [requests>0] [out.json] [turn_steps>0] "
+                 "[groups: 2..requests] [context: 1..128]\n");
     return 2;
   }
   int count = 0;
@@ -281,24 +406,37 @@ int main(int argc, char** argv) {
   o.capacity_bytes = std::size_t{8} << 30;
   o.roles[static_cast<int>(umpool::Role::kKv)].discard_on_free = true;
   auto pool = Check(umpool::Pool::Create(o));
-  std::printf("paged KV demo on %s: %d decode steps, %d concurrent requests, 2 MiB KV blocks\n\n",
-              prop.name, steps, requests);
+  std::printf("paged KV demo on %s: %d decode steps, %d concurrent requests, prompts of 16 to %d "
+              "tokens, 2 MiB KV blocks\n\n",
+              prop.name, steps, requests, 16 + 300 * context);
   std::printf("| mode | mean step | p99 step | tokens decoded | tokens/s | step time per token | evictions | round trips checked | mismatches | admitted | retired |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
   long bad = 0;
-  cudaStream_t compute, side;
+  cudaStream_t compute, side, evict;
   CHECK_CUDA(cudaStreamCreateWithFlags(&compute, cudaStreamNonBlocking));
   CHECK_CUDA(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
+  CHECK_CUDA(cudaStreamCreateWithFlags(&evict, cudaStreamNonBlocking));
+  const bool profile = std::getenv("PAGED_KV_PROFILE") != nullptr;
   auto row = [&](const char* name, const Result& r) {
     bad += r.mismatches;
+    if (profile) {
+      std::fprintf(stderr, "%s: %ld turns; per turn, host %.2f ms in turn starts, %.2f ms fetching "
+                   "ahead; %.3f ms per step waiting for the GPU\n", name, r.turns,
+                   r.turn_host_ms / std::max(1L, r.turns), r.ahead_host_ms / std::max(1L, r.turns),
+                   r.wait_ms / std::max<double>(1, static_cast<double>(r.tokens ? steps : 1)));
+    }
     std::printf("| %s | %.3f ms | %.3f ms | %ld | %.0f | %.1f us | %ld | %ld | %ld | %ld | %ld |\n",
                 name, r.mean_ms, r.p99_ms, r.tokens, r.tokens_per_s, r.us_per_token, r.evictions,
                 r.round_trips_checked, r.mismatches, r.admitted, r.retired);
   };
-  const Result resident = Run(*pool, steps, requests, Plan{}, 7, compute, side);
+  Plan resident_plan;
+  resident_plan.context = context;
+  const Result resident = Run(*pool, steps, requests, resident_plan, 7, compute, side, evict);
   row("all KV resident", resident);
-  row("25% paused: evicted, fetched ahead",
-      Run(*pool, steps, requests, Plan{Mode::kPaused, 0.25}, 7, compute, side));
+  if (context == 1) {  // long contexts would move most of their KV at every step
+    row("25% paused: evicted, fetched ahead",
+        Run(*pool, steps, requests, Plan{Mode::kPaused, 0.25}, 7, compute, side, evict));
+  }
   // Half the resident run's peak KV on the GPU: a pool with that budget, and
   // the same turns served by page faults.
   const std::size_t budget = resident.peak_kv_bytes / 2 / kBlockBytes * kBlockBytes;
@@ -310,23 +448,37 @@ int main(int argc, char** argv) {
   auto budget_pool = Check(umpool::Pool::Create(ob));
   Plan budget_plan{Mode::kBudget};
   budget_plan.group_steps = turn;
-  const Result budgeted = Run(*budget_pool, steps, requests, budget_plan, 7, compute, side);
-  char name[160];
+  budget_plan.groups = groups;
+  budget_plan.budget = budget;
+  budget_plan.context = context;
+  char name[200];
   std::snprintf(name, sizeof(name),
-                "KV budget %.0f MiB (50%% of peak), turns of %d steps, fetched by the engine",
-                budget / 1048576.0, turn);
-  row(name, budgeted);
-  const umpool::RoleResidency kv = budget_pool->GetResidency(umpool::Role::kKv);
+                "KV budget %.0f MiB (50%% of peak), %d groups, turns of %d steps, fetched at each turn",
+                budget / 1048576.0, groups, turn);
+  const Result at_turns = Run(*budget_pool, steps, requests, budget_plan, 7, compute, side, evict);
+  row(name, at_turns);
+  // Fetching the next group ahead, during the turn: the row that counts.
+  Plan ahead_plan = budget_plan;
+  // (With two groups the budget holds the running one only: nothing ahead.)
+  ahead_plan.fetch_ahead = groups > 2;
+  auto ahead_pool = Check(umpool::Pool::Create(ob));
+  const Result budgeted = Run(*ahead_pool, steps, requests, ahead_plan, 7, compute, side, evict);
+  row(groups > 2 ? "the same budget, the next group fetched ahead during each turn"
+                 : "the same budget again (two groups: no room to fetch ahead)",
+      budgeted);
+  const umpool::RoleResidency kv = ahead_pool->GetResidency(umpool::Role::kKv);
   // The same budget evicting by the driver's migration (the default), for
   // the staging's share of the difference.
   umpool::PoolOptions om = ob;
   om.roles[static_cast<int>(umpool::Role::kKv)].evict_by_staging = false;
   auto migrate_pool = Check(umpool::Pool::Create(om));
-  const Result migrated = Run(*migrate_pool, steps, requests, budget_plan, 7, compute, side);
-  row("the same budget evicting by migration (kv.evict:migrate)", migrated);
+  const Result migrated = Run(*migrate_pool, steps, requests, ahead_plan, 7, compute, side, evict);
+  row("the same, fetched ahead, evicting by migration (kv.evict:migrate)", migrated);
   Plan faulting_plan{Mode::kFaulting};
   faulting_plan.group_steps = turn;
-  const Result faulting = Run(*pool, steps, requests, faulting_plan, 7, compute, side);
+  faulting_plan.groups = groups;
+  faulting_plan.context = context;
+  const Result faulting = Run(*pool, steps, requests, faulting_plan, 7, compute, side, evict);
   row("same turns served by page faults (evicted, not fetched)", faulting);
   std::printf("\nbudget pool: %llu budget evictions, %llu fetches, %.1f MiB evicted, %.1f MiB fetched\n",
               static_cast<unsigned long long>(kv.budget_evictions),
@@ -340,17 +492,18 @@ int main(int argc, char** argv) {
     if (FILE* f = std::fopen(argv[3], "w")) {
       std::fprintf(f,
                    "{\"gpu\": \"%s\", \"steps\": %d, \"requests\": %d, \"kv_budget_bytes\": %zu, "
-                   "\"peak_kv_bytes\": %zu, \"turn_steps\": %d, \"tokens_per_s\": {\"resident\": %.1f, "
+                   "\"peak_kv_bytes\": %zu, \"turn_steps\": %d, \"groups\": %d, \"context\": %d, "
+                   "\"tokens_per_s\": {\"resident\": %.1f, \"budget50_at_turns\": %.1f, "
                    "\"budget50\": %.1f, \"budget50_migrate\": %.1f, \"faulting\": %.1f}, "
                    "\"kv_budget50_vs_resident\": %.4f, \"kv_budget50_vs_faulting\": %.4f, "
                    "\"staging_vs_migrate\": %.4f, \"budget_evictions\": %llu, "
                    "\"mismatches\": %ld, \"round_trips_checked\": %ld}\n",
-                   prop.name, steps, requests, budget, resident.peak_kv_bytes, turn, resident.tokens_per_s,
-                   budgeted.tokens_per_s, migrated.tokens_per_s, faulting.tokens_per_s, vs_resident,
+                   prop.name, steps, requests, budget, resident.peak_kv_bytes, turn, groups, context,
+                   resident.tokens_per_s, at_turns.tokens_per_s, budgeted.tokens_per_s, migrated.tokens_per_s, faulting.tokens_per_s, vs_resident,
                    vs_faulting, budgeted.tokens_per_s / migrated.tokens_per_s,
                    static_cast<unsigned long long>(kv.budget_evictions), bad,
-                   budgeted.round_trips_checked + migrated.round_trips_checked +
-                       faulting.round_trips_checked);
+                   at_turns.round_trips_checked + budgeted.round_trips_checked +
+                       migrated.round_trips_checked + faulting.round_trips_checked);
       std::fclose(f);
     }
   }
