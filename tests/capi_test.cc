@@ -386,6 +386,10 @@ TEST_F(CapiTest, SleepAndWakeUp) {
   EXPECT_EQ(umpool_reserve_staging(0, 1u << 9), UMPOOL_ERROR_INVALID_ARGUMENT);
   EXPECT_EQ(umpool_reserve_staging(-3, 1u << 1), UMPOOL_ERROR_INVALID_ARGUMENT);
   EXPECT_EQ(umpool_reserve_staging(0, 1u << 1), UMPOOL_OK) << LastError();
+  EXPECT_EQ(umpool_reserve_eviction_staging(-3, 1u << 20), UMPOOL_ERROR_INVALID_ARGUMENT);
+  EXPECT_EQ(umpool_reserve_eviction_staging(0, 0), UMPOOL_OK) << LastError();
+  EXPECT_EQ(umpool_reserve_eviction_staging(0, 1u << 20), UMPOOL_OK) << LastError();
+  EXPECT_EQ(umpool_trim(0), UMPOOL_OK) << "frees the reserved chunk again: " << LastError();
   // umpool_sleep_ex: flags checked; (0, 0) is the device's pool; with
   // CONTENTS_UNCHANGED the staged copy of the last sleep is reused (the
   // write made meanwhile, against the promise, is undone: no copy was made).

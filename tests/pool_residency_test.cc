@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "src/backend/host_backend.h"
 #include "src/pool/pool_core.h"
 #include "tests/pool_test_fixture.h"
 #include "tests/test_util.h"
@@ -202,6 +203,79 @@ TEST_P(PoolTest, EvictionByStagingCopiesBlocksOutAndFetchesBringThemBack) {
   for (void* p : {kv[0], kv[2], *again}) ASSERT_TRUE(pool->Deallocate(p, s).ok());
   ASSERT_TRUE(pool->Trim().ok());
   internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+}
+
+// An engine's eviction (PrefetchBlocks to the host) by staging does not make
+// the host wait for its copies: the pages are dropped by a later staging
+// call once the copies are done; a block fetched before that comes back
+// without copies (its pages still hold it), and one freed gives its slot back.
+TEST(PoolStagingTest, PrefetchToTheHostDefersTheDropUntilTheCopiesAreDone) {
+  internal::HostBackend* backend = nullptr;
+  auto pool = testing::MakeHostPool(WithKvStaging(0), &backend);
+  ASSERT_NE(pool, nullptr);
+  const Stream s = kDefaultStream;
+  const BackendCounters& bc = backend->counters();
+  const std::vector<void*> kv = FilledKv(*pool, BackendKind::kHost, 4, 4 * kMiB, 90);
+  ASSERT_EQ(kv.size(), 4u);
+  const void* const* ptrs = const_cast<const void* const*>(kv.data());
+  backend->SetManualCompletion(true);
+  const std::uint64_t syncs = bc.event_syncs.load(), discards = bc.discard_ops.load();
+  ASSERT_TRUE(pool->PrefetchBlocks(ptrs, 2, Location::kHost, s).ok());
+  EXPECT_EQ(bc.event_syncs.load(), syncs) << "the host did not wait";
+  EXPECT_EQ(bc.discard_ops.load(), discards) << "nothing dropped before the copies ran";
+  EXPECT_EQ(pool->GetResidency(Role::kKv).host_bytes, 2 * pool->BlockSize(kv[0]).value());
+  backend->Complete(s);  // the copies out ran
+  backend->Submit(s);    // work the next copies out queue behind
+  ASSERT_TRUE(pool->PrefetchBlocks(ptrs + 2, 1, Location::kHost, s).ok());  // a later call drops them
+  EXPECT_GT(bc.discard_ops.load(), discards);
+  EXPECT_FALSE(CheckPattern(BackendKind::kHost, kv[0], 4 * kMiB, 90)) << "kv[0]'s pages dropped";
+  // kv[2]'s copy has not run: fetched now, it needs no copy back.
+  const std::uint64_t copied = bc.copy_bytes.load();
+  ASSERT_TRUE(pool->PrefetchBlocks(ptrs + 2, 1, Location::kDevice, s).ok());
+  EXPECT_EQ(bc.copy_bytes.load(), copied) << "kv[2] came back without a copy";
+  EXPECT_TRUE(CheckPattern(BackendKind::kHost, kv[2], 4 * kMiB, 92));
+  // kv[0] and kv[1] come back by copies; kv[3] freed while its drop waits.
+  backend->Submit(s);
+  ASSERT_TRUE(pool->PrefetchBlocks(ptrs + 3, 1, Location::kHost, s).ok());
+  ASSERT_TRUE(pool->Deallocate(kv[3], s).ok());
+  ASSERT_TRUE(pool->PrefetchBlocks(ptrs, 2, Location::kDevice, s).ok());
+  backend->SetManualCompletion(false);
+  backend->CompleteAll();
+  EXPECT_TRUE(CheckPattern(BackendKind::kHost, kv[0], 4 * kMiB, 90));
+  EXPECT_TRUE(CheckPattern(BackendKind::kHost, kv[1], 4 * kMiB, 91));
+  EXPECT_EQ(pool->GetResidency(Role::kKv).host_bytes, 0u);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(pool->Deallocate(kv[i], s).ok());
+  ASSERT_TRUE(pool->Trim().ok());
+  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+}
+
+// Pinned chunks reserved ahead serve later evictions without pinning; a host
+// that cannot pin gives a clear error and keeps what it pinned; Trim frees
+// the chunks no evicted block uses.
+TEST(PoolStagingTest, EvictionStagingCanBeReservedAhead) {
+  internal::HostBackend* backend = nullptr;
+  auto pool = testing::MakeHostPool(WithKvStaging(0), &backend);
+  ASSERT_NE(pool, nullptr);
+  const BackendCounters& bc = backend->counters();
+  ASSERT_TRUE(pool->ReserveEvictionStaging(300 * kMiB).ok());
+  EXPECT_EQ(bc.staging_allocs.load(), 2u) << "two 256 MiB chunks";
+  ASSERT_TRUE(pool->ReserveEvictionStaging(100 * kMiB).ok()) << "held already: a no-op";
+  EXPECT_EQ(bc.staging_allocs.load(), 2u);
+  const std::vector<void*> kv = FilledKv(*pool, BackendKind::kHost, 3, 64 * kMiB, 40);
+  ASSERT_EQ(kv.size(), 3u);
+  ASSERT_TRUE(pool->PrefetchBlocks(const_cast<const void* const*>(kv.data()), 3, Location::kHost,
+                                   kDefaultStream).ok());
+  EXPECT_EQ(bc.staging_allocs.load(), 2u) << "the evictions used the reserved chunks";
+  backend->FailNextStaging(1);
+  absl::Status st = pool->ReserveEvictionStaging(1024 * kMiB);
+  EXPECT_TRUE(absl::IsResourceExhausted(st)) << st;
+  ASSERT_TRUE(pool->PrefetchBlocks(const_cast<const void* const*>(kv.data()), 3, Location::kDevice,
+                                   kDefaultStream).ok());
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(CheckPattern(BackendKind::kHost, kv[i], 64 * kMiB, 40 + i));
+  for (void* p : kv) ASSERT_TRUE(pool->Deallocate(p, kDefaultStream).ok());
+  ASSERT_TRUE(pool->Trim().ok());
+  EXPECT_TRUE(pool->ReserveEvictionStaging(256 * kMiB).ok());
+  EXPECT_EQ(bc.staging_allocs.load(), 3u) << "Trim had freed the chunks";
 }
 
 // The budget's victims leave by staging too: fetching the evicted block back

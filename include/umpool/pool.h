@@ -303,6 +303,15 @@ class Pool {
   // (Unimplemented where it has no staging memory, ResourceExhausted where
   // the host cannot pin that much). Thread-safe.
   absl::Status ReserveStaging(const SleepOptions& options);
+  // Pins `bytes` of host memory for eviction by staging (<role>.evict:staging)
+  // now, so that evictions do not pay for pinning as they go (about 75 ms
+  // per 256 MiB chunk on the H200's host): an engine with a KV budget
+  // reserves what its evicted KV can reach. Host-blocking; no-op where that
+  // much is held already; Trim frees the chunks no evicted block uses.
+  // Errors: the backend's (Unimplemented where it has no staging memory,
+  // ResourceExhausted where the host cannot pin that much; what was pinned
+  // stays). Thread-safe.
+  absl::Status ReserveEvictionStaging(std::size_t bytes);
   // A role's residency: budget, resident and host bytes, evictions and
   // fetches (RoleResidency). Walks the live blocks (for allocated_bytes):
   // for statistics, not for a hot path. Thread-safe.

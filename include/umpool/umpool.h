@@ -228,6 +228,12 @@ UMPOOL_API int umpool_release_staging(int device);
  * sleeps or has a big enough buffer. Errors: INVALID_ARGUMENT (bad device or
  * mask), OUT_OF_MEMORY where the host cannot pin that much. Thread-safe. */
 UMPOOL_API int umpool_reserve_staging(int device, unsigned offload_roles);
+/* Pins `bytes` of host memory now for eviction by staging in the device's
+ * pool (<role>.evict:staging), so that evictions do not pay for pinning as
+ * they go; umpool_trim frees the chunks no evicted block uses. Host-blocking;
+ * 0 bytes or held already: a no-op. Errors: INVALID_ARGUMENT (bad device),
+ * OUT_OF_MEMORY where the host cannot pin that much. Thread-safe. */
+UMPOOL_API int umpool_reserve_eviction_staging(int device, size_t bytes);
 /* umpool_sleep / umpool_wake_up of one private pool only (a CUDA graph pool
  * or a torch.cuda.MemPool under umpool's allocator): an engine that allocates
  * inside its own MemPool puts exactly its memory to sleep. INVALID_ARGUMENT

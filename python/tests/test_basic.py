@@ -187,6 +187,8 @@ assert l.umpool_alloc(4 << 20, 0, None, 1, ctypes.byref(p)) == 0   # weights
 ctypes.memset(p.value, 0x3c, 4 << 20)
 out = {"before": umpool.is_asleep()}
 umpool.reserve_staging(offload=("weights",))
+umpool.reserve_eviction_staging(1 << 20)   # pins a chunk for evictions by staging
+umpool.trim()                              # and frees it: no evicted tensor uses it
 umpool.sleep(offload=("weights",), discard=("kv", "activations"))
 out["asleep"] = umpool.is_asleep()
 umpool.sleep(offload="weights")        # asleep already: a no-op
@@ -220,9 +222,11 @@ out["unchanged_reused"] = ctypes.string_at(r.value, 4 << 20) == b"\x5e" * (4 << 
 out["bad_pool_role"] = l.umpool_set_pool_role(0, 9, 10, 7) != 0 and "invalid role" in umpool.last_error()
 for bad in ({"offload": ("weights",), "discard": ("weights",)}, {"offload": ("moon",)},
             {"offload": "default", "pool": (3, 5)}, {"pool": "nope"}, {"reserve": ("moon",)},
-            {"pool": (3, 4), "tags": "rollout"}):
+            {"pool": (3, 4), "tags": "rollout"}, {"evict_reserve": -1}):
     try:
-        if "reserve" in bad:
+        if "evict_reserve" in bad:
+            umpool.reserve_eviction_staging(bad["evict_reserve"])
+        elif "reserve" in bad:
             umpool.reserve_staging(offload=bad["reserve"])
         else:
             umpool.sleep(**bad)
@@ -238,6 +242,7 @@ print(json.dumps(out))
     assert "torch.cuda.MemPool" in res["errors"][3]
     assert "unknown role 'moon'" in res["errors"][4]
     assert "pass pool or tags, not both" in res["errors"][5]
+    assert "nbytes must be an int >= 0" in res["errors"][6]
     assert res["pool_alone"] is True
     assert res["unchanged_reused"] is True
     assert res["pool_role_kept"] is True and res["bad_pool_role"] is True

@@ -160,6 +160,8 @@ def lib():
         l.umpool_get_residency.restype = ctypes.c_int
         l.umpool_reserve_staging.argtypes = [ctypes.c_int, ctypes.c_uint]
         l.umpool_reserve_staging.restype = ctypes.c_int
+        l.umpool_reserve_eviction_staging.argtypes = [ctypes.c_int, ctypes.c_size_t]
+        l.umpool_reserve_eviction_staging.restype = ctypes.c_int
         l.umpool_release_staging.argtypes = [ctypes.c_int]
         l.umpool_release_staging.restype = ctypes.c_int
         l.umpool_is_asleep.argtypes = [ctypes.c_int]

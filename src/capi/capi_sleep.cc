@@ -94,6 +94,16 @@ int umpool_reserve_staging(int device, unsigned offload_roles) {
   });
 }
 
+int umpool_reserve_eviction_staging(int device, size_t bytes) {
+  return Guard("umpool_reserve_eviction_staging", [&] {
+    if (absl::Status st = CheckDevice(device); !st.ok()) return Fail(st);
+    if (bytes == 0) return static_cast<int>(UMPOOL_OK);
+    absl::StatusOr<umpool::Pool*> pool = PoolFor(device);  // created if need be
+    if (!pool.ok()) return Fail(pool.status());
+    return Done((*pool)->ReserveEvictionStaging(bytes));
+  });
+}
+
 int umpool_sleep_pool(int device, uint64_t id_hi, uint64_t id_lo, unsigned offload_roles,
                       unsigned discard_roles, umpool_stream_t stream) {
   return Guard("umpool_sleep_pool", [&] {

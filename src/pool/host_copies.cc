@@ -42,6 +42,18 @@ absl::StatusOr<std::byte*> HostCopies::Take(std::size_t bytes) {
   return slot;
 }
 
+absl::Status HostCopies::Reserve(std::size_t bytes) {
+  MutexLock lock(&mu_);
+  while (held_ < bytes) {
+    absl::StatusOr<void*> p = backend_->AllocateStaging(kChunkBytes);
+    if (!p.ok()) return p.status();
+    chunks_.push_back(Chunk{static_cast<std::byte*>(*p), kChunkBytes});
+    held_ += kChunkBytes;
+    GiveLocked(static_cast<std::byte*>(*p), kChunkBytes);
+  }
+  return absl::OkStatus();
+}
+
 void HostCopies::Give(std::byte* slot, std::size_t bytes) {
   MutexLock lock(&mu_);
   GiveLocked(slot, bytes);

@@ -48,6 +48,9 @@ class HostCopies {
   // Frees the chunks no slot uses (waiting for pending gives). Returns the
   // bytes freed.
   std::size_t ReleaseEmpty();
+  // Pins chunks until `bytes` are held (slots are then cut from them without
+  // pinning). Host-blocking. Errors: the backend's, as Take's.
+  absl::Status Reserve(std::size_t bytes);
   // Whether `a` and `b` lie in the same pinned chunk (one allocation: a copy
   // may run across them).
   bool InOneChunk(const std::byte* a, const std::byte* b) const;

@@ -104,6 +104,10 @@ absl::Status Pool::ReleaseStaging() { return core_->ReleaseStaging(); }
 RoleResidency Pool::GetResidency(Role role) const {
   return static_cast<unsigned>(role) < kNumRoles ? core_->GetResidency(role) : RoleResidency{};
 }
+absl::Status Pool::ReserveEvictionStaging(std::size_t bytes) {
+  return core_->ReserveEvictionStaging(bytes);
+}
+
 absl::Status Pool::ReserveStaging(const SleepOptions& options) {
   return core_->ReserveStaging(options);
 }

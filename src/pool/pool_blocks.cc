@@ -204,8 +204,9 @@ absl::Status PoolCore::PrefetchBlocks(const void* const* ptrs, std::size_t count
   }
   // Blocks of roles that evict by staging move by copies; the rest migrate.
   std::vector<void*> moved = starts;
+  // An engine's eviction: the host does not wait for the copies out.
   absl::Status st = where == Location::kDevice ? StageIn(&moved, &sizes, stream)
-                                               : StageOut(&moved, &sizes, stream);
+                                               : StageOut(&moved, &sizes, stream, /*defer_drop=*/true);
   if (st.ok()) st = PrefetchBatch(moved, sizes, where, stream);
   if (st.ok() && where == Location::kHost) {
     for (void* b : starts) NoteEvicted(b);

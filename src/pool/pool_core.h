@@ -99,6 +99,7 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   SleepState GetSleepState() const;
   absl::Status ReleaseStaging();
   absl::Status ReserveStaging(const SleepOptions& options);
+  absl::Status ReserveEvictionStaging(std::size_t bytes) { return host_copies_.Reserve(bytes); }
   RoleResidency GetResidency(Role role) const;
   void SetPressureCallback(Pool::PressureCallback callback);
   void BeginCapture() { fencer_.CaptureBegan(); }
@@ -208,7 +209,22 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   // that are not out already (copied into host_copies_, the host waits,
   // pages dropped) and erases them from `ptrs`/`sizes`, leaving the blocks
   // to migrate; a block that gets no pinned slot stays (migrated instead).
-  absl::Status StageOut(std::vector<void*>* ptrs, std::vector<std::size_t>* sizes, Stream stream);
+  // `defer_drop` (an engine's eviction, not a budget's or the pressure
+  // callback's, which need the memory now): the host does not wait; the
+  // pages are dropped by a later staging call once the copies are seen done
+  // (DropDeferred).
+  absl::Status StageOut(std::vector<void*>* ptrs, std::vector<std::size_t>* sizes, Stream stream,
+                        bool defer_drop = false);
+  // Drops the pages of deferred evictions whose copies out are done (all of
+  // them, waiting on the host, if `wait`); not during a graph capture.
+  void DropDeferred(bool wait);
+  void DropDeferredLocked(bool wait) ABSL_EXCLUSIVE_LOCKS_REQUIRED(drops_mu_);
+  // `block` (staged out) is fetched or freed: a drop still deferred is
+  // cancelled (returns true: its pages were never dropped), one already
+  // issued is waited for on the host unless done.
+  bool SettleDeferred(std::uintptr_t block) ABSL_EXCLUSIVE_LOCKS_REQUIRED(drops_mu_);
+  // Every deferred drop issued and seen done (Sleep).
+  void SettleAllDeferred();
   // Brings back the blocks among `ptrs` that are staged out (pages refilled
   // on the GPU, contents copied back, slots given back once the copies ran)
   // and erases them from `ptrs`/`sizes`.
@@ -297,7 +313,19 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   struct StagedOut {
     std::byte* slot;
     std::size_t bytes;
+    FenceRef copied;   // deferred drop: the copy out, until the pages are dropped
+    FenceRef dropped;  // deferred drop issued: after it (until seen done)
   };
+  // Evictions whose page drops wait for their copies out (StageOut's
+  // defer_drop), in order; the lock is taken before staged_mu_.
+  struct DeferredDrop {
+    FenceRef copied;
+    Stream stream;
+    std::vector<std::uintptr_t> blocks;
+  };
+  Mutex drops_mu_;
+  std::vector<DeferredDrop> deferred_drops_ ABSL_GUARDED_BY(drops_mu_);
+  std::atomic<std::size_t> deferred_count_{0};  // blocks whose drop is deferred or unseen
   HostCopies host_copies_{backend_.get()};
   mutable Mutex staged_mu_;  // taken alone
   absl::flat_hash_map<std::uintptr_t, StagedOut> staged_out_ ABSL_GUARDED_BY(staged_mu_);

@@ -67,6 +67,7 @@ bool PoolCore::Call(const Pool::PressureCallback& callback, std::size_t bytes, R
     *why = absl::InternalError("the pressure callback threw a non-standard exception");
   }
   in_pressure_callback = false;
+  DropDeferred(/*wait=*/true);  // what it evicted leaves the GPU before the retry
   return freed && why->ok();
 }
 

@@ -25,6 +25,7 @@ absl::Status PoolCore::Sleep(const SleepOptions& options, Stream stream) {
     return absl::FailedPreconditionError("Sleep during a CUDA graph capture; call it after EndCapture");
   }
   if (asleep_) return absl::OkStatus();
+  SettleAllDeferred();  // evictions' pages dropped and seen done before any page work here
   for (int r = 0; r < kNumRoles; ++r) {
     const Role role = static_cast<Role>(r);
     if (options.roles[r] != SleepAction::kKeep && arena_.IsDeviceMemory(role)) {

@@ -1,12 +1,17 @@
 // PoolCore: eviction by staging (RolePolicy::evict_by_staging) — a large
 // block copied into pinned host memory (HostCopies) and its pages dropped,
 // brought back by refilling the pages on the GPU and copying it in. Like
-// Sleep, the host waits for the copies out before the pages are dropped
-// (src/pool/sleep_batch.h says why).
+// Sleep, the pages are dropped only once the host has seen the copies out
+// done (src/pool/sleep_batch.h says why): at once for a budget's victims and
+// the pressure path, which need the memory now; for an engine's eviction
+// (PrefetchBlocks to the host) by a later staging call, so the host does not
+// wait (deferred drops). A block fetched before its drop ran comes back
+// without copies: its pages still hold it.
 #include <algorithm>
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "src/pool/pool_core.h"
 #include "src/pool/sleep_batch.h"
 
@@ -58,10 +63,11 @@ bool PoolCore::EvictsByStaging(const void* block) const {
 }
 
 absl::Status PoolCore::StageOut(std::vector<void*>* ptrs, std::vector<std::size_t>* sizes,
-                                Stream stream) {
+                                Stream stream, bool defer_drop) {
   // Copies and host waits cannot be captured into a graph: during a capture
   // the blocks are left to the (skipped) migration, like any prefetch hint.
   if (fencer_.capturing() || backend_->IsCapturing(stream)) return absl::OkStatus();
+  DropDeferred(/*wait=*/false);
   struct Out {
     void* p;
     std::size_t bytes;
@@ -111,6 +117,22 @@ absl::Status PoolCore::StageOut(std::vector<void*>* ptrs, std::vector<std::size_
   // The host sees the copies done before any page is dropped (a fence of
   // the pool's: a recycled event; without one, the whole device).
   absl::StatusOr<FenceRef> fence = fencer_.FenceFor(stream, fencer_.Stamp());
+  if (defer_drop && fence.ok()) {
+    MutexLock deferred_lock(&drops_mu_);
+    DeferredDrop d{*fence, stream, {}};
+    {
+      MutexLock lock(&staged_mu_);
+      for (const Out& o : out) {
+        const auto p = reinterpret_cast<std::uintptr_t>(o.p);
+        staged_out_[p] = StagedOut{o.slot, o.bytes, *fence, nullptr};
+        d.blocks.push_back(p);
+      }
+      staged_out_count_.store(staged_out_.size(), std::memory_order_relaxed);
+    }
+    deferred_count_.fetch_add(out.size(), std::memory_order_relaxed);
+    deferred_drops_.push_back(std::move(d));
+    return absl::OkStatus();
+  }
   const absl::Status wait = fence.ok() ? fencer_.Wait(**fence) : backend_->Synchronize();
   if (!wait.ok()) {
     for (const Out& o : out) host_copies_.Give(o.slot, o.bytes);
@@ -129,7 +151,7 @@ absl::Status PoolCore::StageOut(std::vector<void*>* ptrs, std::vector<std::size_
     // copy agree, and a fetch refills and copies back either way.
     MutexLock lock(&staged_mu_);
     for (const Out& o : out) {
-      staged_out_[reinterpret_cast<std::uintptr_t>(o.p)] = StagedOut{o.slot, o.bytes};
+      staged_out_[reinterpret_cast<std::uintptr_t>(o.p)] = StagedOut{o.slot, o.bytes, nullptr, nullptr};
     }
     staged_out_count_.store(staged_out_.size(), std::memory_order_relaxed);
   }
@@ -143,7 +165,18 @@ absl::Status PoolCore::StageIn(std::vector<void*>* ptrs, std::vector<std::size_t
     void* p;
     StagedOut s;
   };
+  // Blocks whose deferred drop has not run: their pages still hold them.
+  absl::flat_hash_set<std::uintptr_t> intact;
+  if (deferred_count_.load(std::memory_order_relaxed) != 0) {
+    MutexLock deferred_lock(&drops_mu_);
+    DropDeferredLocked(/*wait=*/false);
+    for (void* p : *ptrs) {
+      const auto b = reinterpret_cast<std::uintptr_t>(p);
+      if (SettleDeferred(b)) intact.insert(b);
+    }
+  }
   std::vector<In> in;
+  std::vector<StagedOut> kept;  // intact: only their slots go back
   std::size_t keep = 0;
   {
     MutexLock lock(&staged_mu_);
@@ -151,7 +184,11 @@ absl::Status PoolCore::StageIn(std::vector<void*>* ptrs, std::vector<std::size_t
       void* p = (*ptrs)[i];
       auto it = staged_out_.find(reinterpret_cast<std::uintptr_t>(p));
       if (it != staged_out_.end()) {
-        in.push_back(In{p, it->second});
+        if (intact.contains(it->first)) {
+          kept.push_back(it->second);
+        } else {
+          in.push_back(In{p, it->second});
+        }
         staged_out_.erase(it);
         continue;
       }
@@ -163,6 +200,7 @@ absl::Status PoolCore::StageIn(std::vector<void*>* ptrs, std::vector<std::size_t
   }
   ptrs->resize(keep);
   sizes->resize(keep);
+  for (const StagedOut& k : kept) host_copies_.Give(k.slot, k.bytes);  // its copy out was seen done
   if (in.empty()) return absl::OkStatus();
   if (fencer_.capturing() || backend_->IsCapturing(stream)) {
     MutexLock lock(&staged_mu_);
@@ -214,6 +252,12 @@ absl::Status PoolCore::CheckFetchable(const std::vector<void*>& blocks, Stream s
 }
 
 void PoolCore::ForgetStaged(const void* block) {
+  if (deferred_count_.load(std::memory_order_relaxed) != 0) {
+    // Its copy out must be done before the slot is reused, and a drop
+    // already issued before its range is.
+    MutexLock deferred_lock(&drops_mu_);
+    (void)SettleDeferred(reinterpret_cast<std::uintptr_t>(block));
+  }
   StagedOut s{};
   {
     MutexLock lock(&staged_mu_);
@@ -224,6 +268,95 @@ void PoolCore::ForgetStaged(const void* block) {
     staged_out_count_.store(staged_out_.size(), std::memory_order_relaxed);
   }
   host_copies_.Give(s.slot, s.bytes);  // nothing reads it: its copy out was waited for
+}
+
+void PoolCore::DropDeferred(bool wait) {
+  if (deferred_count_.load(std::memory_order_relaxed) == 0) return;
+  MutexLock deferred_lock(&drops_mu_);
+  DropDeferredLocked(wait);
+}
+
+void PoolCore::DropDeferredLocked(bool wait) {
+  if (deferred_drops_.empty() || fencer_.capturing()) return;
+  std::vector<DeferredDrop> pending;
+  for (DeferredDrop& d : deferred_drops_) {
+    bool done = false;
+    if (wait) {
+      done = fencer_.Wait(*d.copied).ok();
+    } else {
+      absl::StatusOr<bool> polled = fencer_.Poll(*d.copied);
+      done = polled.ok() && *polled;
+    }
+    if (!done || backend_->IsCapturing(d.stream)) {
+      pending.push_back(std::move(d));
+      continue;
+    }
+    // The blocks still out on this eviction's terms (not fetched, freed or
+    // evicted again since).
+    PageBatch pages;
+    std::vector<std::uintptr_t> out;
+    {
+      MutexLock lock(&staged_mu_);
+      for (std::uintptr_t p : d.blocks) {
+        auto it = staged_out_.find(p);
+        if (it == staged_out_.end() || it->second.copied != d.copied) continue;
+        const Span* span = pagemap_.Lookup(reinterpret_cast<void*>(p));
+        pages.Add(p, it->second.bytes, span != nullptr ? span->base : 0);
+        out.push_back(p);
+      }
+    }
+    if (out.empty()) continue;
+    std::vector<std::size_t> discarded;
+    (void)PageWork(*backend_, pages, /*wake=*/false, d.stream, &discarded);  // kept: harmless
+    CountDiscard(discarded);
+    absl::StatusOr<FenceRef> after = fencer_.FenceFor(d.stream, fencer_.Stamp());
+    if (!after.ok()) (void)backend_->Synchronize();  // then nothing is left to wait for
+    MutexLock lock(&staged_mu_);
+    for (std::uintptr_t p : out) {
+      auto it = staged_out_.find(p);
+      if (it == staged_out_.end() || it->second.copied != d.copied) continue;
+      it->second.copied = nullptr;
+      if (after.ok()) {
+        it->second.dropped = *after;
+      } else {
+        deferred_count_.fetch_sub(1, std::memory_order_relaxed);
+      }
+    }
+  }
+  deferred_drops_ = std::move(pending);
+}
+
+void PoolCore::SettleAllDeferred() {
+  if (deferred_count_.load(std::memory_order_relaxed) == 0) return;
+  MutexLock deferred_lock(&drops_mu_);
+  DropDeferredLocked(/*wait=*/true);
+  std::vector<std::uintptr_t> blocks;
+  {
+    MutexLock lock(&staged_mu_);
+    for (const auto& [p, s] : staged_out_) {
+      if (s.copied != nullptr || s.dropped != nullptr) blocks.push_back(p);
+    }
+  }
+  for (std::uintptr_t p : blocks) (void)SettleDeferred(p);
+}
+
+bool PoolCore::SettleDeferred(std::uintptr_t block) {
+  FenceRef copied, dropped;
+  {
+    MutexLock lock(&staged_mu_);
+    auto it = staged_out_.find(block);
+    if (it == staged_out_.end()) return false;
+    copied = std::move(it->second.copied);
+    dropped = std::move(it->second.dropped);
+    it->second.copied = nullptr;
+    it->second.dropped = nullptr;
+  }
+  if (copied == nullptr && dropped == nullptr) return false;
+  deferred_count_.fetch_sub(1, std::memory_order_relaxed);
+  FenceRef& fence = copied != nullptr ? copied : dropped;
+  absl::StatusOr<bool> polled = fencer_.Poll(*fence);
+  if (!polled.ok() || !*polled) (void)fencer_.Wait(*fence);
+  return copied != nullptr;  // never dropped: the pages hold the block
 }
 
 }  // namespace umpool::internal
