@@ -20,7 +20,7 @@ Writes OUT/oversubscription.json (and .md, the table):
              same turns served by page faults, every round trip checked;
              once per TURN:GROUPS:CONTEXT:STEPS in --kv-runs, the first
              giving the keys (CONTEXT 1: prompts of up to 316 tokens, 126
-             MiB of KV; 96: up to 28,816 tokens, about 4.3 GiB).
+             MiB of KV; 96: up to 28,816 tokens, about 4.5 GiB).
   pressure   umpool-replay of a generated serving trace (blocks KV) capped
              at 90% of its peak live bytes on the managed backend, with an
              evicting pressure callback and without one.
@@ -125,8 +125,7 @@ def main():
     ap.add_argument("--tokens", type=int, default=24)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--kv-requests", type=int, default=32)
-    ap.add_argument("--kv-runs", default="16:2:1:300,32:2:1:300,8:2:1:300,256:4:96:2048,"
-                    "512:2:96:2048,128:2:96:2048")
+    ap.add_argument("--kv-runs", default="512:3:96:4096,256:4:96:2048,512:4:96:4096,16:2:1:300")
     ap.add_argument("--parts", default="weights,kv,pressure")
     ap.add_argument("--weights-worker", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()

@@ -41,7 +41,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
-#include <unordered_set>
 #include <vector>
 
 #include "examples/paged_kv/kv_kernels.h"
@@ -124,31 +123,26 @@ struct Result {
 };
 
 // kBudget with fetch-ahead, in the first step of `active`'s turn, once its
-// decode kernel is queued: after `turn_started` (recorded on the compute
-// stream before that kernel, after the previous group's last use), evicts
-// the previous group's blocks (`out`) on `evict` and fetches on `side` as many of
-// group `next`'s blocks as the budget holds beside the running group and
-// what it may allocate during the turn: the budget never has to choose a
-// victim, so the running group's blocks stay. Records `evicted` on `evict`
-// and `done` on the side.
-void EvictAndFetchAhead(umpool::Pool& pool, std::vector<Request>& reqs, const std::vector<void*>& out,
-                        int active, int next, const Plan& plan, cudaEvent_t turn_started,
-                        cudaStream_t side, cudaStream_t evict, cudaEvent_t evicted,
-                        cudaEvent_t done) {
-  // The eviction on a stream of its own: copies out overlap the copies in.
-  // Fetches wait for the evictions of earlier turns (`evicted`; long done):
-  // a group fetched now may be one evicted then.
+// decode kernel is queued: on the side stream, after `turn_started`
+// (recorded on the compute stream before that kernel) and the previous
+// group's eviction (`evicted`), fetches as many of group `next`'s blocks as
+// the budget holds beside the running group and what it may allocate during
+// the turn: the budget never has to choose a victim, so the running group's
+// blocks stay. Records `done` on the side.
+void FetchAhead(umpool::Pool& pool, std::vector<Request>& reqs, int active, int next,
+                const Plan& plan, cudaEvent_t turn_started, cudaEvent_t evicted, cudaStream_t side,
+                cudaEvent_t done) {
   CHECK_CUDA(cudaStreamWaitEvent(side, evicted, 0));
-  CHECK_CUDA(cudaStreamWaitEvent(evict, turn_started, 0));
   CHECK_CUDA(cudaStreamWaitEvent(side, turn_started, 0));
   std::size_t running = 0;
   for (const Request& q : reqs) {
     if (q.group != active) continue;
     // Its blocks now, one more per block boundary it crosses this turn, and
-    // a new request's (up to two blocks) if it retires within the turn.
+    // a new request's prompt (up to MaxBlocks) if it retires within the
+    // turn (admissions join the running group).
     const int end = std::min(q.length + plan.group_steps, q.target);
     running += q.blocks.size() + static_cast<std::size_t>(end / kBlockTokens - q.length / kBlockTokens);
-    if (q.target <= q.length + plan.group_steps) running += 2;
+    if (q.target <= q.length + plan.group_steps) running += static_cast<std::size_t>(MaxBlocks(plan));
   }
   std::size_t room = plan.budget / kBlockBytes;
   room = room > running ? room - running : 0;
@@ -158,17 +152,6 @@ void EvictAndFetchAhead(umpool::Pool& pool, std::vector<Request>& reqs, const st
     ahead.insert(ahead.end(), q.blocks.begin(), q.blocks.end());
     q.ahead = true;
   }
-  // With two groups the previous one is the next: what is fetched again
-  // now is not evicted.
-  const std::unordered_set<void*> again(ahead.begin(), ahead.end());
-  std::vector<void*> evict_now;
-  for (void* b : out) {
-    if (!again.contains(b)) evict_now.push_back(b);
-  }
-  if (!evict_now.empty()) {
-    Check(pool.PrefetchBlocks(evict_now.data(), evict_now.size(), umpool::Location::kHost, evict));
-  }
-  CHECK_CUDA(cudaEventRecord(evicted, evict));
   if (!ahead.empty()) {
     Check(pool.PrefetchBlocks(ahead.data(), ahead.size(), umpool::Location::kDevice, side));
   }
@@ -209,7 +192,6 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsi
   Result res;
   int active = 0;  // the group whose turn it is
   int ahead_next = -1;  // fetch-ahead: the group to fetch in this step (-1: none)
-  std::vector<void*> ahead_out;  // fetch-ahead: the previous group's blocks, to evict
   auto admit = [&](int step) {
     Request q;
     q.id = next_id++;
@@ -266,11 +248,19 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsi
         // comes now. The pool evicts what the budget cannot keep (the least
         // recently fetched: the previous group) before it fetches these.
         CHECK_CUDA(cudaStreamWaitEvent(compute, ahead_done, 0));
+        if (plan.fetch_ahead && !out.empty()) {
+          // Fetching ahead, the engine evicts the previous group itself (on
+          // a stream of its own: copies out overlap copies in) before any
+          // fetch, so the budget never picks the running group's blocks.
+          CHECK_CUDA(cudaEventRecord(turn_started, compute));
+          CHECK_CUDA(cudaStreamWaitEvent(evict, turn_started, 0));
+          Check(pool.PrefetchBlocks(out.data(), out.size(), umpool::Location::kHost, evict));
+          CHECK_CUDA(cudaEventRecord(ahead_evicted, evict));
+        }
         if (!in.empty()) {
           Check(pool.PrefetchBlocks(in.data(), in.size(), umpool::Location::kDevice, compute));
         }
         CHECK_CUDA(cudaEventRecord(turn_started, compute));
-        if (plan.fetch_ahead) ahead_out = std::move(out);
         ahead_next = plan.fetch_ahead ? (turn + 1) % plan.groups : -1;
       }
       if (plan.mode == Mode::kFaulting && !out.empty()) {
@@ -318,10 +308,8 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsi
     const auto t_launched = std::chrono::steady_clock::now();
     res.turn_host_ms += turns && step % plan.group_steps == 0 ? Ms(t0, t_launched) : 0;
     if (ahead_next >= 0) {  // while the kernel runs
-      EvictAndFetchAhead(pool, reqs, ahead_out, active, ahead_next, plan, turn_started, side, evict,
-                         ahead_evicted, ahead_done);
+      FetchAhead(pool, reqs, active, ahead_next, plan, turn_started, ahead_evicted, side, ahead_done);
       ahead_next = -1;
-      ahead_out.clear();
     }
     const auto t_queued = std::chrono::steady_clock::now();
     res.ahead_host_ms += Ms(t_launched, t_queued);
@@ -446,6 +434,9 @@ int main(int argc, char** argv) {
   // group's blocks before its turn, as staging requires.
   ob.roles[static_cast<int>(umpool::Role::kKv)].evict_by_staging = true;
   auto budget_pool = Check(umpool::Pool::Create(ob));
+  // Pinned host memory for what the budget evicts, reserved before the runs
+  // (an engine does it at start-up) rather than pinned as evictions go.
+  Check(budget_pool->ReserveEvictionStaging(resident.peak_kv_bytes));
   Plan budget_plan{Mode::kBudget};
   budget_plan.group_steps = turn;
   budget_plan.groups = groups;
@@ -462,6 +453,7 @@ int main(int argc, char** argv) {
   // (With two groups the budget holds the running one only: nothing ahead.)
   ahead_plan.fetch_ahead = groups > 2;
   auto ahead_pool = Check(umpool::Pool::Create(ob));
+  Check(ahead_pool->ReserveEvictionStaging(resident.peak_kv_bytes));
   const Result budgeted = Run(*ahead_pool, steps, requests, ahead_plan, 7, compute, side, evict);
   row(groups > 2 ? "the same budget, the next group fetched ahead during each turn"
                  : "the same budget again (two groups: no room to fetch ahead)",
