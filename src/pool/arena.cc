@@ -120,7 +120,10 @@ absl::StatusOr<Arena::Range> Arena::Take(Role role, LargeHeap& space, bool for_s
           return Refill(seg, addr, n, stream);
         },
         nullptr);
-    if (t.ptr != nullptr) return Range{t.ptr, t.bytes, false, 0, true};
+    // A slab made of refilled pages is bound to this stream: the refill (and
+    // a drop on this stream before it, which it did not wait for) must be
+    // behind other streams' first blocks of it (found by the model test).
+    if (t.ptr != nullptr) return Range{t.ptr, t.bytes, false, for_slab ? fencer_.Stamp() : 0, true};
   }
   // Grow in place: a segment's reserve. A failure (the cap) is the new
   // segment's to report: it needs at least as much.
@@ -129,15 +132,17 @@ absl::StatusOr<Arena::Range> Arena::Take(Role role, LargeHeap& space, bool for_s
   const std::size_t step = std::clamp<std::size_t>(heap_bytes / kPopulateStepDivisor,
                                                    kMapGranularity, kPopulateStepMaxBytes) &
                            ~(kMapGranularity - 1);
+  bool refilled = false;  // the growth refilled a bare tail (on this stream)
   t = space.ExtendAndTake(
       bytes, stream, requested, step,
       [&](Segment* seg, std::uintptr_t addr, std::size_t n) {
+        refilled = refilled || addr < seg->base + seg->populated;
         return PopulateInPlace(seg, addr, n, stream);
       },
       nullptr);
   if (t.ptr != nullptr) {
     PrefetchIfNeeded(role, t.ptr, bytes, stream);
-    return Range{t.ptr, t.bytes, false, t.seq, true};
+    return Range{t.ptr, t.bytes, false, for_slab && refilled ? fencer_.Stamp() : t.seq, true};
   }
   absl::StatusOr<Segment*> seg = GrowSegment(role, space, bytes, for_slab, stream);
   if (!seg.ok()) return seg.status();
