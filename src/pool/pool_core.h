@@ -236,8 +236,9 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   absl::Status CheckFetchable(const std::vector<void*>& blocks, Stream stream) const;
   static absl::Status FetchInCapture();
   bool EvictsByStaging(const void* block) const;
-  // The base of the segment (span) holding `block`; 0 if none.
-  std::uintptr_t SegmentBase(const void* block) const;
+  // The base of the span (segment or slab) holding `block`; 0 if none: what
+  // PageBatch and CopyList keep runs within.
+  std::uintptr_t SpanBase(const void* block) const;
   void DrainDiscards();
   bool WaitsForDiscard(const Span* span, const void* block) const;
   // Releases cached memory (this thread's cache, every empty slab after its

@@ -42,8 +42,7 @@ absl::Status PoolCore::Sleep(const SleepOptions& options, Stream stream) {
   for (const BlockInfo& b : LiveBlocks()) {  // in address order
     const SleepAction action = options.roles[static_cast<int>(b.role)];
     if (action == SleepAction::kKeep) continue;
-    const Span* span = pagemap_.Lookup(b.ptr);
-    Slept s{reinterpret_cast<std::uintptr_t>(b.ptr), b.bytes, span != nullptr ? span->base : 0};
+    Slept s{reinterpret_cast<std::uintptr_t>(b.ptr), b.bytes, SpanBase(b.ptr)};
     (action == SleepAction::kOffload ? offload : drop).push_back(s);
   }
   SleepState state;

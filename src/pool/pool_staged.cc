@@ -26,18 +26,18 @@ namespace {
 struct CopyList {
   std::vector<std::byte*> dev, host;
   std::vector<std::size_t> bytes;
-  std::vector<std::uintptr_t> segment;  // each run's segment (span base)
-  void Add(void* d, std::byte* h, std::size_t n, std::uintptr_t seg, const HostCopies& chunks) {
+  std::vector<std::uintptr_t> span;  // each run's span (SpanBase)
+  void Add(void* d, std::byte* h, std::size_t n, std::uintptr_t in_span, const HostCopies& chunks) {
     auto* dp = static_cast<std::byte*>(d);
     if (!dev.empty() && dev.back() + bytes.back() == dp && host.back() + bytes.back() == h &&
-        segment.back() == seg && chunks.InOneChunk(host.back(), h)) {
+        span.back() == in_span && chunks.InOneChunk(host.back(), h)) {
       bytes.back() += n;
       return;
     }
     dev.push_back(dp);
     host.push_back(h);
     bytes.push_back(n);
-    segment.push_back(seg);
+    span.push_back(in_span);
   }
   absl::Status Run(Backend& backend, bool out, Stream stream) const {
     for (std::size_t i = 0; i < dev.size(); ++i) {
@@ -51,7 +51,7 @@ struct CopyList {
 
 }  // namespace
 
-std::uintptr_t PoolCore::SegmentBase(const void* block) const {
+std::uintptr_t PoolCore::SpanBase(const void* block) const {
   const Span* span = pagemap_.Lookup(block);
   return span != nullptr ? span->base : 0;
 }
@@ -107,7 +107,7 @@ absl::Status PoolCore::StageOut(std::vector<void*>* ptrs, std::vector<std::size_
   *sizes = std::move(rest_sizes);
   if (out.empty()) return absl::OkStatus();
   CopyList copies;
-  for (const Out& o : out) copies.Add(o.p, o.slot, o.bytes, SegmentBase(o.p), host_copies_);
+  for (const Out& o : out) copies.Add(o.p, o.slot, o.bytes, SpanBase(o.p), host_copies_);
   absl::Status st = copies.Run(*backend_, /*out=*/true, stream);
   if (!st.ok()) {
     (void)backend_->Synchronize();  // copies queued before the failure may still write
@@ -139,10 +139,7 @@ absl::Status PoolCore::StageOut(std::vector<void*>* ptrs, std::vector<std::size_
     return wait;  // nothing dropped: the blocks stay where they are
   }
   PageBatch pages;
-  for (const Out& o : out) {
-    const Span* span = pagemap_.Lookup(o.p);
-    pages.Add(reinterpret_cast<std::uintptr_t>(o.p), o.bytes, span != nullptr ? span->base : 0);
-  }
+  for (const Out& o : out) pages.Add(reinterpret_cast<std::uintptr_t>(o.p), o.bytes, SpanBase(o.p));
   std::vector<std::size_t> discarded;
   absl::Status dropped = PageWork(*backend_, pages, /*wake=*/false, stream, &discarded);
   CountDiscard(discarded);
@@ -209,16 +206,13 @@ absl::Status PoolCore::StageIn(std::vector<void*>* ptrs, std::vector<std::size_t
     return FetchInCapture();
   }
   PageBatch pages(!backend_->PopulatesOnTouch());
-  for (const In& b : in) {
-    const Span* span = pagemap_.Lookup(b.p);
-    pages.Add(reinterpret_cast<std::uintptr_t>(b.p), b.s.bytes, span != nullptr ? span->base : 0);
-  }
+  for (const In& b : in) pages.Add(reinterpret_cast<std::uintptr_t>(b.p), b.s.bytes, SpanBase(b.p));
   std::vector<std::size_t> discarded;
   absl::Status st = PageWork(*backend_, pages, /*wake=*/true, stream, &discarded);
   CountDiscard(discarded);
   std::sort(in.begin(), in.end(), [](const In& a, const In& b) { return a.p < b.p; });
   CopyList copies;
-  for (const In& b : in) copies.Add(b.p, b.s.slot, b.s.bytes, SegmentBase(b.p), host_copies_);
+  for (const In& b : in) copies.Add(b.p, b.s.slot, b.s.bytes, SpanBase(b.p), host_copies_);
   if (st.ok()) st = copies.Run(*backend_, /*out=*/false, stream);
   if (!st.ok()) {
     // Not brought back: still out (the slots keep the contents; a later
@@ -300,8 +294,7 @@ void PoolCore::DropDeferredLocked(bool wait) {
       for (std::uintptr_t p : d.blocks) {
         auto it = staged_out_.find(p);
         if (it == staged_out_.end() || it->second.copied != d.copied) continue;
-        const Span* span = pagemap_.Lookup(reinterpret_cast<void*>(p));
-        pages.Add(p, it->second.bytes, span != nullptr ? span->base : 0);
+        pages.Add(p, it->second.bytes, SpanBase(reinterpret_cast<void*>(p)));
         out.push_back(p);
       }
     }
