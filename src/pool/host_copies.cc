@@ -27,12 +27,9 @@ absl::StatusOr<std::byte*> HostCopies::Take(std::size_t bytes) {
     if (it->second >= want && (best == free_.end() || it->second < best->second)) best = it;
   }
   if (best == free_.end()) {
-    const std::size_t chunk = std::max(kChunkBytes, want);
-    absl::StatusOr<void*> p = backend_->AllocateStaging(chunk);
-    if (!p.ok()) return p.status();
-    chunks_.push_back(Chunk{static_cast<std::byte*>(*p), chunk});
-    held_ += chunk;
-    best = free_.emplace(static_cast<std::byte*>(*p), chunk).first;
+    absl::StatusOr<FreeMap::iterator> added = AddChunkLocked(std::max(kChunkBytes, want));
+    if (!added.ok()) return added.status();
+    best = *added;
   }
   std::byte* slot = best->first;
   const std::size_t rest = best->second - want;
@@ -45,13 +42,19 @@ absl::StatusOr<std::byte*> HostCopies::Take(std::size_t bytes) {
 absl::Status HostCopies::Reserve(std::size_t bytes) {
   MutexLock lock(&mu_);
   while (held_ < bytes) {
-    absl::StatusOr<void*> p = backend_->AllocateStaging(kChunkBytes);
-    if (!p.ok()) return p.status();
-    chunks_.push_back(Chunk{static_cast<std::byte*>(*p), kChunkBytes});
-    held_ += kChunkBytes;
-    GiveLocked(static_cast<std::byte*>(*p), kChunkBytes);
+    if (absl::StatusOr<FreeMap::iterator> added = AddChunkLocked(kChunkBytes); !added.ok()) {
+      return added.status();
+    }
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<HostCopies::FreeMap::iterator> HostCopies::AddChunkLocked(std::size_t bytes) {
+  absl::StatusOr<void*> p = backend_->AllocateStaging(bytes);
+  if (!p.ok()) return p.status();
+  chunks_.push_back(Chunk{static_cast<std::byte*>(*p), bytes});
+  held_ += bytes;
+  return free_.emplace(static_cast<std::byte*>(*p), bytes).first;
 }
 
 void HostCopies::Give(std::byte* slot, std::size_t bytes) {

@@ -59,6 +59,7 @@ class HostCopies {
   std::size_t used_bytes() const;
 
  private:
+  using FreeMap = std::map<std::byte*, std::size_t>;  // address -> bytes
   struct Chunk {
     std::byte* base;
     std::size_t bytes;
@@ -71,13 +72,16 @@ class HostCopies {
   // them with `wait`).
   void ReapLocked(bool wait) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void GiveLocked(std::byte* slot, std::size_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Pins a chunk of `bytes` and files it as one free slot (its entry).
+  absl::StatusOr<FreeMap::iterator> AddChunkLocked(std::size_t bytes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether a and b lie in one chunk.
   bool SameChunk(const std::byte* a, const std::byte* b) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Backend* const backend_;
   mutable Mutex mu_;
   std::vector<Chunk> chunks_ ABSL_GUARDED_BY(mu_);
-  std::map<std::byte*, std::size_t> free_ ABSL_GUARDED_BY(mu_);  // address -> bytes
+  FreeMap free_ ABSL_GUARDED_BY(mu_);
   std::vector<Pending> pending_ ABSL_GUARDED_BY(mu_);
   std::size_t held_ ABSL_GUARDED_BY(mu_) = 0;
   std::size_t used_ ABSL_GUARDED_BY(mu_) = 0;
