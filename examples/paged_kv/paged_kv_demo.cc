@@ -226,7 +226,8 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsi
       }
     }
     const auto t0 = std::chrono::steady_clock::now();
-    if (turns && step % plan.group_steps == 0) {
+    const bool turn_starts = turns && step % plan.group_steps == 0;
+    if (turn_starts) {
       ++res.turns;
       // A new turn: the next group runs from now on; the previous one is out.
       const int turn = step / plan.group_steps;
@@ -306,7 +307,7 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsi
                                           compute));
     CHECK_CUDA(cudaMemcpyAsync(host_sums, sums, n * sizeof(double), cudaMemcpyDeviceToHost, compute));
     const auto t_launched = std::chrono::steady_clock::now();
-    res.turn_host_ms += turns && step % plan.group_steps == 0 ? Ms(t0, t_launched) : 0;
+    if (turn_starts) res.turn_host_ms += Ms(t0, t_launched);
     if (ahead_next >= 0) {  // while the kernel runs
       FetchAhead(pool, reqs, active, ahead_next, plan, turn_started, ahead_evicted, side, ahead_done);
       ahead_next = -1;
@@ -411,7 +412,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s: %ld turns; per turn, host %.2f ms in turn starts, %.2f ms fetching "
                    "ahead; %.3f ms per step waiting for the GPU\n", name, r.turns,
                    r.turn_host_ms / std::max(1L, r.turns), r.ahead_host_ms / std::max(1L, r.turns),
-                   r.wait_ms / std::max<double>(1, static_cast<double>(r.tokens ? steps : 1)));
+                   r.wait_ms / steps);
     }
     std::printf("| %s | %.3f ms | %.3f ms | %ld | %.0f | %.1f us | %ld | %ld | %ld | %ld | %ld |\n",
                 name, r.mean_ms, r.p99_ms, r.tokens, r.tokens_per_s, r.us_per_token, r.evictions,
