@@ -78,20 +78,44 @@ void Arena::GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t 
   auto drop = [&](const std::vector<LargeHeap::PageRange>& ranges) {
     return DropPages(ranges, on);
   };
-  auto give_back = [&](LargeHeap& from) {
+  // Pages free the longest go first, across the spaces: a page every cycle
+  // of a workload uses was free for less than a cycle. One age limit covers
+  // `need` in the growing space, slab space and the short-lived roles'
+  // spaces; the KV cache's and the weights' come last, whatever their age
+  // (a KV cache drained between batches fills again: found on a steady
+  // trace, whose drained KV pages, the oldest, were refilled page by page).
+  auto long_lived = [](int r) {
+    return r == static_cast<int>(Role::kKv) || r == static_cast<int>(Role::kWeights);
+  };
+  std::vector<LargeHeap*> first{&space};
+  std::vector<LargeHeap*> last;
+  if (&space != &h.slab_space) first.push_back(&h.slab_space);
+  for (int r = 0; r < kNumRoles; ++r) {
+    if (heap_of_[r] == heap_of(role) && &h.large[r] != &space) {
+      (long_lived(r) ? last : first).push_back(&h.large[r]);
+    }
+  }
+  std::vector<std::pair<std::uint64_t, std::size_t>> ages;
+  for (LargeHeap* from : first) from->DroppableAges(stream, own_stream, from == &space, &ages);
+  std::sort(ages.begin(), ages.end());
+  std::uint64_t freed_by = LargeHeap::kAnyAge;
+  std::size_t covered = 0;
+  for (const auto& [freed_at, bytes] : ages) {
+    covered += bytes;
+    if (covered >= need) {
+      freed_by = freed_at;
+      break;
+    }
+  }
+  auto give_back = [&](LargeHeap* from, std::uint64_t by) {
     if (need == 0) return;
     absl::StatusOr<std::size_t> n =
-        from.Depopulate(stream, own_stream, need, /*keep_tails=*/&from == &space, drop);
+        from->Depopulate(stream, own_stream, need, /*keep_tails=*/from == &space, drop, by);
     if (!n.ok() && absl::IsUnimplemented(n.status())) can_drop_.store(false);
     if (n.ok()) need -= std::min(need, *n);
   };
-  // The growing space first (its free pages are the ones this request could
-  // not use), then slab space, then the other roles' large spaces.
-  give_back(space);
-  if (&space != &h.slab_space) give_back(h.slab_space);
-  for (int r = 0; r < kNumRoles; ++r) {
-    if (heap_of_[r] == heap_of(role) && &h.large[r] != &space) give_back(h.large[r]);
-  }
+  for (LargeHeap* from : first) give_back(from, freed_by);
+  for (LargeHeap* from : last) give_back(from, LargeHeap::kAnyAge);
 }
 
 absl::Status Arena::WaitForDrops() {

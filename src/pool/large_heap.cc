@@ -55,8 +55,16 @@ BestFitSet& LargeHeap::SetOf(LargeBlock* b) {
   return *own;
 }
 
+std::uint64_t LargeHeap::NextFreeTick() {
+  // One clock for every heap of the process, so that ages compare across
+  // spaces (only their order matters).
+  static std::atomic<std::uint64_t> tick{0};
+  return tick.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
 void LargeHeap::Absorb(LargeBlock* lo, LargeBlock* hi) {
   lo->size += hi->size;
+  lo->freed_at = std::max(lo->freed_at, hi->freed_at);
   lo->next = hi->next;
   if (hi->next != nullptr) hi->next->prev = lo;
   if (hi->segment->last == hi) hi->segment->last = lo;
@@ -280,6 +288,7 @@ absl::StatusOr<LargeHeap::Freed> LargeHeap::Free(std::uintptr_t p, std::optional
     return absl::UnavailableError("a CUDA graph capture is underway");
   }
   const Stream freeing = stream.value_or(b->stream);
+  b->freed_at = NextFreeTick();
   const Freed freed{b->size, b->requested, freeing};
   if (!b->recorded.empty()) {
     // Reuse waits for the freeing stream and every recorded stream.
@@ -320,6 +329,7 @@ void LargeHeap::GiveBack(std::uintptr_t p, ReuseTerms terms) {
   UMPOOL_CHECK(b != nullptr, "giving back a range that is not a live block");
   live_.erase(p);
   b->live = false;
+  b->freed_at = NextFreeTick();
   if (!terms.fences.empty()) {
     BestFitSet one;
     one.Add(b);

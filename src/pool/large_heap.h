@@ -162,15 +162,23 @@ class LargeHeap {
   using Drop = absl::FunctionRef<absl::Status(const std::vector<PageRange>& ranges)>;
   // Makes bare the whole 2 MiB pages of ready free blocks and, with
   // `own_stream`, of blocks freed on `stream` (then `drop` must queue on
-  // `stream`, after the work that last used them): the largest ranges
-  // first, until at least `want` bytes (all of them if fewer). Calls `drop`
-  // with them under the heap's mutex (nothing changes if it fails, and no
-  // one can take them before it returns), then files them as bare blocks.
-  // With `keep_tails`, a free block ending a segment that can still grow
-  // stays (the space's growth will extend it). Returns the bytes given back
-  // (0: none, `drop` not called).
+  // `stream`, after the work that last used them), among those freed no
+  // later than `freed_by` (a tick of DroppableAges): the ranges free the
+  // longest first (the largest first among equals), until at least `want`
+  // bytes (all of them if fewer). Calls `drop` with them under the heap's
+  // mutex (nothing changes if it fails, and no one can take them before it
+  // returns), then files them as bare blocks. With `keep_tails`, a free
+  // block ending a segment that can still grow stays (the space's growth
+  // will extend it). Returns the bytes given back (0: none, `drop` not
+  // called).
   absl::StatusOr<std::size_t> Depopulate(Stream stream, bool own_stream, std::size_t want,
-                                         bool keep_tails, Drop drop);
+                                         bool keep_tails, Drop drop,
+                                         std::uint64_t freed_by = kAnyAge);
+  static constexpr std::uint64_t kAnyAge = ~std::uint64_t{0};
+  // What Depopulate would consider, as (freed_at tick, whole-page bytes)
+  // pairs appended to *out: the arena picks one age limit across spaces.
+  void DroppableAges(Stream stream, bool own_stream, bool keep_tails,
+                     std::vector<std::pair<std::uint64_t, std::size_t>>* out);
   // The smallest bare block of at least `bytes` rounded up to whole pages;
   // `refill` populates those pages at its front (under the heap's mutex) and
   // `bytes` of them are handed out as a live block for `stream` (the rest of
@@ -281,6 +289,13 @@ class LargeHeap {
   // Cuts `b` (out of any set) at `at` bytes from its start: the new block
   // [b->addr + at, end) keeps b's terms and is returned, unfiled.
   LargeBlock* CutAt(LargeBlock* b, std::size_t at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The free clock: a tick for each free (LargeBlock::freed_at).
+  static std::uint64_t NextFreeTick();
+  // Calls fn(block, its whole pages) for each free block Depopulate may give
+  // back (see there).
+  template <typename Fn>
+  void ForEachDroppable(Stream stream, bool own_stream, bool keep_tails, Fn fn)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Files a bare block, merged with bare neighbours.
   void InsertBare(LargeBlock* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Turns the bare block `b` (out of the bare set) into a populated ready

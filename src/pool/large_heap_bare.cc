@@ -48,31 +48,50 @@ void LargeHeap::Unbare(LargeBlock* b) {
   bare_total_.fetch_sub(b->size, std::memory_order_relaxed);
 }
 
-absl::StatusOr<std::size_t> LargeHeap::Depopulate(Stream stream, bool own_stream,
-                                                  std::size_t want, bool keep_tails, Drop drop) {
-  MutexLock lock(&mu_);
-  Unpark();
-  std::vector<LargeBlock*> picks;
-  std::vector<PageRange> ranges;
-  std::size_t total = 0;
+template <typename Fn>
+void LargeHeap::ForEachDroppable(Stream stream, bool own_stream, bool keep_tails, Fn fn) {
   auto consider = [&](LargeBlock* b) {
     const std::uintptr_t lo = (b->addr + kMapGranularity - 1) & ~(kMapGranularity - 1);
     const std::uintptr_t hi = (b->addr + b->size) & ~(kMapGranularity - 1);
     if (hi <= lo) return;
     const Segment* s = b->segment;
     if (keep_tails && s->last == b && s->populated < s->limit) return;  // the growth's to extend
-    picks.push_back(b);
-    ranges.push_back(PageRange{lo, hi - lo});
-    total += hi - lo;
+    fn(b, PageRange{lo, hi - lo});
   };
   free_.ready().ForEach(consider);
   BestFitSet* own = own_stream ? free_.Own(stream) : nullptr;
   if (own != nullptr) own->ForEach(consider);
+}
+
+void LargeHeap::DroppableAges(Stream stream, bool own_stream, bool keep_tails,
+                              std::vector<std::pair<std::uint64_t, std::size_t>>* out) {
+  MutexLock lock(&mu_);
+  Unpark();
+  ForEachDroppable(stream, own_stream, keep_tails, [&](LargeBlock* b, PageRange r) {
+    out->emplace_back(b->freed_at, r.bytes);
+  });
+}
+
+absl::StatusOr<std::size_t> LargeHeap::Depopulate(Stream stream, bool own_stream,
+                                                  std::size_t want, bool keep_tails, Drop drop,
+                                                  std::uint64_t freed_by) {
+  MutexLock lock(&mu_);
+  Unpark();
+  std::vector<LargeBlock*> picks;
+  std::vector<PageRange> ranges;
+  std::size_t total = 0;
+  ForEachDroppable(stream, own_stream, keep_tails, [&](LargeBlock* b, PageRange r) {
+    if (b->freed_at > freed_by) return;
+    picks.push_back(b);
+    ranges.push_back(r);
+    total += r.bytes;
+  });
   if (picks.empty()) return std::size_t{0};
-  if (total > want) {  // the largest ranges, until `want` is covered
+  if (total > want) {  // the oldest ranges (then the largest), until `want` is covered
     std::vector<std::size_t> order(picks.size());
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
     std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      if (picks[a]->freed_at != picks[b]->freed_at) return picks[a]->freed_at < picks[b]->freed_at;
       return ranges[a].bytes != ranges[b].bytes ? ranges[a].bytes > ranges[b].bytes
                                                 : ranges[a].addr < ranges[b].addr;
     });
