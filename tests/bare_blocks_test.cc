@@ -313,5 +313,42 @@ TEST(BareBlocksTest, TheKvCachesFreePagesGoLast) {
   Check(*pool);
   for (void* p : {kept, kv_wall, act_wall, big, kv_again}) ASSERT_TRUE(pool->Deallocate(p, kS).ok());
 }
+// A request that a bare block serves only together with the free populated
+// block before it refills just the pages it lacks: 100 MiB given back, 40 of
+// them refilled for a block and freed again; an 80 MiB request then takes
+// those 40 populated MiB and 40 more refilled, at the same address, instead
+// of growing or refilling 80.
+TEST(BareBlocksTest, ARequestJoinsABareBlockToTheFreeBlockBeforeIt) {
+  auto pool = HostPool(/*give_back=*/true, /*strict=*/false);
+  ASSERT_NE(pool, nullptr);
+  void* keep = New(*pool, 64 * kMiB, 1);
+  void* hole = New(*pool, 100 * kMiB, 2);
+  void* wall = New(*pool, 4 * kMiB, 3);
+  ASSERT_TRUE(pool->Deallocate(hole, kS).ok());
+  void* big = New(*pool, 120 * kMiB, 4);  // fits nothing: the hole's pages go
+  const Stats dropped = pool->GetStats();
+  ASSERT_GE(dropped.bare_bytes.current, static_cast<std::int64_t>(90 * kMiB));
+  void* part = New(*pool, 40 * kMiB, 5);
+  const Stats refilled = pool->GetStats();
+  EXPECT_GT(refilled.bare_refills, dropped.bare_refills);
+  EXPECT_LE(dropped.bare_bytes.current - refilled.bare_bytes.current,
+            static_cast<std::int64_t>(42 * kMiB))
+      << "40 MiB refilled, not the whole bare block";
+  ASSERT_TRUE(pool->Deallocate(part, kS).ok());
+  void* joined = New(*pool, 80 * kMiB, 6);
+  const Stats after = pool->GetStats();
+  EXPECT_EQ(joined, part) << "the populated 40 MiB and the bare pages after them";
+  EXPECT_EQ(after.page_drops, refilled.page_drops)
+      << "no page given back for it (the populated 40 MiB were not dropped to be refilled)";
+  EXPECT_GE(refilled.bare_bytes.current - after.bare_bytes.current,
+            static_cast<std::int64_t>(38 * kMiB));
+  EXPECT_LE(refilled.bare_bytes.current - after.bare_bytes.current,
+            static_cast<std::int64_t>(42 * kMiB))
+      << "only the pages the populated block lacked were refilled";
+  EXPECT_TRUE(Holds(keep, 64 * kMiB, 1) && Holds(wall, 4 * kMiB, 3) && Holds(big, 120 * kMiB, 4));
+  Check(*pool);
+  for (void* p : {keep, wall, big, joined}) ASSERT_TRUE(pool->Deallocate(p, kS).ok());
+  Check(*pool);
+}
 }  // namespace
 }  // namespace umpool

@@ -111,9 +111,17 @@ absl::StatusOr<Arena::Range> Arena::Take(Role role, LargeHeap& space, bool for_s
   }
   // Before populating anything: the free pages no request could use are
   // given back, then pages given back earlier are refilled if they fit.
-  GiveBackFreePages(role, h, space, (bytes + kMapGranularity - 1) & ~(kMapGranularity - 1),
-                    stream);
-  if (space.bare_bytes() >= bytes && !fencer_.capturing()) {  // 0 unless given back
+  // A bare block (with the free blocks beside it) that serves the request
+  // needs only its missing pages refilled: they are what must fit, and the
+  // blocks it joins stay populated.
+  LargeHeap::PageRange keep;
+  const std::size_t shortfall = space.bare_bytes() > 0 && !fencer_.capturing()  // 0 unless given back
+                                    ? space.BareShortfall(bytes, stream, &keep)
+                                    : 0;
+  GiveBackFreePages(role, h, space,
+                    shortfall > 0 ? shortfall : (bytes + kMapGranularity - 1) & ~(kMapGranularity - 1),
+                    stream, keep);
+  if (shortfall > 0) {
     t = space.TakeBare(
         bytes, stream, requested,
         [&](Segment* seg, std::uintptr_t addr, std::size_t n) {

@@ -228,12 +228,15 @@ class Arena {
   // Before populating `want` more bytes for `role`: if that would raise the
   // reserved bytes above their high-water mark and above give_back_slack
   // over the peak live bytes (live_high_), free pages of the spaces of
-  // `h` are given back (`space`'s first, then slab space's, then the other
-  // roles'), largest ranges first, until it would not (or none is left):
-  // LargeHeap::Depopulate. Not for plain device memory or
+  // `h` are given back until it would not (or none is left): those free the
+  // longest first across `space`, slab space and the short-lived roles'
+  // spaces, then the KV cache's and the weights' spaces
+  // (LargeHeap::Depopulate). Not for plain device memory or
   // host-preferred roles, not during a graph capture, and never again once
   // the backend cannot drop pages. A failed drop changes nothing.
-  void GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t want, Stream stream);
+  // `keep`: pages about to be taken (LargeHeap::BareShortfall), kept.
+  void GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t want, Stream stream,
+                         LargeHeap::PageRange keep);
   // Drops `ranges` on `stream` (recording drop_event_ there) and takes them
   // off the reserved bytes.
   absl::Status DropPages(const std::vector<LargeHeap::PageRange>& ranges, Stream stream);

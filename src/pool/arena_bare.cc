@@ -43,7 +43,7 @@ absl::Status Arena::DropPages(const std::vector<LargeHeap::PageRange>& ranges, S
 }
 
 void Arena::GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t want,
-                              Stream stream) {
+                              Stream stream, LargeHeap::PageRange keep) {
   if (!options_.give_back_free_pages || !can_drop_.load(std::memory_order_relaxed) || !Lazy(role) ||
       options_.policy(role).preferred != Location::kDevice || fencer_.capturing()) {
     return;
@@ -96,7 +96,7 @@ void Arena::GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t 
     }
   }
   std::vector<std::pair<std::uint64_t, std::size_t>> ages;
-  for (LargeHeap* from : first) from->DroppableAges(stream, own_stream, from == &space, &ages);
+  for (LargeHeap* from : first) from->DroppableAges(stream, own_stream, from == &space, keep, &ages);
   std::sort(ages.begin(), ages.end());
   std::uint64_t freed_by = LargeHeap::kAnyAge;
   std::size_t covered = 0;
@@ -110,7 +110,7 @@ void Arena::GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t 
   auto give_back = [&](LargeHeap* from, std::uint64_t by) {
     if (need == 0) return;
     absl::StatusOr<std::size_t> n =
-        from->Depopulate(stream, own_stream, need, /*keep_tails=*/from == &space, drop, by);
+        from->Depopulate(stream, own_stream, need, /*keep_tails=*/from == &space, keep, drop, by);
     if (!n.ok() && absl::IsUnimplemented(n.status())) can_drop_.store(false);
     if (n.ok()) need -= std::min(need, *n);
   };

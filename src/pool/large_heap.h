@@ -169,21 +169,29 @@ class LargeHeap {
   // mutex (nothing changes if it fails, and no one can take them before it
   // returns), then files them as bare blocks. With `keep_tails`, a free
   // block ending a segment that can still grow stays (the space's growth
-  // will extend it). Returns the bytes given back (0: none, `drop` not
-  // called).
+  // will extend it); so does a block overlapping `keep` (the pages a
+  // request is about to take: BareShortfall). Returns the bytes given back
+  // (0: none, `drop` not called).
   absl::StatusOr<std::size_t> Depopulate(Stream stream, bool own_stream, std::size_t want,
-                                         bool keep_tails, Drop drop,
+                                         bool keep_tails, PageRange keep, Drop drop,
                                          std::uint64_t freed_by = kAnyAge);
   static constexpr std::uint64_t kAnyAge = ~std::uint64_t{0};
   // What Depopulate would consider, as (freed_at tick, whole-page bytes)
   // pairs appended to *out: the arena picks one age limit across spaces.
-  void DroppableAges(Stream stream, bool own_stream, bool keep_tails,
+  void DroppableAges(Stream stream, bool own_stream, bool keep_tails, PageRange keep,
                      std::vector<std::pair<std::uint64_t, std::size_t>>* out);
-  // The smallest bare block of at least `bytes` rounded up to whole pages;
-  // `refill` populates those pages at its front (under the heap's mutex) and
-  // `bytes` of them are handed out as a live block for `stream` (the rest of
-  // the last page stays free and ready, unless too small to split off).
-  // Nothing taken when no bare block fits or `refill` fails (its error goes
+  // Serving `bytes` on `stream` from bare pages: the fewest bare bytes to
+  // refill, taking a bare block alone or joined with the free populated
+  // blocks either side of it (reusable on `stream`), and in *keep the range
+  // of those blocks (to keep populated until TakeBare). 0: no bare block
+  // can serve it.
+  std::size_t BareShortfall(std::size_t bytes, Stream stream, PageRange* keep);
+  // Takes what BareShortfall found (looking again): `refill` populates the
+  // bare pages the block needs (under the heap's mutex), then the bare block,
+  // with the populated free blocks it was joined with, is handed out as a
+  // live block of `bytes` for `stream` (the rest stays free: the populated
+  // rest ready or on its stream, bare pages not refilled bare). Nothing
+  // taken when no bare block can serve it or `refill` fails (its error goes
   // to *status).
   Taken TakeBare(std::size_t bytes, Stream stream, std::size_t requested, Populate refill,
                  absl::Status* status);
@@ -294,8 +302,18 @@ class LargeHeap {
   // Calls fn(block, its whole pages) for each free block Depopulate may give
   // back (see there).
   template <typename Fn>
-  void ForEachDroppable(Stream stream, bool own_stream, bool keep_tails, Fn fn)
+  void ForEachDroppable(Stream stream, bool own_stream, bool keep_tails, PageRange keep, Fn fn)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A bare block and the free populated neighbours a request of `bytes` on
+  // `stream` would join it with (nullptr: none), and the bare bytes to refill.
+  struct BareJoin {
+    LargeBlock* lo = nullptr;
+    LargeBlock* bare = nullptr;
+    LargeBlock* hi = nullptr;
+    std::size_t refill = 0;
+    std::size_t bytes = 0;  // what the three hold together
+  };
+  BareJoin FindBareJoin(std::size_t bytes, Stream stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Files a bare block, merged with bare neighbours.
   void InsertBare(LargeBlock* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Turns the bare block `b` (out of the bare set) into a populated ready

@@ -49,8 +49,10 @@ void LargeHeap::Unbare(LargeBlock* b) {
 }
 
 template <typename Fn>
-void LargeHeap::ForEachDroppable(Stream stream, bool own_stream, bool keep_tails, Fn fn) {
+void LargeHeap::ForEachDroppable(Stream stream, bool own_stream, bool keep_tails, PageRange keep,
+                                 Fn fn) {
   auto consider = [&](LargeBlock* b) {
+    if (b->addr < keep.addr + keep.bytes && keep.addr < b->addr + b->size) return;
     const std::uintptr_t lo = (b->addr + kMapGranularity - 1) & ~(kMapGranularity - 1);
     const std::uintptr_t hi = (b->addr + b->size) & ~(kMapGranularity - 1);
     if (hi <= lo) return;
@@ -63,24 +65,25 @@ void LargeHeap::ForEachDroppable(Stream stream, bool own_stream, bool keep_tails
   if (own != nullptr) own->ForEach(consider);
 }
 
-void LargeHeap::DroppableAges(Stream stream, bool own_stream, bool keep_tails,
+void LargeHeap::DroppableAges(Stream stream, bool own_stream, bool keep_tails, PageRange keep,
                               std::vector<std::pair<std::uint64_t, std::size_t>>* out) {
   MutexLock lock(&mu_);
   Unpark();
-  ForEachDroppable(stream, own_stream, keep_tails, [&](LargeBlock* b, PageRange r) {
+  ForEachDroppable(stream, own_stream, keep_tails, keep, [&](LargeBlock* b, PageRange r) {
     out->emplace_back(b->freed_at, r.bytes);
   });
 }
 
 absl::StatusOr<std::size_t> LargeHeap::Depopulate(Stream stream, bool own_stream,
-                                                  std::size_t want, bool keep_tails, Drop drop,
+                                                  std::size_t want, bool keep_tails,
+                                                  PageRange keep, Drop drop,
                                                   std::uint64_t freed_by) {
   MutexLock lock(&mu_);
   Unpark();
   std::vector<LargeBlock*> picks;
   std::vector<PageRange> ranges;
   std::size_t total = 0;
-  ForEachDroppable(stream, own_stream, keep_tails, [&](LargeBlock* b, PageRange r) {
+  ForEachDroppable(stream, own_stream, keep_tails, keep, [&](LargeBlock* b, PageRange r) {
     if (b->freed_at > freed_by) return;
     picks.push_back(b);
     ranges.push_back(r);
@@ -149,20 +152,63 @@ absl::StatusOr<std::size_t> LargeHeap::Depopulate(Stream stream, bool own_stream
   return total;
 }
 
+LargeHeap::BareJoin LargeHeap::FindBareJoin(std::size_t bytes, Stream stream) {
+  BareJoin best;
+  bare_.ForEach([&](LargeBlock* b) {
+    LargeBlock* lo = b->prev;
+    if (lo != nullptr && (lo->bare || !ReusableOn(lo, stream))) lo = nullptr;
+    LargeBlock* hi = b->next;
+    if (hi != nullptr && (hi->bare || !ReusableOn(hi, stream))) hi = nullptr;
+    const std::uintptr_t start = lo != nullptr ? lo->addr : b->addr;
+    const std::uintptr_t end = b->addr + b->size;
+    const bool spills = start + bytes > end;  // into `hi`
+    if (spills && (hi == nullptr || end - start + hi->size < bytes)) return;
+    const std::size_t held = end - start + (spills ? hi->size : 0);
+    const std::uintptr_t need_end = (start + bytes + kMapGranularity - 1) & ~(kMapGranularity - 1);
+    const std::size_t refill = std::min(end, need_end) - b->addr;
+    if (best.bare == nullptr || refill < best.refill ||
+        (refill == best.refill && held < best.bytes)) {
+      best = BareJoin{lo, b, spills ? hi : nullptr, refill, held};
+    }
+  });
+  return best;
+}
+
+std::size_t LargeHeap::BareShortfall(std::size_t bytes, Stream stream, PageRange* keep) {
+  MutexLock lock(&mu_);
+  Unpark();
+  const BareJoin j = FindBareJoin(bytes, stream);
+  if (j.bare == nullptr) return 0;
+  const std::uintptr_t lo = j.lo != nullptr ? j.lo->addr : j.bare->addr;
+  *keep = PageRange{lo, j.bytes};
+  return j.refill;
+}
+
 LargeHeap::Taken LargeHeap::TakeBare(std::size_t bytes, Stream stream, std::size_t requested,
                                      Populate refill, absl::Status* status) {
   MutexLock lock(&mu_);
-  const std::size_t pages = (bytes + kMapGranularity - 1) & ~(kMapGranularity - 1);
-  LargeBlock* b = bare_.BestFit(pages);
+  Unpark();
+  const BareJoin j = FindBareJoin(bytes, stream);
+  LargeBlock* b = j.bare;
   if (b == nullptr) return Taken{};
-  if (absl::Status st = refill(b->segment, b->addr, pages); !st.ok()) {
+  if (absl::Status st = refill(b->segment, b->addr, j.refill); !st.ok()) {
     if (status != nullptr) status->Update(st);
     return Taken{};
   }
   bare_.Erase(b);
-  if (b->size > pages) bare_.Add(CutAt(b, pages));  // its neighbours are not bare
+  if (b->size > j.refill) bare_.Add(CutAt(b, j.refill));  // the pages it does not need
   Unbare(b);
-  // The part of the last page the block does not need stays free (ready).
+  if (j.lo != nullptr) {
+    SetOf(j.lo).Erase(j.lo);
+    Absorb(j.lo, b);
+    b = j.lo;
+  }
+  if (j.hi != nullptr) {
+    SetOf(j.hi).Erase(j.hi);
+    Absorb(b, j.hi);
+  }
+  // What the block does not need (of its last page, or of its neighbours)
+  // stays free.
   Split(b, bytes, MinRest(b));
   MarkLive(b, stream, requested);
   return Taken{reinterpret_cast<void*>(b->addr), b->size, false, 0};
