@@ -288,7 +288,6 @@ absl::StatusOr<LargeHeap::Freed> LargeHeap::Free(std::uintptr_t p, std::optional
     return absl::UnavailableError("a CUDA graph capture is underway");
   }
   const Stream freeing = stream.value_or(b->stream);
-  b->freed_at = NextFreeTick();
   const Freed freed{b->size, b->requested, freeing};
   if (!b->recorded.empty()) {
     // Reuse waits for the freeing stream and every recorded stream.
@@ -309,6 +308,7 @@ absl::StatusOr<LargeHeap::Freed> LargeHeap::Free(std::uintptr_t p, std::optional
     if (st.ok()) {
       live_.erase(p);
       b->live = false;
+      b->freed_at = NextFreeTick();
       b->recorded.clear();
       BestFitSet one;
       one.Add(b);

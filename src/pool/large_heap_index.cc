@@ -19,6 +19,9 @@ void LargeHeap::Unpark() {
   parked_ = nullptr;
   live_.erase(b->addr);
   b->where = Where::kStream;
+  // Its free clock starts here rather than at the free: the fast path (a
+  // free and the next request of its size) reads no shared clock.
+  b->freed_at = NextFreeTick();
   InsertFree(b, parked_seq_);
 }
 

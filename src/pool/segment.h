@@ -80,8 +80,10 @@ struct LargeBlock {
   // heap's bare set, merging only with bare neighbours. Taking it refills
   // its pages first (LargeHeap::TakeBare).
   bool bare = false;
-  // Free: when the newest of its parts was freed (LargeHeap's free clock; 0:
-  // never handed out). Pages free the longest are given back first.
+  // Free: when the newest of its parts was freed (LargeHeap's free clock,
+  // read when a freed block is filed: a parked block's starts when it leaves
+  // the spot; 0: never handed out). Pages free the longest are given back
+  // first.
   std::uint64_t freed_at = 0;
   absl::InlinedVector<Stream, 2> recorded;  // live: RecordStream streams
 };
