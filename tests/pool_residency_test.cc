@@ -249,6 +249,38 @@ TEST(PoolStagingTest, PrefetchToTheHostDefersTheDropUntilTheCopiesAreDone) {
   internal::PoolCore::Unwrap(*pool)->CheckInvariants();
 }
 
+// A block evicted by staging and freed during a graph capture while its copy
+// out still runs: the host cannot wait then, so its pinned slot is given back
+// at EndCapture, once the copy ran (a later eviction on another stream could
+// otherwise write the slot under the running copy).
+TEST(PoolStagingTest, AFreeDuringACaptureKeepsTheSlotUntilTheCopyOutRan) {
+  internal::HostBackend* backend = nullptr;
+  auto pool = testing::MakeHostPool(WithKvStaging(0), &backend);
+  ASSERT_NE(pool, nullptr);
+  const std::vector<void*> kv = FilledKv(*pool, BackendKind::kHost, 2, 4 * kMiB, 50);
+  ASSERT_EQ(kv.size(), 2u);
+  const Stream s1 = testing::HostStream(1), s2 = testing::HostStream(2);
+  backend->SetManualCompletion(true);
+  const std::uint64_t copy = backend->Submit(s1);  // the copy out's fence stands here
+  ASSERT_TRUE(pool->PrefetchBlocks(const_cast<const void* const*>(&kv[0]), 1, Location::kHost, s1)
+                  .ok());
+  pool->BeginCapture();
+  ASSERT_TRUE(pool->Deallocate(kv[0], s1).ok());
+  EXPECT_FALSE(backend->IsComplete(s1, copy)) << "nothing waited during the capture";
+  ASSERT_TRUE(pool->EndCapture().ok());
+  EXPECT_TRUE(backend->IsComplete(s1, copy)) << "the slot went back after the copy out";
+  ASSERT_TRUE(pool->PrefetchBlocks(const_cast<const void* const*>(&kv[1]), 1, Location::kHost, s2)
+                  .ok());
+  backend->SetManualCompletion(false);
+  backend->CompleteAll();
+  ASSERT_TRUE(pool->PrefetchBlocks(const_cast<const void* const*>(&kv[1]), 1, Location::kDevice, s2)
+                  .ok());
+  EXPECT_TRUE(CheckPattern(BackendKind::kHost, kv[1], 4 * kMiB, 51));
+  ASSERT_TRUE(pool->Deallocate(kv[1], s2).ok());
+  ASSERT_TRUE(pool->Trim().ok());
+  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+}
+
 // Pinned chunks reserved ahead serve later evictions without pinning; a host
 // that cannot pin gives a clear error and keeps what it pinned; Trim frees
 // the chunks no evicted block uses.

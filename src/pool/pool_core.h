@@ -222,15 +222,22 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   // `block` (staged out) is fetched or freed: a drop still deferred is
   // cancelled (returns true: its pages were never dropped), one already
   // issued is waited for on the host unless done.
-  bool SettleDeferred(std::uintptr_t block) ABSL_EXCLUSIVE_LOCKS_REQUIRED(drops_mu_);
+  // When the host may not wait (a graph capture), a copy out not seen done
+  // goes to *unwaited (if given) instead.
+  bool SettleDeferred(std::uintptr_t block, FenceRef* unwaited = nullptr)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(drops_mu_);
   // Every deferred drop issued and seen done (Sleep).
   void SettleAllDeferred();
   // Brings back the blocks among `ptrs` that are staged out (pages refilled
   // on the GPU, contents copied back, slots given back once the copies ran)
   // and erases them from `ptrs`/`sizes`.
   absl::Status StageIn(std::vector<void*>* ptrs, std::vector<std::size_t>* sizes, Stream stream);
-  // A freed block: its slot, if it was staged out, is given back.
+  // A freed block: its slot, if it was staged out, is given back (during a
+  // graph capture, if its copy out may still run, at EndCapture).
   void ForgetStaged(const void* block);
+  // The slots of blocks freed during the capture that just ended
+  // (slots_after_capture_), each once its copy out ran.
+  absl::Status GiveSlotsAfterCapture();
   // FailedPrecondition when a graph is being captured and one of `blocks`
   // is staged out (checked before residency counts a fetch).
   absl::Status CheckFetchable(const std::vector<void*>& blocks, Stream stream) const;
@@ -331,6 +338,15 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   mutable Mutex staged_mu_;  // taken alone
   absl::flat_hash_map<std::uintptr_t, StagedOut> staged_out_ ABSL_GUARDED_BY(staged_mu_);
   std::atomic<std::size_t> staged_out_count_{0};  // staged_out_.size(), read without the lock
+  // Slots of blocks freed during a graph capture while their copy out may
+  // still run (the host cannot wait then): given back by EndCapture, after
+  // the copy.
+  struct SlotAfterCopy {
+    FenceRef copied;
+    std::byte* slot;
+    std::size_t bytes;
+  };
+  std::vector<SlotAfterCopy> slots_after_capture_ ABSL_GUARDED_BY(staged_mu_);
   // What the staging buffer holds since the last sleep that staged: the
   // blocks (address, bytes) in buffer order, of staging_'s generation
   // `staged_generation_` (SleepOptions::contents_unchanged).

@@ -285,7 +285,7 @@ absl::Status PoolCore::EndCapture() {
     MutexLock lock(&deferred_mu_);
     todo.swap(deferred_);
   }
-  absl::Status status;
+  absl::Status status = GiveSlotsAfterCapture();
   for (DeferredFree& d : todo) {
     Span* span = pagemap_.Lookup(d.ptr);
     UMPOOL_CHECK(span != nullptr, "a deferred free outside any span");

@@ -246,11 +246,12 @@ absl::Status PoolCore::CheckFetchable(const std::vector<void*>& blocks, Stream s
 }
 
 void PoolCore::ForgetStaged(const void* block) {
+  FenceRef unwaited;
   if (deferred_count_.load(std::memory_order_relaxed) != 0) {
     // Its copy out must be done before the slot is reused, and a drop
     // already issued before its range is.
     MutexLock deferred_lock(&drops_mu_);
-    (void)SettleDeferred(reinterpret_cast<std::uintptr_t>(block));
+    (void)SettleDeferred(reinterpret_cast<std::uintptr_t>(block), &unwaited);
   }
   StagedOut s{};
   {
@@ -260,8 +261,33 @@ void PoolCore::ForgetStaged(const void* block) {
     s = it->second;
     staged_out_.erase(it);
     staged_out_count_.store(staged_out_.size(), std::memory_order_relaxed);
+    if (unwaited != nullptr) {  // freed during a capture, its copy out maybe running
+      slots_after_capture_.push_back(SlotAfterCopy{std::move(unwaited), s.slot, s.bytes});
+      return;
+    }
   }
   host_copies_.Give(s.slot, s.bytes);  // nothing reads it: its copy out was waited for
+}
+
+absl::Status PoolCore::GiveSlotsAfterCapture() {
+  std::vector<SlotAfterCopy> slots;
+  {
+    MutexLock lock(&staged_mu_);
+    slots.swap(slots_after_capture_);
+  }
+  absl::Status status;
+  for (SlotAfterCopy& a : slots) {
+    absl::Status st = fencer_.Wait(*a.copied);
+    if (st.ok()) {
+      host_copies_.Give(a.slot, a.bytes);
+      continue;
+    }
+    // Kept (never reused) rather than given back under a copy that may run.
+    status.Update(st);
+    MutexLock lock(&staged_mu_);
+    slots_after_capture_.push_back(std::move(a));
+  }
+  return status;
 }
 
 void PoolCore::DropDeferred(bool wait) {
@@ -333,7 +359,7 @@ void PoolCore::SettleAllDeferred() {
   for (std::uintptr_t p : blocks) (void)SettleDeferred(p);
 }
 
-bool PoolCore::SettleDeferred(std::uintptr_t block) {
+bool PoolCore::SettleDeferred(std::uintptr_t block, FenceRef* unwaited) {
   FenceRef copied, dropped;
   {
     MutexLock lock(&staged_mu_);
@@ -348,7 +374,10 @@ bool PoolCore::SettleDeferred(std::uintptr_t block) {
   deferred_count_.fetch_sub(1, std::memory_order_relaxed);
   FenceRef& fence = copied != nullptr ? copied : dropped;
   absl::StatusOr<bool> polled = fencer_.Poll(*fence);
-  if (!polled.ok() || !*polled) (void)fencer_.Wait(*fence);
+  if ((!polled.ok() || !*polled) && !fencer_.Wait(*fence).ok() && copied != nullptr &&
+      unwaited != nullptr) {
+    *unwaited = copied;  // a capture: the caller waits later
+  }
   return copied != nullptr;  // never dropped: the pages hold the block
 }
 
