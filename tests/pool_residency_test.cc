@@ -281,6 +281,43 @@ TEST(PoolStagingTest, AFreeDuringACaptureKeepsTheSlotUntilTheCopyOutRan) {
   internal::PoolCore::Unwrap(*pool)->CheckInvariants();
 }
 
+// The same once the deferred drop was issued and has not run: the freed
+// range stays out of the heap until EndCapture waited for the drop (a block
+// allocated there on another stream during the capture would have its pages
+// dropped under it).
+TEST(PoolStagingTest, AFreeDuringACaptureWaitsForTheIssuedDropBeforeTheRangeIsReused) {
+  internal::HostBackend* backend = nullptr;
+  auto pool = testing::MakeHostPool(WithKvStaging(0), &backend);
+  ASSERT_NE(pool, nullptr);
+  const std::vector<void*> kv = FilledKv(*pool, BackendKind::kHost, 2, 4 * kMiB, 60);
+  ASSERT_EQ(kv.size(), 2u);
+  const Stream s1 = testing::HostStream(1), s2 = testing::HostStream(2);
+  backend->SetManualCompletion(true);
+  backend->Submit(s1);
+  ASSERT_TRUE(pool->PrefetchBlocks(const_cast<const void* const*>(&kv[0]), 1, Location::kHost, s1)
+                  .ok());
+  backend->Complete(s1);                           // kv[0]'s copy out ran
+  const std::uint64_t drop = backend->Submit(s1);  // the drop queues behind this
+  ASSERT_TRUE(pool->PrefetchBlocks(const_cast<const void* const*>(&kv[1]), 1, Location::kHost, s1)
+                  .ok());  // issues kv[0]'s drop
+  pool->BeginCapture();
+  ASSERT_TRUE(pool->Deallocate(kv[0], s2).ok());
+  absl::StatusOr<void*> fresh = pool->Allocate(4 * kMiB, s2, Role::kKv);
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  EXPECT_NE(*fresh, kv[0]) << "the range waits for its drop";
+  EXPECT_FALSE(backend->IsComplete(s1, drop));
+  ASSERT_TRUE(pool->EndCapture().ok());
+  EXPECT_TRUE(backend->IsComplete(s1, drop)) << "EndCapture waited for the drop, then freed";
+  backend->SetManualCompletion(false);
+  backend->CompleteAll();
+  ASSERT_TRUE(pool->PrefetchBlocks(const_cast<const void* const*>(&kv[1]), 1, Location::kDevice, s1)
+                  .ok());
+  EXPECT_TRUE(CheckPattern(BackendKind::kHost, kv[1], 4 * kMiB, 61));
+  for (void* p : {kv[1], *fresh}) ASSERT_TRUE(pool->Deallocate(p, s2).ok());
+  ASSERT_TRUE(pool->Trim().ok());
+  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+}
+
 // Pinned chunks reserved ahead serve later evictions without pinning; a host
 // that cannot pin gives a clear error and keeps what it pinned; Trim frees
 // the chunks no evicted block uses.

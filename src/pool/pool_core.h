@@ -164,7 +164,10 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   // A fence now on each of `streams` (not during a capture).
   absl::StatusOr<Fences> FencesOn(const StreamSet& streams);
   // Frees that would need events during a graph capture wait for EndCapture.
-  void Defer(void* ptr, Stream stream, StreamSet fences_on);
+  void Defer(void* ptr, Stream stream, StreamSet fences_on, FenceRef after = nullptr);
+  // A large block's free deferred to EndCapture (`after`: waited for first).
+  absl::Status DeferLarge(LargeHeap* space, void* ptr, std::optional<Stream> stream,
+                          FenceRef after);
   // Discard on free (see discard_queue.h).
   bool DiscardsFor(Role role) const;
   bool EnqueueDiscard(std::uintptr_t start, std::size_t size, Stream stream, Role role);
@@ -222,9 +225,13 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   // `block` (staged out) is fetched or freed: a drop still deferred is
   // cancelled (returns true: its pages were never dropped), one already
   // issued is waited for on the host unless done.
-  // When the host may not wait (a graph capture), a copy out not seen done
-  // goes to *unwaited (if given) instead.
-  bool SettleDeferred(std::uintptr_t block, FenceRef* unwaited = nullptr)
+  // When the host may not wait (a graph capture), the copy out or drop not
+  // seen done goes to *unsettled (if given) instead.
+  struct Unsettled {
+    FenceRef copied;
+    FenceRef dropped;
+  };
+  bool SettleDeferred(std::uintptr_t block, Unsettled* unsettled = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(drops_mu_);
   // Every deferred drop issued and seen done (Sleep).
   void SettleAllDeferred();
@@ -232,9 +239,12 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   // on the GPU, contents copied back, slots given back once the copies ran)
   // and erases them from `ptrs`/`sizes`.
   absl::Status StageIn(std::vector<void*>* ptrs, std::vector<std::size_t>* sizes, Stream stream);
-  // A freed block: its slot, if it was staged out, is given back (during a
-  // graph capture, if its copy out may still run, at EndCapture).
-  void ForgetStaged(const void* block);
+  // A block being freed, before its range goes back to its heap: if it was
+  // staged out, its deferred drop is settled and its slot given back (during
+  // a graph capture, if its copy out may still run, at EndCapture); a drop
+  // issued and not seen done during a capture goes to *drop_unseen (the
+  // free must wait for it: DeferLarge).
+  void ForgetStaged(const void* block, FenceRef* drop_unseen);
   // The slots of blocks freed during the capture that just ended
   // (slots_after_capture_), each once its copy out ran.
   absl::Status GiveSlotsAfterCapture();
@@ -277,6 +287,7 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
     void* ptr = nullptr;
     Stream stream = nullptr;
     StreamSet fences_on;  // slab blocks: every stream to fence
+    FenceRef after;       // large blocks: waited for before the free (a page drop)
   };
   // What the current Sleep moved (empty while awake).
   static constexpr std::size_t kNotStaged = ~std::size_t{0};

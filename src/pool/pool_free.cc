@@ -39,7 +39,6 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline absl::Status PoolCore::Free(void* ptr, Strea
   if (ABSL_PREDICT_FALSE(span->kind == SpanKind::kSegment)) {
     absl::Status st = FreeLarge(span, ptr, kOwnStream ? std::nullopt : std::optional<Stream>(stream));
     if (st.ok() && residency_.tracking()) residency_.Freed(reinterpret_cast<std::uintptr_t>(ptr));
-    if (st.ok() && staged_out_count_.load(std::memory_order_relaxed) != 0) ForgetStaged(ptr);
     return st;
   }
   auto* slab = static_cast<Slab*>(span);
@@ -95,6 +94,13 @@ absl::Status PoolCore::FreeLarge(Span* span, void* ptr, std::optional<Stream> st
   if (ABSL_PREDICT_FALSE(space == nullptr)) return NotOurs(ptr);  // free slab space
   const auto p = reinterpret_cast<std::uintptr_t>(ptr);
   if (stream.has_value()) released_.Renew(*stream);
+  if (staged_out_count_.load(std::memory_order_relaxed) != 0) {
+    // Settled before the range is back in the heap: a deferred drop issued
+    // after another thread took the range would drop its pages.
+    FenceRef drop_unseen;
+    ForgetStaged(ptr, &drop_unseen);
+    if (drop_unseen != nullptr) return DeferLarge(space, ptr, stream, std::move(drop_unseen));
+  }
   if (DiscardsFor(span->role)) {
     if (discards_.Contains(p)) return DoubleFree(ptr);
     absl::StatusOr<BlockInfo> b = space->DiscardableBlock(p);
@@ -107,23 +113,28 @@ absl::Status PoolCore::FreeLarge(Span* span, void* ptr, std::optional<Stream> st
   absl::StatusOr<LargeHeap::Freed> freed = space->Free(p, stream, fencer_);
   if (ABSL_PREDICT_FALSE(absl::IsUnavailable(freed.status()))) {
     // Named by RecordStream, freed during a graph capture: deferred.
-    absl::StatusOr<BlockInfo> b = space->Block(p);
-    if (!b.ok()) return b.status();
-    {
-      MutexLock lock(&deferred_mu_);
-      for (const DeferredFree& d : deferred_) {
-        if (d.ptr == ptr) return DoubleFree(ptr);
-      }
-    }
-    Defer(ptr, stream.value_or(b->stream), {});
-    caches_.CountFree(CounterCache(), b->bytes, b->requested);
-    return absl::OkStatus();
+    return DeferLarge(space, ptr, stream, nullptr);
   }
   if (!freed.ok()) return freed.status();
   if (!stream.has_value() && released_.Contains(freed->stream)) {
     space->ReleaseStream(freed->stream);  // its work is done: ready for anyone
   }
   caches_.CountFree(CounterCache(), freed->bytes, freed->requested);
+  return absl::OkStatus();
+}
+
+absl::Status PoolCore::DeferLarge(LargeHeap* space, void* ptr, std::optional<Stream> stream,
+                                  FenceRef after) {
+  absl::StatusOr<BlockInfo> b = space->Block(reinterpret_cast<std::uintptr_t>(ptr));
+  if (!b.ok()) return b.status();
+  {
+    MutexLock lock(&deferred_mu_);
+    for (const DeferredFree& d : deferred_) {
+      if (d.ptr == ptr) return DoubleFree(ptr);
+    }
+  }
+  Defer(ptr, stream.value_or(b->stream), {}, std::move(after));
+  caches_.CountFree(CounterCache(), b->bytes, b->requested);
   return absl::OkStatus();
 }
 
@@ -272,9 +283,9 @@ void PoolCore::DrainDiscards() {
   }
 }
 
-void PoolCore::Defer(void* ptr, Stream stream, StreamSet fences_on) {
+void PoolCore::Defer(void* ptr, Stream stream, StreamSet fences_on, FenceRef after) {
   MutexLock lock(&deferred_mu_);
-  deferred_.push_back(DeferredFree{ptr, stream, std::move(fences_on)});
+  deferred_.push_back(DeferredFree{ptr, stream, std::move(fences_on), std::move(after)});
 }
 
 absl::Status PoolCore::EndCapture() {
@@ -292,6 +303,7 @@ absl::Status PoolCore::EndCapture() {
     if (span->kind == SpanKind::kSegment) {
       LargeHeap* space = Arena::LargeSpaceOf(span);
       UMPOOL_CHECK(space != nullptr, "a deferred free in slab space");
+      if (d.after != nullptr) status.Update(fencer_.Wait(*d.after));  // its page drop ran
       status.Update(space->Free(reinterpret_cast<std::uintptr_t>(d.ptr), d.stream, fencer_).status());
       continue;
     }

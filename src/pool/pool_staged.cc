@@ -245,14 +245,16 @@ absl::Status PoolCore::CheckFetchable(const std::vector<void*>& blocks, Stream s
   return absl::OkStatus();
 }
 
-void PoolCore::ForgetStaged(const void* block) {
-  FenceRef unwaited;
+void PoolCore::ForgetStaged(const void* block, FenceRef* drop_unseen) {
+  Unsettled unsettled;
   if (deferred_count_.load(std::memory_order_relaxed) != 0) {
     // Its copy out must be done before the slot is reused, and a drop
     // already issued before its range is.
     MutexLock deferred_lock(&drops_mu_);
-    (void)SettleDeferred(reinterpret_cast<std::uintptr_t>(block), &unwaited);
+    (void)SettleDeferred(reinterpret_cast<std::uintptr_t>(block), &unsettled);
   }
+  *drop_unseen = std::move(unsettled.dropped);
+  FenceRef& unwaited = unsettled.copied;
   StagedOut s{};
   {
     MutexLock lock(&staged_mu_);
@@ -359,7 +361,7 @@ void PoolCore::SettleAllDeferred() {
   for (std::uintptr_t p : blocks) (void)SettleDeferred(p);
 }
 
-bool PoolCore::SettleDeferred(std::uintptr_t block, FenceRef* unwaited) {
+bool PoolCore::SettleDeferred(std::uintptr_t block, Unsettled* unsettled) {
   FenceRef copied, dropped;
   {
     MutexLock lock(&staged_mu_);
@@ -374,9 +376,9 @@ bool PoolCore::SettleDeferred(std::uintptr_t block, FenceRef* unwaited) {
   deferred_count_.fetch_sub(1, std::memory_order_relaxed);
   FenceRef& fence = copied != nullptr ? copied : dropped;
   absl::StatusOr<bool> polled = fencer_.Poll(*fence);
-  if ((!polled.ok() || !*polled) && !fencer_.Wait(*fence).ok() && copied != nullptr &&
-      unwaited != nullptr) {
-    *unwaited = copied;  // a capture: the caller waits later
+  if ((!polled.ok() || !*polled) && !fencer_.Wait(*fence).ok() && unsettled != nullptr) {
+    // A capture: the caller waits later.
+    (copied != nullptr ? unsettled->copied : unsettled->dropped) = fence;
   }
   return copied != nullptr;  // never dropped: the pages hold the block
 }
