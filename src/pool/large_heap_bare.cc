@@ -161,6 +161,8 @@ LargeHeap::BareJoin LargeHeap::FindBareJoin(std::size_t bytes, Stream stream) {
     if (hi != nullptr && (hi->bare || !ReusableOn(hi, stream))) hi = nullptr;
     const std::uintptr_t start = lo != nullptr ? lo->addr : b->addr;
     const std::uintptr_t end = b->addr + b->size;
+    // `lo` alone serves it (freed since the caller's search): not a join.
+    if (start + bytes <= b->addr) return;
     const bool spills = start + bytes > end;  // into `hi`
     if (spills && (hi == nullptr || end - start + hi->size < bytes)) return;
     const std::size_t held = end - start + (spills ? hi->size : 0);
