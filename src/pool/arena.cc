@@ -168,7 +168,7 @@ Segment* Arena::StealSegment(Heap& h, LargeHeap& into, std::size_t bytes, std::s
   // The large spaces of long-lived roles keep their free segments: a KV cache
   // drained between batches fills again, and lending its segments to
   // activations made it grow anew every cycle of a steady workload.
-  for (Role r : {Role::kActivations, Role::kDefault}) {
+  for (Role r : kShortLivedRoles) {
     LargeHeap& space = h.large[static_cast<int>(r)];
     if (&space == &into) continue;
     if (Segment* s = space.StealFreeSegment(bytes, max_bytes, stream, fencer_, terms)) return s;

@@ -79,6 +79,17 @@ inline constexpr std::size_t kMinReserveBytes = std::size_t{16} << 30;
 // enough that a steady workload stops growing after its first cycle.
 inline constexpr std::size_t kPopulateStepDivisor = 512;
 inline constexpr std::size_t kPopulateStepMaxBytes = std::size_t{64} << 20;
+// The roles whose large spaces hold short-lived blocks, in the order their
+// free memory is lent. The others (the KV cache, the weights) fill again what
+// they free: their free segments are not lent to other spaces (StealSegment)
+// and their free pages are given back last (GiveBackFreePages).
+inline constexpr Role kShortLivedRoles[] = {Role::kActivations, Role::kDefault};
+inline constexpr bool ShortLived(int role) {
+  for (Role r : kShortLivedRoles) {
+    if (static_cast<int>(r) == role) return true;
+  }
+  return false;
+}
 // Plain device memory grows by chunks instead (no reserve): requests below
 // kLargeSegmentLimit by kLargeSegmentBytes to kLargeSegmentMaxBytes (1/8 of
 // what the space holds), slab space by 1/16 of the heap's slab bytes.

@@ -84,15 +84,12 @@ void Arena::GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t 
   // spaces; the KV cache's and the weights' come last, whatever their age
   // (a KV cache drained between batches fills again: found on a steady
   // trace, whose drained KV pages, the oldest, were refilled page by page).
-  auto long_lived = [](int r) {
-    return r == static_cast<int>(Role::kKv) || r == static_cast<int>(Role::kWeights);
-  };
   std::vector<LargeHeap*> first{&space};
   std::vector<LargeHeap*> last;
   if (&space != &h.slab_space) first.push_back(&h.slab_space);
   for (int r = 0; r < kNumRoles; ++r) {
     if (heap_of_[r] == heap_of(role) && &h.large[r] != &space) {
-      (long_lived(r) ? last : first).push_back(&h.large[r]);
+      (ShortLived(r) ? first : last).push_back(&h.large[r]);
     }
   }
   std::vector<std::pair<std::uint64_t, std::size_t>> ages;

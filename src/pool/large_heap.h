@@ -297,7 +297,8 @@ class LargeHeap {
   // Cuts `b` (out of any set) at `at` bytes from its start: the new block
   // [b->addr + at, end) keeps b's terms and is returned, unfiled.
   LargeBlock* CutAt(LargeBlock* b, std::size_t at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The free clock: a tick for each free (LargeBlock::freed_at).
+  // The free clock: a tick each time a freed block is filed
+  // (LargeBlock::freed_at).
   static std::uint64_t NextFreeTick();
   // Calls fn(block, its whole pages) for each free block Depopulate may give
   // back (see there).

@@ -254,7 +254,6 @@ void PoolCore::ForgetStaged(const void* block, FenceRef* drop_unseen) {
     (void)SettleDeferred(reinterpret_cast<std::uintptr_t>(block), &unsettled);
   }
   *drop_unseen = std::move(unsettled.dropped);
-  FenceRef& unwaited = unsettled.copied;
   StagedOut s{};
   {
     MutexLock lock(&staged_mu_);
@@ -263,8 +262,8 @@ void PoolCore::ForgetStaged(const void* block, FenceRef* drop_unseen) {
     s = it->second;
     staged_out_.erase(it);
     staged_out_count_.store(staged_out_.size(), std::memory_order_relaxed);
-    if (unwaited != nullptr) {  // freed during a capture, its copy out maybe running
-      slots_after_capture_.push_back(SlotAfterCopy{std::move(unwaited), s.slot, s.bytes});
+    if (unsettled.copied != nullptr) {  // freed during a capture, its copy out maybe running
+      slots_after_capture_.push_back(SlotAfterCopy{std::move(unsettled.copied), s.slot, s.bytes});
       return;
     }
   }
