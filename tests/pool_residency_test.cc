@@ -142,6 +142,11 @@ std::vector<void*> FilledKv(Pool& pool, BackendKind kind, int n, std::size_t byt
   return kv;
 }
 
+// One block moved as an engine moves it (PrefetchBlocks).
+absl::Status PrefetchOne(Pool& pool, const void* block, Location where, Stream stream) {
+  return pool.PrefetchBlocks(&block, 1, where, stream);
+}
+
 PoolOptions WithKvStaging(std::size_t budget) {
   PoolOptions o = WithKvBudget(budget);
   o.roles[static_cast<int>(Role::kKv)].discard_on_free = true;
@@ -192,7 +197,7 @@ TEST_P(PoolTest, EvictionByStagingCopiesBlocksOutAndFetchesBringThemBack) {
   ASSERT_TRUE(pool->PrefetchBlocks(const_cast<const void* const*>(&kv[1]), 2, Location::kHost, s).ok());
   EXPECT_EQ(bc.prefetch_ops.load(), prefetched_now);
   ASSERT_TRUE(pool->Deallocate(kv[1], s).ok());
-  ASSERT_TRUE(pool->PrefetchBlocks(const_cast<const void* const*>(&kv[2]), 1, Location::kDevice, s).ok());
+  ASSERT_TRUE(PrefetchOne(*pool, kv[2], Location::kDevice, s).ok());
   ASSERT_TRUE(internal::PoolCore::Unwrap(*pool)->backend().Synchronize().ok());
   EXPECT_TRUE(CheckPattern(kind(), kv[2], 8 * kMiB, 72));
   EXPECT_TRUE(CheckPattern(kind(), kv[0], 8 * kMiB, 70)) << "another block untouched";
@@ -262,19 +267,16 @@ TEST(PoolStagingTest, AFreeDuringACaptureKeepsTheSlotUntilTheCopyOutRan) {
   const Stream s1 = testing::HostStream(1), s2 = testing::HostStream(2);
   backend->SetManualCompletion(true);
   const std::uint64_t copy = backend->Submit(s1);  // the copy out's fence stands here
-  ASSERT_TRUE(pool->PrefetchBlocks(const_cast<const void* const*>(&kv[0]), 1, Location::kHost, s1)
-                  .ok());
+  ASSERT_TRUE(PrefetchOne(*pool, kv[0], Location::kHost, s1).ok());
   pool->BeginCapture();
   ASSERT_TRUE(pool->Deallocate(kv[0], s1).ok());
   EXPECT_FALSE(backend->IsComplete(s1, copy)) << "nothing waited during the capture";
   ASSERT_TRUE(pool->EndCapture().ok());
   EXPECT_TRUE(backend->IsComplete(s1, copy)) << "the slot went back after the copy out";
-  ASSERT_TRUE(pool->PrefetchBlocks(const_cast<const void* const*>(&kv[1]), 1, Location::kHost, s2)
-                  .ok());
+  ASSERT_TRUE(PrefetchOne(*pool, kv[1], Location::kHost, s2).ok());
   backend->SetManualCompletion(false);
   backend->CompleteAll();
-  ASSERT_TRUE(pool->PrefetchBlocks(const_cast<const void* const*>(&kv[1]), 1, Location::kDevice, s2)
-                  .ok());
+  ASSERT_TRUE(PrefetchOne(*pool, kv[1], Location::kDevice, s2).ok());
   EXPECT_TRUE(CheckPattern(BackendKind::kHost, kv[1], 4 * kMiB, 51));
   ASSERT_TRUE(pool->Deallocate(kv[1], s2).ok());
   ASSERT_TRUE(pool->Trim().ok());
@@ -294,12 +296,10 @@ TEST(PoolStagingTest, AFreeDuringACaptureWaitsForTheIssuedDropBeforeTheRangeIsRe
   const Stream s1 = testing::HostStream(1), s2 = testing::HostStream(2);
   backend->SetManualCompletion(true);
   backend->Submit(s1);
-  ASSERT_TRUE(pool->PrefetchBlocks(const_cast<const void* const*>(&kv[0]), 1, Location::kHost, s1)
-                  .ok());
+  ASSERT_TRUE(PrefetchOne(*pool, kv[0], Location::kHost, s1).ok());
   backend->Complete(s1);                           // kv[0]'s copy out ran
   const std::uint64_t drop = backend->Submit(s1);  // the drop queues behind this
-  ASSERT_TRUE(pool->PrefetchBlocks(const_cast<const void* const*>(&kv[1]), 1, Location::kHost, s1)
-                  .ok());  // issues kv[0]'s drop
+  ASSERT_TRUE(PrefetchOne(*pool, kv[1], Location::kHost, s1).ok());  // issues kv[0]'s drop
   pool->BeginCapture();
   ASSERT_TRUE(pool->Deallocate(kv[0], s2).ok());
   absl::StatusOr<void*> fresh = pool->Allocate(4 * kMiB, s2, Role::kKv);
@@ -310,8 +310,7 @@ TEST(PoolStagingTest, AFreeDuringACaptureWaitsForTheIssuedDropBeforeTheRangeIsRe
   EXPECT_TRUE(backend->IsComplete(s1, drop)) << "EndCapture waited for the drop, then freed";
   backend->SetManualCompletion(false);
   backend->CompleteAll();
-  ASSERT_TRUE(pool->PrefetchBlocks(const_cast<const void* const*>(&kv[1]), 1, Location::kDevice, s1)
-                  .ok());
+  ASSERT_TRUE(PrefetchOne(*pool, kv[1], Location::kDevice, s1).ok());
   EXPECT_TRUE(CheckPattern(BackendKind::kHost, kv[1], 4 * kMiB, 61));
   for (void* p : {kv[1], *fresh}) ASSERT_TRUE(pool->Deallocate(p, s2).ok());
   ASSERT_TRUE(pool->Trim().ok());
@@ -362,7 +361,7 @@ TEST_P(PoolTest, KvBudgetEvictsByStaging) {
   EXPECT_EQ(r.budget_evictions, 1u);
   EXPECT_EQ(r.host_bytes, pool->BlockSize(kv[0]).value());
   const std::uint64_t prefetched = bc.prefetch_ops.load();
-  ASSERT_TRUE(pool->PrefetchBlocks(const_cast<const void* const*>(&kv[0]), 1, Location::kDevice, s).ok());
+  ASSERT_TRUE(PrefetchOne(*pool, kv[0], Location::kDevice, s).ok());
   ASSERT_TRUE(internal::PoolCore::Unwrap(*pool)->backend().Synchronize().ok());
   EXPECT_TRUE(CheckPattern(kind(), kv[0], 8 * kMiB, 80));
   r = pool->GetResidency(Role::kKv);
