@@ -254,6 +254,43 @@ TEST(PoolStagingTest, PrefetchToTheHostDefersTheDropUntilTheCopiesAreDone) {
   internal::PoolCore::Unwrap(*pool)->CheckInvariants();
 }
 
+// The budget picks its victims itself, so the caller's stream is not
+// ordered after their use: a victim still being written on the stream it was
+// allocated for (a decode step on the compute stream) is copied out only
+// after that work, though the allocation that evicts it runs on another
+// stream (an engine's side stream).
+TEST(PoolStagingTest, ABudgetVictimIsCopiedOutAfterTheWorkOnItsOwnStream) {
+  internal::HostBackend* backend = nullptr;
+  auto pool = testing::MakeHostPool(WithKvStaging(16 * kMiB), &backend);
+  ASSERT_NE(pool, nullptr);
+  const Stream compute = testing::HostStream(1);
+  const Stream side = testing::HostStream(2);
+  const BackendCounters& bc = backend->counters();
+  std::vector<void*> kv;
+  for (int i = 0; i < 2; ++i) {
+    auto p = pool->Allocate(8 * kMiB, compute, Role::kKv);
+    ASSERT_TRUE(p.ok()) << p.status();
+    kv.push_back(*p);
+  }
+  backend->SetManualCompletion(true);
+  backend->Submit(compute);  // a step writing kv[0] and kv[1], not run yet
+  const std::uint64_t step = backend->Submit(compute);
+  const std::uint64_t waits = bc.stream_waits.load();
+  // Past the budget: kv[0], the least recently allocated, goes out.
+  auto third = pool->Allocate(8 * kMiB, side, Role::kKv);
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_EQ(pool->GetResidency(Role::kKv).budget_evictions, 1u);
+  EXPECT_GT(bc.stream_waits.load(), waits) << "the side stream waits for the compute stream";
+  // The host waited for the copy out (a budget's victim is dropped at once),
+  // which ran only after the step on the compute stream.
+  EXPECT_TRUE(backend->IsComplete(compute, step));
+  backend->SetManualCompletion(false);
+  backend->CompleteAll();
+  for (void* p : kv) ASSERT_TRUE(pool->Deallocate(p, compute).ok());
+  ASSERT_TRUE(pool->Deallocate(*third, side).ok());
+  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+}
+
 // A block evicted by staging and freed during a graph capture while its copy
 // out still runs: the host cannot wait then, so its pinned slot is given back
 // at EndCapture, once the copy ran (a later eviction on another stream could

@@ -76,8 +76,12 @@ struct RolePolicy {
   // them on the GPU, the pool evicts the least recently allocated or fetched
   // ones (a paused request's KV first) to host memory, whole, in one batched
   // prefetch ordered on the caller's stream, instead of letting pages fault
-  // one at a time. Managed backend; counted on the others. Not with
-  // device_memory.
+  // one at a time. The caller cannot know which blocks the budget picks, so
+  // the eviction is also ordered after the work queued so far on the stream
+  // each victim was allocated for (an engine fetching on a side stream while
+  // decode steps write the KV on its compute stream); work on other streams
+  // (RecordStream's) is the caller's to order. Managed backend; counted on
+  // the others. Not with device_memory.
   std::size_t hbm_budget_bytes = 0;
 
   // How the pool evicts the role's large blocks (budget victims, Evict,

@@ -142,8 +142,34 @@ absl::Status PoolCore::AdmitBudgeted(void* p, std::size_t bytes, Role role, Stre
   return EvictVictims(victims, stream);
 }
 
+absl::Status PoolCore::OrderAfterVictims(const Victims& victims, Stream stream) {
+  // Recording events during a capture could invalidate it; the evictions
+  // are then left to the migration (StageOut skips them) like any hint.
+  if (fencer_.capturing() || backend_->IsCapturing(stream)) return absl::OkStatus();
+  absl::InlinedVector<Stream, 2> others;
+  for (void* v : victims.ptrs) {
+    absl::StatusOr<BlockInfo> b = BlockContaining(v);
+    if (!b.ok() || b->stream == stream || released_.Contains(b->stream) ||
+        std::find(others.begin(), others.end(), b->stream) != others.end()) {
+      continue;
+    }
+    others.push_back(b->stream);
+  }
+  for (Stream other : others) {
+    absl::StatusOr<FenceRef> f = fencer_.FenceFor(other, fencer_.Stamp());
+    if (!f.ok()) return f.status();
+    if (absl::Status st = backend_->StreamWaitEvent(stream, (*f)->event); !st.ok()) return st;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status PoolCore::EvictVictims(const Victims& victims, Stream stream) {
   if (victims.empty()) return absl::OkStatus();
+  // The caller ordered `stream` after its own use of the blocks it named,
+  // not of the ones the budget picked: a victim may still be read or written
+  // on the stream it was allocated for (a decode step on the compute stream
+  // while an engine fetches on a side stream).
+  if (absl::Status st = OrderAfterVictims(victims, stream); !st.ok()) return st;
   std::vector<void*> ptrs = victims.ptrs;  // those not staged out are migrated
   std::vector<std::size_t> sizes = victims.sizes;
   absl::Status st = StageOut(&ptrs, &sizes, stream);

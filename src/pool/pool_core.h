@@ -207,6 +207,10 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   absl::Status AdmitBudgeted(void* p, std::size_t bytes, Role role, Stream stream);
   absl::Status NoteMoved(const std::vector<BlockInfo>& blocks, Location where, Stream stream);
   absl::Status EvictVictims(const Victims& victims, Stream stream);
+  // Orders `stream` after the work queued so far on the streams the victims
+  // were allocated for (those other than `stream` and not released). Not
+  // during a graph capture.
+  absl::Status OrderAfterVictims(const Victims& victims, Stream stream);
   // Eviction by staging (RolePolicy::evict_by_staging, pool_staged.cc).
   // Evicts the large blocks among `ptrs` whose role evicts by staging and
   // that are not out already (copied into host_copies_, the host waits,
