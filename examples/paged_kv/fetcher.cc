@@ -1,0 +1,103 @@
+// examples/paged_kv/fetcher.cc: the demo engine's fetch thread (fetcher.h).
+#include "examples/paged_kv/fetcher.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <utility>
+
+namespace paged_kv {
+namespace {
+
+void Die(const char* what, const char* why) {
+  std::fprintf(stderr, "fetcher: %s: %s\n", what, why);
+  std::exit(1);
+}
+void CheckCuda(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) Die(what, cudaGetErrorString(e));
+}
+void CheckPool(const absl::Status& st, const char* what) {
+  if (!st.ok()) Die(what, st.ToString().c_str());
+}
+
+}  // namespace
+
+Fetcher::Fetcher(umpool::Pool& pool, cudaStream_t fetch_stream, cudaStream_t evict_stream,
+                 cudaEvent_t evict_after, cudaEvent_t evicted, cudaEvent_t ahead_done)
+    : pool_(pool),
+      fetch_stream_(fetch_stream),
+      evict_stream_(evict_stream),
+      evict_after_(evict_after),
+      evicted_(evicted),
+      ahead_done_(ahead_done) {}
+
+Fetcher::~Fetcher() {
+  Join();
+  for (cudaEvent_t e : events_) cudaEventDestroy(e);
+}
+
+void Fetcher::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Fetcher::Start(TurnWork work) {
+  Join();
+  // Events of the last turn's jobs are complete or no longer waited on.
+  while (events_.size() < work.jobs.size()) {
+    cudaEvent_t e;
+    CheckCuda(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
+    events_.push_back(e);
+  }
+  issued_.store(0, std::memory_order_relaxed);
+  ready_ = 0;
+  thread_ = std::thread([this, w = std::move(work)]() mutable { Run(std::move(w)); });
+}
+
+void Fetcher::Run(TurnWork work) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (!work.out.empty()) {
+    // After the last decode step that read them; copies out on a stream of
+    // their own overlap the copies in.
+    CheckCuda(cudaStreamWaitEvent(evict_stream_, evict_after_, 0), "cudaStreamWaitEvent");
+    CheckPool(pool_.PrefetchBlocks(work.out.data(), work.out.size(), umpool::Location::kHost,
+                                   evict_stream_),
+              "evicting the previous group");
+  }
+  CheckCuda(cudaEventRecord(evicted_, evict_stream_), "cudaEventRecord");
+  for (std::size_t i = 0; i < work.jobs.size(); ++i) {
+    const std::vector<void*>& b = work.jobs[i];
+    CheckPool(pool_.PrefetchBlocks(b.data(), b.size(), umpool::Location::kDevice, fetch_stream_),
+              "fetching a request of the running group");
+    CheckCuda(cudaEventRecord(events_[i], fetch_stream_), "cudaEventRecord");
+    issued_.store(static_cast<int>(i) + 1, std::memory_order_release);
+  }
+  if (!work.ahead.empty()) {
+    // Its pages fill only once the previous group's have been copied out.
+    CheckCuda(cudaStreamWaitEvent(fetch_stream_, evicted_, 0), "cudaStreamWaitEvent");
+    CheckPool(pool_.PrefetchBlocks(work.ahead.data(), work.ahead.size(), umpool::Location::kDevice,
+                                   fetch_stream_),
+              "fetching the next group ahead");
+  }
+  CheckCuda(cudaEventRecord(ahead_done_, fetch_stream_), "cudaEventRecord");
+  host_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+int Fetcher::ReadyCount() {
+  const int issued = issued_.load(std::memory_order_acquire);
+  while (ready_ < issued) {
+    const cudaError_t e = cudaEventQuery(events_[ready_]);
+    if (e == cudaErrorNotReady) break;
+    CheckCuda(e, "cudaEventQuery");
+    ++ready_;
+  }
+  return ready_;
+}
+
+void Fetcher::Wait(int i) {
+  while (issued_.load(std::memory_order_acquire) <= i) std::this_thread::yield();
+  CheckCuda(cudaEventSynchronize(events_[i]), "cudaEventSynchronize");
+  ready_ = std::max(ready_, i + 1);  // and every job before it (one stream)
+}
+
+}  // namespace paged_kv
