@@ -72,6 +72,8 @@ class Target {
   virtual void Free(void* p, std::size_t bytes, Stream s) = 0;
   virtual bool Record(void*, Stream) { return false; }
   virtual long long BackendCalls() const = 0;
+  // What BackendCalls counts, by kind ("" if the allocator does not say).
+  virtual std::string BackendCallKinds() const { return ""; }
   virtual long long PeakReserved() const = 0;
   // Peak bytes mapped from the backend (umpool: reserved plus untouched reserves); -1: n/a.
   virtual long long PeakMapped() const { return -1; }
@@ -185,6 +187,11 @@ class UmpoolTarget final : public Target {
     return static_cast<long long>(s.backend_allocations + s.grown_in_place + s.page_drops +
                                   s.bare_refills);
   }
+  std::string BackendCallKinds() const override {
+    const umpool::Stats s = pool_->GetStats();
+    return absl::StrCat("maps ", s.backend_allocations, ", grown in place ", s.grown_in_place,
+                        ", page drops ", s.page_drops, ", bare refills ", s.bare_refills);
+  }
   long long PeakReserved() const override { return pool_->GetStats().reserved_bytes.peak; }
   long long PeakMapped() const override { return pool_->GetStats().mapped_bytes.peak; }
   double HitRate() const override {
@@ -297,8 +304,9 @@ Result Replay(const Trace& t, const std::string& name, Target& target, bool gpu,
       if (g_verbose && calls_at_warmup >= 0) {
         const long long calls = target.BackendCalls();
         if (calls != last_calls) {
-          std::fprintf(stderr, "  backend call after warm-up: op %zu allocates %zu bytes (role %d, stream %d), live %.1f MiB\n",
-                       i, op.bytes, static_cast<int>(op.role), op.stream, live_bytes / 1048576.0);
+          std::fprintf(stderr, "  backend call after warm-up: op %zu allocates %zu bytes (role %d, stream %d), live %.1f MiB; %s\n",
+                       i, op.bytes, static_cast<int>(op.role), op.stream, live_bytes / 1048576.0,
+                       target.BackendCallKinds().c_str());
           last_calls = calls;
         }
       }
