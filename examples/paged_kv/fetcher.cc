@@ -51,6 +51,7 @@ void Fetcher::Start(TurnWork work) {
   }
   issued_.store(0, std::memory_order_relaxed);
   ready_ = 0;
+  busy_.store(true, std::memory_order_release);
   thread_ = std::thread([this, w = std::move(work)]() mutable { Run(std::move(w)); });
 }
 
@@ -81,6 +82,7 @@ void Fetcher::Run(TurnWork work) {
   }
   CheckCuda(cudaEventRecord(ahead_done_, fetch_stream_), "cudaEventRecord");
   host_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  busy_.store(false, std::memory_order_release);
 }
 
 int Fetcher::ReadyCount() {

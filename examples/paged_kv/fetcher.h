@@ -57,6 +57,8 @@ class Fetcher {
   void Join();
   // Host time the thread spent in pool calls, in total.
   double host_ms() const { return host_ms_; }
+  // The thread is still making this turn's calls.
+  bool busy() const { return busy_.load(std::memory_order_acquire); }
 
  private:
   void Run(TurnWork work);
@@ -66,6 +68,7 @@ class Fetcher {
   cudaEvent_t evict_after_, evicted_, ahead_done_;
   std::vector<cudaEvent_t> events_;
   std::atomic<int> issued_{0};
+  std::atomic<bool> busy_{false};
   int ready_ = 0;  // ReadyCount's cursor (the caller's thread)
   double host_ms_ = 0;  // written by the thread, read after Join
   std::thread thread_;

@@ -123,6 +123,9 @@ struct Result {
   // turn starts, the fetch thread in its pool calls, waiting for the GPU.
   double turn_host_ms = 0, ahead_host_ms = 0, wait_ms = 0;
   double first_wait_ms = 0;  // blocked until a turn's first request was in
+  double prep_ms[2] = {0, 0};  // step start to launch: [fetch thread idle, busy]
+  long prep_steps[2] = {0, 0};
+  double alloc_ms[2] = {0, 0}, launch_ms[2] = {0, 0};  // of which: growth allocations, launch calls
   long turns = 0;
   double mean_ms = 0, p99_ms = 0, us_per_token = 0;
   long tokens = 0;
@@ -368,6 +371,7 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsi
     }
     // Grow block tables where the next token starts a new block.
     int n = 0;
+    double alloc_ms = 0;  // this step's growth allocations (PAGED_KV_PROFILE)
     std::vector<int> running;
     const int jobs_in = turns ? fetcher.ReadyCount() : 0;
     for (int k = 0; k < static_cast<int>(reqs.size()); ++k) {
@@ -379,7 +383,9 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsi
         q.job = -1;
       }
       if (q.length % kBlockTokens == 0) {
+        const auto a0 = std::chrono::steady_clock::now();
         q.blocks.push_back(Check(pool.Allocate(kBlockBytes, compute, umpool::Role::kKv)));
+        alloc_ms += Ms(a0, std::chrono::steady_clock::now());
         q.table[q.length / kBlockTokens] = static_cast<float*>(q.blocks.back());
       }
       tables[n] = q.table;
@@ -390,6 +396,7 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsi
     }
     int max_blocks = 0;
     for (int k : running) max_blocks = std::max(max_blocks, reqs[k].length / kBlockTokens + 1);
+    const auto t_cuda = std::chrono::steady_clock::now();
     if (n > 0) {  // (a group whose every request sits out runs no step)
       CHECK_CUDA(cudaMemcpyAsync(args, host_args, args_bytes, cudaMemcpyHostToDevice, compute));
       CHECK_CUDA(paged_kv::LaunchDecodeStep(dev_tables, dev_ids, dev_lengths, n, max_blocks, true,
@@ -398,6 +405,13 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsi
     }
     const auto t_launched = std::chrono::steady_clock::now();
     if (turn_starts) res.turn_host_ms += Ms(t0, t_launched);
+    // The host's share of a step, while the fetch thread makes its calls
+    // and after (PAGED_KV_PROFILE).
+    const int busy = turns && fetcher.busy() ? 1 : 0;
+    res.prep_ms[busy] += Ms(t0, t_launched);
+    res.alloc_ms[busy] += alloc_ms;
+    res.launch_ms[busy] += Ms(t_cuda, t_launched);
+    ++res.prep_steps[busy];
     const auto t_queued = t_launched;
     CHECK_CUDA(cudaStreamSynchronize(compute));
     res.wait_ms += Ms(t_queued, std::chrono::steady_clock::now());
@@ -501,6 +515,13 @@ int main(int argc, char** argv) {
                    "GPU\n", name, r.turns, r.turn_host_ms / std::max(1L, r.turns),
                    r.ahead_host_ms / std::max(1L, r.turns), r.first_wait_ms / std::max(1L, r.turns),
                    r.wait_ms / steps);
+      for (int b = 1; b >= 0; --b) {
+        const double k = static_cast<double>(std::max(1L, r.prep_steps[b]));
+        std::fprintf(stderr, "  %s: %ld steps, host per step from its start to its launch %.3f ms "
+                     "(growth allocations %.3f ms, copy/launch calls %.3f ms)\n",
+                     b ? "while the fetch thread ran" : "after", r.prep_steps[b], r.prep_ms[b] / k,
+                     r.alloc_ms[b] / k, r.launch_ms[b] / k);
+      }
     }
     std::printf("| %s | %.3f ms | %.3f ms | %ld | %.0f | %.1f us | %ld | %ld | %ld | %ld | %ld |\n",
                 name, r.mean_ms, r.p99_ms, r.tokens, r.tokens_per_s, r.us_per_token, r.evictions,
