@@ -48,14 +48,20 @@
 
 #include "examples/paged_kv/fetcher.h"
 #include "examples/paged_kv/kv_kernels.h"
+#include "examples/paged_kv/turns.h"
 #include "umpool/umpool.hpp"
 
 namespace {
 
+using paged_kv::BlocksAfter;
+using paged_kv::kBlockBytes;
 using paged_kv::kBlockTokens;
-using paged_kv::kTokenFloats;
+using paged_kv::MaxBlocks;
+using paged_kv::Mode;
+using paged_kv::Plan;
+using paged_kv::PlanTurn;
+using paged_kv::Request;
 using paged_kv::TokenSum;
-constexpr std::size_t kBlockBytes = std::size_t{kBlockTokens} * kTokenFloats * sizeof(float);
 
 #define CHECK_CUDA(expr)                                                             \
   do {                                                                               \
@@ -81,39 +87,6 @@ void Check(const absl::Status& st) {
   }
 }
 
-enum class Mode { kResident, kPaused, kBudget, kFaulting };
-
-struct Plan {
-  Mode mode = Mode::kResident;
-  double pause_fraction = 0;  // kPaused
-  int group_steps = 32;       // kBudget, kFaulting: steps per turn
-  int groups = 2;             // kBudget, kFaulting: groups taking turns
-  bool fetch_ahead = false;   // kBudget: fetch the next group during a turn
-  std::size_t budget = 0;     // kBudget with fetch_ahead: the KV budget
-  int context = 1;            // prompts of 16 to 16 + 300 * context tokens
-};
-
-// Block-table entries a request of `plan` can need (its longest length).
-int MaxBlocks(const Plan& plan) { return (16 + 300 * plan.context + 464) / kBlockTokens + 1; }
-
-struct Request {
-  int id = 0;
-  int group = 0;  // kBudget, kFaulting: runs on the group's turns
-  int length = 0;  // tokens in the cache
-  int target = 0;  // retire at this length
-  int paused_until = -1;
-  bool fetched = true;
-  bool ahead = false;  // kBudget with fetch_ahead: fetched during the last turn
-  int job = -1;  // kBudget: its fetch in this turn (Fetcher job), until it joins
-  bool sits_out = false;  // kBudget: its group's turn, but the budget holds it not
-  int sat_out = 0;  // turns of its group it sat out in a row
-  bool waiting = false;  // kBudget: admitted, not prefilled until its group's turn has room
-  bool resumed = false;  // paused and fetched back: check its KV at the next step
-  float** table = nullptr;  // umpool block: MaxBlocks(plan) block pointers
-  std::vector<void*> blocks;
-  double expected = 0;  // sum of all its KV floats
-};
-
 double Ms(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
@@ -133,74 +106,6 @@ struct Result {
   std::size_t peak_kv_bytes = 0;
   double tokens_per_s = 0;
 };
-
-// KV blocks a request of `length` tokens (up to `target`) holds after
-// `steps` more decode steps: its blocks now and one more per block boundary
-// it crosses.
-std::size_t BlocksAfter(int length, int target, int steps) {
-  const int end = std::min(length + steps, target);
-  return static_cast<std::size_t>((std::max(end, 1) - 1) / kBlockTokens + 1);
-}
-std::size_t TurnNeed(const Request& q, const Plan& plan) {
-  return BlocksAfter(q.length, q.target, plan.group_steps);
-}
-
-// kBudget, at the start of `active`'s turn: the requests of the group that
-// run this turn, what the budget holds with their growth (the others sit
-// out, those that sat out longest and the smallest going first), so the
-// budget never has to choose a running request's blocks as its victims.
-// Those fetched ahead run; the others are returned in fetch order (a request
-// admitted while the budget had no room for it, `waiting`, is prefilled by
-// the caller instead). Replacements for requests retiring during the turn
-// join it only if they fit then (see `admit`). Then, with fetch-ahead and
-// more than two groups, as many of group `next`'s requests as fit beside
-// them are marked `ahead` and their blocks returned in `ahead`.
-std::vector<int> PlanTurn(std::vector<Request>& reqs, int active, int next, const Plan& plan,
-                          std::vector<void*>* ahead) {
-  const std::size_t budget = plan.budget / kBlockBytes;
-  std::size_t running = 0;
-  std::vector<int> in;
-  for (int k = 0; k < static_cast<int>(reqs.size()); ++k) {
-    Request& q = reqs[k];
-    q.sits_out = false;
-    if (q.group != active) continue;
-    if (q.ahead) {
-      running += TurnNeed(q, plan);
-    } else {
-      in.push_back(k);
-    }
-    q.ahead = false;
-  }
-  std::sort(in.begin(), in.end(), [&](int x, int y) {
-    const Request& a = reqs[x];
-    const Request& b = reqs[y];
-    if (a.sat_out != b.sat_out) return a.sat_out > b.sat_out;
-    return TurnNeed(a, plan) < TurnNeed(b, plan);
-  });
-  std::vector<int> fetch;
-  for (int k : in) {
-    Request& q = reqs[k];
-    const std::size_t need = TurnNeed(q, plan);
-    if (running + need > budget) {
-      q.sits_out = true;
-      ++q.sat_out;
-      continue;
-    }
-    running += need;
-    q.sat_out = 0;
-    fetch.push_back(k);
-  }
-  if (plan.fetch_ahead && next != active && plan.groups > 2) {
-    std::size_t room = budget > running ? budget - running : 0;
-    for (Request& q : reqs) {
-      if (q.group != next || q.waiting || q.blocks.size() > room) continue;
-      ahead->insert(ahead->end(), q.blocks.begin(), q.blocks.end());
-      room -= q.blocks.size();
-      q.ahead = true;
-    }
-  }
-  return fetch;
-}
 
 // The streams live as long as the pool may cache blocks freed on them
 // (umpool::Pool's stream-lifetime rule): created once in main.

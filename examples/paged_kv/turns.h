@@ -1,0 +1,71 @@
+// examples/paged_kv/turns.h: the demo engine's requests and how a turn is
+// planned under a KV budget (which requests of the group run, which of the
+// next group are fetched ahead).
+#ifndef UMPOOL_EXAMPLES_PAGED_KV_TURNS_H_
+#define UMPOOL_EXAMPLES_PAGED_KV_TURNS_H_
+
+#include <cstddef>
+#include <vector>
+
+#include "examples/paged_kv/kv_kernels.h"
+
+namespace paged_kv {
+
+constexpr std::size_t kBlockBytes = std::size_t{kBlockTokens} * kTokenFloats * sizeof(float);
+
+enum class Mode { kResident, kPaused, kBudget, kFaulting };
+
+struct Plan {
+  Mode mode = Mode::kResident;
+  double pause_fraction = 0;  // kPaused
+  int group_steps = 32;       // kBudget, kFaulting: steps per turn
+  int groups = 2;             // kBudget, kFaulting: groups taking turns
+  bool fetch_ahead = false;   // kBudget: fetch the next group during a turn
+  std::size_t budget = 0;     // kBudget: the KV budget
+  int context = 1;            // prompts of 16 to 16 + 300 * context tokens
+};
+
+// Block-table entries a request of `plan` can need (its longest length).
+inline int MaxBlocks(const Plan& plan) { return (16 + 300 * plan.context + 464) / kBlockTokens + 1; }
+
+struct Request {
+  int id = 0;
+  int group = 0;  // kBudget, kFaulting: runs on the group's turns
+  int length = 0;  // tokens in the cache
+  int target = 0;  // retire at this length
+  int paused_until = -1;
+  bool fetched = true;
+  bool ahead = false;  // kBudget with fetch_ahead: fetched during the last turn
+  int job = -1;  // kBudget: its fetch in this turn (Fetcher job), until it joins
+  bool sits_out = false;  // kBudget: its group's turn, but the budget holds it not
+  int sat_out = 0;  // turns of its group it sat out in a row
+  bool waiting = false;  // kBudget: admitted, not prefilled until its group's turn has room
+  bool resumed = false;  // paused and fetched back: check its KV at the next step
+  float** table = nullptr;  // umpool block: MaxBlocks(plan) block pointers
+  std::vector<void*> blocks;
+  double expected = 0;  // sum of all its KV floats
+};
+
+// KV blocks a request of `length` tokens (up to `target`) holds after
+// `steps` more decode steps: its blocks now and one more per block boundary
+// it crosses.
+std::size_t BlocksAfter(int length, int target, int steps);
+// ... during a whole turn of `plan`.
+std::size_t TurnNeed(const Request& q, const Plan& plan);
+
+// kBudget, at the start of `active`'s turn: the requests of the group that
+// run this turn, what the budget holds with their growth (the others sit
+// out, those that sat out longest and the smallest going first), so the
+// budget never has to choose a running request's blocks as its victims.
+// Those fetched ahead run; the others are returned in fetch order (a request
+// admitted while the budget had no room for it, `waiting`, is prefilled by
+// the caller instead). Replacements for requests retiring during the turn
+// join it only if they fit then (see `admit`). Then, with fetch-ahead and
+// more than two groups, as many of group `next`'s requests as fit beside
+// them are marked `ahead` and their blocks returned in `ahead`.
+std::vector<int> PlanTurn(std::vector<Request>& reqs, int active, int next, const Plan& plan,
+                          std::vector<void*>* ahead);
+
+}  // namespace paged_kv
+
+#endif  // UMPOOL_EXAMPLES_PAGED_KV_TURNS_H_
