@@ -38,8 +38,8 @@ std::unique_ptr<Pool> HostPool(bool give_back, bool strict, double slack = 0.03)
   return pool.ok() ? *std::move(pool) : nullptr;
 }
 
-void* New(Pool& pool, std::size_t n, unsigned char v, Stream s = kS) {
-  absl::StatusOr<void*> p = pool.Allocate(n, s);
+void* New(Pool& pool, std::size_t n, unsigned char v, Stream s = kS, Role role = Role::kDefault) {
+  absl::StatusOr<void*> p = pool.Allocate(n, s, role);
   EXPECT_TRUE(p.ok()) << p.status();
   if (!p.ok()) return nullptr;
   std::memset(*p, v, n);  // every byte: crashes on a page given back and not refilled
@@ -289,12 +289,7 @@ TEST(BareBlocksTest, PagesFreeTheLongestAreGivenBackFirst) {
 TEST(BareBlocksTest, TheKvCachesFreePagesGoLast) {
   auto pool = HostPool(/*give_back=*/true, /*strict=*/false);
   ASSERT_NE(pool, nullptr);
-  auto take = [&](std::size_t n, Role role, unsigned char v) {
-    absl::StatusOr<void*> p = pool->Allocate(n, kS, role);
-    EXPECT_TRUE(p.ok()) << p.status();
-    if (p.ok()) std::memset(*p, v, n);
-    return p.ok() ? *p : nullptr;
-  };
+  auto take = [&](std::size_t n, Role role, unsigned char v) { return New(*pool, n, v, kS, role); };
   void* kept = take(200 * kMiB, Role::kActivations, 7);
   void* kv = take(100 * kMiB, Role::kKv, 1);
   void* kv_wall = take(4 * kMiB, Role::kKv, 2);
@@ -322,12 +317,7 @@ TEST(BareBlocksTest, FreeSlabSpacePagesGoAfterShortLivedSpaces) {
   // without a drop, the 105 MiB request needs about 72 MiB given back.
   auto pool = HostPool(/*give_back=*/true, /*strict=*/false, /*slack=*/0.2);
   ASSERT_NE(pool, nullptr);
-  auto take = [&](std::size_t n, Role role, unsigned char v) {
-    absl::StatusOr<void*> p = pool->Allocate(n, kS, role);
-    EXPECT_TRUE(p.ok()) << p.status();
-    if (p.ok()) std::memset(*p, v, n);
-    return p.ok() ? *p : nullptr;
-  };
+  auto take = [&](std::size_t n, Role role, unsigned char v) { return New(*pool, n, v, kS, role); };
   void* kept = take(200 * kMiB, Role::kActivations, 7);
   std::vector<void*> small;  // 32 MiB of slabs, freed: the oldest free pages
   for (int i = 0; i < 64; ++i) small.push_back(take(512 * 1024, Role::kDefault, 1));
