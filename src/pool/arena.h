@@ -240,9 +240,8 @@ class Arena {
   // reserved bytes above their high-water mark and above give_back_slack
   // over the peak live bytes (live_high_), free pages of the spaces of
   // `h` are given back until it would not (or none is left): those free the
-  // longest first across `space`, slab space and the short-lived roles'
-  // spaces, then the KV cache's and the weights' spaces
-  // (LargeHeap::Depopulate). Not for plain device memory or
+  // longest first across `space` and the short-lived roles' spaces, then
+  // slab space's, the KV cache's and the weights' (LargeHeap::Depopulate). Not for plain device memory or
   // host-preferred roles, not during a graph capture, and never again once
   // the backend cannot drop pages. A failed drop changes nothing.
   // `keep`: pages about to be taken (LargeHeap::BareShortfall), kept.

@@ -146,7 +146,7 @@ absl::Status PoolCore::OrderAfterVictims(const Victims& victims, Stream stream) 
   // Recording events during a capture could invalidate it; the evictions
   // are then left to the migration (StageOut skips them) like any hint.
   if (fencer_.capturing() || backend_->IsCapturing(stream)) return absl::OkStatus();
-  absl::InlinedVector<Stream, 2> others;
+  StreamSet others;
   for (void* v : victims.ptrs) {
     absl::StatusOr<BlockInfo> b = BlockContaining(v);
     if (!b.ok() || b->stream == stream || released_.Contains(b->stream) ||
@@ -155,10 +155,10 @@ absl::Status PoolCore::OrderAfterVictims(const Victims& victims, Stream stream) 
     }
     others.push_back(b->stream);
   }
-  for (Stream other : others) {
-    absl::StatusOr<FenceRef> f = fencer_.FenceFor(other, fencer_.Stamp());
-    if (!f.ok()) return f.status();
-    if (absl::Status st = backend_->StreamWaitEvent(stream, (*f)->event); !st.ok()) return st;
+  absl::StatusOr<Fences> fences = FencesOn(others);
+  if (!fences.ok()) return fences.status();
+  for (const FenceRef& f : *fences) {
+    if (absl::Status st = backend_->StreamWaitEvent(stream, f->event); !st.ok()) return st;
   }
   return absl::OkStatus();
 }
