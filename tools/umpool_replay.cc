@@ -33,6 +33,7 @@
 // the allocators, not kernels, so every stream is idle and cross-stream
 // reuse waits for nothing.
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -45,6 +46,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "bench/allocators.h"
 #include "tools/replay_trace.h"
@@ -182,15 +184,16 @@ class UmpoolTarget final : public Target {
     return true;
   }
   long long BackendCalls() const override {
-    const umpool::Stats s = pool_->GetStats();  // maps and in-place growth (a prefetch each)
-    // Pages given back and refilled are backend calls too.
-    return static_cast<long long>(s.backend_allocations + s.grown_in_place + s.page_drops +
-                                  s.bare_refills);
+    long long calls = 0;
+    for (const auto& [kind, n] : CallKinds()) calls += static_cast<long long>(n);
+    return calls;
   }
   std::string BackendCallKinds() const override {
-    const umpool::Stats s = pool_->GetStats();
-    return absl::StrCat("maps ", s.backend_allocations, ", grown in place ", s.grown_in_place,
-                        ", page drops ", s.page_drops, ", bare refills ", s.bare_refills);
+    std::string out;
+    for (const auto& [kind, n] : CallKinds()) {
+      absl::StrAppend(&out, out.empty() ? "" : ", ", kind, " ", n);
+    }
+    return out;
   }
   long long PeakReserved() const override { return pool_->GetStats().reserved_bytes.peak; }
   long long PeakMapped() const override { return pool_->GetStats().mapped_bytes.peak; }
@@ -218,6 +221,15 @@ class UmpoolTarget final : public Target {
     Role role;
     bool evicted;
   };
+  // What BackendCalls counts: maps, in-place growth (a prefetch each), and
+  // pages given back and refilled.
+  std::array<std::pair<const char*, std::uint64_t>, 4> CallKinds() const {
+    const umpool::Stats s = pool_->GetStats();
+    return {{{"maps", s.backend_allocations},
+             {"grown in place", s.grown_in_place},
+             {"page drops", s.page_drops},
+             {"bare refills", s.bare_refills}}};
+  }
   std::unique_ptr<umpool::Pool> pool_;
   bool pressure_mode_ = false;
   long long ooms_ = 0;
