@@ -94,7 +94,7 @@ double Ms(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::ti
 struct Result {
   // Where the steps' time went (PAGED_KV_PROFILE=1 prints it): the host in
   // turn starts, the fetch thread in its pool calls, waiting for the GPU.
-  double turn_host_ms = 0, ahead_host_ms = 0, wait_ms = 0;
+  double turn_host_ms = 0, fetch_host_ms = 0, wait_ms = 0;
   double first_wait_ms = 0;  // blocked until a turn's first request was in
   double prep_ms[2] = {0, 0};  // step start to launch: [fetch thread idle, busy]
   long prep_steps[2] = {0, 0};
@@ -317,9 +317,8 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsi
     res.alloc_ms[busy] += alloc_ms;
     res.launch_ms[busy] += Ms(t_cuda, t_launched);
     ++res.prep_steps[busy];
-    const auto t_queued = t_launched;
     CHECK_CUDA(cudaStreamSynchronize(compute));
-    res.wait_ms += Ms(t_queued, std::chrono::steady_clock::now());
+    res.wait_ms += Ms(t_launched, std::chrono::steady_clock::now());
     step_ms.push_back(std::chrono::duration<double, std::milli>(
         std::chrono::steady_clock::now() - t0).count());
     res.tokens += n;
@@ -347,7 +346,7 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsi
     }
   }
   fetcher.Join();
-  res.ahead_host_ms = fetcher.host_ms();
+  res.fetch_host_ms = fetcher.host_ms();
   CHECK_CUDA(cudaDeviceSynchronize());
   for (Request& q : reqs) {
     for (void* b : q.blocks) Check(pool.Deallocate(b, compute));
@@ -418,7 +417,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s: %ld turns; per turn, host %.2f ms in turn starts, %.2f ms in the "
                    "fetch thread, %.2f ms waiting for the first request; %.3f ms per step waiting for the "
                    "GPU\n", name, r.turns, r.turn_host_ms / std::max(1L, r.turns),
-                   r.ahead_host_ms / std::max(1L, r.turns), r.first_wait_ms / std::max(1L, r.turns),
+                   r.fetch_host_ms / std::max(1L, r.turns), r.first_wait_ms / std::max(1L, r.turns),
                    r.wait_ms / steps);
       for (int b = 1; b >= 0; --b) {
         const double k = static_cast<double>(std::max(1L, r.prep_steps[b]));
