@@ -30,11 +30,14 @@ Fetcher::Fetcher(umpool::Pool& pool, cudaStream_t fetch_stream, cudaStream_t evi
       evict_stream_(evict_stream),
       evict_after_(evict_after),
       evicted_(evicted),
-      ahead_done_(ahead_done) {}
+      ahead_done_(ahead_done) {
+  CheckCuda(cudaEventCreateWithFlags(&growth_done_, cudaEventDisableTiming), "cudaEventCreate");
+}
 
 Fetcher::~Fetcher() {
   Join();
   for (cudaEvent_t e : events_) cudaEventDestroy(e);
+  cudaEventDestroy(growth_done_);
 }
 
 void Fetcher::Join() {
@@ -51,6 +54,8 @@ void Fetcher::Start(TurnWork work) {
   }
   issued_.store(0, std::memory_order_relaxed);
   ready_ = 0;
+  growth_.assign(work.jobs.size(), {});
+  growth_ready_.store(false, std::memory_order_relaxed);
   busy_.store(true, std::memory_order_release);
   thread_ = std::thread([this, w = std::move(work)]() mutable { Run(std::move(w)); });
 }
@@ -66,13 +71,32 @@ void Fetcher::Run(TurnWork work) {
               "evicting the previous group");
   }
   CheckCuda(cudaEventRecord(evicted_, evict_stream_), "cudaEventRecord");
+  paced_at_ = -1;
   for (std::size_t i = 0; i < work.jobs.size(); ++i) {
     const std::vector<void*>& b = work.jobs[i];
-    CheckPool(pool_.PrefetchBlocks(b.data(), b.size(), umpool::Location::kDevice, fetch_stream_),
-              "fetching a request of the running group");
+    const std::size_t piece = piece_blocks_ > 0 ? static_cast<std::size_t>(piece_blocks_) : b.size();
+    for (std::size_t at = 0; at < b.size(); at += piece) {
+      Pace();
+      CheckPool(pool_.PrefetchBlocks(b.data() + at, std::min(piece, b.size() - at),
+                                     umpool::Location::kDevice, fetch_stream_),
+                "fetching a request of the running group");
+    }
     CheckCuda(cudaEventRecord(events_[i], fetch_stream_), "cudaEventRecord");
     issued_.store(static_cast<int>(i) + 1, std::memory_order_release);
   }
+  for (std::size_t i = 0; i < work.growth.size(); ++i) {
+    Pace();
+    for (int n : work.growth[i]) {
+      std::vector<void*>& g = growth_[i].emplace_back();
+      for (int j = 0; j < n; ++j) {
+        absl::StatusOr<void*> p = pool_.Allocate(work.growth_bytes, fetch_stream_, umpool::Role::kKv);
+        CheckPool(p.status(), "allocating a request's growth");
+        g.push_back(*p);
+      }
+    }
+  }
+  CheckCuda(cudaEventRecord(growth_done_, fetch_stream_), "cudaEventRecord");
+  growth_ready_.store(true, std::memory_order_release);
   if (!work.ahead.empty()) {
     // Its pages fill only once the previous group's have been copied out.
     CheckCuda(cudaStreamWaitEvent(fetch_stream_, evicted_, 0), "cudaStreamWaitEvent");
@@ -83,6 +107,33 @@ void Fetcher::Run(TurnWork work) {
   CheckCuda(cudaEventRecord(ahead_done_, fetch_stream_), "cudaEventRecord");
   host_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   busy_.store(false, std::memory_order_release);
+}
+
+void Fetcher::Pace() {
+  if (piece_blocks_ <= 0) return;
+  const auto t0 = std::chrono::steady_clock::now();
+  if (paced_at_ >= 0) {
+    while (launched_.load(std::memory_order_acquire) <= paced_at_ &&
+           std::chrono::steady_clock::now() - t0 < std::chrono::microseconds(500)) {
+      std::this_thread::yield();
+    }
+  }
+  paced_at_ = launched_.load(std::memory_order_acquire);
+}
+
+std::vector<void*> Fetcher::TakeGrowth(int i, int k, cudaStream_t stream) {
+  if (!growth_ready_.load(std::memory_order_acquire) || growth_[i][k].empty()) return {};
+  CheckCuda(cudaStreamWaitEvent(stream, growth_done_, 0), "cudaStreamWaitEvent");
+  return std::move(growth_[i][k]);
+}
+
+std::vector<void*> Fetcher::TakeUnclaimed() {
+  std::vector<void*> left;
+  for (auto& job : growth_) {
+    for (auto& g : job) left.insert(left.end(), g.begin(), g.end());
+  }
+  growth_.clear();
+  return left;
 }
 
 int Fetcher::ReadyCount() {

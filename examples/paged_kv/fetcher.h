@@ -12,9 +12,12 @@
 //
 // One turn's work (Start): evict `out` to the host on `evict_stream` (after
 // `evict_after`, recorded on the compute stream), then each job's blocks to
-// the GPU on `fetch_stream`, each followed by an event, then `ahead` (the
-// next group's blocks that fit beside this one) after the eviction; records
-// `ahead_done` on `fetch_stream` last. Any failing pool or CUDA call prints
+// the GPU on `fetch_stream`, each followed by an event; then the blocks the
+// requests will grow into during the turn (allocated on `fetch_stream`, so
+// that the budget's evictions for them run here rather than in the decode
+// loop; after every job, so that no request joins later for them), followed
+// by an event; then `ahead` (the next group's blocks that fit beside this
+// one) after the eviction; records `ahead_done` on `fetch_stream` last. Any failing pool or CUDA call prints
 // its error and exits, as the rest of the demo does.
 #ifndef UMPOOL_EXAMPLES_PAGED_KV_FETCHER_H_
 #define UMPOOL_EXAMPLES_PAGED_KV_FETCHER_H_
@@ -31,7 +34,9 @@ namespace paged_kv {
 
 struct TurnWork {
   std::vector<void*> out;                // the previous group's blocks (may be empty)
-  std::vector<std::vector<void*>> jobs;  // per request, in fetch order
+  std::vector<std::vector<void*>> jobs;  // a few requests' blocks each, in fetch order
+  std::vector<std::vector<int>> growth;  // per job, per request: blocks it grows into
+  std::size_t growth_bytes = 0;          // of one growth block (role kv)
   std::vector<void*> ahead;              // the next group's blocks fetched ahead
 };
 
@@ -53,6 +58,20 @@ class Fetcher {
   void Wait(int i);
   // Its event (for the compute stream to wait on once Ready).
   cudaEvent_t Event(int i) const { return events_[i]; }
+  // The growth blocks of job `i`'s `k`th request, taken by the caller (freed
+  // with Pool::Deallocate; they are the fetch stream's) once the thread has
+  // allocated them all, after making `stream` wait for their allocation's
+  // work; until then none (the caller allocates). Never blocks.
+  std::vector<void*> TakeGrowth(int i, int k, cudaStream_t stream);
+  // After Join: the growth blocks nobody took (their requests never joined).
+  std::vector<void*> TakeUnclaimed();
+  // Pacing (0, the default: off): the thread issues a job's blocks
+  // `blocks` at a time, each piece right after the decode loop launched a
+  // step (Launched) or 0.5 ms after the last piece, so that its driver calls
+  // run while the loop waits for the GPU rather than delay the loop's launch.
+  void set_piece_blocks(int blocks) { piece_blocks_ = blocks; }
+  // The decode loop launched a step (any thread; never blocks).
+  void Launched() { launched_.fetch_add(1, std::memory_order_release); }
   // Joins the thread (every call issued).
   void Join();
   // Host time the thread spent in pool calls, in total.
@@ -62,13 +81,21 @@ class Fetcher {
 
  private:
   void Run(TurnWork work);
+  void Pace();  // the thread, before each piece
+
 
   umpool::Pool& pool_;
   cudaStream_t fetch_stream_, evict_stream_;
   cudaEvent_t evict_after_, evicted_, ahead_done_;
   std::vector<cudaEvent_t> events_;
+  std::vector<std::vector<std::vector<void*>>> growth_;  // [job][request]: written before growth_ready_
+  std::atomic<bool> growth_ready_{false};
+  cudaEvent_t growth_done_ = nullptr;  // recorded on fetch_stream_ after the growth allocations
   std::atomic<int> issued_{0};
   std::atomic<bool> busy_{false};
+  std::atomic<long> launched_{0};
+  int piece_blocks_ = 0;
+  long paced_at_ = -1;  // the thread's: launched_ when it issued its last piece (-1: none yet)
   int ready_ = 0;  // ReadyCount's cursor (the caller's thread)
   double host_ms_ = 0;  // written by the thread, read after Join
   std::thread thread_;

@@ -23,6 +23,7 @@ struct Plan {
   bool fetch_ahead = false;   // kBudget: fetch the next group during a turn
   std::size_t budget = 0;     // kBudget: the KV budget
   int context = 1;            // prompts of 16 to 16 + 300 * context tokens
+  int piece_blocks = 16;      // kBudget: Fetcher::set_piece_blocks (0: whole jobs)
 };
 
 // Block-table entries a request of `plan` can need (its longest length).
@@ -37,6 +38,9 @@ struct Request {
   bool fetched = true;
   bool ahead = false;  // kBudget with fetch_ahead: fetched during the last turn
   int job = -1;  // kBudget: its fetch in this turn (Fetcher job), until it joins
+  int growth_job = -1;  // kBudget: its job this turn, for Fetcher::TakeGrowth (-1: taken)
+  int job_slot = 0;      // ... and its place in that job
+  std::vector<void*> growth;  // kBudget: blocks allocated ahead for this turn's growth
   bool sits_out = false;  // kBudget: its group's turn, but the budget holds it not
   int sat_out = 0;  // turns of its group it sat out in a row
   bool waiting = false;  // kBudget: admitted, not prefilled until its group's turn has room
