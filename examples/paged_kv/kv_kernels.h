@@ -4,11 +4,9 @@
 
 #include <cuda_runtime_api.h>
 
-namespace paged_kv {
+#include "examples/paged_kv/kv_layout.h"
 
-constexpr int kBlockTokens = 256;   // tokens per KV block
-constexpr int kTokenFloats = 2048;  // K and V of one token (1024 floats each): 8 KiB
-// One KV block: 256 tokens x 8 KiB = 2 MiB, one GPU page.
+namespace paged_kv {
 
 // Value stored at float `i` of token `t` of request `r` (the check recomputes it).
 __host__ __device__ inline float KvValue(int r, int t, int i) {

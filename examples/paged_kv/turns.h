@@ -7,11 +7,9 @@
 #include <cstddef>
 #include <vector>
 
-#include "examples/paged_kv/kv_kernels.h"
+#include "examples/paged_kv/kv_layout.h"
 
 namespace paged_kv {
-
-constexpr std::size_t kBlockBytes = std::size_t{kBlockTokens} * kTokenFloats * sizeof(float);
 
 enum class Mode { kResident, kPaused, kBudget, kFaulting };
 

@@ -1,0 +1,195 @@
+// examples/paged_kv/turns_test.cc: the paged-KV demo's turn planning under a
+// KV budget (turns.h), on the CPU. The demo's wrong sums of the sixteenth
+// session came from turns that held more than the budget; these tests pin
+// the rules PlanTurn keeps: what runs fits with its growth, the longest
+// waiting go first, what is fetched ahead fits beside the running group.
+#include "examples/paged_kv/turns.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+namespace paged_kv {
+namespace {
+
+// A request of `group` with `length` tokens (up to `target`), holding the
+// blocks its length needs (fake addresses: the planning only counts them).
+Request Make(int id, int group, int length, int target) {
+  Request q;
+  q.id = id;
+  q.group = group;
+  q.length = length;
+  q.target = target;
+  const std::size_t n = BlocksAfter(length, target, 0);
+  for (std::size_t b = 0; b < n; ++b) {
+    q.blocks.push_back(reinterpret_cast<void*>(std::uintptr_t{0x1000} * (id * 1000 + b + 1)));
+  }
+  return q;
+}
+
+Plan Budget(std::size_t blocks, int groups = 2, int steps = 512) {
+  Plan p;
+  p.mode = Mode::kBudget;
+  p.budget = blocks * kBlockBytes;
+  p.groups = groups;
+  p.group_steps = steps;
+  return p;
+}
+
+TEST(TurnsTest, BlocksAfterCountsBlockBoundariesUpToTheTarget) {
+  EXPECT_EQ(BlocksAfter(1, 1000, 0), 1u);
+  EXPECT_EQ(BlocksAfter(256, 1000, 0), 1u);   // tokens 0..255: one block
+  EXPECT_EQ(BlocksAfter(256, 1000, 1), 2u);   // token 256 starts the second
+  EXPECT_EQ(BlocksAfter(100, 200, 1000), 1u); // retires at 200: never a second block
+  EXPECT_EQ(BlocksAfter(300, 2000, 512), 4u); // up to token 811: blocks 0..3
+  EXPECT_EQ(BlocksAfter(0, 10, 0), 1u);       // an empty request still has its first block
+}
+
+TEST(TurnsTest, AGroupThatFitsRunsWhollySmallestFirst) {
+  std::vector<Request> reqs = {Make(0, 0, 2000, 2400), Make(1, 1, 500, 900), Make(2, 0, 300, 700),
+                               Make(3, 0, 1000, 1200)};
+  std::vector<void*> ahead;
+  const std::vector<int> fetch = PlanTurn(reqs, 0, 1, Budget(1000), &ahead);
+  EXPECT_EQ(fetch, (std::vector<int>{2, 3, 0}));  // needs 3, 5, 10 blocks
+  for (const Request& q : reqs) EXPECT_FALSE(q.sits_out) << q.id;
+  EXPECT_TRUE(ahead.empty());
+}
+
+TEST(TurnsTest, WhatDoesNotFitSitsOutAndGoesFirstNextTime) {
+  // Needs over a turn of 512 steps: 3 (id 0), 5 (id 1), 10 (id 2) blocks.
+  std::vector<Request> reqs = {Make(0, 0, 300, 700), Make(1, 0, 1000, 1200), Make(2, 0, 2000, 2400)};
+  std::vector<void*> ahead;
+  std::vector<int> fetch = PlanTurn(reqs, 0, 1, Budget(9), &ahead);
+  EXPECT_EQ(fetch, (std::vector<int>{0, 1}));  // 3 + 5 fit in 9; 10 more would not
+  EXPECT_TRUE(reqs[2].sits_out);
+  EXPECT_EQ(reqs[2].sat_out, 1);
+  // Its group's next turn: the one that sat out goes first and fits; the
+  // smallest still fits beside it.
+  fetch = PlanTurn(reqs, 0, 1, Budget(13), &ahead);
+  EXPECT_EQ(fetch, (std::vector<int>{2, 0}));
+  EXPECT_EQ(reqs[2].sat_out, 0);
+  EXPECT_FALSE(reqs[2].sits_out);
+  EXPECT_TRUE(reqs[1].sits_out);
+  EXPECT_EQ(reqs[1].sat_out, 1);
+}
+
+TEST(TurnsTest, RequestsFetchedAheadRunAndCountAgainstTheBudget) {
+  std::vector<Request> reqs = {Make(0, 0, 300, 700), Make(1, 0, 1000, 1200), Make(2, 0, 2000, 2400)};
+  reqs[2].ahead = true;  // fetched during the last turn: 10 blocks of the 12
+  std::vector<void*> ahead;
+  const std::vector<int> fetch = PlanTurn(reqs, 0, 1, Budget(12), &ahead);
+  EXPECT_EQ(fetch, (std::vector<int>{}));  // 3 more would make 13
+  EXPECT_FALSE(reqs[2].sits_out);
+  EXPECT_FALSE(reqs[2].ahead);  // its turn has come
+  EXPECT_TRUE(reqs[0].sits_out);
+  EXPECT_TRUE(reqs[1].sits_out);
+}
+
+TEST(TurnsTest, TheNextGroupIsFetchedAheadOnlyWhereItFits) {
+  // Group 0 runs (3 + 5 blocks); group 1 holds 2, 4 and 8 blocks, one of
+  // them admitted but not prefilled (waiting: nothing to fetch).
+  std::vector<Request> reqs = {Make(0, 0, 300, 700), Make(1, 0, 1000, 1200),
+                               Make(2, 1, 400, 500),  Make(3, 1, 1000, 1100),
+                               Make(4, 1, 2000, 2100), Make(5, 1, 300, 400)};
+  reqs[5].waiting = true;
+  Plan plan = Budget(16, /*groups=*/3);
+  plan.fetch_ahead = true;
+  std::vector<void*> ahead;
+  const std::vector<int> fetch = PlanTurn(reqs, 0, 1, plan, &ahead);
+  EXPECT_EQ(fetch, (std::vector<int>{0, 1}));
+  // 8 blocks of room: request 2 (2 blocks) and 3 (4) fit, 4 (8) no longer.
+  EXPECT_EQ(ahead.size(), 6u);
+  EXPECT_TRUE(reqs[2].ahead);
+  EXPECT_TRUE(reqs[3].ahead);
+  EXPECT_FALSE(reqs[4].ahead);
+  EXPECT_FALSE(reqs[5].ahead);
+  // With two groups (or without fetch-ahead) nothing is fetched ahead.
+  for (Request& q : reqs) q.ahead = false;
+  ahead.clear();
+  plan.groups = 2;
+  (void)PlanTurn(reqs, 0, 1, plan, &ahead);
+  EXPECT_TRUE(ahead.empty());
+}
+
+TEST(TurnsTest, RandomTurnsNeverHoldMoreThanTheBudget) {
+  const unsigned seed = std::random_device{}();
+  std::printf("TurnsTest.RandomTurnsNeverHoldMoreThanTheBudget seed %u\n", seed);
+  std::mt19937 rng(seed);
+  for (int round = 0; round < 2000; ++round) {
+    const int groups = 2 + static_cast<int>(rng() % 3);
+    Plan plan = Budget(1 + rng() % 200, groups, 1 + static_cast<int>(rng() % 600));
+    plan.fetch_ahead = rng() % 2 == 0;
+    std::vector<Request> reqs;
+    const int n = 1 + static_cast<int>(rng() % 40);
+    for (int i = 0; i < n; ++i) {
+      const int length = 16 + static_cast<int>(rng() % 20000);
+      reqs.push_back(Make(i, static_cast<int>(rng() % groups), length,
+                          length + 64 + static_cast<int>(rng() % 400)));
+      reqs.back().sat_out = static_cast<int>(rng() % 3);
+      reqs.back().waiting = rng() % 10 == 0;
+    }
+    const int active = static_cast<int>(rng() % groups);
+    const int next = (active + 1) % groups;
+    std::size_t running = 0;  // blocks already held for the turn: fetched ahead last turn
+    std::size_t ahead_budget = plan.budget / kBlockBytes;
+    for (Request& q : reqs) {
+      if (q.group == active && !q.waiting && rng() % 4 == 0 &&
+          running + TurnNeed(q, plan) <= ahead_budget) {
+        q.ahead = true;
+        running += TurnNeed(q, plan);
+      }
+    }
+    std::vector<bool> was_ahead;
+    std::vector<int> sat_before;
+    for (const Request& q : reqs) {
+      was_ahead.push_back(q.group == active && q.ahead);
+      sat_before.push_back(q.sat_out);
+    }
+    std::vector<void*> ahead;
+    const std::vector<int> fetch = PlanTurn(reqs, active, next, plan, &ahead);
+    SCOPED_TRACE(testing::Message() << "round " << round);
+    const std::size_t budget = plan.budget / kBlockBytes;
+    std::size_t held = running;
+    std::vector<bool> fetched(reqs.size(), false);
+    for (std::size_t i = 0; i < fetch.size(); ++i) {
+      const Request& q = reqs[fetch[i]];
+      ASSERT_EQ(q.group, active);
+      ASSERT_FALSE(q.sits_out);
+      held += TurnNeed(q, plan);
+      fetched[fetch[i]] = true;
+      if (i > 0) {  // the longest waiting first, then the smallest
+        const int a = sat_before[fetch[i - 1]], b = sat_before[q.id];
+        ASSERT_TRUE(a > b || (a == b && TurnNeed(reqs[fetch[i - 1]], plan) <= TurnNeed(q, plan)));
+      }
+    }
+    ASSERT_LE(held, budget);
+    std::size_t ahead_blocks = 0;
+    for (std::size_t k = 0; k < reqs.size(); ++k) {
+      const Request& q = reqs[k];
+      if (q.group == active) {
+        // Every request of the group runs (fetched now or ahead before) or sits out.
+        ASSERT_EQ(fetched[k] || was_ahead[k], !q.sits_out) << "request " << k;
+        if (q.sits_out) {  // it did not fit after those before it
+          ASSERT_EQ(q.sat_out, sat_before[k] + 1);
+        }
+      } else {
+        ASSERT_FALSE(q.sits_out);
+      }
+      if (q.ahead) {
+        ASSERT_EQ(q.group, next);
+        ASSERT_FALSE(q.waiting);
+        ahead_blocks += q.blocks.size();
+      }
+    }
+    ASSERT_EQ(ahead.size(), ahead_blocks);
+    ASSERT_LE(held + ahead_blocks, std::max(budget, held));
+    if (!plan.fetch_ahead || groups <= 2) ASSERT_TRUE(ahead.empty());
+  }
+}
+
+}  // namespace
+}  // namespace paged_kv
