@@ -10,7 +10,9 @@
 // decoding and each of the others joins the running batch as soon as its
 // blocks are in (Ready), as an engine's swap-in does.
 //
-// One turn's work (Start): evict `out` to the host on `evict_stream` (after
+// One turn's work (Start): fetch `keep` (blocks already on the GPU of the
+// requests that keep running: the budget then counts them as the most
+// recently fetched, so that its victims are the requests that left), evict `out` to the host on `evict_stream` (after
 // `evict_after`, recorded on the compute stream), then each job's blocks to
 // the GPU on `fetch_stream`, each followed by an event; then the blocks the
 // requests will grow into during the turn (allocated on `fetch_stream`, so
@@ -33,6 +35,7 @@
 namespace paged_kv {
 
 struct TurnWork {
+  std::vector<void*> keep;               // running on: marked recently fetched first (never victims)
   std::vector<void*> out;                // the previous group's blocks (may be empty)
   std::vector<std::vector<void*>> jobs;  // a few requests' blocks each, in fetch order
   std::vector<std::vector<int>> growth;  // per job, per request: blocks it grows into

@@ -35,8 +35,10 @@
 // checked. Prints the decode-step time of each mode (turns included) and,
 // with a third argument, writes the ratios as JSON.
 //
-//   paged_kv_demo [steps] [requests] [out.json] [turn_steps] [groups]
-//   (defaults 300, 32, -, 32, 2)
+//   paged_kv_demo [steps] [requests] [out.json] [turn_steps] [groups] [context]
+//   (defaults 300, 32, -, 32, 2, 1). Environment: PAGED_KV_PROFILE=1 (where
+//   the time goes), PAGED_KV_PIECE_BLOCKS=N (the fetch thread's pieces),
+//   PAGED_KV_KEEP_RUNNING=1 (Plan::keep_running, both turn modes).
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -159,7 +161,9 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsi
     std::size_t held = 0;
     for (const Request& q : reqs) {
       if (q.ahead) held += q.blocks.size();
-      if (q.group == active && !q.sits_out && !q.waiting) held += BlocksAfter(q.length, q.target, left);
+      if ((q.group == active || q.kept) && !q.sits_out && !q.waiting) {
+        held += BlocksAfter(q.length, q.target, left);
+      }
     }
     const std::size_t budget = plan.budget / kBlockBytes;
     return budget > held ? budget - held : 0;
@@ -172,7 +176,7 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsi
     q.target = q.length + 64 + static_cast<int>(rng() % 400);
     q.table = static_cast<float**>(Check(pool.Allocate(MaxBlocks(plan) * sizeof(void*), compute)));
     for (int t = 0; t < q.length; ++t) q.expected += TokenSum(q.id, t);
-    if (plan.mode == Mode::kBudget && step > 0) {
+    if ((plan.mode == Mode::kBudget || plan.keep_running) && step > 0) {
       // With a budget, only if it fits beside the running group; else it
       // waits for the next group's turn (prefilled then, if it fits).
       const int left = plan.group_steps - step % plan.group_steps;
@@ -218,15 +222,31 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsi
       // A new turn: the next group runs from now on; the previous one is out.
       const int turn = step / plan.group_steps;
       active = turn % plan.groups;
-      const int previous = (turn + plan.groups - 1) % plan.groups;
-      std::vector<void*> out;
+      const int previous = step > 0 ? (turn + plan.groups - 1) % plan.groups : -1;
       for (Request& q : reqs) {
         q.job = -1;  // the last turn's jobs are done with
-        if (q.group == active && step > 0) q.resumed = true;
-        if (q.group == previous && step > 0 && !q.sits_out) {
-          out.insert(out.end(), q.blocks.begin(), q.blocks.end());
+        // Evicted since it last ran: its first step checks the round trip.
+        if (q.group == active && step > 0 && !q.kept) q.resumed = true;
+      }
+      paged_kv::TurnWork work;
+      work.growth_bytes = kBlockBytes;
+      // Which requests run this turn (with a budget: what it holds), which
+      // keep running, which leave. Whole groups take turns otherwise.
+      const bool planned = plan.mode == Mode::kBudget || plan.keep_running;
+      paged_kv::TurnPlan tp;
+      if (planned) {
+        tp = PlanTurn(reqs, active, previous, (turn + 1) % plan.groups, plan, &work.ahead);
+      } else {
+        for (int k = 0; k < static_cast<int>(reqs.size()); ++k) {
+          if (reqs[k].group == previous) tp.leaving.push_back(k);
         }
       }
+      std::vector<void*> out;
+      for (int k : tp.leaving) out.insert(out.end(), reqs[k].blocks.begin(), reqs[k].blocks.end());
+      for (int k : tp.kept) {
+        work.keep.insert(work.keep.end(), reqs[k].blocks.begin(), reqs[k].blocks.end());
+      }
+      if (plan.mode != Mode::kBudget) work.keep.clear();  // no budget to choose victims
       res.evictions += static_cast<long>(out.size());
       // The fetch thread evicts the previous group after the last step that
       // read it (an engine's eviction: the host does not wait for it). With a
@@ -234,19 +254,17 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsi
       // (each joins the running batch once its blocks are in), and, fetching
       // ahead, as much of the next group as fits. Served by page faults, it
       // only evicts. Without fetch-ahead the budget picks its victims itself.
-      paged_kv::TurnWork work;
-      work.growth_bytes = kBlockBytes;
       if (plan.mode == Mode::kFaulting || plan.fetch_ahead) work.out = std::move(out);
       CHECK_CUDA(cudaEventRecord(turn_started, compute));
-      if (plan.mode == Mode::kBudget) {
-        // What was fetched ahead must be in before this group's steps.
-        CHECK_CUDA(cudaStreamWaitEvent(compute, ahead_done, 0));
+      // What was fetched ahead must be in before this group's steps.
+      if (plan.mode == Mode::kBudget) CHECK_CUDA(cudaStreamWaitEvent(compute, ahead_done, 0));
+      for (int k : tp.fetch) {
         // At step 0 too: admissions past the budget evicted some.
-        for (int k : PlanTurn(reqs, active, (turn + 1) % plan.groups, plan, &work.ahead)) {
-          if (reqs[k].waiting) {
-            prefill(reqs[k]);
-            continue;
-          }
+        if (reqs[k].waiting) {
+          prefill(reqs[k]);
+          continue;
+        }
+        if (plan.mode == Mode::kBudget) {
           // Small requests share a job: one batched call for 64 MiB or more.
           if (work.jobs.empty() || work.jobs.back().size() >= 32) {
             work.jobs.emplace_back();
@@ -283,8 +301,8 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsi
     if (turns) {
       int first = -1;
       for (const Request& q : reqs) {
-        if (q.group != active || q.sits_out || q.waiting) continue;
-        if (q.job < 0) { first = -1; break; }
+        if ((q.group != active && !q.kept) || q.sits_out || q.waiting) continue;
+        if (q.job < 0) { first = -1; break; }  // one is in already
         first = first < 0 ? q.job : std::min(first, q.job);
       }
       if (first >= 0) {
@@ -300,7 +318,10 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsi
     const int jobs_in = turns ? fetcher.ReadyCount() : 0;
     for (int k = 0; k < static_cast<int>(reqs.size()); ++k) {
       Request& q = reqs[k];
-      if (q.paused_until >= step || (turns && q.group != active) || q.sits_out || q.waiting) continue;
+      if (q.paused_until >= step || (turns && q.group != active && !q.kept) || q.sits_out ||
+          q.waiting) {
+        continue;
+      }
       if (q.job >= 0) {  // being fetched: joins once its blocks are in
         if (q.job >= jobs_in) continue;
         CHECK_CUDA(cudaStreamWaitEvent(compute, fetcher.Event(q.job), 0));
@@ -364,7 +385,7 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsi
     // Retire finished requests; their KV is freed (and discarded).
     for (auto it = reqs.begin(); it != reqs.end();) {
       if (it->length >= it->target && it->paused_until < step && it->job < 0 &&
-          (!turns || it->group == active)) {
+          (!turns || it->group == active || it->kept)) {
         for (void* b : it->blocks) Check(pool.Deallocate(b, compute));
         for (void* b : it->growth) Check(pool.Deallocate(b));
         Check(pool.Deallocate(it->table, compute));
@@ -493,6 +514,10 @@ int main(int argc, char** argv) {
   // halved the p99 decode step (1.2-1.4 ms against 2.0-2.7) at the same or
   // better mean; pieces of 4 delayed the joins (fewer tokens per turn).
   if (const char* v = std::getenv("PAGED_KV_PIECE_BLOCKS")) budget_plan.piece_blocks = std::atoi(v);
+  // Plan::keep_running, in both turn modes (off by default until measured).
+  const char* keep_env = std::getenv("PAGED_KV_KEEP_RUNNING");
+  const bool keep_running = keep_env != nullptr && std::atoi(keep_env) != 0;
+  budget_plan.keep_running = keep_running;
   char name[200];
   std::snprintf(name, sizeof(name),
                 "KV budget %.0f MiB (50%% of peak), %d groups, turns of %d steps, fetched at each turn",
@@ -526,6 +551,10 @@ int main(int argc, char** argv) {
   faulting_plan.group_steps = turn;
   faulting_plan.groups = groups;
   faulting_plan.context = context;
+  if (keep_running) {
+    faulting_plan.keep_running = true;
+    faulting_plan.budget = budget;  // the page-faulting run follows the same plan
+  }
   const Result faulting = Run(*pool, steps, requests, faulting_plan, 7, compute, side, evict);
   row("same turns served by page faults (evicted, not fetched)", faulting);
   std::printf("\nbudget pool: %llu budget evictions, %llu fetches, %.1f MiB evicted, %.1f MiB fetched\n",

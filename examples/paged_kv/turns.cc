@@ -13,21 +13,44 @@ std::size_t TurnNeed(const Request& q, const Plan& plan) {
   return BlocksAfter(q.length, q.target, plan.group_steps);
 }
 
-std::vector<int> PlanTurn(std::vector<Request>& reqs, int active, int next, const Plan& plan,
-                          std::vector<void*>* ahead) {
+TurnPlan PlanTurn(std::vector<Request>& reqs, int active, int previous, int next, const Plan& plan,
+                  std::vector<void*>* ahead) {
   const std::size_t budget = plan.budget / kBlockBytes;
   std::size_t running = 0;
   std::vector<int> in;
+  std::vector<bool> ran(reqs.size(), false);  // last turn (resident now)
+  TurnPlan turn;
   for (int k = 0; k < static_cast<int>(reqs.size()); ++k) {
     Request& q = reqs[k];
+    ran[k] = previous >= 0 && (q.group == previous || q.kept) && !q.sits_out && !q.waiting;
     q.sits_out = false;
+    q.kept = false;
     if (q.group != active) continue;
-    if (q.ahead) {
+    if (q.ahead) {  // fetched during the last turn
       running += TurnNeed(q, plan);
-    } else {
+    } else if (!ran[k]) {
       in.push_back(k);
     }
     q.ahead = false;
+  }
+  // Those of the group still on the GPU (kept running last turn) go first:
+  // nothing to fetch; one that no longer fits leaves.
+  std::vector<int> on_gpu;
+  for (int k = 0; k < static_cast<int>(reqs.size()); ++k) {
+    if (ran[k] && reqs[k].group == active) on_gpu.push_back(k);
+  }
+  auto by_need = [&](int x, int y) { return TurnNeed(reqs[x], plan) < TurnNeed(reqs[y], plan); };
+  std::stable_sort(on_gpu.begin(), on_gpu.end(), by_need);
+  for (int k : on_gpu) {
+    const std::size_t need = TurnNeed(reqs[k], plan);
+    if (running + need > budget) {
+      reqs[k].sits_out = true;
+      ++reqs[k].sat_out;
+      turn.leaving.push_back(k);
+      continue;
+    }
+    running += need;
+    turn.kept.push_back(k);
   }
   std::sort(in.begin(), in.end(), [&](int x, int y) {
     const Request& a = reqs[x];
@@ -35,7 +58,6 @@ std::vector<int> PlanTurn(std::vector<Request>& reqs, int active, int next, cons
     if (a.sat_out != b.sat_out) return a.sat_out > b.sat_out;
     return TurnNeed(a, plan) < TurnNeed(b, plan);
   });
-  std::vector<int> fetch;
   for (int k : in) {
     Request& q = reqs[k];
     const std::size_t need = TurnNeed(q, plan);
@@ -46,18 +68,37 @@ std::vector<int> PlanTurn(std::vector<Request>& reqs, int active, int next, cons
     }
     running += need;
     q.sat_out = 0;
-    fetch.push_back(k);
+    turn.fetch.push_back(k);
+  }
+  std::vector<int> stay;  // ran last turn, not of this group
+  for (int k = 0; k < static_cast<int>(reqs.size()); ++k) {
+    if (ran[k] && reqs[k].group != active) stay.push_back(k);
+  }
+  if (plan.keep_running) {
+    std::stable_sort(stay.begin(), stay.end(), by_need);
+    for (int k : stay) {
+      const std::size_t need = TurnNeed(reqs[k], plan);
+      if (running + need > budget) {
+        turn.leaving.push_back(k);
+        continue;
+      }
+      running += need;
+      reqs[k].kept = true;
+      turn.kept.push_back(k);
+    }
+  } else {
+    turn.leaving.insert(turn.leaving.end(), stay.begin(), stay.end());
   }
   if (plan.fetch_ahead && next != active && plan.groups > 2) {
     std::size_t room = budget > running ? budget - running : 0;
     for (Request& q : reqs) {
-      if (q.group != next || q.waiting || q.blocks.size() > room) continue;
+      if (q.group != next || q.waiting || q.kept || q.blocks.size() > room) continue;
       ahead->insert(ahead->end(), q.blocks.begin(), q.blocks.end());
       room -= q.blocks.size();
       q.ahead = true;
     }
   }
-  return fetch;
+  return turn;
 }
 
 }  // namespace paged_kv

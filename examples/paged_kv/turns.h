@@ -22,6 +22,10 @@ struct Plan {
   std::size_t budget = 0;     // kBudget: the KV budget
   int context = 1;            // prompts of 16 to 16 + 300 * context tokens
   int piece_blocks = 16;      // kBudget: Fetcher::set_piece_blocks (0: whole jobs)
+  // kBudget, kFaulting: requests of the outgoing groups keep running where
+  // the budget holds them beside the incoming group (a scheduler preempts
+  // only what must leave; the page-faulting run then follows the same plan).
+  bool keep_running = false;
 };
 
 // Block-table entries a request of `plan` can need (its longest length).
@@ -40,6 +44,7 @@ struct Request {
   int job_slot = 0;      // ... and its place in that job
   std::vector<void*> growth;  // kBudget: blocks allocated ahead for this turn's growth
   bool sits_out = false;  // kBudget: its group's turn, but the budget holds it not
+  bool kept = false;      // Plan::keep_running: not its group's turn, but it keeps running
   int sat_out = 0;  // turns of its group it sat out in a row
   bool waiting = false;  // kBudget: admitted, not prefilled until its group's turn has room
   bool resumed = false;  // paused and fetched back: check its KV at the next step
@@ -55,18 +60,27 @@ std::size_t BlocksAfter(int length, int target, int steps);
 // ... during a whole turn of `plan`.
 std::size_t TurnNeed(const Request& q, const Plan& plan);
 
-// kBudget, at the start of `active`'s turn: the requests of the group that
-// run this turn, what the budget holds with their growth (the others sit
-// out, those that sat out longest and the smallest going first), so the
-// budget never has to choose a running request's blocks as its victims.
-// Those fetched ahead run; the others are returned in fetch order (a request
-// admitted while the budget had no room for it, `waiting`, is prefilled by
-// the caller instead). Replacements for requests retiring during the turn
-// join it only if they fit then (see `admit`). Then, with fetch-ahead and
-// more than two groups, as many of group `next`'s requests as fit beside
-// them are marked `ahead` and their blocks returned in `ahead`.
-std::vector<int> PlanTurn(std::vector<Request>& reqs, int active, int next, const Plan& plan,
-                          std::vector<void*>* ahead);
+// What a turn does with the requests (indices into the request list).
+struct TurnPlan {
+  std::vector<int> fetch;    // of the incoming group, in fetch order
+  std::vector<int> kept;     // ran last turn, keep running: nothing to fetch (keep_running)
+  std::vector<int> leaving;  // ran last turn, do not run this one: to evict
+};
+
+// At the start of `active`'s turn (`previous`'s turn ends; -1 at the first):
+// the requests of the group that run this turn, what the budget holds with
+// their growth (the others sit out, those that sat out longest and the
+// smallest going first), so the budget never has to choose a running
+// request's blocks as its victims. Those fetched ahead run; the others are
+// returned in fetch order (a request admitted while the budget had no room
+// for it, `waiting`, is prefilled by the caller instead). Replacements for
+// requests retiring during the turn join it only if they fit then (see
+// `admit`). With keep_running, those that ran last turn and fit beside them
+// keep running (the smallest first: `kept`). Then, with fetch-ahead and more
+// than two groups, as many of group `next`'s requests as fit beside them are
+// marked `ahead` and their blocks returned in `ahead`.
+TurnPlan PlanTurn(std::vector<Request>& reqs, int active, int previous, int next, const Plan& plan,
+                  std::vector<void*>* ahead);
 
 }  // namespace paged_kv
 
