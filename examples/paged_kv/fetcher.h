@@ -5,22 +5,27 @@
 // driver refills dropped pages and queues the copies: about 33 ms of host
 // time a turn for a group of 1.5 GiB, measured on an H200 with
 // PAGED_KV_PROFILE=1), during which a single-threaded engine launches no
-// decode step. The fetcher makes those calls on a thread of its own, request
-// by request (smallest first), so the requests already on the GPU keep
-// decoding and each of the others joins the running batch as soon as its
-// blocks are in (Ready), as an engine's swap-in does.
+// decode step. The fetcher makes those calls on a thread of its own, a few
+// requests at a time (smallest first), so the requests already on the GPU
+// keep decoding and each of the others joins the running batch as soon as
+// its blocks are in (Ready), as an engine's swap-in does.
 //
-// One turn's work (Start): fetch `keep` (blocks already on the GPU of the
-// requests that keep running: the budget then counts them as the most
-// recently fetched, so that its victims are the requests that left), evict `out` to the host on `evict_stream` (after
-// `evict_after`, recorded on the compute stream), then each job's blocks to
-// the GPU on `fetch_stream`, each followed by an event; then the blocks the
-// requests will grow into during the turn (allocated on `fetch_stream`, so
-// that the budget's evictions for them run here rather than in the decode
-// loop; after every job, so that no request joins later for them), followed
-// by an event; then `ahead` (the next group's blocks that fit beside this
-// one) after the eviction; records `ahead_done` on `fetch_stream` last. Any failing pool or CUDA call prints
-// its error and exits, as the rest of the demo does.
+// One turn's work (Start), in order:
+//   1. `keep`: blocks already on the GPU of the requests that keep running,
+//      fetched (nothing moves) so that the budget counts them the most
+//      recently fetched and its victims are the requests that left;
+//   2. `out` evicted to the host on `evict_stream`, after `evict_after`
+//      (recorded on the compute stream);
+//   3. each job's blocks to the GPU on `fetch_stream`, each job followed by
+//      an event (Ready / Event);
+//   4. the blocks the requests will grow into during the turn, allocated on
+//      `fetch_stream` (the budget's evictions for them run here, not in the
+//      decode loop; after every job, so that no request joins later for
+//      them), followed by an event (TakeGrowth);
+//   5. `ahead` (the next group's blocks that fit beside this one), after the
+//      eviction; `ahead_done` is recorded on `fetch_stream` last.
+// Any failing pool or CUDA call prints its error and exits, as the rest of
+// the demo does.
 #ifndef UMPOOL_EXAMPLES_PAGED_KV_FETCHER_H_
 #define UMPOOL_EXAMPLES_PAGED_KV_FETCHER_H_
 
