@@ -62,11 +62,6 @@ void Fetcher::Start(TurnWork work) {
 
 void Fetcher::Run(TurnWork work) {
   const auto t0 = std::chrono::steady_clock::now();
-  if (!work.keep.empty()) {
-    CheckPool(pool_.PrefetchBlocks(work.keep.data(), work.keep.size(), umpool::Location::kDevice,
-                                   fetch_stream_),
-              "marking the requests that keep running");
-  }
   if (!work.out.empty()) {
     // After the last decode step that read them; copies out on a stream of
     // their own overlap the copies in.

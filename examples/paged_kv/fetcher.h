@@ -11,18 +11,15 @@
 // its blocks are in (Ready), as an engine's swap-in does.
 //
 // One turn's work (Start), in order:
-//   1. `keep`: blocks already on the GPU of the requests that keep running,
-//      fetched (nothing moves) so that the budget counts them the most
-//      recently fetched and its victims are the requests that left;
-//   2. `out` evicted to the host on `evict_stream`, after `evict_after`
+//   1. `out` evicted to the host on `evict_stream`, after `evict_after`
 //      (recorded on the compute stream);
-//   3. each job's blocks to the GPU on `fetch_stream`, each job followed by
+//   2. each job's blocks to the GPU on `fetch_stream`, each job followed by
 //      an event (Ready / Event);
-//   4. the blocks the requests will grow into during the turn, allocated on
+//   3. the blocks the requests will grow into during the turn, allocated on
 //      `fetch_stream` (the budget's evictions for them run here, not in the
 //      decode loop; after every job, so that no request joins later for
 //      them), followed by an event (TakeGrowth);
-//   5. `ahead` (the next group's blocks that fit beside this one), after the
+//   4. `ahead` (the next group's blocks that fit beside this one), after the
 //      eviction; `ahead_done` is recorded on `fetch_stream` last.
 // Any failing pool or CUDA call prints its error and exits, as the rest of
 // the demo does.
@@ -40,7 +37,6 @@
 namespace paged_kv {
 
 struct TurnWork {
-  std::vector<void*> keep;               // running on: marked recently fetched first (never victims)
   std::vector<void*> out;                // the previous group's blocks (may be empty)
   std::vector<std::vector<void*>> jobs;  // a few requests' blocks each, in fetch order
   std::vector<std::vector<int>> growth;  // per job, per request: blocks it grows into

@@ -243,10 +243,13 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsi
       }
       std::vector<void*> out;
       for (int k : tp.leaving) out.insert(out.end(), reqs[k].blocks.begin(), reqs[k].blocks.end());
-      for (int k : tp.kept) {
-        work.keep.insert(work.keep.end(), reqs[k].blocks.begin(), reqs[k].blocks.end());
+      if (plan.mode == Mode::kBudget && !tp.kept.empty()) {
+        // Fetched again (nothing moves) before any allocation picks the
+        // budget's victims: those must be the requests that left.
+        std::vector<void*> keep;
+        for (int k : tp.kept) keep.insert(keep.end(), reqs[k].blocks.begin(), reqs[k].blocks.end());
+        Check(pool.PrefetchBlocks(keep.data(), keep.size(), umpool::Location::kDevice, compute));
       }
-      if (plan.mode != Mode::kBudget) work.keep.clear();  // no budget to choose victims
       res.evictions += static_cast<long>(out.size());
       // The fetch thread evicts the previous group after the last step that
       // read it (an engine's eviction: the host does not wait for it). With a
@@ -514,10 +517,8 @@ int main(int argc, char** argv) {
   // halved the p99 decode step (1.2-1.4 ms against 2.0-2.7) at the same or
   // better mean; pieces of 4 delayed the joins (fewer tokens per turn).
   if (const char* v = std::getenv("PAGED_KV_PIECE_BLOCKS")) budget_plan.piece_blocks = std::atoi(v);
-  // Plan::keep_running, in both turn modes (off by default until measured).
-  const char* keep_env = std::getenv("PAGED_KV_KEEP_RUNNING");
-  const bool keep_running = keep_env != nullptr && std::atoi(keep_env) != 0;
-  budget_plan.keep_running = keep_running;
+  const char* keep_env = std::getenv("PAGED_KV_KEEP_RUNNING");  // off until measured
+  budget_plan.keep_running = keep_env != nullptr && std::atoi(keep_env) != 0;
   char name[200];
   std::snprintf(name, sizeof(name),
                 "KV budget %.0f MiB (50%% of peak), %d groups, turns of %d steps, fetched at each turn",
@@ -551,7 +552,7 @@ int main(int argc, char** argv) {
   faulting_plan.group_steps = turn;
   faulting_plan.groups = groups;
   faulting_plan.context = context;
-  if (keep_running) {
+  if (budget_plan.keep_running) {  // both turn modes alike
     faulting_plan.keep_running = true;
     faulting_plan.budget = budget;  // the page-faulting run follows the same plan
   }
