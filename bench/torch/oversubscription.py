@@ -30,7 +30,8 @@ kv_budget50_vs_resident, kv_budget50_vs_faulting, pressure_replay_ooms
 (with the callback), pressure_replay_ooms_without_callback.
 
   PYTHONPATH=python python3 bench/torch/oversubscription.py --out DIR \\
-      [--bin .gpu-stage/bin] [--layers 24] [--tokens 24] [--rounds 3] [--parts kv]
+      [--bin .gpu-stage/bin] [--layers 24] [--tokens 24] [--rounds 3] [--parts kv] \\
+      [--kv-keep-running]
 """
 import argparse
 import json
@@ -113,8 +114,9 @@ def weights(layers, tokens, rounds):
     print(json.dumps(out))
 
 
-def run_json(cmd, timeout):
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+def run_json(cmd, timeout, env=None):
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                       env=None if env is None else {**os.environ, **env})
     return p
 
 
@@ -129,6 +131,8 @@ def main():
     ap.add_argument("--kv-runs", default="512:2:96:4096,512:3:96:4096,256:4:96:2048,16:2:1:300")
     ap.add_argument("--kv-repeats", type=int, default=3,
                     help="runs of the first --kv-runs configuration (the keys: medians)")
+    ap.add_argument("--kv-keep-running", action="store_true",
+                    help="the demo's Plan::keep_running (PAGED_KV_KEEP_RUNNING=1)")
     ap.add_argument("--parts", default="weights,kv,pressure")
     ap.add_argument("--weights-worker", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -165,7 +169,8 @@ def main():
                 tag += f"_run{i + 1}"
             kv_json = os.path.join(a.out, f"paged_kv_{tag}.json")
             p = run_json([os.path.join(a.bin, "paged_kv_demo"), str(steps),
-                          str(a.kv_requests), kv_json, str(turn), str(groups), str(context)], 1200)
+                          str(a.kv_requests), kv_json, str(turn), str(groups), str(context)], 1200,
+                         {"PAGED_KV_KEEP_RUNNING": "1" if a.kv_keep_running else "0"})
             if p.returncode != 0 or not os.path.exists(kv_json):
                 res.setdefault("kv_error", (p.stdout + p.stderr)[-3000:])
                 continue
@@ -177,6 +182,7 @@ def main():
             res.setdefault("gpu", runs[0].get("gpu"))
             res["kv_turn_steps"] = runs[0]["turn_steps"]
             res["kv_groups"] = runs[0]["groups"]
+            res["kv_keep_running"] = runs[0].get("keep_running", False)
             first = [r for r in runs if (r["turn_steps"], r["groups"], r["context"], r["steps"]) ==
                      (runs[0]["turn_steps"], runs[0]["groups"], runs[0]["context"], runs[0]["steps"])]
             first = first[:a.kv_repeats]
@@ -210,7 +216,7 @@ def main():
         json.dump(res, f, indent=1)
     rows = [(k, res.get(k)) for k in (
         "gpu", "weights_budget_vs_faulting", "weights_budget_vs_resident", "tokens_match",
-        "kv_turn_steps", "kv_groups", "kv_budget50_vs_resident", "kv_budget50_vs_faulting",
+        "kv_turn_steps", "kv_groups", "kv_keep_running", "kv_budget50_vs_resident", "kv_budget50_vs_faulting",
         "kv_budget50_vs_resident_each_run", "kv_budget50_vs_faulting_each_run", "kv_mismatches",
         "pressure_replay_ooms",
         "pressure_replay_ooms_without_callback")]

@@ -527,7 +527,6 @@ int main(int argc, char** argv) {
   row(name, at_turns);
   // Fetching the next group ahead, during the turn: the row that counts.
   Plan ahead_plan = budget_plan;
-  // (With two groups the budget holds the running one only: nothing ahead.)
   // With two groups the budget holds the running one only: nothing to fetch
   // ahead, and the budget evicts, request by request, what each incoming
   // request needs (measured: evicting the whole outgoing group at the turn
@@ -575,13 +574,15 @@ int main(int argc, char** argv) {
                    "\"budget50\": %.1f, \"budget50_migrate\": %.1f, \"faulting\": %.1f}, "
                    "\"kv_budget50_vs_resident\": %.4f, \"kv_budget50_vs_faulting\": %.4f, "
                    "\"staging_vs_migrate\": %.4f, \"budget_evictions\": %llu, "
-                   "\"mismatches\": %ld, \"round_trips_checked\": %ld}\n",
+                   "\"mismatches\": %ld, \"round_trips_checked\": %ld, \"piece_blocks\": %d, "
+                   "\"keep_running\": %s}\n",
                    prop.name, steps, requests, budget, resident.peak_kv_bytes, turn, groups, context,
                    resident.tokens_per_s, at_turns.tokens_per_s, budgeted.tokens_per_s, migrated.tokens_per_s, faulting.tokens_per_s, vs_resident,
                    vs_faulting, budgeted.tokens_per_s / migrated.tokens_per_s,
                    static_cast<unsigned long long>(kv.budget_evictions), bad,
                    at_turns.round_trips_checked + budgeted.round_trips_checked +
-                       migrated.round_trips_checked + faulting.round_trips_checked);
+                       migrated.round_trips_checked + faulting.round_trips_checked,
+                   budget_plan.piece_blocks, budget_plan.keep_running ? "true" : "false");
       std::fclose(f);
     }
   }
