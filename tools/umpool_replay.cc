@@ -57,7 +57,7 @@ namespace {
 
 using umpool::Role;
 
-bool g_verbose = false;  // --verbose: name each backend call made after warm-up
+bool g_verbose = false;  // --verbose: the call counts at the warm-up mark, then each call after it
 long long g_snapshot_op = -1;  // --snapshot-op N: snapshot after op N, not at peak live
 using umpool::Stream;
 using umpool::replay::Fail;
@@ -303,7 +303,12 @@ Result Replay(const Trace& t, const std::string& name, Target& target, bool gpu,
   const auto start = Clock::now();
   auto last_progress = start;
   for (std::size_t i = 0; i < t.ops.size(); ++i) {
-    if (t.warmup_end != 0 && i == t.warmup_end) last_calls = calls_at_warmup = target.BackendCalls();
+    if (t.warmup_end != 0 && i == t.warmup_end) {
+      last_calls = calls_at_warmup = target.BackendCalls();
+      if (g_verbose) {
+        std::fprintf(stderr, "  at the warm-up mark (op %zu): %s\n", i, target.BackendCallKinds().c_str());
+      }
+    }
     const Op& op = t.ops[i];
     const Stream s = streams[static_cast<std::size_t>(op.stream)];
     if (op.kind == 'a') {
