@@ -17,40 +17,46 @@ TurnPlan PlanTurn(std::vector<Request>& reqs, int active, int previous, int next
                   std::vector<void*>* ahead) {
   const std::size_t budget = plan.budget / kBlockBytes;
   std::size_t running = 0;
-  std::vector<int> in;
-  std::vector<bool> ran(reqs.size(), false);  // last turn (resident now)
+  // Adds request k's need over the turn to what runs, if the budget holds it.
+  auto fits = [&](int k) {
+    const std::size_t need = TurnNeed(reqs[k], plan);
+    if (running + need > budget) return false;
+    running += need;
+    return true;
+  };
+  std::vector<int> in;      // of the group, to fetch
+  std::vector<int> on_gpu;  // of the group, kept running last turn
+  std::vector<int> stay;    // ran last turn, not of this group
   TurnPlan turn;
   for (int k = 0; k < static_cast<int>(reqs.size()); ++k) {
     Request& q = reqs[k];
-    ran[k] = previous >= 0 && (q.group == previous || q.kept) && !q.sits_out && !q.waiting;
+    // Ran last turn: on the GPU now.
+    const bool ran = previous >= 0 && (q.group == previous || q.kept) && !q.sits_out && !q.waiting;
     q.sits_out = false;
     q.kept = false;
-    if (q.group != active) continue;
+    if (q.group != active) {
+      if (ran) stay.push_back(k);
+      continue;
+    }
     if (q.ahead) {  // fetched during the last turn
       running += TurnNeed(q, plan);
-    } else if (!ran[k]) {
-      in.push_back(k);
+    } else {
+      (ran ? on_gpu : in).push_back(k);
     }
     q.ahead = false;
   }
-  // Those of the group still on the GPU (kept running last turn) go first:
-  // nothing to fetch; one that no longer fits leaves.
-  std::vector<int> on_gpu;
-  for (int k = 0; k < static_cast<int>(reqs.size()); ++k) {
-    if (ran[k] && reqs[k].group == active) on_gpu.push_back(k);
-  }
+  // Those of the group still on the GPU go first: nothing to fetch; one
+  // that no longer fits leaves.
   auto by_need = [&](int x, int y) { return TurnNeed(reqs[x], plan) < TurnNeed(reqs[y], plan); };
   std::stable_sort(on_gpu.begin(), on_gpu.end(), by_need);
   for (int k : on_gpu) {
-    const std::size_t need = TurnNeed(reqs[k], plan);
-    if (running + need > budget) {
-      reqs[k].sits_out = true;
-      ++reqs[k].sat_out;
-      turn.leaving.push_back(k);
+    if (fits(k)) {
+      turn.kept.push_back(k);
       continue;
     }
-    running += need;
-    turn.kept.push_back(k);
+    reqs[k].sits_out = true;
+    ++reqs[k].sat_out;
+    turn.leaving.push_back(k);
   }
   std::sort(in.begin(), in.end(), [&](int x, int y) {
     const Request& a = reqs[x];
@@ -60,34 +66,22 @@ TurnPlan PlanTurn(std::vector<Request>& reqs, int active, int previous, int next
   });
   for (int k : in) {
     Request& q = reqs[k];
-    const std::size_t need = TurnNeed(q, plan);
-    if (running + need > budget) {
+    if (!fits(k)) {
       q.sits_out = true;
       ++q.sat_out;
       continue;
     }
-    running += need;
     q.sat_out = 0;
     turn.fetch.push_back(k);
   }
-  std::vector<int> stay;  // ran last turn, not of this group
-  for (int k = 0; k < static_cast<int>(reqs.size()); ++k) {
-    if (ran[k] && reqs[k].group != active) stay.push_back(k);
-  }
-  if (plan.keep_running) {
-    std::stable_sort(stay.begin(), stay.end(), by_need);
-    for (int k : stay) {
-      const std::size_t need = TurnNeed(reqs[k], plan);
-      if (running + need > budget) {
-        turn.leaving.push_back(k);
-        continue;
-      }
-      running += need;
+  if (plan.keep_running) std::stable_sort(stay.begin(), stay.end(), by_need);
+  for (int k : stay) {
+    if (plan.keep_running && fits(k)) {
       reqs[k].kept = true;
       turn.kept.push_back(k);
+    } else {
+      turn.leaving.push_back(k);
     }
-  } else {
-    turn.leaving.insert(turn.leaving.end(), stay.begin(), stay.end());
   }
   if (plan.fetch_ahead && next != active && plan.groups > 2) {
     std::size_t room = budget > running ? budget - running : 0;
