@@ -62,14 +62,10 @@ void Fetcher::Start(TurnWork work) {
 
 void Fetcher::Run(TurnWork work) {
   const auto t0 = std::chrono::steady_clock::now();
-  if (!work.out.empty()) {
-    // After the last decode step that read them; copies out on a stream of
-    // their own overlap the copies in.
-    CheckCuda(cudaStreamWaitEvent(evict_stream_, evict_after_, 0), "cudaStreamWaitEvent");
-    CheckPool(pool_.PrefetchBlocks(work.out.data(), work.out.size(), umpool::Location::kHost,
-                                   evict_stream_),
-              "evicting the previous group");
-  }
+  // After the last decode step that read them; copies out on a stream of
+  // their own overlap the copies in.
+  MoveAfter(work.out, umpool::Location::kHost, evict_stream_, evict_after_,
+            "evicting the previous group");
   CheckCuda(cudaEventRecord(evicted_, evict_stream_), "cudaEventRecord");
   paced_at_ = -1;
   for (std::size_t i = 0; i < work.jobs.size(); ++i) {
@@ -97,16 +93,19 @@ void Fetcher::Run(TurnWork work) {
   }
   CheckCuda(cudaEventRecord(growth_done_, fetch_stream_), "cudaEventRecord");
   growth_ready_.store(true, std::memory_order_release);
-  if (!work.ahead.empty()) {
-    // Its pages fill only once the previous group's have been copied out.
-    CheckCuda(cudaStreamWaitEvent(fetch_stream_, evicted_, 0), "cudaStreamWaitEvent");
-    CheckPool(pool_.PrefetchBlocks(work.ahead.data(), work.ahead.size(), umpool::Location::kDevice,
-                                   fetch_stream_),
-              "fetching the next group ahead");
-  }
+  // Its pages fill only once the previous group's have been copied out.
+  MoveAfter(work.ahead, umpool::Location::kDevice, fetch_stream_, evicted_,
+            "fetching the next group ahead");
   CheckCuda(cudaEventRecord(ahead_done_, fetch_stream_), "cudaEventRecord");
   host_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   busy_.store(false, std::memory_order_release);
+}
+
+void Fetcher::MoveAfter(const std::vector<void*>& blocks, umpool::Location where,
+                        cudaStream_t stream, cudaEvent_t after, const char* what) {
+  if (blocks.empty()) return;
+  CheckCuda(cudaStreamWaitEvent(stream, after, 0), "cudaStreamWaitEvent");
+  CheckPool(pool_.PrefetchBlocks(blocks.data(), blocks.size(), where, stream), what);
 }
 
 void Fetcher::Pace() {

@@ -86,7 +86,9 @@ class Fetcher {
  private:
   void Run(TurnWork work);
   void Pace();  // the thread, before each piece
-
+  // `blocks` (if any) moved to `where` on `stream`, after `after`.
+  void MoveAfter(const std::vector<void*>& blocks, umpool::Location where, cudaStream_t stream,
+                 cudaEvent_t after, const char* what);
 
   umpool::Pool& pool_;
   cudaStream_t fetch_stream_, evict_stream_;

@@ -157,13 +157,16 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsi
   // kBudget: blocks the budget has left now beside the running group (with
   // its growth until the turn ends, `left` steps) and the next group's
   // blocks fetched ahead.
+  // Whether request q decodes in this turn (its group's, or kept running;
+  // not sitting out or waiting); without turns, every request.
+  auto in_turn = [&](const Request& q) {
+    return (!turns || q.group == active || q.kept) && !q.sits_out && !q.waiting;
+  };
   auto budget_left = [&](int left) {
     std::size_t held = 0;
     for (const Request& q : reqs) {
       if (q.ahead) held += q.blocks.size();
-      if ((q.group == active || q.kept) && !q.sits_out && !q.waiting) {
-        held += BlocksAfter(q.length, q.target, left);
-      }
+      if (in_turn(q)) held += BlocksAfter(q.length, q.target, left);
     }
     const std::size_t budget = plan.budget / kBlockBytes;
     return budget > held ? budget - held : 0;
@@ -304,7 +307,7 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsi
     if (turns) {
       int first = -1;
       for (const Request& q : reqs) {
-        if ((q.group != active && !q.kept) || q.sits_out || q.waiting) continue;
+        if (!in_turn(q)) continue;
         if (q.job < 0) { first = -1; break; }  // one is in already
         first = first < 0 ? q.job : std::min(first, q.job);
       }
@@ -321,10 +324,7 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsi
     const int jobs_in = turns ? fetcher.ReadyCount() : 0;
     for (int k = 0; k < static_cast<int>(reqs.size()); ++k) {
       Request& q = reqs[k];
-      if (q.paused_until >= step || (turns && q.group != active && !q.kept) || q.sits_out ||
-          q.waiting) {
-        continue;
-      }
+      if (q.paused_until >= step || !in_turn(q)) continue;
       if (q.job >= 0) {  // being fetched: joins once its blocks are in
         if (q.job >= jobs_in) continue;
         CHECK_CUDA(cudaStreamWaitEvent(compute, fetcher.Event(q.job), 0));
