@@ -241,9 +241,10 @@ class Arena {
   // over the peak live bytes (live_high_), free pages of the spaces of
   // `h` are given back until it would not (or none is left): those free the
   // longest first across `space` and the short-lived roles' spaces, then
-  // slab space's, the KV cache's and the weights' (LargeHeap::Depopulate). Not for plain device memory or
-  // host-preferred roles, not during a graph capture, and never again once
-  // the backend cannot drop pages. A failed drop changes nothing.
+  // slab space's, the KV cache's and the weights' (LargeHeap::Depopulate).
+  // Not for plain device memory or host-preferred roles, not during a graph
+  // capture, and never again once the backend cannot drop pages. A failed
+  // drop changes nothing.
   // `keep`: pages about to be taken (LargeHeap::BareShortfall), kept.
   void GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t want, Stream stream,
                          LargeHeap::PageRange keep);
