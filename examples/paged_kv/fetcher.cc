@@ -3,23 +3,15 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
 #include <utility>
+
+#include "examples/paged_kv/die.h"
 
 namespace paged_kv {
 namespace {
 
-void Die(const char* what, const char* why) {
-  std::fprintf(stderr, "fetcher: %s: %s\n", what, why);
-  std::exit(1);
-}
-void CheckCuda(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) Die(what, cudaGetErrorString(e));
-}
-void CheckPool(const absl::Status& st, const char* what) {
-  if (!st.ok()) Die(what, st.ToString().c_str());
-}
+void CheckCuda(cudaError_t e, const char* what) { paged_kv::CheckCuda(e, "fetcher", what); }
+void CheckPool(const absl::Status& st, const char* what) { paged_kv::CheckPool(st, "fetcher", what); }
 
 }  // namespace
 

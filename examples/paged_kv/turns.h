@@ -26,6 +26,9 @@ struct Plan {
   // the budget holds them beside the incoming group (a scheduler preempts
   // only what must leave; the page-faulting run then follows the same plan).
   bool keep_running = false;
+  // Every mode: the next step is prepared while the GPU runs the last one
+  // (steps.h).
+  bool pipelined = false;
 };
 
 // Block-table entries a request of `plan` can need (its longest length).
