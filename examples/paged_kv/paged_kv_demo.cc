@@ -111,7 +111,7 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsi
   CHECK_CUDA(cudaEventCreateWithFlags(&ahead_done, cudaEventDisableTiming));
   CHECK_CUDA(cudaEventCreateWithFlags(&evicted, cudaEventDisableTiming));
   // The decode steps: launched, checked, one ahead of the GPU if pipelined.
-  paged_kv::Steps decode(pool, n_requests, plan.pipelined, compute);
+  paged_kv::Steps decode(pool, n_requests, plan.pipelined, plan.timed, compute);
   std::vector<Request> reqs;
   int next_id = 0;
   Result res;
@@ -355,9 +355,10 @@ Result Run(umpool::Pool& pool, int steps, int n_requests, const Plan& plan, unsi
     res.alloc_ms[busy] += alloc_ms;
     res.launch_ms[busy] += Ms(t_cuda, t_launched);
     ++res.prep_steps[busy];
-    const double waited = decode.wait_ms();
+    const double waited = decode.wait_ms(), gpu = decode.gpu_ms();
     decode.Settle();
     res.read_wait_ms[busy] += decode.wait_ms() - waited;
+    res.read_gpu_ms[busy] += decode.gpu_ms() - gpu;
     res.read_gib[busy] += read_gib;
     // Retire finished requests; their KV is freed (and discarded).
     for (auto it = reqs.begin(); it != reqs.end();) {
@@ -454,11 +455,13 @@ int main(int argc, char** argv) {
   Plan resident_plan;
   resident_plan.context = context;
   resident_plan.pipelined = pipelined;
+  resident_plan.timed = profile;
   const Result resident = Run(*pool, steps, requests, resident_plan, 7, compute, side, evict);
   row("all KV resident", resident);
   if (context == 1) {  // long contexts would move most of their KV at every step
     Plan paused_plan{Mode::kPaused, 0.25};
     paused_plan.pipelined = pipelined;
+    paused_plan.timed = profile;
     row("25% paused: evicted, fetched ahead", Run(*pool, steps, requests, paused_plan, 7, compute, side, evict));
   }
   // Half the resident run's peak KV on the GPU: a pool with that budget, and
@@ -479,6 +482,7 @@ int main(int argc, char** argv) {
   budget_plan.budget = budget;
   budget_plan.context = context;
   budget_plan.pipelined = pipelined;
+  budget_plan.timed = profile;
   // The fetch thread's pieces (Fetcher::set_piece_blocks; 0: whole jobs).
   // Measured (H200, two calls, the key configuration): pieces of 16 blocks
   // halved the p99 decode step (1.2-1.4 ms against 2.0-2.7) at the same or
@@ -519,6 +523,7 @@ int main(int argc, char** argv) {
   faulting_plan.groups = groups;
   faulting_plan.context = context;
   faulting_plan.pipelined = pipelined;
+  faulting_plan.timed = profile;
   if (budget_plan.keep_running) {  // both turn modes alike
     faulting_plan.keep_running = true;
     faulting_plan.budget = budget;  // the page-faulting run follows the same plan

@@ -25,8 +25,10 @@ void PrintRow(const char* name, const Result& r, bool profile, int steps) {
                    "(growth allocations %.3f ms, copy/launch calls %.3f ms)\n",
                    b ? "while the fetch thread ran" : "after", r.prep_steps[b], r.prep_ms[b] / k,
                    r.alloc_ms[b] / k, r.launch_ms[b] / k);
-      std::fprintf(stderr, "    %.2f GiB of KV read per step, %.3f ms waiting for the GPU per GiB\n",
-                   r.read_gib[b] / k, r.read_wait_ms[b] / std::max(1e-9, r.read_gib[b]));
+      std::fprintf(stderr, "    %.2f GiB of KV read per step; per GiB, %.3f ms waiting for the GPU, "
+                   "%.3f ms of the steps' own GPU time\n", r.read_gib[b] / k,
+                   r.read_wait_ms[b] / std::max(1e-9, r.read_gib[b]),
+                   r.read_gpu_ms[b] / std::max(1e-9, r.read_gib[b]));
     }
   }
   std::printf("| %s | %.3f ms | %.3f ms | %ld | %.0f | %.1f us | %ld | %ld | %ld | %ld | %ld |\n",

@@ -18,6 +18,7 @@ struct Result {
   // Waiting for the GPU per GiB of KV the steps read (not pipelined: about
   // the GPU's time per GiB), [fetch thread idle, busy].
   double read_wait_ms[2] = {0, 0}, read_gib[2] = {0, 0};
+  double read_gpu_ms[2] = {0, 0};  // the steps' own GPU time (Steps::gpu_ms)
   long turns = 0;
   double mean_ms = 0, p99_ms = 0, us_per_token = 0;
   long tokens = 0;

@@ -24,8 +24,8 @@ double Ms(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::ti
 
 }  // namespace
 
-Steps::Steps(umpool::Pool& pool, int max_requests, bool pipelined, cudaStream_t stream)
-    : pool_(pool), pipelined_(pipelined), stream_(stream), max_requests_(max_requests) {
+Steps::Steps(umpool::Pool& pool, int max_requests, bool pipelined, bool timed, cudaStream_t stream)
+    : pool_(pool), pipelined_(pipelined), timed_(timed), stream_(stream), max_requests_(max_requests) {
   // Per step: every request's block table, id and length, in one block the
   // kernel reads (copied in from pinned memory, as engines do: the CPU never
   // touches the GPU's pages), and the sums copied back.
@@ -41,7 +41,9 @@ Steps::Steps(umpool::Pool& pool, int max_requests, bool pipelined, cudaStream_t 
     lengths_[s] = ids_[s] + max_requests;
     CheckCuda(cudaMallocHost(reinterpret_cast<void**>(&sums_[s]), max_requests * sizeof(double)),
               "cudaMallocHost");
-    CheckCuda(cudaEventCreateWithFlags(&done_[s], cudaEventDisableTiming), "cudaEventCreate");
+    CheckCuda(cudaEventCreateWithFlags(&done_[s], timed_ ? cudaEventDefault : cudaEventDisableTiming),
+              "cudaEventCreate");
+    if (timed_) CheckCuda(cudaEventCreate(&start_[s]), "cudaEventCreate");
   }
 }
 
@@ -53,6 +55,7 @@ Steps::~Steps() {
     cudaFreeHost(tables_[s]);
     cudaFreeHost(sums_[s]);
     cudaEventDestroy(done_[s]);
+    if (timed_) cudaEventDestroy(start_[s]);
   }
 }
 
@@ -60,6 +63,7 @@ void Steps::Begin() { begun_ = Clock::now(); }
 
 void Steps::Launch(int max_blocks, std::vector<Expect> expect) {
   const int n = static_cast<int>(expect.size());
+  if (timed_) CheckCuda(cudaEventRecord(start_[slot_], stream_), "cudaEventRecord");
   if (n > 0) {  // (a group whose every request sits out runs no step)
     auto* dev_tables = static_cast<float***>(dev_args_);
     auto* dev_ids = reinterpret_cast<int*>(dev_tables + max_requests_);
@@ -91,6 +95,11 @@ void Steps::Complete() {
   CheckCuda(cudaEventSynchronize(done_[f.slot]), "waiting for a decode step");
   const Clock::time_point done = Clock::now();
   wait_ms_ += Ms(w0, done);
+  if (timed_) {
+    float ms = 0;
+    CheckCuda(cudaEventElapsedTime(&ms, start_[f.slot], done_[f.slot]), "cudaEventElapsedTime");
+    gpu_ms_ += ms;
+  }
   step_ms_.push_back(Ms(std::max(f.begun, last_done_), done));
   last_done_ = done;
   for (std::size_t j = 0; j < f.expect.size(); ++j) {

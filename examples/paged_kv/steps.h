@@ -42,7 +42,9 @@ class Steps {
     double sum = 0;
     bool round_trip = false;  // its first step after an evict/fetch round trip
   };
-  Steps(umpool::Pool& pool, int max_requests, bool pipelined, cudaStream_t stream);
+  // `timed`: each step's GPU time is measured too (timing events around its
+  // copies and kernel; gpu_ms).
+  Steps(umpool::Pool& pool, int max_requests, bool pipelined, bool timed, cudaStream_t stream);
   ~Steps();  // drains; frees its buffers
   Steps(const Steps&) = delete;
   Steps& operator=(const Steps&) = delete;
@@ -69,6 +71,10 @@ class Steps {
   long round_trips() const { return round_trips_; }
   long tokens() const { return tokens_; }
   double wait_ms() const { return wait_ms_; }  // host time blocked on a step
+  // GPU time of the steps (timed), from their first copy to their last: the
+  // stream's work queued before a step (waits on other streams, a budget's
+  // copies out) is left out, unlike in wait_ms.
+  double gpu_ms() const { return gpu_ms_; }
   const std::vector<double>& step_ms() const { return step_ms_; }
 
  private:
@@ -82,6 +88,7 @@ class Steps {
 
   umpool::Pool& pool_;
   const bool pipelined_;
+  const bool timed_;
   cudaStream_t stream_;
   const int max_requests_;
   void* dev_args_ = nullptr;
@@ -91,13 +98,14 @@ class Steps {
   int* lengths_[2] = {};
   double* sums_[2] = {};  // pinned
   cudaEvent_t done_[2] = {};
+  cudaEvent_t start_[2] = {};  // timed only
   std::size_t args_bytes_ = 0;
   int slot_ = 0;
   Clock::time_point begun_;
   Clock::time_point last_done_;
   std::vector<InFlight> in_flight_;  // oldest first, at most two
   long mismatches_ = 0, round_trips_ = 0, tokens_ = 0;
-  double wait_ms_ = 0;
+  double wait_ms_ = 0, gpu_ms_ = 0;
   std::vector<double> step_ms_;
 };
 

@@ -29,6 +29,7 @@ struct Plan {
   // Every mode: the next step is prepared while the GPU runs the last one
   // (steps.h).
   bool pipelined = false;
+  bool timed = false;  // every mode: the steps' GPU time too (PAGED_KV_PROFILE)
 };
 
 // Block-table entries a request of `plan` can need (its longest length).
