@@ -177,5 +177,103 @@ TEST(PopulateOnRequestTest, StagedEvictionFreeAndFetch) {
   internal::PoolCore::Unwrap(*pool)->CheckInvariants();
 }
 
+
+// A paged-KV engine under a KV budget, as examples/paged_kv runs it (found
+// crashing on the vmm backend on the H200): requests in two groups take
+// turns; all are admitted at once, past the budget (the budget evicts, by
+// staging, the least recently allocated). At each turn the requests of the
+// group that fit in the budget with their growth are fetched piece by piece
+// on a fetch stream (the budget evicting the least recently fetched), their
+// blocks read, each grows by a block (allocated on the fetch stream, some
+// taken ahead and freed unused at the next turn); finished requests are
+// freed on the compute stream (discard on free) and replaced. A block handed
+// out, read or copied out on a page nobody populated crashes the test.
+TEST(PopulateOnRequestTest, KvBudgetTurns) {
+  const std::uint64_t seed = testing::TestSeed(20261201);
+  std::printf("[ seed     ] %llu\n", static_cast<unsigned long long>(seed));
+  std::mt19937_64 rng(seed);
+  constexpr std::size_t kBlock = 2 * kMiB;
+  constexpr std::size_t kBudgetBlocks = 48;
+  constexpr int kMaxBlocks = 12;
+  const Stream fetch = reinterpret_cast<Stream>(std::uintptr_t{0x2});
+  struct Req {
+    std::vector<Block> blocks;
+    int group;
+    int target;
+  };
+  auto admit = [&](Pool& pool, int group, std::vector<Req>* reqs) {
+    Req q{{}, group, 0};
+    const int n = 1 + static_cast<int>(rng() % kMaxBlocks);
+    for (int b = 0; b < n; ++b) {
+      q.blocks.push_back(New(pool, kBlock, Role::kKv, static_cast<unsigned char>(rng() % 250 + 1)));
+    }
+    q.target = n + 1 + static_cast<int>(rng() % 3);
+    reqs->push_back(std::move(q));
+  };
+  PoolOptions o;
+  RolePolicy& kvp = o.roles[static_cast<int>(Role::kKv)];
+  kvp.discard_on_free = true;
+  kvp.evict_by_staging = true;
+  kvp.hbm_budget_bytes = kBudgetBlocks * kBlock;
+  auto pool = StrictPool(o);
+  ASSERT_NE(pool, nullptr);
+  ASSERT_TRUE(pool->ReserveEvictionStaging(16 * kMaxBlocks * 2 * kBlock).ok());
+  std::vector<Req> reqs;
+  for (int i = 0; i < 16; ++i) admit(*pool, i % 2, &reqs);
+  std::vector<Block> unused;  // growth blocks taken ahead and not used
+  for (int turn = 0; turn < 24; ++turn) {
+    const int active = turn % 2;
+    for (const Block& b : unused) ASSERT_TRUE(pool->Deallocate(b.p).ok());
+    unused.clear();
+    // Those of the group that fit with their growth (two blocks each) run.
+    std::vector<Req*> running;
+    std::size_t held = 0;
+    for (Req& q : reqs) {
+      if (q.group != active || held + q.blocks.size() + 2 > kBudgetBlocks) continue;
+      held += q.blocks.size() + 2;
+      running.push_back(&q);
+    }
+    for (Req* q : running) {  // fetched in pieces of four blocks
+      for (std::size_t at = 0; at < q->blocks.size(); at += 4) {
+        std::vector<const void*> piece;
+        for (std::size_t k = at; k < std::min(at + 4, q->blocks.size()); ++k) piece.push_back(q->blocks[k].p);
+        ASSERT_TRUE(pool->PrefetchBlocks(piece.data(), piece.size(), Location::kDevice, fetch).ok());
+      }
+    }
+    for (Req* q : running) {  // decoded: every block read; grows by a block
+      for (const Block& b : q->blocks) ASSERT_TRUE(Holds(b.p, b.n, b.v)) << "turn " << turn;
+      absl::StatusOr<void*> g = pool->Allocate(kBlock, fetch, Role::kKv);
+      ASSERT_TRUE(g.ok()) << g.status();
+      Fill(*g, kBlock, 7);
+      q->blocks.push_back(Block{*g, kBlock, 7});
+      if (rng() % 2 == 0) {
+        absl::StatusOr<void*> u = pool->Allocate(kBlock, fetch, Role::kKv);
+        ASSERT_TRUE(u.ok()) << u.status();
+        Fill(*u, kBlock, 9);
+        unused.push_back(Block{*u, kBlock, 9});
+      }
+    }
+    // Finished requests leave (freed on the compute stream); others join.
+    for (auto it = reqs.begin(); it != reqs.end();) {
+      if (it->group == active && static_cast<int>(it->blocks.size()) >= it->target) {
+        for (const Block& b : it->blocks) ASSERT_TRUE(pool->Deallocate(b.p, kS).ok());
+        it = reqs.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    while (reqs.size() < 16) admit(*pool, active, &reqs);
+  }
+  for (const Req& q : reqs) {
+    for (const Block& b : q.blocks) ASSERT_TRUE(pool->Deallocate(b.p, kS).ok());
+  }
+  for (const Block& b : unused) ASSERT_TRUE(pool->Deallocate(b.p).ok());
+  // The budget did evict and the turns did fetch back (what the test is for).
+  const RoleResidency kv = pool->GetResidency(Role::kKv);
+  EXPECT_GT(kv.budget_evictions, 100u);
+  EXPECT_GT(kv.fetches, 100u);
+  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+}
+
 }  // namespace
 }  // namespace umpool
