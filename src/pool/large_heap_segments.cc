@@ -91,8 +91,24 @@ LargeHeap::Taken LargeHeap::ExtendAndTake(std::size_t bytes, Stream stream, std:
   bytes_.fetch_add(best_need, std::memory_order_relaxed);
   b->where = join ? tail->where : Where::kStream;
   b->stream = join ? tail->stream : stream;
-  InsertFree(b, 0);
-  b = best->last;  // the merged block
+  if (join) {
+    // Merged with the tail alone. InsertFree would go on to merge the two
+    // into a larger neighbour freed on another stream (a ready block joins
+    // one no smaller than it, taking its terms: a refilled bare tail is
+    // filed without merging, so it can sit next to one), and the caller
+    // could not reuse the result (found by model_test's concurrent phase).
+    LargeBlock* t = b->prev;
+    SetOf(t).Erase(t);
+    Absorb(t, b);
+    if (t->where == Where::kStream) {
+      free_.OnStream(t->stream, 0).Add(t);
+    } else {
+      free_.ready().Add(t);
+    }
+  } else {
+    InsertFree(b, 0);  // the caller's, apart from the tail (another stream's)
+  }
+  b = best->last;  // the grown block
   UMPOOL_CHECK(b->size >= bytes && ReusableOn(b, stream),
                "a grown segment's tail is not the caller's");
   Taken t;
