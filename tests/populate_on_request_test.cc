@@ -8,8 +8,10 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -272,6 +274,53 @@ TEST(PopulateOnRequestTest, KvBudgetTurns) {
   const RoleResidency kv = pool->GetResidency(Role::kKv);
   EXPECT_GT(kv.budget_evictions, 100u);
   EXPECT_GT(kv.fetches, 100u);
+  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+}
+
+// A fetch that races the budget's eviction of the same block: one thread
+// re-fetches its blocks in turn (each time the least recently fetched, so
+// the next the budget would evict) and reads each right after; another
+// allocates and frees under the budget, so that each allocation evicts that
+// same least recently fetched block. A fetch must leave its block in,
+// whatever eviction was under way.
+TEST(PopulateOnRequestTest, FetchRacingTheBudgetsEviction) {
+  constexpr std::size_t kBlock = 2 * kMiB;
+  constexpr int kBlocks = 32;
+  PoolOptions o;
+  RolePolicy& kvp = o.roles[static_cast<int>(Role::kKv)];
+  kvp.discard_on_free = true;
+  kvp.evict_by_staging = true;
+  kvp.hbm_budget_bytes = kBlocks * kBlock;
+  auto pool = StrictPool(o);
+  ASSERT_NE(pool, nullptr);
+  ASSERT_TRUE(pool->ReserveEvictionStaging(4 * kBlocks * kBlock).ok());
+  std::vector<Block> blocks;
+  for (int i = 0; i < kBlocks; ++i) blocks.push_back(New(*pool, kBlock, Role::kKv, static_cast<unsigned char>(i + 1)));
+  const Stream fetch = reinterpret_cast<Stream>(std::uintptr_t{0x2});
+  std::atomic<bool> done{false};
+  std::atomic<long> bad{0};
+  std::thread allocator([&] {
+    while (!done.load()) {
+      absl::StatusOr<void*> p = pool->Allocate(kBlock, kS, Role::kKv);
+      if (!p.ok()) {
+        bad.fetch_add(1);
+        return;
+      }
+      Fill(*p, kBlock, 0xEE);
+      if (!pool->Deallocate(*p, kS).ok()) bad.fetch_add(1);
+    }
+  });
+  for (int round = 0; round < 8 && bad.load() == 0; ++round) {
+    for (const Block& b : blocks) {
+      const void* p = b.p;
+      ASSERT_TRUE(pool->PrefetchBlocks(&p, 1, Location::kDevice, fetch).ok());
+      EXPECT_TRUE(Holds(b.p, b.n, b.v)) << "round " << round;  // crashes if dropped
+    }
+  }
+  done.store(true);
+  allocator.join();
+  EXPECT_EQ(bad.load(), 0);
+  for (const Block& b : blocks) ASSERT_TRUE(pool->Deallocate(b.p, kS).ok());
   internal::PoolCore::Unwrap(*pool)->CheckInvariants();
 }
 

@@ -104,6 +104,7 @@ absl::Status PoolCore::Prefetch(const void* ptr, std::size_t bytes, Location whe
   std::vector<void*> whole{block->ptr};
   std::vector<std::size_t> whole_bytes{block->bytes};
   if (large && where == Location::kDevice) {
+    evicting_.WaitFor(whole);  // out first if another thread is evicting it
     st = StageIn(&whole, &whole_bytes, stream);
   } else if (large && ptr == block->ptr && bytes == block->bytes) {
     st = StageOut(&whole, &whole_bytes, stream);
@@ -165,6 +166,20 @@ absl::Status PoolCore::OrderAfterVictims(const Victims& victims, Stream stream) 
 
 absl::Status PoolCore::EvictVictims(const Victims& victims, Stream stream) {
   if (victims.empty()) return absl::OkStatus();
+  // Claimed (the tracker counts them evicted already): a fetch of one from
+  // another thread waits until they are out, then brings it back.
+  evicting_.Begin(victims.ptrs);
+  absl::Status st = MoveOutVictims(victims, stream);
+  if (st.ok()) {
+    residency_.Evicted(victims);
+  } else {
+    residency_.Unclaim(victims);
+  }
+  evicting_.End(victims.ptrs);
+  return st;
+}
+
+absl::Status PoolCore::MoveOutVictims(const Victims& victims, Stream stream) {
   // The caller ordered `stream` after its own use of the blocks it named,
   // not of the ones the budget picked: a victim may still be read or written
   // on the stream it was allocated for (a decode step on the compute stream
@@ -176,7 +191,6 @@ absl::Status PoolCore::EvictVictims(const Victims& victims, Stream stream) {
   if (st.ok()) st = PrefetchBatch(ptrs, sizes, Location::kHost, stream);
   if (!st.ok()) return st;
   for (void* v : victims.ptrs) NoteEvicted(v);
-  residency_.Evicted(victims);
   return absl::OkStatus();
 }
 
@@ -230,7 +244,10 @@ absl::Status PoolCore::PrefetchBlocks(const void* const* ptrs, std::size_t count
   }
   // Blocks of roles that evict by staging move by copies; the rest migrate.
   std::vector<void*> moved = starts;
-  // An engine's eviction: the host does not wait for the copies out.
+  // A fetch waits for the budget's evictions of its blocks under way in
+  // other threads, then brings them back. An engine's eviction: the host
+  // does not wait for the copies out.
+  if (where == Location::kDevice) evicting_.WaitFor(starts);
   absl::Status st = where == Location::kDevice ? StageIn(&moved, &sizes, stream)
                                                : StageOut(&moved, &sizes, stream, /*defer_drop=*/true);
   if (st.ok()) st = PrefetchBatch(moved, sizes, where, stream);

@@ -50,6 +50,7 @@
 #include "src/pool/host_copies.h"
 #include "src/pool/pagemap.h"
 #include "src/pool/recorded_streams.h"
+#include "src/pool/evictions_in_flight.h"
 #include "src/pool/residency.h"
 #include "src/pool/released_streams.h"
 #include "src/pool/slab_allocator.h"
@@ -207,6 +208,7 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   absl::Status AdmitBudgeted(void* p, std::size_t bytes, Role role, Stream stream);
   absl::Status NoteMoved(const std::vector<BlockInfo>& blocks, Location where, Stream stream);
   absl::Status EvictVictims(const Victims& victims, Stream stream);
+  absl::Status MoveOutVictims(const Victims& victims, Stream stream);  // EvictVictims' moves
   // Orders `stream` after the work queued so far on the streams the victims
   // were allocated for (those other than `stream` and not released). Not
   // during a graph capture.
@@ -326,6 +328,7 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   std::shared_ptr<const Pool::PressureCallback> pressure_ ABSL_GUARDED_BY(pressure_mu_);
   std::atomic<bool> watermark_armed_{true};
   Residency residency_{BudgetsOf(options_), &counters_.host_bytes};
+  EvictionsInFlight evicting_;  // the budget's victims being moved out now
 
   mutable Mutex sleep_mu_;
   bool asleep_ ABSL_GUARDED_BY(sleep_mu_) = false;

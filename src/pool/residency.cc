@@ -60,13 +60,19 @@ void Residency::Trim(Role role, const std::vector<std::uintptr_t>& keep, Victims
       resident -= it->second.bytes;
     }
   }
+  std::vector<std::uintptr_t> chosen;
   for (auto it = lru_[r].rbegin(); it != lru_[r].rend() && resident > budgets_[r]; ++it) {
     if (std::find(keep.begin(), keep.end(), *it) != keep.end()) continue;
     const Entry& e = blocks_.at(*it);
     out->ptrs.push_back(reinterpret_cast<void*>(*it));
     out->sizes.push_back(e.bytes);
     resident -= e.bytes;
+    chosen.push_back(*it);
   }
+  // Evicted from now on: no other allocation or fetch chooses them again
+  // while the pool moves them out (a second copy out would read pages the
+  // first one dropped).
+  for (std::uintptr_t p : chosen) MakeEvicted(blocks_.at(p));
 }
 
 void Residency::Allocated(Role role, std::uintptr_t p, std::size_t bytes, Victims* out) {
@@ -129,7 +135,16 @@ void Residency::Evicted(const Victims& victims) {
     ++st.evictions;
     ++st.budget_evictions;
     st.evicted_bytes += it->second.bytes;
-    MakeEvicted(it->second);
+  }
+}
+
+void Residency::Unclaim(const Victims& victims) {
+  if (victims.empty()) return;
+  MutexLock lock(&mu_);
+  for (void* v : victims.ptrs) {
+    const auto p = reinterpret_cast<std::uintptr_t>(v);
+    auto it = blocks_.find(p);
+    if (it != blocks_.end() && !it->second.resident) MakeResident(p, it->second);
   }
 }
 

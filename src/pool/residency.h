@@ -9,7 +9,9 @@
 // bytes past its budget, the least recently allocated or fetched resident
 // blocks (a paused request's KV, whose blocks the engine stopped fetching)
 // are chosen as victims, which the pool evicts in one batched prefetch to the
-// host before the new block is used. The pool cannot see kernels touch a
+// host before the new block is used. A victim counts as evicted from the
+// moment it is chosen, so that no other thread chooses it again while its
+// eviction runs (the pool's EvictionsInFlight makes fetches of it wait). The pool cannot see kernels touch a
 // block: an evicted block a kernel reads faults back without being counted
 // resident until the engine fetches it. Unbudgeted roles' blocks are tracked
 // only while the pool holds them evicted (so host bytes are known for every
@@ -69,8 +71,10 @@ class Residency {
   // the host (kHost), whole. Fetching appends victims for every budgeted role
   // that went over (never one of `blocks`); counts per role either way.
   void Moved(const std::vector<BlockInfo>& blocks, Location where, Victims* out);
-  // Victims the pool evicted (after Allocated/Moved chose them).
+  // Victims the pool evicted (after Allocated/Moved chose them): counted.
   void Evicted(const Victims& victims);
+  // Victims the pool could not evict: resident again (unless freed).
+  void Unclaim(const Victims& victims);
   // A live block freed: forgotten.
   void Freed(std::uintptr_t p);
   RoleResidency Get(Role role) const;
