@@ -475,10 +475,10 @@ int main(int argc, char** argv) {
   umpool::PoolOptions ob = o;
   // PAGED_KV_BUDGET_BACKEND=vmm: the budget's pools on CUDA's virtual memory
   // API (evicting = copies out, pages unmapped; fetching = pages mapped,
-  // copies in) instead of managed memory. Fails today (H200, eighteenth
-  // session): at the first turn a decode step reads an unmapped page
-  // ("unspecified launch failure"), or, pipelined, the pool's copy out of a
-  // budget victim faults in cuMemcpyAsync (docs/status.md, known limits).
+  // copies in) instead of managed memory. Crashed at 7a0c3dd (H200): the
+  // budget's victims were not claimed while the fetch thread and the decode
+  // loop evicted concurrently; fixed in 350207f, not rerun on a GPU yet
+  // (docs/status.md, known limits).
   if (const char* v = std::getenv("PAGED_KV_BUDGET_BACKEND"); v != nullptr && std::string(v) == "vmm") {
     ob.backend = umpool::BackendKind::kVmm;
   }
