@@ -38,6 +38,19 @@ std::unique_ptr<Pool> StrictPool(PoolOptions o = {}) {
   return pool.ok() ? *std::move(pool) : nullptr;
 }
 
+// A strict pool whose KV role has a budget, evicts by staging (with
+// `staging` bytes of pinned memory reserved) and discards on free.
+std::unique_ptr<Pool> KvBudgetPool(std::size_t budget, std::size_t staging) {
+  PoolOptions o;
+  RolePolicy& kvp = o.roles[static_cast<int>(Role::kKv)];
+  kvp.discard_on_free = true;
+  kvp.evict_by_staging = true;
+  kvp.hbm_budget_bytes = budget;
+  auto pool = StrictPool(o);
+  if (pool != nullptr) EXPECT_TRUE(pool->ReserveEvictionStaging(staging).ok());
+  return pool;
+}
+
 void Fill(void* p, std::size_t n, unsigned char v) { std::memset(p, v, n); }
 
 bool Holds(const void* p, std::size_t n, unsigned char v) {
@@ -212,14 +225,8 @@ TEST(PopulateOnRequestTest, KvBudgetTurns) {
     q.target = n + 1 + static_cast<int>(rng() % 3);
     reqs->push_back(std::move(q));
   };
-  PoolOptions o;
-  RolePolicy& kvp = o.roles[static_cast<int>(Role::kKv)];
-  kvp.discard_on_free = true;
-  kvp.evict_by_staging = true;
-  kvp.hbm_budget_bytes = kBudgetBlocks * kBlock;
-  auto pool = StrictPool(o);
+  auto pool = KvBudgetPool(kBudgetBlocks * kBlock, 16 * kMaxBlocks * 2 * kBlock);
   ASSERT_NE(pool, nullptr);
-  ASSERT_TRUE(pool->ReserveEvictionStaging(16 * kMaxBlocks * 2 * kBlock).ok());
   std::vector<Req> reqs;
   for (int i = 0; i < 16; ++i) admit(*pool, i % 2, &reqs);
   std::vector<Block> unused;  // growth blocks taken ahead and not used
@@ -286,14 +293,8 @@ TEST(PopulateOnRequestTest, KvBudgetTurns) {
 TEST(PopulateOnRequestTest, FetchRacingTheBudgetsEviction) {
   constexpr std::size_t kBlock = 2 * kMiB;
   constexpr int kBlocks = 32;
-  PoolOptions o;
-  RolePolicy& kvp = o.roles[static_cast<int>(Role::kKv)];
-  kvp.discard_on_free = true;
-  kvp.evict_by_staging = true;
-  kvp.hbm_budget_bytes = kBlocks * kBlock;
-  auto pool = StrictPool(o);
+  auto pool = KvBudgetPool(kBlocks * kBlock, 4 * kBlocks * kBlock);
   ASSERT_NE(pool, nullptr);
-  ASSERT_TRUE(pool->ReserveEvictionStaging(4 * kBlocks * kBlock).ok());
   std::vector<Block> blocks;
   for (int i = 0; i < kBlocks; ++i) blocks.push_back(New(*pool, kBlock, Role::kKv, static_cast<unsigned char>(i + 1)));
   const Stream fetch = reinterpret_cast<Stream>(std::uintptr_t{0x2});
