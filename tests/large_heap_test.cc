@@ -26,10 +26,11 @@ TEST(LargeHeapTest, GrowingOverABareTailKeepsTheGrowthForTheCaller) {
   HostBackend backend;
   Fencer fencer{backend};
   const Stream s1 = testing::HostStream(1), s2 = testing::HostStream(2);
-  LargeHeap heap(512, kMiB, /*holds_slabs=*/false);
   const std::uintptr_t base = std::uintptr_t{1} << 40;  // never touched
+  // Before the heap, which reads its segments as it goes.
   Segment seg(base, 1024 * kMiB, Role::kDefault, reinterpret_cast<void*>(base), 1024 * kMiB);
   seg.populated = 68 * kMiB;
+  LargeHeap heap(512, kMiB, /*holds_slabs=*/false);
   // A: 64 MiB live on s1; the 4 MiB after it, the segment's free tail.
   LargeHeap::Taken a = heap.AddSegmentAndTake(&seg, 64 * kMiB, s1, 64 * kMiB);
   ASSERT_EQ(reinterpret_cast<std::uintptr_t>(a.ptr), base);
