@@ -98,13 +98,10 @@ LargeHeap::Taken LargeHeap::ExtendAndTake(std::size_t bytes, Stream stream, std:
     // filed without merging, so it can sit next to one), and the caller
     // could not reuse the result (found by model_test's concurrent phase).
     LargeBlock* t = b->prev;
-    SetOf(t).Erase(t);
+    BestFitSet& set = SetOf(t);  // b has its terms: the merged block stays there
+    set.Erase(t);
     Absorb(t, b);
-    if (t->where == Where::kStream) {
-      free_.OnStream(t->stream, 0).Add(t);
-    } else {
-      free_.ready().Add(t);
-    }
+    set.Add(t);
   } else {
     InsertFree(b, 0);  // the caller's, apart from the tail (another stream's)
   }

@@ -60,19 +60,20 @@ void Residency::Trim(Role role, const std::vector<std::uintptr_t>& keep, Victims
       resident -= it->second.bytes;
     }
   }
-  std::vector<std::uintptr_t> chosen;
+  const std::size_t first = out->ptrs.size();
   for (auto it = lru_[r].rbegin(); it != lru_[r].rend() && resident > budgets_[r]; ++it) {
     if (std::find(keep.begin(), keep.end(), *it) != keep.end()) continue;
     const Entry& e = blocks_.at(*it);
     out->ptrs.push_back(reinterpret_cast<void*>(*it));
     out->sizes.push_back(e.bytes);
     resident -= e.bytes;
-    chosen.push_back(*it);
   }
-  // Evicted from now on: no other allocation or fetch chooses them again
-  // while the pool moves them out (a second copy out would read pages the
-  // first one dropped).
-  for (std::uintptr_t p : chosen) MakeEvicted(blocks_.at(p));
+  // Evicted from now on (after the walk: it leaves the list): no other
+  // allocation or fetch chooses them again while the pool moves them out
+  // (a second copy out would read pages the first one dropped).
+  for (std::size_t i = first; i < out->ptrs.size(); ++i) {
+    MakeEvicted(blocks_.at(reinterpret_cast<std::uintptr_t>(out->ptrs[i])));
+  }
 }
 
 void Residency::Allocated(Role role, std::uintptr_t p, std::size_t bytes, Victims* out) {

@@ -11,11 +11,12 @@
 // are chosen as victims, which the pool evicts in one batched prefetch to the
 // host before the new block is used. A victim counts as evicted from the
 // moment it is chosen, so that no other thread chooses it again while its
-// eviction runs (the pool's EvictionsInFlight makes fetches of it wait). The pool cannot see kernels touch a
-// block: an evicted block a kernel reads faults back without being counted
-// resident until the engine fetches it. Unbudgeted roles' blocks are tracked
-// only while the pool holds them evicted (so host bytes are known for every
-// role). Slab blocks are never tracked.
+// eviction runs (the pool's EvictionsInFlight makes fetches of it wait).
+// The pool cannot see kernels touch a block: an evicted block a kernel reads
+// faults back without being counted resident until the engine fetches it.
+// Unbudgeted roles' blocks are tracked only while the pool holds them
+// evicted (so host bytes are known for every role). Slab blocks are never
+// tracked.
 //
 // Thread safety: every method takes the tracker's mutex (taken alone, after
 // any pool lock is released).
