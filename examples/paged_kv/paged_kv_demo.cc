@@ -337,17 +337,18 @@ Result Run(umpool::Pool& pool, umpool::Pool& table_pool, int steps, int n_reques
     }
     int max_blocks = 0;
     for (int k : running) max_blocks = std::max(max_blocks, reqs[k].length / kBlockTokens + 1);
-    // The step appends a token to each: what its sum must then be.
+    // The step appends a token to each: what its sum must then be, and what
+    // it reads (every token, the new one included).
     std::vector<paged_kv::Steps::Expect> expect;
+    double read_gib = 0;
     for (int k : running) {
       Request& q = reqs[k];
       q.expected += TokenSum(q.id, q.length);
       ++q.length;
       expect.push_back({q.expected, q.resumed});  // resumed: its round trip is checked
       q.resumed = false;
+      read_gib += q.length * (kBlockBytes / kBlockTokens) / 1073741824.0;
     }
-    double read_gib = 0;  // what the step reads: every running request's tokens
-    for (int k : running) read_gib += reqs[k].length * (kBlockBytes / kBlockTokens) / 1073741824.0;
     const auto t_cuda = std::chrono::steady_clock::now();
     decode.Launch(max_blocks, std::move(expect));
     const auto t_launched = std::chrono::steady_clock::now();
@@ -457,18 +458,26 @@ int main(int argc, char** argv) {
   // 0.787 / 2.143 medians). On unless PAGED_KV_PIPELINE=0.
   const char* pipe_env = std::getenv("PAGED_KV_PIPELINE");
   const bool pipelined = pipe_env == nullptr || std::atoi(pipe_env) != 0;
-  Plan resident_plan;
-  resident_plan.context = context;
-  resident_plan.pipelined = pipelined;
-  resident_plan.timed = profile;
-  const Result resident = Run(*pool, *pool, steps, requests, resident_plan, 7, compute, side, evict);
+  // What every mode's plan shares; the block tables always from `pool`.
+  Plan base;
+  base.context = context;
+  base.pipelined = pipelined;
+  base.timed = profile;
+  auto run = [&](umpool::Pool& p, const Plan& plan) {
+    return Run(p, *pool, steps, requests, plan, 7, compute, side, evict);
+  };
+  const Result resident = run(*pool, base);
   row("all KV resident", resident);
   if (context == 1) {  // long contexts would move most of their KV at every step
-    Plan paused_plan{Mode::kPaused, 0.25};
-    paused_plan.pipelined = pipelined;
-    paused_plan.timed = profile;
-    row("25% paused: evicted, fetched ahead", Run(*pool, *pool, steps, requests, paused_plan, 7, compute, side, evict));
+    Plan paused_plan = base;
+    paused_plan.mode = Mode::kPaused;
+    paused_plan.pause_fraction = 0.25;
+    row("25% paused: evicted, fetched ahead", run(*pool, paused_plan));
   }
+  // The turn modes: groups taking turns of `turn` steps.
+  Plan turns_base = base;
+  turns_base.group_steps = turn;
+  turns_base.groups = groups;
   // Half the resident run's peak KV on the GPU: a pool with that budget, and
   // the same turns served by page faults.
   const std::size_t budget = resident.peak_kv_bytes / 2 / kBlockBytes * kBlockBytes;
@@ -490,13 +499,9 @@ int main(int argc, char** argv) {
   // Pinned host memory for what the budget evicts, reserved before the runs
   // (an engine does it at start-up) rather than pinned as evictions go.
   Check(budget_pool->ReserveEvictionStaging(resident.peak_kv_bytes));
-  Plan budget_plan{Mode::kBudget};
-  budget_plan.group_steps = turn;
-  budget_plan.groups = groups;
+  Plan budget_plan = turns_base;
+  budget_plan.mode = Mode::kBudget;
   budget_plan.budget = budget;
-  budget_plan.context = context;
-  budget_plan.pipelined = pipelined;
-  budget_plan.timed = profile;
   // The fetch thread's pieces (Fetcher::set_piece_blocks; 0: whole jobs).
   // Measured (H200, two calls, the key configuration): pieces of 16 blocks
   // halved the p99 decode step (1.2-1.4 ms against 2.0-2.7) at the same or
@@ -508,7 +513,7 @@ int main(int argc, char** argv) {
   std::snprintf(name, sizeof(name),
                 "KV budget %.0f MiB (50%% of peak), %d groups, turns of %d steps, fetched at each turn",
                 budget / 1048576.0, groups, turn);
-  const Result at_turns = Run(*budget_pool, *pool, steps, requests, budget_plan, 7, compute, side, evict);
+  const Result at_turns = run(*budget_pool, budget_plan);
   row(name, at_turns);
   // Fetching the next group ahead, during the turn: the row that counts.
   Plan ahead_plan = budget_plan;
@@ -520,7 +525,7 @@ int main(int argc, char** argv) {
   ahead_plan.fetch_ahead = groups > 2;
   auto ahead_pool = Check(umpool::Pool::Create(ob));
   Check(ahead_pool->ReserveEvictionStaging(resident.peak_kv_bytes));
-  const Result budgeted = Run(*ahead_pool, *pool, steps, requests, ahead_plan, 7, compute, side, evict);
+  const Result budgeted = run(*ahead_pool, ahead_plan);
   row(groups > 2 ? "the same budget, the next group fetched ahead during each turn"
                  : "the same budget again (two groups: no room to fetch ahead)",
       budgeted);
@@ -531,19 +536,15 @@ int main(int argc, char** argv) {
   om.backend = o.backend;  // migration needs managed memory
   om.roles[static_cast<int>(umpool::Role::kKv)].evict_by_staging = false;
   auto migrate_pool = Check(umpool::Pool::Create(om));
-  const Result migrated = Run(*migrate_pool, *pool, steps, requests, ahead_plan, 7, compute, side, evict);
+  const Result migrated = run(*migrate_pool, ahead_plan);
   row("the same, fetched ahead, evicting by migration (kv.evict:migrate)", migrated);
-  Plan faulting_plan{Mode::kFaulting};
-  faulting_plan.group_steps = turn;
-  faulting_plan.groups = groups;
-  faulting_plan.context = context;
-  faulting_plan.pipelined = pipelined;
-  faulting_plan.timed = profile;
+  Plan faulting_plan = turns_base;
+  faulting_plan.mode = Mode::kFaulting;
   if (budget_plan.keep_running) {  // both turn modes alike
     faulting_plan.keep_running = true;
     faulting_plan.budget = budget;  // the page-faulting run follows the same plan
   }
-  const Result faulting = Run(*pool, *pool, steps, requests, faulting_plan, 7, compute, side, evict);
+  const Result faulting = run(*pool, faulting_plan);
   row("same turns served by page faults (evicted, not fetched)", faulting);
   std::printf("\nbudget pool: %llu budget evictions, %llu fetches, %.1f MiB evicted, %.1f MiB fetched\n",
               static_cast<unsigned long long>(kv.budget_evictions),

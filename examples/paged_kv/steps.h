@@ -66,7 +66,6 @@ class Steps {
   // Completes every launched step.
   void Drain();
 
-  bool pipelined() const { return pipelined_; }
   long mismatches() const { return mismatches_; }
   long round_trips() const { return round_trips_; }
   long tokens() const { return tokens_; }
