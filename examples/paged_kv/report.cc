@@ -8,8 +8,8 @@ namespace paged_kv {
 
 void PrintHeader() {
   std::printf("| mode | mean step | p99 step | tokens decoded | tokens/s | step time per token | "
-              "evictions | round trips checked | mismatches | admitted | retired |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+              "evictions | round trips checked | mismatches | admitted | retired | GPU memory added (peak) |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
 }
 
 void PrintRow(const char* name, const Result& r, bool profile, int steps) {
@@ -19,6 +19,9 @@ void PrintRow(const char* name, const Result& r, bool profile, int steps) {
                  "GPU\n", name, r.turns, r.turn_host_ms / std::max(1L, r.turns),
                  r.fetch_host_ms / std::max(1L, r.turns), r.first_wait_ms / std::max(1L, r.turns),
                  r.wait_ms / steps);
+    std::fprintf(stderr, "  peaks: GPU memory added %.0f MiB (cudaMemGetInfo), KV resident %.0f MiB, "
+                 "KV reserved %.0f MiB (the pool's figures)\n", r.peak_device_added_bytes / 1048576.0,
+                 r.peak_kv_resident_bytes / 1048576.0, r.peak_kv_reserved_bytes / 1048576.0);
     for (int b = 1; b >= 0; --b) {
       const double k = static_cast<double>(std::max(1L, r.prep_steps[b]));
       std::fprintf(stderr, "  %s: %ld steps, host per step from its start to its launch %.3f ms "
@@ -31,9 +34,10 @@ void PrintRow(const char* name, const Result& r, bool profile, int steps) {
                    r.read_gpu_ms[b] / std::max(1e-9, r.read_gib[b]));
     }
   }
-  std::printf("| %s | %.3f ms | %.3f ms | %ld | %.0f | %.1f us | %ld | %ld | %ld | %ld | %ld |\n",
+  std::printf("| %s | %.3f ms | %.3f ms | %ld | %.0f | %.1f us | %ld | %ld | %ld | %ld | %ld | %.0f MiB |\n",
               name, r.mean_ms, r.p99_ms, r.tokens, r.tokens_per_s, r.us_per_token, r.evictions,
-              r.round_trips_checked, r.mismatches, r.admitted, r.retired);
+              r.round_trips_checked, r.mismatches, r.admitted, r.retired,
+              r.peak_device_added_bytes / 1048576.0);
 }
 
 }  // namespace paged_kv

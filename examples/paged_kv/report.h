@@ -24,6 +24,15 @@ struct Result {
   long tokens = 0;
   long evictions = 0, round_trips_checked = 0, mismatches = 0, admitted = 0, retired = 0;
   std::size_t peak_kv_bytes = 0;
+  // GPU memory in use (cudaMemGetInfo: the whole device) at its highest
+  // during the run, less what was in use when it started, sampled every 16
+  // steps. What the run's pool holds on the vmm backend; on managed memory
+  // dropped pages stay counted until the driver reuses them.
+  std::size_t peak_device_added_bytes = 0;
+  // The pool's own figures for KV at their highest (same samples):
+  // RoleResidency::resident_bytes (what the budget counts) and
+  // reserved_bytes (populated bytes of the role's spaces).
+  std::size_t peak_kv_resident_bytes = 0, peak_kv_reserved_bytes = 0;
   double tokens_per_s = 0;
 };
 
