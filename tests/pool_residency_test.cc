@@ -291,6 +291,49 @@ TEST(PoolStagingTest, ABudgetVictimIsCopiedOutAfterTheWorkOnItsOwnStream) {
   internal::PoolCore::Unwrap(*pool)->CheckInvariants();
 }
 
+// A victim the pool fetched on a third stream: its copy in is queued there,
+// not done, when another stream's allocation picks it. Its copy out and its
+// drop come after that stream's work (before, the eviction ordered only
+// after the stream the block was allocated for: the copy out read what the
+// copy in had not written yet, and on vmm memory the queued copy in then
+// wrote unmapped pages — an illegal address on the GPU).
+TEST(PoolStagingTest, ABudgetVictimIsCopiedOutAfterTheStreamThatFetchedIt) {
+  internal::HostBackend* backend = nullptr;
+  auto pool = testing::MakeHostPool(WithKvStaging(16 * kMiB), &backend);
+  ASSERT_NE(pool, nullptr);
+  const Stream compute = testing::HostStream(1);
+  const Stream fetcher = testing::HostStream(2);
+  const Stream other = testing::HostStream(3);
+  std::vector<void*> kv;
+  for (int i = 0; i < 3; ++i) {  // the third evicts kv[0]
+    auto p = pool->Allocate(8 * kMiB, compute, Role::kKv);
+    ASSERT_TRUE(p.ok()) << p.status();
+    kv.push_back(*p);
+  }
+  ASSERT_EQ(pool->GetResidency(Role::kKv).budget_evictions, 1u);
+  // kv[0] fetched on the fetcher's stream (evicting kv[1]); its copy in and
+  // what follows it there have not run.
+  backend->SetManualCompletion(true);
+  const void* first = kv[0];
+  ASSERT_TRUE(pool->PrefetchBlocks(&first, 1, Location::kDevice, fetcher).ok());
+  const std::uint64_t copy_in = backend->Submit(fetcher);
+  // kv[1] fetched on a third stream evicts kv[2]; a fourth block allocated
+  // there then evicts kv[0], the least recently fetched.
+  const void* second = kv[1];
+  ASSERT_TRUE(pool->PrefetchBlocks(&second, 1, Location::kDevice, other).ok());
+  auto fourth = pool->Allocate(8 * kMiB, other, Role::kKv);
+  ASSERT_TRUE(fourth.ok()) << fourth.status();
+  EXPECT_EQ(pool->GetResidency(Role::kKv).budget_evictions, 4u);
+  // kv[0] went out (the host waited for its copy out), after the fetcher's
+  // queued work.
+  EXPECT_TRUE(backend->IsComplete(fetcher, copy_in)) << "kv[0] was copied out before its copy in ran";
+  backend->SetManualCompletion(false);
+  backend->CompleteAll();
+  for (void* p : kv) ASSERT_TRUE(pool->Deallocate(p, compute).ok());
+  ASSERT_TRUE(pool->Deallocate(*fourth, other).ok());
+  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+}
+
 // A block evicted by staging and freed during a graph capture while its copy
 // out still runs: the host cannot wait then, so its pinned slot is given back
 // at EndCapture, once the copy ran (a later eviction on another stream could

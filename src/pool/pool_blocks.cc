@@ -133,7 +133,7 @@ bool PoolCore::IsLarge(const void* block) const {
 absl::Status PoolCore::NoteMoved(const std::vector<BlockInfo>& blocks, Location where,
                                  Stream stream) {
   Victims victims;
-  residency_.Moved(blocks, where, &victims);
+  residency_.Moved(blocks, where, stream, &victims);
   return EvictVictims(victims, stream);
 }
 
@@ -155,6 +155,11 @@ absl::Status PoolCore::OrderAfterVictims(const Victims& victims, Stream stream) 
       continue;
     }
     others.push_back(b->stream);
+  }
+  for (Stream s : victims.fetched_on) {
+    if (s != stream && !released_.Contains(s) && std::find(others.begin(), others.end(), s) == others.end()) {
+      others.push_back(s);
+    }
   }
   absl::StatusOr<Fences> fences = FencesOn(others);
   if (!fences.ok()) return fences.status();
@@ -183,7 +188,9 @@ absl::Status PoolCore::MoveOutVictims(const Victims& victims, Stream stream) {
   // The caller ordered `stream` after its own use of the blocks it named,
   // not of the ones the budget picked: a victim may still be read or written
   // on the stream it was allocated for (a decode step on the compute stream
-  // while an engine fetches on a side stream).
+  // while an engine fetches on a side stream), or be copied in on the stream
+  // it was last fetched on (a fetch's copies are queued, not done: dropping
+  // its pages first loses the copy or, on vmm memory, faults the GPU).
   if (absl::Status st = OrderAfterVictims(victims, stream); !st.ok()) return st;
   std::vector<void*> ptrs = victims.ptrs;  // those not staged out are migrated
   std::vector<std::size_t> sizes = victims.sizes;

@@ -66,6 +66,10 @@ void Residency::Trim(Role role, const std::vector<std::uintptr_t>& keep, Victims
     const Entry& e = blocks_.at(*it);
     out->ptrs.push_back(reinterpret_cast<void*>(*it));
     out->sizes.push_back(e.bytes);
+    if (e.fetched && std::find(out->fetched_on.begin(), out->fetched_on.end(), e.fetched_on) ==
+                         out->fetched_on.end()) {
+      out->fetched_on.push_back(e.fetched_on);
+    }
     resident -= e.bytes;
   }
   // Evicted from now on (after the walk: it leaves the list): no other
@@ -90,7 +94,8 @@ void Residency::Allocated(Role role, std::uintptr_t p, std::size_t bytes, Victim
   Trim(role, {p}, out);
 }
 
-void Residency::Moved(const std::vector<BlockInfo>& blocks, Location where, Victims* out) {
+void Residency::Moved(const std::vector<BlockInfo>& blocks, Location where, Stream stream,
+                      Victims* out) {
   MutexLock lock(&mu_);
   std::vector<std::uintptr_t> keep;
   std::array<bool, kNumRoles> touched{};
@@ -105,6 +110,8 @@ void Residency::Moved(const std::vector<BlockInfo>& blocks, Location where, Vict
       keep.push_back(p);
       touched[static_cast<int>(b.role)] = true;
       MakeResident(p, it->second);
+      it->second.fetched = true;
+      it->second.fetched_on = stream;
       if (!budgeted(b.role)) {  // untracked again once back
         blocks_.erase(it);
         tracked_.store(blocks_.size(), std::memory_order_relaxed);

@@ -40,10 +40,12 @@
 
 namespace umpool::internal {
 
-// Blocks to evict (whole blocks).
+// Blocks to evict (whole blocks), and the streams the pool last fetched any
+// of them on (their copies in may still be queued there).
 struct Victims {
   std::vector<void*> ptrs;
   std::vector<std::size_t> sizes;
+  std::vector<Stream> fetched_on;  // each stream once
   bool empty() const { return ptrs.empty(); }
 };
 
@@ -68,10 +70,11 @@ class Residency {
   // A new live block of a budgeted role: resident, most recent. Victims to
   // bring the role back under budget are appended (never this block).
   void Allocated(Role role, std::uintptr_t p, std::size_t bytes, Victims* out);
-  // Large blocks the pool fetched to the GPU (`where` kDevice) or evicted to
-  // the host (kHost), whole. Fetching appends victims for every budgeted role
-  // that went over (never one of `blocks`); counts per role either way.
-  void Moved(const std::vector<BlockInfo>& blocks, Location where, Victims* out);
+  // Large blocks the pool fetched to the GPU (`where` kDevice) on `stream`
+  // or evicted to the host (kHost), whole. Fetching appends victims for
+  // every budgeted role that went over (never one of `blocks`); counts per
+  // role either way.
+  void Moved(const std::vector<BlockInfo>& blocks, Location where, Stream stream, Victims* out);
   // Victims the pool evicted (after Allocated/Moved chose them): counted.
   void Evicted(const Victims& victims);
   // Victims the pool could not evict: resident again (unless freed).
@@ -86,6 +89,8 @@ class Residency {
     std::size_t bytes;
     bool resident;
     std::list<std::uintptr_t>::iterator lru;  // valid while resident
+    bool fetched = false;        // fetched since its allocation: then
+    Stream fetched_on = nullptr;  // the stream of its last fetch
   };
   void MakeResident(std::uintptr_t p, Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MakeEvicted(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
