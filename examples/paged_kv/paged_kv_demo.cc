@@ -185,7 +185,7 @@ Result Run(umpool::Pool& pool, umpool::Pool& table_pool, int steps, int n_reques
       if (used > used_at_start) res.peak_device_added_bytes = std::max(res.peak_device_added_bytes, used - used_at_start);
       const umpool::RoleResidency kv = pool.GetResidency(umpool::Role::kKv);
       res.peak_kv_resident_bytes = std::max(res.peak_kv_resident_bytes, kv.resident_bytes);
-      res.peak_kv_reserved_bytes = std::max(res.peak_kv_reserved_bytes, kv.reserved_bytes);
+      res.peak_kv_on_gpu_bytes = std::max(res.peak_kv_on_gpu_bytes, kv.reserved_bytes - std::min(kv.reserved_bytes, kv.host_bytes));
     }
     while (static_cast<int>(reqs.size()) < n_requests) admit(step);
     std::size_t kv_blocks = 0;

@@ -30,9 +30,10 @@ struct Result {
   // dropped pages stay counted until the driver reuses them.
   std::size_t peak_device_added_bytes = 0;
   // The pool's own figures for KV at their highest (same samples):
-  // RoleResidency::resident_bytes (what the budget counts) and
-  // reserved_bytes (populated bytes of the role's spaces).
-  std::size_t peak_kv_resident_bytes = 0, peak_kv_reserved_bytes = 0;
+  // RoleResidency::resident_bytes (what the budget counts) and what the
+  // role holds on the GPU by the pool's count (reserved_bytes less
+  // host_bytes: populated, not evicted; free blocks included).
+  std::size_t peak_kv_resident_bytes = 0, peak_kv_on_gpu_bytes = 0;
   double tokens_per_s = 0;
 };
 
