@@ -585,7 +585,8 @@ int main(int argc, char** argv) {
                    "\"staging_vs_migrate\": %.4f, \"budget_evictions\": %llu, "
                    "\"mismatches\": %ld, \"round_trips_checked\": %ld, \"piece_blocks\": %d, "
                    "\"keep_running\": %s, \"pipelined\": %s, \"budget_backend\": \"%s\", "
-                   "\"device_added_peak_mib\": {\"resident\": %.0f, \"budget50\": %.0f, \"faulting\": %.0f}}\n",
+                   "\"device_added_peak_mib\": {\"resident\": %.0f, \"budget50\": %.0f, \"faulting\": %.0f}, "
+                   "\"budget50_kv_peak_mib\": {\"resident\": %.0f, \"on_gpu\": %.0f}}\n",
                    prop.name, steps, requests, budget, resident.peak_kv_bytes, turn, groups, context,
                    resident.tokens_per_s, at_turns.tokens_per_s, budgeted.tokens_per_s, migrated.tokens_per_s, faulting.tokens_per_s, vs_resident,
                    vs_faulting, budgeted.tokens_per_s / migrated.tokens_per_s,
@@ -595,7 +596,8 @@ int main(int argc, char** argv) {
                    budget_plan.piece_blocks, budget_plan.keep_running ? "true" : "false",
                    pipelined ? "true" : "false", ob.backend == umpool::BackendKind::kVmm ? "vmm" : "managed",
                    resident.peak_device_added_bytes / 1048576.0, budgeted.peak_device_added_bytes / 1048576.0,
-                   faulting.peak_device_added_bytes / 1048576.0);
+                   faulting.peak_device_added_bytes / 1048576.0, budgeted.peak_kv_resident_bytes / 1048576.0,
+                   budgeted.peak_kv_on_gpu_bytes / 1048576.0);
       std::fclose(f);
     }
   }

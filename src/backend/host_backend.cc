@@ -39,6 +39,14 @@ absl::Status HostBackend::Protect(std::uintptr_t lo, std::uintptr_t hi, bool acc
   if (mprotect(reinterpret_cast<void*>(lo), hi - lo, accessible ? PROT_READ | PROT_WRITE : PROT_NONE) != 0) {
     return absl::InternalError(absl::StrCat("host backend: mprotect failed: ", std::strerror(errno)));
   }
+  MutexLock lock(&mu_);
+  for (std::uintptr_t a = lo; a < hi; a += g) {
+    if (accessible) {
+      populated_.insert(a);
+    } else {
+      populated_.erase(a);
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -114,6 +122,7 @@ absl::Status HostBackend::Unmap(void* ptr, std::size_t bytes) {
   mapped_bytes_ -= bytes;
   // A piece of a mapping may go on its own: split what it covers.
   const auto lo = reinterpret_cast<std::uintptr_t>(ptr), hi = lo + bytes;
+  for (std::uintptr_t a = lo & ~(kMapGranularity - 1); a < hi; a += kMapGranularity) populated_.erase(a);
   auto it = ranges_.upper_bound(lo);
   if (it != ranges_.begin()) --it;
   while (it != ranges_.end() && it->first < hi) {

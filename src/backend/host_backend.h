@@ -93,6 +93,9 @@ class HostBackend final : public Backend {
   // Makes the next AllocateStaging calls fail with ResourceExhausted.
   void FailNextStaging(int count);
   std::size_t mapped_bytes() const;
+  // populate_on_request: the bytes of the 2 MiB pages accessible now (what
+  // vmm memory would hold on the GPU); 0 otherwise.
+  std::size_t populated_bytes() const;
 
  private:
   struct StreamState {
@@ -128,6 +131,8 @@ class HostBackend final : public Backend {
   int fail_maps_ ABSL_GUARDED_BY(mu_) = 0;
   int fail_staging_ ABSL_GUARDED_BY(mu_) = 0;
   std::size_t mapped_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  // populate_on_request: the 2 MiB pages accessible now (populated_bytes).
+  absl::flat_hash_set<std::uintptr_t> populated_ ABSL_GUARDED_BY(mu_);
   // The ranges mapped now, [start -> end): a discard outside them
   // is refused (a pool bug would otherwise zero the process's own memory):
   // CoveredLocked.

@@ -183,6 +183,11 @@ std::uint64_t HostBackend::destroyed_stream_uses() const {
   return destroyed_stream_uses_;
 }
 
+std::size_t HostBackend::populated_bytes() const {
+  MutexLock lock(&mu_);
+  return populated_.size() * kMapGranularity;
+}
+
 std::size_t HostBackend::mapped_bytes() const {
   MutexLock lock(&mu_);
   return mapped_bytes_;

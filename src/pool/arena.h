@@ -187,6 +187,11 @@ class Arena {
 
   // Populated bytes of `role`'s large space and of the slabs carved for it.
   std::size_t RoleReservedBytes(Role role) const;
+  // A budgeted role holds `want` bytes more on the GPU than its budget in
+  // pages of free blocks: gives back (makes bare) at least that much of its
+  // large space's free pages, those free the longest first, tails included.
+  // Same conditions as GiveBackFreePages; a failed drop changes nothing.
+  void GiveBackOverBudget(Role role, std::size_t want, Stream stream);
   void LiveBlocks(std::vector<BlockInfo>* out) const;
   void Snapshot(std::vector<SpanSnapshot>* out) const;
   // Space invariants, segment registry against the pagemap and the counters. Aborts.
@@ -248,6 +253,12 @@ class Arena {
   // `keep`: pages about to be taken (LargeHeap::BareShortfall), kept.
   void GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t want, Stream stream,
                          LargeHeap::PageRange keep);
+  // Whether free pages of `role` may be given back now (the conditions
+  // GiveBackFreePages lists).
+  bool MayGiveBack(Role role) const;
+  // The stream drops for a caller on `stream` go on; *own_stream: whether
+  // blocks freed on `stream` may go too (LargeHeap::Depopulate).
+  Stream DropStream(Stream stream, bool* own_stream);
   // Drops `ranges` on `stream` (recording drop_event_ there) and takes them
   // off the reserved bytes.
   absl::Status DropPages(const std::vector<LargeHeap::PageRange>& ranges, Stream stream);

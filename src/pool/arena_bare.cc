@@ -42,12 +42,38 @@ absl::Status Arena::DropPages(const std::vector<LargeHeap::PageRange>& ranges, S
   return absl::OkStatus();
 }
 
+Stream Arena::DropStream(Stream stream, bool* own_stream) {
+  // Where pages populate on touch (managed, host), blocks freed on the
+  // caller's stream go too, dropped on that stream after the work that used
+  // them. The vmm backend synchronises the stream it drops on, so there
+  // only ready blocks go, dropped on its side stream (it waits for nothing
+  // the caller queued).
+  *own_stream = backend_.PopulatesOnTouch();
+  if (*own_stream) return stream;
+  absl::StatusOr<Stream> side = backend_.SideStream();
+  return side.ok() ? *side : stream;
+}
+
+bool Arena::MayGiveBack(Role role) const {
+  return options_.give_back_free_pages && can_drop_.load(std::memory_order_relaxed) && Lazy(role) &&
+         options_.policy(role).preferred == Location::kDevice && !fencer_.capturing();
+}
+
+void Arena::GiveBackOverBudget(Role role, std::size_t want, Stream stream) {
+  if (want == 0 || !MayGiveBack(role)) return;
+  LargeHeap& space = heaps_[heap_of(role)]->large[static_cast<int>(role)];
+  // Blocks freed on the caller's stream go too, dropped on that stream after
+  // the work that used them: on the vmm backend the drop then waits (on the
+  // host) for that stream, once per give_back_slack of the budget.
+  absl::StatusOr<std::size_t> n = space.Depopulate(
+      stream, /*own_stream=*/true, want, /*keep_tails=*/false, LargeHeap::PageRange{},
+      [&](const std::vector<LargeHeap::PageRange>& ranges) { return DropPages(ranges, stream); });
+  if (!n.ok() && absl::IsUnimplemented(n.status())) can_drop_.store(false);
+}
+
 void Arena::GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t want,
                               Stream stream, LargeHeap::PageRange keep) {
-  if (!options_.give_back_free_pages || !can_drop_.load(std::memory_order_relaxed) || !Lazy(role) ||
-      options_.policy(role).preferred != Location::kDevice || fencer_.capturing()) {
-    return;
-  }
+  if (!MayGiveBack(role)) return;
   // Live bytes as the counters have them (each thread's cache publishes its
   // share in batches of stats_publish_bytes: close enough for a budget).
   const std::size_t live = static_cast<std::size_t>(
@@ -64,17 +90,8 @@ void Arena::GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t 
     if (reserved_ + want <= room) return;
     need = reserved_ + want - room;
   }
-  // Where pages populate on touch (managed, host), blocks freed on the
-  // caller's stream go too, dropped on that stream after the work that used
-  // them. The vmm backend synchronises the stream it drops on, so there
-  // only ready blocks go, dropped on its side stream (it waits for nothing
-  // the caller queued).
-  const bool own_stream = backend_.PopulatesOnTouch();
-  Stream on = stream;
-  if (!own_stream) {
-    absl::StatusOr<Stream> side = backend_.SideStream();
-    if (side.ok()) on = *side;
-  }
+  bool own_stream = false;
+  const Stream on = DropStream(stream, &own_stream);
   auto drop = [&](const std::vector<LargeHeap::PageRange>& ranges) {
     return DropPages(ranges, on);
   };

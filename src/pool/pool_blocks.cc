@@ -134,13 +134,32 @@ absl::Status PoolCore::NoteMoved(const std::vector<BlockInfo>& blocks, Location 
                                  Stream stream) {
   Victims victims;
   residency_.Moved(blocks, where, stream, &victims);
-  return EvictVictims(victims, stream);
+  absl::Status st = EvictVictims(victims, stream);
+  if (st.ok() && where == Location::kDevice) GiveBackOverBudgets(stream);
+  return st;
 }
 
 absl::Status PoolCore::AdmitBudgeted(void* p, std::size_t bytes, Role role, Stream stream) {
   Victims victims;
   residency_.Allocated(role, reinterpret_cast<std::uintptr_t>(p), bytes, &victims);
-  return EvictVictims(victims, stream);
+  absl::Status st = EvictVictims(victims, stream);
+  if (st.ok()) GiveBackOverBudgets(stream);
+  return st;
+}
+
+void PoolCore::GiveBackOverBudgets(Stream stream) {
+  for (int r = 0; r < kNumRoles; ++r) {
+    const Role role = static_cast<Role>(r);
+    const std::size_t budget = options_.policy(role).hbm_budget_bytes;
+    if (budget == 0) continue;
+    // What the role holds on the GPU: its populated bytes less its live
+    // blocks' evicted pages. Past the budget (and the slack that spares a
+    // drop per allocation), the rest is free pages: given back.
+    const std::size_t held = arena_.RoleReservedBytes(role);
+    const std::size_t on_gpu = held - std::min(held, residency_.Get(role).host_bytes);
+    const auto slack = static_cast<std::size_t>(options_.give_back_slack * static_cast<double>(budget));
+    if (on_gpu > budget + slack) arena_.GiveBackOverBudget(role, on_gpu - budget, stream);
+  }
 }
 
 absl::Status PoolCore::OrderAfterVictims(const Victims& victims, Stream stream) {

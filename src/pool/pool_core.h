@@ -207,6 +207,11 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   // `stream`), and the eviction of victims.
   absl::Status AdmitBudgeted(void* p, std::size_t bytes, Role role, Stream stream);
   absl::Status NoteMoved(const std::vector<BlockInfo>& blocks, Location where, Stream stream);
+  // A budget bounds what its role holds on the GPU, free pages included:
+  // a budgeted role past its budget (and give_back_slack of it) gives back
+  // free pages (Arena::GiveBackOverBudget). After each budgeted allocation
+  // and fetch.
+  void GiveBackOverBudgets(Stream stream);
   absl::Status EvictVictims(const Victims& victims, Stream stream);
   absl::Status MoveOutVictims(const Victims& victims, Stream stream);  // EvictVictims' moves
   // Orders `stream` after the work queued so far on the streams the victims
