@@ -379,7 +379,7 @@ TEST(PopulateOnRequestTest, ABudgetBoundsWhatTheRoleHoldsOnTheGpu) {
     ASSERT_TRUE(pool->PrefetchBlocks(fetched.data(), fetched.size(), Location::kDevice, fetch).ok());
     for (std::size_t i = 0; i < running.size(); ++i) {
       Request& q = running[i];
-      absl::StatusOr<void*> p = pool->Allocate(kBlock, compute, Role::kKv);  // growth
+      absl::StatusOr<void*> p = pool->Allocate(kBlock, fetch, Role::kKv);  // growth
       ASSERT_TRUE(p.ok()) << p.status();
       q.blocks.push_back(*p);
       if (static_cast<int>(q.blocks.size()) >= q.target) {  // done: retired, replaced
