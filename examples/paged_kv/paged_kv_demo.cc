@@ -503,11 +503,11 @@ int main(int argc, char** argv) {
   // three alternated rounds): 0.920x all resident / 2.000x page faults
   // against managed memory's 0.843 / 1.954, but the device then held
   // 3.0-3.3 GiB for the 2.3 GiB budget (GPU memory added, cudaMemGetInfo)
-  // while the live KV the budget counts peaked at the budget: memory the
-  // pool held free or still being evicted. Not its 32 MiB physical chunks:
-  // with 2 MiB chunks it held as much (3.0-3.5 GiB) and ran no faster
-  // (0.744-0.887x). The managed backend's figure cannot show it (dropped
-  // managed pages stay counted until the driver reuses them).
+  // while the live KV the budget counts peaked at the budget: free blocks
+  // the pool kept populated (2.6-2.7 GiB once the budget gave them back,
+  // ee3034c). The managed backend's figure cannot show it (dropped managed
+  // pages stay counted until the driver reuses them). Still crashes now and
+  // then (an illegal address, 2 of 27 runs: docs/status.md, known limits).
   if (const char* v = std::getenv("PAGED_KV_BUDGET_BACKEND"); v != nullptr && std::string(v) == "vmm") {
     ob.backend = umpool::BackendKind::kVmm;
   }
