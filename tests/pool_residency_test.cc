@@ -291,6 +291,35 @@ TEST(PoolStagingTest, ABudgetVictimIsCopiedOutAfterTheWorkOnItsOwnStream) {
   internal::PoolCore::Unwrap(*pool)->CheckInvariants();
 }
 
+// A victim RecordStream named for a third stream (an engine reading it
+// there): its copy out and drop come after that stream's work too.
+TEST(PoolStagingTest, ABudgetVictimWaitsForItsRecordedStreams) {
+  internal::HostBackend* backend = nullptr;
+  auto pool = testing::MakeHostPool(WithKvStaging(16 * kMiB), &backend);
+  ASSERT_NE(pool, nullptr);
+  const Stream compute = testing::HostStream(1);
+  const Stream reader = testing::HostStream(2);
+  const Stream side = testing::HostStream(3);
+  std::vector<void*> kv;
+  for (int i = 0; i < 2; ++i) {
+    auto p = pool->Allocate(8 * kMiB, compute, Role::kKv);
+    ASSERT_TRUE(p.ok()) << p.status();
+    kv.push_back(*p);
+  }
+  ASSERT_TRUE(pool->RecordStream(kv[0], reader).ok());
+  backend->SetManualCompletion(true);
+  const std::uint64_t read = backend->Submit(reader);  // reads kv[0], not run yet
+  auto third = pool->Allocate(8 * kMiB, side, Role::kKv);  // evicts kv[0]
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_EQ(pool->GetResidency(Role::kKv).budget_evictions, 1u);
+  EXPECT_TRUE(backend->IsComplete(reader, read)) << "kv[0] was copied out before the reader's work ran";
+  backend->SetManualCompletion(false);
+  backend->CompleteAll();
+  for (void* p : kv) ASSERT_TRUE(pool->Deallocate(p, compute).ok());
+  ASSERT_TRUE(pool->Deallocate(*third, side).ok());
+  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+}
+
 // A victim the pool fetched on a third stream: its copy in is queued there,
 // not done, when another stream's allocation picks it. Its copy out and its
 // drop come after that stream's work (before, the eviction ordered only

@@ -79,6 +79,12 @@ BlockInfo LargeHeap::InfoOf(const LargeBlock* b) const {
                    b->segment->role};
 }
 
+absl::InlinedVector<Stream, 2> LargeHeap::Recorded(std::uintptr_t p) const {
+  MutexLock lock(&mu_);
+  const LargeBlock* b = FindLive(p);
+  return b != nullptr ? b->recorded : absl::InlinedVector<Stream, 2>{};
+}
+
 absl::StatusOr<BlockInfo> LargeHeap::Block(std::uintptr_t p) const {
   MutexLock lock(&mu_);
   LargeBlock* b = FindLive(p);

@@ -167,19 +167,22 @@ absl::Status PoolCore::OrderAfterVictims(const Victims& victims, Stream stream) 
   // are then left to the migration (StageOut skips them) like any hint.
   if (fencer_.capturing() || backend_->IsCapturing(stream)) return absl::OkStatus();
   StreamSet others;
-  for (void* v : victims.ptrs) {
-    absl::StatusOr<BlockInfo> b = BlockContaining(v);
-    if (!b.ok() || b->stream == stream || released_.Contains(b->stream) ||
-        std::find(others.begin(), others.end(), b->stream) != others.end()) {
-      continue;
-    }
-    others.push_back(b->stream);
-  }
-  for (Stream s : victims.fetched_on) {
+  auto add = [&](Stream s) {
     if (s != stream && !released_.Contains(s) && std::find(others.begin(), others.end(), s) == others.end()) {
       others.push_back(s);
     }
+  };
+  for (void* v : victims.ptrs) {
+    absl::StatusOr<BlockInfo> b = BlockContaining(v);
+    if (!b.ok()) continue;
+    add(b->stream);
+    // And the streams RecordStream named: work there may still use it.
+    const Span* span = pagemap_.Lookup(v);
+    if (LargeHeap* space = span != nullptr ? Arena::LargeSpaceOf(span) : nullptr) {
+      for (Stream s : space->Recorded(reinterpret_cast<std::uintptr_t>(v))) add(s);
+    }
   }
+  for (Stream s : victims.fetched_on) add(s);
   absl::StatusOr<Fences> fences = FencesOn(others);
   if (!fences.ok()) return fences.status();
   for (const FenceRef& f : *fences) {
@@ -207,9 +210,10 @@ absl::Status PoolCore::MoveOutVictims(const Victims& victims, Stream stream) {
   // The caller ordered `stream` after its own use of the blocks it named,
   // not of the ones the budget picked: a victim may still be read or written
   // on the stream it was allocated for (a decode step on the compute stream
-  // while an engine fetches on a side stream), or be copied in on the stream
-  // it was last fetched on (a fetch's copies are queued, not done: dropping
-  // its pages first loses the copy or, on vmm memory, faults the GPU).
+  // while an engine fetches on a side stream), on the streams RecordStream
+  // named for it, or be copied in on the stream it was last fetched on (a
+  // fetch's copies are queued, not done: dropping its pages first loses the
+  // copy or, on vmm memory, faults the GPU).
   if (absl::Status st = OrderAfterVictims(victims, stream); !st.ok()) return st;
   std::vector<void*> ptrs = victims.ptrs;  // those not staged out are migrated
   std::vector<std::size_t> sizes = victims.sizes;
