@@ -59,6 +59,12 @@ void Fetcher::Run(TurnWork work) {
   MoveAfter(work.out, umpool::Location::kHost, evict_stream_, evict_after_,
             "evicting the previous group");
   CheckCuda(cudaEventRecord(evicted_, evict_stream_), "cudaEventRecord");
+  // The budget evicts on the fetch stream whatever it picks: the outgoing
+  // group's growth blocks too, taken on this stream but written by the
+  // decode steps on the compute stream, which the pool does not order after
+  // (it knows a block's allocation stream, not who wrote it). So the
+  // fetches start after the last step that wrote them.
+  CheckCuda(cudaStreamWaitEvent(fetch_stream_, evict_after_, 0), "cudaStreamWaitEvent");
   paced_at_ = -1;
   for (std::size_t i = 0; i < work.jobs.size(); ++i) {
     const std::vector<void*>& b = work.jobs[i];
