@@ -291,6 +291,44 @@ TEST(PoolStagingTest, ABudgetVictimIsCopiedOutAfterTheWorkOnItsOwnStream) {
   internal::PoolCore::Unwrap(*pool)->CheckInvariants();
 }
 
+// BlockLocation tells an engine which of its blocks the budget took.
+TEST(PoolStagingTest, BlockLocationSaysWhatTheBudgetEvicted) {
+  internal::HostBackend* backend = nullptr;
+  auto pool = testing::MakeHostPool(WithKvStaging(16 * kMiB), &backend);
+  ASSERT_NE(pool, nullptr);
+  const Stream s = kDefaultStream;
+  std::vector<void*> kv;
+  for (int i = 0; i < 3; ++i) {  // the third evicts kv[0]
+    auto p = pool->Allocate(8 * kMiB, s, Role::kKv);
+    ASSERT_TRUE(p.ok()) << p.status();
+    kv.push_back(*p);
+  }
+  auto where = [&](const void* p) {
+    absl::StatusOr<Location> l = pool->BlockLocation(p);
+    EXPECT_TRUE(l.ok()) << l.status();
+    return l.ok() ? *l : Location::kDevice;
+  };
+  EXPECT_EQ(where(kv[0]), Location::kHost);
+  EXPECT_EQ(where(static_cast<char*>(kv[0]) + 12345), Location::kHost) << "an interior address";
+  EXPECT_EQ(where(kv[1]), Location::kDevice);
+  EXPECT_EQ(where(kv[2]), Location::kDevice);
+  const void* first = kv[0];
+  ASSERT_TRUE(pool->PrefetchBlocks(&first, 1, Location::kDevice, s).ok());  // evicts kv[1]
+  EXPECT_EQ(where(kv[0]), Location::kDevice);
+  EXPECT_EQ(where(kv[1]), Location::kHost);
+  auto small = pool->Allocate(4096, s, Role::kKv);  // a slab block: never tracked
+  ASSERT_TRUE(small.ok());
+  EXPECT_EQ(where(*small), Location::kDevice);
+  EXPECT_EQ(pool->BlockLocation(nullptr).status().code(), absl::StatusCode::kInvalidArgument);
+  int local = 0;
+  EXPECT_EQ(pool->BlockLocation(&local).status().code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(pool->Deallocate(*small, s).ok());
+  EXPECT_FALSE(pool->BlockLocation(*small).ok()) << "a freed block";
+  for (void* p : kv) ASSERT_TRUE(pool->Deallocate(p, s).ok());
+  EXPECT_FALSE(pool->BlockLocation(kv[1]).ok()) << "a freed block";
+  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+}
+
 // A victim RecordStream named for a third stream (an engine reading it
 // there): its copy out and drop come after that stream's work too.
 TEST(PoolStagingTest, ABudgetVictimWaitsForItsRecordedStreams) {

@@ -316,6 +316,20 @@ class Pool {
   // fetches (RoleResidency). Walks the live blocks (for allocated_bytes):
   // for statistics, not for a hot path. Thread-safe.
   RoleResidency GetResidency(Role role) const;
+  // Where the pool keeps the block containing `ptr` (any address inside a
+  // live block): kHost for a large block it evicted — chosen by a budget,
+  // or moved by Evict or Prefetch/PrefetchBlocks to the host — and has not
+  // fetched back since, kDevice otherwise. So an engine under a budget
+  // learns which of its blocks the budget took and must be fetched before
+  // a kernel uses them (with eviction by staging their pages hold nothing
+  // until then). The pool does not see kernels: an evicted managed block a
+  // kernel touched is still kHost (its pages faulted back, uncounted);
+  // slab blocks (at most the role's slab_max bytes) are never tracked:
+  // kDevice. Errors: InvalidArgument for null or memory the pool did not
+  // hand out, FailedPrecondition for a freed block. A lock per call, no
+  // backend call; thread-safe, no stream semantics. Size 0 blocks do not
+  // exist (Allocate(0) returns no block).
+  absl::StatusOr<Location> BlockLocation(const void* ptr) const;
   // Frees the pinned staging buffer Sleep keeps between sleeps (waiting for
   // Wake's copies out of it first; host-blocking). While asleep: a no-op
   // (the buffer holds the contents). Thread-safe.

@@ -101,6 +101,9 @@ void Pool::SetPressureCallback(PressureCallback callback) {
 }
 SleepState Pool::GetSleepState() const { return core_->GetSleepState(); }
 absl::Status Pool::ReleaseStaging() { return core_->ReleaseStaging(); }
+absl::StatusOr<Location> Pool::BlockLocation(const void* ptr) const {
+  return core_->BlockLocation(ptr);
+}
 RoleResidency Pool::GetResidency(Role role) const {
   return static_cast<unsigned>(role) < kNumRoles ? core_->GetResidency(role) : RoleResidency{};
 }

@@ -288,6 +288,14 @@ absl::Status PoolCore::PrefetchBlocks(const void* const* ptrs, std::size_t count
   return st;
 }
 
+absl::StatusOr<Location> PoolCore::BlockLocation(const void* ptr) const {
+  absl::StatusOr<BlockInfo> b = BlockContaining(ptr);
+  if (!b.ok()) return b.status();
+  return IsLarge(b->ptr) && residency_.IsEvicted(reinterpret_cast<std::uintptr_t>(b->ptr))
+             ? Location::kHost
+             : Location::kDevice;
+}
+
 RoleResidency PoolCore::GetResidency(Role role) const {
   RoleResidency r = residency_.Get(role);
   r.reserved_bytes = arena_.RoleReservedBytes(role);

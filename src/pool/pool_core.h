@@ -102,6 +102,7 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   absl::Status ReserveStaging(const SleepOptions& options);
   absl::Status ReserveEvictionStaging(std::size_t bytes) { return host_copies_.Reserve(bytes); }
   RoleResidency GetResidency(Role role) const;
+  absl::StatusOr<Location> BlockLocation(const void* ptr) const;
   void SetPressureCallback(Pool::PressureCallback callback);
   void BeginCapture() { fencer_.CaptureBegan(); }
   absl::Status EndCapture();

@@ -183,4 +183,11 @@ RoleResidency Residency::Get(Role role) const {
   return stats_[static_cast<int>(role)];
 }
 
+bool Residency::IsEvicted(std::uintptr_t p) const {
+  if (!tracking()) return false;
+  MutexLock lock(&mu_);
+  auto it = blocks_.find(p);
+  return it != blocks_.end() && !it->second.resident;
+}
+
 }  // namespace umpool::internal

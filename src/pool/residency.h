@@ -82,6 +82,9 @@ class Residency {
   // A live block freed: forgotten.
   void Freed(std::uintptr_t p);
   RoleResidency Get(Role role) const;
+  // Whether the large block starting at `p` is tracked and evicted (chosen
+  // as a victim, or moved to the host, and not fetched since).
+  bool IsEvicted(std::uintptr_t p) const;
 
  private:
   struct Entry {
