@@ -91,6 +91,12 @@ int main(void) {
     CHECK_ERROR("record_stream of a foreign pointer");
     CHECK(umpool_prefetch(&on_stack, 0, 1, NULL) == UMPOOL_ERROR_INVALID_ARGUMENT, "prefetch");
     CHECK(umpool_block_size(&on_stack) == 0, "block size of a foreign pointer");
+    {
+      int on_gpu = -1;
+      CHECK(umpool_block_location(&on_stack, &on_gpu) == UMPOOL_ERROR_INVALID_ARGUMENT && on_gpu == -1,
+            "location of a foreign pointer");
+      CHECK(umpool_block_location(NULL, NULL) == UMPOOL_ERROR_INVALID_ARGUMENT, "location, NULL output");
+    }
     /* Private pools and sleep with bad arguments. */
     CHECK(umpool_set_pool_role(0, 1, 2, 9) == UMPOOL_ERROR_INVALID_ARGUMENT, "pool role 9");
     CHECK(strstr(umpool_last_error(), "invalid role") != NULL, "pool role text");

@@ -426,7 +426,21 @@ TEST_F(CapiTest, Residency) {
   EXPECT_NE(LastError().find("invalid role 7"), std::string::npos) << LastError();
   EXPECT_EQ(umpool_get_residency(0, 0, nullptr), UMPOOL_ERROR_INVALID_ARGUMENT);
   EXPECT_EQ(umpool_get_residency(-2, 0, &r), UMPOOL_ERROR_INVALID_ARGUMENT);
+  // Where the block is: evicted (0), then fetched back (1).
+  int on_gpu = -1;
+  ASSERT_EQ(umpool_block_location(static_cast<char*>(p) + 100, &on_gpu), UMPOOL_OK) << LastError();
+  EXPECT_EQ(on_gpu, 0);
+  ASSERT_EQ(umpool_prefetch(p, 0, /*to_gpu=*/1, nullptr), UMPOOL_OK) << LastError();
+  ASSERT_EQ(umpool_block_location(p, &on_gpu), UMPOOL_OK) << LastError();
+  EXPECT_EQ(on_gpu, 1);
+  EXPECT_EQ(umpool_block_location(p, nullptr), UMPOOL_ERROR_INVALID_ARGUMENT);
+  int local = 0;
+  on_gpu = -1;
+  EXPECT_EQ(umpool_block_location(&local, &on_gpu), UMPOOL_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(LastError().find("umpool_block_location"), std::string::npos) << LastError();
+  EXPECT_EQ(on_gpu, -1) << "untouched on error";
   EXPECT_EQ(umpool_free_block(p), UMPOOL_OK);
+  EXPECT_EQ(umpool_block_location(p, &on_gpu), UMPOOL_ERROR_FAILED_PRECONDITION) << "freed";
   ASSERT_EQ(umpool_get_residency(0, 0, &r), UMPOOL_OK);
   EXPECT_EQ(r.host_bytes, 0u) << "freed: forgotten";
 }

@@ -112,6 +112,16 @@ UMPOOL_API size_t umpool_block_size(const void* ptr);
 /* The live block containing ptr (which may point inside it): its start and
  * usable size. */
 UMPOOL_API int umpool_block_containing(const void* ptr, void** base, size_t* bytes);
+/* Where the pool keeps the live block containing ptr (ptr may be interior):
+ * *on_gpu = 0 for a large block the pool evicted to host memory (chosen by a
+ * role's hbm_budget, or moved by umpool_prefetch(_blocks) to the host) and
+ * has not fetched back since, 1 otherwise (slab blocks are not tracked: 1).
+ * An engine under a budget fetches the blocks at 0 before a kernel reads
+ * them. A lock, no CUDA call, no stream semantics; thread-safe.
+ * INVALID_ARGUMENT for a NULL output or a pointer umpool did not hand out,
+ * FAILED_PRECONDITION for a freed block; *on_gpu is then untouched.
+ * umpool::Pool::BlockLocation has the details. */
+UMPOOL_API int umpool_block_location(const void* ptr, int* on_gpu);
 
 /* --- Hooks PyTorch calls ----------------------------------------------------*/
 /* PyTorch passes the number of devices. Reads the configuration (a malformed

@@ -171,4 +171,16 @@ int umpool_block_containing(const void* ptr, void** base, size_t* bytes) {
   });
 }
 
+int umpool_block_location(const void* ptr, int* on_gpu) {
+  return Guard("umpool_block_location", [&] {
+    if (on_gpu == nullptr) return Fail(absl::InvalidArgumentError("umpool_block_location: null output"));
+    umpool::Pool* pool = OwnerOf(ptr, -1);
+    if (pool == nullptr) return Fail(NotUmpool("umpool_block_location", ptr));
+    absl::StatusOr<umpool::Location> where = pool->BlockLocation(ptr);
+    if (!where.ok()) return Fail(where.status());
+    *on_gpu = *where == umpool::Location::kDevice ? 1 : 0;
+    return static_cast<int>(UMPOOL_OK);
+  });
+}
+
 }  // extern "C"
