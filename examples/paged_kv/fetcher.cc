@@ -23,13 +23,11 @@ Fetcher::Fetcher(umpool::Pool& pool, cudaStream_t fetch_stream, cudaStream_t evi
       evict_after_(evict_after),
       evicted_(evicted),
       ahead_done_(ahead_done) {
-  CheckCuda(cudaEventCreateWithFlags(&growth_done_, cudaEventDisableTiming), "cudaEventCreate");
 }
 
 Fetcher::~Fetcher() {
   Join();
   for (cudaEvent_t e : events_) cudaEventDestroy(e);
-  cudaEventDestroy(growth_done_);
 }
 
 void Fetcher::Join() {
@@ -47,7 +45,6 @@ void Fetcher::Start(TurnWork work) {
   issued_.store(0, std::memory_order_relaxed);
   ready_ = 0;
   growth_.assign(work.jobs.size(), {});
-  growth_ready_.store(false, std::memory_order_relaxed);
   busy_.store(true, std::memory_order_release);
   thread_ = std::thread([this, w = std::move(work)]() mutable { Run(std::move(w)); });
 }
@@ -75,12 +72,13 @@ void Fetcher::Run(TurnWork work) {
                                      umpool::Location::kDevice, fetch_stream_),
                 "fetching a request of the running group");
     }
-    CheckCuda(cudaEventRecord(events_[i], fetch_stream_), "cudaEventRecord");
-    issued_.store(static_cast<int>(i) + 1, std::memory_order_release);
-  }
-  for (std::size_t i = 0; i < work.growth.size(); ++i) {
-    Pace();
-    for (int n : work.growth[i]) {
+    // The job's requests' growth, before they join: a request that joined
+    // without its growth allocated on the compute stream, past what the
+    // budget had planned, and the budget then evicted the least recently
+    // fetched blocks, those of requests already running (found on the vmm
+    // backend: an illegal address; managed memory refilled the pages under
+    // the running kernels unnoticed).
+    for (int n : growth_after_jobs_ ? std::vector<int>{} : work.growth[i]) {
       std::vector<void*>& g = growth_[i].emplace_back();
       for (int j = 0; j < n; ++j) {
         absl::StatusOr<void*> p = pool_.Allocate(work.growth_bytes, fetch_stream_, umpool::Role::kKv);
@@ -88,9 +86,24 @@ void Fetcher::Run(TurnWork work) {
         g.push_back(*p);
       }
     }
+    CheckCuda(cudaEventRecord(events_[i], fetch_stream_), "cudaEventRecord");
+    issued_.store(static_cast<int>(i) + 1, std::memory_order_release);
   }
-  CheckCuda(cudaEventRecord(growth_done_, fetch_stream_), "cudaEventRecord");
-  growth_ready_.store(true, std::memory_order_release);
+  if (growth_after_jobs_) {  // the old order, for the A/B (set_growth_after_jobs)
+    for (std::size_t i = 0; i < work.growth.size(); ++i) {
+      for (int n : work.growth[i]) {
+        std::vector<void*> g;
+        for (int j = 0; j < n; ++j) {
+          absl::StatusOr<void*> p = pool_.Allocate(work.growth_bytes, fetch_stream_, umpool::Role::kKv);
+          CheckPool(p.status(), "allocating a request's growth");
+          g.push_back(*p);
+        }
+        CheckCuda(cudaStreamSynchronize(fetch_stream_), "cudaStreamSynchronize");
+        std::lock_guard<std::mutex> lock(late_mu_);
+        growth_[i].push_back(std::move(g));
+      }
+    }
+  }
   // Its pages fill only once the previous group's have been copied out.
   MoveAfter(work.ahead, umpool::Location::kDevice, fetch_stream_, evicted_,
             "fetching the next group ahead");
@@ -118,9 +131,11 @@ void Fetcher::Pace() {
   paced_at_ = launched_.load(std::memory_order_acquire);
 }
 
-std::vector<void*> Fetcher::TakeGrowth(int i, int k, cudaStream_t stream) {
-  if (!growth_ready_.load(std::memory_order_acquire) || growth_[i][k].empty()) return {};
-  CheckCuda(cudaStreamWaitEvent(stream, growth_done_, 0), "cudaStreamWaitEvent");
+std::vector<void*> Fetcher::TakeGrowth(int i, int k) {
+  if (issued_.load(std::memory_order_acquire) <= i) return {};
+  std::unique_lock<std::mutex> lock(late_mu_, std::defer_lock);
+  if (growth_after_jobs_) lock.lock();
+  if (growth_[i].size() <= static_cast<std::size_t>(k)) return {};
   return std::move(growth_[i][k]);
 }
 

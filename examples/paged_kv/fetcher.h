@@ -29,6 +29,7 @@
 #include <cuda_runtime_api.h>
 
 #include <atomic>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -63,10 +64,10 @@ class Fetcher {
   // Its event (for the compute stream to wait on once Ready).
   cudaEvent_t Event(int i) const { return events_[i]; }
   // The growth blocks of job `i`'s `k`th request, taken by the caller (freed
-  // with Pool::Deallocate; they are the fetch stream's) once the thread has
-  // allocated them all, after making `stream` wait for their allocation's
-  // work; until then none (the caller allocates). Never blocks.
-  std::vector<void*> TakeGrowth(int i, int k, cudaStream_t stream);
+  // with Pool::Deallocate; they are the fetch stream's): allocated with the
+  // job, before its event (Event(i), which the caller waited on to join the
+  // request); none before the job is issued. Never blocks.
+  std::vector<void*> TakeGrowth(int i, int k);
   // After Join: the growth blocks nobody took (their requests never joined).
   std::vector<void*> TakeUnclaimed();
   // Pacing (0, the default: off): the thread issues a job's blocks
@@ -74,6 +75,10 @@ class Fetcher {
   // step (Launched) or 0.5 ms after the last piece, so that its driver calls
   // run while the loop waits for the GPU rather than delay the loop's launch.
   void set_piece_blocks(int blocks) { piece_blocks_ = blocks; }
+  // The order before the nineteenth session, for an A/B: every job's growth
+  // allocated after the last job (a request that joined earlier and needed
+  // a block allocated it itself, past the budget's plan).
+  void set_growth_after_jobs(bool on) { growth_after_jobs_ = on; }
   // The decode loop launched a step (any thread; never blocks).
   void Launched() { launched_.fetch_add(1, std::memory_order_release); }
   // Joins the thread (every call issued).
@@ -94,13 +99,13 @@ class Fetcher {
   cudaStream_t fetch_stream_, evict_stream_;
   cudaEvent_t evict_after_, evicted_, ahead_done_;
   std::vector<cudaEvent_t> events_;
-  std::vector<std::vector<std::vector<void*>>> growth_;  // [job][request]: written before growth_ready_
-  std::atomic<bool> growth_ready_{false};
-  cudaEvent_t growth_done_ = nullptr;  // recorded on fetch_stream_ after the growth allocations
+  std::vector<std::vector<std::vector<void*>>> growth_;  // [job][request]: written before issued_ passes the job
   std::atomic<int> issued_{0};
   std::atomic<bool> busy_{false};
   std::atomic<long> launched_{0};
   int piece_blocks_ = 0;
+  bool growth_after_jobs_ = false;
+  std::mutex late_mu_;  // growth_ with growth_after_jobs_
   long paced_at_ = -1;  // the thread's: launched_ when it issued its last piece (-1: none yet)
   int ready_ = 0;  // ReadyCount's cursor (the caller's thread)
   double host_ms_ = 0;  // written by the thread, read after Join

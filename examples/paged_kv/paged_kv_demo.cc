@@ -40,7 +40,10 @@
 //   the time goes), PAGED_KV_PIECE_BLOCKS=N (the fetch thread's pieces),
 //   PAGED_KV_KEEP_RUNNING=1 (Plan::keep_running, both turn modes),
 //   PAGED_KV_PIPELINE=0 (Plan::pipelined off, every mode),
-//   PAGED_KV_BUDGET_BACKEND=vmm (the budget's pools on the vmm backend).
+//   PAGED_KV_BUDGET_BACKEND=vmm (the budget's pools on the vmm backend),
+//   PAGED_KV_CHECK_RESIDENT=1 (counts blocks a step read while the pool had
+//   them evicted: Pool::BlockLocation), PAGED_KV_GROWTH_AFTER_JOBS=1 (the
+//   fetch thread's old order, Fetcher::set_growth_after_jobs, for an A/B).
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -123,6 +126,7 @@ Result Run(umpool::Pool& pool, umpool::Pool& table_pool, int steps, int n_reques
   int active = 0;  // the group whose turn it is
   paged_kv::Fetcher fetcher(pool, side, evict, turn_started, ahead_evicted, ahead_done);
   fetcher.set_piece_blocks(plan.piece_blocks);
+  fetcher.set_growth_after_jobs(std::getenv("PAGED_KV_GROWTH_AFTER_JOBS") != nullptr);
   // Writes request q's prompt into newly allocated blocks.
   auto prefill = [&](Request& q) {
     // The table's block may be a retired request's that a launched step reads.
@@ -179,6 +183,9 @@ Result Run(umpool::Pool& pool, umpool::Pool& table_pool, int steps, int n_reques
     return total - free;
   };
   const std::size_t used_at_start = device_used();
+  // PAGED_KV_CHECK_RESIDENT=1: before each step, every block it reads is
+  // asked where the pool keeps it (a lock per block: slower steps).
+  const bool check_resident = std::getenv("PAGED_KV_CHECK_RESIDENT") != nullptr;
   for (int step = 0; step < steps; ++step) {
     if (step % 16 == 0) {
       const std::size_t used = device_used();
@@ -330,7 +337,7 @@ Result Run(umpool::Pool& pool, umpool::Pool& table_pool, int steps, int n_reques
       if (q.length % kBlockTokens == 0) {
         const auto a0 = std::chrono::steady_clock::now();
         if (q.growth_job >= 0 && q.growth.empty()) {  // allocated by the fetch thread yet?
-          q.growth = fetcher.TakeGrowth(q.growth_job, q.job_slot, compute);
+          q.growth = fetcher.TakeGrowth(q.growth_job, q.job_slot);
           if (!q.growth.empty()) q.growth_job = -1;
         }
         if (!q.growth.empty()) {  // allocated by the fetch thread
@@ -350,6 +357,13 @@ Result Run(umpool::Pool& pool, umpool::Pool& table_pool, int steps, int n_reques
     }
     int max_blocks = 0;
     for (int k : running) max_blocks = std::max(max_blocks, reqs[k].length / kBlockTokens + 1);
+    if (check_resident) {  // what the step reads must be on the GPU (Pool::BlockLocation)
+      for (int k : running) {
+        for (void* b : reqs[k].blocks) {
+          if (Check(pool.BlockLocation(b)) != umpool::Location::kDevice) ++res.evicted_reads;
+        }
+      }
+    }
     // The step appends a token to each: what its sum must then be, and what
     // it reads (every token, the new one included).
     std::vector<paged_kv::Steps::Expect> expect;
@@ -586,7 +600,8 @@ int main(int argc, char** argv) {
                    "\"mismatches\": %ld, \"round_trips_checked\": %ld, \"piece_blocks\": %d, "
                    "\"keep_running\": %s, \"pipelined\": %s, \"budget_backend\": \"%s\", "
                    "\"device_added_peak_mib\": {\"resident\": %.0f, \"budget50\": %.0f, \"faulting\": %.0f}, "
-                   "\"budget50_kv_peak_mib\": {\"resident\": %.0f, \"on_gpu\": %.0f}}\n",
+                   "\"budget50_kv_peak_mib\": {\"resident\": %.0f, \"on_gpu\": %.0f}, "
+                   "\"evicted_reads\": %ld}\n",
                    prop.name, steps, requests, budget, resident.peak_kv_bytes, turn, groups, context,
                    resident.tokens_per_s, at_turns.tokens_per_s, budgeted.tokens_per_s, migrated.tokens_per_s, faulting.tokens_per_s, vs_resident,
                    vs_faulting, budgeted.tokens_per_s / migrated.tokens_per_s,
@@ -597,7 +612,8 @@ int main(int argc, char** argv) {
                    pipelined ? "true" : "false", ob.backend == umpool::BackendKind::kVmm ? "vmm" : "managed",
                    resident.peak_device_added_bytes / 1048576.0, budgeted.peak_device_added_bytes / 1048576.0,
                    faulting.peak_device_added_bytes / 1048576.0, budgeted.peak_kv_resident_bytes / 1048576.0,
-                   budgeted.peak_kv_on_gpu_bytes / 1048576.0);
+                   budgeted.peak_kv_on_gpu_bytes / 1048576.0,
+                   at_turns.evicted_reads + budgeted.evicted_reads + migrated.evicted_reads);
       std::fclose(f);
     }
   }

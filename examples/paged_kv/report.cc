@@ -20,8 +20,9 @@ void PrintRow(const char* name, const Result& r, bool profile, int steps) {
                  r.fetch_host_ms / std::max(1L, r.turns), r.first_wait_ms / std::max(1L, r.turns),
                  r.wait_ms / steps);
     std::fprintf(stderr, "  peaks: GPU memory added %.0f MiB (cudaMemGetInfo), KV resident %.0f MiB, "
-                 "KV on the GPU %.0f MiB (the pool's figures)\n", r.peak_device_added_bytes / 1048576.0,
-                 r.peak_kv_resident_bytes / 1048576.0, r.peak_kv_on_gpu_bytes / 1048576.0);
+                 "KV on the GPU %.0f MiB (the pool's figures); blocks read while evicted %ld\n",
+                 r.peak_device_added_bytes / 1048576.0, r.peak_kv_resident_bytes / 1048576.0,
+                 r.peak_kv_on_gpu_bytes / 1048576.0, r.evicted_reads);
     for (int b = 1; b >= 0; --b) {
       const double k = static_cast<double>(std::max(1L, r.prep_steps[b]));
       std::fprintf(stderr, "  %s: %ld steps, host per step from its start to its launch %.3f ms "

@@ -34,6 +34,10 @@ struct Result {
   // role holds on the GPU by the pool's count (reserved_bytes less
   // host_bytes: populated, not evicted; free blocks included).
   std::size_t peak_kv_resident_bytes = 0, peak_kv_on_gpu_bytes = 0;
+  // PAGED_KV_CHECK_RESIDENT=1: blocks a step read that the pool had evicted
+  // (Pool::BlockLocation kHost) — an engine bug: the budget took a running
+  // request's block.
+  long evicted_reads = 0;
   double tokens_per_s = 0;
 };
 
