@@ -75,9 +75,12 @@ void Fetcher::Run(TurnWork work) {
     // The job's requests' growth, before they join: a request that joined
     // without its growth allocated on the compute stream, past what the
     // budget had planned, and the budget then evicted the least recently
-    // fetched blocks, those of requests already running (found on the vmm
-    // backend: an illegal address; managed memory refilled the pages under
-    // the running kernels unnoticed).
+    // fetched blocks, those of requests already running. Inferred from the
+    // code as the cause of the vmm backend's rare illegal address (2 of 27
+    // runs, nineteenth session), not yet shown on a GPU: managed memory
+    // refills dropped pages at once and never showed a mismatch.
+    // PAGED_KV_CHECK_RESIDENT=1 counts such reads, PAGED_KV_GROWTH_AFTER_JOBS=1
+    // restores the old order.
     for (int n : growth_after_jobs_ ? std::vector<int>{} : work.growth[i]) {
       std::vector<void*>& g = growth_[i].emplace_back();
       for (int j = 0; j < n; ++j) {
