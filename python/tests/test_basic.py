@@ -312,13 +312,19 @@ before = umpool.residency("kv")
 first = (ctypes.c_void_p * 2)(blocks[0], blocks[1])
 assert l.umpool_prefetch_blocks(first, 2, 1, None) == 0   # resume the oldest two
 after = umpool.residency("kv")
+where = [umpool.block_location(b) for b in blocks]
+try:
+    umpool.block_location(ctypes.addressof(ctypes.c_int()))
+    where.append("no error")
+except umpool.UmpoolError as e:
+    where.append(str(e))
 bad = []
 for role in ("moon",):
     try:
         umpool.residency(role)
     except ValueError as e:
         bad.append(str(e))
-print(json.dumps({"before": before, "after": after, "bad": bad}))
+print(json.dumps({"before": before, "after": after, "bad": bad, "where": where}))
 """)
     b, a = res["before"], res["after"]
     assert b["budget_bytes"] == 16 << 20 and b["resident_bytes"] == 16 << 20, b
@@ -327,3 +333,6 @@ print(json.dumps({"before": before, "after": after, "bad": bad}))
     assert a["budget_evictions"] == 4 and a["host_bytes"] == 8 << 20, a
     assert a["allocated_bytes"] == 24 << 20 and a["reserved_bytes"] >= 24 << 20, a
     assert "unknown role 'moon'" in res["bad"][0]
+    # The oldest two fetched back, the next two evicted in their place.
+    assert res["where"][:6] == ["cuda", "cuda", "cpu", "cpu", "cuda", "cuda"], res["where"]
+    assert "umpool.block_location" in res["where"][6], res["where"]

@@ -10,7 +10,7 @@ from . import _lib
 
 __all__ = ["UmpoolError", "configure", "memory_stats", "memory_summary",
            "reset_peak_memory_stats", "empty_cache", "trim", "last_error",
-           "block_size", "prefetch", "prefetch_blocks", "snapshot", "library_path", "version",
+           "block_size", "block_location", "prefetch", "prefetch_blocks", "snapshot", "library_path", "version",
            "sleep", "wake_up", "is_asleep", "reserve_staging", "reserve_eviction_staging", "release_staging", "residency",
            "set_pressure_callback", "tag"]
 
@@ -337,6 +337,19 @@ def release_staging(device=None):
     """Frees the pinned host buffers sleep() keeps for the next sleep (a pool
     that sleeps keeps its own). Waits for wake_up()'s copies."""
     _check(_lib.lib().umpool_release_staging(_device_index(device)), "umpool.release_staging")
+
+
+def block_location(ptr):
+    """Where umpool keeps the live block containing address `ptr` (an int,
+    e.g. tensor.data_ptr(); it may point inside the block): "cpu" for a large
+    block umpool evicted to host memory (chosen by a role's hbm_budget, or
+    moved by prefetch(..., "cpu")) and has not fetched back, "cuda"
+    otherwise. An engine under a budget fetches the "cpu" ones before its
+    kernels read them. Raises UmpoolError for memory umpool did not hand out
+    or a freed block. Thread-safe; no CUDA call."""
+    on_gpu = ctypes.c_int(-1)
+    _check(_lib.lib().umpool_block_location(ptr, ctypes.byref(on_gpu)), "umpool.block_location")
+    return "cuda" if on_gpu.value else "cpu"
 
 
 def block_size(ptr):

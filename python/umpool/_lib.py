@@ -168,6 +168,8 @@ def lib():
         l.umpool_is_asleep.restype = ctypes.c_int
         l.umpool_block_size.argtypes = [ctypes.c_void_p]
         l.umpool_block_size.restype = ctypes.c_size_t
+        l.umpool_block_location.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]
+        l.umpool_block_location.restype = ctypes.c_int
         l.umpool_last_error.argtypes = []
         l.umpool_last_error.restype = ctypes.c_char_p
         l.umpool_clear_last_error.argtypes = []
