@@ -60,7 +60,7 @@ bool Arena::MayGiveBack(Role role) const {
 }
 
 void Arena::GiveBackOverBudget(Role role, std::size_t want, Stream stream) {
-  if (want == 0 || !MayGiveBack(role)) return;
+  if (want == 0 || !MayGiveBack(role) || backend_.IsCapturing(stream)) return;
   LargeHeap& space = heaps_[heap_of(role)]->large[static_cast<int>(role)];
   // Blocks freed on the caller's stream go too, dropped on that stream after
   // the work that used them: on the vmm backend the drop then waits (on the
