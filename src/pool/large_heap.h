@@ -215,9 +215,10 @@ class LargeHeap {
   void GiveBack(std::uintptr_t p, ReuseTerms terms);
   // The live block starting at `p`.
   absl::StatusOr<BlockInfo> Block(std::uintptr_t p) const;
-  // The streams RecordStream named for the live block starting at `p`
-  // (empty if none, or if `p` is not one).
-  absl::InlinedVector<Stream, 2> Recorded(std::uintptr_t p) const;
+  // The streams that may use the live block starting at `p`: the one it
+  // was allocated for, then those RecordStream named (empty if `p` is not a
+  // live block start).
+  absl::InlinedVector<Stream, 2> UsedOn(std::uintptr_t p) const;
   // Block() for a block about to be discarded and freed; FailedPrecondition
   // if RecordStream named other streams (they may still read it) or if the
   // pool never evicted any of it (its pages are resident: nothing to gain).

@@ -79,10 +79,13 @@ BlockInfo LargeHeap::InfoOf(const LargeBlock* b) const {
                    b->segment->role};
 }
 
-absl::InlinedVector<Stream, 2> LargeHeap::Recorded(std::uintptr_t p) const {
+absl::InlinedVector<Stream, 2> LargeHeap::UsedOn(std::uintptr_t p) const {
   MutexLock lock(&mu_);
   const LargeBlock* b = FindLive(p);
-  return b != nullptr ? b->recorded : absl::InlinedVector<Stream, 2>{};
+  if (b == nullptr) return {};
+  absl::InlinedVector<Stream, 2> streams{b->stream};
+  streams.insert(streams.end(), b->recorded.begin(), b->recorded.end());
+  return streams;
 }
 
 absl::StatusOr<BlockInfo> LargeHeap::Block(std::uintptr_t p) const {

@@ -172,14 +172,10 @@ absl::Status PoolCore::OrderAfterVictims(const Victims& victims, Stream stream) 
       others.push_back(s);
     }
   };
-  for (void* v : victims.ptrs) {
-    absl::StatusOr<BlockInfo> b = BlockContaining(v);
-    if (!b.ok()) continue;
-    add(b->stream);
-    // And the streams RecordStream named: work there may still use it.
+  for (void* v : victims.ptrs) {  // large block starts (the tracker's)
     const Span* span = pagemap_.Lookup(v);
     if (LargeHeap* space = span != nullptr ? Arena::LargeSpaceOf(span) : nullptr) {
-      for (Stream s : space->Recorded(reinterpret_cast<std::uintptr_t>(v))) add(s);
+      for (Stream s : space->UsedOn(reinterpret_cast<std::uintptr_t>(v))) add(s);
     }
   }
   for (Stream s : victims.fetched_on) add(s);

@@ -215,9 +215,10 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   void GiveBackOverBudgets(Stream stream);
   absl::Status EvictVictims(const Victims& victims, Stream stream);
   absl::Status MoveOutVictims(const Victims& victims, Stream stream);  // EvictVictims' moves
-  // Orders `stream` after the work queued so far on the streams the victims
-  // were allocated for (those other than `stream` and not released). Not
-  // during a graph capture.
+  // Orders `stream` after the work queued so far on the streams that may
+  // use the victims: each one's allocation stream, those RecordStream named
+  // for it and the stream it was last fetched on (those other than `stream`
+  // and not released). Not during a graph capture.
   absl::Status OrderAfterVictims(const Victims& victims, Stream stream);
   // Eviction by staging (RolePolicy::evict_by_staging, pool_staged.cc).
   // Evicts the large blocks among `ptrs` whose role evicts by staging and

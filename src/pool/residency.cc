@@ -66,9 +66,9 @@ void Residency::Trim(Role role, const std::vector<std::uintptr_t>& keep, Victims
     const Entry& e = blocks_.at(*it);
     out->ptrs.push_back(reinterpret_cast<void*>(*it));
     out->sizes.push_back(e.bytes);
-    if (e.fetched && std::find(out->fetched_on.begin(), out->fetched_on.end(), e.fetched_on) ==
-                         out->fetched_on.end()) {
-      out->fetched_on.push_back(e.fetched_on);
+    if (e.fetched_on && std::find(out->fetched_on.begin(), out->fetched_on.end(), *e.fetched_on) ==
+                            out->fetched_on.end()) {
+      out->fetched_on.push_back(*e.fetched_on);
     }
     resident -= e.bytes;
   }
@@ -87,7 +87,7 @@ void Residency::Allocated(Role role, std::uintptr_t p, std::size_t bytes, Victim
   // so it is dropped from the counts first.
   if (auto old = blocks_.find(p); old != blocks_.end()) Forget(old->first);
   Entry& e = blocks_[p];
-  e = Entry{role, bytes, /*resident=*/false, {}};
+  e = Entry{role, bytes, /*resident=*/false, {}, std::nullopt};
   tracked_.store(blocks_.size(), std::memory_order_relaxed);
   AddHost(role, static_cast<std::int64_t>(bytes));  // MakeResident moves it over
   MakeResident(p, e);
@@ -110,7 +110,6 @@ void Residency::Moved(const std::vector<BlockInfo>& blocks, Location where, Stre
       keep.push_back(p);
       touched[static_cast<int>(b.role)] = true;
       MakeResident(p, it->second);
-      it->second.fetched = true;
       it->second.fetched_on = stream;
       if (!budgeted(b.role)) {  // untracked again once back
         blocks_.erase(it);
@@ -121,7 +120,7 @@ void Residency::Moved(const std::vector<BlockInfo>& blocks, Location where, Stre
     ++st.evictions;
     st.evicted_bytes += b.bytes;
     if (it == blocks_.end()) {  // an unbudgeted role's block: tracked while evicted
-      blocks_.emplace(p, Entry{b.role, b.bytes, /*resident=*/false, {}});
+      blocks_.emplace(p, Entry{b.role, b.bytes, /*resident=*/false, {}, std::nullopt});
       tracked_.store(blocks_.size(), std::memory_order_relaxed);
       AddHost(b.role, static_cast<std::int64_t>(b.bytes));
       continue;

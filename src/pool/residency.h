@@ -28,6 +28,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <list>
+#include <optional>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -92,8 +93,7 @@ class Residency {
     std::size_t bytes;
     bool resident;
     std::list<std::uintptr_t>::iterator lru;  // valid while resident
-    bool fetched = false;        // fetched since its allocation: then
-    Stream fetched_on = nullptr;  // the stream of its last fetch
+    std::optional<Stream> fetched_on;  // the stream of its last fetch, if any
   };
   void MakeResident(std::uintptr_t p, Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MakeEvicted(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
