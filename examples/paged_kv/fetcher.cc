@@ -81,13 +81,8 @@ void Fetcher::Run(TurnWork work) {
     // refills dropped pages at once and never showed a mismatch.
     // PAGED_KV_CHECK_RESIDENT=1 counts such reads, PAGED_KV_GROWTH_AFTER_JOBS=1
     // restores the old order.
-    for (int n : growth_after_jobs_ ? std::vector<int>{} : work.growth[i]) {
-      std::vector<void*>& g = growth_[i].emplace_back();
-      for (int j = 0; j < n; ++j) {
-        absl::StatusOr<void*> p = pool_.Allocate(work.growth_bytes, fetch_stream_, umpool::Role::kKv);
-        CheckPool(p.status(), "allocating a request's growth");
-        g.push_back(*p);
-      }
+    if (!growth_after_jobs_) {
+      for (int n : work.growth[i]) growth_[i].push_back(AllocateGrowth(n, work.growth_bytes));
     }
     CheckCuda(cudaEventRecord(events_[i], fetch_stream_), "cudaEventRecord");
     issued_.store(static_cast<int>(i) + 1, std::memory_order_release);
@@ -95,12 +90,7 @@ void Fetcher::Run(TurnWork work) {
   if (growth_after_jobs_) {  // the old order, for the A/B (set_growth_after_jobs)
     for (std::size_t i = 0; i < work.growth.size(); ++i) {
       for (int n : work.growth[i]) {
-        std::vector<void*> g;
-        for (int j = 0; j < n; ++j) {
-          absl::StatusOr<void*> p = pool_.Allocate(work.growth_bytes, fetch_stream_, umpool::Role::kKv);
-          CheckPool(p.status(), "allocating a request's growth");
-          g.push_back(*p);
-        }
+        std::vector<void*> g = AllocateGrowth(n, work.growth_bytes);
         CheckCuda(cudaStreamSynchronize(fetch_stream_), "cudaStreamSynchronize");
         std::lock_guard<std::mutex> lock(late_mu_);
         growth_[i].push_back(std::move(g));
@@ -113,6 +103,16 @@ void Fetcher::Run(TurnWork work) {
   CheckCuda(cudaEventRecord(ahead_done_, fetch_stream_), "cudaEventRecord");
   host_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   busy_.store(false, std::memory_order_release);
+}
+
+std::vector<void*> Fetcher::AllocateGrowth(int n, std::size_t bytes) {
+  std::vector<void*> g;
+  for (int j = 0; j < n; ++j) {
+    absl::StatusOr<void*> p = pool_.Allocate(bytes, fetch_stream_, umpool::Role::kKv);
+    CheckPool(p.status(), "allocating a request's growth");
+    g.push_back(*p);
+  }
+  return g;
 }
 
 void Fetcher::MoveAfter(const std::vector<void*>& blocks, umpool::Location where,

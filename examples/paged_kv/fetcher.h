@@ -91,6 +91,8 @@ class Fetcher {
  private:
   void Run(TurnWork work);
   void Pace();  // the thread, before each piece
+  // `n` growth blocks of `bytes` (role kv) on the fetch stream.
+  std::vector<void*> AllocateGrowth(int n, std::size_t bytes);
   // `blocks` (if any) moved to `where` on `stream`, after `after`.
   void MoveAfter(const std::vector<void*>& blocks, umpool::Location where, cudaStream_t stream,
                  cudaEvent_t after, const char* what);
