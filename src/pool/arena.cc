@@ -71,7 +71,7 @@ absl::StatusOr<Arena::Range> Arena::TakeLarge(Role role, std::size_t bytes, Stre
 
 absl::StatusOr<Arena::Range> Arena::TakeSlabRange(Role role, std::size_t bytes, Stream stream) {
   Heap& h = *heaps_[heap_of(role)];
-  return Take(role, h.slab_space, /*for_slab=*/true, bytes, stream, 0);
+  return Take(role, h.SlabSpaceFor(bytes), /*for_slab=*/true, bytes, stream, 0);
 }
 
 absl::StatusOr<Arena::Range> Arena::Take(Role role, LargeHeap& space, bool for_slab,
@@ -135,7 +135,7 @@ absl::StatusOr<Arena::Range> Arena::Take(Role role, LargeHeap& space, bool for_s
   }
   // Grow in place: a segment's reserve. A failure (the cap) is the new
   // segment's to report: it needs at least as much.
-  std::size_t heap_bytes = h.slab_space.bytes();
+  std::size_t heap_bytes = h.slab_space.bytes() + h.big_slab_space.bytes();
   for (const LargeSpace& s : h.large) heap_bytes += s.bytes();
   const std::size_t step = std::clamp<std::size_t>(heap_bytes / kPopulateStepDivisor,
                                                    kMapGranularity, kPopulateStepMaxBytes) &
@@ -160,10 +160,9 @@ absl::StatusOr<Arena::Range> Arena::Take(Role role, LargeHeap& space, bool for_s
 
 Segment* Arena::StealSegment(Heap& h, LargeHeap& into, std::size_t bytes, std::size_t max_bytes,
                              Stream stream, ReuseTerms* terms) {
-  if (&into != &h.slab_space) {
-    if (Segment* s = h.slab_space.StealFreeSegment(bytes, max_bytes, stream, fencer_, terms)) {
-      return s;
-    }
+  for (LargeHeap* slabs : h.slab_spaces()) {
+    if (slabs == &into) continue;
+    if (Segment* s = slabs->StealFreeSegment(bytes, max_bytes, stream, fencer_, terms)) return s;
   }
   // The large spaces of long-lived roles keep their free segments: a KV cache
   // drained between batches fills again, and lending its segments to
@@ -205,7 +204,7 @@ void Arena::GiveBackSlabRange(Slab* slab, ReuseTerms terms) {
     slab_bytes_by_role_[static_cast<int>(slab->role)] -= slab->bytes;
   }
   AddLargeReserved(static_cast<std::int64_t>(slab->bytes));
-  h.slab_space.GiveBack(slab->base, std::move(terms));
+  h.SlabSpaceFor(slab->bytes).GiveBack(slab->base, std::move(terms));
 }
 
 absl::Status Arena::ReleaseFree() {
@@ -222,7 +221,9 @@ absl::Status Arena::ReleaseFree() {
     for (LargeHeap& space : heap->large) {
       status.Update(space.ReleaseFree(fencer_, &empty, sole_piece));
     }
-    status.Update(heap->slab_space.ReleaseFree(fencer_, &empty, sole_piece));
+    for (LargeHeap* slabs : heap->slab_spaces()) {
+      status.Update(slabs->ReleaseFree(fencer_, &empty, sole_piece));
+    }
   }
   // Pages dropped on a stream after work that used them: that work must be
   // done before their memory goes back to the backend (host-blocking, as
@@ -252,7 +253,7 @@ absl::Status Arena::ReleaseFree() {
 void Arena::ReleaseStream(Stream stream) {
   for (auto& heap : heaps_) {
     for (LargeHeap& space : heap->large) space.ReleaseStream(stream);
-    heap->slab_space.ReleaseStream(stream);
+    for (LargeHeap* slabs : heap->slab_spaces()) slabs->ReleaseStream(stream);
   }
 }
 
@@ -281,14 +282,14 @@ void Arena::LiveBlocks(std::vector<BlockInfo>* out) const {
 void Arena::Snapshot(std::vector<SpanSnapshot>* out) const {
   for (const auto& heap : heaps_) {
     for (const LargeHeap& space : heap->large) space.Snapshot(out);
-    heap->slab_space.Snapshot(out);
+    for (const LargeHeap* slabs : heap->slab_spaces()) slabs->Snapshot(out);
   }
 }
 
 void Arena::CheckInvariants() const {
   for (const auto& heap : heaps_) {
     for (const LargeHeap& space : heap->large) space.CheckInvariants();
-    heap->slab_space.CheckInvariants();
+    for (const LargeHeap* slabs : heap->slab_spaces()) slabs->CheckInvariants();
   }
   MutexLock lock(&grow_mu_);
   std::size_t mapped = 0;

@@ -203,8 +203,20 @@ class Arena {
   };
   struct Heap {
     std::array<LargeSpace, kNumRoles> large;  // by role; unused for roles of other heaps
+    // Slabs come from two spaces: those of many blocks (up to
+    // kBigSlabBytes, long-lived, partly used) and the big ones of one block
+    // each (activations of 8-32 MiB, freed and taken again every step).
+    // Mixed, a 2 MiB slab split the hole a 22 MiB one needed in a later
+    // cycle of a steady trace, and the space grew (a backend call).
     LargeHeap slab_space{kMapGranularity, kMapGranularity, /*holds_slabs=*/true};
+    LargeHeap big_slab_space{kMapGranularity, kMapGranularity, /*holds_slabs=*/true};
+    LargeHeap& SlabSpaceFor(std::size_t slab_bytes) {
+      return slab_bytes >= kBigSlabBytes ? big_slab_space : slab_space;
+    }
+    std::array<LargeHeap*, 2> slab_spaces() { return {&slab_space, &big_slab_space}; }
+    std::array<const LargeHeap*, 2> slab_spaces() const { return {&slab_space, &big_slab_space}; }
   };
+  static constexpr std::size_t kBigSlabBytes = std::size_t{8} << 20;
   struct Mapping {
     void* map_ptr;          // what the backend returned (to unmap)
     std::size_t map_bytes;  // what it mapped

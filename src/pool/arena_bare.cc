@@ -107,7 +107,9 @@ void Arena::GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t 
   // 39 -> 28, at the same peak reserved).
   std::vector<LargeHeap*> first{&space};
   std::vector<LargeHeap*> last;
-  if (&space != &h.slab_space) last.push_back(&h.slab_space);
+  for (LargeHeap* slabs : h.slab_spaces()) {
+    if (slabs != &space) last.push_back(slabs);
+  }
   for (int r = 0; r < kNumRoles; ++r) {
     if (heap_of_[r] == heap_of(role) && &h.large[r] != &space) {
       (ShortLived(r) ? first : last).push_back(&h.large[r]);

@@ -266,6 +266,7 @@ absl::StatusOr<Segment*> Arena::CutSegment(Role role, std::size_t populate, Stre
   if (absl::Status st = ClaimReserved(populate); !st.ok()) return st;
   Heap& h = *heaps_[heap_of(role)];
   std::optional<LargeHeap::Cut> cut = h.slab_space.CutReserve(populate);
+  if (!cut) cut = h.big_slab_space.CutReserve(populate);
   for (LargeHeap& space : h.large) {
     if (!cut) cut = space.CutReserve(populate);
   }
