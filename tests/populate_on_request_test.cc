@@ -415,4 +415,99 @@ TEST(PopulateOnRequestTest, ABudgetBoundsWhatTheRoleHoldsOnTheGpu) {
 }
 
 }  // namespace
+
+// Randomized, against the strict (vmm-like) emulation: KV blocks of mixed
+// sizes (so blocks share 2 MiB pages with their neighbours) under a budget
+// that evicts by staging, with an engine's own evictions and fetches, frees
+// of live and of evicted blocks on two streams, give-backs, activations
+// beside them and Trim. Each block is written whole when handed out and read
+// whole (after a fetch where the pool says it is on the host) before it is
+// freed: a page the pool counts as populated while it was dropped crashes
+// the test, whatever order the operations came in. Seed printed.
+TEST(PopulateOnRequestTest, RandomOperationsUnderAKvBudget) {
+  const std::uint64_t seed = testing::TestSeed(20261201);
+  std::printf("[ seed     ] %llu\n", static_cast<unsigned long long>(seed));
+  std::mt19937_64 rng(seed);
+  constexpr std::size_t kBudget = 24 * kMiB;
+  auto pool = KvBudgetPool(kBudget, 512 * kMiB);
+  ASSERT_NE(pool, nullptr);
+  const Stream streams[2] = {kS, reinterpret_cast<Stream>(std::uintptr_t{0x2})};
+  std::vector<Block> live;
+  std::vector<Role> roles;  // live[i]'s
+  std::uint64_t reads = 0, fetched_reads = 0;
+  auto size = [&]() -> std::size_t {
+    switch (rng() % 4) {
+      case 0: return 2 * kMiB;
+      case 1: return kMiB + (rng() % 4) * 512 * 1024;        // 1-2.5 MiB: pages shared
+      case 2: return 3 * kMiB + (rng() % 8) * 256 * 1024;    // 3-4.75 MiB
+      default: return 64 * 1024 + (rng() % 16) * 64 * 1024;  // small: kv slabs
+    }
+  };
+  auto read = [&](const Block& b, Stream s) {
+    absl::StatusOr<Location> at = pool->BlockLocation(b.p);
+    ASSERT_TRUE(at.ok()) << at.status();
+    if (*at == Location::kHost) {
+      ASSERT_TRUE(pool->PrefetchBlocks(&b.p, 1, Location::kDevice, s).ok());
+      ++fetched_reads;
+    }
+    // A byte of every 4 KiB page and the last: a dropped page crashes, a
+    // lost round trip shows.
+    const auto* bytes = static_cast<const unsigned char*>(b.p);
+    for (std::size_t off = 0; off < b.n; off += 4096) ASSERT_EQ(bytes[off], b.v) << "seed " << seed;
+    ASSERT_EQ(bytes[b.n - 1], b.v) << "seed " << seed;
+    ++reads;
+  };
+  for (int step = 0; step < 2500; ++step) {
+    const Stream s = streams[rng() % 2];
+    const unsigned op = static_cast<unsigned>(rng() % 100);
+    if ((op < 35 && live.size() < 64) || live.size() < 4) {
+      const Role role = rng() % 5 == 0 ? Role::kActivations : Role::kKv;
+      const std::size_t n = size();
+      absl::StatusOr<void*> p = pool->Allocate(n, s, role);
+      ASSERT_TRUE(p.ok()) << p.status() << " step " << step;
+      const auto v = static_cast<unsigned char>(rng() % 250 + 1);
+      Fill(*p, n, v);
+      live.push_back(Block{*p, n, v});
+      roles.push_back(role);
+    } else if (op < 70) {  // freed after a last read, maybe while evicted
+      const std::size_t i = rng() % live.size();
+      if (rng() % 2 == 0) read(live[i], s);
+      ASSERT_TRUE(pool->Deallocate(live[i].p, s).ok()) << "step " << step;
+      live[i] = live.back();
+      live.pop_back();
+      roles[i] = roles.back();
+      roles.pop_back();
+    } else if (op < 80) {  // the engine evicts a paused request's block
+      const std::size_t i = rng() % live.size();
+      const absl::Status st = pool->Evict(live[i].p, s);
+      // Activations and slab blocks (KV's up to 64 KiB: they share their
+      // pages) evict by migration, which memory that exists only where it
+      // was populated refuses, saying so; KV's large blocks by staging.
+      if (roles[i] == Role::kKv && live[i].n > 64 * 1024) {
+        ASSERT_TRUE(st.ok()) << st << " step " << step;
+      } else {
+        ASSERT_TRUE(absl::IsFailedPrecondition(st)) << st << " step " << step;
+      }
+    } else if (op < 97) {  // a kernel reads a block
+      read(live[rng() % live.size()], s);
+    } else {
+      ASSERT_TRUE(pool->Trim().ok());
+    }
+  }
+  for (const Block& b : live) {
+    read(b, kS);
+    ASSERT_TRUE(pool->Deallocate(b.p, kS).ok());
+  }
+  const RoleResidency kv = pool->GetResidency(Role::kKv);
+  std::printf("%llu reads, %llu after a fetch; %llu budget evictions, %llu fetches\n",
+              static_cast<unsigned long long>(reads), static_cast<unsigned long long>(fetched_reads),
+              static_cast<unsigned long long>(kv.budget_evictions),
+              static_cast<unsigned long long>(kv.fetches));
+  // What the test is for happened (100 seeds: at least 40 budget
+  // evictions and 132 reads after a fetch each).
+  EXPECT_GT(kv.budget_evictions, 20u);
+  EXPECT_GT(fetched_reads, 60u);
+  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+}
+
 }  // namespace umpool
