@@ -510,4 +510,61 @@ TEST(PopulateOnRequestTest, RandomOperationsUnderAKvBudget) {
   internal::PoolCore::Unwrap(*pool)->CheckInvariants();
 }
 
+// A free racing the budget's eviction of the same block: one thread frees
+// its blocks oldest first (each the least recently fetched, so the one the
+// budget is about to evict) and at once takes a new block on the same
+// stream, writes it whole and reads it back; another allocates and frees
+// under the budget, so that each allocation evicts that oldest block. The
+// free must not let the block be handed out again while the eviction still
+// copies it out and drops its pages under the new owner.
+TEST(PopulateOnRequestTest, FreeRacingTheBudgetsEviction) {
+  constexpr std::size_t kBlock = 2 * kMiB;
+  constexpr int kBlocks = 32;
+  auto pool = KvBudgetPool(kBlocks * kBlock, 4 * kBlocks * kBlock);
+  ASSERT_NE(pool, nullptr);
+  const Stream mine = reinterpret_cast<Stream>(std::uintptr_t{0x2});
+  std::vector<Block> blocks;
+  for (int i = 0; i < kBlocks; ++i) {
+    absl::StatusOr<void*> p = pool->Allocate(kBlock, mine, Role::kKv);
+    ASSERT_TRUE(p.ok()) << p.status();
+    Fill(*p, kBlock, static_cast<unsigned char>(i + 1));
+    blocks.push_back(Block{*p, kBlock, static_cast<unsigned char>(i + 1)});
+  }
+  std::atomic<bool> done{false};
+  std::atomic<long> bad{0};
+  std::thread allocator([&] {
+    while (!done.load()) {
+      absl::StatusOr<void*> p = pool->Allocate(kBlock, kS, Role::kKv);
+      if (!p.ok()) {
+        bad.fetch_add(1);
+        return;
+      }
+      Fill(*p, kBlock, 0xEE);
+      if (!pool->Deallocate(*p, kS).ok()) bad.fetch_add(1);
+    }
+  });
+  for (int round = 0; round < 16 && bad.load() == 0; ++round) {
+    for (Block& b : blocks) {  // oldest first
+      ASSERT_TRUE(pool->Deallocate(b.p, mine).ok());
+      absl::StatusOr<void*> p = pool->Allocate(kBlock, mine, Role::kKv);
+      ASSERT_TRUE(p.ok()) << p.status();
+      b.p = *p;
+      b.v = static_cast<unsigned char>(b.v % 200 + 1);
+      Fill(b.p, kBlock, b.v);
+      EXPECT_TRUE(Holds(b.p, b.n, b.v)) << "round " << round;  // crashes if dropped
+    }
+  }
+  done.store(true);
+  allocator.join();
+  EXPECT_EQ(bad.load(), 0);
+  for (const Block& b : blocks) {
+    absl::StatusOr<Location> at = pool->BlockLocation(b.p);
+    ASSERT_TRUE(at.ok());
+    if (*at == Location::kHost) ASSERT_TRUE(pool->PrefetchBlocks(&b.p, 1, Location::kDevice, mine).ok());
+    EXPECT_TRUE(Holds(b.p, b.n, b.v));
+    ASSERT_TRUE(pool->Deallocate(b.p, mine).ok());
+  }
+  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+}
+
 }  // namespace umpool

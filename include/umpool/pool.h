@@ -207,7 +207,10 @@ class Pool {
   //   * a pointer this pool did not hand out, or one pointing inside a block:
   //     InvalidArgument; nothing changes.
   //   * a block already freed: FailedPrecondition ("double free"); nothing changes.
-  // Thread-safe; never blocks the host on GPU work.
+  // Thread-safe; never blocks the host on GPU work, except that a large
+  // block of a role with an HBM budget whose eviction (chosen by the budget)
+  // another thread is running waits for that eviction to end, then is freed
+  // as an evicted block.
   absl::Status Deallocate(void* ptr, Stream stream);
   // The same, on the stream the block was allocated for (as PyTorch frees a
   // tensor: its last use is ordered on its allocation stream, or named by

@@ -33,4 +33,10 @@ void EvictionsInFlight::WaitFor(const std::vector<void*>& blocks) const {
   done_.wait(lock, [&] { return !AnyOf(blocks); });
 }
 
+void EvictionsInFlight::WaitFor(const void* block) const {
+  if (count_.load(std::memory_order_acquire) == 0) return;
+  std::unique_lock<std::mutex> lock(mu_);
+  done_.wait(lock, [&] { return !blocks_.contains(reinterpret_cast<std::uintptr_t>(block)); });
+}
+
 }  // namespace umpool::internal

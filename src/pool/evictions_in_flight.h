@@ -9,6 +9,9 @@
 // the engine then reads a dropped page (zeros on managed memory, a crash on
 // the vmm backend). So an eviction claims its victims here first and a fetch
 // waits until none of its blocks is claimed, then brings back what went out.
+// A free waits too: freed at once, the block could be handed out again while
+// the eviction still copied it out and then dropped its pages under the new
+// owner (FreeRacingTheBudgetsEviction crashed so on the strict emulation).
 //
 // Thread safety: every method may be called from any thread; WaitFor blocks
 // (without any pool lock held by its caller).
@@ -35,6 +38,7 @@ class EvictionsInFlight {
   // Returns once none of `blocks` is being evicted. One atomic load when no
   // eviction is under way.
   void WaitFor(const std::vector<void*>& blocks) const;
+  void WaitFor(const void* block) const;
 
  private:
   bool AnyOf(const std::vector<void*>& blocks) const;  // with mu_ held
