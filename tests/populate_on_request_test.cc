@@ -567,4 +567,44 @@ TEST(PopulateOnRequestTest, FreeRacingTheBudgetsEviction) {
   internal::PoolCore::Unwrap(*pool)->CheckInvariants();
 }
 
+// An engine's own eviction racing the budget's eviction of the same block:
+// one thread evicts its blocks oldest first (each the one the budget is
+// about to evict) and fetches each back and reads it; another allocates and
+// frees under the budget. The block must come back whole: one copy out,
+// never a second one reading the pages the first dropped.
+TEST(PopulateOnRequestTest, EvictRacingTheBudgetsEviction) {
+  constexpr std::size_t kBlock = 2 * kMiB;
+  constexpr int kBlocks = 32;
+  auto pool = KvBudgetPool(kBlocks * kBlock, 4 * kBlocks * kBlock);
+  ASSERT_NE(pool, nullptr);
+  const Stream mine = reinterpret_cast<Stream>(std::uintptr_t{0x2});
+  std::vector<Block> blocks;
+  for (int i = 0; i < kBlocks; ++i) blocks.push_back(New(*pool, kBlock, Role::kKv, static_cast<unsigned char>(i + 1)));
+  std::atomic<bool> done{false};
+  std::atomic<long> bad{0};
+  std::thread allocator([&] {
+    while (!done.load()) {
+      absl::StatusOr<void*> p = pool->Allocate(kBlock, kS, Role::kKv);
+      if (!p.ok()) {
+        bad.fetch_add(1);
+        return;
+      }
+      Fill(*p, kBlock, 0xEE);
+      if (!pool->Deallocate(*p, kS).ok()) bad.fetch_add(1);
+    }
+  });
+  for (int round = 0; round < 16 && bad.load() == 0; ++round) {
+    for (const Block& b : blocks) {  // oldest first
+      ASSERT_TRUE(pool->Evict(b.p, mine).ok());
+      ASSERT_TRUE(pool->PrefetchBlocks(&b.p, 1, Location::kDevice, mine).ok());
+      EXPECT_TRUE(Holds(b.p, b.n, b.v)) << "round " << round;  // crashes if dropped
+    }
+  }
+  done.store(true);
+  allocator.join();
+  EXPECT_EQ(bad.load(), 0);
+  for (const Block& b : blocks) ASSERT_TRUE(pool->Deallocate(b.p, kS).ok());
+  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+}
+
 }  // namespace umpool

@@ -107,7 +107,9 @@ absl::Status PoolCore::Prefetch(const void* ptr, std::size_t bytes, Location whe
     evicting_.WaitFor(whole);  // out first if another thread is evicting it
     st = StageIn(&whole, &whole_bytes, stream);
   } else if (large && ptr == block->ptr && bytes == block->bytes) {
+    const Victims claimed = BeginEngineEviction(whole);
     st = StageOut(&whole, &whole_bytes, stream);
+    EndEngineEviction(claimed, st.ok());
   }
   if (st.ok() && !whole.empty() && !MigrationSkipped(where)) {
     st = backend_->Prefetch(const_cast<void*>(ptr), bytes, where, stream);
@@ -202,6 +204,18 @@ absl::Status PoolCore::EvictVictims(const Victims& victims, Stream stream) {
   return st;
 }
 
+Victims PoolCore::BeginEngineEviction(const std::vector<void*>& blocks) {
+  Victims claimed = residency_.Claim(blocks);
+  evicting_.WaitFor(blocks);  // the budget's, under way (not those just claimed)
+  evicting_.Begin(claimed.ptrs);
+  return claimed;
+}
+
+void PoolCore::EndEngineEviction(const Victims& claimed, bool ok) {
+  if (!ok) residency_.Unclaim(claimed);
+  evicting_.End(claimed.ptrs);
+}
+
 absl::Status PoolCore::MoveOutVictims(const Victims& victims, Stream stream) {
   // The caller ordered `stream` after its own use of the blocks it named,
   // not of the ones the budget picked: a victim may still be read or written
@@ -274,8 +288,10 @@ absl::Status PoolCore::PrefetchBlocks(const void* const* ptrs, std::size_t count
   // other threads, then brings them back. An engine's eviction: the host
   // does not wait for the copies out.
   if (where == Location::kDevice) evicting_.WaitFor(starts);
+  const Victims claimed = where == Location::kHost ? BeginEngineEviction(starts) : Victims{};
   absl::Status st = where == Location::kDevice ? StageIn(&moved, &sizes, stream)
                                                : StageOut(&moved, &sizes, stream, /*defer_drop=*/true);
+  if (where == Location::kHost) EndEngineEviction(claimed, st.ok());
   if (st.ok()) st = PrefetchBatch(moved, sizes, where, stream);
   if (st.ok() && where == Location::kHost) {
     for (void* b : starts) NoteEvicted(b);

@@ -214,6 +214,13 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   // and fetch.
   void GiveBackOverBudgets(Stream stream);
   absl::Status EvictVictims(const Victims& victims, Stream stream);
+  // An engine's eviction of `blocks` (large ones) around its copies out:
+  // Begin takes the resident ones from the budgets (Residency::Claim) and
+  // waits for a budget's evictions of the others under way, so that two
+  // evictions never copy out one block (the second would read the pages
+  // the first dropped); End releases them (back to resident unless `ok`).
+  Victims BeginEngineEviction(const std::vector<void*>& blocks);
+  void EndEngineEviction(const Victims& claimed, bool ok);
   absl::Status MoveOutVictims(const Victims& victims, Stream stream);  // EvictVictims' moves
   // Orders `stream` after the work queued so far on the streams that may
   // use the victims: each one's allocation stream, those RecordStream named

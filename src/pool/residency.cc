@@ -155,6 +155,20 @@ void Residency::Unclaim(const Victims& victims) {
   }
 }
 
+Victims Residency::Claim(const std::vector<void*>& blocks) {
+  Victims out;
+  if (!tracking()) return out;
+  MutexLock lock(&mu_);
+  for (void* v : blocks) {
+    auto it = blocks_.find(reinterpret_cast<std::uintptr_t>(v));
+    if (it == blocks_.end() || !budgeted(it->second.role) || !it->second.resident) continue;
+    out.ptrs.push_back(v);
+    out.sizes.push_back(it->second.bytes);
+    MakeEvicted(it->second);
+  }
+  return out;
+}
+
 void Residency::Forget(std::uintptr_t p) {
   auto it = blocks_.find(p);
   if (it == blocks_.end()) return;

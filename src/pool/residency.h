@@ -80,6 +80,11 @@ class Residency {
   void Evicted(const Victims& victims);
   // Victims the pool could not evict: resident again (unless freed).
   void Unclaim(const Victims& victims);
+  // Blocks an engine is about to evict (Evict, Prefetch or PrefetchBlocks
+  // to the host): those of budgeted roles still resident count as evicted
+  // from now on, so that no budget chooses them while they move; returned
+  // (Unclaim puts them back if the eviction fails).
+  Victims Claim(const std::vector<void*>& blocks);
   // A live block freed: forgotten.
   void Freed(std::uintptr_t p);
   RoleResidency Get(Role role) const;
