@@ -607,4 +607,52 @@ TEST(PopulateOnRequestTest, EvictRacingTheBudgetsEviction) {
   internal::PoolCore::Unwrap(*pool)->CheckInvariants();
 }
 
+// A budget's eviction racing a fetch of the same block: one thread fetches
+// its blocks in turn; another takes the whole budget and more at once and
+// frees it, so that its allocations evict every resident block, those just
+// fetched (or being fetched) included. The pool's own copies must never
+// touch a page that is not there (a crash on the strict emulation) and every
+// block must come back whole once the other thread stops.
+TEST(PopulateOnRequestTest, AFetchRacingTheBudgetsEvictionOfTheSameBlock) {
+  constexpr std::size_t kBlock = 2 * kMiB;
+  constexpr int kBlocks = 16;
+  auto pool = KvBudgetPool(kBlocks * kBlock, 8 * kBlocks * kBlock);
+  ASSERT_NE(pool, nullptr);
+  const Stream mine = reinterpret_cast<Stream>(std::uintptr_t{0x2});
+  std::vector<Block> blocks;
+  for (int i = 0; i < kBlocks; ++i) blocks.push_back(New(*pool, kBlock, Role::kKv, static_cast<unsigned char>(i + 1)));
+  std::atomic<bool> done{false};
+  std::atomic<long> bad{0};
+  std::thread hog([&] {
+    std::vector<void*> held;
+    while (!done.load()) {
+      for (int i = 0; i < kBlocks + 2; ++i) {
+        absl::StatusOr<void*> p = pool->Allocate(kBlock, kS, Role::kKv);
+        if (!p.ok()) {
+          bad.fetch_add(1);
+          break;
+        }
+        Fill(*p, kBlock, 0xEE);
+        held.push_back(*p);
+      }
+      for (void* p : held) {
+        if (!pool->Deallocate(p, kS).ok()) bad.fetch_add(1);
+      }
+      held.clear();
+    }
+  });
+  for (int round = 0; round < 64 && bad.load() == 0; ++round) {
+    for (const Block& b : blocks) ASSERT_TRUE(pool->PrefetchBlocks(&b.p, 1, Location::kDevice, mine).ok());
+  }
+  done.store(true);
+  hog.join();
+  EXPECT_EQ(bad.load(), 0);
+  for (const Block& b : blocks) {
+    ASSERT_TRUE(pool->PrefetchBlocks(&b.p, 1, Location::kDevice, mine).ok());
+    EXPECT_TRUE(Holds(b.p, b.n, b.v));
+    ASSERT_TRUE(pool->Deallocate(b.p, mine).ok());
+  }
+  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+}
+
 }  // namespace umpool
