@@ -1,6 +1,9 @@
 // PoolCore: what a pointer is (block lookups), moving blocks (prefetch,
 // evict, fetch), and every live block (checkpoints).
 #include <algorithm>
+#include <optional>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "src/pool/pool_core.h"
@@ -26,6 +29,22 @@ BlockInfo SlabBlock(const Slab& slab, std::uint32_t idx) {
   return BlockInfo{slab.BlockAt(idx), slab.info().size, slab.info().size - r.slack, r.stream,
                    slab.role};
 }
+
+// Residency::BeginFetch .. EndFetch around a fetch, however it returns.
+class FetchUnderWay {
+ public:
+  FetchUnderWay(Residency& residency, std::vector<void*> blocks)
+      : residency_(residency), blocks_(std::move(blocks)) {
+    residency_.BeginFetch(blocks_);
+  }
+  ~FetchUnderWay() { residency_.EndFetch(blocks_); }
+  FetchUnderWay(const FetchUnderWay&) = delete;
+  FetchUnderWay& operator=(const FetchUnderWay&) = delete;
+
+ private:
+  Residency& residency_;
+  const std::vector<void*> blocks_;
+};
 
 }  // namespace
 
@@ -93,7 +112,9 @@ absl::Status PoolCore::Prefetch(const void* ptr, std::size_t bytes, Location whe
         ") is plain device memory (device_memory policy) and cannot be prefetched or evicted"));
   }
   const bool large = IsLarge(block->ptr);
+  std::optional<FetchUnderWay> under_way;  // until the copies in are queued
   if (large && where == Location::kDevice) {
+    under_way.emplace(residency_, std::vector<void*>{block->ptr});
     if (absl::Status st = CheckFetchable({block->ptr}, stream); !st.ok()) return st;
     if (absl::Status st = NoteMoved({*block}, where, stream); !st.ok()) return st;
   }
@@ -278,7 +299,11 @@ absl::Status PoolCore::PrefetchBlocks(const void* const* ptrs, std::size_t count
     if (IsLarge(b->ptr)) large.push_back(*b);
   }
   // Fetching: a budget's victims leave first; evicting: counted after.
+  std::optional<FetchUnderWay> under_way;  // until the copies in are queued
   if (where == Location::kDevice && !large.empty()) {
+    std::vector<void*> fetched;
+    for (const BlockInfo& b : large) fetched.push_back(b.ptr);
+    under_way.emplace(residency_, std::move(fetched));
     if (absl::Status st = CheckFetchable(starts, stream); !st.ok()) return st;
     if (absl::Status st = NoteMoved(large, where, stream); !st.ok()) return st;
   }

@@ -62,7 +62,7 @@ void Residency::Trim(Role role, const std::vector<std::uintptr_t>& keep, Victims
   }
   const std::size_t first = out->ptrs.size();
   for (auto it = lru_[r].rbegin(); it != lru_[r].rend() && resident > budgets_[r]; ++it) {
-    if (std::find(keep.begin(), keep.end(), *it) != keep.end()) continue;
+    if (std::find(keep.begin(), keep.end(), *it) != keep.end() || fetching_.contains(*it)) continue;
     const Entry& e = blocks_.at(*it);
     out->ptrs.push_back(reinterpret_cast<void*>(*it));
     out->sizes.push_back(e.bytes);
@@ -167,6 +167,21 @@ Victims Residency::Claim(const std::vector<void*>& blocks) {
     MakeEvicted(it->second);
   }
   return out;
+}
+
+void Residency::BeginFetch(const std::vector<void*>& blocks) {
+  if (!any_budget_) return;
+  MutexLock lock(&mu_);
+  for (void* b : blocks) ++fetching_[reinterpret_cast<std::uintptr_t>(b)];
+}
+
+void Residency::EndFetch(const std::vector<void*>& blocks) {
+  if (!any_budget_) return;
+  MutexLock lock(&mu_);
+  for (void* b : blocks) {
+    auto it = fetching_.find(reinterpret_cast<std::uintptr_t>(b));
+    if (it != fetching_.end() && --it->second == 0) fetching_.erase(it);
+  }
 }
 
 void Residency::Forget(std::uintptr_t p) {

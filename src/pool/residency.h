@@ -85,6 +85,13 @@ class Residency {
   // from now on, so that no budget chooses them while they move; returned
   // (Unclaim puts them back if the eviction fails).
   Victims Claim(const std::vector<void*>& blocks);
+  // Blocks whose fetch is under way, from before Moved counts them resident
+  // until their copies in are queued: no budget picks them as victims in
+  // between (its copy out, ordered after their fetch stream as it was then,
+  // could run before a copy in queued later, and its drop would take the
+  // pages that copy writes to). Calls nest per block.
+  void BeginFetch(const std::vector<void*>& blocks);
+  void EndFetch(const std::vector<void*>& blocks);
   // A live block freed: forgotten.
   void Freed(std::uintptr_t p);
   RoleResidency Get(Role role) const;
@@ -116,6 +123,7 @@ class Residency {
   std::atomic<std::size_t> tracked_{0};
   mutable Mutex mu_;
   absl::flat_hash_map<std::uintptr_t, Entry> blocks_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::uintptr_t, int> fetching_ ABSL_GUARDED_BY(mu_);  // BeginFetch counts
   // Resident blocks of each budgeted role; front = most recently allocated or fetched.
   std::array<std::list<std::uintptr_t>, kNumRoles> lru_ ABSL_GUARDED_BY(mu_);
   std::array<RoleResidency, kNumRoles> stats_ ABSL_GUARDED_BY(mu_);
