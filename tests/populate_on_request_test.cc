@@ -72,6 +72,80 @@ Block New(Pool& pool, std::size_t n, Role role, unsigned char v) {
   return Block{*p, n, v};
 }
 
+// Another thread allocating and freeing a block of the KV role on kS
+// without pause, so that each allocation under a full budget evicts the
+// least recently fetched block. Stop returns how many of its calls failed.
+class BudgetChurn {
+ public:
+  BudgetChurn(Pool& pool, std::size_t bytes)
+      : thread_([this, &pool, bytes] {
+          while (!done_.load()) {
+            absl::StatusOr<void*> p = pool.Allocate(bytes, kS, Role::kKv);
+            if (!p.ok()) {
+              failures_.fetch_add(1);
+              return;
+            }
+            Fill(*p, bytes, 0xEE);
+            if (!pool.Deallocate(*p, kS).ok()) failures_.fetch_add(1);
+          }
+        }) {}
+  ~BudgetChurn() { Stop(); }
+  long failures() const { return failures_.load(); }
+  long Stop() {
+    done_.store(true);
+    if (thread_.joinable()) thread_.join();
+    return failures_.load();
+  }
+
+ private:
+  std::atomic<bool> done_{false};
+  std::atomic<long> failures_{0};
+  std::thread thread_;
+};
+
+// The racing tests' start: a strict pool whose KV budget holds `n` blocks
+// of 2 MiB (evicting by staging), and `n` such blocks, filled with 1..n,
+// the oldest first.
+struct Race {
+  std::unique_ptr<Pool> pool;
+  std::vector<Block> blocks;
+};
+Race StartRace(int n) {
+  Race r{KvBudgetPool(n * 2 * kMiB, 4 * n * 2 * kMiB), {}};
+  if (r.pool == nullptr) return r;
+  for (int i = 0; i < n; ++i) {
+    r.blocks.push_back(New(*r.pool, 2 * kMiB, Role::kKv, static_cast<unsigned char>(i + 1)));
+  }
+  return r;
+}
+
+// `step` on each block of `race`, oldest first, `rounds` times, while a
+// BudgetChurn allocates beside it; then every block is fetched where the
+// pool has it on the host, read back whole and freed on `stream`.
+template <class Step>
+void RunRace(Race& race, int rounds, Stream stream, Step step) {
+  {
+    BudgetChurn churn(*race.pool, 2 * kMiB);
+    for (int round = 0; round < rounds && churn.failures() == 0; ++round) {
+      for (Block& b : race.blocks) {
+        step(b);
+        ASSERT_TRUE(Holds(b.p, b.n, b.v)) << "round " << round;  // crashes if dropped
+      }
+    }
+    EXPECT_EQ(churn.Stop(), 0);
+  }
+  for (const Block& b : race.blocks) {
+    absl::StatusOr<Location> at = race.pool->BlockLocation(b.p);
+    ASSERT_TRUE(at.ok()) << at.status();
+    if (*at == Location::kHost) {
+      ASSERT_TRUE(race.pool->PrefetchBlocks(&b.p, 1, Location::kDevice, stream).ok());
+    }
+    EXPECT_TRUE(Holds(b.p, b.n, b.v));
+    ASSERT_TRUE(race.pool->Deallocate(b.p, stream).ok());
+  }
+  internal::PoolCore::Unwrap(*race.pool)->CheckInvariants();
+}
+
 // The backend itself: really inaccessible until populated, and after a drop
 // (otherwise the tests below would prove nothing).
 TEST(PopulateOnRequestTest, TheEmulationIsStrict) {
@@ -291,38 +365,12 @@ TEST(PopulateOnRequestTest, KvBudgetTurns) {
 // same least recently fetched block. A fetch must leave its block in,
 // whatever eviction was under way.
 TEST(PopulateOnRequestTest, FetchRacingTheBudgetsEviction) {
-  constexpr std::size_t kBlock = 2 * kMiB;
-  constexpr int kBlocks = 32;
-  auto pool = KvBudgetPool(kBlocks * kBlock, 4 * kBlocks * kBlock);
-  ASSERT_NE(pool, nullptr);
-  std::vector<Block> blocks;
-  for (int i = 0; i < kBlocks; ++i) blocks.push_back(New(*pool, kBlock, Role::kKv, static_cast<unsigned char>(i + 1)));
+  Race race = StartRace(32);
+  ASSERT_NE(race.pool, nullptr);
   const Stream fetch = reinterpret_cast<Stream>(std::uintptr_t{0x2});
-  std::atomic<bool> done{false};
-  std::atomic<long> bad{0};
-  std::thread allocator([&] {
-    while (!done.load()) {
-      absl::StatusOr<void*> p = pool->Allocate(kBlock, kS, Role::kKv);
-      if (!p.ok()) {
-        bad.fetch_add(1);
-        return;
-      }
-      Fill(*p, kBlock, 0xEE);
-      if (!pool->Deallocate(*p, kS).ok()) bad.fetch_add(1);
-    }
+  RunRace(race, 8, fetch, [&](Block& b) {
+    ASSERT_TRUE(race.pool->PrefetchBlocks(&b.p, 1, Location::kDevice, fetch).ok());
   });
-  for (int round = 0; round < 8 && bad.load() == 0; ++round) {
-    for (const Block& b : blocks) {
-      const void* p = b.p;
-      ASSERT_TRUE(pool->PrefetchBlocks(&p, 1, Location::kDevice, fetch).ok());
-      EXPECT_TRUE(Holds(b.p, b.n, b.v)) << "round " << round;  // crashes if dropped
-    }
-  }
-  done.store(true);
-  allocator.join();
-  EXPECT_EQ(bad.load(), 0);
-  for (const Block& b : blocks) ASSERT_TRUE(pool->Deallocate(b.p, kS).ok());
-  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
 }
 
 
@@ -518,53 +566,16 @@ TEST(PopulateOnRequestTest, RandomOperationsUnderAKvBudget) {
 // free must not let the block be handed out again while the eviction still
 // copies it out and drops its pages under the new owner.
 TEST(PopulateOnRequestTest, FreeRacingTheBudgetsEviction) {
-  constexpr std::size_t kBlock = 2 * kMiB;
-  constexpr int kBlocks = 32;
-  auto pool = KvBudgetPool(kBlocks * kBlock, 4 * kBlocks * kBlock);
-  ASSERT_NE(pool, nullptr);
+  Race race = StartRace(32);
+  ASSERT_NE(race.pool, nullptr);
   const Stream mine = reinterpret_cast<Stream>(std::uintptr_t{0x2});
-  std::vector<Block> blocks;
-  for (int i = 0; i < kBlocks; ++i) {
-    absl::StatusOr<void*> p = pool->Allocate(kBlock, mine, Role::kKv);
+  RunRace(race, 16, mine, [&](Block& b) {
+    ASSERT_TRUE(race.pool->Deallocate(b.p, mine).ok());
+    absl::StatusOr<void*> p = race.pool->Allocate(b.n, mine, Role::kKv);
     ASSERT_TRUE(p.ok()) << p.status();
-    Fill(*p, kBlock, static_cast<unsigned char>(i + 1));
-    blocks.push_back(Block{*p, kBlock, static_cast<unsigned char>(i + 1)});
-  }
-  std::atomic<bool> done{false};
-  std::atomic<long> bad{0};
-  std::thread allocator([&] {
-    while (!done.load()) {
-      absl::StatusOr<void*> p = pool->Allocate(kBlock, kS, Role::kKv);
-      if (!p.ok()) {
-        bad.fetch_add(1);
-        return;
-      }
-      Fill(*p, kBlock, 0xEE);
-      if (!pool->Deallocate(*p, kS).ok()) bad.fetch_add(1);
-    }
+    b = Block{*p, b.n, static_cast<unsigned char>(b.v % 200 + 1)};
+    Fill(b.p, b.n, b.v);
   });
-  for (int round = 0; round < 16 && bad.load() == 0; ++round) {
-    for (Block& b : blocks) {  // oldest first
-      ASSERT_TRUE(pool->Deallocate(b.p, mine).ok());
-      absl::StatusOr<void*> p = pool->Allocate(kBlock, mine, Role::kKv);
-      ASSERT_TRUE(p.ok()) << p.status();
-      b.p = *p;
-      b.v = static_cast<unsigned char>(b.v % 200 + 1);
-      Fill(b.p, kBlock, b.v);
-      EXPECT_TRUE(Holds(b.p, b.n, b.v)) << "round " << round;  // crashes if dropped
-    }
-  }
-  done.store(true);
-  allocator.join();
-  EXPECT_EQ(bad.load(), 0);
-  for (const Block& b : blocks) {
-    absl::StatusOr<Location> at = pool->BlockLocation(b.p);
-    ASSERT_TRUE(at.ok());
-    if (*at == Location::kHost) ASSERT_TRUE(pool->PrefetchBlocks(&b.p, 1, Location::kDevice, mine).ok());
-    EXPECT_TRUE(Holds(b.p, b.n, b.v));
-    ASSERT_TRUE(pool->Deallocate(b.p, mine).ok());
-  }
-  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
 }
 
 // An engine's own eviction racing the budget's eviction of the same block:
@@ -573,38 +584,13 @@ TEST(PopulateOnRequestTest, FreeRacingTheBudgetsEviction) {
 // frees under the budget. The block must come back whole: one copy out,
 // never a second one reading the pages the first dropped.
 TEST(PopulateOnRequestTest, EvictRacingTheBudgetsEviction) {
-  constexpr std::size_t kBlock = 2 * kMiB;
-  constexpr int kBlocks = 32;
-  auto pool = KvBudgetPool(kBlocks * kBlock, 4 * kBlocks * kBlock);
-  ASSERT_NE(pool, nullptr);
+  Race race = StartRace(32);
+  ASSERT_NE(race.pool, nullptr);
   const Stream mine = reinterpret_cast<Stream>(std::uintptr_t{0x2});
-  std::vector<Block> blocks;
-  for (int i = 0; i < kBlocks; ++i) blocks.push_back(New(*pool, kBlock, Role::kKv, static_cast<unsigned char>(i + 1)));
-  std::atomic<bool> done{false};
-  std::atomic<long> bad{0};
-  std::thread allocator([&] {
-    while (!done.load()) {
-      absl::StatusOr<void*> p = pool->Allocate(kBlock, kS, Role::kKv);
-      if (!p.ok()) {
-        bad.fetch_add(1);
-        return;
-      }
-      Fill(*p, kBlock, 0xEE);
-      if (!pool->Deallocate(*p, kS).ok()) bad.fetch_add(1);
-    }
+  RunRace(race, 16, mine, [&](Block& b) {
+    ASSERT_TRUE(race.pool->Evict(b.p, mine).ok());
+    ASSERT_TRUE(race.pool->PrefetchBlocks(&b.p, 1, Location::kDevice, mine).ok());
   });
-  for (int round = 0; round < 16 && bad.load() == 0; ++round) {
-    for (const Block& b : blocks) {  // oldest first
-      ASSERT_TRUE(pool->Evict(b.p, mine).ok());
-      ASSERT_TRUE(pool->PrefetchBlocks(&b.p, 1, Location::kDevice, mine).ok());
-      EXPECT_TRUE(Holds(b.p, b.n, b.v)) << "round " << round;  // crashes if dropped
-    }
-  }
-  done.store(true);
-  allocator.join();
-  EXPECT_EQ(bad.load(), 0);
-  for (const Block& b : blocks) ASSERT_TRUE(pool->Deallocate(b.p, kS).ok());
-  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
 }
 
 // A budget's eviction racing a fetch of the same block: one thread fetches
