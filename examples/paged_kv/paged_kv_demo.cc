@@ -520,8 +520,9 @@ int main(int argc, char** argv) {
   // while the live KV the budget counts peaked at the budget: free blocks
   // the pool kept populated (2.6-2.7 GiB once the budget gave them back,
   // ee3034c). The managed backend's figure cannot show it (dropped managed
-  // pages stay counted until the driver reuses them). Still crashes now and
-  // then (an illegal address, 2 of 27 runs: docs/status.md, known limits).
+  // pages stay counted until the driver reuses them). Crashed now and
+  // then (an illegal address, 2 of 27 runs in the nineteenth session, none in
+  // three in the twentieth; cause not shown: docs/status.md, known limits).
   if (const char* v = std::getenv("PAGED_KV_BUDGET_BACKEND"); v != nullptr && std::string(v) == "vmm") {
     ob.backend = umpool::BackendKind::kVmm;
   }
