@@ -20,23 +20,17 @@ void EvictionsInFlight::End(const std::vector<void*>& blocks) {
   done_.notify_all();
 }
 
-bool EvictionsInFlight::AnyOf(const std::vector<void*>& blocks) const {
+bool EvictionsInFlight::AnyOf(absl::Span<void* const> blocks) const {
   for (void* b : blocks) {
     if (blocks_.contains(reinterpret_cast<std::uintptr_t>(b))) return true;
   }
   return false;
 }
 
-void EvictionsInFlight::WaitFor(const std::vector<void*>& blocks) const {
+void EvictionsInFlight::WaitFor(absl::Span<void* const> blocks) const {
   if (count_.load(std::memory_order_acquire) == 0) return;
   std::unique_lock<std::mutex> lock(mu_);
   done_.wait(lock, [&] { return !AnyOf(blocks); });
-}
-
-void EvictionsInFlight::WaitFor(const void* block) const {
-  if (count_.load(std::memory_order_acquire) == 0) return;
-  std::unique_lock<std::mutex> lock(mu_);
-  done_.wait(lock, [&] { return !blocks_.contains(reinterpret_cast<std::uintptr_t>(block)); });
 }
 
 }  // namespace umpool::internal

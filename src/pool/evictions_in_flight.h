@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/types/span.h"
 
 namespace umpool::internal {
 
@@ -37,11 +38,11 @@ class EvictionsInFlight {
   void End(const std::vector<void*>& blocks);
   // Returns once none of `blocks` is being evicted. One atomic load when no
   // eviction is under way.
-  void WaitFor(const std::vector<void*>& blocks) const;
-  void WaitFor(const void* block) const;
+  // (A vector converts; one block: {&ptr, 1}.)
+  void WaitFor(absl::Span<void* const> blocks) const;
 
  private:
-  bool AnyOf(const std::vector<void*>& blocks) const;  // with mu_ held
+  bool AnyOf(absl::Span<void* const> blocks) const;  // with mu_ held
 
   mutable std::mutex mu_;
   mutable std::condition_variable done_;

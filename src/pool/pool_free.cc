@@ -39,7 +39,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline absl::Status PoolCore::Free(void* ptr, Strea
   if (ABSL_PREDICT_FALSE(span->kind == SpanKind::kSegment)) {
     // A budget's eviction of this block under way in another thread ends
     // first (evictions_in_flight.h): the block is then freed as evicted.
-    if (residency_.tracking()) evicting_.WaitFor(ptr);
+    if (residency_.tracking()) evicting_.WaitFor({&ptr, 1});
     absl::Status st = FreeLarge(span, ptr, kOwnStream ? std::nullopt : std::optional<Stream>(stream));
     if (st.ok() && residency_.tracking()) residency_.Freed(reinterpret_cast<std::uintptr_t>(ptr));
     return st;
