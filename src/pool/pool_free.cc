@@ -37,12 +37,16 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline absl::Status PoolCore::Free(void* ptr, Strea
     if (absl::Status st = NoteFreedAsleep(ptr); !st.ok()) return st;
   }
   if (ABSL_PREDICT_FALSE(span->kind == SpanKind::kSegment)) {
-    // A budget's eviction of this block under way in another thread ends
-    // first (evictions_in_flight.h): the block is then freed as evicted.
-    if (residency_.tracking()) evicting_.WaitFor({&ptr, 1});
-    absl::Status st = FreeLarge(span, ptr, kOwnStream ? std::nullopt : std::optional<Stream>(stream));
-    if (st.ok() && residency_.tracking()) residency_.Freed(reinterpret_cast<std::uintptr_t>(ptr));
-    return st;
+    if (residency_.tracking()) {
+      // Forgotten first, so that no budget picks it from now on (freed
+      // first, it stayed a victim to pick while another thread reused it);
+      // then a budget's eviction of it already under way in another thread
+      // ends (evictions_in_flight.h), and the block is freed as evicted. A
+      // pointer that is no live block's start is not tracked: nothing lost.
+      residency_.Freed(reinterpret_cast<std::uintptr_t>(ptr));
+      evicting_.WaitFor({&ptr, 1});
+    }
+    return FreeLarge(span, ptr, kOwnStream ? std::nullopt : std::optional<Stream>(stream));
   }
   auto* slab = static_cast<Slab*>(span);
   const std::int64_t idx = slab->IndexOf(reinterpret_cast<std::uintptr_t>(ptr));
