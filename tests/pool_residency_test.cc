@@ -142,6 +142,18 @@ std::vector<void*> FilledKv(Pool& pool, BackendKind kind, int n, std::size_t byt
   return kv;
 }
 
+// `n` KV blocks of 8 MiB allocated for `stream` (fewer if one failed).
+std::vector<void*> KvBlocks(Pool& pool, int n, Stream stream) {
+  std::vector<void*> kv;
+  for (int i = 0; i < n; ++i) {
+    auto p = pool.Allocate(8 * kMiB, stream, Role::kKv);
+    EXPECT_TRUE(p.ok()) << p.status();
+    if (!p.ok()) break;
+    kv.push_back(*p);
+  }
+  return kv;
+}
+
 // One block moved as an engine moves it (PrefetchBlocks).
 absl::Status PrefetchOne(Pool& pool, const void* block, Location where, Stream stream) {
   return pool.PrefetchBlocks(&block, 1, where, stream);
@@ -266,12 +278,8 @@ TEST(PoolStagingTest, ABudgetVictimIsCopiedOutAfterTheWorkOnItsOwnStream) {
   const Stream compute = testing::HostStream(1);
   const Stream side = testing::HostStream(2);
   const BackendCounters& bc = backend->counters();
-  std::vector<void*> kv;
-  for (int i = 0; i < 2; ++i) {
-    auto p = pool->Allocate(8 * kMiB, compute, Role::kKv);
-    ASSERT_TRUE(p.ok()) << p.status();
-    kv.push_back(*p);
-  }
+  const std::vector<void*> kv = KvBlocks(*pool, 2, compute);
+  ASSERT_EQ(kv.size(), 2u);
   backend->SetManualCompletion(true);
   backend->Submit(compute);  // a step writing kv[0] and kv[1], not run yet
   const std::uint64_t step = backend->Submit(compute);
@@ -297,12 +305,8 @@ TEST(PoolStagingTest, BlockLocationSaysWhatTheBudgetEvicted) {
   auto pool = testing::MakeHostPool(WithKvStaging(16 * kMiB), &backend);
   ASSERT_NE(pool, nullptr);
   const Stream s = kDefaultStream;
-  std::vector<void*> kv;
-  for (int i = 0; i < 3; ++i) {  // the third evicts kv[0]
-    auto p = pool->Allocate(8 * kMiB, s, Role::kKv);
-    ASSERT_TRUE(p.ok()) << p.status();
-    kv.push_back(*p);
-  }
+  const std::vector<void*> kv = KvBlocks(*pool, 3, s);  // the third evicts kv[0]
+  ASSERT_EQ(kv.size(), 3u);
   auto where = [&](const void* p) {
     absl::StatusOr<Location> l = pool->BlockLocation(p);
     EXPECT_TRUE(l.ok()) << l.status();
@@ -338,12 +342,8 @@ TEST(PoolStagingTest, ABudgetVictimWaitsForItsRecordedStreams) {
   const Stream compute = testing::HostStream(1);
   const Stream reader = testing::HostStream(2);
   const Stream side = testing::HostStream(3);
-  std::vector<void*> kv;
-  for (int i = 0; i < 2; ++i) {
-    auto p = pool->Allocate(8 * kMiB, compute, Role::kKv);
-    ASSERT_TRUE(p.ok()) << p.status();
-    kv.push_back(*p);
-  }
+  const std::vector<void*> kv = KvBlocks(*pool, 2, compute);
+  ASSERT_EQ(kv.size(), 2u);
   ASSERT_TRUE(pool->RecordStream(kv[0], reader).ok());
   backend->SetManualCompletion(true);
   const std::uint64_t read = backend->Submit(reader);  // reads kv[0], not run yet
@@ -371,12 +371,8 @@ TEST(PoolStagingTest, ABudgetVictimIsCopiedOutAfterTheStreamThatFetchedIt) {
   const Stream compute = testing::HostStream(1);
   const Stream fetcher = testing::HostStream(2);
   const Stream other = testing::HostStream(3);
-  std::vector<void*> kv;
-  for (int i = 0; i < 3; ++i) {  // the third evicts kv[0]
-    auto p = pool->Allocate(8 * kMiB, compute, Role::kKv);
-    ASSERT_TRUE(p.ok()) << p.status();
-    kv.push_back(*p);
-  }
+  const std::vector<void*> kv = KvBlocks(*pool, 3, compute);  // the third evicts kv[0]
+  ASSERT_EQ(kv.size(), 3u);
   ASSERT_EQ(pool->GetResidency(Role::kKv).budget_evictions, 1u);
   // kv[0] fetched on the fetcher's stream (evicting kv[1]); its copy in and
   // what follows it there have not run.

@@ -25,6 +25,9 @@ namespace {
 
 constexpr std::size_t kMiB = std::size_t{1} << 20;
 constexpr Stream kS = kDefaultStream;
+// An engine's second stream (a fetch thread's): the host backend's streams are
+// any handle.
+const Stream kSide = reinterpret_cast<Stream>(std::uintptr_t{0x2});
 
 std::unique_ptr<Pool> StrictPool(PoolOptions o = {}) {
   o.backend = BackendKind::kHost;
@@ -284,7 +287,7 @@ TEST(PopulateOnRequestTest, KvBudgetTurns) {
   constexpr std::size_t kBlock = 2 * kMiB;
   constexpr std::size_t kBudgetBlocks = 48;
   constexpr int kMaxBlocks = 12;
-  const Stream fetch = reinterpret_cast<Stream>(std::uintptr_t{0x2});
+  const Stream fetch = kSide;
   struct Req {
     std::vector<Block> blocks;
     int group;
@@ -367,9 +370,8 @@ TEST(PopulateOnRequestTest, KvBudgetTurns) {
 TEST(PopulateOnRequestTest, FetchRacingTheBudgetsEviction) {
   Race race = StartRace(32);
   ASSERT_NE(race.pool, nullptr);
-  const Stream fetch = reinterpret_cast<Stream>(std::uintptr_t{0x2});
-  RunRace(race, 8, fetch, [&](Block& b) {
-    ASSERT_TRUE(race.pool->PrefetchBlocks(&b.p, 1, Location::kDevice, fetch).ok());
+  RunRace(race, 8, kSide, [&](Block& b) {
+    ASSERT_TRUE(race.pool->PrefetchBlocks(&b.p, 1, Location::kDevice, kSide).ok());
   });
 }
 
@@ -399,7 +401,7 @@ TEST(PopulateOnRequestTest, ABudgetBoundsWhatTheRoleHoldsOnTheGpu) {
   ASSERT_TRUE(pool->ReserveEvictionStaging(4 * kBudget).ok());
   std::mt19937_64 rng(testing::TestSeed(20261201));
   const Stream compute = kS;
-  const Stream fetch = reinterpret_cast<Stream>(std::uintptr_t{0x2});
+  const Stream fetch = kSide;
   struct Request {
     std::vector<void*> blocks;
     int target;
@@ -479,7 +481,7 @@ TEST(PopulateOnRequestTest, RandomOperationsUnderAKvBudget) {
   constexpr std::size_t kBudget = 24 * kMiB;
   auto pool = KvBudgetPool(kBudget, 512 * kMiB);
   ASSERT_NE(pool, nullptr);
-  const Stream streams[2] = {kS, reinterpret_cast<Stream>(std::uintptr_t{0x2})};
+  const Stream streams[2] = {kS, kSide};
   std::vector<Block> live;
   std::vector<Role> roles;  // live[i]'s
   std::uint64_t reads = 0, fetched_reads = 0;
@@ -568,10 +570,9 @@ TEST(PopulateOnRequestTest, RandomOperationsUnderAKvBudget) {
 TEST(PopulateOnRequestTest, FreeRacingTheBudgetsEviction) {
   Race race = StartRace(32);
   ASSERT_NE(race.pool, nullptr);
-  const Stream mine = reinterpret_cast<Stream>(std::uintptr_t{0x2});
-  RunRace(race, 16, mine, [&](Block& b) {
-    ASSERT_TRUE(race.pool->Deallocate(b.p, mine).ok());
-    absl::StatusOr<void*> p = race.pool->Allocate(b.n, mine, Role::kKv);
+  RunRace(race, 16, kSide, [&](Block& b) {
+    ASSERT_TRUE(race.pool->Deallocate(b.p, kSide).ok());
+    absl::StatusOr<void*> p = race.pool->Allocate(b.n, kSide, Role::kKv);
     ASSERT_TRUE(p.ok()) << p.status();
     b = Block{*p, b.n, static_cast<unsigned char>(b.v % 200 + 1)};
     Fill(b.p, b.n, b.v);
@@ -586,10 +587,9 @@ TEST(PopulateOnRequestTest, FreeRacingTheBudgetsEviction) {
 TEST(PopulateOnRequestTest, EvictRacingTheBudgetsEviction) {
   Race race = StartRace(32);
   ASSERT_NE(race.pool, nullptr);
-  const Stream mine = reinterpret_cast<Stream>(std::uintptr_t{0x2});
-  RunRace(race, 16, mine, [&](Block& b) {
-    ASSERT_TRUE(race.pool->Evict(b.p, mine).ok());
-    ASSERT_TRUE(race.pool->PrefetchBlocks(&b.p, 1, Location::kDevice, mine).ok());
+  RunRace(race, 16, kSide, [&](Block& b) {
+    ASSERT_TRUE(race.pool->Evict(b.p, kSide).ok());
+    ASSERT_TRUE(race.pool->PrefetchBlocks(&b.p, 1, Location::kDevice, kSide).ok());
   });
 }
 
@@ -604,7 +604,7 @@ TEST(PopulateOnRequestTest, AFetchRacingTheBudgetsEvictionOfTheSameBlock) {
   constexpr int kBlocks = 16;
   auto pool = KvBudgetPool(kBlocks * kBlock, 8 * kBlocks * kBlock);
   ASSERT_NE(pool, nullptr);
-  const Stream mine = reinterpret_cast<Stream>(std::uintptr_t{0x2});
+  const Stream mine = kSide;
   std::vector<Block> blocks;
   for (int i = 0; i < kBlocks; ++i) blocks.push_back(New(*pool, kBlock, Role::kKv, static_cast<unsigned char>(i + 1)));
   std::atomic<bool> done{false};
