@@ -14,7 +14,9 @@ Writes OUT/oversubscription.json (and .md, the table):
              Rounds alternate the modes; tokens/s is the median over rounds,
              tokens must be identical in every mode and round.
   kv         examples/paged_kv (paged_kv_demo STEPS REQUESTS OUT TURN GROUPS
-             CONTEXT): a KV budget of 50% of its peak KV (evicted by
+             CONTEXT): a KV budget of 50% of its peak KV, its pools on
+             --kv-budget-backend (with vmm, all resident runs on managed and
+             on vmm memory, the ratio against the faster) (evicted by
              staging; with more than two groups the engine fetches the next
              group ahead during each turn) against all-resident and the
              same turns served by page faults, every round trip checked;
@@ -31,7 +33,7 @@ kv_budget50_vs_resident, kv_budget50_vs_faulting, pressure_replay_ooms
 
   PYTHONPATH=python python3 bench/torch/oversubscription.py --out DIR \\
       [--bin .gpu-stage/bin] [--layers 24] [--tokens 24] [--rounds 3] [--parts kv] \\
-      [--kv-keep-running]
+      [--kv-keep-running] [--kv-budget-backend managed|vmm]
 """
 import argparse
 import json
@@ -133,6 +135,9 @@ def main():
                     help="runs of the first --kv-runs configuration (the keys: medians)")
     ap.add_argument("--kv-keep-running", action="store_true",
                     help="the demo's Plan::keep_running (PAGED_KV_KEEP_RUNNING=1)")
+    ap.add_argument("--kv-budget-backend", choices=("managed", "vmm"), default="managed",
+                    help="the budget pools' backend (PAGED_KV_BUDGET_BACKEND); with vmm the "
+                         "demo also runs all resident on vmm and compares with the faster")
     ap.add_argument("--parts", default="weights,kv,pressure")
     ap.add_argument("--weights-worker", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -170,7 +175,8 @@ def main():
             kv_json = os.path.join(a.out, f"paged_kv_{tag}.json")
             p = run_json([os.path.join(a.bin, "paged_kv_demo"), str(steps),
                           str(a.kv_requests), kv_json, str(turn), str(groups), str(context)], 1200,
-                         {"PAGED_KV_KEEP_RUNNING": "1" if a.kv_keep_running else "0"})
+                         {"PAGED_KV_KEEP_RUNNING": "1" if a.kv_keep_running else "0",
+                          "PAGED_KV_BUDGET_BACKEND": a.kv_budget_backend})
             if p.returncode != 0 or not os.path.exists(kv_json):
                 res.setdefault("kv_error", (p.stdout + p.stderr)[-3000:])
                 continue
@@ -183,6 +189,7 @@ def main():
             res["kv_turn_steps"] = runs[0]["turn_steps"]
             res["kv_groups"] = runs[0]["groups"]
             res["kv_keep_running"] = runs[0].get("keep_running", False)
+            res["kv_budget_backend"] = runs[0].get("budget_backend", "managed")
             first = [r for r in runs if (r["turn_steps"], r["groups"], r["context"], r["steps"]) ==
                      (runs[0]["turn_steps"], runs[0]["groups"], runs[0]["context"], runs[0]["steps"])]
             first = first[:a.kv_repeats]
@@ -216,7 +223,7 @@ def main():
         json.dump(res, f, indent=1)
     rows = [(k, res.get(k)) for k in (
         "gpu", "weights_budget_vs_faulting", "weights_budget_vs_resident", "tokens_match",
-        "kv_turn_steps", "kv_groups", "kv_keep_running", "kv_budget50_vs_resident", "kv_budget50_vs_faulting",
+        "kv_turn_steps", "kv_groups", "kv_keep_running", "kv_budget_backend", "kv_budget50_vs_resident", "kv_budget50_vs_faulting",
         "kv_budget50_vs_resident_each_run", "kv_budget50_vs_faulting_each_run", "kv_mismatches",
         "pressure_replay_ooms",
         "pressure_replay_ooms_without_callback")]
