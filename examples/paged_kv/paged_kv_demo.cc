@@ -187,6 +187,7 @@ Result Run(umpool::Pool& pool, umpool::Pool& table_pool, int steps, int n_reques
   // PAGED_KV_CHECK_RESIDENT=1: before each step, every block it reads is
   // asked where the pool keeps it (a lock per block: slower steps).
   const bool check_resident = std::getenv("PAGED_KV_CHECK_RESIDENT") != nullptr;
+  std::vector<int> ran_ahead;  // check_resident: ids of this turn's requests fetched ahead
   for (int step = 0; step < steps; ++step) {
     if (step % 16 == 0) {
       const std::size_t used = device_used();
@@ -248,11 +249,23 @@ Result Run(umpool::Pool& pool, umpool::Pool& table_pool, int steps, int n_reques
       }
       std::vector<void*> out;
       for (int k : tp.leaving) out.insert(out.end(), reqs[k].blocks.begin(), reqs[k].blocks.end());
-      if (plan.mode == Mode::kBudget && !tp.kept.empty()) {
+      if (check_resident) {  // for the report of evicted reads below
+        ran_ahead.clear();
+        for (int k : tp.ahead) ran_ahead.push_back(reqs[k].id);
+      }
+      if (plan.mode == Mode::kBudget && (!tp.kept.empty() || !tp.ahead.empty())) {
         // Fetched again (nothing moves) before any allocation picks the
-        // budget's victims: those must be the requests that left.
+        // budget's victims: those must be the requests that left. The ones
+        // fetched ahead too: fetched early in the last turn, they are older
+        // than the blocks the last turn's admissions allocated, so the
+        // prefill of a waiting request below (before the fetch thread
+        // evicts the group that left) took them as the budget's victims
+        // and this turn's steps read them evicted (H200, three groups: on
+        // vmm memory an illegal address at the first step of the second
+        // turn, every run; PAGED_KV_CHECK_RESIDENT=1 named the blocks).
         std::vector<void*> keep;
         for (int k : tp.kept) keep.insert(keep.end(), reqs[k].blocks.begin(), reqs[k].blocks.end());
+        for (int k : tp.ahead) keep.insert(keep.end(), reqs[k].blocks.begin(), reqs[k].blocks.end());
         Check(pool.PrefetchBlocks(keep.data(), keep.size(), umpool::Location::kDevice, compute));
       }
       res.evictions += static_cast<long>(out.size());
@@ -358,10 +371,17 @@ Result Run(umpool::Pool& pool, umpool::Pool& table_pool, int steps, int n_reques
     }
     int max_blocks = 0;
     for (int k : running) max_blocks = std::max(max_blocks, reqs[k].length / kBlockTokens + 1);
-    if (check_resident) {  // what the step reads must be on the GPU (Pool::BlockLocation)
+    if (check_resident && plan.mode == Mode::kBudget) {  // what the step reads must be on the GPU
       for (int k : running) {
-        for (void* b : reqs[k].blocks) {
-          if (Check(pool.BlockLocation(b)) != umpool::Location::kDevice) ++res.evicted_reads;
+        const Request& q = reqs[k];
+        for (std::size_t i = 0; i < q.blocks.size(); ++i) {
+          if (Check(pool.BlockLocation(q.blocks[i])) == umpool::Location::kDevice) continue;
+          if (++res.evicted_reads <= 5) {  // the first few, to tell which plan put it there
+            std::printf("evicted read: step %d (turn step %d), request %d of group %d (active %d), "
+                        "block %zu of %zu, fetched ahead %d, kept %d\n",
+                        step, step % plan.group_steps, q.id, q.group, active, i, q.blocks.size(),
+                        std::count(ran_ahead.begin(), ran_ahead.end(), q.id) > 0 ? 1 : 0, q.kept ? 1 : 0);
+          }
         }
       }
     }
@@ -399,6 +419,13 @@ Result Run(umpool::Pool& pool, umpool::Pool& table_pool, int steps, int n_reques
       if (it->length >= it->target && it->paused_until < step && it->job < 0 &&
           (!turns || it->group == active || it->kept)) {
         for (void* b : it->blocks) Check(pool.Deallocate(b, compute));
+        // Its growth blocks go too, those it never took from the fetch thread
+        // included (before, they stayed allocated and resident until the
+        // turn's end, which the plan's budget_left no longer counted).
+        if (it->growth_job >= 0) {
+          std::vector<void*> untaken = fetcher.TakeGrowth(it->growth_job, it->job_slot);
+          it->growth.insert(it->growth.end(), untaken.begin(), untaken.end());
+        }
         for (void* b : it->growth) Check(pool.Deallocate(b));
         Check(table_pool.Deallocate(it->table, compute));
         ++res.retired;

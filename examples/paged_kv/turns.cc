@@ -40,6 +40,7 @@ TurnPlan PlanTurn(std::vector<Request>& reqs, int active, int previous, int next
     }
     if (q.ahead) {  // fetched during the last turn
       running += TurnNeed(q, plan);
+      turn.ahead.push_back(k);
     } else {
       (ran ? on_gpu : in).push_back(k);
     }

@@ -68,6 +68,7 @@ std::size_t TurnNeed(const Request& q, const Plan& plan);
 struct TurnPlan {
   std::vector<int> fetch;    // of the incoming group, in fetch order
   std::vector<int> kept;     // ran last turn, keep running: nothing to fetch (keep_running)
+  std::vector<int> ahead;    // of the incoming group, fetched ahead during the last turn: run
   std::vector<int> leaving;  // ran last turn, do not run this one: to evict
 };
 
@@ -75,7 +76,7 @@ struct TurnPlan {
 // the requests of the group that run this turn, what the budget holds with
 // their growth (the others sit out, those that sat out longest and the
 // smallest going first), so the budget never has to choose a running
-// request's blocks as its victims. Those fetched ahead run; the others are
+// request's blocks as its victims. Those fetched ahead run (`ahead`); the others are
 // returned in fetch order (a request admitted while the budget had no room
 // for it, `waiting`, is prefilled by the caller instead). Replacements for
 // requests retiring during the turn join it only if they fit then (see

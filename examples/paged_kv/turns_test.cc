@@ -193,10 +193,14 @@ TEST(TurnsTest, RandomTurnsNeverHoldMoreThanTheBudget) {
     std::vector<void*> ahead;
     const TurnPlan turn = PlanTurn(reqs, active, previous, next, plan, &ahead);
     SCOPED_TRACE(testing::Message() << "round " << round);
-    std::vector<int> role(reqs.size(), 0);  // 1 fetch, 2 kept, 3 leaving
+    std::vector<int> role(reqs.size(), 0);  // 1 fetch, 2 kept, 3 leaving, 4 fetched ahead
     for (int k : turn.fetch) { ASSERT_EQ(role[k], 0); role[k] = 1; }
     for (int k : turn.kept) { ASSERT_EQ(role[k], 0); role[k] = 2; }
     for (int k : turn.leaving) { ASSERT_EQ(role[k], 0); role[k] = 3; }
+    for (int k : turn.ahead) { ASSERT_EQ(role[k], 0); role[k] = 4; }
+    // Those fetched ahead run, named in the plan (the engine fetches them
+    // again, nothing moving, so that no budget takes them as victims).
+    for (std::size_t k = 0; k < reqs.size(); ++k) ASSERT_EQ(was_ahead[k], role[k] == 4) << "request " << k;
     std::size_t held = ahead_held;
     for (std::size_t i = 0; i < turn.fetch.size(); ++i) {
       const Request& q = reqs[turn.fetch[i]];
