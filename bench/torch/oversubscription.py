@@ -15,8 +15,10 @@ Writes OUT/oversubscription.json (and .md, the table):
              tokens must be identical in every mode and round.
   kv         examples/paged_kv (paged_kv_demo STEPS REQUESTS OUT TURN GROUPS
              CONTEXT): a KV budget of 50% of its peak KV, its pools on
-             --kv-budget-backend (with vmm, all resident runs on managed and
-             on vmm memory, the ratio against the faster) (evicted by
+             --kv-budget-backend (default vmm, the backend docs/residency.md
+             recommends for budgets: all resident then runs on managed and on
+             vmm memory, the ratio against the faster; managed: the budget's
+             pools on managed memory too) (evicted by
              staging; with more than two groups the engine fetches the next
              group ahead during each turn) against all-resident and the
              same turns served by page faults, every round trip checked;
@@ -135,7 +137,7 @@ def main():
                     help="runs of the first --kv-runs configuration (the keys: medians)")
     ap.add_argument("--kv-keep-running", action="store_true",
                     help="the demo's Plan::keep_running (PAGED_KV_KEEP_RUNNING=1)")
-    ap.add_argument("--kv-budget-backend", choices=("managed", "vmm"), default="managed",
+    ap.add_argument("--kv-budget-backend", choices=("managed", "vmm"), default="vmm",
                     help="the budget pools' backend (PAGED_KV_BUDGET_BACKEND); with vmm the "
                          "demo also runs all resident on vmm and compares with the faster")
     ap.add_argument("--parts", default="weights,kv,pressure")
