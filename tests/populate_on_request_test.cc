@@ -464,6 +464,138 @@ TEST(PopulateOnRequestTest, ABudgetBoundsWhatTheRoleHoldsOnTheGpu) {
   internal::PoolCore::Unwrap(*pool)->CheckInvariants();
 }
 
+
+// The paged-KV demo's three-group turns: the engine evicts the group that
+// left (PrefetchBlocks to the host: copies queued, pages dropped later) and
+// fetches the next group ahead where the budget has room beside the running
+// one, fetching again (nothing moves) what it fetched ahead before the turn's
+// allocations. What the role holds on the GPU stays near the budget.
+// `strict`: the host emulation of vmm memory (pages populated by request,
+// its populated pages counted); else memory that populates on touch, as
+// managed memory does (the pool's own count: populated less evicted).
+void EngineTurnsUnderABudget(bool strict) {
+  constexpr std::size_t kBlock = 2 * kMiB;
+  constexpr int kPerGroup = 6, kMaxBlocks = 8;
+  constexpr std::size_t kBudget = 2 * kPerGroup * kMaxBlocks * kBlock * 3 / 4;
+  PoolOptions o;
+  o.backend = BackendKind::kHost;
+  o.capacity_bytes = std::size_t{4} << 30;
+  RolePolicy& kvp = o.roles[static_cast<int>(Role::kKv)];
+  kvp.discard_on_free = true;
+  kvp.evict_by_staging = true;
+  kvp.hbm_budget_bytes = kBudget;
+  auto owned = std::make_unique<internal::HostBackend>(std::size_t{64} << 30, /*populate_on_request=*/strict);
+  internal::HostBackend* backend = owned.get();
+  auto made = Pool::Create(o, std::move(owned));
+  ASSERT_TRUE(made.ok()) << made.status();
+  std::unique_ptr<Pool> pool = *std::move(made);
+  ASSERT_TRUE(pool->ReserveEvictionStaging(4 * kBudget).ok());
+  std::mt19937_64 rng(testing::TestSeed(20261202));
+  const Stream compute = kS, fetch = kSide;
+  const Stream evict = reinterpret_cast<Stream>(std::uintptr_t{0x3});
+  struct Request {
+    std::vector<void*> blocks;
+    int target;
+    bool ahead = false;
+  };
+  auto admit = [&](std::vector<Request>& group) {
+    Request q;
+    q.target = std::uniform_int_distribution<int>(kMaxBlocks / 2 + 1, kMaxBlocks)(rng);
+    const int first = q.target - std::uniform_int_distribution<int>(1, 3)(rng);
+    for (int b = 0; b < first; ++b) {
+      absl::StatusOr<void*> p = pool->Allocate(kBlock, compute, Role::kKv);
+      ASSERT_TRUE(p.ok()) << p.status();
+      q.blocks.push_back(*p);
+    }
+    group.push_back(std::move(q));
+  };
+  auto move = [&](const std::vector<void*>& blocks, Location where, Stream s) {
+    if (blocks.empty()) return;
+    std::vector<const void*> v(blocks.begin(), blocks.end());
+    ASSERT_TRUE(pool->PrefetchBlocks(v.data(), v.size(), where, s).ok());
+  };
+  std::vector<Request> groups[3];
+  for (auto& g : groups) {
+    for (int i = 0; i < kPerGroup; ++i) admit(g);
+  }
+  std::size_t peak_populated = 0, peak_resident = 0;
+  auto sample = [&] {
+    const RoleResidency kv = pool->GetResidency(Role::kKv);
+    peak_resident = std::max(peak_resident, kv.resident_bytes);
+    peak_populated = std::max(peak_populated, strict ? backend->populated_bytes()
+                                                     : kv.reserved_bytes - std::min(kv.reserved_bytes, kv.host_bytes));
+  };
+  for (int turn = 0; turn < 30; ++turn) {
+    std::vector<Request>& running = groups[turn % 3];
+    std::vector<Request>& next = groups[(turn + 1) % 3];
+    std::vector<void*> again, in, out;
+    for (const Request& q : groups[(turn + 2) % 3]) out.insert(out.end(), q.blocks.begin(), q.blocks.end());
+    for (Request& q : running) {
+      (q.ahead ? again : in).insert(q.ahead ? again.end() : in.end(), q.blocks.begin(), q.blocks.end());
+      q.ahead = false;
+    }
+    move(again, Location::kDevice, compute);  // nothing moves: the most recent now
+    move(out, Location::kHost, evict);
+    move(in, Location::kDevice, fetch);
+    sample();
+    // The next group ahead, as far as the budget holds it beside this one
+    // (each running request at its target).
+    std::size_t held = 0;
+    for (const Request& q : running) held += static_cast<std::size_t>(q.target) * kBlock;
+    std::vector<void*> ahead;
+    for (Request& q : next) {
+      const std::size_t need = static_cast<std::size_t>(q.target) * kBlock;
+      if (held + need > kBudget) continue;
+      held += need;
+      q.ahead = true;
+      ahead.insert(ahead.end(), q.blocks.begin(), q.blocks.end());
+    }
+    move(ahead, Location::kDevice, fetch);
+    sample();
+    for (std::size_t i = 0; i < running.size(); ++i) {
+      Request& q = running[i];
+      while (static_cast<int>(q.blocks.size()) < q.target) {  // growth
+        absl::StatusOr<void*> p = pool->Allocate(kBlock, compute, Role::kKv);
+        ASSERT_TRUE(p.ok()) << p.status();
+        q.blocks.push_back(*p);
+            sample();
+      }
+      if (std::uniform_int_distribution<int>(0, 1)(rng) == 0) {  // retired, replaced next turn
+        for (void* b : q.blocks) ASSERT_TRUE(pool->Deallocate(b, compute).ok());
+        running.erase(running.begin() + static_cast<std::ptrdiff_t>(i--));
+      }
+    }
+    while (static_cast<int>(next.size()) < kPerGroup) {
+      admit(next);
+      if (::testing::Test::HasFatalFailure()) return;
+        sample();
+    }
+  }
+  std::printf("budget %zu MiB (%s): peaks resident %zu MiB, on the GPU %zu MiB\n", kBudget / kMiB,
+              strict ? "vmm-like" : "populated on touch", peak_resident / kMiB, peak_populated / kMiB);
+  EXPECT_LE(peak_resident, kBudget);
+  const std::size_t slack = static_cast<std::size_t>(PoolOptions{}.give_back_slack * kBudget);
+  // Before, the blocks freed on the compute stream stayed populated while
+  // the engine fetched on its side stream: 160 MiB (strict).
+  EXPECT_LE(peak_populated, kBudget + slack + kBlock);
+  const RoleResidency kv = pool->GetResidency(Role::kKv);
+  EXPECT_GT(kv.evictions, 200u) << "the engine evicted little";
+  EXPECT_GT(kv.budget_evictions, 0u) << "the budget was not at work";
+  for (auto& g : groups) {
+    for (Request& q : g) {
+      for (void* b : q.blocks) ASSERT_TRUE(pool->Deallocate(b, compute).ok());
+    }
+  }
+  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+}
+
+TEST(PopulateOnRequestTest, ABudgetBoundsWhatTheRoleHoldsWithEngineEvictions) {
+  EngineTurnsUnderABudget(/*strict=*/true);
+}
+
+TEST(PopulateOnRequestTest, ABudgetBoundsWhatTheRoleHoldsWithEngineEvictionsOnTouchPopulatedMemory) {
+  EngineTurnsUnderABudget(/*strict=*/false);
+}
 }  // namespace
 
 // Randomized, against the strict (vmm-like) emulation: KV blocks of mixed

@@ -180,6 +180,12 @@ class LargeHeap {
   // pairs appended to *out: the arena picks one age limit across spaces.
   void DroppableAges(Stream stream, bool own_stream, bool keep_tails, PageRange keep,
                      std::vector<std::pair<std::uint64_t, std::size_t>>* out);
+  // The streams other than `but` holding free blocks freed on them and not
+  // fenced yet (a budget's give-back drops them on their own stream).
+  std::vector<Stream> StreamsHoldingFrees(Stream but);
+  // Fences the free blocks of streams other than `stream` (an event on each)
+  // and makes ready those whose work has completed. Never blocks.
+  void ReadyOtherStreams(Stream stream, Fencer& fencer);
   // Serving `bytes` on `stream` from bare pages: the fewest bare bytes to
   // refill, taking a bare block alone or joined with the free populated
   // blocks either side of it (reusable on `stream`), and in *keep the range

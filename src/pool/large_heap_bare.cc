@@ -74,6 +74,24 @@ void LargeHeap::DroppableAges(Stream stream, bool own_stream, bool keep_tails, P
   });
 }
 
+std::vector<Stream> LargeHeap::StreamsHoldingFrees(Stream but) {
+  MutexLock lock(&mu_);
+  std::vector<Stream> out;
+  free_.ForEachStream([&](Stream s) {
+    if (s != but) out.push_back(s);
+  });
+  return out;
+}
+
+void LargeHeap::ReadyOtherStreams(Stream stream, Fencer& fencer) {
+  MutexLock lock(&mu_);
+  Unpark();
+  (void)free_.FenceOthers(stream, fencer);
+  (void)free_.Poll(fencer, [this](BestFitSet&& blocks) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    MakeReady(std::move(blocks));
+  });
+}
+
 absl::StatusOr<std::size_t> LargeHeap::Depopulate(Stream stream, bool own_stream,
                                                   std::size_t want, bool keep_tails,
                                                   PageRange keep, Drop drop,

@@ -139,6 +139,8 @@ absl::Status PoolCore::Prefetch(const void* ptr, std::size_t bytes, Location whe
     NoteEvicted(block->ptr);
     if (large) st = NoteMoved({*block}, where, stream);
   }
+  // Once the fetched pages are in: free pages past the budget go back.
+  if (st.ok() && large && where == Location::kDevice) GiveBackOverBudgets(stream);
   return st;
 }
 
@@ -157,9 +159,7 @@ absl::Status PoolCore::NoteMoved(const std::vector<BlockInfo>& blocks, Location 
                                  Stream stream) {
   Victims victims;
   residency_.Moved(blocks, where, stream, &victims);
-  absl::Status st = EvictVictims(victims, stream);
-  if (st.ok() && where == Location::kDevice) GiveBackOverBudgets(stream);
-  return st;
+  return EvictVictims(victims, stream);
 }
 
 absl::Status PoolCore::AdmitBudgeted(void* p, std::size_t bytes, Role role, Stream stream) {
@@ -322,6 +322,8 @@ absl::Status PoolCore::PrefetchBlocks(const void* const* ptrs, std::size_t count
     for (void* b : starts) NoteEvicted(b);
     if (!large.empty()) st = NoteMoved(large, where, stream);
   }
+  // Once the fetched pages are in (StageIn): before, the give-back missed them.
+  if (st.ok() && !large.empty() && where == Location::kDevice) GiveBackOverBudgets(stream);
   return st;
 }
 

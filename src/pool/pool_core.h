@@ -210,8 +210,8 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   absl::Status NoteMoved(const std::vector<BlockInfo>& blocks, Location where, Stream stream);
   // A budget bounds what its role holds on the GPU, free pages included:
   // a budgeted role past its budget (and give_back_slack of it) gives back
-  // free pages (Arena::GiveBackOverBudget). After each budgeted allocation
-  // and fetch.
+  // free pages (Arena::GiveBackOverBudget). After each budgeted allocation,
+  // and after a fetch's pages are in.
   void GiveBackOverBudgets(Stream stream);
   absl::Status EvictVictims(const Victims& victims, Stream stream);
   // An engine's eviction of `blocks` (large ones) around its copies out:

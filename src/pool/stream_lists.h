@@ -78,6 +78,13 @@ class StreamLists {
   }
   List& ready() { return ready_; }
   const List& ready() const { return ready_; }
+  // Calls f(stream) for each stream whose group holds items.
+  template <class F>
+  void ForEachStream(F&& f) const {
+    for (const auto& [s, g] : by_stream_) {
+      if (!g.items.empty()) f(s);
+    }
+  }
 
   // Adds items that may be reused once every fence has completed.
   void AddPending(Fences fences, List items) {
