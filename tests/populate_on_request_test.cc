@@ -376,6 +376,52 @@ TEST(PopulateOnRequestTest, FetchRacingTheBudgetsEviction) {
 }
 
 
+// A request of the CPU models of the paged-KV turns: its 2 MiB KV blocks
+// and the count it retires at.
+struct TurnRequest {
+  std::vector<void*> blocks;
+  int target = 0;
+  bool ahead = false;  // fetched ahead during the last turn
+};
+
+// A new request of `group`: a target of max_blocks/2+1 .. max_blocks blocks,
+// 1-3 short of it already allocated on `stream` (role kv).
+void AdmitRequest(Pool& pool, int max_blocks, Stream stream, std::mt19937_64& rng,
+                  std::vector<TurnRequest>* group) {
+  TurnRequest q;
+  q.target = std::uniform_int_distribution<int>(max_blocks / 2 + 1, max_blocks)(rng);
+  const int first = q.target - std::uniform_int_distribution<int>(1, 3)(rng);
+  for (int b = 0; b < first; ++b) {
+    absl::StatusOr<void*> p = pool.Allocate(2 * kMiB, stream, Role::kKv);
+    ASSERT_TRUE(p.ok()) << p.status();
+    q.blocks.push_back(*p);
+  }
+  group->push_back(std::move(q));
+}
+
+// A pool on the host backend (`strict`: its emulation of vmm memory, pages
+// populated by request) whose KV role has `budget`, evicts by staging and
+// has eviction staging reserved; *backend: its backend. nullptr on failure
+// (reported).
+std::unique_ptr<Pool> KvBudgetPool(std::size_t budget, bool strict, internal::HostBackend** backend) {
+  PoolOptions o;
+  o.backend = BackendKind::kHost;
+  o.capacity_bytes = std::size_t{4} << 30;
+  RolePolicy& kvp = o.roles[static_cast<int>(Role::kKv)];
+  kvp.discard_on_free = true;
+  kvp.evict_by_staging = true;
+  kvp.hbm_budget_bytes = budget;
+  auto owned = std::make_unique<internal::HostBackend>(std::size_t{64} << 30, /*populate_on_request=*/strict);
+  *backend = owned.get();
+  auto made = Pool::Create(o, std::move(owned));
+  EXPECT_TRUE(made.ok()) << made.status();
+  if (!made.ok()) return nullptr;
+  std::unique_ptr<Pool> pool = *std::move(made);
+  const absl::Status reserved = pool->ReserveEvictionStaging(4 * budget);
+  EXPECT_TRUE(reserved.ok()) << reserved;
+  return reserved.ok() ? std::move(pool) : nullptr;
+}
+
 // What a budgeted role holds on the GPU (here: the pages populated), not
 // only its resident live blocks: an engine's requests taking turns in two
 // groups under a KV budget that holds one group with its growth, as the
@@ -386,37 +432,14 @@ TEST(PopulateOnRequestTest, ABudgetBoundsWhatTheRoleHoldsOnTheGpu) {
   constexpr std::size_t kBlock = 2 * kMiB;
   constexpr int kPerGroup = 8, kMaxBlocks = 8;
   constexpr std::size_t kBudget = kPerGroup * kMaxBlocks * kBlock;
-  PoolOptions o;
-  o.backend = BackendKind::kHost;
-  o.capacity_bytes = std::size_t{4} << 30;
-  RolePolicy& kvp = o.roles[static_cast<int>(Role::kKv)];
-  kvp.discard_on_free = true;
-  kvp.evict_by_staging = true;
-  kvp.hbm_budget_bytes = kBudget;
-  auto owned = std::make_unique<internal::HostBackend>(std::size_t{64} << 30, /*populate_on_request=*/true);
-  internal::HostBackend* backend = owned.get();
-  auto made = Pool::Create(o, std::move(owned));
-  ASSERT_TRUE(made.ok()) << made.status();
-  std::unique_ptr<Pool> pool = *std::move(made);
-  ASSERT_TRUE(pool->ReserveEvictionStaging(4 * kBudget).ok());
+  internal::HostBackend* backend = nullptr;
+  std::unique_ptr<Pool> pool = KvBudgetPool(kBudget, /*strict=*/true, &backend);
+  ASSERT_NE(pool, nullptr);
   std::mt19937_64 rng(testing::TestSeed(20261201));
   const Stream compute = kS;
   const Stream fetch = kSide;
-  struct Request {
-    std::vector<void*> blocks;
-    int target;
-  };
-  auto admit = [&](std::vector<Request>& group) {
-    Request q;
-    q.target = std::uniform_int_distribution<int>(kMaxBlocks / 2 + 1, kMaxBlocks)(rng);
-    const int first = q.target - std::uniform_int_distribution<int>(1, 3)(rng);
-    for (int b = 0; b < first; ++b) {
-      absl::StatusOr<void*> p = pool->Allocate(kBlock, compute, Role::kKv);
-      ASSERT_TRUE(p.ok()) << p.status();
-      q.blocks.push_back(*p);
-    }
-    group.push_back(std::move(q));
-  };
+  using Request = TurnRequest;
+  auto admit = [&](std::vector<Request>& group) { AdmitRequest(*pool, kMaxBlocks, compute, rng, &group); };
   std::vector<Request> groups[2];
   for (auto& g : groups) {
     for (int i = 0; i < kPerGroup; ++i) admit(g);
@@ -477,38 +500,14 @@ void EngineTurnsUnderABudget(bool strict) {
   constexpr std::size_t kBlock = 2 * kMiB;
   constexpr int kPerGroup = 6, kMaxBlocks = 8;
   constexpr std::size_t kBudget = 2 * kPerGroup * kMaxBlocks * kBlock * 3 / 4;
-  PoolOptions o;
-  o.backend = BackendKind::kHost;
-  o.capacity_bytes = std::size_t{4} << 30;
-  RolePolicy& kvp = o.roles[static_cast<int>(Role::kKv)];
-  kvp.discard_on_free = true;
-  kvp.evict_by_staging = true;
-  kvp.hbm_budget_bytes = kBudget;
-  auto owned = std::make_unique<internal::HostBackend>(std::size_t{64} << 30, /*populate_on_request=*/strict);
-  internal::HostBackend* backend = owned.get();
-  auto made = Pool::Create(o, std::move(owned));
-  ASSERT_TRUE(made.ok()) << made.status();
-  std::unique_ptr<Pool> pool = *std::move(made);
-  ASSERT_TRUE(pool->ReserveEvictionStaging(4 * kBudget).ok());
+  internal::HostBackend* backend = nullptr;
+  std::unique_ptr<Pool> pool = KvBudgetPool(kBudget, strict, &backend);
+  ASSERT_NE(pool, nullptr);
   std::mt19937_64 rng(testing::TestSeed(20261202));
   const Stream compute = kS, fetch = kSide;
   const Stream evict = reinterpret_cast<Stream>(std::uintptr_t{0x3});
-  struct Request {
-    std::vector<void*> blocks;
-    int target;
-    bool ahead = false;
-  };
-  auto admit = [&](std::vector<Request>& group) {
-    Request q;
-    q.target = std::uniform_int_distribution<int>(kMaxBlocks / 2 + 1, kMaxBlocks)(rng);
-    const int first = q.target - std::uniform_int_distribution<int>(1, 3)(rng);
-    for (int b = 0; b < first; ++b) {
-      absl::StatusOr<void*> p = pool->Allocate(kBlock, compute, Role::kKv);
-      ASSERT_TRUE(p.ok()) << p.status();
-      q.blocks.push_back(*p);
-    }
-    group.push_back(std::move(q));
-  };
+  using Request = TurnRequest;
+  auto admit = [&](std::vector<Request>& group) { AdmitRequest(*pool, kMaxBlocks, compute, rng, &group); };
   auto move = [&](const std::vector<void*>& blocks, Location where, Stream s) {
     if (blocks.empty()) return;
     std::vector<const void*> v(blocks.begin(), blocks.end());
