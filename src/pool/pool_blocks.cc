@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/types/span.h"
 #include "src/pool/pool_core.h"
 
 namespace umpool::internal {
@@ -29,22 +30,6 @@ BlockInfo SlabBlock(const Slab& slab, std::uint32_t idx) {
   return BlockInfo{slab.BlockAt(idx), slab.info().size, slab.info().size - r.slack, r.stream,
                    slab.role};
 }
-
-// Residency::BeginFetch .. EndFetch around a fetch, however it returns.
-class FetchUnderWay {
- public:
-  FetchUnderWay(Residency& residency, std::vector<void*> blocks)
-      : residency_(residency), blocks_(std::move(blocks)) {
-    residency_.BeginFetch(blocks_);
-  }
-  ~FetchUnderWay() { residency_.EndFetch(blocks_); }
-  FetchUnderWay(const FetchUnderWay&) = delete;
-  FetchUnderWay& operator=(const FetchUnderWay&) = delete;
-
- private:
-  Residency& residency_;
-  const std::vector<void*> blocks_;
-};
 
 }  // namespace
 
@@ -114,7 +99,7 @@ absl::Status PoolCore::Prefetch(const void* ptr, std::size_t bytes, Location whe
   const bool large = IsLarge(block->ptr);
   std::optional<FetchUnderWay> under_way;  // until the copies in are queued
   if (large && where == Location::kDevice) {
-    under_way.emplace(residency_, std::vector<void*>{block->ptr});
+    under_way.emplace(residency_, absl::MakeConstSpan(&*block, 1));
     if (absl::Status st = CheckFetchable({block->ptr}, stream); !st.ok()) return st;
     if (absl::Status st = NoteMoved({*block}, where, stream); !st.ok()) return st;
   }
@@ -301,9 +286,7 @@ absl::Status PoolCore::PrefetchBlocks(const void* const* ptrs, std::size_t count
   // Fetching: a budget's victims leave first; evicting: counted after.
   std::optional<FetchUnderWay> under_way;  // until the copies in are queued
   if (where == Location::kDevice && !large.empty()) {
-    std::vector<void*> fetched;
-    for (const BlockInfo& b : large) fetched.push_back(b.ptr);
-    under_way.emplace(residency_, std::move(fetched));
+    under_way.emplace(residency_, large);
     if (absl::Status st = CheckFetchable(starts, stream); !st.ok()) return st;
     if (absl::Status st = NoteMoved(large, where, stream); !st.ok()) return st;
   }

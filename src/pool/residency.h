@@ -33,6 +33,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/types/span.h"
 #include "src/base/mutex.h"
 #include "src/pool/counters.h"
 #include "umpool/options.h"
@@ -127,6 +128,26 @@ class Residency {
   // Resident blocks of each budgeted role; front = most recently allocated or fetched.
   std::array<std::list<std::uintptr_t>, kNumRoles> lru_ ABSL_GUARDED_BY(mu_);
   std::array<RoleResidency, kNumRoles> stats_ ABSL_GUARDED_BY(mu_);
+};
+
+// Residency::BeginFetch .. EndFetch around a fetch, however it returns.
+// Without a budget nothing is recorded (no budget could pick them).
+class FetchUnderWay {
+ public:
+  FetchUnderWay(Residency& residency, absl::Span<const BlockInfo> blocks) : residency_(residency) {
+    if (!residency_.any_budget()) return;
+    for (const BlockInfo& b : blocks) blocks_.push_back(b.ptr);
+    residency_.BeginFetch(blocks_);
+  }
+  ~FetchUnderWay() {
+    if (!blocks_.empty()) residency_.EndFetch(blocks_);
+  }
+  FetchUnderWay(const FetchUnderWay&) = delete;
+  FetchUnderWay& operator=(const FetchUnderWay&) = delete;
+
+ private:
+  Residency& residency_;
+  std::vector<void*> blocks_;
 };
 
 }  // namespace umpool::internal
