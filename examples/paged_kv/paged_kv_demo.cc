@@ -145,9 +145,10 @@ int main(int argc, char** argv) {
   // while the live KV the budget counts peaked at the budget: free blocks
   // the pool kept populated (2.6-2.7 GiB once the budget gave them back,
   // ee3034c). The managed backend's figure cannot show it (dropped managed
-  // pages stay counted until the driver reuses them). Crashed now and
-  // then (an illegal address, 2 of 27 runs in the nineteenth session, none in
-  // three in the twentieth; cause not shown: docs/status.md, known limits).
+  // pages stay counted until the driver reuses them). Two groups crashed in
+  // 2 of 27 runs in the nineteenth session (cause not shown), none in 17 since;
+  // three groups in every run until 0a04e55 (the engine's blocks fetched
+  // ahead taken as victims: engine.cc, at a turn's start).
   if (const char* v = std::getenv("PAGED_KV_BUDGET_BACKEND"); v != nullptr && std::string(v) == "vmm") {
     ob.backend = umpool::BackendKind::kVmm;
   }
