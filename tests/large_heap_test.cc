@@ -65,5 +65,55 @@ TEST(LargeHeapTest, GrowingOverABareTailKeepsTheGrowthForTheCaller) {
   heap.CheckInvariants();
 }
 
+// A request no single free block serves, beside neighbours that are each
+// reusable on its stream: a block freed on that stream and a larger ready
+// one, which the merge rules keep apart (a ready block joins a stream's
+// only when no larger). They are joined for the request instead of the
+// space growing; what it leaves of the ready block stays ready. Found in a
+// steady trace's replay (blocks seed 2): a 28 MiB slab grew the big-slab
+// space beside 18 + 26 + 24 MiB of such neighbours.
+TEST(LargeHeapTest, ARequestJoinsNeighboursUsableOnItsStream) {
+  HostBackend backend;
+  Fencer fencer{backend};
+  const Stream s1 = testing::HostStream(1), s2 = testing::HostStream(2),
+               s3 = testing::HostStream(3);
+  const std::uintptr_t base = std::uintptr_t{1} << 40;  // never touched
+  Segment seg(base, 100 * kMiB, Role::kDefault, reinterpret_cast<void*>(base), 100 * kMiB);
+  seg.populated = 100 * kMiB;  // no reserve: nothing can grow
+  LargeHeap heap(512, kMiB, /*holds_slabs=*/false);
+  absl::Status events;
+  LargeHeap::Taken a = heap.AddSegmentAndTake(&seg, 18 * kMiB, s1, 18 * kMiB);
+  LargeHeap::Taken b = heap.Take(26 * kMiB, s1, 26 * kMiB, fencer, &events);
+  LargeHeap::Taken d = heap.Take(56 * kMiB, s1, 56 * kMiB, fencer, &events);
+  ASSERT_EQ(reinterpret_cast<std::uintptr_t>(a.ptr), base);
+  ASSERT_EQ(reinterpret_cast<std::uintptr_t>(b.ptr), base + 18 * kMiB);
+  ASSERT_EQ(reinterpret_cast<std::uintptr_t>(d.ptr), base + 44 * kMiB);
+  // A freed on s1 (its work not done); B freed on s2, whose work completed.
+  backend.SetManualCompletion(true);
+  backend.Submit(s1);
+  ASSERT_TRUE(heap.Free(base, s1, fencer).ok());
+  ASSERT_TRUE(heap.Free(base + 18 * kMiB, s2, fencer).ok());
+  heap.ReleaseStream(s2);
+  heap.CheckInvariants();
+  LargeHeap::Taken c = heap.Take(28 * kMiB, s1, 28 * kMiB, fencer, &events);
+  ASSERT_NE(c.ptr, nullptr) << "18 MiB freed on s1 and 26 MiB ready, side by side";
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(c.ptr), base);
+  EXPECT_EQ(c.bytes, 28 * kMiB);
+  EXPECT_FALSE(c.cross_stream);
+  EXPECT_NE(c.seq, 0u) << "it holds memory freed on s1: s1's terms";
+  // The 16 MiB left of the ready block: reusable on any stream at once.
+  LargeHeap::Taken e = heap.Take(16 * kMiB, s3, 16 * kMiB, fencer, &events);
+  ASSERT_NE(e.ptr, nullptr);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(e.ptr), base + 28 * kMiB);
+  EXPECT_TRUE(e.cross_stream) << "from the ready group";
+  heap.CheckInvariants();
+  EXPECT_TRUE(events.ok()) << events;
+  backend.CompleteAll();
+  for (const LargeHeap::Taken& t : {c, e, d}) {
+    ASSERT_TRUE(heap.Free(reinterpret_cast<std::uintptr_t>(t.ptr), s1, fencer).ok());
+  }
+  heap.CheckInvariants();
+}
+
 }  // namespace
 }  // namespace umpool::internal

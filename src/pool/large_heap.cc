@@ -189,8 +189,13 @@ LargeHeap::Taken LargeHeap::Take(std::size_t bytes, Stream stream, std::size_t r
     MakeReady(std::move(blocks));
   };
   LargeBlock* b = free_.TakeReusable(stream, fencer, pick, to_ready, status);
-  if (b == nullptr) b = free_.TakeFenced(stream, fencer, pick, to_ready, status);
-  if (b == nullptr) return Taken{};
+  // No block alone: neighbours usable on `stream` together, before other
+  // streams are fenced (and again after: fencing makes blocks ready).
+  if (b == nullptr) {
+    if (Taken j = TakeJoined(bytes, stream, requested); j.ptr != nullptr) return j;
+    b = free_.TakeFenced(stream, fencer, pick, to_ready, status);
+  }
+  if (b == nullptr) return TakeJoined(bytes, stream, requested);
   Taken t;
   t.cross_stream = from_ready;
   t.seq = from_ready ? 0 : free_.StampOf(stream);

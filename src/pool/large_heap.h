@@ -5,8 +5,8 @@
 // ranges). Each segment is split into address-ordered blocks. Free blocks sit
 // in the StreamLists groups (stream_lists.h): freed on a stream, pending, or
 // ready. Take is best fit over the caller's stream group and the ready group,
-// then over other streams' groups once fenced; the remainder of a split stays
-// free. A freed block merges with free neighbours whose reuse terms allow it:
+// then neighbours of those two groups joined (TakeJoined), then over other
+// streams' groups once fenced; the remainder of a split stays free. A freed block merges with free neighbours whose reuse terms allow it:
 // two ready blocks; a ready block and a block freed on stream S (the result is
 // S's: safe for S at once, and other streams fence S anyway); two blocks freed
 // on the same stream. Pending blocks never merge.
@@ -344,6 +344,20 @@ class LargeHeap {
   Taken Carve(LargeBlock* b, std::size_t bytes, Stream stream, std::size_t requested, Taken t)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MarkLive(LargeBlock* b, Stream stream, std::size_t requested)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Consecutive free blocks, `lo` to `hi`, each reusable on the stream of a
+  // request that none of them serves alone (large_heap_join.cc).
+  struct Join {
+    LargeBlock* lo = nullptr;
+    LargeBlock* hi = nullptr;
+  };
+  // The fewest bytes of such blocks that hold `bytes` (lo nullptr: none).
+  Join FindJoin(std::size_t bytes, Stream stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Joins what FindJoin found and carves `bytes` for `stream` from it (ptr
+  // nullptr: nothing to join). The joined block is `stream`'s when any part
+  // was (Taken::seq its group's stamp); what the request leaves of a ready
+  // last block stays ready.
+  Taken TakeJoined(std::size_t bytes, Stream stream, std::size_t requested)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The parked block when it serves `bytes` on `stream` whole (as Carve
   // would hand it out), taken off the spot and live again; else nullptr.

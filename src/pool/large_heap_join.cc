@@ -1,0 +1,80 @@
+// LargeHeap::TakeJoined: a request that no single free block serves, served
+// by neighbours that are each reusable on its stream (ready, or freed on
+// it) but stayed apart under the merge rules (large_heap.cc, CanMerge): a
+// ready block larger than the stream's blocks either side of it keeps to
+// itself, so that other streams can still use it. The request's own stream
+// may use all of them at once, so they are joined for it rather than the
+// space growing.
+#include <cstdint>
+
+#include "src/pool/large_heap.h"
+
+namespace umpool::internal {
+
+LargeHeap::Join LargeHeap::FindJoin(std::size_t bytes, Stream stream) {
+  auto usable = [stream](const LargeBlock* b) {
+    return b != nullptr && !b->bare && ReusableOn(b, stream);
+  };
+  Join best;
+  std::size_t best_bytes = SIZE_MAX;
+  // Each run of usable neighbours once, from its first block: the fewest
+  // bytes of consecutive blocks (two or more) that hold the request.
+  auto scan = [&](LargeBlock* first) {
+    if (usable(first->prev)) return;  // not a run's first block
+    LargeBlock* lo = first;
+    std::size_t sum = 0;
+    for (LargeBlock* hi = first; usable(hi); hi = hi->next) {
+      sum += hi->size;
+      while (lo != hi && sum - lo->size >= bytes) {
+        sum -= lo->size;
+        lo = lo->next;
+      }
+      if (sum >= bytes && lo != hi && sum < best_bytes) {
+        best = Join{lo, hi};
+        best_bytes = sum;
+      }
+    }
+  };
+  if (BestFitSet* own = free_.Own(stream)) own->ForEach(scan);
+  free_.ready().ForEach(scan);
+  return best;
+}
+
+LargeHeap::Taken LargeHeap::TakeJoined(std::size_t bytes, Stream stream, std::size_t requested) {
+  const Join j = FindJoin(bytes, stream);
+  if (j.lo == nullptr) return Taken{};
+  // What the request does not need of the last block (a ready one) stays
+  // ready: only the part it takes joins the stream's terms.
+  const bool last_ready = j.hi->where == Where::kReady;
+  const std::uintptr_t last_start = j.hi->addr;
+  const std::uintptr_t last_end = j.hi->addr + j.hi->size;
+  const LargeBlock* const after = j.hi->next;
+  LargeBlock* b = j.lo;
+  SetOf(b).Erase(b);
+  while (b->next != after) {
+    LargeBlock* n = b->next;
+    SetOf(n).Erase(n);
+    Absorb(b, n);  // a stream block's terms win: the result is `stream`'s
+  }
+  const bool own = b->where == Where::kStream;
+  if (own) {
+    free_.OnStream(stream, free_.StampOf(stream)).Add(b);
+  } else {
+    free_.ready().Add(b);
+  }
+  Taken t;
+  t.cross_stream = !own;
+  t.seq = own ? free_.StampOf(stream) : 0;
+  t = Carve(b, bytes, stream, requested, t);
+  LargeBlock* rest = b->next;
+  if (last_ready && own && rest != nullptr && !rest->live && rest->where == Where::kStream &&
+      rest->addr >= last_start && rest->addr + rest->size <= last_end) {
+    SetOf(rest).Erase(rest);
+    rest->where = Where::kReady;
+    rest->stream = nullptr;
+    InsertFree(rest, 0);
+  }
+  return t;
+}
+
+}  // namespace umpool::internal
