@@ -1,4 +1,4 @@
-// PoolOptions::give_back_free_pages (bare blocks, docs/design.md): before the
+// PoolOptions::give_back_free_pages (bare blocks, docs/arena.md): before the
 // reserved bytes pass their high-water mark and give_back_slack above peak
 // live bytes, free pages are given back and refilled when reused. Checked on the CPU with host backends: one whose
 // memory populates on touch (as managed memory: blocks freed on the

@@ -214,7 +214,7 @@ struct PoolOptions {
   // after warm-up, each a discard or a populate. Managed and vmm memory (vmm:
   // only free pages no stream's work may still use), GPU-preferred roles;
   // off during graph captures. false keeps every populated page until Trim
-  // or the out-of-memory retry. docs/design.md, "Bare blocks".
+  // or the out-of-memory retry. docs/arena.md, "Bare blocks".
   bool give_back_free_pages = true;
 
   // How far above its peak live (allocated) bytes the pool's reserved bytes

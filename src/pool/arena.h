@@ -35,9 +35,9 @@
 // pages (bare blocks: dropped, no longer reserved), and the request tries
 // its space's bare blocks (refilled). Then it grows its space: a segment's
 // reserve (the one leaving the least to populate), else a new segment
-// (docs/design.md, "Bare blocks"). Growth is claimed under the cap
+// (docs/arena.md, "Bare blocks"). Growth is claimed under the cap
 // before the slow backend call, so concurrent growth never overshoots it
-// (invariant 5). docs/design.md has the measurements behind each rule.
+// (invariant 5). docs/arena.md has the measurements behind each rule.
 //
 // Thread safety: every method may be called from any thread. grow_mu_
 // guards capacity accounting, the segment registry and pagemap writes; it is

@@ -1,5 +1,5 @@
 // Arena: giving free pages back before populating more, and refilling them
-// (docs/design.md, "Bare blocks").
+// (docs/arena.md, "Bare blocks").
 #include <algorithm>
 #include <vector>
 

@@ -153,7 +153,7 @@ class LargeHeap {
   absl::Status TakeAt(std::uintptr_t p, std::size_t bytes, Stream stream, std::size_t requested,
                       Fencer& fencer, Populate refill);
 
-  // Pages given back before the arena populates more (docs/design.md,
+  // Pages given back before the arena populates more (docs/arena.md,
   // "Bare blocks"). A range of whole pages.
   struct PageRange {
     std::uintptr_t addr = 0;

@@ -1,5 +1,5 @@
 // LargeHeap: bare blocks, free ranges whose pages the pool gave back before
-// populating more (docs/design.md, "Bare blocks"): making them, taking them
+// populating more (docs/arena.md, "Bare blocks"): making them, taking them
 // (refilled), and the accounting that keeps reserved bytes = populated - bare.
 #include <algorithm>
 #include <utility>
