@@ -1,12 +1,9 @@
 // The pool conformance suite, part 5: per-role HBM budgets and residency
 // counts, on every backend. Instantiated in pool_test.cc. On the managed
 // backend the evictions and fetches are real; their contents are checked.
-#include <atomic>
-#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "src/backend/host_backend.h"
 #include "src/pool/pool_core.h"
 #include "tests/pool_test_fixture.h"
 #include "tests/residency_helpers.h"
@@ -18,11 +15,7 @@ namespace {
 
 using ::umpool::testing::CheckPattern;
 using ::umpool::testing::FillPattern;
-using ::umpool::testing::FilledKv;
-using ::umpool::testing::KvBlocks;
-using ::umpool::testing::PrefetchOne;
 using ::umpool::testing::WithKvBudget;
-using ::umpool::testing::WithKvStaging;
 
 constexpr std::size_t kMiB = std::size_t{1} << 20;
 

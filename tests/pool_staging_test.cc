@@ -22,7 +22,6 @@ using ::umpool::testing::FillPattern;
 using ::umpool::testing::FilledKv;
 using ::umpool::testing::KvBlocks;
 using ::umpool::testing::PrefetchOne;
-using ::umpool::testing::WithKvBudget;
 using ::umpool::testing::WithKvStaging;
 
 constexpr std::size_t kMiB = std::size_t{1} << 20;
