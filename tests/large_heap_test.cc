@@ -115,5 +115,54 @@ TEST(LargeHeapTest, ARequestJoinsNeighboursUsableOnItsStream) {
   heap.CheckInvariants();
 }
 
+// The same join when what the request leaves comes from a block freed on
+// the stream: that rest stays the stream's (its work may not have run), so
+// another stream cannot take it before a fence says so.
+TEST(LargeHeapTest, WhatAJoinLeavesOfAStreamsBlockStaysThatStreams) {
+  HostBackend backend;
+  Fencer fencer{backend};
+  const Stream s1 = testing::HostStream(1), s2 = testing::HostStream(2),
+               s3 = testing::HostStream(3);
+  const std::uintptr_t base = std::uintptr_t{1} << 40;  // never touched
+  Segment seg(base, 100 * kMiB, Role::kDefault, reinterpret_cast<void*>(base), 100 * kMiB);
+  seg.populated = 100 * kMiB;  // no reserve: nothing can grow
+  LargeHeap heap(512, kMiB, /*holds_slabs=*/false);
+  absl::Status events;
+  // A 18, B 26, C 24, D 32 MiB, all live on s1.
+  std::vector<std::uintptr_t> at;
+  at.push_back(reinterpret_cast<std::uintptr_t>(heap.AddSegmentAndTake(&seg, 18 * kMiB, s1, 18 * kMiB).ptr));
+  for (std::size_t mib : {26, 24, 32}) {
+    at.push_back(reinterpret_cast<std::uintptr_t>(heap.Take(mib * kMiB, s1, mib * kMiB, fencer, &events).ptr));
+  }
+  ASSERT_EQ(at[3], base + 68 * kMiB);
+  // A and C freed on s1, their work not run; B freed on s2 and done: ready,
+  // and larger than C, so apart from both.
+  backend.SetManualCompletion(true);
+  backend.Submit(s1);
+  ASSERT_TRUE(heap.Free(at[0], s1, fencer).ok());
+  ASSERT_TRUE(heap.Free(at[2], s1, fencer).ok());
+  ASSERT_TRUE(heap.Free(at[1], s2, fencer).ok());
+  heap.ReleaseStream(s2);
+  // 46 MiB on s1: B and C together (50 MiB) are the fewest bytes that hold it.
+  LargeHeap::Taken c = heap.Take(46 * kMiB, s1, 46 * kMiB, fencer, &events);
+  ASSERT_NE(c.ptr, nullptr);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(c.ptr), base + 18 * kMiB);
+  EXPECT_NE(c.seq, 0u);
+  // Its 4 MiB rest is C's, freed on s1: not s3's while s1's work is queued.
+  LargeHeap::Taken e = heap.Take(4 * kMiB, s3, 4 * kMiB, fencer, &events);
+  EXPECT_EQ(e.ptr, nullptr) << "s3 got memory s1's queued work may still use";
+  heap.CheckInvariants();
+  // Once s1's work has run, the fence s3's search recorded lets s3 have it.
+  backend.CompleteAll();
+  LargeHeap::Taken f = heap.Take(4 * kMiB, s3, 4 * kMiB, fencer, &events);
+  ASSERT_NE(f.ptr, nullptr);
+  EXPECT_TRUE(events.ok()) << events;
+  for (const void* p : {c.ptr, f.ptr}) {
+    ASSERT_TRUE(heap.Free(reinterpret_cast<std::uintptr_t>(p), s1, fencer).ok());
+  }
+  ASSERT_TRUE(heap.Free(at[3], s1, fencer).ok());
+  heap.CheckInvariants();
+}
+
 }  // namespace
 }  // namespace umpool::internal
