@@ -65,6 +65,20 @@ TEST(LargeHeapTest, GrowingOverABareTailKeepsTheGrowthForTheCaller) {
   heap.CheckInvariants();
 }
 
+// The joins' stage: one 100 MiB segment, wholly populated (no reserve, so
+// nothing can grow), three streams. The segment outlives the heap.
+class LargeHeapJoinTest : public ::testing::Test {
+ protected:
+  LargeHeapJoinTest() { seg.populated = 100 * kMiB; }
+  HostBackend backend;
+  Fencer fencer{backend};
+  const Stream s1 = testing::HostStream(1), s2 = testing::HostStream(2),
+               s3 = testing::HostStream(3);
+  const std::uintptr_t base = std::uintptr_t{1} << 40;  // never touched
+  Segment seg{base, 100 * kMiB, Role::kDefault, reinterpret_cast<void*>(base), 100 * kMiB};
+  LargeHeap heap{512, kMiB, /*holds_slabs=*/false};
+};
+
 // A request no single free block serves, beside neighbours that are each
 // reusable on its stream: a block freed on that stream and a larger ready
 // one, which the merge rules keep apart (a ready block joins a stream's
@@ -72,15 +86,7 @@ TEST(LargeHeapTest, GrowingOverABareTailKeepsTheGrowthForTheCaller) {
 // space growing; what it leaves of the ready block stays ready. Found in a
 // steady trace's replay (blocks seed 2): a 28 MiB slab grew the big-slab
 // space beside 18 + 26 + 24 MiB of such neighbours.
-TEST(LargeHeapTest, ARequestJoinsNeighboursUsableOnItsStream) {
-  HostBackend backend;
-  Fencer fencer{backend};
-  const Stream s1 = testing::HostStream(1), s2 = testing::HostStream(2),
-               s3 = testing::HostStream(3);
-  const std::uintptr_t base = std::uintptr_t{1} << 40;  // never touched
-  Segment seg(base, 100 * kMiB, Role::kDefault, reinterpret_cast<void*>(base), 100 * kMiB);
-  seg.populated = 100 * kMiB;  // no reserve: nothing can grow
-  LargeHeap heap(512, kMiB, /*holds_slabs=*/false);
+TEST_F(LargeHeapJoinTest, ARequestJoinsNeighboursUsableOnItsStream) {
   absl::Status events;
   LargeHeap::Taken a = heap.AddSegmentAndTake(&seg, 18 * kMiB, s1, 18 * kMiB);
   LargeHeap::Taken b = heap.Take(26 * kMiB, s1, 26 * kMiB, fencer, &events);
@@ -118,15 +124,7 @@ TEST(LargeHeapTest, ARequestJoinsNeighboursUsableOnItsStream) {
 // The same join when what the request leaves comes from a block freed on
 // the stream: that rest stays the stream's (its work may not have run), so
 // another stream cannot take it before a fence says so.
-TEST(LargeHeapTest, WhatAJoinLeavesOfAStreamsBlockStaysThatStreams) {
-  HostBackend backend;
-  Fencer fencer{backend};
-  const Stream s1 = testing::HostStream(1), s2 = testing::HostStream(2),
-               s3 = testing::HostStream(3);
-  const std::uintptr_t base = std::uintptr_t{1} << 40;  // never touched
-  Segment seg(base, 100 * kMiB, Role::kDefault, reinterpret_cast<void*>(base), 100 * kMiB);
-  seg.populated = 100 * kMiB;  // no reserve: nothing can grow
-  LargeHeap heap(512, kMiB, /*holds_slabs=*/false);
+TEST_F(LargeHeapJoinTest, WhatAJoinLeavesOfAStreamsBlockStaysThatStreams) {
   absl::Status events;
   // A 18, B 26, C 24, D 32 MiB, all live on s1.
   std::vector<std::uintptr_t> at;
