@@ -6,8 +6,9 @@
 // in the StreamLists groups (stream_lists.h): freed on a stream, pending, or
 // ready. Take is best fit over the caller's stream group and the ready group,
 // then neighbours of those two groups joined (TakeJoined), then over other
-// streams' groups once fenced; the remainder of a split stays free. A freed block merges with free neighbours whose reuse terms allow it:
-// two ready blocks; a ready block and a block freed on stream S (the result is
+// streams' groups once fenced; the remainder of a split stays free. A freed
+// block merges with free neighbours whose reuse terms allow it: two ready
+// blocks; a ready block and a block freed on stream S (the result is
 // S's: safe for S at once, and other streams fence S anyway); two blocks freed
 // on the same stream. Pending blocks never merge.
 //

@@ -56,16 +56,12 @@ LargeHeap::Taken LargeHeap::TakeJoined(std::size_t bytes, Stream stream, std::si
     SetOf(n).Erase(n);
     Absorb(b, n);  // a stream block's terms win: the result is `stream`'s
   }
+  // Out of every group now, as Carve leaves a block: split and hand out.
   const bool own = b->where == Where::kStream;
-  if (own) {
-    free_.OnStream(stream, free_.StampOf(stream)).Add(b);
-  } else {
-    free_.ready().Add(b);
-  }
-  Taken t;
-  t.cross_stream = !own;
-  t.seq = own ? free_.StampOf(stream) : 0;
-  t = Carve(b, bytes, stream, requested, t);
+  Split(b, bytes, MinRest(b));
+  MarkLive(b, stream, requested);
+  const Taken t{reinterpret_cast<void*>(b->addr), b->size, /*cross_stream=*/!own,
+                own ? free_.StampOf(stream) : 0};
   LargeBlock* rest = b->next;
   if (last_ready && own && rest != nullptr && !rest->live && rest->where == Where::kStream &&
       rest->addr >= last_start && rest->addr + rest->size <= last_end) {
