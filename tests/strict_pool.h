@@ -11,6 +11,7 @@
 
 #include "gtest/gtest.h"
 #include "src/backend/host_backend.h"
+#include "tests/residency_helpers.h"
 #include "umpool/pool.h"
 
 namespace umpool::testing {
@@ -43,12 +44,8 @@ inline std::unique_ptr<Pool> StrictPool(PoolOptions o = {}, bool strict = true,
 inline std::unique_ptr<Pool> KvBudgetPool(std::size_t budget, std::size_t staging,
                                           bool strict = true,
                                           internal::HostBackend** backend = nullptr) {
-  PoolOptions o;
-  RolePolicy& kvp = o.roles[static_cast<int>(Role::kKv)];
-  kvp.discard_on_free = true;
-  kvp.evict_by_staging = true;
-  kvp.hbm_budget_bytes = budget;
-  auto pool = StrictPool(o, strict, backend);
+  // StrictPool sets the cap (4 GiB) over WithKvStaging's.
+  auto pool = StrictPool(WithKvStaging(budget), strict, backend);
   if (pool != nullptr) EXPECT_TRUE(pool->ReserveEvictionStaging(staging).ok());
   return pool;
 }
