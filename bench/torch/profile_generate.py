@@ -46,7 +46,7 @@ def main():
             torch.cuda.synchronize()
     print(f"== {a.use}: {8 * a.tokens / min(times):.1f} tok/s (best of 3: "
           f"{', '.join(f'{t * 1e3:.1f}' for t in times)} ms)")
-    report(prof, a, "generate")
+    report(prof, a, "generate", 1, torch)
 
 
 def train(torch, a, steps=5):
@@ -70,10 +70,10 @@ def train(torch, a, steps=5):
         torch.cuda.synchronize()
     print(f"== {a.use}: {min(times) * 1e3:.2f} ms per training step (best of 3 chunks: "
           f"{', '.join(f'{t * 1e3:.2f}' for t in times)} ms)")
-    report(prof, a, "train", steps)
+    report(prof, a, "train", steps, torch)
 
 
-def report(prof, a, what, steps=1):
+def report(prof, a, what, steps, torch):
     ka = prof.key_averages()
     rows = sorted(ka, key=lambda e: e.cpu_time_total, reverse=True)
     gpu = [e for e in ka if getattr(getattr(e, "device_type", None), "name", "") == "CUDA"]
@@ -92,6 +92,12 @@ def report(prof, a, what, steps=1):
         print(f"{e.key[:48]:48s} {e.count:7d} {e.self_cpu_time_total / 1e3:12.2f}")
     if a.out:
         prof.export_chrome_trace(os.path.join(a.out, f"{what}_{a.use}.trace.json"))
+        ops = [{"op": e.key, "calls": e.count, "cpu_total_us": e.cpu_time_total / steps,
+                "self_cpu_us": e.self_cpu_time_total / steps,
+                "device_us": getattr(e, "device_time_total", 0) / steps} for e in ka]
+        with open(os.path.join(a.out, f"{what}_{a.use}.ops.json"), "w") as f:
+            json.dump({"card": torch.cuda.get_device_name(), "use": a.use, "per": "step" if steps > 1
+                       else "run", "ops": ops}, f, indent=1)
 
 
 if __name__ == "__main__":
