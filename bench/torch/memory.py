@@ -8,6 +8,9 @@ models from transformers, each in its own process):
   generate  12-layer model, HF generate with DynamicCache over a series of
             batch sizes, prompt lengths and output lengths (tokens/s)
   train     8-layer model, AdamW, 12 steps over varied lengths (ms per step)
+  compile   4-layer model under torch.compile (inductor), six calls over varied
+            shapes (seconds, compilation included: each process compiles into
+            a fresh inductor / Triton cache, so no allocator finds it warm)
 
 Per process: peak reserved and peak allocated as torch.cuda reports them
 (under umpool: its populated bytes and its blocks), their ratio, and the
@@ -25,6 +28,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -34,7 +38,8 @@ from bench_torch import run_worker  # noqa: E402
 # live bytes); umpool_keep_pages: UMPOOL_CONF=give_back_free_pages:0 (every
 # populated page kept, as before the thirteenth session).
 ALLOCATORS = ("native", "expandable", "umpool", "umpool_keep_pages")
-SPEED = {"generate": ("tokens_per_s", "tok/s"), "train": ("step_ms", "ms/step")}
+SPEED = {"generate": ("tokens_per_s", "tok/s"), "train": ("step_ms", "ms/step"),
+         "compile": ("seconds", "s")}
 
 
 def worker(name, alloc):
@@ -66,8 +71,12 @@ def run(name, alloc):
         env["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"
     if alloc == "umpool_keep_pages":
         env["UMPOOL_CONF"] = "give_back_free_pages:0"
-    return run_worker(__file__, ["--worker", name, "--alloc", alloc], f"{name}/{alloc}", env=env,
-                      timeout=900)
+    with tempfile.TemporaryDirectory(prefix=f"umpool_memory_{alloc}_") as cache:
+        if name == "compile":
+            env["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(cache, "inductor")
+            env["TRITON_CACHE_DIR"] = os.path.join(cache, "triton")
+        return run_worker(__file__, ["--worker", name, "--alloc", alloc], f"{name}/{alloc}",
+                          env=env, timeout=900)
 
 
 def main():
@@ -75,7 +84,7 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out")
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--only", default="generate,train")
+    ap.add_argument("--only", default="generate,train,compile")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--alloc", help=argparse.SUPPRESS)
     a = ap.parse_args()
