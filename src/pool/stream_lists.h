@@ -67,7 +67,9 @@ class StreamLists {
   // The group of `stream`, created if needed; its stamp rises to `seq` (the
   // Fencer stamp of the newest free being added).
   List& OnStream(Stream stream, std::uint64_t seq) {
-    Group& g = by_stream_[stream];
+    auto [it, created] = by_stream_.try_emplace(stream);
+    if (created) order_.push_back(stream);
+    Group& g = it->second;
     g.seq = std::max(g.seq, seq);
     return g.items;
   }
@@ -81,8 +83,8 @@ class StreamLists {
   // Calls f(stream) for each stream whose group holds items.
   template <class F>
   void ForEachStream(F&& f) const {
-    for (const auto& [s, g] : by_stream_) {
-      if (!g.items.empty()) f(s);
+    for (Stream s : order_) {
+      if (!by_stream_.at(s).items.empty()) f(s);
     }
   }
 
@@ -142,7 +144,8 @@ class StreamLists {
   // and moves the group to pending.
   absl::Status FenceOthers(Stream stream, Fencer& fencer) {
     absl::Status first;
-    for (auto& [s, g] : by_stream_) {
+    for (Stream s : order_) {
+      Group& g = by_stream_.at(s);
       if (s == stream || g.items.empty()) continue;
       absl::StatusOr<FenceRef> f = fencer.FenceFor(s, g.seq);
       if (!f.ok()) {
@@ -178,6 +181,7 @@ class StreamLists {
     List moved;
     std::swap(moved, it->second.items);
     by_stream_.erase(it);
+    order_.erase(std::find(order_.begin(), order_.end(), stream));
     to_ready(std::move(moved));
   }
 
@@ -186,7 +190,10 @@ class StreamLists {
   enum class Where : std::uint8_t { kStream, kPending, kReady };
   template <class F>
   void ForEachGroup(F&& f) const {
-    for (const auto& [s, g] : by_stream_) f(g.items, Where::kStream, s, g.seq, nullptr);
+    for (Stream s : order_) {
+      const Group& g = by_stream_.at(s);
+      f(g.items, Where::kStream, s, g.seq, nullptr);
+    }
     for (const Pending& p : pending_) f(p.items, Where::kPending, nullptr, 0, &p.fences);
     f(ready_, Where::kReady, nullptr, 0, nullptr);
   }
@@ -216,6 +223,12 @@ class StreamLists {
     List items;
   };
   absl::flat_hash_map<Stream, Group> by_stream_;
+  // by_stream_'s streams in the order their groups were made: every walk
+  // over the groups goes in this order. A hash map's order follows where
+  // its table lies in host memory (absl salts its probes with the table's
+  // address), and the order groups are fenced in decides the order their
+  // blocks merge: placement would differ from run to run.
+  std::vector<Stream> order_;
   std::vector<Pending> pending_;
   List ready_;
 };
