@@ -1,5 +1,6 @@
 #include "src/pool/slab_allocator.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "src/base/check.h"
@@ -101,6 +102,15 @@ std::size_t SlabAllocator::ReclaimEmptySlabs(int heap, bool wait, absl::Status* 
     absl::Status st = b.TakeEmpty(fencer_, wait, &empty);
     if (status != nullptr) status->Update(st);
   }
+  // In address order: a bin hands its empty slabs over in its hash map's
+  // order, which follows where their records lie in host memory, and the
+  // order they go back in can decide how the slab space merges them (a ready
+  // block joins a stream's block only if no larger). Placement must not
+  // depend on the host heap's layout.
+  std::sort(empty.begin(), empty.end(), [](const CentralBin::EmptySlab& a,
+                                           const CentralBin::EmptySlab& b) {
+    return a.slab->base < b.slab->base;
+  });
   for (CentralBin::EmptySlab& e : empty) ReturnSlab(e.slab, std::move(e.terms));
   return empty.size();
 }
