@@ -162,5 +162,44 @@ TEST_F(LargeHeapJoinTest, WhatAJoinLeavesOfAStreamsBlockStaysThatStreams) {
   heap.CheckInvariants();
 }
 
+// What a split leaves of a free block is as old as the block: its pages were
+// freed when the block's were. The rest's record may be a recycled one (a
+// block absorbed by a merge); until 2026-12-02 it kept that block's free
+// time, so pages given back "oldest first" were chosen by a stale clock.
+TEST_F(LargeHeapJoinTest, ARestKeepsItsBlocksFreeTime) {
+  absl::Status events;
+  // A 10 MiB, X 2 (stays live: A never merges with B), B and C 10 each, D
+  // the other 68, all live on s1.
+  const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(
+      heap.AddSegmentAndTake(&seg, 10 * kMiB, s1, 10 * kMiB).ptr);
+  std::vector<std::uintptr_t> xbcd;
+  for (std::size_t mib : {2, 10, 10, 68}) {
+    xbcd.push_back(reinterpret_cast<std::uintptr_t>(
+        heap.Take(mib * kMiB, s1, mib * kMiB, fencer, &events).ptr));
+  }
+  ASSERT_EQ(xbcd[3], base + 32 * kMiB);
+  // A freed first (the oldest), then B and C, which merge: C's record goes
+  // to the heap's spares, with C's (newer) free time in it.
+  for (std::uintptr_t p : {a, xbcd[1], xbcd[2]}) ASSERT_TRUE(heap.Free(p, s1, fencer).ok());
+  // 4 MiB from A (the best fit): its 6 MiB rest takes a spare record.
+  LargeHeap::Taken t = heap.Take(4 * kMiB, s1, 4 * kMiB, fencer, &events);
+  ASSERT_EQ(reinterpret_cast<std::uintptr_t>(t.ptr), base);
+  // One page to give back: the oldest free pages are A's rest's.
+  std::vector<LargeHeap::PageRange> dropped;
+  absl::StatusOr<std::size_t> n = heap.Depopulate(
+      s1, /*own_stream=*/true, 2 * kMiB, /*keep_tails=*/false, LargeHeap::PageRange{},
+      [&](const std::vector<LargeHeap::PageRange>& r) {
+        dropped = r;
+        return absl::OkStatus();
+      });
+  ASSERT_TRUE(n.ok()) << n.status();
+  ASSERT_EQ(dropped.size(), 1u);
+  EXPECT_GE(dropped[0].addr, base + 4 * kMiB);
+  EXPECT_LE(dropped[0].addr + dropped[0].bytes, base + 10 * kMiB)
+      << "pages of B and C (freed later) given back before A's";
+  EXPECT_TRUE(events.ok()) << events;
+  heap.CheckInvariants();
+}
+
 }  // namespace
 }  // namespace umpool::internal

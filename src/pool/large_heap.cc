@@ -143,6 +143,7 @@ LargeBlock* LargeHeap::NewBlock() {
   b->requested = 0;
   b->evicted = false;
   b->bare = false;
+  b->freed_at = 0;
   b->recorded.clear();
   return b;
 }

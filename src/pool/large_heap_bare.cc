@@ -23,6 +23,7 @@ LargeBlock* LargeHeap::CutAt(LargeBlock* b, std::size_t at) {
   r->where = b->where;
   r->stream = b->stream;
   r->bare = b->bare;
+  r->freed_at = b->freed_at;  // its pages were freed when b's were
   return r;
 }
 
