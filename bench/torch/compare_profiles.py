@@ -11,6 +11,10 @@ import argparse
 import glob
 import json
 import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from duel import emit  # noqa: E402
 
 
 def load(folder, use):
@@ -58,11 +62,7 @@ def main():
         if abs(d) < 1.0:
             continue
         lines.append(f"| {op[:60]} | {calls} | {fmt(n)} | {fmt(u)} | {d:+.0f} |")
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    if a.out:
-        with open(a.out, "w") as f:
-            f.write(text)
+    emit(lines, a.out)
 
 
 if __name__ == "__main__":

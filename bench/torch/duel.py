@@ -73,6 +73,15 @@ class Worker:
         self.log.close()
 
 
+def emit(lines, path=None):
+    """Prints a report's lines and, with `path`, writes them there too."""
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    if path:
+        with open(path, "w") as f:
+            f.write(text)
+
+
 def quartiles(xs):
     if len(xs) < 2:
         return [xs[0], xs[0]] if xs else [None, None]

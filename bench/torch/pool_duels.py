@@ -14,7 +14,7 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from duel import bootstrap_ci, quartiles  # noqa: E402
+from duel import bootstrap_ci, emit, quartiles  # noqa: E402
 
 
 def ratios_of(run_dir):
@@ -58,11 +58,7 @@ def main():
         lines.append(f"| {task} | " + " | ".join(cells) + f" | {len(pooled)}, "
                      f"{statistics.median(pooled):.3f} ({q[0]:.3f}-{q[1]:.3f}) "
                      f"[{ci[0]:.3f}-{ci[1]:.3f}], {below:.2f} |")
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    if a.out:
-        with open(a.out, "w") as f:
-            f.write(text)
+    emit(lines, a.out)
 
 
 if __name__ == "__main__":
