@@ -95,9 +95,18 @@ def report(prof, a, what, steps, torch):
         ops = [{"op": e.key, "calls": e.count, "cpu_total_us": e.cpu_time_total / steps,
                 "self_cpu_us": e.self_cpu_time_total / steps,
                 "device_us": getattr(e, "device_time_total", 0) / steps} for e in ka]
-        with open(os.path.join(a.out, f"{what}_{a.use}.ops.json"), "w") as f:
-            json.dump({"card": torch.cuda.get_device_name(), "use": a.use, "per": "step" if steps > 1
-                       else "run", "ops": ops}, f, indent=1)
+        write_ops(os.path.join(a.out, f"{what}_{a.use}.ops.json"),
+                  {"card": torch.cuda.get_device_name(), "use": a.use,
+                   "per": "step" if steps > 1 else "run"}, ops)
+
+
+def write_ops(path, head, ops):
+    """One JSON document, one op to a line (about 200 lines for a training
+    profile): head's keys, then "ops"."""
+    with open(path, "w") as f:
+        f.write(json.dumps(head)[:-1] + ', "ops": [\n')
+        f.write(",\n".join(json.dumps(op) for op in ops))
+        f.write("\n]}\n")
 
 
 if __name__ == "__main__":
