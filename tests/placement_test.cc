@@ -24,6 +24,7 @@ namespace {
 
 using testing::HostStream;
 constexpr std::size_t kMiB = std::size_t{1} << 20;
+constexpr int kOps = 6000;  // requests and frees, each run
 
 struct Placements {
   std::vector<std::intptr_t> offsets;  // each block's address - the first block's
@@ -47,17 +48,17 @@ Placements Replay(std::uint64_t seed, bool stir) {
   // Reserved in both runs alike: a vector growing past glibc's mmap
   // threshold would move the backend's mappings, not only the records.
   std::vector<void*> stirred;
-  stirred.reserve(4 * 6000);
+  stirred.reserve(4 * kOps);
   struct Live {
     void* p;
     Stream s;
   };
   std::vector<Live> live;
   live.reserve(64);
-  run.offsets.reserve(6000);
-  run.reserved.reserve(6000);
+  run.offsets.reserve(kOps);
+  run.reserved.reserve(kOps);
   std::uintptr_t first = 0;
-  for (int op = 0; op < 6000; ++op) {
+  for (int op = 0; op < kOps; ++op) {
     if (stir) {
       for (int k = static_cast<int>(noise() % 4); k > 0; --k) {
         stirred.push_back(std::malloc(16 + noise() % 3000));
@@ -65,8 +66,7 @@ Placements Replay(std::uint64_t seed, bool stir) {
     }
     if (!live.empty() && (live.size() > 24 || rng() % 100 < 45)) {
       const std::size_t i = rng() % live.size();
-      const Stream fs = HostStream(static_cast<int>(rng() % 3));
-      EXPECT_TRUE(pool->Deallocate(live[i].p, fs).ok());
+      EXPECT_TRUE(pool->Deallocate(live[i].p, HostStream(static_cast<int>(rng() % 3))).ok());
       live[i] = live.back();
       live.pop_back();
       continue;
