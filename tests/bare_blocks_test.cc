@@ -183,20 +183,27 @@ TEST(BareBlocksTest, RestoringBlocksOverGivenBackPagesRefillsThem) {
 }
 
 
+// A pool that gives back everything above peak live (slack 0) on a host
+// backend whose work completes only when the test says so.
+std::unique_ptr<Pool> ManualPool(internal::HostBackend** backend) {
+  PoolOptions o;
+  o.give_back_free_pages = true;
+  o.give_back_slack = 0;
+  o.stats_publish_bytes = 0;
+  auto pool = testing::MakeHostPool(o, backend, std::size_t{16} << 30);
+  if (pool != nullptr) (*backend)->SetManualCompletion(true);
+  return pool;
+}
+
 // A slab made of pages that one stream dropped and refilled (a refill does
 // not wait for drops on its own stream) is that stream's until its work is
 // done: another stream carving a block of it at once would not be ordered
 // after the work that used the pages before. (The model test's concurrent
 // phase once reported such a reuse; without 2a7e411's binding this fails.)
 TEST(BareBlocksTest, ASlabOfPagesRefilledByOneStreamWaitsForItsWork) {
-  PoolOptions o;
-  o.give_back_free_pages = true;
-  o.give_back_slack = 0;
-  o.stats_publish_bytes = 0;
   internal::HostBackend* backend = nullptr;
-  auto pool = testing::MakeHostPool(o, &backend, std::size_t{16} << 30);
+  auto pool = ManualPool(&backend);
   ASSERT_NE(pool, nullptr);
-  backend->SetManualCompletion(true);
   const Stream s1 = testing::HostStream(1), s3 = testing::HostStream(3);
   constexpr std::size_t kOld = 352 * 1024, kNew = 3 * 1024;
   std::vector<void*> old;
@@ -247,6 +254,69 @@ TEST(BareBlocksTest, ASlabOfPagesRefilledByOneStreamWaitsForItsWork) {
   backend->SetManualCompletion(false);
   backend->CompleteAll();
 }
+// The same for a large block: what a block taken from refilled pages leaves
+// of them (here the 1.5 MiB rest of its last page, which the other stream's
+// first block lands in) is not another stream's before the work that used
+// the pages is done.
+TEST(BareBlocksTest, TheRestOfLargeBlockRefilledByOneStreamWaitsForItsWork) {
+  internal::HostBackend* backend = nullptr;
+  auto pool = ManualPool(&backend);
+  ASSERT_NE(pool, nullptr);
+  const Stream s1 = testing::HostStream(1), s3 = testing::HostStream(3);
+  constexpr std::size_t kOld = 10 * kMiB, kRefilled = 8 * kMiB + 512 * 1024,
+                        kTheirs = 1 * kMiB + 256 * 1024;
+  std::vector<void*> old;
+  for (int i = 0; i < 4; ++i) {
+    absl::StatusOr<void*> p = pool->Allocate(kOld, s1);
+    ASSERT_TRUE(p.ok()) << p.status();
+    old.push_back(*p);
+  }
+  absl::StatusOr<void*> pin = pool->Allocate(2 * kMiB, s1);  // the old blocks are no tail
+  ASSERT_TRUE(pin.ok()) << pin.status();
+  const std::uint64_t used = backend->Submit(s1);  // s1's work reads them; not done
+  for (void* p : old) ASSERT_TRUE(pool->Deallocate(p, s1).ok());
+  // Past the high-water mark with slack 0: the old blocks' pages are given
+  // back (dropped on s1, after its work); then a block on s1 is made of
+  // them, refilled, leaving the rest of its last page free.
+  absl::StatusOr<void*> big = pool->Allocate(256 * kMiB, s1);
+  ASSERT_TRUE(big.ok()) << big.status();
+  ASSERT_GT(pool->GetStats().bare_bytes.current, 0) << "the old blocks' pages were given back";
+  absl::StatusOr<void*> mine = pool->Allocate(kRefilled, s1);
+  ASSERT_TRUE(mine.ok()) << mine.status();
+  EXPECT_GT(pool->GetStats().bare_refills, 0u) << "made of refilled pages";
+  // Another thread, another stream: a block it gets inside the old blocks
+  // must be ordered after s1's work.
+  // Checked as each block is handed out: a wait s3 makes for a later block
+  // does not cover an earlier one.
+  std::vector<void*> theirs;
+  std::vector<bool> ordered;
+  std::thread([&] {
+    for (int i = 0; i < 4; ++i) {
+      absl::StatusOr<void*> p = pool->Allocate(kTheirs, s3);
+      if (!p.ok()) continue;
+      theirs.push_back(*p);
+      ordered.push_back(backend->IsOrderedAfter(s3, s1, used));
+    }
+  }).join();
+  int inside = 0;
+  for (std::size_t k = 0; k < theirs.size(); ++k) {
+    const auto a = reinterpret_cast<std::uintptr_t>(theirs[k]);
+    for (void* p : old) {
+      const auto b = reinterpret_cast<std::uintptr_t>(p);
+      if (a < b + kOld && b < a + kTheirs) {
+        ++inside;
+        EXPECT_TRUE(ordered[k]) << "block " << k
+                                << " on another stream inside a block s1's pending work used";
+        break;
+      }
+    }
+  }
+  EXPECT_GT(inside, 0) << "the case this checks did not arise";
+  std::printf("%d of %zu blocks on s3 inside the old blocks\n", inside, theirs.size());
+  backend->SetManualCompletion(false);
+  backend->CompleteAll();
+}
+
 // Which pages go: those free the longest, not the largest range. Three old
 // 30 MiB holes and a newer 60 MiB one; a 70 MiB request that none fits must
 // give back about 65 MiB (live bytes fell from their 230 MiB peak, the room

@@ -234,7 +234,7 @@ absl::Status LargeHeap::TakeAt(std::uintptr_t p, std::size_t bytes, Stream strea
       break;
     }
   }
-  // Bare blocks the range touches come back first, whole (ready, merged:
+  // Bare blocks the range touches come back first, whole (the caller's, merged:
   // the walk starts again after each).
   LargeBlock* b = seg != nullptr ? seg->first : nullptr;
   while (b != nullptr && b->addr < p + bytes) {
@@ -245,7 +245,9 @@ absl::Status LargeHeap::TakeAt(std::uintptr_t p, std::size_t bytes, Stream strea
     if (absl::Status st = refill(seg, b->addr, b->size); !st.ok()) return st;
     bare_.Erase(b);
     Unbare(b);
-    InsertFree(b, 0);
+    b->where = Where::kStream;  // refilled on `stream`: its, as TakeBare's rest
+    b->stream = stream;
+    InsertFree(b, free_.StampOf(stream));
     b = seg->first;
   }
   for (int attempt = 0;; ++attempt) {

@@ -229,7 +229,12 @@ LargeHeap::Taken LargeHeap::TakeBare(std::size_t bytes, Stream stream, std::size
     Absorb(b, j.hi);
   }
   // What the block does not need (of its last page, or of its neighbours)
-  // stays free.
+  // stays free, as the caller's: refilled pages were dropped after the work
+  // that last used them and refilled on `stream`; another stream fences
+  // `stream` before it reuses them (a ready rest went to another stream at
+  // once: BareBlocksTest.TheRestOfLargeBlockRefilledByOneStreamWaitsForItsWork).
+  b->where = Where::kStream;
+  b->stream = stream;
   Split(b, bytes, MinRest(b));
   MarkLive(b, stream, requested);
   return Taken{reinterpret_cast<void*>(b->addr), b->size, false, 0};

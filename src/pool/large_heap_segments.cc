@@ -70,10 +70,12 @@ LargeHeap::Taken LargeHeap::ExtendAndTake(std::size_t bytes, Stream stream, std:
     if (status != nullptr) status->Update(st);
     return Taken{};
   }
-  if (bare_tail != nullptr) {  // populated again: a ready block the growth joins
+  if (bare_tail != nullptr) {  // populated again on `stream`: the caller's, the growth joins it
     bare_.Erase(bare_tail);
     Unbare(bare_tail);
-    free_.ready().Add(bare_tail);
+    bare_tail->where = Where::kStream;
+    bare_tail->stream = stream;
+    free_.OnStream(stream, free_.StampOf(stream)).Add(bare_tail);
   }
   // The new pages are fresh: no stream's work touches them. They take the
   // terms of a usable tail (ready, or the caller's) and merge with it;
