@@ -253,23 +253,27 @@ absl::Status LargeHeap::TakeAt(std::uintptr_t p, std::size_t bytes, Stream strea
   for (int attempt = 0;; ++attempt) {
     b = seg != nullptr ? seg->first : nullptr;
     while (b != nullptr && b->addr + b->size <= p) b = b->next;
-    if (b == nullptr || b->live || b->addr > p || p + bytes > b->addr + b->size ||
-        (p - b->addr) % quantum_ != 0 || bytes == 0 || bytes % quantum_ != 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "cannot restore a ", bytes, "-byte block at 0x", absl::Hex(p),
-          ": the range is not wholly inside one free block"));
-    }
-    const bool usable = ReusableOn(b, stream);
+    const bool inside = b != nullptr && !b->live && b->addr <= p && p + bytes <= b->addr + b->size &&
+                        (p - b->addr) % quantum_ == 0 && bytes != 0 && bytes % quantum_ == 0;
+    const bool usable = inside && ReusableOn(b, stream);
     if (!usable && attempt == 0) {
-      // Not reusable on `stream` yet: wait for the work on it (this is
-      // rare: checkpoints are restored between graph recordings), after
-      // which everything is ready and merged, and look again.
+      // Not reusable on `stream` yet, or split between free blocks on
+      // different terms (a stream's block merges with a larger ready one
+      // only once ready; refilled pages are the caller's): wait for the work
+      // on them (this is rare: checkpoints are restored between graph
+      // recordings), after which everything is ready and merged, and look
+      // again.
       absl::Status st = free_.WaitAll(fencer, [this](BestFitSet&& blocks)
                                                   ABSL_NO_THREAD_SAFETY_ANALYSIS {
         MakeReady(std::move(blocks));
       });
       if (!st.ok()) return st;
       continue;
+    }
+    if (!inside) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot restore a ", bytes, "-byte block at 0x", absl::Hex(p),
+          ": the range is not wholly inside one free block"));
     }
     if (!usable) return absl::InternalError("a waited-for block is still not ready");
     SetOf(b).Erase(b);
