@@ -285,9 +285,8 @@ TEST(BareBlocksTest, TheRestOfLargeBlockRefilledByOneStreamWaitsForItsWork) {
   ASSERT_TRUE(mine.ok()) << mine.status();
   EXPECT_GT(pool->GetStats().bare_refills, 0u) << "made of refilled pages";
   // Another thread, another stream: a block it gets inside the old blocks
-  // must be ordered after s1's work.
-  // Checked as each block is handed out: a wait s3 makes for a later block
-  // does not cover an earlier one.
+  // must be ordered after s1's work, checked as each block is handed out (a
+  // wait s3 makes for a later block does not cover an earlier one).
   std::vector<void*> theirs;
   std::vector<bool> ordered;
   std::thread([&] {

@@ -244,9 +244,7 @@ absl::Status LargeHeap::TakeAt(std::uintptr_t p, std::size_t bytes, Stream strea
     }
     if (absl::Status st = refill(seg, b->addr, b->size); !st.ok()) return st;
     bare_.Erase(b);
-    Unbare(b);
-    b->where = Where::kStream;  // refilled on `stream`: its, as TakeBare's rest
-    b->stream = stream;
+    Unbare(b, stream);
     InsertFree(b, free_.StampOf(stream));
     b = seg->first;
   }

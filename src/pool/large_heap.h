@@ -328,9 +328,13 @@ class LargeHeap {
   BareJoin FindBareJoin(std::size_t bytes, Stream stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Files a bare block, merged with bare neighbours.
   void InsertBare(LargeBlock* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Turns the bare block `b` (out of the bare set) into a populated ready
-  // block: accounting only, its pages refilled by the caller.
-  void Unbare(LargeBlock* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Turns the bare block `b` (out of the bare set) into a populated block
+  // of `stream`'s, the stream the caller refilled its pages on: they were
+  // dropped after the work that last used them, so another stream fences
+  // `stream` before it reuses them (filed ready, a block's rest of them went
+  // to another stream at once: BareBlocksTest.
+  // TheRestOfLargeBlockRefilledByOneStreamWaitsForItsWork). Accounting only.
+  void Unbare(LargeBlock* b, Stream stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Files the blocks of a group whose fences completed (one by one, each
   // merging with neighbours already ready).
   void MakeReady(BestFitSet&& blocks) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

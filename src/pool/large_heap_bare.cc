@@ -40,10 +40,10 @@ void LargeHeap::InsertBare(LargeBlock* b) {
   bare_.Add(b);
 }
 
-void LargeHeap::Unbare(LargeBlock* b) {
+void LargeHeap::Unbare(LargeBlock* b, Stream stream) {
   b->bare = false;
-  b->where = Where::kReady;
-  b->stream = nullptr;
+  b->where = Where::kStream;
+  b->stream = stream;
   b->segment->bare_bytes -= b->size;
   bytes_.fetch_add(b->size, std::memory_order_relaxed);
   bare_total_.fetch_sub(b->size, std::memory_order_relaxed);
@@ -218,7 +218,7 @@ LargeHeap::Taken LargeHeap::TakeBare(std::size_t bytes, Stream stream, std::size
   }
   bare_.Erase(b);
   if (b->size > j.refill) bare_.Add(CutAt(b, j.refill));  // the pages it does not need
-  Unbare(b);
+  Unbare(b, stream);
   if (j.lo != nullptr) {
     SetOf(j.lo).Erase(j.lo);
     Absorb(j.lo, b);
@@ -229,12 +229,7 @@ LargeHeap::Taken LargeHeap::TakeBare(std::size_t bytes, Stream stream, std::size
     Absorb(b, j.hi);
   }
   // What the block does not need (of its last page, or of its neighbours)
-  // stays free, as the caller's: refilled pages were dropped after the work
-  // that last used them and refilled on `stream`; another stream fences
-  // `stream` before it reuses them (a ready rest went to another stream at
-  // once: BareBlocksTest.TheRestOfLargeBlockRefilledByOneStreamWaitsForItsWork).
-  b->where = Where::kStream;
-  b->stream = stream;
+  // stays free, as the caller's (Unbare; the neighbours joined it on its terms).
   Split(b, bytes, MinRest(b));
   MarkLive(b, stream, requested);
   return Taken{reinterpret_cast<void*>(b->addr), b->size, false, 0};
