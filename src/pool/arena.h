@@ -209,7 +209,9 @@ class Arena {
     // Mixed, a 2 MiB slab split the hole a 22 MiB one needed in a later
     // cycle of a steady trace, and the space grew (a backend call).
     LargeHeap slab_space{kMapGranularity, kMapGranularity, /*holds_slabs=*/true};
-    LargeHeap big_slab_space{kMapGranularity, kMapGranularity, /*holds_slabs=*/true};
+    // First fit: see LargeHeap::Fit.
+    LargeHeap big_slab_space{kMapGranularity, kMapGranularity, /*holds_slabs=*/true,
+                             LargeHeap::Fit::kFirst};
     LargeHeap& SlabSpaceFor(std::size_t slab_bytes) {
       return slab_bytes >= kBigSlabBytes ? big_slab_space : slab_space;
     }

@@ -178,6 +178,7 @@ LargeHeap::Taken LargeHeap::Take(std::size_t bytes, Stream stream, std::size_t r
     return Taken{reinterpret_cast<void*>(b->addr), b->size, false, parked_seq_};
   }
   Unpark();
+  if (fit_ == Fit::kFirst) return TakeFirstFit(bytes, stream, requested, fencer, status);
   bool from_ready = false;
   // Best fit over the caller's stream group and the ready group together.
   auto pick = [&](BestFitSet* own, BestFitSet& ready) -> LargeBlock* {

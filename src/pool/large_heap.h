@@ -1,4 +1,4 @@
-// src/pool/large_heap.h: a space of segments split into blocks, best fit.
+// src/pool/large_heap.h: a space of segments split into blocks, best or first fit.
 //
 // Used twice per heap: a role's large space (user blocks above the role's
 // slab_max_bytes, multiples of 512 B) and the slab space (2 MiB-multiple slab
@@ -6,7 +6,8 @@
 // in the StreamLists groups (stream_lists.h): freed on a stream, pending, or
 // ready. Take is best fit over the caller's stream group and the ready group,
 // then neighbours of those two groups joined (TakeJoined), then over other
-// streams' groups once fenced; the remainder of a split stays free. A freed
+// streams' groups once fenced; the remainder of a split stays free. A space
+// made with Fit::kFirst takes the lowest-addressed run instead (see Fit). A freed
 // block merges with free neighbours whose reuse terms allow it: two ready
 // blocks; a ready block and a block freed on stream S (the result is
 // S's: safe for S at once, and other streams fence S anyway); two blocks freed
@@ -30,7 +31,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
-#include <set>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -39,6 +39,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "src/base/mutex.h"
+#include "src/pool/best_fit_set.h"
 #include "src/pool/fence.h"
 #include "src/pool/segment.h"
 #include "src/pool/snapshot.h"
@@ -47,69 +48,23 @@
 
 namespace umpool::internal {
 
-// The List of a large heap's groups: free blocks by size, then address.
-class BestFitSet {
- public:
-  using Item = LargeBlock*;
-  bool empty() const { return set_.empty(); }
-  std::size_t size() const { return set_.size(); }
-  void Add(LargeBlock* b) {
-    if (spare_.empty()) {
-      set_.insert(b);
-      return;
-    }
-    Node n = std::move(spare_.back());
-    spare_.pop_back();
-    n.value() = b;
-    set_.insert(std::move(n));
-  }
-  void Erase(LargeBlock* b) { Keep(set_.extract(b)); }
-  bool Contains(LargeBlock* b) const { return set_.count(b) != 0; }
-  void Splice(BestFitSet&& other) {
-    set_.merge(other.set_);
-    other.set_.clear();
-  }
-  void MarkPending() {
-    for (LargeBlock* b : set_) b->where = LargeBlock::Where::kPending;
-  }
-  // The smallest block of at least `bytes`, or nullptr.
-  LargeBlock* BestFit(std::size_t bytes) const;
-  // Removes and returns the smallest block (nullptr when empty).
-  LargeBlock* PopFirst();
-  template <class F>
-  void ForEach(F&& f) const {
-    for (LargeBlock* b : set_) f(b);
-  }
-  template <class Pred>
-  void EraseIf(Pred&& pred) {
-    std::erase_if(set_, pred);
-  }
-
- private:
-  struct BySize {
-    bool operator()(const LargeBlock* a, const LargeBlock* b) const {
-      return a->size != b->size ? a->size < b->size : a->addr < b->addr;
-    }
-  };
-  using Set = std::set<LargeBlock*, BySize>;
-  using Node = Set::node_type;
-  // Keeps an extracted node for the next Add (a block taken and freed again
-  // then costs no allocation: about 10% of a large-block pair, callgrind).
-  void Keep(Node n) {
-    if (!n.empty() && spare_.size() < kSpareNodes) spare_.push_back(std::move(n));
-  }
-  static constexpr std::size_t kSpareNodes = 4;
-  Set set_;
-  std::vector<Node> spare_;
-};
-
 class LargeHeap {
  public:
+  // How Take picks among the free blocks usable on the caller's stream:
+  //   kBest  : the smallest block that holds the request; if none does
+  //            alone, the fewest bytes of usable neighbours (TakeJoined).
+  //   kFirst : the lowest-addressed run of usable neighbours (one block or
+  //            more) that holds it, segments in the order the space got
+  //            them. For a space whose blocks are all freed and taken again
+  //            every step (the big-slab space): a step that repeats places
+  //            its blocks where the step before did, whatever was freed
+  //            higher up (docs/arena.md, "First fit for big slabs").
+  enum class Fit : std::uint8_t { kBest, kFirst };
   // Blocks are multiples of `quantum`; a free block is split only when at
   // least `min_split` bytes would be left over (else the caller gets it all).
   // `holds_slabs`: its blocks are slab ranges, never handed to users.
-  LargeHeap(std::size_t quantum, std::size_t min_split, bool holds_slabs)
-      : quantum_(quantum), min_split_(min_split), holds_slabs_(holds_slabs) {}
+  LargeHeap(std::size_t quantum, std::size_t min_split, bool holds_slabs, Fit fit = Fit::kBest)
+      : quantum_(quantum), min_split_(min_split), holds_slabs_(holds_slabs), fit_(fit) {}
   ~LargeHeap();
   LargeHeap(const LargeHeap&) = delete;
   LargeHeap& operator=(const LargeHeap&) = delete;
@@ -355,9 +310,20 @@ class LargeHeap {
   struct Join {
     LargeBlock* lo = nullptr;
     LargeBlock* hi = nullptr;
+    explicit operator bool() const { return lo != nullptr; }
   };
   // The fewest bytes of such blocks that hold `bytes` (lo nullptr: none).
   Join FindJoin(std::size_t bytes, Stream stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Fit::kFirst: the lowest-addressed run of one or more such blocks that
+  // holds `bytes` (lo nullptr: none).
+  Join FindFirstFit(std::size_t bytes, Stream stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Take for Fit::kFirst: FindFirstFit before other streams are fenced,
+  // then after.
+  Taken TakeFirstFit(std::size_t bytes, Stream stream, std::size_t requested, Fencer& fencer,
+                     absl::Status* status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Joins the run `j` and carves `bytes` for `stream` from it.
+  Taken TakeJoin(Join j, std::size_t bytes, Stream stream, std::size_t requested)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Joins what FindJoin found and carves `bytes` for `stream` from it (ptr
   // nullptr: nothing to join). The joined block is `stream`'s when any part
   // was (Taken::seq its group's stamp); what the request leaves of a ready
@@ -374,6 +340,7 @@ class LargeHeap {
   const std::size_t quantum_;
   const std::size_t min_split_;
   const bool holds_slabs_;
+  const Fit fit_;
   std::atomic<std::size_t> bytes_{0};
   std::atomic<std::size_t> mapped_{0};
   mutable Mutex mu_;

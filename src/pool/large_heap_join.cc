@@ -4,7 +4,8 @@
 // ready block larger than the stream's blocks either side of it keeps to
 // itself, so that other streams can still use it. The request's own stream
 // may use all of them at once, so they are joined for it rather than the
-// space growing.
+// space growing. A first-fit space (LargeHeap::Fit::kFirst) takes such runs
+// too, one block or more, the lowest-addressed first.
 #include <cstdint>
 
 #include "src/pool/large_heap.h"
@@ -40,9 +41,49 @@ LargeHeap::Join LargeHeap::FindJoin(std::size_t bytes, Stream stream) {
   return best;
 }
 
+LargeHeap::Join LargeHeap::FindFirstFit(std::size_t bytes, Stream stream) {
+  auto usable = [stream](const LargeBlock* b) {
+    return b != nullptr && !b->bare && ReusableOn(b, stream);
+  };
+  // A walk over every block of the space: meant for spaces of few blocks
+  // (the big-slab space holds tens), asked only when a class has no slab.
+  for (Segment* s : segments_) {
+    for (LargeBlock* lo = s->first; lo != nullptr; lo = lo->next) {
+      if (!usable(lo)) continue;
+      std::size_t sum = 0;
+      LargeBlock* hi = lo;
+      for (;; hi = hi->next) {
+        sum += hi->size;
+        if (sum >= bytes) return Join{lo, hi};
+        if (!usable(hi->next)) break;
+      }
+      lo = hi;  // the run is too small: go on after it
+    }
+  }
+  return Join{};
+}
+
+LargeHeap::Taken LargeHeap::TakeFirstFit(std::size_t bytes, Stream stream, std::size_t requested,
+                                         Fencer& fencer, absl::Status* status) {
+  auto pick = [&](BestFitSet*, BestFitSet&) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return FindFirstFit(bytes, stream);
+  };
+  auto to_ready = [this](BestFitSet&& blocks) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    MakeReady(std::move(blocks));
+  };
+  Join j = free_.TakeReusable(stream, fencer, pick, to_ready, status);
+  if (!j) j = free_.TakeFenced(stream, fencer, pick, to_ready, status);
+  return j ? TakeJoin(j, bytes, stream, requested) : Taken{};
+}
+
 LargeHeap::Taken LargeHeap::TakeJoined(std::size_t bytes, Stream stream, std::size_t requested) {
   const Join j = FindJoin(bytes, stream);
   if (j.lo == nullptr) return Taken{};
+  return TakeJoin(j, bytes, stream, requested);
+}
+
+LargeHeap::Taken LargeHeap::TakeJoin(Join j, std::size_t bytes, Stream stream,
+                                     std::size_t requested) {
   // What the request does not need of the last block (a ready one) stays
   // ready: only the part it takes joins the stream's terms.
   const bool last_ready = j.hi->where == Where::kReady;
