@@ -15,7 +15,7 @@ using testing::HostStream;
 
 class CountingSource final : public FreeMemorySource {
  public:
-  std::size_t ReclaimEmptySlabs(int, bool, absl::Status*) override {
+  std::size_t ReclaimEmptySlabs(int, bool, absl::Status*, std::size_t, std::size_t) override {
     ++reclaims;
     return 0;
   }

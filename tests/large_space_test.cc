@@ -257,4 +257,47 @@ TEST_F(LargeSpaceTest, ASmallClassSlabDoesNotSplitABigSlabsHole) {
   Check();
 }
 
+// A big class out of slabs first gives the empty slabs of smaller big
+// classes back (its slab then goes as low as the free room allows); bigger
+// classes keep theirs. Found on steady traces: an 8 MiB slab left empty at
+// the big-slab space's start while 32 MiB slabs went above it, and the
+// third found no room (blocks seed 9, the second cycle).
+TEST_F(LargeSpaceTest, ABigClassOutOfSlabsTakesTheRoomOfSmallerEmptySlabs) {
+  PoolOptions o;
+  o.give_back_free_pages = false;
+  Reset(o);
+  // One-block slabs, each grown at the space's end: A 8, F 16, C 20, G 24,
+  // H 30 MiB.
+  void* a = Alloc(8 * kMiB, a_, Role::kActivations);
+  void* f = Alloc(16 * kMiB, a_, Role::kActivations);
+  void* c = Alloc(20 * kMiB, a_, Role::kActivations);
+  void* g = Alloc(24 * kMiB, a_, Role::kActivations);
+  void* h = Alloc(30 * kMiB, a_, Role::kActivations);
+  ASSERT_EQ(static_cast<char*>(f), static_cast<char*>(a) + 8 * kMiB);
+  ASSERT_EQ(static_cast<char*>(h), static_cast<char*>(g) + 24 * kMiB);
+  // F, G and H freed; a 32 MiB slab gives their empty slabs back to the
+  // space (A is live) and takes the front of G and H's 54 MiB. Then it and
+  // A are freed: empty slabs, in their bins.
+  for (void* p : {f, g, h}) Free(p, a_);
+  backend_->CompleteAll();
+  void* x = Alloc(32 * kMiB, a_, Role::kActivations);
+  ASSERT_EQ(x, g);
+  Free(x, a_);
+  Free(a, a_);
+  backend_->CompleteAll();
+  // 20 MiB: the lowest room is A's empty slab and F (24 MiB), not the 22
+  // MiB x left of G and H.
+  const Stats before = pool_->GetStats();
+  void* y = Alloc(20 * kMiB, a_, Role::kActivations);
+  EXPECT_EQ(y, a) << "placed above a smaller class's empty slab";
+  EXPECT_EQ(pool_->GetStats().grown_in_place, before.grown_in_place);
+  // The 32 MiB class kept its slab: the same block again, no slab made.
+  const Stats mid = pool_->GetStats();
+  void* x2 = Alloc(32 * kMiB, a_, Role::kActivations);
+  EXPECT_EQ(x2, x);
+  EXPECT_EQ(pool_->GetStats().slabs, mid.slabs);
+  for (void* p : {c, y, x2}) Free(p, a_);
+  Check();
+}
+
 }  // namespace umpool

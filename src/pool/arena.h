@@ -101,10 +101,13 @@ inline constexpr std::size_t kLargeSegmentMaxBytes = std::size_t{128} << 20;
 // pool, which forwards to the slab tier and to the calling thread's cache.
 class FreeMemorySource {
  public:
-  // Gives heap `heap`'s empty slabs back to its slab space (waiting for their
-  // fences first with `wait`); returns how many went back. Errors go to
-  // *status if given.
-  virtual std::size_t ReclaimEmptySlabs(int heap, bool wait, absl::Status* status) = 0;
+  // Gives heap `heap`'s empty slabs back to its slab spaces (waiting for
+  // their fences first with `wait`), those of classes whose slabs are
+  // `min_slab_bytes` to `max_slab_bytes`; returns how many went back. Errors
+  // go to *status if given.
+  virtual std::size_t ReclaimEmptySlabs(int heap, bool wait, absl::Status* status,
+                                        std::size_t min_slab_bytes = 0,
+                                        std::size_t max_slab_bytes = SIZE_MAX) = 0;
   // Flushes the calling thread's cache into the central bins; false if it
   // held nothing.
   virtual bool FlushCallerCache() = 0;

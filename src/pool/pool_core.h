@@ -143,8 +143,9 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   void Return(Stream stream, Role role, int size_class, void* const* blocks, int n) override;
   void StreamClaimed(Stream stream) override { released_.Renew(stream); }
   // FreeMemorySource: what the arena asks for before growing.
-  std::size_t ReclaimEmptySlabs(int heap, bool wait, absl::Status* status) override {
-    return slabs_.ReclaimEmptySlabs(heap, wait, status);
+  std::size_t ReclaimEmptySlabs(int heap, bool wait, absl::Status* status,
+                                std::size_t min_slab_bytes, std::size_t max_slab_bytes) override {
+    return slabs_.ReclaimEmptySlabs(heap, wait, status, min_slab_bytes, max_slab_bytes);
   }
   bool FlushCallerCache() override;
 

@@ -95,9 +95,13 @@ void SlabAllocator::ReturnPending(Role role, int cls, Fences fences, void* block
   bin(role, cls).PutPending(std::move(fences), block);
 }
 
-std::size_t SlabAllocator::ReclaimEmptySlabs(int heap, bool wait, absl::Status* status) {
+std::size_t SlabAllocator::ReclaimEmptySlabs(int heap, bool wait, absl::Status* status,
+                                             std::size_t min_slab_bytes, std::size_t max_slab_bytes) {
   std::vector<CentralBin::EmptySlab> empty;
-  for (CentralBin& b : *bins_[heap]) {
+  for (int c = 0; c < kNumClasses; ++c) {
+    const std::size_t slab_bytes = kSizeClasses[c].slab_bytes;
+    if (slab_bytes < min_slab_bytes || slab_bytes > max_slab_bytes) continue;
+    CentralBin& b = (*bins_[heap])[c];
     // An event error leaves that bin as it was.
     absl::Status st = b.TakeEmpty(fencer_, wait, &empty);
     if (status != nullptr) status->Update(st);

@@ -15,6 +15,7 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -49,8 +50,11 @@ class SlabAllocator {
   void ReturnReady(Role role, int cls, void* const* blocks, int n);
   void ReturnPending(Role role, int cls, Fences fences, void* block);
 
-  // Gives heap `heap`'s empty slabs back to slab space (see CentralBin::TakeEmpty).
-  std::size_t ReclaimEmptySlabs(int heap, bool wait, absl::Status* status);
+  // Gives heap `heap`'s empty slabs back to slab space (see CentralBin::TakeEmpty),
+  // those of classes whose slabs are `min_slab_bytes` to `max_slab_bytes`.
+  std::size_t ReclaimEmptySlabs(int heap, bool wait, absl::Status* status,
+                                std::size_t min_slab_bytes = 0,
+                                std::size_t max_slab_bytes = SIZE_MAX);
   // `stream`'s work has completed: its blocks become ready.
   void ReleaseStream(Stream stream);
 
