@@ -26,8 +26,10 @@
 //                   activations die within a step; long-lived blocks in the
 //                   holes of short-lived ones would pin the segments large
 //                   activations need.
-// Before growing, a request tries, in order: its space; the heap's empty
-// slabs given back (FreeMemorySource, i.e. the slab tier); a wholly free
+// Before growing, a request tries, in order: its space (a big one-block
+// slab first gives back the empty slabs of smaller big classes, and its
+// space is first fit: docs/arena.md, "First fit for big slabs"); the heap's
+// empty slabs given back (FreeMemorySource, i.e. the slab tier); a wholly free
 // segment of another space; and the same after the calling thread's cache is
 // flushed. Then, with PoolOptions::give_back_free_pages, if populating
 // would pass the reserved high-water mark and the slack above peak live

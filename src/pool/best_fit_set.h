@@ -5,8 +5,8 @@
 #ifndef UMPOOL_SRC_POOL_BEST_FIT_SET_H_
 #define UMPOOL_SRC_POOL_BEST_FIT_SET_H_
 
-#include <cstddef>
 #include <algorithm>
+#include <cstddef>
 #include <set>
 #include <utility>
 #include <vector>
