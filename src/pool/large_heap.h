@@ -238,6 +238,11 @@ class LargeHeap {
     return !b->live && (b->where == Where::kReady ||
                         (b->where == Where::kStream && b->stream == stream));
   }
+  // A block a run of neighbours for `stream` may hold (FindJoin,
+  // FindFirstFit): populated (not bare) and reusable at once on `stream`.
+  static bool InRun(const LargeBlock* b, Stream stream) {
+    return b != nullptr && !b->bare && ReusableOn(b, stream);
+  }
   BestFitSet& SetOf(LargeBlock* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The live block starting at p, or nullptr (a parked block keeps its index
   // entry but is not live).

@@ -13,18 +13,15 @@
 namespace umpool::internal {
 
 LargeHeap::Join LargeHeap::FindJoin(std::size_t bytes, Stream stream) {
-  auto usable = [stream](const LargeBlock* b) {
-    return b != nullptr && !b->bare && ReusableOn(b, stream);
-  };
   Join best;
   std::size_t best_bytes = SIZE_MAX;
   // Each run of usable neighbours once, from its first block: the fewest
   // bytes of consecutive blocks (two or more) that hold the request.
   auto scan = [&](LargeBlock* first) {
-    if (usable(first->prev)) return;  // not a run's first block
+    if (InRun(first->prev, stream)) return;  // not a run's first block
     LargeBlock* lo = first;
     std::size_t sum = 0;
-    for (LargeBlock* hi = first; usable(hi); hi = hi->next) {
+    for (LargeBlock* hi = first; InRun(hi, stream); hi = hi->next) {
       sum += hi->size;
       while (lo != hi && sum - lo->size >= bytes) {
         sum -= lo->size;
@@ -42,20 +39,17 @@ LargeHeap::Join LargeHeap::FindJoin(std::size_t bytes, Stream stream) {
 }
 
 LargeHeap::Join LargeHeap::FindFirstFit(std::size_t bytes, Stream stream) {
-  auto usable = [stream](const LargeBlock* b) {
-    return b != nullptr && !b->bare && ReusableOn(b, stream);
-  };
   // A walk over every block of the space: meant for spaces of few blocks
   // (the big-slab space holds tens), asked only when a class has no slab.
   for (Segment* s : segments_) {
     for (LargeBlock* lo = s->first; lo != nullptr; lo = lo->next) {
-      if (!usable(lo)) continue;
+      if (!InRun(lo, stream)) continue;
       std::size_t sum = 0;
       LargeBlock* hi = lo;
       for (;; hi = hi->next) {
         sum += hi->size;
         if (sum >= bytes) return Join{lo, hi};
-        if (!usable(hi->next)) break;
+        if (!InRun(hi->next, stream)) break;
       }
       lo = hi;  // the run is too small: go on after it
     }
