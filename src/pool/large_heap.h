@@ -322,8 +322,11 @@ class LargeHeap {
   // Fit::kFirst: the lowest-addressed run of one or more such blocks that
   // holds `bytes` (lo nullptr: none).
   Join FindFirstFit(std::size_t bytes, Stream stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether a free block below `lo` (in segment order) waits for another
+  // stream: one freed on it, or pending.
+  bool HeldBelow(const LargeBlock* lo, Stream stream) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Take for Fit::kFirst: FindFirstFit before other streams are fenced,
-  // then after.
+  // then after, when nothing was found or when HeldBelow.
   Taken TakeFirstFit(std::size_t bytes, Stream stream, std::size_t requested, Fencer& fencer,
                      absl::Status* status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Joins the run `j` and carves `bytes` for `stream` from it.

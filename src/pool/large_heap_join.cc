@@ -57,6 +57,18 @@ LargeHeap::Join LargeHeap::FindFirstFit(std::size_t bytes, Stream stream) {
   return Join{};
 }
 
+bool LargeHeap::HeldBelow(const LargeBlock* lo, Stream stream) const {
+  for (Segment* s : segments_) {
+    for (const LargeBlock* b = s->first; b != nullptr; b = b->next) {
+      if (b == lo) return false;
+      if (!b->live && !b->bare && !ReusableOn(b, stream) && b->where != Where::kParked) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 LargeHeap::Taken LargeHeap::TakeFirstFit(std::size_t bytes, Stream stream, std::size_t requested,
                                          Fencer& fencer, absl::Status* status) {
   auto pick = [&](BestFitSet*, BestFitSet&) ABSL_NO_THREAD_SAFETY_ANALYSIS {
@@ -66,7 +78,17 @@ LargeHeap::Taken LargeHeap::TakeFirstFit(std::size_t bytes, Stream stream, std::
     MakeReady(std::move(blocks));
   };
   Join j = free_.TakeReusable(stream, fencer, pick, to_ready, status);
-  if (!j) j = free_.TakeFenced(stream, fencer, pick, to_ready, status);
+  // Free blocks of other streams (or pending) below the run found could
+  // make a lower run once fenced: first fit places by address, and a run
+  // pushed up by a block another stream freed a moment ago pushes the next
+  // slabs up with it (docs/arena.md, "First fit for big slabs").
+  if (!j || HeldBelow(j.lo, stream)) {
+    if (Join f = free_.TakeFenced(stream, fencer, pick, to_ready, status)) {
+      j = f;
+    } else if (j) {
+      j = FindFirstFit(bytes, stream);  // fencing may have merged j's blocks
+    }
+  }
   return j ? TakeJoin(j, bytes, stream, requested) : Taken{};
 }
 
