@@ -115,6 +115,36 @@ TEST_P(StreamRulesTest, RecordStreamDelaysReuseUntilThatStreamCompletes) {
   }
 }
 
+// A record_stream of the stream the block is freed on adds no wait: that
+// stream's work is ordered before any reuse on it (PyTorch ignores a record
+// of the allocation stream). Before, such a block waited for an event, and
+// on the GPU its reuse depended on when the event completed (steady replays
+// rewritten onto one stream diverged run to run).
+TEST_P(StreamRulesTest, RecordStreamOfTheFreeingStreamAddsNoWait) {
+  for (std::size_t size : {std::size_t{4096}, std::size_t{64} << 20}) {
+    SCOPED_TRACE(size);
+    auto p = pool_->Allocate(size, a_);
+    ASSERT_TRUE(p.ok());
+    ASSERT_TRUE(pool_->RecordStream(*p, a_).ok());
+    const std::uint64_t work = backend_->Submit(a_);  // A still uses the block
+    const std::uint64_t events = pool_->GetStats().events_recorded;
+    ASSERT_TRUE(pool_->Deallocate(*p, a_).ok());
+    EXPECT_EQ(pool_->GetStats().events_recorded, events);
+    auto q = pool_->Allocate(size, a_);
+    ASSERT_TRUE(q.ok());
+    EXPECT_EQ(*q, *p) << "the same stream waited for its own work";
+    ASSERT_TRUE(pool_->Deallocate(*q, a_).ok());
+    // Another stream still waits for A's work.
+    auto r = pool_->Allocate(size, b_);
+    ASSERT_TRUE(r.ok());
+    EXPECT_NE(*r, *p) << "stream B got memory A's queued work may use";
+    EXPECT_FALSE(backend_->IsComplete(a_, work));
+    ASSERT_TRUE(pool_->Deallocate(*r, b_).ok());
+    backend_->CompleteAll();
+    Check();
+  }
+}
+
 TEST_P(StreamRulesTest, TrimWaitsForPendingWorkBeforeReturningMemory) {
   auto p = pool_->Allocate(64u << 20, a_);
   ASSERT_TRUE(p.ok());

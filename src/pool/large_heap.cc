@@ -294,17 +294,22 @@ absl::StatusOr<LargeHeap::Freed> LargeHeap::Free(std::uintptr_t p, std::optional
   MutexLock lock(&mu_);
   LargeBlock* b = FindLive(p);
   if (b == nullptr) return Diagnose(p);
-  if (!b->recorded.empty() && fencer.capturing()) {
+  const Stream freeing = stream.value_or(b->stream);
+  // The freeing stream's own work needs no fence (free-on-stream rule).
+  absl::InlinedVector<Stream, 2> others;
+  for (Stream s : b->recorded) {
+    if (s != freeing) others.push_back(s);
+  }
+  if (!others.empty() && fencer.capturing()) {
     // Its reuse must wait for events that cannot be recorded now.
     return absl::UnavailableError("a CUDA graph capture is underway");
   }
-  const Stream freeing = stream.value_or(b->stream);
   const Freed freed{b->size, b->requested, freeing};
-  if (!b->recorded.empty()) {
-    // Reuse waits for the freeing stream and every recorded stream.
+  if (!others.empty()) {
+    // Reuse waits for the freeing stream and every other recorded stream.
     Fences fences;
     absl::Status st;
-    for (Stream s : b->recorded) {
+    for (Stream s : others) {
       absl::StatusOr<FenceRef> f = fencer.FenceFor(s, fencer.Stamp());
       if (!f.ok()) {
         st = f.status();
@@ -312,7 +317,7 @@ absl::StatusOr<LargeHeap::Freed> LargeHeap::Free(std::uintptr_t p, std::optional
       }
       fences.push_back(*std::move(f));
     }
-    if (st.ok() && std::find(b->recorded.begin(), b->recorded.end(), freeing) == b->recorded.end()) {
+    if (st.ok()) {
       absl::StatusOr<FenceRef> f = fencer.FenceFor(freeing, fencer.Stamp());
       if (f.ok()) fences.push_back(*std::move(f)); else st = f.status();
     }
@@ -328,8 +333,8 @@ absl::StatusOr<LargeHeap::Freed> LargeHeap::Free(std::uintptr_t p, std::optional
     }
     // Recording failed (the CUDA context is broken); fall back to the plain
     // free-on-stream rule, which a parked block follows too.
-    b->recorded.clear();
   }
+  b->recorded.clear();
   Park(b, freeing, fencer.Stamp());
   return freed;
 }

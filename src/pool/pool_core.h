@@ -163,7 +163,7 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   template <bool kOwnStream>
   absl::Status Free(void* ptr, Stream stream);
   absl::Status FreeLarge(Span* span, void* ptr, std::optional<Stream> stream);
-  absl::Status FreeRecorded(Slab* slab, void* ptr, Stream stream, std::size_t requested);
+  absl::Status FreeRecorded(Slab* slab, void* ptr, Stream stream, std::size_t requested, StreamSet streams);
   // A fence now on each of `streams` (not during a capture).
   absl::StatusOr<Fences> FencesOn(const StreamSet& streams);
   // Frees that would need events during a graph capture wait for EndCapture.

@@ -58,7 +58,8 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline absl::Status PoolCore::Free(void* ptr, Strea
   const std::uint8_t prev = r.state.exchange(kFree, std::memory_order_acq_rel);
   if (ABSL_PREDICT_FALSE(prev != kLive)) {
     if (prev == kFree) return DoubleFree(ptr);
-    return FreeRecorded(slab, ptr, s, requested);
+    StreamSet others = recorded_.Take(ptr, s);
+    if (!others.empty()) return FreeRecorded(slab, ptr, s, requested, std::move(others));
   }
   const int cls = slab->size_class();
   const Role role = slab->role;
@@ -155,9 +156,9 @@ absl::StatusOr<Fences> PoolCore::FencesOn(const StreamSet& streams) {
   return fences;
 }
 
-absl::Status PoolCore::FreeRecorded(Slab* slab, void* ptr, Stream stream, std::size_t requested) {
-  StreamSet streams = recorded_.Take(ptr);
-  if (std::find(streams.begin(), streams.end(), stream) == streams.end()) streams.push_back(stream);
+absl::Status PoolCore::FreeRecorded(Slab* slab, void* ptr, Stream stream, std::size_t requested,
+                                    StreamSet streams) {
+  streams.push_back(stream);  // not among them (RecordedStreams::Take)
   const std::size_t size = slab->info().size;
   if (fencer_.capturing()) {
     // No event may be recorded during a graph capture: the block waits,

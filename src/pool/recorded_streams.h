@@ -36,13 +36,17 @@ class RecordedStreams {
       streams.erase(std::remove(streams.begin(), streams.end(), stream), streams.end());
     }
   }
-  // Removes and returns the block's streams (empty if none were recorded).
-  StreamSet Take(void* block) {
+  // Removes the block's streams and returns those other than `freeing`
+  // (empty if none): the freeing stream's own work is ordered before any
+  // reuse by the free-on-stream rule, as PyTorch ignores a record_stream of
+  // the allocation stream.
+  StreamSet Take(void* block, Stream freeing) {
     MutexLock lock(&mu_);
     auto it = by_block_.find(block);
     if (it == by_block_.end()) return {};
     StreamSet streams = std::move(it->second);
     by_block_.erase(it);
+    streams.erase(std::remove(streams.begin(), streams.end(), freeing), streams.end());
     return streams;
   }
 
