@@ -219,7 +219,10 @@ class Pool {
 
   // Marks `ptr` (a live block from this pool) as used on `stream` too: when it
   // is freed, it is not reused until the work queued on `stream` up to the
-  // free has completed. Same errors as Deallocate for bad pointers.
+  // free has completed. A record of the stream the block is then freed on adds
+  // nothing (reuse on that stream is ordered after its work; other streams
+  // wait for it as for any free), as PyTorch ignores a record of the
+  // allocation stream. Same errors as Deallocate for bad pointers.
   // Thread-safe.
   absl::Status RecordStream(void* ptr, Stream stream);
 
