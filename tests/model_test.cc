@@ -294,6 +294,7 @@ TEST_P(ModelTest, Sequential) {
   EXPECT_GT(pool_->GetStats().discarded_blocks, 0u) << "the KV role's discard queue was exercised";
   EXPECT_GT(pool_->GetStats().page_drops, 0u) << "free pages were given back (bare blocks)";
   EXPECT_GT(pool_->GetStats().bare_refills, 0u) << "bare blocks were refilled";
+  EXPECT_GT(pool_->GetStats().ordered_reuses, 0u) << "pending blocks were reused behind stream waits";
   for (auto& [p, b] : model.live()) ASSERT_TRUE(pool_->Deallocate(reinterpret_cast<void*>(p), b.stream).ok());
 }
 

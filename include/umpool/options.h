@@ -224,6 +224,19 @@ struct PoolOptions {
   // one seed, 0.03 at most seven); larger holds more. 0 to 1.
   double give_back_slack = 0.03;
 
+  // When a request for a large block or a slab range finds only free memory
+  // whose fences (events on the streams that last used it) have not
+  // completed yet, the requesting stream waits for those events on the
+  // device (cudaStreamWaitEvent, enqueued: the host does not wait) and the
+  // request gets that memory rather than the pool growing. Without it, how
+  // much a workload reserves depends on when events complete (measured on an
+  // H200: replays of one trace ended 1.02 or 1.03 above live bytes from run
+  // to run). The cost: the stream's later work starts after those streams'
+  // work up to the events (CUDA's own pools reuse memory the same way by
+  // default). false: such memory waits for its events; the pool grows.
+  // Off during graph captures either way. Stats::ordered_reuses counts them.
+  bool reuse_pending_blocks = true;
+
   // When a growth takes the pool's reserved bytes past this many, the
   // pressure callback (Pool::SetPressureCallback) is called once, after the
   // allocation, with the bytes above the watermark: an engine can evict or

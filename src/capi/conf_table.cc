@@ -186,6 +186,10 @@ const Key<Conf> kConfKeys[] = {
         "give_back_slack",
         "room above peak live memory, as a fraction of it, that the pool may hold before it "
         "gives back free pages"),
+    BoolKey<Conf, PoolField<bool, &P::reuse_pending_blocks>>(
+        "reuse_pending_blocks",
+        "serve a request from free memory other streams' work may still use by making its "
+        "stream wait for that work on the device, rather than growing"),
     BytesKey<Conf, PoolField<std::size_t, &P::pressure_watermark_bytes>>(
         "pressure_watermark",
         "call the pressure callback once when reserved memory passes this (0 = off)"),

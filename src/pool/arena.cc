@@ -113,6 +113,23 @@ absl::StatusOr<Arena::Range> Arena::Take(Role role, LargeHeap& space, bool for_s
   // The blocks this thread's cache holds may be all that keeps a slab from
   // being empty: flush them and look again.
   if (t.ptr == nullptr && source_ != nullptr && source_->FlushCallerCache()) t = take_free();
+  // Free memory whose fences are still pending: the stream waits for them on
+  // the device and takes it (large_heap_pending.cc). A slab made of it is
+  // bound to this stream: other streams fence this one, behind the waits.
+  if (t.ptr == nullptr && options_.reuse_pending_blocks && !fencer_.capturing() &&
+      !backend_.IsCapturing(stream)) {
+    auto wait = [&](const Fences& fences) {
+      for (const FenceRef& f : fences) {
+        if (absl::Status st = backend_.StreamWaitEvent(stream, f->event); !st.ok()) return st;
+      }
+      return absl::OkStatus();
+    };
+    t = space.TakeOrdered(bytes, stream, requested, fencer_, wait, &events);
+    if (t.ptr != nullptr) {
+      counters_.Bump(counters_.ordered_reuses);
+      t.seq = for_slab ? fencer_.Stamp() : 0;
+    }
+  }
   if (!events.ok() && !absl::IsUnavailable(events)) counters_.Bump(counters_.fence_errors);
   if (t.ptr != nullptr) {
     PrefetchIfNeeded(role, t.ptr, bytes, stream);

@@ -17,7 +17,10 @@
 //   TakeFenced:   every other stream's group gets a fence now and moves to
 //                 pending, pending is polled, and the two groups are tried
 //                 again (this succeeds at once only if those streams are idle).
-// The pool grows only when both find nothing.
+// A large heap then looks at the pending groups (ForEachPending): a block
+// whose fences have not completed yet is handed over once the caller's
+// stream waits for them on the device (LargeHeap::TakeOrdered).
+// The pool grows only when all of these find nothing.
 //
 // Fences are recorded lazily and shared (Fencer): a group remembers the newest
 // stamp of the frees in it, and one event covering that stamp serves it.
@@ -111,6 +114,18 @@ class StreamLists {
     status->Update(FenceOthers(stream, fencer));
     status->Update(Poll(fencer, to_ready));
     return pick(Own(stream), ready_);
+  }
+
+  // Step 3, for a request that would otherwise grow the pool (large heaps):
+  // f(List& items, const Fences& fences) for each pending group; the caller
+  // may take an item from one after ordering its stream behind that group's
+  // fences (a stream wait: no host wait), then calls DropEmptyPending.
+  template <class F>
+  void ForEachPending(F&& f) {
+    for (Pending& p : pending_) f(p.items, p.fences);
+  }
+  void DropEmptyPending() {
+    std::erase_if(pending_, [](const Pending& p) { return p.items.empty(); });
   }
 
   // Moves every pending group whose fences have all completed through
