@@ -76,6 +76,8 @@ class Target {
   virtual long long BackendCalls() const = 0;
   // What BackendCalls counts, by kind ("" if the allocator does not say).
   virtual std::string BackendCallKinds() const { return ""; }
+  // Stream-rule counts (umpool: blocks reused across streams, behind waits).
+  virtual std::string StreamReuses() const { return ""; }
   virtual long long PeakReserved() const = 0;
   // Peak bytes mapped from the backend (umpool: reserved plus untouched reserves); -1: n/a.
   virtual long long PeakMapped() const { return -1; }
@@ -102,8 +104,10 @@ struct PressureFigures {
 };
 
 // --keep-free-pages: PoolOptions::give_back_free_pages off for umpool's pools;
-// --give-back-slack F: PoolOptions::give_back_slack (negative: the default).
+// --give-back-slack F: PoolOptions::give_back_slack (negative: the default);
+// --wait-pending: PoolOptions::reuse_pending_blocks off.
 bool g_give_back = true;
+bool g_reuse_pending = true;
 double g_give_back_slack = -1;
 
 class UmpoolTarget final : public Target {
@@ -115,6 +119,7 @@ class UmpoolTarget final : public Target {
     o.capacity_bytes = capacity;
     o.stats_publish_bytes = 0;  // exact peaks
     o.give_back_free_pages = g_give_back;
+    o.reuse_pending_blocks = g_reuse_pending;
     if (g_give_back_slack >= 0) o.give_back_slack = g_give_back_slack;
     if (kind == umpool::BackendKind::kHost) {
       // The host backend's own limit (half of RAM by default) must not stop a
@@ -194,6 +199,11 @@ class UmpoolTarget final : public Target {
       absl::StrAppend(&out, out.empty() ? "" : ", ", kind, " ", n);
     }
     return out;
+  }
+  std::string StreamReuses() const override {
+    const umpool::Stats s = pool_->GetStats();
+    return absl::StrCat("cross_stream_reuses ", s.cross_stream_reuses, ", ordered_reuses ",
+                        s.ordered_reuses, ", events_recorded ", s.events_recorded);
   }
   long long PeakReserved() const override { return pool_->GetStats().reserved_bytes.peak; }
   long long PeakMapped() const override { return pool_->GetStats().mapped_bytes.peak; }
@@ -364,6 +374,9 @@ Result Replay(const Trace& t, const std::string& name, Target& target, bool gpu,
     }
   }
   r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  if (g_verbose && !target.StreamReuses().empty()) {
+    std::fprintf(stderr, "  at the end: %s\n", target.StreamReuses().c_str());
+  }
   r.peak_reserved = target.PeakReserved();
   r.peak_mapped = target.PeakMapped();
   r.backend_calls = target.BackendCalls();
@@ -476,6 +489,7 @@ int main(int argc, char** argv) {
     }
     else if (a == "--quiet") quiet = true;
     else if (a == "--keep-free-pages") g_give_back = false;
+    else if (a == "--wait-pending") g_reuse_pending = false;
     else if (a == "--give-back-slack") {
       if (!absl::SimpleAtod(value(), &g_give_back_slack) || !(g_give_back_slack >= 0 && g_give_back_slack <= 1)) {
         Fail("--give-back-slack needs a number from 0 to 1");
@@ -488,7 +502,7 @@ int main(int argc, char** argv) {
     else if (a == "-h" || a == "--help") {
       std::printf("usage: umpool-replay TRACE [--allocators LIST] [--backend host|managed] "
                   "[--snapshot FILE [--snapshot-op N]] [--json FILE] [--max-ratio R] [--steady [--steady-calls N]] "
-                  "[--capacity-gib G] [--cap-live F [--pressure evict|none]] [--keep-free-pages] [--give-back-slack F] "
+                  "[--capacity-gib G] [--cap-live F [--pressure evict|none]] [--keep-free-pages] [--give-back-slack F] [--wait-pending] "
                   "[--verbose] [--quiet]\n");
       return 0;
     } else if (!a.empty() && a[0] != '-' && trace_path.empty()) trace_path = a;
