@@ -96,19 +96,27 @@ TEST_P(StreamRulesTest, OtherStreamWaitsForTheFreeEvent) {
 
 // With reuse_pending_blocks, a request that only a pending block serves gets
 // it at once behind a stream wait (no growth, no host wait); without, the
-// pool grows and the block waits for its event. Large blocks and a big
-// class's slab range.
+// pool grows and the block waits for its event. Large blocks (default role)
+// and a big size class's block (activations: slabs up to 32 MiB).
 TEST_P(StreamRulesTest, APendingBlockIsReusedBehindAStreamWaitRatherThanGrowing) {
-  for (std::size_t size : {std::size_t{64} << 20, std::size_t{24} << 20}) {
-    SCOPED_TRACE(size);
-    auto p = pool_->Allocate(size, a_);
+  const std::pair<std::size_t, Role> cases[] = {{std::size_t{64} << 20, Role::kDefault},
+                                                {std::size_t{24} << 20, Role::kDefault},
+                                                {std::size_t{24} << 20, Role::kActivations},
+                                                {std::size_t{3} << 20, Role::kActivations}};
+  for (auto [size, role] : cases) {
+    SCOPED_TRACE(::testing::Message() << size << " role " << static_cast<int>(role));
+    // A live neighbour keeps a slab of two 3 MiB blocks from going back to
+    // slab space empty: the pending block stays in its class's bin.
+    auto neighbour = pool_->Allocate(size, a_, role);
+    ASSERT_TRUE(neighbour.ok());
+    auto p = pool_->Allocate(size, a_, role);
     ASSERT_TRUE(p.ok());
     const std::uint64_t work = backend_->Submit(a_);
     ASSERT_TRUE(pool_->RecordStream(*p, c_).ok());
     const std::uint64_t reader = backend_->Submit(c_);
     ASSERT_TRUE(pool_->Deallocate(*p, a_).ok());
     const Stats before = pool_->GetStats();
-    auto q = pool_->Allocate(size, b_);
+    auto q = pool_->Allocate(size, b_, role);
     ASSERT_TRUE(q.ok());
     const Stats after = pool_->GetStats();
     EXPECT_FALSE(backend_->IsComplete(a_, work));
@@ -126,6 +134,7 @@ TEST_P(StreamRulesTest, APendingBlockIsReusedBehindAStreamWaitRatherThanGrowing)
       EXPECT_GT(after.reserved_bytes.current, before.reserved_bytes.current);
     }
     ASSERT_TRUE(pool_->Deallocate(*q, b_).ok());
+    ASSERT_TRUE(pool_->Deallocate(*neighbour, a_).ok());
     backend_->CompleteAll();
     ASSERT_TRUE(pool_->Trim().ok());
     Check();

@@ -69,14 +69,26 @@ absl::StatusOr<Arena::Range> Arena::TakeLarge(Role role, std::size_t bytes, Stre
   return Take(role, h.large[static_cast<int>(role)], /*for_slab=*/false, bytes, stream, requested);
 }
 
-absl::StatusOr<Arena::Range> Arena::TakeSlabRange(Role role, std::size_t bytes, Stream stream) {
+absl::StatusOr<Arena::Range> Arena::TakeSlabRange(Role role, std::size_t bytes, Stream stream,
+                                                  bool may_grow) {
   Heap& h = *heaps_[heap_of(role)];
-  return Take(role, h.SlabSpaceFor(bytes), /*for_slab=*/true, bytes, stream, 0);
+  return Take(role, h.SlabSpaceFor(bytes), /*for_slab=*/true, bytes, stream, 0, may_grow);
+}
+
+bool Arena::MayReusePending(Stream stream) const {
+  return options_.reuse_pending_blocks && !fencer_.capturing() && !backend_.IsCapturing(stream);
+}
+
+absl::Status Arena::OrderAfter(Stream stream, const Fences& fences) {
+  for (const FenceRef& f : fences) {
+    if (absl::Status st = backend_.StreamWaitEvent(stream, f->event); !st.ok()) return st;
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<Arena::Range> Arena::Take(Role role, LargeHeap& space, bool for_slab,
                                          std::size_t bytes, Stream stream,
-                                         std::size_t requested) {
+                                         std::size_t requested, bool may_grow) {
   const int heap = heap_of(role);
   Heap& h = *heaps_[heap];
   absl::Status events;
@@ -116,14 +128,8 @@ absl::StatusOr<Arena::Range> Arena::Take(Role role, LargeHeap& space, bool for_s
   // Free memory whose fences are still pending: the stream waits for them on
   // the device and takes it (large_heap_pending.cc). A slab made of it is
   // bound to this stream: other streams fence this one, behind the waits.
-  if (t.ptr == nullptr && options_.reuse_pending_blocks && !fencer_.capturing() &&
-      !backend_.IsCapturing(stream)) {
-    auto wait = [&](const Fences& fences) {
-      for (const FenceRef& f : fences) {
-        if (absl::Status st = backend_.StreamWaitEvent(stream, f->event); !st.ok()) return st;
-      }
-      return absl::OkStatus();
-    };
+  if (t.ptr == nullptr && MayReusePending(stream)) {
+    auto wait = [&](const Fences& fences) { return OrderAfter(stream, fences); };
     t = space.TakeOrdered(bytes, stream, requested, fencer_, wait, &events);
     if (t.ptr != nullptr) {
       counters_.Bump(counters_.ordered_reuses);
@@ -135,6 +141,7 @@ absl::StatusOr<Arena::Range> Arena::Take(Role role, LargeHeap& space, bool for_s
     PrefetchIfNeeded(role, t.ptr, bytes, stream);
     return Range{t.ptr, t.bytes, t.cross_stream, t.seq, false};
   }
+  if (!may_grow) return Range{};
   // Before populating anything: the free pages no request could use are
   // given back, then pages given back earlier are refilled if they fit.
   // A bare block (with the free blocks beside it) that serves the request

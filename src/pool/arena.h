@@ -31,7 +31,9 @@
 // space is first fit: docs/arena.md, "First fit for big slabs"); the heap's
 // empty slabs given back (FreeMemorySource, i.e. the slab tier); a wholly free
 // segment of another space; and the same after the calling thread's cache is
-// flushed. Then, with PoolOptions::give_back_free_pages, if populating
+// flushed; then, with PoolOptions::reuse_pending_blocks, a free block of its
+// space whose fences are still pending, behind a stream wait
+// (large_heap_pending.cc). Then, with PoolOptions::give_back_free_pages, if populating
 // would pass the reserved high-water mark and the slack above peak live
 // bytes (give_back_slack), the heap first gives back free
 // pages (bare blocks: dropped, no longer reserved), and the request tries
@@ -156,8 +158,17 @@ class Arena {
   // ResourceExhausted when it cannot be had under the cap.
   absl::StatusOr<Range> TakeLarge(Role role, std::size_t bytes, Stream stream,
                                   std::size_t requested);
-  // A range of `bytes` (a 2 MiB multiple) of `role`'s slab space.
-  absl::StatusOr<Range> TakeSlabRange(Role role, std::size_t bytes, Stream stream);
+  // A range of `bytes` (a 2 MiB multiple) of `role`'s slab space. Without
+  // `may_grow`, only free memory (no page given back or populated, no
+  // mapping): ptr nullptr when there is none.
+  absl::StatusOr<Range> TakeSlabRange(Role role, std::size_t bytes, Stream stream,
+                                      bool may_grow = true);
+  // Whether a request on `stream` may take memory whose fences are pending
+  // once `stream` waits for them (PoolOptions::reuse_pending_blocks; never
+  // during a graph capture), and that wait: a cudaStreamWaitEvent per fence,
+  // enqueued (the host does not wait).
+  bool MayReusePending(Stream stream) const;
+  absl::Status OrderAfter(Stream stream, const Fences& fences);
   // Points the pagemap at a slab carved from a range of TakeSlabRange, and
   // back at its segment when the slab's range is given back.
   void CoverSlab(Slab* slab);
@@ -232,7 +243,7 @@ class Arena {
 
   // The search of the file comment for `bytes` of `space`.
   absl::StatusOr<Range> Take(Role role, LargeHeap& space, bool for_slab, std::size_t bytes,
-                             Stream stream, std::size_t requested);
+                             Stream stream, std::size_t requested, bool may_grow = true);
   // A wholly free segment of `bytes` to `max_bytes` from any space of `h`
   // but `into`.
   Segment* StealSegment(Heap& h, LargeHeap& into, std::size_t bytes, std::size_t max_bytes,

@@ -61,6 +61,31 @@ TakeResult CentralBin::Take(Stream stream, void** out, int max, Fencer& fencer) 
   return r;
 }
 
+int CentralBin::TakeOrdered(void** out, int max, Fencer& fencer,
+                            absl::FunctionRef<absl::Status(const Fences&)> order,
+                            absl::Status* status) {
+  MutexLock lock(&mu_);
+  int got = 0;
+  free_.ForEachPending([&](BlockStack& items, const Fences& fences) {
+    if (got > 0 || items.empty()) return;
+    Fences incomplete;
+    for (const FenceRef& f : fences) {
+      absl::StatusOr<bool> done = fencer.Poll(*f);
+      if (!done.ok() || !*done) incomplete.push_back(f);  // an error: wait for it anyway
+    }
+    if (absl::Status st = order(incomplete); !st.ok()) {
+      status->Update(st);
+      got = -1;  // no other group either
+      return;
+    }
+    got = items.TakeInto(out, max);
+  });
+  if (got <= 0) return 0;
+  free_.DropEmptyPending();
+  CountIn(out, got, -1);
+  return got;
+}
+
 int CentralBin::AddSlabAndTake(Slab* slab, Stream stream, Fencer& fencer, void** out, int max) {
   MutexLock lock(&mu_);
   slabs_.push_back(slab);

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "src/base/mutex.h"
 #include "src/pool/fence.h"
@@ -45,6 +46,15 @@ class CentralBin {
 
   // Writes up to `max` blocks usable on `stream` to `out`.
   TakeResult Take(Stream stream, void** out, int max, Fencer& fencer);
+
+  // After Take found nothing and no slab could be made without growing:
+  // up to `max` blocks of the oldest pending group, for a stream that
+  // `order` has made wait for that group's fences not yet complete (the
+  // host does not wait). 0 if no block is pending or `order` fails (its
+  // error in *status). Called with no lock of the bin held by the caller;
+  // calls `order` under the bin's mutex.
+  int TakeOrdered(void** out, int max, Fencer& fencer,
+                  absl::FunctionRef<absl::Status(const Fences&)> order, absl::Status* status);
 
   // Adds a new slab and carves up to `max` of its blocks into `out` for `stream`.
   int AddSlabAndTake(Slab* slab, Stream stream, Fencer& fencer, void** out, int max);

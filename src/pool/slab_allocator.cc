@@ -25,15 +25,32 @@ absl::StatusOr<int> SlabAllocator::Refill(Stream stream, Role role, int cls, voi
     counters_.Bump(counters_.cross_stream_reuses, static_cast<std::uint64_t>(t.cross_stream));
     return t.count;
   }
+  if (arena_.MayReusePending(stream)) {
+    // A slab from free memory first; else the bin's pending blocks behind a
+    // stream wait (CentralBin::TakeOrdered) rather than the pool growing.
+    absl::StatusOr<Slab*> slab = GrowSlab(role, cls, stream, grew, /*may_grow=*/false);
+    if (!slab.ok()) return slab.status();
+    if (*slab != nullptr) return b.AddSlabAndTake(*slab, stream, fencer_, out, max);
+    absl::Status events;
+    const int n = b.TakeOrdered(
+        out, max, fencer_, [&](const Fences& f) { return arena_.OrderAfter(stream, f); }, &events);
+    if (!events.ok()) counters_.Bump(counters_.fence_errors);
+    if (n > 0) {
+      counters_.Bump(counters_.ordered_reuses, static_cast<std::uint64_t>(n));
+      return n;
+    }
+  }
   absl::StatusOr<Slab*> slab = GrowSlab(role, cls, stream, grew);
   if (!slab.ok()) return slab.status();
   return b.AddSlabAndTake(*slab, stream, fencer_, out, max);
 }
 
-absl::StatusOr<Slab*> SlabAllocator::GrowSlab(Role role, int cls, Stream stream, bool* grew) {
+absl::StatusOr<Slab*> SlabAllocator::GrowSlab(Role role, int cls, Stream stream, bool* grew,
+                                              bool may_grow) {
   const std::size_t bytes = kSizeClasses[cls].slab_bytes;
-  absl::StatusOr<Arena::Range> r = arena_.TakeSlabRange(role, bytes, stream);
+  absl::StatusOr<Arena::Range> r = arena_.TakeSlabRange(role, bytes, stream, may_grow);
   if (!r.ok()) return r.status();
+  if (r->ptr == nullptr) return nullptr;  // !may_grow: no free memory
   *grew = r->grew;
   if (r->cross_stream) counters_.Bump(counters_.cross_stream_reuses);
   const auto base = reinterpret_cast<std::uintptr_t>(r->ptr);

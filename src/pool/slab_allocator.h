@@ -2,7 +2,8 @@
 //
 // One CentralBin per (heap, size class). A bin that runs dry gets a slab: a
 // range of the arena's slab space carved into blocks of its class
-// (GrowSlab). A slab whose blocks are all free (none in a thread cache) goes
+// (GrowSlab); when that would grow the pool, the bin's pending blocks go
+// first, behind a stream wait (PoolOptions::reuse_pending_blocks). A slab whose blocks are all free (none in a thread cache) goes
 // back to slab space when the arena would otherwise grow and on Trim
 // (ReclaimEmptySlabs), on the terms its blocks had, so memory one class freed
 // serves another class or a large block without a backend call. Thread caches
@@ -67,7 +68,10 @@ class SlabAllocator {
 
  private:
   CentralBin& bin(Role role, int cls) { return (*bins_[arena_.heap_of(role)])[cls]; }
-  absl::StatusOr<Slab*> GrowSlab(Role role, int cls, Stream stream, bool* grew);
+  // A slab for (role, class) from a range of slab space; without `may_grow`
+  // only from free memory (nullptr when there is none).
+  absl::StatusOr<Slab*> GrowSlab(Role role, int cls, Stream stream, bool* grew,
+                                 bool may_grow = true);
   void ReturnSlab(Slab* slab, ReuseTerms terms);
 
   Arena& arena_;
