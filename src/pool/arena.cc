@@ -126,15 +126,13 @@ absl::StatusOr<Arena::Range> Arena::Take(Role role, LargeHeap& space, bool for_s
   // being empty: flush them and look again.
   if (t.ptr == nullptr && source_ != nullptr && source_->FlushCallerCache()) t = take_free();
   // Free memory whose fences are still pending: the stream waits for them on
-  // the device and takes it (large_heap_pending.cc). A slab made of it is
-  // bound to this stream: other streams fence this one, behind the waits.
-  if (t.ptr == nullptr && MayReusePending(stream)) {
-    auto wait = [&](const Fences& fences) { return OrderAfter(stream, fences); };
-    t = space.TakeOrdered(bytes, stream, requested, fencer_, wait, &events);
-    if (t.ptr != nullptr) {
-      counters_.Bump(counters_.ordered_reuses);
-      t.seq = for_slab ? fencer_.Stamp() : 0;
-    }
+  // the device and makes it its own (large_heap_pending.cc), then looks again.
+  if (t.ptr == nullptr && MayReusePending(stream) &&
+      space.AdoptPending(
+          stream, fencer_, [&](const Fences& fences) { return OrderAfter(stream, fences); },
+          &events)) {
+    t = take();
+    if (t.ptr != nullptr) counters_.Bump(counters_.ordered_reuses);
   }
   if (!events.ok() && !absl::IsUnavailable(events)) counters_.Bump(counters_.fence_errors);
   if (t.ptr != nullptr) {

@@ -83,16 +83,14 @@ class LargeHeap {
   Taken Take(std::size_t bytes, Stream stream, std::size_t requested, Fencer& fencer,
              absl::Status* status);
   // Step 3 of a search (stream_lists.h), for a request nothing free serves
-  // now: a pending block (one whose fences have not all completed) that
-  // holds `bytes`, handed to `stream` once `order` has made the stream wait
-  // for those fences on the device (no host wait). The smallest such block,
-  // the lowest-addressed with Fit::kFirst; the rest of a split stays pending
-  // on the same fences. `order` gets the fences not yet complete (perhaps
-  // none) and is called under the heap's mutex; nothing is taken if it
-  // fails (its error goes to *status) or no pending block holds `bytes`.
+  // now: every pending block (fences not all completed) becomes `stream`'s,
+  // as if freed on it, once `order` has made the stream wait on the device
+  // for those fences (the newest per stream; no host wait). They merge with
+  // their neighbours like any free block of `stream`'s, and the caller takes
+  // again. `order` is called under the heap's mutex; false (nothing moved)
+  // when nothing is pending or `order` fails (its error goes to *status).
   using Order = absl::FunctionRef<absl::Status(const Fences& fences)>;
-  Taken TakeOrdered(std::size_t bytes, Stream stream, std::size_t requested, Fencer& fencer,
-                    Order order, absl::Status* status);
+  bool AdoptPending(Stream stream, Fencer& fencer, Order order, absl::Status* status);
   // Adds a fresh segment (its populated part one free block) and carves
   // `bytes` from its front for `stream`.
   Taken AddSegmentAndTake(Segment* segment, std::size_t bytes, Stream stream,

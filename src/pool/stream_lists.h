@@ -17,9 +17,10 @@
 //   TakeFenced:   every other stream's group gets a fence now and moves to
 //                 pending, pending is polled, and the two groups are tried
 //                 again (this succeeds at once only if those streams are idle).
-// A large heap then looks at the pending groups (ForEachPending): a block
-// whose fences have not completed yet is handed over once the caller's
-// stream waits for them on the device (LargeHeap::TakeOrdered).
+// Then the pending groups (ForEachPending): once the caller's stream waits
+// for their fences on the device, a large heap makes their blocks the
+// stream's (LargeHeap::AdoptPending) and a size class hands some over
+// (CentralBin::TakeOrdered).
 // The pool grows only when all of these find nothing.
 //
 // Fences are recorded lazily and shared (Fencer): a group remembers the newest
