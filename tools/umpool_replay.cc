@@ -49,6 +49,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "bench/allocators.h"
+#include "tools/lagging_backend.h"
 #include "tools/replay_trace.h"
 #include "umpool/backend.h"
 #include "umpool/pool.h"
@@ -105,9 +106,13 @@ struct PressureFigures {
 
 // --keep-free-pages: PoolOptions::give_back_free_pages off for umpool's pools;
 // --give-back-slack F: PoolOptions::give_back_slack (negative: the default);
-// --wait-pending: PoolOptions::reuse_pending_blocks off.
+// --wait-pending: PoolOptions::reuse_pending_blocks off;
+// --event-lag N: host backend events complete N trace ops after they are
+// recorded (tools/lagging_backend.h), g_op being the op the replay is at.
 bool g_give_back = true;
 bool g_reuse_pending = true;
+long long g_event_lag = 0;
+std::uint64_t g_op = 0;
 double g_give_back_slack = -1;
 
 class UmpoolTarget final : public Target {
@@ -125,7 +130,13 @@ class UmpoolTarget final : public Target {
       // The host backend's own limit (half of RAM by default) must not stop a
       // GPU-sized trace: it maps with MAP_NORESERVE and the replay never
       // touches the memory.
-      auto pool = umpool::Pool::Create(o, umpool::CreateHostBackend(host_limit != 0 ? host_limit : capacity));
+      std::unique_ptr<umpool::Backend> backend =
+          umpool::CreateHostBackend(host_limit != 0 ? host_limit : capacity);
+      if (g_event_lag > 0) {
+        backend = std::make_unique<umpool_tools::LaggingBackend>(
+            std::move(backend), static_cast<std::uint64_t>(g_event_lag), &g_op);
+      }
+      auto pool = umpool::Pool::Create(o, std::move(backend));
       if (!pool.ok()) Fail("umpool: " + pool.status().ToString());
       pool_ = *std::move(pool);
       return;
@@ -319,6 +330,7 @@ Result Replay(const Trace& t, const std::string& name, Target& target, bool gpu,
         std::fprintf(stderr, "  at the warm-up mark (op %zu): %s\n", i, target.BackendCallKinds().c_str());
       }
     }
+    g_op = i;
     const Op& op = t.ops[i];
     const Stream s = streams[static_cast<std::size_t>(op.stream)];
     if (op.kind == 'a') {
@@ -490,6 +502,9 @@ int main(int argc, char** argv) {
     else if (a == "--quiet") quiet = true;
     else if (a == "--keep-free-pages") g_give_back = false;
     else if (a == "--wait-pending") g_reuse_pending = false;
+    else if (a == "--event-lag") {
+      if (!absl::SimpleAtoi(value(), &g_event_lag) || g_event_lag < 0) Fail("--event-lag needs a count of ops >= 0");
+    }
     else if (a == "--give-back-slack") {
       if (!absl::SimpleAtod(value(), &g_give_back_slack) || !(g_give_back_slack >= 0 && g_give_back_slack <= 1)) {
         Fail("--give-back-slack needs a number from 0 to 1");
@@ -502,7 +517,7 @@ int main(int argc, char** argv) {
     else if (a == "-h" || a == "--help") {
       std::printf("usage: umpool-replay TRACE [--allocators LIST] [--backend host|managed] "
                   "[--snapshot FILE [--snapshot-op N]] [--json FILE] [--max-ratio R] [--steady [--steady-calls N]] "
-                  "[--capacity-gib G] [--cap-live F [--pressure evict|none]] [--keep-free-pages] [--give-back-slack F] [--wait-pending] "
+                  "[--capacity-gib G] [--cap-live F [--pressure evict|none]] [--keep-free-pages] [--give-back-slack F] [--wait-pending] [--event-lag N] "
                   "[--verbose] [--quiet]\n");
       return 0;
     } else if (!a.empty() && a[0] != '-' && trace_path.empty()) trace_path = a;
@@ -512,6 +527,7 @@ int main(int argc, char** argv) {
   const bool gpu = umpool::CudaAvailable();
   if (backend.empty()) backend = gpu ? "managed" : "host";
   if (backend != "host" && backend != "managed") Fail("--backend must be host or managed");
+  if (g_event_lag > 0 && backend != "host") Fail("--event-lag applies to the host backend only");
   if (backend == "managed" && !gpu) Fail("--backend managed needs a GPU");
   if (allocators.empty()) {
     allocators = "umpool";
