@@ -242,12 +242,15 @@ TEST_F(GpuTest, StressCrossStreamReuseCorruptsNothing) {
   CUDA_OK(cudaMemcpy(&corrupted, bad_, sizeof(corrupted), cudaMemcpyDeviceToHost));
   const Stats st = pool_->GetStats();
   std::printf("stress: %llu rounds, %.1f GiB checked, %llu corrupted bytes, %llu cross-stream reuses, "
-              "%llu events\n", static_cast<unsigned long long>(rounds),
+              "%llu behind stream waits, %llu events\n", static_cast<unsigned long long>(rounds),
               static_cast<double>(bytes_checked) / (1 << 30), corrupted,
               static_cast<unsigned long long>(st.cross_stream_reuses),
+              static_cast<unsigned long long>(st.ordered_reuses),
               static_cast<unsigned long long>(st.events_recorded));
   EXPECT_EQ(corrupted, 0u);
-  EXPECT_GT(st.cross_stream_reuses, 0u);
+  // Memory crossed streams: after a completed fence, or behind a stream wait
+  // (reuse_pending_blocks: the GPU's events are rarely complete this soon).
+  EXPECT_GT(st.cross_stream_reuses + st.ordered_reuses, 0u);
   cudaStreamDestroy(streams[3]);
 }
 
