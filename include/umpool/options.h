@@ -224,17 +224,21 @@ struct PoolOptions {
   // one seed, 0.03 at most seven); larger holds more. 0 to 1.
   double give_back_slack = 0.03;
 
-  // When a request for a large block or a slab range finds only free memory
-  // whose fences (events on the streams that last used it) have not
-  // completed yet, the requesting stream waits for those events on the
-  // device (cudaStreamWaitEvent, enqueued: the host does not wait) and the
-  // request gets that memory rather than the pool growing. Without it, how
-  // much a workload reserves depends on when events complete (measured on an
-  // H200: replays of one trace ended 1.02 or 1.03 above live bytes from run
-  // to run). The cost: the stream's later work starts after those streams'
-  // work up to the events (CUDA's own pools reuse memory the same way by
-  // default). false: such memory waits for its events; the pool grows.
-  // Off during graph captures either way. Stats::ordered_reuses counts them.
+  // When a request would grow the pool and the only free memory that serves
+  // it waits for fences (events on the streams that last used it) not yet
+  // complete, the requesting stream waits for those events on the device
+  // (cudaStreamWaitEvent, enqueued: the host does not wait) and the request
+  // gets that memory (a large space's pending blocks all become the stream's
+  // and merge; a size class hands over pending blocks). Without it, how much
+  // a workload reserves depends on when events complete: on an H200, 11 of
+  // 16 replays of steady multi-stream traces diverged from run to run (up to
+  // 1.031 above live bytes and 191 backend calls after warm-up); with it, 16
+  // of 16 gave the same figures (docs/design.md, "Pending blocks behind a
+  // stream wait"). The cost: the stream's later work starts after those
+  // streams' work up to the events (CUDA's stream-ordered pools reuse memory
+  // the same way by default). false: such memory waits for its events and
+  // the pool grows. Never during graph captures. Stats::ordered_reuses
+  // counts the requests served so.
   bool reuse_pending_blocks = true;
 
   // When a growth takes the pool's reserved bytes past this many, the

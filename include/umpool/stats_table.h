@@ -40,8 +40,9 @@
   X(alloc_retries, "num_alloc_retries", "allocations that released cached memory and retried") \
   X(ooms, "num_ooms", "allocations that failed for lack of memory")                    \
   X(cross_stream_reuses, "", "blocks handed to another stream after a fence")          \
-  X(ordered_reuses, "", "large blocks and slab ranges whose fences had not completed, handed "  \
-    "over once the requesting stream waited for them on the device (no growth, no host wait)") \
+  X(ordered_reuses, "", "blocks served from free memory whose fences had not completed, once the " \
+    "requesting stream waited for them on the device instead of the pool growing (large blocks and " \
+    "slab ranges: one per request; size-class blocks: one per block)") \
   X(events_recorded, "", "events recorded for stream fences")                          \
   X(fence_errors, "", "event record, query or stream-wait failures (the blocks concerned stayed put)") \
   X(trims, "", "Trim calls")                                                           \

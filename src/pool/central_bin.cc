@@ -68,12 +68,9 @@ int CentralBin::TakeOrdered(void** out, int max, Fencer& fencer,
   int got = 0;
   free_.ForEachPending([&](BlockStack& items, const Fences& fences) {
     if (got > 0 || items.empty()) return;
-    Fences incomplete;
-    for (const FenceRef& f : fences) {
-      absl::StatusOr<bool> done = fencer.Poll(*f);
-      if (!done.ok() || !*done) incomplete.push_back(f);  // an error: wait for it anyway
-    }
-    if (absl::Status st = order(incomplete); !st.ok()) {
+    Fences waits;
+    fencer.AddOutstanding(fences, &waits);
+    if (absl::Status st = order(waits); !st.ok()) {
       status->Update(st);
       got = -1;  // no other group either
       return;

@@ -1,5 +1,7 @@
 #include "src/pool/fence.h"
 
+#include <algorithm>
+
 #include "src/base/check.h"
 
 namespace umpool::internal {
@@ -88,6 +90,20 @@ absl::StatusOr<bool> Fencer::Poll(Fence& fence) {
   if (!done.ok()) return done.status();
   if (*done) fence.done.store(true, std::memory_order_release);
   return *done;
+}
+
+void Fencer::AddOutstanding(const Fences& fences, Fences* waits) {
+  for (const FenceRef& f : fences) {
+    absl::StatusOr<bool> done = Poll(*f);
+    if (done.ok() && *done) continue;
+    auto same = std::find_if(waits->begin(), waits->end(),
+                             [&](const FenceRef& w) { return w->stream == f->stream; });
+    if (same == waits->end()) {
+      waits->push_back(f);
+    } else if ((*same)->covers_seq < f->covers_seq) {
+      *same = f;
+    }
+  }
 }
 
 absl::Status Fencer::Wait(Fence& fence) {

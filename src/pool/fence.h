@@ -31,6 +31,7 @@ struct Fence {
 };
 
 using FenceRef = std::shared_ptr<Fence>;
+using Fences = absl::InlinedVector<FenceRef, 2>;
 
 // When a range handed back between layers (an empty slab returned to its
 // role's large heap) may be reused: at once on `stream` (on_stream), after
@@ -61,6 +62,11 @@ class Fencer {
   absl::StatusOr<bool> Poll(Fence& fence);
   // Blocks the host until the fence's work has completed.
   absl::Status Wait(Fence& fence);
+  // Adds to *waits those of `fences` not complete yet (a poll error counts
+  // as not complete), keeping one per stream: the newest, since a later
+  // event on a stream completes after an earlier one. What a stream must
+  // wait for on the device before it reuses memory behind them.
+  void AddOutstanding(const Fences& fences, Fences* waits);
 
   // Drops the remembered latest fence of `stream` (ReleaseStream: the handle
   // may be destroyed, and reused by a new stream). Outstanding FenceRefs stay

@@ -15,7 +15,6 @@
 // ready blocks would have been (a pending block never merges).
 #include <cstdint>
 
-#include "absl/container/flat_hash_map.h"
 #include "src/pool/large_heap.h"
 
 namespace umpool::internal {
@@ -23,19 +22,9 @@ namespace umpool::internal {
 bool LargeHeap::AdoptPending(Stream stream, Fencer& fencer, Order order, absl::Status* status) {
   MutexLock lock(&mu_);
   if (!free_.has_pending()) return false;
-  // A later event on a stream completes after an earlier one: one wait per
-  // stream, for its newest fence not complete yet.
-  absl::flat_hash_map<Stream, FenceRef> newest;
-  free_.ForEachPending([&](BestFitSet&, const Fences& fences) {
-    for (const FenceRef& f : fences) {
-      absl::StatusOr<bool> done = fencer.Poll(*f);
-      if (done.ok() && *done) continue;  // an error: waited for anyway
-      FenceRef& n = newest[f->stream];
-      if (n == nullptr || n->covers_seq < f->covers_seq) n = f;
-    }
-  });
-  Fences waits;
-  for (auto& [s, f] : newest) waits.push_back(f);
+  Fences waits;  // one per stream
+  free_.ForEachPending(
+      [&](BestFitSet&, const Fences& fences) { fencer.AddOutstanding(fences, &waits); });
   if (absl::Status st = order(waits); !st.ok()) {
     status->Update(st);
     return false;

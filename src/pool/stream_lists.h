@@ -58,7 +58,6 @@ namespace umpool::internal {
 // A handle no stream has: FenceOthers(kNoStream, ...) fences every group.
 inline const Stream kNoStream = reinterpret_cast<Stream>(~std::uintptr_t{0});
 
-using Fences = absl::InlinedVector<FenceRef, 2>;
 
 template <class List>
 class StreamLists {
