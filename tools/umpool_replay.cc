@@ -50,6 +50,7 @@
 #include "absl/strings/str_split.h"
 #include "bench/allocators.h"
 #include "tools/lagging_backend.h"
+#include "tools/replay_report.h"
 #include "tools/replay_trace.h"
 #include "umpool/backend.h"
 #include "umpool/pool.h"
@@ -64,7 +65,11 @@ using umpool::Stream;
 using umpool::replay::Fail;
 using umpool::replay::Load;
 using umpool::replay::Op;
+using umpool::replay::PressureFigures;
+using umpool::replay::PrintTable;
+using umpool::replay::Result;
 using umpool::replay::Trace;
+using umpool::replay::WriteJson;
 
 // What the replay drives. umpool gets roles and record-stream; the anchors
 // take the bench adapters.
@@ -93,15 +98,6 @@ class Target {
     static const std::string none;
     return none;
   }
-};
-
-// What a pressure-mode replay adds to its result.
-struct PressureFigures {
-  long long evictions = 0;          // blocks the callback evicted
-  long long evicted_bytes = 0;
-  long long callbacks = 0;          // times the pool asked it
-  long long peak_on_gpu_bytes = 0;  // peak of reserved minus evicted live bytes
-  long long cap_bytes = 0;
 };
 
 // --keep-free-pages: PoolOptions::give_back_free_pages off for umpool's pools;
@@ -273,26 +269,6 @@ class AnchorTarget final : public Target {
   std::unique_ptr<umpool::bench::BenchAllocator> a_;
 };
 
-struct Result {
-  std::string name;
-  std::int64_t peak_live = 0;
-  long long peak_reserved = -1;
-  long long peak_mapped = -1;
-  long long backend_calls = -1, backend_calls_after_warmup = -1;
-  double hit_rate = -1;
-  double alloc_mean_ns = 0, alloc_p99_ns = 0, free_mean_ns = 0, free_p99_ns = 0;
-  double seconds = 0;
-  std::size_t records_skipped = 0;
-  std::string roles_at_peak_live;  // RoleFigures() at the op after which live bytes peak
-  long long ooms = 0;
-  std::string first_oom;
-  bool pressure_mode = false;
-  PressureFigures pressure;
-  double ratio() const {
-    return peak_reserved < 0 || peak_live == 0 ? -1 : static_cast<double>(peak_reserved) / peak_live;
-  }
-};
-
 void MeanP99(std::vector<float>& v, double* mean, double* p99) {
   if (v.empty()) return;
   double sum = 0;
@@ -401,71 +377,6 @@ Result Replay(const Trace& t, const std::string& name, Target& target, bool gpu,
   // Free what the trace left live, so the next allocator starts clean.
   for (auto& [id, l] : live) target.Free(l.p, l.bytes, streams[0]);
   return r;
-}
-
-std::string Num(long long v) { return v < 0 ? "n/a" : std::to_string(v); }
-
-void PrintTable(const std::vector<Result>& rs) {
-  // Peak mapped (reserved plus the reserves not yet populated) comes last, so
-  // that tools reading the columns by position (tools/replay-ab) keep working.
-  std::printf("| allocator | peak live (MiB) | peak reserved (MiB) | reserved/live | backend calls | after warm-up | hit rate | alloc mean / p99 (ns) | free mean / p99 (ns) | replay (s) | peak mapped (MiB) |\n");
-  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-  auto mib = [](long long v, char* out, std::size_t n) {
-    if (v >= 0) std::snprintf(out, n, "%.1f", v / 1048576.0);
-  };
-  for (const Result& r : rs) {
-    char ratio[32] = "n/a", hit[32] = "n/a", reserved[32] = "n/a", mapped[32] = "n/a";
-    if (r.ratio() >= 0) std::snprintf(ratio, sizeof ratio, "%.3f", r.ratio());
-    if (r.hit_rate >= 0) std::snprintf(hit, sizeof hit, "%.2f%%", 100 * r.hit_rate);
-    mib(r.peak_reserved, reserved, sizeof reserved);
-    mib(r.peak_mapped, mapped, sizeof mapped);
-    std::printf("| %s | %.1f | %s | %s | %s | %s | %s | %.0f / %.0f | %.0f / %.0f | %.2f | %s |\n",
-                r.name.c_str(), r.peak_live / 1048576.0, reserved, ratio, Num(r.backend_calls).c_str(),
-                Num(r.backend_calls_after_warmup).c_str(), hit, r.alloc_mean_ns, r.alloc_p99_ns,
-                r.free_mean_ns, r.free_p99_ns, r.seconds, mapped);
-  }
-}
-
-void WriteJson(const std::string& path, const std::string& trace, const Trace& t,
-               const std::vector<Result>& rs) {
-  std::FILE* f = std::fopen(path.c_str(), "w");
-  if (f == nullptr) Fail("cannot write " + path);
-  std::fprintf(f, "{\"trace\":\"%s\",\"ops\":%zu,\"allocations\":%zu,\"streams\":%d,\"context\":{",
-               trace.c_str(), t.ops.size(), t.allocations, t.streams);
-  bool first = true;
-  for (const auto& [k, v] : umpool::bench::MachineContext()) {
-    std::fprintf(f, "%s\"%s\":\"%s\"", first ? "" : ",", k.c_str(), v.c_str());
-    first = false;
-  }
-  std::fprintf(f, "},\"results\":[");
-  for (std::size_t i = 0; i < rs.size(); ++i) {
-    const Result& r = rs[i];
-    std::fprintf(f,
-                 "%s\n{\"allocator\":\"%s\",\"peak_live_bytes\":%" PRId64 ",\"peak_reserved_bytes\":%lld,"
-                 "\"peak_mapped_bytes\":%lld,\"ratio\":%.4f,\"backend_calls\":%lld,\"backend_calls_after_warmup\":%lld,"
-                 "\"hit_rate\":%.6f,\"alloc_mean_ns\":%.1f,\"alloc_p99_ns\":%.1f,\"free_mean_ns\":%.1f,"
-                 "\"free_p99_ns\":%.1f,\"seconds\":%.3f,\"records_skipped\":%zu%s%s",
-                 i == 0 ? "" : ",", r.name.c_str(), r.peak_live, r.peak_reserved, r.peak_mapped, r.ratio(),
-                 r.backend_calls, r.backend_calls_after_warmup, r.hit_rate, r.alloc_mean_ns,
-                 r.alloc_p99_ns, r.free_mean_ns, r.free_p99_ns, r.seconds, r.records_skipped,
-                 r.roles_at_peak_live.empty() ? "" : ",\"roles_at_peak_live\":",
-                 r.roles_at_peak_live.c_str());
-    if (r.pressure_mode) {
-      std::string oom;  // the first failure's message, JSON-escaped
-      for (char c : r.first_oom) {
-        if (c == '"' || c == '\\') oom += '\\';
-        if (static_cast<unsigned char>(c) >= 0x20) oom += c;
-      }
-      std::fprintf(f,
-                   ",\"pressure\":{\"cap_bytes\":%lld,\"ooms\":%lld,\"first_oom\":\"%s\",\"callbacks\":%lld,"
-                   "\"evictions\":%lld,\"evicted_bytes\":%lld,\"peak_on_gpu_bytes\":%lld}",
-                   r.pressure.cap_bytes, r.ooms, oom.c_str(), r.pressure.callbacks, r.pressure.evictions,
-                   r.pressure.evicted_bytes, r.pressure.peak_on_gpu_bytes);
-    }
-    std::fprintf(f, "}");
-  }
-  std::fprintf(f, "\n]}\n");
-  std::fclose(f);
 }
 
 }  // namespace
