@@ -127,7 +127,7 @@ absl::StatusOr<Arena::Range> Arena::Take(Role role, LargeHeap& space, bool for_s
   if (t.ptr == nullptr && source_ != nullptr && source_->FlushCallerCache()) t = take_free();
   // Free memory whose fences are still pending: the stream waits for them on
   // the device and makes it its own (large_heap_pending.cc), then looks again.
-  if (t.ptr == nullptr && MayReusePending(stream) &&
+  if (t.ptr == nullptr && may_grow && MayReusePending(stream) &&
       space.AdoptPending(
           stream, fencer_, [&](const Fences& fences) { return OrderAfter(stream, fences); },
           &events)) {

@@ -31,10 +31,10 @@
 // space is first fit: docs/arena.md, "First fit for big slabs"); the heap's
 // empty slabs given back (FreeMemorySource, i.e. the slab tier); a wholly free
 // segment of another space; and the same after the calling thread's cache is
-// flushed; then, with PoolOptions::reuse_pending_blocks, a free block of its
-// space whose fences are still pending, behind a stream wait
-// (large_heap_pending.cc). Then, with PoolOptions::give_back_free_pages, if populating
-// would pass the reserved high-water mark and the slack above peak live
+// flushed; then, with PoolOptions::reuse_pending_blocks, its space's
+// pending blocks, made the stream's behind a stream wait
+// (large_heap_pending.cc). Then, with PoolOptions::give_back_free_pages, if
+// populating would pass the reserved high-water mark and the slack above peak live
 // bytes (give_back_slack), the heap first gives back free
 // pages (bare blocks: dropped, no longer reserved), and the request tries
 // its space's bare blocks (refilled). Then it grows its space: a segment's
@@ -159,8 +159,8 @@ class Arena {
   absl::StatusOr<Range> TakeLarge(Role role, std::size_t bytes, Stream stream,
                                   std::size_t requested);
   // A range of `bytes` (a 2 MiB multiple) of `role`'s slab space. Without
-  // `may_grow`, only free memory (no page given back or populated, no
-  // mapping): ptr nullptr when there is none.
+  // `may_grow`, only free memory usable now (no stream wait, no page given
+  // back or populated, no mapping): ptr nullptr when there is none.
   absl::StatusOr<Range> TakeSlabRange(Role role, std::size_t bytes, Stream stream,
                                       bool may_grow = true);
   // Whether a request on `stream` may take memory whose fences are pending

@@ -26,8 +26,9 @@ absl::StatusOr<int> SlabAllocator::Refill(Stream stream, Role role, int cls, voi
     return t.count;
   }
   if (arena_.MayReusePending(stream)) {
-    // A slab from free memory first; else the bin's pending blocks behind a
-    // stream wait (CentralBin::TakeOrdered) rather than the pool growing.
+    // A slab from memory free now first; else the bin's pending blocks (of
+    // its size exactly) behind a stream wait (CentralBin::TakeOrdered); then
+    // GrowSlab below adopts the slab space's pending ranges before growing.
     absl::StatusOr<Slab*> slab = GrowSlab(role, cls, stream, grew, /*may_grow=*/false);
     if (!slab.ok()) return slab.status();
     if (*slab != nullptr) return b.AddSlabAndTake(*slab, stream, fencer_, out, max);

@@ -2,9 +2,11 @@
 //
 // One CentralBin per (heap, size class). A bin that runs dry gets a slab: a
 // range of the arena's slab space carved into blocks of its class
-// (GrowSlab); when that would grow the pool, the bin's pending blocks go
-// first, behind a stream wait (PoolOptions::reuse_pending_blocks). A slab whose blocks are all free (none in a thread cache) goes
-// back to slab space when the arena would otherwise grow and on Trim
+// (GrowSlab); when no slab can be had from free memory usable now, the
+// bin's pending blocks go first, behind a stream wait
+// (PoolOptions::reuse_pending_blocks), then the slab space's own pending
+// ranges, then growth. A slab whose blocks are all free (none in a thread
+// cache) goes back to slab space when the arena would otherwise grow and on Trim
 // (ReclaimEmptySlabs), on the terms its blocks had, so memory one class freed
 // serves another class or a large block without a backend call. Thread caches
 // hand blocks back through CentralCache::Return.

@@ -58,7 +58,6 @@ namespace umpool::internal {
 // A handle no stream has: FenceOthers(kNoStream, ...) fences every group.
 inline const Stream kNoStream = reinterpret_cast<Stream>(~std::uintptr_t{0});
 
-
 template <class List>
 class StreamLists {
  public:
@@ -116,7 +115,7 @@ class StreamLists {
     return pick(Own(stream), ready_);
   }
 
-  // Step 3, for a request that would otherwise grow the pool (large heaps):
+  // Step 3, for a request that would otherwise grow the pool:
   // f(List& items, const Fences& fences) for each pending group; the caller
   // may take an item from one after ordering its stream behind that group's
   // fences (a stream wait: no host wait), then calls DropEmptyPending.
