@@ -189,10 +189,7 @@ absl::Status PoolCore::OrderAfterVictims(const Victims& victims, Stream stream) 
   for (Stream s : victims.fetched_on) add(s);
   absl::StatusOr<Fences> fences = FencesOn(others);
   if (!fences.ok()) return fences.status();
-  for (const FenceRef& f : *fences) {
-    if (absl::Status st = backend_->StreamWaitEvent(stream, f->event); !st.ok()) return st;
-  }
-  return absl::OkStatus();
+  return arena_.OrderAfter(stream, *fences);
 }
 
 absl::Status PoolCore::EvictVictims(const Victims& victims, Stream stream) {
