@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+"""What stream-ordered reuse of pending blocks (PoolOptions::
+reuse_pending_blocks, docs/arena.md "Pending blocks behind a stream wait")
+costs and saves on a multi-stream PyTorch program, beside PyTorch's two
+allocators, in one run on one card.
+
+Workload: training with activation offloading, the pattern of torchtune's
+OffloadActivations and Megatron's CPU offload. An 8-layer Llama-style bf16
+model (transformers, random weights), AdamW, batch 8 over a cycle of lengths
+(256, 512, 384, 1024, 640), three cycles. Every tensor autograd saves that is
+1 MiB or more and not a parameter is copied to pinned host memory on a side
+stream (saved_tensors_hooks) while the compute stream goes on; the GPU tensor
+is freed on the compute stream with a record_stream of the side stream, so it
+is pending until the copy is done. Backward copies it back on the compute
+stream after waiting for that copy. The next batch's token ids are copied to
+the GPU on a second side stream into memory allocated there and used on the
+compute stream (record_stream). Every step frees hundreds of blocks whose
+last use is on another stream.
+
+When a request would grow the pool, umpool with reuse_pending_blocks (its
+default) makes the compute stream wait on the device for the side stream's
+copies and reuses the pending blocks; "umpool_wait" (UMPOOL_CONF=
+reuse_pending_blocks:0) grows instead, as PyTorch's allocators do. The cost,
+if any, is in the first cycle (growth) and in the step time; the saving in
+peak reserved memory.
+
+Allocators (one process each, order rotated every round): native,
+expandable (expandable_segments:True), umpool, umpool_wait. Per process: the
+first cycle's seconds, the median step of the later cycles, peak reserved
+and allocated as torch.cuda reports them, the losses (compared with
+native's: the offloaded activations must come back intact; bf16 training is
+not bitwise the same from run to run, so the table gives the largest
+relative gap, native's own later runs included), and umpool's
+ordered_reuses / cross_stream_reuses / device calls. Then, for attribution,
+two more cycles without offloading (median step of the second) and the copy
+bandwidth between a 256 MiB block and pinned host memory.
+
+Writes OUT/multistream.json and OUT/multistream.md (the table, with the card).
+
+  PYTHONPATH=python python3 bench/torch/multistream.py --out DIR [--rounds 3]
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+from bench_torch import run_worker  # noqa: E402
+
+# umpool_wait: UMPOOL_CONF=reuse_pending_blocks:0; umpool_keep_pages:
+# give_back_free_pages:0 (no pages given back above give_back_slack).
+ALLOCATORS = ("native", "expandable", "umpool", "umpool_wait", "umpool_keep_pages")
+CONF = {"umpool_wait": "reuse_pending_blocks:0", "umpool_keep_pages": "give_back_free_pages:0"}
+LENGTHS = (256, 512, 384, 1024, 640)
+CYCLES = 3
+BATCH = 8
+UMPOOL_STATS = ("umpool.ordered_reuses", "umpool.cross_stream_reuses", "num_device_alloc",
+                "num_device_free", "umpool.page_drops", "umpool.bare_refills")
+
+
+class Offload:
+    """saved_tensors_hooks that move saved activations to pinned host memory
+    on a side stream and back on the compute stream."""
+
+    def __init__(self, torch, params, min_bytes=1 << 20):
+        self.torch = torch
+        self.stream = torch.cuda.Stream()
+        self.params = {p.untyped_storage().data_ptr() for p in params}
+        self.min_bytes = min_bytes
+        self.offloaded = 0
+
+    def pack(self, t):
+        torch = self.torch
+        if (not t.is_cuda or t.numel() * t.element_size() < self.min_bytes
+                or t.untyped_storage().data_ptr() in self.params):
+            return t
+        host = torch.empty(t.size(), dtype=t.dtype, pin_memory=True)
+        self.stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(self.stream):
+            host.copy_(t, non_blocking=True)
+        t.record_stream(self.stream)  # freed on the compute stream, pending on this one
+        self.offloaded += 1
+        return (host, self.stream.record_event())
+
+    def unpack(self, packed):
+        if not isinstance(packed, tuple):
+            return packed
+        host, copied = packed
+        self.torch.cuda.current_stream().wait_event(copied)
+        return host.to("cuda", non_blocking=True)
+
+
+def copy_gbps(torch, nbytes=256 << 20, reps=8):
+    """GB/s of copies between a block of the allocator and pinned host memory."""
+    dev = torch.ones(nbytes, dtype=torch.uint8, device="cuda")
+    host = torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
+    out = {}
+    for name, dst, src in (("d2h_GBps", host, dev), ("h2d_GBps", dev, host)):
+        dst.copy_(src, non_blocking=True)
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            dst.copy_(src, non_blocking=True)
+        torch.cuda.synchronize()
+        out[name] = nbytes * reps / (time.perf_counter() - t0) / 1e9
+    return out
+
+
+def worker(alloc):
+    import torch
+    if alloc.startswith("umpool"):
+        sys.path.insert(0, os.path.join(REPO, "python"))
+        import umpool.torch
+        umpool.torch.enable(mode="allocator")
+    from record_workloads import llama
+    model = llama(torch, 8, 1024, 16).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    offload = Offload(torch, model.parameters())
+    inputs = torch.cuda.Stream()
+    g = torch.Generator(device="cpu").manual_seed(4)
+
+    def next_batch(seq):  # on the input stream, in memory allocated there
+        cpu = torch.randint(3, 32000, (BATCH, seq), generator=g).pin_memory()
+        with torch.cuda.stream(inputs):
+            ids = cpu.to("cuda", non_blocking=True)
+        return ids, inputs.record_event()
+
+    def train(lengths, hooks):
+        losses, step_s = [], []
+        batch = next_batch(lengths[0])
+        torch.cuda.synchronize()
+        for step in range(len(lengths)):
+            t0 = time.perf_counter()
+            ids, ready = batch
+            torch.cuda.current_stream().wait_event(ready)
+            ids.record_stream(torch.cuda.current_stream())
+            if step + 1 < len(lengths):
+                batch = next_batch(lengths[step + 1])
+            with torch.autograd.graph.saved_tensors_hooks(*hooks):
+                loss = model(input_ids=ids, labels=ids).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            del ids, loss
+            torch.cuda.synchronize()
+            step_s.append(time.perf_counter() - t0)
+        return losses, step_s
+
+    losses, step_s = train(LENGTHS * CYCLES, (offload.pack, offload.unpack))
+    first = len(LENGTHS)
+    res = {"first_cycle_s": sum(step_s[:first]),
+           "steady_step_ms": statistics.median(step_s[first:]) * 1e3,
+           "total_s": sum(step_s), "step_s": step_s, "losses": losses,
+           "offloaded": offload.offloaded,
+           "peak_reserved": torch.cuda.max_memory_reserved(),
+           "peak_allocated": torch.cuda.max_memory_allocated(),
+           "gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}
+    if alloc.startswith("umpool"):
+        import umpool
+        s = umpool.memory_stats()
+        res["umpool"] = {k: s[k] for k in UMPOOL_STATS}
+    # Attribution, after the figures above: two cycles of the same steps
+    # without offloading (the step's cost apart from other streams; the
+    # second cycle's median) and the copy bandwidth between the allocator's
+    # memory and pinned host memory.
+    _, plain = train(LENGTHS * 2, (lambda t: t, lambda t: t))
+    res["plain_step_ms"] = statistics.median(plain[len(LENGTHS):]) * 1e3
+    res.update(copy_gbps(torch))
+    print(json.dumps(res), flush=True)
+
+
+def run(alloc):
+    env = dict(os.environ)
+    if alloc == "expandable":
+        env["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"
+    if alloc in CONF:
+        env["UMPOOL_CONF"] = CONF[alloc]
+    return run_worker(__file__, ["--worker", alloc], alloc, env=env, timeout=900)
+
+
+def loss_gap(xs, ref):
+    """Largest relative difference between the losses of runs xs and ref's."""
+    return max(abs(a - b) / abs(b) for x in xs for a, b in zip(x["losses"], ref["losses"]))
+
+
+def report(a, runs, rounds):
+    native = runs["native"][0]
+    table = {}
+    for alloc in ALLOCATORS:
+        xs = runs[alloc]
+        if not xs:
+            continue
+        t = table[alloc] = {
+            "peak_reserved": max(x["peak_reserved"] for x in xs),
+            "peak_allocated": max(x["peak_allocated"] for x in xs),
+            "loss_gap_to_native": loss_gap(xs, native),
+        }
+        for key in ("first_cycle_s", "steady_step_ms", "plain_step_ms", "d2h_GBps", "h2d_GBps"):
+            t[key] = statistics.median(x[key] for x in xs)
+        t["reserved_over_allocated"] = t["peak_reserved"] / t["peak_allocated"]
+        for key in ("first_cycle_s", "steady_step_ms", "plain_step_ms"):
+            t[key + "_vs_native"] = table["native"][key] / t[key]
+        if "umpool" in xs[-1]:
+            t["umpool"] = xs[-1]["umpool"]
+    lines = [f"Activation-offloading training on three streams, {native['gpu']}, torch "
+             f"{native['torch']}, {rounds} rounds, allocator order rotated "
+             f"(`bench/torch/multistream.py`; times: medians over rounds; (x): native's time / "
+             f"this one's, higher is faster; loss gap: largest relative difference from native's "
+             f"first run, native's own runs included).", "",
+             "| allocator | peak reserved (MiB) | peak allocated (MiB) | reserved / allocated | "
+             "first cycle (s) | later steps (ms) | steps without offload (ms) | D2H / H2D GB/s | "
+             "loss gap | ordered reuses | device allocs |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for alloc, t in table.items():
+        u = t.get("umpool", {})
+        lines.append(f"| {alloc} | {t['peak_reserved'] / 2**20:.1f} | {t['peak_allocated'] / 2**20:.1f} | "
+                     f"{t['reserved_over_allocated']:.3f} | {t['first_cycle_s']:.3f} "
+                     f"({t['first_cycle_s_vs_native']:.3f}) | {t['steady_step_ms']:.1f} "
+                     f"({t['steady_step_ms_vs_native']:.3f}) | {t['plain_step_ms']:.1f} "
+                     f"({t['plain_step_ms_vs_native']:.3f}) | {t['d2h_GBps']:.1f} / {t['h2d_GBps']:.1f} | "
+                     f"{t['loss_gap_to_native']:.1e} | {u.get('umpool.ordered_reuses', '')} | "
+                     f"{u.get('num_device_alloc', '')} |")
+    text = "\n".join(lines)
+    print(text, flush=True)
+    if a.out:
+        os.makedirs(a.out, exist_ok=True)
+        with open(os.path.join(a.out, "multistream.json"), "w") as f:
+            json.dump({"gpu": native["gpu"], "rounds": rounds, "table": table, "raw": runs}, f, indent=1)
+        with open(os.path.join(a.out, "multistream.md"), "w") as f:
+            f.write(text + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker:
+        worker(a.worker)
+        return
+    runs = {al: [] for al in ALLOCATORS}
+    for r in range(a.rounds):
+        k = r % len(ALLOCATORS)
+        for alloc in ALLOCATORS[k:] + ALLOCATORS[:k]:
+            res = run(alloc)
+            runs[alloc].append(res)
+            print(f"round {r} {alloc:11s} reserved {res['peak_reserved'] / 2**20:8.1f} MiB allocated "
+                  f"{res['peak_allocated'] / 2**20:8.1f} MiB first cycle {res['first_cycle_s']:.3f} s "
+                  f"later steps {res['steady_step_ms']:.1f} ms without offload {res['plain_step_ms']:.1f} ms "
+                  f"D2H {res['d2h_GBps']:.1f} H2D {res['h2d_GBps']:.1f} GB/s {res.get('umpool', '')}",
+                  flush=True)
+        if runs["native"]:
+            report(a, runs, r + 1)  # after every round: a time limit loses only the last
+
+
+if __name__ == "__main__":
+    main()
