@@ -110,6 +110,28 @@ def copy_gbps(torch, nbytes=256 << 20, reps=8):
     return out
 
 
+def profile_steps(torch, steps):
+    """GPU time per step by kind (copies each way, memsets, kernels) and the
+    largest entries, over the steps `steps()` runs under torch.profiler."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        _, step_s = steps()
+    n = len(step_s)
+    kinds, top = {"d2h": 0.0, "h2d": 0.0, "memset": 0.0, "kernels": 0.0}, []
+    for e in prof.key_averages():
+        if "CUDA" not in str(getattr(e, "device_type", "")):
+            continue  # CPU ops: their GPU time is their kernels', counted there
+        us = getattr(e, "self_device_time_total", None)
+        if us is None:
+            us = getattr(e, "self_cuda_time_total", 0)
+        kind = ("d2h" if "DtoH" in e.key else "h2d" if "HtoD" in e.key else
+                "memset" if "Memset" in e.key else "kernels")
+        kinds[kind] += us / 1e3 / n
+        top.append((us / 1e3 / n, e.key[:80], e.count // n))
+    top.sort(reverse=True)
+    return {"step_ms": [x * 1e3 for x in step_s], "gpu_ms_per_step": kinds, "top": top[:10]}
+
+
 def worker(alloc):
     import torch
     if alloc.startswith("umpool"):
@@ -171,6 +193,8 @@ def worker(alloc):
     _, plain = train(LENGTHS * 2, (lambda t: t, lambda t: t))
     res["plain_step_ms"] = statistics.median(plain[len(LENGTHS):]) * 1e3
     res.update(copy_gbps(torch))
+    if os.environ.get("UMPOOL_MS_PROFILE"):
+        res["profile"] = profile_steps(torch, lambda: train((1024, 1024), (offload.pack, offload.unpack)))
     print(json.dumps(res), flush=True)
 
 
@@ -235,15 +259,40 @@ def report(a, runs, rounds):
             f.write(text + "\n")
 
 
+def profile_main(a):
+    os.environ["UMPOOL_MS_PROFILE"] = "1"
+    runs = {"native": [], "umpool": []}
+    for r in range(a.rounds):
+        for alloc in runs if r % 2 == 0 else reversed(list(runs)):
+            p = run(alloc)["profile"]
+            runs[alloc].append(p)
+            g = p["gpu_ms_per_step"]
+            print(f"round {r} {alloc:7s} steps {' '.join(f'{x:.0f}' for x in p['step_ms'])} ms; GPU ms "
+                  f"a step: D2H {g['d2h']:.1f} H2D {g['h2d']:.1f} memset {g['memset']:.1f} "
+                  f"kernels {g['kernels']:.1f}", flush=True)
+            for ms, name, count in p["top"][:6]:
+                print(f"    {ms:8.2f} ms x{count:<5d} {name}", flush=True)
+    if a.out:
+        os.makedirs(a.out, exist_ok=True)
+        with open(os.path.join(a.out, "multistream_profile.json"), "w") as f:
+            json.dump(runs, f, indent=1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--profile", action="store_true",
+                    help="native and umpool, ROUNDS each: GPU time of two 1024-token steps "
+                         "by kind under torch.profiler (OUT/multistream_profile.json)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
         worker(a.worker)
+        return
+    if a.profile:
+        profile_main(a)
         return
     runs = {al: [] for al in ALLOCATORS}
     for r in range(a.rounds):
