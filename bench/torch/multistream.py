@@ -36,8 +36,13 @@ two more cycles without offloading (median step of the second) and the copy
 bandwidth between a 256 MiB block and pinned host memory.
 
 Writes OUT/multistream.json and OUT/multistream.md (the table, with the card).
+--allocators picks some (native first); umpool_vmm (backend:vmm: GPU memory, not
+managed) tells what the managed memory's copy bandwidth costs. --trace FILE
+runs umpool once and records its trace, with a warmup_end mark after the first
+cycle, for umpool-replay. --profile splits two long steps' GPU time by kind.
 
   PYTHONPATH=python python3 bench/torch/multistream.py --out DIR [--rounds 3]
+  PYTHONPATH=python python3 bench/torch/multistream.py --trace offload.csv
 """
 import argparse
 import json
@@ -52,12 +57,16 @@ sys.path.insert(0, HERE)
 from bench_torch import run_worker  # noqa: E402
 
 # umpool_wait: UMPOOL_CONF=reuse_pending_blocks:0; umpool_keep_pages:
-# give_back_free_pages:0 (no pages given back above give_back_slack).
-ALLOCATORS = ("native", "expandable", "umpool", "umpool_wait", "umpool_keep_pages")
-CONF = {"umpool_wait": "reuse_pending_blocks:0", "umpool_keep_pages": "give_back_free_pages:0"}
+# give_back_free_pages:0 (no pages given back above give_back_slack);
+# umpool_vmm: backend:vmm (GPU memory by CUDA's virtual memory API, not managed
+# memory: copies to and from pinned memory run at cudaMalloc's speed).
+ALLOCATORS = ("native", "expandable", "umpool", "umpool_wait", "umpool_keep_pages", "umpool_vmm")
+CONF = {"umpool_wait": "reuse_pending_blocks:0", "umpool_keep_pages": "give_back_free_pages:0",
+        "umpool_vmm": "backend:vmm"}
 LENGTHS = (256, 512, 384, 1024, 640)
 CYCLES = 3
 BATCH = 8
+MARK_BYTES = 4093  # the size of the allocation that marks the end of the first cycle
 UMPOOL_STATS = ("umpool.ordered_reuses", "umpool.cross_stream_reuses", "num_device_alloc",
                 "num_device_free", "umpool.page_drops", "umpool.bare_refills")
 
@@ -151,7 +160,7 @@ def worker(alloc):
             ids = cpu.to("cuda", non_blocking=True)
         return ids, inputs.record_event()
 
-    def train(lengths, hooks):
+    def train(lengths, hooks, mark_after=None):
         losses, step_s = [], []
         batch = next_batch(lengths[0])
         torch.cuda.synchronize()
@@ -171,9 +180,13 @@ def worker(alloc):
             del ids, loss
             torch.cuda.synchronize()
             step_s.append(time.perf_counter() - t0)
+            if step == mark_after:  # an allocation --trace turns into the warm-up mark
+                marker = torch.empty(MARK_BYTES, dtype=torch.uint8, device="cuda")
+                del marker
         return losses, step_s
 
-    losses, step_s = train(LENGTHS * CYCLES, (offload.pack, offload.unpack))
+    losses, step_s = train(LENGTHS * CYCLES, (offload.pack, offload.unpack),
+                           len(LENGTHS) - 1 if os.environ.get("UMPOOL_MS_MARK") else None)
     first = len(LENGTHS)
     res = {"first_cycle_s": sum(step_s[:first]),
            "steady_step_ms": statistics.median(step_s[first:]) * 1e3,
@@ -198,12 +211,12 @@ def worker(alloc):
     print(json.dumps(res), flush=True)
 
 
-def run(alloc):
+def run(alloc, conf=None):
     env = dict(os.environ)
     if alloc == "expandable":
         env["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"
-    if alloc in CONF:
-        env["UMPOOL_CONF"] = CONF[alloc]
+    if alloc in CONF or conf:
+        env["UMPOOL_CONF"] = ",".join(c for c in (CONF.get(alloc), conf) if c)
     return run_worker(__file__, ["--worker", alloc], alloc, env=env, timeout=900)
 
 
@@ -215,7 +228,7 @@ def loss_gap(xs, ref):
 def report(a, runs, rounds):
     native = runs["native"][0]
     table = {}
-    for alloc in ALLOCATORS:
+    for alloc in runs:
         xs = runs[alloc]
         if not xs:
             continue
@@ -259,6 +272,23 @@ def report(a, runs, rounds):
             f.write(text + "\n")
 
 
+def mark_warmup_end(path):
+    """Puts the trace's warmup_end mark before the marker allocation the
+    worker made after the first cycle (umpool-replay counts backend calls
+    after it)."""
+    with open(path) as f:
+        lines = f.readlines()
+    for n, line in enumerate(lines):
+        f = line.split(",")
+        if f[0] == "a" and f[2] == str(MARK_BYTES):
+            lines.insert(n, f"m,0,0,{f[3]},0,warmup_end,{f[6]}")
+            break
+    else:
+        raise SystemExit(f"{path}: no marker allocation of {MARK_BYTES} bytes")
+    with open(path, "w") as f:
+        f.writelines(lines)
+
+
 def profile_main(a):
     os.environ["UMPOOL_MS_PROFILE"] = "1"
     runs = {"native": [], "umpool": []}
@@ -283,6 +313,11 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--allocators", default=",".join(ALLOCATORS),
+                    help="which, in this order (native first: the table's reference)")
+    ap.add_argument("--trace", metavar="FILE",
+                    help="only run umpool once, recording its trace (UMPOOL_CONF trace:FILE) "
+                         "for umpool-replay")
     ap.add_argument("--profile", action="store_true",
                     help="native and umpool, ROUNDS each: GPU time of two 1024-token steps "
                          "by kind under torch.profiler (OUT/multistream_profile.json)")
@@ -294,10 +329,21 @@ def main():
     if a.profile:
         profile_main(a)
         return
-    runs = {al: [] for al in ALLOCATORS}
+    if a.trace:
+        os.environ["UMPOOL_MS_MARK"] = "1"
+        res = run("umpool", conf=f"trace:{os.path.abspath(a.trace)}")
+        mark_warmup_end(a.trace)
+        print(f"{a.trace}: peak reserved {res['peak_reserved'] / 2**20:.1f} MiB allocated "
+              f"{res['peak_allocated'] / 2**20:.1f} MiB {res['umpool']}")
+        return
+    allocators = a.allocators.split(",")
+    unknown = set(allocators) - set(ALLOCATORS)
+    if unknown or allocators[0] != "native":
+        raise SystemExit(f"--allocators: native first, then any of {', '.join(ALLOCATORS[1:])}")
+    runs = {al: [] for al in allocators}
     for r in range(a.rounds):
-        k = r % len(ALLOCATORS)
-        for alloc in ALLOCATORS[k:] + ALLOCATORS[:k]:
+        k = r % len(allocators)
+        for alloc in allocators[k:] + allocators[:k]:
             res = run(alloc)
             runs[alloc].append(res)
             print(f"round {r} {alloc:11s} reserved {res['peak_reserved'] / 2**20:8.1f} MiB allocated "
