@@ -447,5 +447,37 @@ TEST(BareBlocksTest, ARequestJoinsABareBlockToTheFreeBlockBeforeIt) {
   for (void* p : {keep, wall, big, joined}) ASSERT_TRUE(pool->Deallocate(p, kS).ok());
   Check(*pool);
 }
+
+// A request served by refilling bare pages needs no growth in place, so the
+// space's free tail is no longer kept for one: its pages go before the
+// reserved bytes pass the room. Found on the offload trace
+// (tools/umpool-trace-offload): a 1000 MiB block refilled 638 MiB while a
+// 500 MiB free tail stayed populated, 1.170 of peak live.
+TEST(BareBlocksTest, ARefillOfBarePagesGivesBackTheFreeTail) {
+  auto pool = HostPool(/*give_back=*/true, /*strict=*/false);
+  ASSERT_NE(pool, nullptr);
+  void* keep = New(*pool, 64 * kMiB, 1);
+  void* hole = New(*pool, 100 * kMiB, 2);
+  void* wall = New(*pool, 4 * kMiB, 3);
+  ASSERT_TRUE(pool->Deallocate(hole, kS).ok());
+  void* big = New(*pool, 120 * kMiB, 4);  // fits nothing: the hole's pages go
+  ASSERT_GE(pool->GetStats().bare_bytes.current, static_cast<std::int64_t>(90 * kMiB));
+  ASSERT_TRUE(pool->Deallocate(big, kS).ok());
+  void* x = New(*pool, 70 * kMiB, 5);  // from the 120 MiB: a 50 MiB free tail stays
+  const Stats before = pool->GetStats();
+  void* y = New(*pool, 90 * kMiB, 6);  // the tail is too small: the bare hole is refilled
+  const Stats after = pool->GetStats();
+  EXPECT_GT(after.bare_refills, before.bare_refills);
+  EXPECT_GT(after.page_drops, before.page_drops) << "the free tail's pages went";
+  const auto live = static_cast<std::size_t>(after.allocated_bytes.peak);
+  EXPECT_LE(static_cast<std::size_t>(after.reserved_bytes.current), live + live * 3 / 100 + 2 * kMiB)
+      << "reserved within give_back_slack of peak live, not the tail kept on top of it";
+  void* z = New(*pool, 60 * kMiB, 7);  // the bare tail is refilled with a growth
+  EXPECT_TRUE(Holds(keep, 64 * kMiB, 1) && Holds(wall, 4 * kMiB, 3) && Holds(x, 70 * kMiB, 5) &&
+              Holds(y, 90 * kMiB, 6) && Holds(z, 60 * kMiB, 7));
+  Check(*pool);
+  for (void* p : {keep, wall, x, y, z}) ASSERT_TRUE(pool->Deallocate(p, kS).ok());
+  Check(*pool);
+}
 }  // namespace
 }  // namespace umpool

@@ -281,8 +281,10 @@ class Arena {
   // capture, and never again once the backend cannot drop pages. A failed
   // drop changes nothing.
   // `keep`: pages about to be taken (LargeHeap::BareShortfall), kept.
+  // `keep_tail`: `space`'s free tails stay (a growth in place extends them);
+  // false when bare pages elsewhere will serve the request.
   void GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t want, Stream stream,
-                         LargeHeap::PageRange keep);
+                         LargeHeap::PageRange keep, bool keep_tail);
   // Whether free pages of `role` may be given back now (the conditions
   // GiveBackFreePages lists).
   bool MayGiveBack(Role role) const;

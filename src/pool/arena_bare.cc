@@ -101,7 +101,7 @@ void Arena::GiveBackOverBudget(Role role, std::size_t want, Stream stream) {
 }
 
 void Arena::GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t want,
-                              Stream stream, LargeHeap::PageRange keep) {
+                              Stream stream, LargeHeap::PageRange keep, bool keep_tail) {
   if (!MayGiveBack(role)) return;
   // Live bytes as the counters have them (each thread's cache publishes its
   // share in batches of stats_publish_bytes: close enough for a budget).
@@ -145,7 +145,9 @@ void Arena::GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t 
     }
   }
   std::vector<std::pair<std::uint64_t, std::size_t>> ages;
-  for (LargeHeap* from : first) from->DroppableAges(stream, own_stream, from == &space, keep, &ages);
+  for (LargeHeap* from : first) {
+    from->DroppableAges(stream, own_stream, keep_tail && from == &space, keep, &ages);
+  }
   std::sort(ages.begin(), ages.end());
   std::uint64_t freed_by = LargeHeap::kAnyAge;
   std::size_t covered = 0;
@@ -159,7 +161,7 @@ void Arena::GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t 
   auto give_back = [&](LargeHeap* from, std::uint64_t by) {
     if (need == 0) return;
     absl::StatusOr<std::size_t> n =
-        from->Depopulate(stream, own_stream, need, /*keep_tails=*/from == &space, keep, drop, by);
+        from->Depopulate(stream, own_stream, need, keep_tail && from == &space, keep, drop, by);
     if (!n.ok() && absl::IsUnimplemented(n.status())) can_drop_.store(false);
     if (n.ok()) need -= std::min(need, *n);
   };
