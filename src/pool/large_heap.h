@@ -107,6 +107,9 @@ class LargeHeap {
   // large enough, or when `populate` fails (its error goes to *status). It
   // populates at least `step` bytes (a 2 MiB multiple) where the reserve has
   // them, the rest staying free at the segment's end.
+  // The bytes ExtendAndTake would populate for `bytes` on `stream` (a bare
+  // tail's refill included, `step` not); SIZE_MAX: no segment can grow so.
+  std::size_t ExtensionPages(std::size_t bytes, Stream stream);
   Taken ExtendAndTake(std::size_t bytes, Stream stream, std::size_t requested, std::size_t step,
                       Populate populate, absl::Status* status);
   // Carves exactly [p, p + bytes) out of a free block for `stream` (restoring
@@ -295,6 +298,10 @@ class LargeHeap {
     std::size_t bytes = 0;  // what the three hold together
   };
   BareJoin FindBareJoin(std::size_t bytes, Stream stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The segment whose growth in place serves `bytes` with the fewest new
+  // pages (*best_need, starting at SIZE_MAX), or null.
+  Segment* BestExtension(std::size_t bytes, Stream stream, std::size_t* best_need)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Files a bare block, merged with bare neighbours.
   void InsertBare(LargeBlock* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Turns the bare block `b` (out of the bare set) into a populated block

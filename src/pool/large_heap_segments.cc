@@ -37,13 +37,8 @@ LargeBlock* LargeHeap::AddSegment(Segment* segment) {
   return b;
 }
 
-LargeHeap::Taken LargeHeap::ExtendAndTake(std::size_t bytes, Stream stream, std::size_t requested,
-                                          std::size_t step, Populate populate,
-                                          absl::Status* status) {
-  MutexLock lock(&mu_);
-  Unpark();
+Segment* LargeHeap::BestExtension(std::size_t bytes, Stream stream, std::size_t* best_need) {
   Segment* best = nullptr;
-  std::size_t best_need = SIZE_MAX;
   for (Segment* s : segments_) {
     const std::size_t room = s->limit - s->populated;
     if (room == 0) continue;
@@ -55,11 +50,30 @@ LargeHeap::Taken LargeHeap::ExtendAndTake(std::size_t bytes, Stream stream, std:
     const std::size_t have = usable ? std::min(tail->size, bytes) : 0;
     const std::size_t need =
         std::max(kMapGranularity, (bytes - have + kMapGranularity - 1) & ~(kMapGranularity - 1));
-    if (need <= room && need < best_need) {
+    if (need <= room && need < *best_need) {
       best = s;
-      best_need = need;
+      *best_need = need;
     }
   }
+  return best;
+}
+
+std::size_t LargeHeap::ExtensionPages(std::size_t bytes, Stream stream) {
+  MutexLock lock(&mu_);
+  Unpark();
+  std::size_t need = SIZE_MAX;
+  const Segment* s = BestExtension(bytes, stream, &need);
+  if (s == nullptr) return SIZE_MAX;
+  return need + (s->last != nullptr && s->last->bare ? s->last->size : 0);
+}
+
+LargeHeap::Taken LargeHeap::ExtendAndTake(std::size_t bytes, Stream stream, std::size_t requested,
+                                          std::size_t step, Populate populate,
+                                          absl::Status* status) {
+  MutexLock lock(&mu_);
+  Unpark();
+  std::size_t best_need = SIZE_MAX;
+  Segment* best = BestExtension(bytes, stream, &best_need);
   if (best == nullptr) return Taken{};
   // At least `step` when the reserve has it: fewer populate calls.
   best_need = std::max(best_need, std::min(step, best->limit - best->populated));
