@@ -107,11 +107,11 @@ class LargeHeap {
   // large enough, or when `populate` fails (its error goes to *status). It
   // populates at least `step` bytes (a 2 MiB multiple) where the reserve has
   // them, the rest staying free at the segment's end.
+  Taken ExtendAndTake(std::size_t bytes, Stream stream, std::size_t requested, std::size_t step,
+                      Populate populate, absl::Status* status);
   // The bytes ExtendAndTake would populate for `bytes` on `stream` (a bare
   // tail's refill included, `step` not); SIZE_MAX: no segment can grow so.
   std::size_t ExtensionPages(std::size_t bytes, Stream stream);
-  Taken ExtendAndTake(std::size_t bytes, Stream stream, std::size_t requested, std::size_t step,
-                      Populate populate, absl::Status* status);
   // Carves exactly [p, p + bytes) out of a free block for `stream` (restoring
   // a checkpoint: the block had this address before). Bare blocks the range
   // touches are refilled whole first (`refill`, whose error is returned).
