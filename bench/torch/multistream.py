@@ -35,7 +35,8 @@ ordered_reuses / cross_stream_reuses / device calls. Then, for attribution,
 two more cycles without offloading (median step of the second) and the copy
 bandwidth between a 256 MiB block and pinned host memory.
 
-Writes OUT/multistream.json and OUT/multistream.md (the table, with the card).
+Writes OUT/multistream.md (the table, with the card), OUT/multistream.json (its
+figures) and OUT/multistream_runs.jsonl (every run, one a line).
 --allocators picks some (native first); umpool_vmm (backend:vmm: GPU memory, not
 managed) tells what the managed memory's copy bandwidth costs. --trace FILE
 runs umpool once and records its trace, with a warmup_end mark after the first
@@ -267,7 +268,11 @@ def report(a, runs, rounds):
     if a.out:
         os.makedirs(a.out, exist_ok=True)
         with open(os.path.join(a.out, "multistream.json"), "w") as f:
-            json.dump({"gpu": native["gpu"], "rounds": rounds, "table": table, "raw": runs}, f, indent=1)
+            json.dump({"gpu": native["gpu"], "rounds": rounds, "table": table}, f, indent=1)
+        with open(os.path.join(a.out, "multistream_runs.jsonl"), "w") as f:  # one run a line
+            for alloc, xs in runs.items():
+                for r, x in enumerate(xs):
+                    f.write(json.dumps({"allocator": alloc, "run": r, **x}) + "\n")
         with open(os.path.join(a.out, "multistream.md"), "w") as f:
             f.write(text + "\n")
 
@@ -308,6 +313,21 @@ def profile_main(a):
             json.dump(runs, f, indent=1)
 
 
+def load_runs(path):
+    """The runs of a multistream_runs.jsonl (or of an older multistream.json's
+    "raw"), by allocator, as report() takes them."""
+    if path.endswith(".json"):
+        with open(path) as f:
+            return json.load(f)["raw"]
+    runs = {}
+    with open(path) as f:
+        for line in f:
+            x = json.loads(line)
+            runs.setdefault(x.pop("allocator"), []).append(x)
+            x.pop("run")
+    return runs
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -321,10 +341,16 @@ def main():
     ap.add_argument("--profile", action="store_true",
                     help="native and umpool, ROUNDS each: GPU time of two 1024-token steps "
                          "by kind under torch.profiler (OUT/multistream_profile.json)")
+    ap.add_argument("--report", metavar="RUNS",
+                    help="no runs: the table and files again from a multistream_runs.jsonl")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
         worker(a.worker)
+        return
+    if a.report:
+        runs = load_runs(a.report)
+        report(a, runs, max(len(xs) for xs in runs.values()))
         return
     if a.profile:
         profile_main(a)
