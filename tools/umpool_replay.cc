@@ -7,7 +7,7 @@
 // bytes (umpool: reserved plus reserves not yet populated).
 //
 //   umpool-replay TRACE [--allocators umpool,pytorch_native,cudaMallocAsync,seed_per_request]
-//                 [--backend host|managed] [--snapshot FILE] [--json FILE]
+//                 [--backend host|host-vmm|managed] [--snapshot FILE] [--json FILE]
 //                 [--max-ratio R] [--steady [--steady-calls N]] [--capacity-gib G] [--quiet]
 //
 // --max-ratio R: exit 1 if umpool's peak reserved / peak live exceeds R.
@@ -104,7 +104,10 @@ class Target {
 // --give-back-slack F: PoolOptions::give_back_slack (negative: the default);
 // --wait-pending: PoolOptions::reuse_pending_blocks off;
 // --event-lag N: host backend events complete N trace ops after they are
-// recorded (tools/lagging_backend.h), g_op being the op the replay is at.
+// recorded (tools/lagging_backend.h), g_op being the op the replay is at;
+// --backend host-vmm: the host backend with the vmm backend's rules
+// (CreateHostBackend's populate_on_request).
+bool g_host_vmm = false;
 bool g_give_back = true;
 bool g_reuse_pending = true;
 long long g_event_lag = 0;
@@ -127,7 +130,7 @@ class UmpoolTarget final : public Target {
       // GPU-sized trace: it maps with MAP_NORESERVE and the replay never
       // touches the memory.
       std::unique_ptr<umpool::Backend> backend =
-          umpool::CreateHostBackend(host_limit != 0 ? host_limit : capacity);
+          umpool::CreateHostBackend(host_limit != 0 ? host_limit : capacity, g_host_vmm);
       if (g_event_lag > 0) {
         backend = std::make_unique<umpool_tools::LaggingBackend>(
             std::move(backend), static_cast<std::uint64_t>(g_event_lag), &g_op);
@@ -426,7 +429,7 @@ int main(int argc, char** argv) {
       if (!absl::SimpleAtoi(value(), &g_snapshot_op) || g_snapshot_op < 0) Fail("--snapshot-op needs an op index >= 0");
     }
     else if (a == "-h" || a == "--help") {
-      std::printf("usage: umpool-replay TRACE [--allocators LIST] [--backend host|managed] "
+      std::printf("usage: umpool-replay TRACE [--allocators LIST] [--backend host|host-vmm|managed] "
                   "[--snapshot FILE [--snapshot-op N]] [--json FILE] [--max-ratio R] [--steady [--steady-calls N]] "
                   "[--capacity-gib G] [--cap-live F [--pressure evict|none]] [--keep-free-pages] [--give-back-slack F] [--wait-pending] [--event-lag N] "
                   "[--verbose] [--quiet]\n");
@@ -437,7 +440,11 @@ int main(int argc, char** argv) {
   if (trace_path.empty()) Fail("no trace given (try --help)");
   const bool gpu = umpool::CudaAvailable();
   if (backend.empty()) backend = gpu ? "managed" : "host";
-  if (backend != "host" && backend != "managed") Fail("--backend must be host or managed");
+  if (backend == "host-vmm") {
+    g_host_vmm = true;
+    backend = "host";
+  }
+  if (backend != "host" && backend != "managed") Fail("--backend must be host, host-vmm or managed");
   if (g_event_lag > 0 && backend != "host") Fail("--event-lag applies to the host backend only");
   if (backend == "managed" && !gpu) Fail("--backend managed needs a GPU");
   if (allocators.empty()) {
@@ -479,7 +486,7 @@ int main(int argc, char** argv) {
                 pressure + ")";
       } else {
         target = std::make_unique<UmpoolTarget>(kind, cap);
-        label = "umpool (" + backend + (g_give_back ? "" : ", free pages kept") + ")";
+        label = "umpool (" + backend + (g_host_vmm ? ", vmm rules" : "") + (g_give_back ? "" : ", free pages kept") + ")";
       }
     } else {
       for (const auto& f : umpool::bench::AvailableAllocators()) {

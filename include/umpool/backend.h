@@ -178,8 +178,12 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(BackendKind kind, int dev
 // A host backend whose capacity (AvailableBytes, TotalBytes and the most it
 // maps at once) is `capacity_bytes`; 0 = half of physical memory. It maps
 // with MAP_NORESERVE, so untouched memory costs nothing: trace replays use it
-// to size GPU workloads on a CPU machine. Thread-safe.
-std::unique_ptr<Backend> CreateHostBackend(std::size_t capacity_bytes);
+// to size GPU workloads on a CPU machine. `populate_on_request`: memory
+// behaves as the vmm backend's (PopulatesOnTouch false: inaccessible until
+// populated, whole 2 MiB pages dropped): the pool then follows its vmm rules,
+// so a replay models a vmm pool on a CPU machine. Thread-safe.
+std::unique_ptr<Backend> CreateHostBackend(std::size_t capacity_bytes,
+                                           bool populate_on_request = false);
 
 // true when umpool was compiled with CUDA and a CUDA device can be used.
 // Thread-safe; never initialises a CUDA context beyond cudaGetDeviceCount.

@@ -69,8 +69,8 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(BackendKind kind, int dev
   return absl::InvalidArgumentError("unknown backend kind");
 }
 
-std::unique_ptr<Backend> CreateHostBackend(std::size_t capacity_bytes) {
-  return std::make_unique<HostBackend>(capacity_bytes);
+std::unique_ptr<Backend> CreateHostBackend(std::size_t capacity_bytes, bool populate_on_request) {
+  return std::make_unique<HostBackend>(capacity_bytes, populate_on_request);
 }
 
 }  // namespace umpool
