@@ -285,6 +285,12 @@ class Arena {
   // false when bare pages elsewhere will serve the request.
   void GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t want, Stream stream,
                          LargeHeap::PageRange keep, bool keep_tail);
+  // One pass of GiveBackFreePages: the free pages droppable for a caller on
+  // `stream` (with the blocks freed on it if `own_stream`), oldest first as
+  // that comment says, dropped on `on`, until `need` is covered (lowered by
+  // what went).
+  void GiveBackOldest(Role role, Heap& h, LargeHeap& space, Stream stream, bool own_stream,
+                      Stream on, LargeHeap::PageRange keep, bool keep_tail, std::size_t& need);
   // Whether free pages of `role` may be given back now (the conditions
   // GiveBackFreePages lists).
   bool MayGiveBack(Role role) const;
