@@ -33,6 +33,36 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
 
+# The allocators the side-by-side benchmarks (memory.py, multistream.py) run,
+# one table: name -> (PYTORCH_CUDA_ALLOC_CONF, UMPOOL_CONF). The umpool_*
+# variants are umpool's allocator with one option changed: umpool_wait
+# reuse_pending_blocks:0 (grows rather than reuse blocks pending behind other
+# streams), umpool_keep_pages give_back_free_pages:0 (no pages given back
+# above give_back_slack), umpool_vmm backend:vmm (GPU memory through CUDA's
+# virtual memory API instead of managed memory).
+ALLOCATOR_ENVS = {
+    "native": (None, None),
+    "expandable": ("expandable_segments:True", None),
+    "umpool": (None, None),
+    "umpool_wait": (None, "reuse_pending_blocks:0"),
+    "umpool_keep_pages": (None, "give_back_free_pages:0"),
+    "umpool_vmm": (None, "backend:vmm"),
+}
+
+
+def allocator_env(alloc, umpool_conf=None):
+    """os.environ with `alloc`'s settings (ALLOCATOR_ENVS) and `umpool_conf`
+    (more UMPOOL_CONF options) added."""
+    env = dict(os.environ)
+    torch_conf, conf = ALLOCATOR_ENVS[alloc]
+    if torch_conf:
+        env["PYTORCH_CUDA_ALLOC_CONF"] = torch_conf
+    confs = [c for c in (conf, umpool_conf) if c]
+    if confs:
+        env["UMPOOL_CONF"] = ",".join(confs)
+    return env
+
+
 def run_worker(script, args, what, env=None, timeout=1500):
     """Runs `script` with `args` in a fresh Python process (PyTorch picks its
     allocator once, before CUDA starts) and returns the JSON object it printed

@@ -33,10 +33,11 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from bench_torch import run_worker  # noqa: E402
+from bench_torch import ALLOCATOR_ENVS, allocator_env, run_worker  # noqa: E402
 # umpool: its defaults (free pages given back beyond give_back_slack above peak
-# live bytes); umpool_keep_pages: UMPOOL_CONF=give_back_free_pages:0 (every
-# populated page kept, as before the thirteenth session).
+# live bytes); umpool_keep_pages: every populated page kept, as before the
+# thirteenth session; umpool_vmm: GPU memory, not managed (--allocators;
+# bench_torch.ALLOCATOR_ENVS).
 ALLOCATORS = ("native", "expandable", "umpool", "umpool_keep_pages")
 SPEED = {"generate": ("tokens_per_s", "tok/s"), "train": ("step_ms", "ms/step"),
          "compile": ("seconds", "s")}
@@ -66,11 +67,7 @@ def worker(name, alloc):
 
 
 def run(name, alloc):
-    env = dict(os.environ)
-    if alloc == "expandable":
-        env["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"
-    if alloc == "umpool_keep_pages":
-        env["UMPOOL_CONF"] = "give_back_free_pages:0"
+    env = allocator_env(alloc)
     with tempfile.TemporaryDirectory(prefix=f"umpool_memory_{alloc}_") as cache:
         if name == "compile":
             env["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(cache, "inductor")
@@ -85,6 +82,8 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--only", default="generate,train,compile")
+    ap.add_argument("--allocators", default=",".join(ALLOCATORS),
+                    help="which, native first (the reference): any of " + ", ".join(ALLOCATOR_ENVS))
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--alloc", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -92,10 +91,13 @@ def main():
         worker(a.worker, a.alloc)
         return
     names = a.only.split(",")
-    runs = {n: {al: [] for al in ALLOCATORS} for n in names}
+    allocators = a.allocators.split(",")
+    if set(allocators) - set(ALLOCATOR_ENVS) or allocators[0] != "native":
+        raise SystemExit(f"--allocators: native first, then any of {', '.join(ALLOCATOR_ENVS)}")
+    runs = {n: {al: [] for al in allocators} for n in names}
     for r in range(a.rounds):
-        k = r % len(ALLOCATORS)
-        order = ALLOCATORS[k:] + ALLOCATORS[:k]
+        k = r % len(allocators)
+        order = allocators[k:] + allocators[:k]
         for name in names:
             for alloc in order:
                 res = run(name, alloc)
@@ -114,7 +116,7 @@ def report(a, names, runs, rounds):
         key, unit = SPEED[name]
         native_alloc = runs[name]["native"][0]["peak_allocated"]
         native_speed = statistics.median(x[key] for x in runs[name]["native"])
-        for alloc in ALLOCATORS:
+        for alloc in runs[name]:
             xs = runs[name][alloc]
             reserved = max(x["peak_reserved"] for x in xs)
             allocated = max(x["peak_allocated"] for x in xs)
@@ -138,7 +140,7 @@ def report(a, names, runs, rounds):
              "| reserved / native allocated | speed | vs native |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for name in names:
         key, unit = SPEED[name]
-        for alloc in ALLOCATORS:
+        for alloc in table[name]:
             t = table[name][alloc]
             lines.append(f"| {name} | {alloc} | {t['peak_reserved'] / 2**20:.1f} | "
                          f"{t['peak_allocated'] / 2**20:.1f} | {t['reserved_over_allocated']:.3f} | "

@@ -39,8 +39,9 @@ Writes OUT/multistream.md (the table, with the card), OUT/multistream.json (its
 figures) and OUT/multistream_runs.jsonl (every run, one a line).
 --allocators picks some (native first); umpool_vmm (backend:vmm: GPU memory, not
 managed) tells what the managed memory's copy bandwidth costs. --trace FILE
-runs umpool once and records its trace, with a warmup_end mark after the first
-cycle, for umpool-replay. --profile splits two long steps' GPU time by kind.
+runs umpool once and records its trace of the offloaded cycles, with a
+warmup_end mark after the first, for umpool-replay (bench/traces/offload).
+--profile splits two long steps' GPU time by kind.
 
   PYTHONPATH=python python3 bench/torch/multistream.py --out DIR [--rounds 3]
   PYTHONPATH=python python3 bench/torch/multistream.py --trace offload.csv
@@ -55,15 +56,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from bench_torch import run_worker  # noqa: E402
+from bench_torch import allocator_env, run_worker  # noqa: E402
 
-# umpool_wait: UMPOOL_CONF=reuse_pending_blocks:0; umpool_keep_pages:
-# give_back_free_pages:0 (no pages given back above give_back_slack);
-# umpool_vmm: backend:vmm (GPU memory by CUDA's virtual memory API, not managed
-# memory: copies to and from pinned memory run at cudaMalloc's speed).
+# bench_torch.ALLOCATOR_ENVS says what each is; umpool_vmm's GPU memory (not
+# managed) copies to and from pinned memory at cudaMalloc's speed.
 ALLOCATORS = ("native", "expandable", "umpool", "umpool_wait", "umpool_keep_pages", "umpool_vmm")
-CONF = {"umpool_wait": "reuse_pending_blocks:0", "umpool_keep_pages": "give_back_free_pages:0",
-        "umpool_vmm": "backend:vmm"}
 LENGTHS = (256, 512, 384, 1024, 640)
 CYCLES = 3
 BATCH = 8
@@ -186,8 +183,12 @@ def worker(alloc):
                 del marker
         return losses, step_s
 
+    mark = os.environ.get("UMPOOL_MS_MARK")
     losses, step_s = train(LENGTHS * CYCLES, (offload.pack, offload.unpack),
-                           len(LENGTHS) - 1 if os.environ.get("UMPOOL_MS_MARK") else None)
+                           len(LENGTHS) - 1 if mark else None)
+    if mark:  # a second marker: --trace ends the trace there (the offloaded cycles only)
+        marker = torch.empty(MARK_BYTES, dtype=torch.uint8, device="cuda")
+        del marker
     first = len(LENGTHS)
     res = {"first_cycle_s": sum(step_s[:first]),
            "steady_step_ms": statistics.median(step_s[first:]) * 1e3,
@@ -213,12 +214,7 @@ def worker(alloc):
 
 
 def run(alloc, conf=None):
-    env = dict(os.environ)
-    if alloc == "expandable":
-        env["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"
-    if alloc in CONF or conf:
-        env["UMPOOL_CONF"] = ",".join(c for c in (CONF.get(alloc), conf) if c)
-    return run_worker(__file__, ["--worker", alloc], alloc, env=env, timeout=900)
+    return run_worker(__file__, ["--worker", alloc], alloc, env=allocator_env(alloc, conf), timeout=900)
 
 
 def loss_gap(xs, ref):
@@ -277,19 +273,20 @@ def report(a, runs, rounds):
             f.write(text + "\n")
 
 
-def mark_warmup_end(path):
-    """Puts the trace's warmup_end mark before the marker allocation the
-    worker made after the first cycle (umpool-replay counts backend calls
-    after it)."""
+def finish_trace(path):
+    """Puts the trace's warmup_end mark before the first marker allocation the
+    worker made (after the first cycle; umpool-replay counts backend calls
+    after it) and ends the trace before the second (after the offloaded
+    cycles: the attribution runs after them are not the program). Blocks
+    live there (weights, optimizer state) stay live at the trace's end."""
     with open(path) as f:
         lines = f.readlines()
-    for n, line in enumerate(lines):
-        f = line.split(",")
-        if f[0] == "a" and f[2] == str(MARK_BYTES):
-            lines.insert(n, f"m,0,0,{f[3]},0,warmup_end,{f[6]}")
-            break
-    else:
-        raise SystemExit(f"{path}: no marker allocation of {MARK_BYTES} bytes")
+    markers = [n for n, line in enumerate(lines)
+               if line.startswith("a,") and line.split(",")[2] == str(MARK_BYTES)]
+    if len(markers) < 2:
+        raise SystemExit(f"{path}: {len(markers)} marker allocations of {MARK_BYTES} bytes, not 2")
+    f = lines[markers[0]].split(",")
+    lines = lines[:markers[0]] + [f"m,0,0,{f[3]},0,warmup_end,{f[6]}"] + lines[markers[0]:markers[1]]
     with open(path, "w") as f:
         f.writelines(lines)
 
@@ -358,7 +355,7 @@ def main():
     if a.trace:
         os.environ["UMPOOL_MS_MARK"] = "1"
         res = run("umpool", conf=f"trace:{os.path.abspath(a.trace)}")
-        mark_warmup_end(a.trace)
+        finish_trace(a.trace)
         print(f"{a.trace}: peak reserved {res['peak_reserved'] / 2**20:.1f} MiB allocated "
               f"{res['peak_allocated'] / 2**20:.1f} MiB {res['umpool']}")
         return
