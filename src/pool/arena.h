@@ -277,6 +277,9 @@ class Arena {
   // `h` are given back until it would not (or none is left): those free the
   // longest first across `space` and the short-lived roles' spaces, then
   // slab space's, the KV cache's and the weights' (LargeHeap::Depopulate).
+  // Where pages populate on touch, blocks freed on `stream` go too, dropped
+  // there; on vmm ready blocks go first (no wait), then those freed on
+  // `stream`, whose drop waits on the host for it.
   // Not for plain device memory or host-preferred roles, not during a graph
   // capture, and never again once the backend cannot drop pages. A failed
   // drop changes nothing.

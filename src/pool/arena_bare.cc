@@ -46,8 +46,9 @@ Stream Arena::DropStream(Stream stream, bool* own_stream) {
   // Where pages populate on touch (managed, host), blocks freed on the
   // caller's stream go too, dropped on that stream after the work that used
   // them. The vmm backend synchronises the stream it drops on, so there
-  // only ready blocks go, dropped on its side stream (it waits for nothing
-  // the caller queued).
+  // ready blocks go, dropped on its side stream (it waits for nothing the
+  // caller queued); GiveBackFreePages then drops blocks freed on the
+  // caller's stream on that stream, waiting, for what they do not cover.
   *own_stream = backend_.PopulatesOnTouch();
   if (*own_stream) return stream;
   absl::StatusOr<Stream> side = backend_.SideStream();
