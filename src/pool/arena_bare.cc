@@ -136,11 +136,14 @@ void Arena::GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t 
   bool own_stream = false;
   const Stream side = DropStream(stream, &own_stream);
   GiveBackOldest(role, h, space, stream, /*own_stream=*/false, side, keep, keep_tail, need);
-  if (need > 0) GiveBackOldest(role, h, space, stream, /*own_stream=*/true, stream, keep, keep_tail, need);
+  if (need > 0) {
+    GiveBackOldest(role, h, space, stream, /*own_stream=*/true, stream, keep, keep_tail, need);
+  }
 }
 
-void Arena::GiveBackOldest(Role role, Heap& h, LargeHeap& space, Stream stream, bool own_stream, Stream on,
-                           LargeHeap::PageRange keep, bool keep_tail, std::size_t& need) {
+void Arena::GiveBackOldest(Role role, Heap& h, LargeHeap& space, Stream stream,
+                           bool own_stream, Stream on, LargeHeap::PageRange keep, bool keep_tail,
+                           std::size_t& need) {
   auto drop = [&](const std::vector<LargeHeap::PageRange>& ranges) {
     return DropPages(ranges, on);
   };
