@@ -22,6 +22,7 @@ speed is the median over rounds.
 Writes OUT/memory_real.json and OUT/memory_real.md (the table, with the card).
 
   PYTHONPATH=python python3 bench/torch/memory.py --out DIR [--rounds 2]
+      [--only generate,train,compile] [--allocators native,expandable,umpool,umpool_vmm]
 """
 import argparse
 import json
