@@ -1,13 +1,14 @@
 // PoolOptions::give_back_free_pages (bare blocks, docs/arena.md): before the
 // reserved bytes pass their high-water mark and give_back_slack above peak
-// live bytes, free pages are given back and refilled when reused. Checked on the CPU with host backends: one whose
-// memory populates on touch (as managed memory: blocks freed on the
-// caller's stream are given back too, the drop ordered on that stream), and
-// a strict one, inaccessible (PROT_NONE) until populated and again once
-// dropped (as vmm memory: ready blocks are given back first, then blocks
-// freed on the caller's stream, the drop waiting for it). Every byte handed out is written, so on the
-// strict one a block on a page given back and not refilled crashes the test
-// instead of passing quietly.
+// live bytes, free pages are given back and refilled when reused. Checked on
+// the CPU with host backends: one whose memory populates on touch (as managed
+// memory: blocks freed on the caller's stream are given back too, the drop
+// ordered on that stream), and a strict one, inaccessible (PROT_NONE) until
+// populated and again once dropped (as vmm memory: ready blocks are given
+// back first, then blocks freed on the caller's stream, the drop waiting for
+// it). Every byte handed out is written, so on the strict one a block on a
+// page given back and not refilled crashes the test instead of passing
+// quietly.
 #include <algorithm>
 #include <cstring>
 #include <initializer_list>

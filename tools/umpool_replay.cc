@@ -486,7 +486,8 @@ int main(int argc, char** argv) {
                 pressure + ")";
       } else {
         target = std::make_unique<UmpoolTarget>(kind, cap);
-        label = "umpool (" + backend + (g_host_vmm ? ", vmm rules" : "") + (g_give_back ? "" : ", free pages kept") + ")";
+        label = "umpool (" + backend + (g_host_vmm ? ", vmm rules" : "") +
+                (g_give_back ? "" : ", free pages kept") + ")";
       }
     } else {
       for (const auto& f : umpool::bench::AvailableAllocators()) {
