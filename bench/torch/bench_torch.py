@@ -63,6 +63,15 @@ def allocator_env(alloc, umpool_conf=None):
     return env
 
 
+def parse_allocators(text):
+    """The allocators of a comma-separated --allocators value, checked: each
+    one of ALLOCATOR_ENVS, native first (the tables' reference)."""
+    allocators = text.split(",")
+    if set(allocators) - set(ALLOCATOR_ENVS) or allocators[0] != "native":
+        raise SystemExit(f"--allocators: native first, then any of {', '.join(ALLOCATOR_ENVS)}")
+    return allocators
+
+
 def run_worker(script, args, what, env=None, timeout=1500):
     """Runs `script` with `args` in a fresh Python process (PyTorch picks its
     allocator once, before CUDA starts) and returns the JSON object it printed

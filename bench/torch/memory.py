@@ -34,7 +34,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from bench_torch import ALLOCATOR_ENVS, allocator_env, run_worker  # noqa: E402
+from bench_torch import ALLOCATOR_ENVS, allocator_env, parse_allocators, run_worker  # noqa: E402
 # umpool: its defaults (free pages given back beyond give_back_slack above peak
 # live bytes); umpool_keep_pages: every populated page kept, as before the
 # thirteenth session; umpool_vmm: GPU memory, not managed (--allocators;
@@ -92,9 +92,7 @@ def main():
         worker(a.worker, a.alloc)
         return
     names = a.only.split(",")
-    allocators = a.allocators.split(",")
-    if set(allocators) - set(ALLOCATOR_ENVS) or allocators[0] != "native":
-        raise SystemExit(f"--allocators: native first, then any of {', '.join(ALLOCATOR_ENVS)}")
+    allocators = parse_allocators(a.allocators)
     runs = {n: {al: [] for al in allocators} for n in names}
     for r in range(a.rounds):
         k = r % len(allocators)

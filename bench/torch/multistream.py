@@ -56,11 +56,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from bench_torch import allocator_env, run_worker  # noqa: E402
+from bench_torch import ALLOCATOR_ENVS, allocator_env, parse_allocators, run_worker  # noqa: E402
 
 # bench_torch.ALLOCATOR_ENVS says what each is; umpool_vmm's GPU memory (not
 # managed) copies to and from pinned memory at cudaMalloc's speed.
-ALLOCATORS = ("native", "expandable", "umpool", "umpool_wait", "umpool_keep_pages", "umpool_vmm")
+ALLOCATORS = tuple(ALLOCATOR_ENVS)  # all of them, by default
 LENGTHS = (256, 512, 384, 1024, 640)
 CYCLES = 3
 BATCH = 8
@@ -158,6 +158,9 @@ def worker(alloc):
             ids = cpu.to("cuda", non_blocking=True)
         return ids, inputs.record_event()
 
+    def marker():  # an allocation of MARK_BYTES, freed at once: finish_trace finds it
+        torch.empty(MARK_BYTES, dtype=torch.uint8, device="cuda")
+
     def train(lengths, hooks, mark_after=None):
         losses, step_s = [], []
         batch = next_batch(lengths[0])
@@ -179,16 +182,14 @@ def worker(alloc):
             torch.cuda.synchronize()
             step_s.append(time.perf_counter() - t0)
             if step == mark_after:  # an allocation --trace turns into the warm-up mark
-                marker = torch.empty(MARK_BYTES, dtype=torch.uint8, device="cuda")
-                del marker
+                marker()
         return losses, step_s
 
     mark = os.environ.get("UMPOOL_MS_MARK")
     losses, step_s = train(LENGTHS * CYCLES, (offload.pack, offload.unpack),
                            len(LENGTHS) - 1 if mark else None)
     if mark:  # a second marker: --trace ends the trace there (the offloaded cycles only)
-        marker = torch.empty(MARK_BYTES, dtype=torch.uint8, device="cuda")
-        del marker
+        marker()
     first = len(LENGTHS)
     res = {"first_cycle_s": sum(step_s[:first]),
            "steady_step_ms": statistics.median(step_s[first:]) * 1e3,
@@ -359,10 +360,7 @@ def main():
         print(f"{a.trace}: peak reserved {res['peak_reserved'] / 2**20:.1f} MiB allocated "
               f"{res['peak_allocated'] / 2**20:.1f} MiB {res['umpool']}")
         return
-    allocators = a.allocators.split(",")
-    unknown = set(allocators) - set(ALLOCATORS)
-    if unknown or allocators[0] != "native":
-        raise SystemExit(f"--allocators: native first, then any of {', '.join(ALLOCATORS[1:])}")
+    allocators = parse_allocators(a.allocators)
     runs = {al: [] for al in allocators}
     for r in range(a.rounds):
         k = r % len(allocators)
