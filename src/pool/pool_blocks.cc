@@ -195,13 +195,19 @@ absl::Status PoolCore::OrderAfterVictims(const Victims& victims, Stream stream) 
 absl::Status PoolCore::EvictVictims(const Victims& victims, Stream stream) {
   if (victims.empty()) return absl::OkStatus();
   // Claimed (the tracker counts them evicted already): a fetch of one from
-  // another thread waits until they are out, then brings it back.
+  // another thread waits until they are out, then brings it back. They were
+  // chosen under the tracker's lock and are in flight only from Begin: one
+  // freed (or fetched back) in between is no victim any more, and is left
+  // alone (a free that came later waits for End). Before, the free's pages
+  // could be given back, or the block handed out again, and then copied out
+  // and dropped (TSan's run of the racing fetch test read a dropped page).
   evicting_.Begin(victims.ptrs);
-  absl::Status st = MoveOutVictims(victims, stream);
+  const Victims still = residency_.StillEvicted(victims);
+  absl::Status st = still.empty() ? absl::OkStatus() : MoveOutVictims(still, stream);
   if (st.ok()) {
-    residency_.Evicted(victims);
+    residency_.Evicted(still);
   } else {
-    residency_.Unclaim(victims);
+    residency_.Unclaim(still);
   }
   evicting_.End(victims.ptrs);
   return st;

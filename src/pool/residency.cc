@@ -155,6 +155,19 @@ void Residency::Unclaim(const Victims& victims) {
   }
 }
 
+Victims Residency::StillEvicted(const Victims& victims) const {
+  Victims out;
+  out.fetched_on = victims.fetched_on;
+  MutexLock lock(&mu_);
+  for (std::size_t i = 0; i < victims.ptrs.size(); ++i) {
+    auto it = blocks_.find(reinterpret_cast<std::uintptr_t>(victims.ptrs[i]));
+    if (it == blocks_.end() || it->second.resident) continue;
+    out.ptrs.push_back(victims.ptrs[i]);
+    out.sizes.push_back(victims.sizes[i]);
+  }
+  return out;
+}
+
 Victims Residency::Claim(const std::vector<void*>& blocks) {
   Victims out;
   if (!tracking()) return out;

@@ -81,6 +81,9 @@ class Residency {
   void Evicted(const Victims& victims);
   // Victims the pool could not evict: resident again (unless freed).
   void Unclaim(const Victims& victims);
+  // Those of `victims` still tracked and evicted: not freed, nor fetched
+  // back, since Allocated/Moved chose them (`fetched_on` kept whole).
+  Victims StillEvicted(const Victims& victims) const;
   // Blocks an engine is about to evict (Evict, Prefetch or PrefetchBlocks
   // to the host): those of budgeted roles still resident count as evicted
   // from now on, so that no budget chooses them while they move; returned
