@@ -294,13 +294,14 @@ def finish_trace(path):
 
 def profile_main(a):
     os.environ["UMPOOL_MS_PROFILE"] = "1"
-    runs = {"native": [], "umpool": []}
+    runs = {al: [] for al in parse_allocators(a.allocators or "native,umpool")}
     for r in range(a.rounds):
-        for alloc in runs if r % 2 == 0 else reversed(list(runs)):
+        k = r % len(runs)
+        for alloc in list(runs)[k:] + list(runs)[:k]:
             p = run(alloc)["profile"]
             runs[alloc].append(p)
             g = p["gpu_ms_per_step"]
-            print(f"round {r} {alloc:7s} steps {' '.join(f'{x:.0f}' for x in p['step_ms'])} ms; GPU ms "
+            print(f"round {r} {alloc:10s} steps {' '.join(f'{x:.0f}' for x in p['step_ms'])} ms; GPU ms "
                   f"a step: D2H {g['d2h']:.1f} H2D {g['h2d']:.1f} memset {g['memset']:.1f} "
                   f"kernels {g['kernels']:.1f}", flush=True)
             for ms, name, count in p["top"][:6]:
@@ -331,13 +332,15 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--allocators", default=",".join(ALLOCATORS),
-                    help="which, in this order (native first: the table's reference)")
+    ap.add_argument("--allocators",
+                    help="which, in this order (native first: the table's reference); "
+                         "default all six (with --profile: native,umpool)")
     ap.add_argument("--trace", metavar="FILE",
                     help="only run umpool once, recording its trace (UMPOOL_CONF trace:FILE) "
                          "for umpool-replay")
     ap.add_argument("--profile", action="store_true",
-                    help="native and umpool, ROUNDS each: GPU time of two 1024-token steps "
+                    help="native and umpool (or --allocators), ROUNDS each: GPU time of two "
+                         "1024-token steps "
                          "by kind under torch.profiler (OUT/multistream_profile.json)")
     ap.add_argument("--report", metavar="RUNS",
                     help="no runs: the table and files again from a multistream_runs.jsonl")
@@ -360,7 +363,7 @@ def main():
         print(f"{a.trace}: peak reserved {res['peak_reserved'] / 2**20:.1f} MiB allocated "
               f"{res['peak_allocated'] / 2**20:.1f} MiB {res['umpool']}")
         return
-    allocators = parse_allocators(a.allocators)
+    allocators = parse_allocators(a.allocators or ",".join(ALLOCATORS))
     runs = {al: [] for al in allocators}
     for r in range(a.rounds):
         k = r % len(allocators)
