@@ -39,8 +39,14 @@ TEST_P(PoolTest, EvictionByStagingCopiesBlocksOutAndFetchesBringThemBack) {
   const std::vector<void*> kv = FilledKv(*pool, kind(), 3, 8 * kMiB, 70);
   ASSERT_EQ(kv.size(), 3u);
   const std::uint64_t copied = bc.copy_bytes.load(), prefetched = bc.prefetch_ops.load();
+  const std::uint64_t by_sms = bc.sm_copy_ops.load();
   ASSERT_TRUE(pool->Evict(kv[0], s).ok());
   EXPECT_EQ(bc.copy_bytes.load() - copied, pool->BlockSize(kv[0]).value()) << "copied out";
+  if (kind() == BackendKind::kManaged) {
+    // By eight SMs (PoolOptions::staging_copies_by_sms): the copy engines
+    // would hold up other streams' kernels while they copy managed memory.
+    EXPECT_EQ(bc.sm_copy_ops.load(), by_sms + 1) << "copied out by the SMs";
+  }
   EXPECT_EQ(bc.prefetch_ops.load(), prefetched) << "not migrated";
   EXPECT_EQ(pool->GetResidency(Role::kKv).host_bytes, pool->BlockSize(kv[0]).value());
   if (kind() == BackendKind::kHost) {
@@ -80,6 +86,30 @@ TEST_P(PoolTest, EvictionByStagingCopiesBlocksOutAndFetchesBringThemBack) {
   for (void* p : {kv[0], kv[2], *again}) ASSERT_TRUE(pool->Deallocate(p, s).ok());
   ASSERT_TRUE(pool->Trim().ok());
   internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+}
+
+// With staging_copies_by_sms off, evictions and fetches by staging copy by
+// the copy engines (no SM copies on any backend), and the round trip keeps
+// the block's contents.
+TEST_P(PoolTest, EvictionByStagingByTheCopyEngines) {
+  if (kind() == BackendKind::kDevice) GTEST_SKIP() << "device memory cannot be evicted";
+  PoolOptions o = WithKvStaging(0);
+  o.staging_copies_by_sms = false;
+  auto pool = Make(o);
+  ASSERT_NE(pool, nullptr);
+  const Stream s = kDefaultStream;
+  const BackendCounters& bc = internal::PoolCore::Unwrap(*pool)->backend().counters();
+  const std::vector<void*> kv = FilledKv(*pool, kind(), 2, 8 * kMiB, 40);
+  ASSERT_EQ(kv.size(), 2u);
+  const std::uint64_t copies = bc.copy_ops.load(), by_sms = bc.sm_copy_ops.load();
+  ASSERT_TRUE(pool->Evict(kv[0], s).ok());
+  ASSERT_TRUE(pool->Fetch(kv[0], s).ok());
+  ASSERT_TRUE(internal::PoolCore::Unwrap(*pool)->backend().Synchronize().ok());
+  EXPECT_EQ(bc.copy_ops.load(), copies + 2) << "out and back";
+  EXPECT_EQ(bc.sm_copy_ops.load(), by_sms);
+  EXPECT_TRUE(CheckPattern(kind(), kv[0], 8 * kMiB, 40));
+  EXPECT_TRUE(CheckPattern(kind(), kv[1], 8 * kMiB, 41)) << "its neighbour untouched";
+  for (void* p : kv) ASSERT_TRUE(pool->Deallocate(p, s).ok());
 }
 
 // An engine's eviction (PrefetchBlocks to the host) by staging does not make

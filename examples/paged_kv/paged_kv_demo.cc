@@ -44,7 +44,9 @@
 //   resident then runs on both backends, the ratio against the faster),
 //   PAGED_KV_CHECK_RESIDENT=1 (counts blocks a step read while the pool had
 //   them evicted: Pool::BlockLocation), PAGED_KV_GROWTH_AFTER_JOBS=1 (the
-//   fetch thread's old order, Fetcher::set_growth_after_jobs, for an A/B).
+//   fetch thread's old order, Fetcher::set_growth_after_jobs, for an A/B),
+//   PAGED_KV_STAGING_COPIES=engines (the budget's evictions and fetches by the
+//   copy engines: PoolOptions::staging_copies_by_sms off, for an A/B).
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -169,6 +171,10 @@ int main(int argc, char** argv) {
   // Evicted by staging (pinned copies, pages dropped): the engine fetches a
   // group's blocks before its turn, as staging requires.
   ob.roles[static_cast<int>(umpool::Role::kKv)].evict_by_staging = true;
+  if (const char* v = std::getenv("PAGED_KV_STAGING_COPIES");
+      v != nullptr && std::string(v) == "engines") {
+    ob.staging_copies_by_sms = false;
+  }
   auto budget_pool = Check(umpool::Pool::Create(ob));
   // Pinned host memory for what the budget evicts, reserved before the runs
   // (an engine does it at start-up) rather than pinned as evictions go.

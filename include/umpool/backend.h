@@ -57,7 +57,7 @@ struct BackendCounters {
   std::atomic<std::uint64_t> refill_bytes{0};  // discarded with DiscardMode::kRefill
   std::atomic<std::uint64_t> copy_ops{0};      // Copy() calls
   std::atomic<std::uint64_t> copy_bytes{0};
-  std::atomic<std::uint64_t> sm_copy_ops{0};     // copies moved by the SMs (CopyBack)
+  std::atomic<std::uint64_t> sm_copy_ops{0};     // copies moved by the SMs (CopyBack, CopyBeside)
   std::atomic<std::uint64_t> staging_allocs{0};  // AllocateStaging() calls that allocated
   std::atomic<std::uint64_t> event_records{0};
   std::atomic<std::uint64_t> event_queries{0};
@@ -138,6 +138,13 @@ class Backend {
   // move it differently when nothing else runs; the vmm backend has the SMs
   // copy large aligned runs (src/backend/sm_copy.h says why). Default: Copy.
   virtual absl::Status CopyBack(void* dst, const void* src, std::size_t bytes, Stream stream);
+  // Copy, for copies that run beside the caller's kernels on other streams
+  // (evictions and fetches by staging while an engine computes): the same
+  // contract. The managed backend has a few SMs move large aligned copies:
+  // there the copy engines' copies between pinned and managed memory hold up
+  // kernels on every stream while they run (src/backend/sm_copy.h).
+  // Default: Copy.
+  virtual absl::Status CopyBeside(void* dst, const void* src, std::size_t bytes, Stream stream);
 
   // A stream of the backend's own, ordered with no other stream (not even
   // the legacy NULL stream), for page work that overlaps copies on the

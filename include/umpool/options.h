@@ -241,6 +241,19 @@ struct PoolOptions {
   // counts the requests served so.
   bool reuse_pending_blocks = true;
 
+  // How evictions and fetches by staging (RolePolicy::evict_by_staging) move
+  // blocks between the GPU and pinned host memory: true, large aligned runs
+  // by eight SMs (Backend::CopyBeside); false, by the copy engines
+  // (cudaMemcpyAsync). On managed memory the copy engines' copies hold up the
+  // kernels of every stream while they run, where eight SMs' copies slow them
+  // by 5-16% (H200: a kernel beside 4 MiB copies 2-3.5x longer by the
+  // engines, 1.05-1.16x by the SMs; bench/probes/managed_kernels.cu), at
+  // 42.6 / 50.5 GB/s in / out against the engines' ~51 / ~52. The paged-KV
+  // demo's 50% budget ran the same either way (11 alternated rounds, medians
+  // 0.857 / 0.842 of all resident). Other backends copy by the engines
+  // either way (no such stall). Sleep and wake copy as before.
+  bool staging_copies_by_sms = true;
+
   // When a growth takes the pool's reserved bytes past this many, the
   // pressure callback (Pool::SetPressureCallback) is called once, after the
   // allocation, with the bytes above the watermark: an engine can evict or

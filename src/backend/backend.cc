@@ -19,6 +19,10 @@ absl::Status Backend::CopyBack(void* dst, const void* src, std::size_t bytes, St
   return Copy(dst, src, bytes, stream);
 }
 
+absl::Status Backend::CopyBeside(void* dst, const void* src, std::size_t bytes, Stream stream) {
+  return Copy(dst, src, bytes, stream);
+}
+
 absl::StatusOr<Stream> Backend::SideStream() {
   return absl::UnimplementedError("this backend has no side stream");
 }

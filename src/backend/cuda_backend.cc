@@ -193,6 +193,23 @@ void CudaBackend::FreeStaging(void* ptr, std::size_t bytes) {
   (void)cudaFreeHost(ptr);
 }
 
+absl::Status CudaBackend::CopyBySmsOrEngines(void* dst, const void* src, std::size_t bytes,
+                                             Stream stream, SmCopyGrid grid) {
+  if (bytes >= kSmCopyMinBytes) {
+    ScopedDevice guard(device_);
+    if (!guard.status().ok()) return guard.status();
+    absl::Status st = CopyBySms(dst, src, bytes, device_, stream, grid);
+    if (st.ok()) {
+      counters_.copy_ops.fetch_add(1, std::memory_order_relaxed);
+      counters_.copy_bytes.fetch_add(bytes, std::memory_order_relaxed);
+      counters_.sm_copy_ops.fetch_add(1, std::memory_order_relaxed);
+      return st;
+    }
+    if (!absl::IsUnimplemented(st)) return st;
+  }
+  return Copy(dst, src, bytes, stream);
+}
+
 absl::Status CudaBackend::Copy(void* dst, const void* src, std::size_t bytes, Stream stream) {
   counters_.copy_ops.fetch_add(1, std::memory_order_relaxed);
   counters_.copy_bytes.fetch_add(bytes, std::memory_order_relaxed);

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
+#include "src/backend/sm_copy.h"
 #include "src/base/mutex.h"
 #include "umpool/backend.h"
 
@@ -71,6 +72,11 @@ class CudaBackend : public Backend {
   // *slot, or a stream with `flags` on the device made into it (the caller
   // holds whatever guards *slot).
   absl::StatusOr<Stream> StreamOnce(Stream* slot, unsigned int flags) const;
+  // A copy by the SMs on `grid` (sm_copy.h), counted as one, when it is large
+  // and aligned, one side is mapped pinned memory and the kernel loads; else
+  // Copy (the copy engines).
+  absl::Status CopyBySmsOrEngines(void* dst, const void* src, std::size_t bytes, Stream stream,
+                                  SmCopyGrid grid);
   const int device_;
   const std::string device_name_;
 

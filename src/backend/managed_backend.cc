@@ -105,6 +105,16 @@ absl::Status ManagedBackend::Copy(void* dst, const void* src, std::size_t bytes,
   return CudaBackend::Copy(dst, src, bytes, stream);
 }
 
+absl::Status ManagedBackend::CopyBeside(void* dst, const void* src, std::size_t bytes,
+                                        Stream stream) {
+  if (stream == nullptr) {
+    absl::StatusOr<Stream> legacy = LegacyOrderedStream();
+    if (!legacy.ok()) return legacy.status();
+    stream = *legacy;
+  }
+  return CopyBySmsOrEngines(dst, src, bytes, stream, SmCopyGrid::kFewSms);
+}
+
 ManagedBackend::~ManagedBackend() {
   MutexLock lock(&stream_mu_);
   if (legacy_ordered_ != nullptr) (void)cudaStreamDestroy(legacy_ordered_);

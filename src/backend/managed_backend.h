@@ -8,6 +8,8 @@
 // Discard = cudaMemDiscardBatchAsync (kDrop) or cudaMemDiscardAndPrefetchBatchAsync
 // to the pool's GPU (kRefill). The batch APIs refuse the legacy NULL
 // stream, so its work goes to an internal blocking stream ordered with it.
+// CopyBeside moves large copies by a few SMs (kernels on other streams wait
+// for copy-engine copies of managed memory).
 // CUDA 13 cudaMemLocation structs throughout.
 #ifndef UMPOOL_SRC_BACKEND_MANAGED_BACKEND_H_
 #define UMPOOL_SRC_BACKEND_MANAGED_BACKEND_H_
@@ -36,6 +38,10 @@ class ManagedBackend final : public CudaBackend {
   // On the NULL stream: the stream the discards of NULL-stream work run on
   // (a copy ordered after a discard on another stream faults page by page).
   absl::Status Copy(void* dst, const void* src, std::size_t bytes, Stream stream) override;
+  // Runs of 1 MiB or more, 16-byte aligned, between pinned host memory mapped
+  // for the device and this backend's memory: by eight SMs
+  // (SmCopyGrid::kFewSms; sm_copy.h says why). Anything else: Copy.
+  absl::Status CopyBeside(void* dst, const void* src, std::size_t bytes, Stream stream) override;
 
  private:
   using CudaBackend::CudaBackend;

@@ -54,8 +54,6 @@ DONE:
 }
 )";
 
-constexpr unsigned kThreads = 1024;
-
 struct CopyKernel {
   cudaKernel_t kernel = nullptr;  // null: unavailable
 };
@@ -77,9 +75,22 @@ const CopyKernel& Kernel() {
   return k;
 }
 
+// True, with the address the device uses for it, when `p` is pinned host
+// memory mapped for the device (registered or allocated Mapped).
+bool HostView(const void* p, void** out) {
+  cudaPointerAttributes a{};
+  if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  *out = a.devicePointer;
+  return a.type == cudaMemoryTypeHost && a.devicePointer != nullptr;
+}
+
 }  // namespace
 
-absl::Status CopyBySms(void* dst, const void* src, std::size_t bytes, int device, Stream stream) {
+absl::Status CopyBySms(void* dst, const void* src, std::size_t bytes, int device, Stream stream,
+                       SmCopyGrid grid) {
   const auto misaligned = [](std::uintptr_t v) { return (v & 15) != 0; };
   if (bytes < kSmCopyMinBytes || misaligned(reinterpret_cast<std::uintptr_t>(dst)) ||
       misaligned(reinterpret_cast<std::uintptr_t>(src)) || misaligned(bytes)) {
@@ -89,20 +100,29 @@ absl::Status CopyBySms(void* dst, const void* src, std::size_t bytes, int device
   if (k.kernel == nullptr) {
     return absl::UnimplementedError("the SM copy kernel could not be loaded");
   }
-  void* mapped = nullptr;
-  if (cudaHostGetDevicePointer(&mapped, const_cast<void*>(src), 0) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return absl::UnimplementedError("source not mapped for the device");
+  // The host side as the device sees it: the source (a wake, a fetch) or the
+  // destination (an eviction). The other side is the device's memory.
+  void* from = const_cast<void*>(src);
+  void* to = dst;
+  const bool host_src = HostView(src, &from);
+  const bool host_dst = HostView(dst, &to);
+  if (host_src == host_dst) {
+    return absl::UnimplementedError("not one side pinned host memory mapped for the device");
   }
-  int sms = 0;
-  UMPOOL_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  void* out = dst;
+  if (!host_src) from = const_cast<void*>(src);
+  if (!host_dst) to = dst;
+  unsigned blocks = 8, threads = 512;
+  if (grid == SmCopyGrid::kWholeDevice) {
+    int sms = 0;
+    UMPOOL_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    // Two blocks per SM: enough loads in flight to fill the bus (the probe's shape).
+    blocks = 2 * static_cast<unsigned>(sms);
+    threads = 1024;
+  }
   std::size_t words = bytes / 16;
-  void* args[] = {&out, &mapped, &words};
-  // Two blocks per SM: enough loads in flight to fill the bus (the probe's shape).
-  UMPOOL_CUDA_TRY(cudaLaunchKernel(reinterpret_cast<const void*>(k.kernel),
-                                   dim3(2 * static_cast<unsigned>(sms)), dim3(kThreads), args,
-                                   0, static_cast<cudaStream_t>(stream)));
+  void* args[] = {&to, &from, &words};
+  UMPOOL_CUDA_TRY(cudaLaunchKernel(reinterpret_cast<const void*>(k.kernel), dim3(blocks),
+                                   dim3(threads), args, 0, static_cast<cudaStream_t>(stream)));
   return absl::OkStatus();
 }
 

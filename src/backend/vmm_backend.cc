@@ -347,19 +347,7 @@ std::size_t VmmBackend::populated_bytes() const {
 }
 
 absl::Status VmmBackend::CopyBack(void* dst, const void* src, std::size_t bytes, Stream stream) {
-  if (bytes >= kSmCopyMinBytes) {
-    ScopedDevice guard(device_);
-    if (!guard.status().ok()) return guard.status();
-    absl::Status st = CopyBySms(dst, src, bytes, device_, stream);
-    if (st.ok()) {
-      counters_.copy_ops.fetch_add(1, std::memory_order_relaxed);
-      counters_.copy_bytes.fetch_add(bytes, std::memory_order_relaxed);
-      counters_.sm_copy_ops.fetch_add(1, std::memory_order_relaxed);
-      return st;
-    }
-    if (!absl::IsUnimplemented(st)) return st;
-  }
-  return Copy(dst, src, bytes, stream);
+  return CopyBySmsOrEngines(dst, src, bytes, stream, SmCopyGrid::kWholeDevice);
 }
 
 }  // namespace umpool::internal

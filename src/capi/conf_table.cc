@@ -190,6 +190,11 @@ const Key<Conf> kConfKeys[] = {
         "reuse_pending_blocks",
         "serve a request from free memory other streams' work may still use by making its "
         "stream wait for that work on the device, rather than growing"),
+    BoolKey<Conf, PoolField<bool, &P::staging_copies_by_sms>>(
+        "staging_copies_by_sms",
+        "evictions and fetches by staging copy large blocks by eight SMs (on managed memory the "
+        "copy engines' copies hold up kernels on every stream while they run); `0`: by the copy "
+        "engines"),
     BytesKey<Conf, PoolField<std::size_t, &P::pressure_watermark_bytes>>(
         "pressure_watermark",
         "call the pressure callback once when reserved memory passes this (0 = off)"),

@@ -39,10 +39,14 @@ struct CopyList {
     bytes.push_back(n);
     span.push_back(in_span);
   }
-  absl::Status Run(Backend& backend, bool out, Stream stream) const {
+  // By the SMs where the backend moves copies beside kernels so
+  // (PoolOptions::staging_copies_by_sms), else by the copy engines.
+  absl::Status Run(Backend& backend, bool out, Stream stream, bool by_sms) const {
     for (std::size_t i = 0; i < dev.size(); ++i) {
-      absl::Status st = out ? backend.Copy(host[i], dev[i], bytes[i], stream)
-                            : backend.Copy(dev[i], host[i], bytes[i], stream);
+      void* dst = out ? static_cast<void*>(host[i]) : dev[i];
+      const void* src = out ? static_cast<const void*>(dev[i]) : host[i];
+      absl::Status st = by_sms ? backend.CopyBeside(dst, src, bytes[i], stream)
+                               : backend.Copy(dst, src, bytes[i], stream);
       if (!st.ok()) return st;
     }
     return absl::OkStatus();
@@ -108,7 +112,7 @@ absl::Status PoolCore::StageOut(std::vector<void*>* ptrs, std::vector<std::size_
   if (out.empty()) return absl::OkStatus();
   CopyList copies;
   for (const Out& o : out) copies.Add(o.p, o.slot, o.bytes, SpanBase(o.p), host_copies_);
-  absl::Status st = copies.Run(*backend_, /*out=*/true, stream);
+  absl::Status st = copies.Run(*backend_, /*out=*/true, stream, options_.staging_copies_by_sms);
   if (!st.ok()) {
     (void)backend_->Synchronize();  // copies queued before the failure may still write
     for (const Out& o : out) host_copies_.Give(o.slot, o.bytes);
@@ -213,7 +217,7 @@ absl::Status PoolCore::StageIn(std::vector<void*>* ptrs, std::vector<std::size_t
   std::sort(in.begin(), in.end(), [](const In& a, const In& b) { return a.p < b.p; });
   CopyList copies;
   for (const In& b : in) copies.Add(b.p, b.s.slot, b.s.bytes, SpanBase(b.p), host_copies_);
-  if (st.ok()) st = copies.Run(*backend_, /*out=*/false, stream);
+  if (st.ok()) st = copies.Run(*backend_, /*out=*/false, stream, options_.staging_copies_by_sms);
   if (!st.ok()) {
     // Not brought back: still out (the slots keep the contents; a later
     // fetch refills and copies again).
