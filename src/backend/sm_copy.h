@@ -1,6 +1,6 @@
 // src/backend/sm_copy.h: copies moved by the GPU's SMs instead of its copy
-// engines: a kernel that reads pinned host memory over the bus and writes
-// device memory (16-byte words, grid-stride).
+// engines: a kernel that copies between pinned host memory (over the bus) and
+// device or managed memory, either way (16-byte words, grid-stride).
 //
 // Why (a wake): right after another allocator freed a lot of memory (a trainer's
 // cudaFree of ~115 GiB on the H200), the driver scrubs it on the copy
