@@ -68,16 +68,12 @@ absl::Status ManagedBackend::Prefetch(void* const* ptrs, const std::size_t* size
   counters_.prefetch_ops.fetch_add(1, std::memory_order_relaxed);
   cudaMemLocation loc = where == Location::kDevice ? DeviceLocation(device_) : HostLocation();
   if (batch_prefetch_.load(std::memory_order_relaxed)) {
-    Stream s = stream;
-    if (s == nullptr) {
-      absl::StatusOr<Stream> legacy = LegacyOrderedStream();
-      if (!legacy.ok()) return legacy.status();
-      s = *legacy;
-    }
+    absl::StatusOr<Stream> s = OrderedStream(stream);
+    if (!s.ok()) return s.status();
     std::size_t first = 0;  // one location, applying from operation 0 on
     const cudaError_t err = cudaMemPrefetchBatchAsync(const_cast<void**>(ptrs),
                                                       const_cast<std::size_t*>(sizes), count,
-                                                      &loc, &first, 1, 0, s);
+                                                      &loc, &first, 1, 0, *s);
     if (err == cudaSuccess) return absl::OkStatus();
     (void)cudaGetLastError();
     if (err != cudaErrorNotSupported && err != cudaErrorInvalidValue) {
@@ -97,22 +93,16 @@ absl::Status ManagedBackend::Prefetch(void* const* ptrs, const std::size_t* size
 }
 
 absl::Status ManagedBackend::Copy(void* dst, const void* src, std::size_t bytes, Stream stream) {
-  if (stream == nullptr) {
-    absl::StatusOr<Stream> legacy = LegacyOrderedStream();
-    if (!legacy.ok()) return legacy.status();
-    stream = *legacy;
-  }
-  return CudaBackend::Copy(dst, src, bytes, stream);
+  absl::StatusOr<Stream> s = OrderedStream(stream);
+  if (!s.ok()) return s.status();
+  return CudaBackend::Copy(dst, src, bytes, *s);
 }
 
 absl::Status ManagedBackend::CopyBeside(void* dst, const void* src, std::size_t bytes,
                                         Stream stream) {
-  if (stream == nullptr) {
-    absl::StatusOr<Stream> legacy = LegacyOrderedStream();
-    if (!legacy.ok()) return legacy.status();
-    stream = *legacy;
-  }
-  return CopyBySmsOrEngines(dst, src, bytes, stream, SmCopyGrid::kFewSms);
+  absl::StatusOr<Stream> s = OrderedStream(stream);
+  if (!s.ok()) return s.status();
+  return CopyBySmsOrEngines(dst, src, bytes, *s, SmCopyGrid::kFewSms);
 }
 
 ManagedBackend::~ManagedBackend() {
@@ -120,7 +110,8 @@ ManagedBackend::~ManagedBackend() {
   if (legacy_ordered_ != nullptr) (void)cudaStreamDestroy(legacy_ordered_);
 }
 
-absl::StatusOr<Stream> ManagedBackend::LegacyOrderedStream() {
+absl::StatusOr<Stream> ManagedBackend::OrderedStream(Stream stream) {
+  if (stream != nullptr) return stream;
   MutexLock lock(&stream_mu_);
   return StreamOnce(&legacy_ordered_, cudaStreamDefault);
 }
@@ -129,11 +120,9 @@ absl::Status ManagedBackend::Discard(void* const* ptrs, const std::size_t* sizes
                                      std::size_t count, DiscardMode mode, Stream stream) {
   if (count == 0) return absl::OkStatus();
   if (IsCapturing(stream)) return absl::UnavailableError("the stream is being captured into a CUDA graph");
-  if (stream == nullptr) {
-    absl::StatusOr<Stream> s = LegacyOrderedStream();
-    if (!s.ok()) return s.status();
-    stream = *s;
-  }
+  absl::StatusOr<Stream> ordered = OrderedStream(stream);
+  if (!ordered.ok()) return ordered.status();
+  stream = *ordered;
   const bool refill = mode == DiscardMode::kRefill;
   cudaError_t err;
   if (refill) {

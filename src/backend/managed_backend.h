@@ -49,7 +49,8 @@ class ManagedBackend final : public CudaBackend {
   // cudaMem*BatchAsync refuse the legacy NULL stream. A *blocking*
   // stream is ordered against the legacy stream both ways, so a discard on it
   // runs after the legacy stream's earlier work and before its later work.
-  absl::StatusOr<Stream> LegacyOrderedStream();
+  // `stream`, or for the NULL stream that blocking stream (made once).
+  absl::StatusOr<Stream> OrderedStream(Stream stream);
   Mutex stream_mu_;
   Stream legacy_ordered_ ABSL_GUARDED_BY(stream_mu_) = nullptr;
 };

@@ -75,16 +75,18 @@ const CopyKernel& Kernel() {
   return k;
 }
 
-// True, with the address the device uses for it, when `p` is pinned host
-// memory mapped for the device (registered or allocated Mapped).
+// True, with *out set to the address the device uses for it, when `p` is
+// pinned host memory mapped for the device (registered or allocated Mapped);
+// false, *out untouched, otherwise.
 bool HostView(const void* p, void** out) {
   cudaPointerAttributes a{};
   if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
     (void)cudaGetLastError();
     return false;
   }
+  if (a.type != cudaMemoryTypeHost || a.devicePointer == nullptr) return false;
   *out = a.devicePointer;
-  return a.type == cudaMemoryTypeHost && a.devicePointer != nullptr;
+  return true;
 }
 
 }  // namespace
@@ -109,8 +111,6 @@ absl::Status CopyBySms(void* dst, const void* src, std::size_t bytes, int device
   if (host_src == host_dst) {
     return absl::UnimplementedError("not one side pinned host memory mapped for the device");
   }
-  if (!host_src) from = const_cast<void*>(src);
-  if (!host_dst) to = dst;
   unsigned blocks = 8, threads = 512;
   if (grid == SmCopyGrid::kWholeDevice) {
     int sms = 0;
