@@ -72,6 +72,12 @@ def parse_allocators(text):
     return allocators
 
 
+def rotated(allocators, r):
+    """Round r's order: the allocators rotated by r (each leads in turn)."""
+    k = r % len(allocators)
+    return allocators[k:] + allocators[:k]
+
+
 def run_worker(script, args, what, env=None, timeout=1500):
     """Runs `script` with `args` in a fresh Python process (PyTorch picks its
     allocator once, before CUDA starts) and returns the JSON object it printed

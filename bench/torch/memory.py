@@ -34,7 +34,8 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from bench_torch import ALLOCATOR_ENVS, allocator_env, parse_allocators, run_worker  # noqa: E402
+from bench_torch import (  # noqa: E402
+    ALLOCATOR_ENVS, allocator_env, parse_allocators, rotated, run_worker)
 # umpool: its defaults (free pages given back beyond give_back_slack above peak
 # live bytes); umpool_keep_pages: every populated page kept, as before the
 # thirteenth session; umpool_vmm: GPU memory, not managed (--allocators;
@@ -95,10 +96,8 @@ def main():
     allocators = parse_allocators(a.allocators)
     runs = {n: {al: [] for al in allocators} for n in names}
     for r in range(a.rounds):
-        k = r % len(allocators)
-        order = allocators[k:] + allocators[:k]
         for name in names:
-            for alloc in order:
+            for alloc in rotated(allocators, r):
                 res = run(name, alloc)
                 runs[name][alloc].append(res)
                 key = SPEED[name][0]

@@ -56,7 +56,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from bench_torch import ALLOCATOR_ENVS, allocator_env, parse_allocators, run_worker  # noqa: E402
+from bench_torch import (  # noqa: E402
+    ALLOCATOR_ENVS, allocator_env, parse_allocators, rotated, run_worker)
 
 # bench_torch.ALLOCATOR_ENVS says what each is; umpool_vmm's GPU memory (not
 # managed) copies to and from pinned memory at cudaMalloc's speed.
@@ -294,10 +295,10 @@ def finish_trace(path):
 
 def profile_main(a):
     os.environ["UMPOOL_MS_PROFILE"] = "1"
-    runs = {al: [] for al in parse_allocators(a.allocators or "native,umpool")}
+    allocators = parse_allocators(a.allocators or "native,umpool")
+    runs = {al: [] for al in allocators}
     for r in range(a.rounds):
-        k = r % len(runs)
-        for alloc in list(runs)[k:] + list(runs)[:k]:
+        for alloc in rotated(allocators, r):
             p = run(alloc)["profile"]
             runs[alloc].append(p)
             g = p["gpu_ms_per_step"]
@@ -366,8 +367,7 @@ def main():
     allocators = parse_allocators(a.allocators or ",".join(ALLOCATORS))
     runs = {al: [] for al in allocators}
     for r in range(a.rounds):
-        k = r % len(allocators)
-        for alloc in allocators[k:] + allocators[:k]:
+        for alloc in rotated(allocators, r):
             res = run(alloc)
             runs[alloc].append(res)
             print(f"round {r} {alloc:11s} reserved {res['peak_reserved'] / 2**20:8.1f} MiB allocated "
