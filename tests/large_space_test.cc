@@ -303,4 +303,27 @@ TEST_F(LargeSpaceTest, ABigClassOutOfSlabsTakesTheRoomOfSmallerEmptySlabs) {
   Check();
 }
 
+// A block freed with another stream recorded on it waits for fences; once
+// they have completed, best fit sees it before anything else is split
+// (stream_lists.h, TakeReusable's poll_first): the exact 32 MiB hole is
+// taken, not the front of the 48 MiB block freed on the stream meanwhile.
+TEST_F(LargeSpaceTest, CompletedPendingBlocksAreSeenByBestFit) {
+  void* x = Alloc(32 * kMiB, a_);
+  void* sep1 = Alloc(2 * kMiB, a_);
+  void* z = Alloc(48 * kMiB, a_);
+  void* sep2 = Alloc(2 * kMiB, a_);
+  ASSERT_TRUE(pool_->RecordStream(x, b_).ok());
+  Free(x, a_);  // pending: B's work and A's
+  Free(z, a_);  // A's own group: reusable on A at once
+  backend_->CompleteAll();
+  const std::uint64_t before = maps();
+  void* y = Alloc(32 * kMiB, a_);
+  EXPECT_EQ(y, x) << "the completed pending block is the best fit";
+  void* w = Alloc(48 * kMiB, a_);
+  EXPECT_EQ(w, z) << "so the 48 MiB block is still whole";
+  EXPECT_EQ(maps(), before);
+  for (void* p : {y, sep1, w, sep2}) Free(p, a_);
+  Check();
+}
+
 }  // namespace umpool

@@ -102,15 +102,18 @@ done
 # The recorded training with its saved activations offloaded on a side stream
 # (tools/umpool-trace-offload; the pattern of bench/torch/multistream.py),
 # the copies done at once, 3, 100 and 1000 trace ops late: <= 1.05 and at most
-# 8 backend calls after the first cycle (host, twenty-eighth session: 1.015-
-# 1.016, 0-6 calls at lags 0-1000). Before it, 1.170 at lags 0 and 100 (a
+# 40 backend calls after the first cycle (host, twenty-eighth session: 1.015-
+# 1.016, 0-6 calls at lags 0-1000; thirty-first session, completed pending
+# blocks adopted before a search: 1.009-1.020 with 0-39 calls, pages dropped
+# and refilled within the room, the price of 1,111 -> 10 calls and 1.044 ->
+# 1.029 on one-role serving traces: docs/arena-streams.md). Before it, 1.170 at lags 0 and 100 (a
 # refill of bare pages kept the space's free tail), then 1.133 at lag 3 (a
 # refill chosen where growing in place populated fewer pages). Waiting for
 # the copies instead of reusing behind a stream wait holds 1.855 at lag 1000
 # (the H200 run of the program: 1.842-1.897).
 python3 "$src/tools/umpool-trace-offload" "$work/train.csv" -o "$work/offload.csv"
 for lag in 0 3 100 1000; do
-  "$replay" "$work/offload.csv" --backend host --quiet --steady --steady-calls 8 --max-ratio 1.05 \
+  "$replay" "$work/offload.csv" --backend host --quiet --steady --steady-calls 40 --max-ratio 1.05 \
       --event-lag $lag
 done
 "$replay" "$work/offload.csv" --backend host --quiet --event-lag 1000 --wait-pending \

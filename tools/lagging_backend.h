@@ -4,7 +4,7 @@
 // event takes microseconds on an idle stream (a replay makes tens of calls
 // in that time) and as long as the queued kernels on a busy one. Placement
 // that depends on when fences complete therefore differs between the host
-// backend and the GPU (docs/arena.md, "Pending blocks behind a stream
+// backend and the GPU (docs/arena-streams.md, "Pending blocks behind a stream
 // wait"). LaggingBackend wraps a backend and makes each event complete
 // `lag` ticks after it was recorded, the ticks being whatever the caller
 // counts (umpool-replay: trace ops). Deterministic, unlike the GPU: a host

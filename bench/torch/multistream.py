@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """What stream-ordered reuse of pending blocks (PoolOptions::
-reuse_pending_blocks, docs/arena.md "Pending blocks behind a stream wait")
+reuse_pending_blocks, docs/arena-streams.md "Pending blocks behind a stream wait")
 costs and saves on a multi-stream PyTorch program, beside PyTorch's two
 allocators, in one run on one card.
 

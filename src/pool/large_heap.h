@@ -314,6 +314,10 @@ class LargeHeap {
   // Files the blocks of a group whose fences completed (one by one, each
   // merging with neighbours already ready).
   void MakeReady(BestFitSet&& blocks) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Files blocks as `stream`'s, as if freed on it (stamp `seq`): they merge
+  // with its free neighbours (AdoptPending; a search's first poll).
+  void Adopt(BestFitSet&& blocks, Stream stream, std::uint64_t seq)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The least rest worth splitting off `b`: min_split, or a quantum where
   // the rest would end the populated part of a segment that can grow.
   std::size_t MinRest(const LargeBlock* b) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

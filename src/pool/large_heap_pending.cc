@@ -7,7 +7,7 @@
 // the queued kernels on a busy one, and a request that found only pending
 // blocks grew the pool (by how much depended on when the events completed:
 // replays of one trace reserved more in some runs than in others, docs/
-// arena.md, "Pending blocks behind a stream wait"). Instead, the requesting
+// arena-streams.md, "Pending blocks behind a stream wait"). Instead, the requesting
 // stream waits for the fences on the device (cudaStreamWaitEvent; CUDA's
 // stream-ordered pools reuse memory with such internal dependencies too) and
 // the pending blocks become its own, as if freed on it: safe for it at once,
@@ -32,14 +32,17 @@ bool LargeHeap::AdoptPending(Stream stream, Fencer& fencer, Order order, absl::S
   BestFitSet adopted;
   free_.ForEachPending([&](BestFitSet& items, const Fences&) { adopted.Splice(std::move(items)); });
   free_.DropEmptyPending();
-  const std::uint64_t seq = fencer.Stamp();
-  adopted.MarkPending();  // none merges before it is filed (MakeReady's rule)
-  while (LargeBlock* b = adopted.PopFirst()) {
+  Adopt(std::move(adopted), stream, fencer.Stamp());
+  return true;
+}
+
+void LargeHeap::Adopt(BestFitSet&& blocks, Stream stream, std::uint64_t seq) {
+  blocks.MarkPending();  // none merges before it is filed (MakeReady's rule)
+  while (LargeBlock* b = blocks.PopFirst()) {
     b->where = Where::kStream;
     b->stream = stream;
     InsertFree(b, seq);
   }
-  return true;
 }
 
 }  // namespace umpool::internal
