@@ -145,6 +145,7 @@ TEST_F(ArenaTest, TheCapIsNeverPassedAndAtTheMapLimitReservesAreCut) {
 }
 
 TEST_F(ArenaTest, AWhollyFreeSegmentMovesToAnotherSpaceInsteadOfMapping) {
+  options_.activations_share_kv_space = false;  // the two roles' own spaces
   Make(std::size_t{1} << 30);
   auto act = arena_->TakeLarge(Role::kActivations, 40 << 20, a_, 40 << 20);
   ASSERT_TRUE(act.ok());

@@ -29,8 +29,13 @@ namespace {
 constexpr std::size_t kMiB = std::size_t{1} << 20;
 const Stream kS = kDefaultStream;
 
-std::unique_ptr<Pool> HostPool(bool give_back, bool strict, double slack = 0.03) {
+// `apart`: activations' large blocks in a space of their own
+// (activations_share_kv_space off), for the tests of the order spaces give
+// pages back in.
+std::unique_ptr<Pool> HostPool(bool give_back, bool strict, double slack = 0.03,
+                               bool apart = false) {
   PoolOptions o;
+  o.activations_share_kv_space = !apart;
   o.give_back_slack = slack;
   o.backend = BackendKind::kHost;
   o.capacity_bytes = std::size_t{4} << 30;
@@ -373,7 +378,7 @@ TEST(BareBlocksTest, PagesFreeTheLongestAreGivenBackFirst) {
 // activations range and the KV range stays populated. (200 MiB stay live throughout: the
 // 3% room above the 408 MiB peak leaves about 92 MiB to give back.)
 TEST(BareBlocksTest, TheKvCachesFreePagesGoLast) {
-  auto pool = HostPool(/*give_back=*/true, /*strict=*/false);
+  auto pool = HostPool(/*give_back=*/true, /*strict=*/false, 0.03, /*apart=*/true);
   ASSERT_NE(pool, nullptr);
   auto take = [&](std::size_t n, Role role, unsigned char v) { return New(*pool, n, v, kS, role); };
   void* kept = take(200 * kMiB, Role::kActivations, 7);
@@ -401,7 +406,7 @@ TEST(BareBlocksTest, TheKvCachesFreePagesGoLast) {
 TEST(BareBlocksTest, FreeSlabSpacePagesGoAfterShortLivedSpaces) {
   // A room of 20% above peak live: the 150 MiB activation below grows
   // without a drop, the 105 MiB request needs about 72 MiB given back.
-  auto pool = HostPool(/*give_back=*/true, /*strict=*/false, /*slack=*/0.2);
+  auto pool = HostPool(/*give_back=*/true, /*strict=*/false, /*slack=*/0.2, /*apart=*/true);
   ASSERT_NE(pool, nullptr);
   auto take = [&](std::size_t n, Role role, unsigned char v) { return New(*pool, n, v, kS, role); };
   void* kept = take(200 * kMiB, Role::kActivations, 7);

@@ -20,6 +20,13 @@ constexpr std::size_t kMiB = std::size_t{1} << 20;
 class LargeSpaceTest : public ::testing::Test {
  protected:
   void SetUp() override { Reset({}); }
+  // Activations' large blocks in a space of their own (the rules between
+  // roles' spaces; activations_share_kv_space off).
+  void Apart() {
+    PoolOptions o;
+    o.activations_share_kv_space = false;
+    Reset(o);
+  }
   void Reset(PoolOptions o, std::size_t backend_capacity = 0) {
     pool_.reset();
     pool_ = testing::MakeHostPool(o, &backend_, backend_capacity);
@@ -104,7 +111,27 @@ TEST_F(LargeSpaceTest, AReadyRangeStaysReadyNextToABlockFreedOnABusyStream) {
       << "B's range stayed B's or ready: no growth after the first round";
 }
 
+// By default activations' large blocks come from the KV cache's space: the
+// cache grows into the pages a prefill's activations left free, with no new
+// mapping, and the shared space's bytes count under KV.
+TEST_F(LargeSpaceTest, ActivationsShareTheKvCachesSpace) {
+  void* act = Alloc(40 * kMiB, a_, Role::kActivations);
+  Free(act, a_);
+  const std::uint64_t before = maps();
+  void* kv = Alloc(24 * kMiB, a_, Role::kKv);
+  void* kv2 = Alloc(16 * kMiB, a_, Role::kKv);
+  EXPECT_EQ(kv, act) << "the KV cache takes the activation's free pages";
+  EXPECT_TRUE(Inside(kv2, act, 40 * kMiB));
+  EXPECT_EQ(maps(), before);
+  EXPECT_GE(pool_->GetResidency(Role::kKv).reserved_bytes, 40 * kMiB);
+  EXPECT_EQ(pool_->GetResidency(Role::kActivations).reserved_bytes, 0u)
+      << "no slabs: its large blocks count under KV";
+  for (void* p : {kv, kv2}) Free(p, a_);
+  Check();
+}
+
 TEST_F(LargeSpaceTest, EachRoleHasItsOwnLargeSpace) {
+  Apart();
   void* act = Alloc(40 * kMiB, a_, Role::kActivations);
   backend_->CompleteAll();
   Free(act, a_);
@@ -139,6 +166,7 @@ TEST_F(LargeSpaceTest, KvAndWeightsKeepTheirFreeSegments) {
 }
 
 TEST_F(LargeSpaceTest, AWhollyFreeSegmentMovesOnTheTermsItWasFreedOn) {
+  Apart();
   void* act = Alloc(40 * kMiB, a_, Role::kActivations);
   backend_->Submit(a_);  // A still uses it
   Free(act, a_);

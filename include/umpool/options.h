@@ -241,6 +241,20 @@ struct PoolOptions {
   // counts the requests served so.
   bool reuse_pending_blocks = true;
 
+  // Activations' large blocks (above their slab_max_bytes) share the KV
+  // cache's large space when both roles share a heap (the same placement, as
+  // by default): the KV cache grows into the pages a prefill's activations
+  // left free, as every tensor shares an expandable segment in PyTorch.
+  // Apart, the activations' space kept those pages at the KV cache's peak
+  // (within give_back_slack): on 90 steady serving traces (host replays)
+  // 1.007-1.023 of peak live, mean 1.014; shared 1.006-1.016, mean 1.009,
+  // below PyTorch's expandable segments on every per-layer-KV trace replayed
+  // on an H200 (docs/arena-streams.md, "Activations in the KV cache's
+  // space"). The shared space's populated bytes count under the KV role in
+  // RoleResidency::reserved_bytes (the activations' figure holds their
+  // slabs). false: one large space per role.
+  bool activations_share_kv_space = true;
+
   // How evictions and fetches by staging (RolePolicy::evict_by_staging) move
   // blocks between the GPU and pinned host memory: true, large aligned runs
   // by eight SMs (Backend::CopyBeside); false, by the copy engines

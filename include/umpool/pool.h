@@ -113,7 +113,7 @@ struct RoleResidency {
   std::uint64_t fetches = 0;       // blocks fetched to the GPU (Fetch, Prefetch/PrefetchBlocks)
   std::uint64_t evicted_bytes = 0;
   std::uint64_t fetched_bytes = 0;
-  std::size_t reserved_bytes = 0;   // populated bytes of the role's large space and slabs
+  std::size_t reserved_bytes = 0;   // populated bytes of the role's large space and slabs (PoolOptions::activations_share_kv_space: KV's holds the shared space)
   std::size_t allocated_bytes = 0;  // live blocks of the role (block sizes)
 };
 

@@ -190,6 +190,10 @@ const Key<Conf> kConfKeys[] = {
         "reuse_pending_blocks",
         "serve a request from free memory other streams' work may still use by making its "
         "stream wait for that work on the device, rather than growing"),
+    BoolKey<Conf, PoolField<bool, &P::activations_share_kv_space>>(
+        "activations_share_kv_space",
+        "activations' large blocks come from the KV cache's large space (so the cache grows "
+        "into pages activations left free); `0`: a large space per role"),
     BoolKey<Conf, PoolField<bool, &P::staging_copies_by_sms>>(
         "staging_copies_by_sms",
         "evictions and fetches by staging copy large blocks by eight SMs (on managed memory the "

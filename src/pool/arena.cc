@@ -39,6 +39,10 @@ Arena::Arena(const PoolOptions& options, Backend& backend, Backend* device_memor
       heaps_.push_back(std::make_unique<Heap>());
     }
   }
+  // Activations' large blocks in the KV cache's space (activations_share_kv_space).
+  for (int r = 0; r < kNumRoles; ++r) space_of_[r] = r;
+  constexpr int kAct = static_cast<int>(Role::kActivations), kKv = static_cast<int>(Role::kKv);
+  if (options.activations_share_kv_space && heap_of_[kAct] == heap_of_[kKv]) space_of_[kAct] = kKv;
   counters_.capacity_bytes.store(static_cast<std::int64_t>(capacity), std::memory_order_relaxed);
   if (options.shared_capacity != nullptr) options.shared_capacity->LimitMapping(map_limit_);
 }
@@ -66,7 +70,8 @@ Backend& Arena::BackendFor(Role role) const {
 absl::StatusOr<Arena::Range> Arena::TakeLarge(Role role, std::size_t bytes, Stream stream,
                                               std::size_t requested) {
   Heap& h = *heaps_[heap_of(role)];
-  return Take(role, h.large[static_cast<int>(role)], /*for_slab=*/false, bytes, stream, requested);
+  return Take(role, h.large[space_of(static_cast<int>(role))], /*for_slab=*/false, bytes, stream,
+              requested);
 }
 
 absl::StatusOr<Arena::Range> Arena::TakeSlabRange(Role role, std::size_t bytes, Stream stream,
@@ -209,6 +214,7 @@ Segment* Arena::StealSegment(Heap& h, LargeHeap& into, std::size_t bytes, std::s
   // drained between batches fills again, and lending its segments to
   // activations made it grow anew every cycle of a steady workload.
   for (Role r : kShortLivedRoles) {
+    if (space_of(static_cast<int>(r)) != static_cast<int>(r)) continue;  // a long-lived role's
     LargeHeap& space = h.large[static_cast<int>(r)];
     if (&space == &into) continue;
     if (Segment* s = space.StealFreeSegment(bytes, max_bytes, stream, fencer_, terms)) return s;
@@ -233,8 +239,8 @@ std::size_t Arena::HeapSlabBytes(int heap) const {
 
 std::size_t Arena::RoleReservedBytes(Role role) const {
   MutexLock lock(&grow_mu_);
-  return heaps_[heap_of(role)]->large[static_cast<int>(role)].bytes() +
-         slab_bytes_by_role_[static_cast<int>(role)];
+  const int r = static_cast<int>(role);
+  return (space_of(r) == r ? heaps_[heap_of(role)]->large[r].bytes() : 0) + slab_bytes_by_role_[r];
 }
 
 void Arena::GiveBackSlabRange(Slab* slab, ReuseTerms terms) {

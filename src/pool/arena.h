@@ -21,7 +21,8 @@
 // its segments into spaces, each a LargeHeap:
 //   slab space    : carved into slab ranges (2 MiB multiples) for the size
 //                   classes.
-//   large[role]   : that role's large blocks (512 B granular, best fit).
+//   large[role]   : that role's large blocks (512 B granular, best fit);
+//                   activations' may use KV's (activations_share_kv_space).
 //                   A role names a lifetime: weights and KV live long,
 //                   activations die within a step; long-lived blocks in the
 //                   holes of short-lived ones would pin the segments large
@@ -136,6 +137,9 @@ class Arena {
 
   // The heap serving `role`, and how many heaps there are.
   int heap_of(Role role) const { return heap_of_[static_cast<int>(role)]; }
+  // The role whose large space `role`'s large blocks use (itself, or KV's
+  // for activations: PoolOptions::activations_share_kv_space).
+  int space_of(int role) const { return space_of_[role]; }
   int heaps() const { return static_cast<int>(heaps_.size()); }
   Backend& BackendFor(Role role) const;
   // true when `role` lives in plain device memory (no prefetch or eviction).
@@ -328,6 +332,7 @@ class Arena {
   const std::size_t initial_capacity_;
   std::size_t map_limit_ ABSL_GUARDED_BY(grow_mu_);  // raised with the cap
   std::array<int, kNumRoles> heap_of_{};
+  std::array<int, kNumRoles> space_of_{};  // whose large space each role's blocks use
   std::vector<std::unique_ptr<Heap>> heaps_;
 
   // The last drop queued on each stream (an event recorded after it); a

@@ -62,7 +62,7 @@ bool Arena::MayGiveBack(Role role) const {
 
 void Arena::GiveBackOverBudget(Role role, std::size_t want, Stream stream) {
   if (want == 0 || !MayGiveBack(role) || backend_.IsCapturing(stream)) return;
-  LargeHeap& space = heaps_[heap_of(role)]->large[static_cast<int>(role)];
+  LargeHeap& space = heaps_[heap_of(role)]->large[space_of(static_cast<int>(role))];
   // Blocks freed on the caller's stream go too, dropped on that stream after
   // the work that used them: on the vmm backend the drop then waits (on the
   // host) for that stream, once per give_back_slack of the budget.
@@ -163,7 +163,7 @@ void Arena::GiveBackOldest(Role role, Heap& h, LargeHeap& space, Stream stream,
     if (slabs != &space) last.push_back(slabs);
   }
   for (int r = 0; r < kNumRoles; ++r) {
-    if (heap_of_[r] == heap_of(role) && &h.large[r] != &space) {
+    if (heap_of_[r] == heap_of(role) && space_of_[r] == r && &h.large[r] != &space) {
       (ShortLived(r) ? first : last).push_back(&h.large[r]);
     }
   }
