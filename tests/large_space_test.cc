@@ -49,6 +49,7 @@ class LargeSpaceTest : public ::testing::Test {
   std::unique_ptr<Pool> pool_;
   const Stream a_ = HostStream(1);
   const Stream b_ = HostStream(2);
+  std::int64_t before_reserved_ = 0;
 };
 
 TEST_F(LargeSpaceTest, BlocksAre512ByteGranularAndShareSegments) {
@@ -118,6 +119,7 @@ TEST_F(LargeSpaceTest, ActivationsShareTheKvCachesSpace) {
   void* act = Alloc(40 * kMiB, a_, Role::kActivations);
   Free(act, a_);
   const std::uint64_t before = maps();
+  before_reserved_ = pool_->GetStats().reserved_bytes.current;
   void* kv = Alloc(24 * kMiB, a_, Role::kKv);
   void* kv2 = Alloc(16 * kMiB, a_, Role::kKv);
   EXPECT_EQ(kv, act) << "the KV cache takes the activation's free pages";
@@ -125,8 +127,21 @@ TEST_F(LargeSpaceTest, ActivationsShareTheKvCachesSpace) {
   EXPECT_EQ(maps(), before);
   EXPECT_GE(pool_->GetResidency(Role::kKv).reserved_bytes, 40 * kMiB);
   EXPECT_EQ(pool_->GetResidency(Role::kActivations).reserved_bytes, 0u)
-      << "no slabs: its large blocks count under KV";
-  for (void* p : {kv, kv2}) Free(p, a_);
+      << "no live activations, no slabs";
+  // A live activation in the shared space: its bytes are the activations',
+  // the rest of the space KV's; the two add up to the space.
+  const std::size_t kv_before = pool_->GetResidency(Role::kKv).reserved_bytes;
+  void* act2 = Alloc(40 * kMiB, a_, Role::kActivations);
+  const RoleResidency a = pool_->GetResidency(Role::kActivations);
+  const RoleResidency k = pool_->GetResidency(Role::kKv);
+  EXPECT_EQ(a.reserved_bytes, 40 * kMiB);
+  EXPECT_EQ(a.allocated_bytes, 40 * kMiB);
+  EXPECT_EQ(k.allocated_bytes, 40 * kMiB) << "kv and kv2 keep their role";
+  EXPECT_GE(k.reserved_bytes, k.allocated_bytes);
+  EXPECT_EQ(a.reserved_bytes + k.reserved_bytes,
+            kv_before + (pool_->GetStats().reserved_bytes.current - before_reserved_));
+  for (void* p : {kv, kv2, act2}) Free(p, a_);
+  EXPECT_EQ(pool_->GetResidency(Role::kActivations).reserved_bytes, 0u);
   Check();
 }
 

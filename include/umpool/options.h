@@ -249,10 +249,11 @@ struct PoolOptions {
   // (within give_back_slack): on 90 steady serving traces (host replays)
   // 1.007-1.023 of peak live, mean 1.014; shared 1.006-1.016, mean 1.009,
   // below PyTorch's expandable segments on every per-layer-KV trace replayed
-  // on an H200 (docs/arena-streams.md, "Activations in the KV cache's
-  // space"). The shared space's populated bytes count under the KV role in
-  // RoleResidency::reserved_bytes (the activations' figure holds their
-  // slabs). false: one large space per role.
+  // on an H200 (docs/arena.md, "Activations in the KV cache's
+  // space"). Not when either role has an hbm_budget_bytes (a budget counts
+  // its role's own pages). In RoleResidency::reserved_bytes the activations
+  // hold their live blocks of the shared space, KV the rest of it. false: one
+  // large space per role.
   bool activations_share_kv_space = true;
 
   // How evictions and fetches by staging (RolePolicy::evict_by_staging) move

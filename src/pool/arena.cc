@@ -42,7 +42,12 @@ Arena::Arena(const PoolOptions& options, Backend& backend, Backend* device_memor
   // Activations' large blocks in the KV cache's space (activations_share_kv_space).
   for (int r = 0; r < kNumRoles; ++r) space_of_[r] = r;
   constexpr int kAct = static_cast<int>(Role::kActivations), kKv = static_cast<int>(Role::kKv);
-  if (options.activations_share_kv_space && heap_of_[kAct] == heap_of_[kKv]) space_of_[kAct] = kKv;
+  // A budgeted role keeps its space to itself: its budget counts its space's pages.
+  if (options.activations_share_kv_space && heap_of_[kAct] == heap_of_[kKv] &&
+      options.roles[kAct].hbm_budget_bytes == 0 && options.roles[kKv].hbm_budget_bytes == 0) {
+    space_of_[kAct] = kKv;
+    shared_space_[kKv] = true;
+  }
   counters_.capacity_bytes.store(static_cast<std::int64_t>(capacity), std::memory_order_relaxed);
   if (options.shared_capacity != nullptr) options.shared_capacity->LimitMapping(map_limit_);
 }
@@ -70,8 +75,12 @@ Backend& Arena::BackendFor(Role role) const {
 absl::StatusOr<Arena::Range> Arena::TakeLarge(Role role, std::size_t bytes, Stream stream,
                                               std::size_t requested) {
   Heap& h = *heaps_[heap_of(role)];
-  return Take(role, h.large[space_of(static_cast<int>(role))], /*for_slab=*/false, bytes, stream,
-              requested);
+  const int r = static_cast<int>(role);
+  LargeHeap& space = h.large[space_of(r)];
+  absl::StatusOr<Range> t = Take(role, space, /*for_slab=*/false, bytes, stream, requested);
+  // A space several roles share: the block carries its own (stats, budgets).
+  if (t.ok() && t->ptr != nullptr && shared_space_[space_of(r)]) space.SetRole(t->ptr, role);
+  return t;
 }
 
 absl::StatusOr<Arena::Range> Arena::TakeSlabRange(Role role, std::size_t bytes, Stream stream,
@@ -239,8 +248,20 @@ std::size_t Arena::HeapSlabBytes(int heap) const {
 
 std::size_t Arena::RoleReservedBytes(Role role) const {
   MutexLock lock(&grow_mu_);
+  // A shared space: each guest role holds its live blocks there, the owner
+  // the rest (its free pages included).
   const int r = static_cast<int>(role);
-  return (space_of(r) == r ? heaps_[heap_of(role)]->large[r].bytes() : 0) + slab_bytes_by_role_[r];
+  const LargeHeap& space = heaps_[heap_of(role)]->large[space_of(r)];
+  std::size_t large = 0;
+  if (space_of(r) != r) {
+    large = space.role_live_bytes(role);
+  } else {
+    large = space.bytes();
+    for (int q = 0; q < kNumRoles; ++q) {
+      if (q != r && space_of(q) == r) large -= std::min(large, space.role_live_bytes(static_cast<Role>(q)));
+    }
+  }
+  return large + slab_bytes_by_role_[r];
 }
 
 void Arena::GiveBackSlabRange(Slab* slab, ReuseTerms terms) {

@@ -333,6 +333,7 @@ class Arena {
   std::size_t map_limit_ ABSL_GUARDED_BY(grow_mu_);  // raised with the cap
   std::array<int, kNumRoles> heap_of_{};
   std::array<int, kNumRoles> space_of_{};  // whose large space each role's blocks use
+  std::array<bool, kNumRoles> shared_space_{};  // large spaces serving several roles
   std::vector<std::unique_ptr<Heap>> heaps_;
 
   // The last drop queued on each stream (an event recorded after it); a

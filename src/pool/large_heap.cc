@@ -308,6 +308,7 @@ absl::StatusOr<LargeHeap::Freed> LargeHeap::Free(std::uintptr_t p, std::optional
     return absl::UnavailableError("a CUDA graph capture is underway");
   }
   const Freed freed{b->size, b->requested, freeing};
+  ForgetRole(b);
   if (!others.empty()) {
     // Reuse waits for the freeing stream and every other recorded stream.
     Fences fences;
@@ -346,6 +347,7 @@ void LargeHeap::GiveBack(std::uintptr_t p, ReuseTerms terms) {
   MutexLock lock(&mu_);
   LargeBlock* b = FindLive(p);
   UMPOOL_CHECK(b != nullptr, "giving back a range that is not a live block");
+  ForgetRole(b);
   live_.erase(p);
   b->live = false;
   b->freed_at = NextFreeTick();

@@ -27,6 +27,7 @@
 #ifndef UMPOOL_SRC_POOL_LARGE_HEAP_H_
 #define UMPOOL_SRC_POOL_LARGE_HEAP_H_
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -188,6 +189,13 @@ class LargeHeap {
   // `p` is not a live block start (an internal error, not user input).
   void GiveBack(std::uintptr_t p, ReuseTerms terms);
   // The live block starting at `p`.
+  // Names the role a live block was allocated for, when the space serves
+  // several roles (its BlockInfo otherwise has its segment's role).
+  void SetRole(void* p, Role role);
+  // Bytes of live blocks SetRole named `role` (a shared space's split).
+  std::size_t role_live_bytes(Role role) const {
+    return role_live_[static_cast<int>(role)].load(std::memory_order_relaxed);
+  }
   absl::StatusOr<BlockInfo> Block(std::uintptr_t p) const;
   // The streams that may use the live block starting at `p`: the one it
   // was allocated for, then those RecordStream named (empty if `p` is not a
@@ -364,12 +372,14 @@ class LargeHeap {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Diagnose(std::uintptr_t p) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   BlockInfo InfoOf(const LargeBlock* b) const;
+  void ForgetRole(LargeBlock* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::size_t quantum_;
   const std::size_t min_split_;
   const bool holds_slabs_;
   const Fit fit_;
   std::atomic<std::size_t> bytes_{0};
+  std::array<std::atomic<std::size_t>, kNumRoles> role_live_{};  // SetRole's blocks, by role
   std::atomic<std::size_t> mapped_{0};
   mutable Mutex mu_;
   StreamLists<BestFitSet> free_ ABSL_GUARDED_BY(mu_);

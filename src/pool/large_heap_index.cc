@@ -76,7 +76,22 @@ absl::Status LargeHeap::RecordStream(std::uintptr_t p, Stream stream) {
 
 BlockInfo LargeHeap::InfoOf(const LargeBlock* b) const {
   return BlockInfo{reinterpret_cast<void*>(b->addr), b->size, b->requested, b->stream,
-                   b->segment->role};
+                   b->role >= 0 ? static_cast<Role>(b->role) : b->segment->role};
+}
+
+void LargeHeap::SetRole(void* p, Role role) {
+  MutexLock lock(&mu_);
+  LargeBlock* b = FindLive(reinterpret_cast<std::uintptr_t>(p));
+  if (b == nullptr) return;
+  ForgetRole(b);
+  b->role = static_cast<std::int8_t>(role);
+  role_live_[static_cast<int>(role)].fetch_add(b->size, std::memory_order_relaxed);
+}
+
+void LargeHeap::ForgetRole(LargeBlock* b) {
+  if (b->role < 0) return;
+  role_live_[b->role].fetch_sub(b->size, std::memory_order_relaxed);
+  b->role = -1;
 }
 
 absl::InlinedVector<Stream, 2> LargeHeap::UsedOn(std::uintptr_t p) const {

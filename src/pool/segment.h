@@ -75,6 +75,10 @@ struct LargeBlock {
                                   // live: the stream it was allocated for
   std::size_t requested = 0;      // live: what the caller asked for
   bool evicted = false;           // live: the pool evicted some of it (discard on free)
+  // live: the role it was allocated for when its space serves several
+  // (PoolOptions::activations_share_kv_space; set by the arena after the
+  // take); -1: the segment's role.
+  std::int8_t role = -1;
   // Free, its pages given back to the backend (dropped) to make room for a
   // growth: 2 MiB-aligned, always ready (no stream's work touches it), in the
   // heap's bare set, merging only with bare neighbours. Taking it refills
