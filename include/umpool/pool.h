@@ -113,7 +113,10 @@ struct RoleResidency {
   std::uint64_t fetches = 0;       // blocks fetched to the GPU (Fetch, Prefetch/PrefetchBlocks)
   std::uint64_t evicted_bytes = 0;
   std::uint64_t fetched_bytes = 0;
-  std::size_t reserved_bytes = 0;   // populated bytes of the role's large space and slabs (PoolOptions::activations_share_kv_space: KV's holds the shared space)
+  // Populated bytes of the role's large space and slabs. A large space two
+  // roles share (PoolOptions::activations_share_kv_space): the activations
+  // hold their live blocks of it, KV the rest.
+  std::size_t reserved_bytes = 0;
   std::size_t allocated_bytes = 0;  // live blocks of the role (block sizes)
 };
 

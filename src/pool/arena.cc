@@ -258,7 +258,8 @@ std::size_t Arena::RoleReservedBytes(Role role) const {
   } else {
     large = space.bytes();
     for (int q = 0; q < kNumRoles; ++q) {
-      if (q != r && space_of(q) == r) large -= std::min(large, space.role_live_bytes(static_cast<Role>(q)));
+      if (q == r || space_of(q) != r) continue;
+      large -= std::min(large, space.role_live_bytes(static_cast<Role>(q)));
     }
   }
   return large + slab_bytes_by_role_[r];

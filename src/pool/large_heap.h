@@ -188,7 +188,6 @@ class LargeHeap {
   // Frees the live block at `p` (an empty slab's range) on `terms`. Aborts if
   // `p` is not a live block start (an internal error, not user input).
   void GiveBack(std::uintptr_t p, ReuseTerms terms);
-  // The live block starting at `p`.
   // Names the role a live block was allocated for, when the space serves
   // several roles (its BlockInfo otherwise has its segment's role).
   void SetRole(void* p, Role role);
@@ -196,6 +195,7 @@ class LargeHeap {
   std::size_t role_live_bytes(Role role) const {
     return role_live_[static_cast<int>(role)].load(std::memory_order_relaxed);
   }
+  // The live block starting at `p`.
   absl::StatusOr<BlockInfo> Block(std::uintptr_t p) const;
   // The streams that may use the live block starting at `p`: the one it
   // was allocated for, then those RecordStream named (empty if `p` is not a
