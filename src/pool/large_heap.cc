@@ -190,10 +190,7 @@ LargeHeap::Taken LargeHeap::Take(std::size_t bytes, Stream stream, std::size_t r
   auto to_ready = [this](BestFitSet&& blocks) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     MakeReady(std::move(blocks));
   };
-  auto adopt = [this, stream, &fencer](BestFitSet&& blocks) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    Adopt(std::move(blocks), stream, fencer.Stamp());
-  };
-  LargeBlock* b = free_.TakeReusable(stream, fencer, pick, to_ready, status, adopt);
+  LargeBlock* b = free_.TakeReusable(stream, fencer, pick, to_ready, status, Adopter(stream, fencer));
   // No block alone: neighbours usable on `stream` together, before other
   // streams are fenced (and again after: fencing makes blocks ready).
   if (b == nullptr) {

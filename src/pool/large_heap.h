@@ -326,6 +326,12 @@ class LargeHeap {
   // with its free neighbours (AdoptPending; a search's first poll).
   void Adopt(BestFitSet&& blocks, Stream stream, std::uint64_t seq)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adopt as a StreamLists callback (a search's first poll: Take, TakeFirstFit).
+  auto Adopter(Stream stream, Fencer& fencer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return [this, stream, &fencer](BestFitSet&& blocks) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      Adopt(std::move(blocks), stream, fencer.Stamp());
+    };
+  }
   // The least rest worth splitting off `b`: min_split, or a quantum where
   // the rest would end the populated part of a segment that can grow.
   std::size_t MinRest(const LargeBlock* b) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -77,10 +77,7 @@ LargeHeap::Taken LargeHeap::TakeFirstFit(std::size_t bytes, Stream stream, std::
   auto to_ready = [this](BestFitSet&& blocks) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     MakeReady(std::move(blocks));
   };
-  auto adopt = [this, stream, &fencer](BestFitSet&& blocks) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    Adopt(std::move(blocks), stream, fencer.Stamp());
-  };
-  Join j = free_.TakeReusable(stream, fencer, pick, to_ready, status, adopt);
+  Join j = free_.TakeReusable(stream, fencer, pick, to_ready, status, Adopter(stream, fencer));
   // Free blocks of other streams (or pending) below the run found could
   // make a lower run once fenced: first fit places by address, and a run
   // pushed up by a block another stream freed a moment ago pushes the next
