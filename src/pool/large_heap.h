@@ -1,26 +1,24 @@
 // src/pool/large_heap.h: a space of segments split into blocks, best or first fit.
 //
-// Used twice per heap: a role's large space (user blocks above the role's
-// slab_max_bytes, multiples of 512 B) and the slab space (2 MiB-multiple slab
-// ranges). Each segment is split into address-ordered blocks. Free blocks sit
-// in the StreamLists groups (stream_lists.h): freed on a stream, pending, or
-// ready. Take is best fit over the caller's stream group and the ready group,
-// then neighbours of those two groups joined (TakeJoined), then over other
-// streams' groups once fenced; the remainder of a split stays free. A space
-// made with Fit::kFirst takes the lowest-addressed run instead (see Fit). A freed
-// block merges with free neighbours whose reuse terms allow it: two ready
-// blocks; a ready block and a block freed on stream S (the result is
-// S's: safe for S at once, and other streams fence S anyway); two blocks freed
-// on the same stream. Pending blocks never merge.
+// Used twice per heap: a role's large space (user blocks above the role's slab_max_bytes,
+// multiples of 512 B) and the slab space (2 MiB-multiple slab ranges). Each segment is split into
+// address-ordered blocks. Free blocks sit in the StreamLists groups (stream_lists.h): freed on a
+// stream, pending, or ready. Take first adopts pending blocks whose fences completed (as the
+// caller's), then is best fit over the caller's stream group and the ready group, then neighbours
+// of those two groups joined (TakeJoined), then over other streams' groups once fenced; the
+// remainder of a split stays free. A space made with Fit::kFirst takes the lowest-addressed run
+// instead (see Fit). A freed block merges with free neighbours whose reuse terms allow it: two
+// ready blocks; a ready block and a block freed on stream S (the result is S's: safe for S at
+// once, and other streams fence S anyway); two blocks freed on the same stream. Pending blocks
+// never merge.
 //
-// The fast path: the block freed last (with no RecordStream streams) is
-// parked whole, outside the groups and unmerged, and the next Take of its
-// size on its stream gets it back without searching, splitting, merging or
-// re-indexing (a PyTorch loop allocating and freeing the same tensor sizes
-// does that: callgrind, a 64 MiB C-ABI pair ~1860 -> ~1250 instructions).
-// Anything else that looks for free memory first files the parked block
-// like any free (Unpark): a Take that it does not fit, growth, stealing,
-// releasing, ReleaseStream; the next park files the previous one.
+// The fast path: the block freed last (with no RecordStream streams) is parked whole, outside the
+// groups and unmerged, and the next Take of its size on its stream gets it back without
+// searching, splitting, merging or re-indexing (a PyTorch loop allocating and freeing the same
+// tensor sizes does that: callgrind, a 64 MiB C-ABI pair ~1860 -> ~1250 instructions). Anything
+// else that looks for free memory first files the parked block like any free (Unpark): a Take
+// that it does not fit, growth, stealing, releasing, ReleaseStream; the next park files the
+// previous one.
 //
 // Thread safety: every method takes the heap's mutex (large allocations are
 // rare and expensive next to it). Lock order: heap -> fencer.
@@ -188,10 +186,9 @@ class LargeHeap {
   // Frees the live block at `p` (an empty slab's range) on `terms`. Aborts if
   // `p` is not a live block start (an internal error, not user input).
   void GiveBack(std::uintptr_t p, ReuseTerms terms);
-  // Names the role a live block was allocated for, when the space serves
-  // several roles (its BlockInfo otherwise has its segment's role).
+  // In a space several roles share: the role a live block was allocated for
+  // (else its BlockInfo has its segment's), and the live bytes so named.
   void SetRole(void* p, Role role);
-  // Bytes of live blocks SetRole named `role` (a shared space's split).
   std::size_t role_live_bytes(Role role) const {
     return role_live_[static_cast<int>(role)].load(std::memory_order_relaxed);
   }
@@ -322,11 +319,10 @@ class LargeHeap {
   // Files the blocks of a group whose fences completed (one by one, each
   // merging with neighbours already ready).
   void MakeReady(BestFitSet&& blocks) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Files blocks as `stream`'s, as if freed on it (stamp `seq`): they merge
-  // with its free neighbours (AdoptPending; a search's first poll).
+  // Files blocks as `stream`'s, as if freed on it (stamp `seq`), merged with its
+  // free neighbours (AdoptPending); Adopter: as a search's first-poll callback.
   void Adopt(BestFitSet&& blocks, Stream stream, std::uint64_t seq)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Adopt as a StreamLists callback (a search's first poll: Take, TakeFirstFit).
   auto Adopter(Stream stream, Fencer& fencer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return [this, stream, &fencer](BestFitSet&& blocks) ABSL_NO_THREAD_SAFETY_ANALYSIS {
       Adopt(std::move(blocks), stream, fencer.Stamp());
