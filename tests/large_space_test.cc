@@ -270,7 +270,61 @@ TEST_F(LargeSpaceTest, TheLastFreedBlockIsParkedForItsStreamOnly) {
   Check();
 }
 
+// A parked block with free room below it usable on its stream is not handed
+// back from the middle of that room: the search carves the room from its
+// front (a drained KV space's first block of the next cycle went where the
+// last one freed lay, and later cycles placed differently from the first).
+TEST_F(LargeSpaceTest, AParkedBlockAboveFreeRoomIsNotTakenFromItsMiddle) {
+  void* p = Alloc(8 * kMiB, a_);
+  void* q = Alloc(8 * kMiB, a_);
+  void* sep = Alloc(2 * kMiB, a_);
+  Free(p, a_);
+  Free(q, a_);  // parks q, files p: free on A below q
+  const std::uint64_t before = maps();
+  void* r = Alloc(8 * kMiB, a_);
+  EXPECT_EQ(r, p) << "the room p and q make, from its front";
+  EXPECT_EQ(maps(), before);
+  Free(r, a_);  // parked, nothing free below it: the fast path serves it
+  EXPECT_EQ(Alloc(8 * kMiB, a_), p);
+  for (void* x : {p, sep}) Free(x, a_);
+  Check();
+}
+
 }  // namespace
+
+// The KV cache's space (RolePolicy::tail_last, on for kv by default) takes a
+// segment's free tail only when no other free block holds the request: a
+// 4 MiB block goes to a 6 MiB hole rather than the 5 MiB tail that best fit
+// alone picks. The tail is what the first cycle of a steady workload grew;
+// taking it last, later cycles place blocks where the first did.
+TEST_F(LargeSpaceTest, TheKvSpaceTakesItsFreeTailLast) {
+  for (const bool tail_last : {true, false}) {
+    SCOPED_TRACE(tail_last ? "tail_last" : "best fit");
+    PoolOptions o;
+    o.roles[static_cast<int>(Role::kKv)].tail_last = tail_last;
+    Reset(o);
+    EXPECT_EQ(DefaultRolePolicy(Role::kKv).tail_last, true);
+    // Each growth populates what the request lacks (2 MiB multiples).
+    void* p = Alloc(8 * kMiB, a_, Role::kKv);
+    void* hole = Alloc(6 * kMiB, a_, Role::kKv);
+    void* sep = Alloc(kMiB, a_, Role::kKv);  // 16 MiB populated, a 1 MiB tail
+    void* t = Alloc(5 * kMiB, a_, Role::kKv);  // grown to 20: the tail 0
+    Free(t, a_);
+    Free(hole, a_);  // files t's 5 MiB: the free tail
+    const std::uint64_t before = maps();
+    const std::int64_t reserved = pool_->GetStats().reserved_bytes.current;
+    void* x = Alloc(4 * kMiB, a_, Role::kKv);
+    EXPECT_EQ(x, tail_last ? hole : t);
+    EXPECT_EQ(maps(), before);
+    EXPECT_EQ(pool_->GetStats().reserved_bytes.current, reserved) << "nothing grew";
+    // What the hole cannot hold takes the tail, still without growing.
+    void* y = Alloc(5 * kMiB, a_, Role::kKv);
+    EXPECT_EQ(y, tail_last ? t : hole) << "best fit: the 6 MiB hole; tail last: the tail";
+    EXPECT_EQ(pool_->GetStats().reserved_bytes.current, reserved);
+    for (void* z : {p, sep, x, y}) Free(z, a_);
+    Check();
+  }
+}
 
 // Slabs of many blocks (up to 8 MiB) and big slabs of one block (8-32 MiB
 // activations) come from separate slab spaces: the hole a freed big slab

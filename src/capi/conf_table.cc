@@ -249,6 +249,11 @@ const Key<RolePolicy> kRoleKeys[] = {
         "requests up to this size use size-class slabs (thread-cached, tens of ns); larger ones "
         "are 512 B-granular best-fit blocks of the role's own large space",
         "size, at most `32MiB`"),
+    BoolKey<R, RoleField<bool, &R::tail_last>>(
+        "tail_last",
+        "the role's large space uses the free pages ending a segment that can still grow only "
+        "when no other free block holds the request (a steady workload's later cycles place "
+        "blocks as its first did, and stop growing)"),
 };
 
 // "`v`", or "`a` for default, kv; `b` for weights, activations".

@@ -39,6 +39,10 @@ Arena::Arena(const PoolOptions& options, Backend& backend, Backend* device_memor
       heaps_.push_back(std::make_unique<Heap>());
     }
   }
+  for (int r = 0; r < kNumRoles; ++r) {
+    heaps_[heap_of_[r]]->large[r].set_fit(options.roles[r].tail_last ? LargeHeap::Fit::kBestTailLast
+                                                                     : LargeHeap::Fit::kBest);
+  }
   // Activations' large blocks in the KV cache's space (activations_share_kv_space).
   for (int r = 0; r < kNumRoles; ++r) space_of_[r] = r;
   constexpr int kAct = static_cast<int>(Role::kActivations), kKv = static_cast<int>(Role::kKv);

@@ -40,8 +40,10 @@ class BestFitSet {
   void MarkPending() {
     for (LargeBlock* b : set_) b->where = LargeBlock::Where::kPending;
   }
-  // The smallest block of at least `bytes`, or nullptr.
-  LargeBlock* BestFit(std::size_t bytes) const;
+  // The smallest block of at least `bytes`, or nullptr; with `tail_last`,
+  // the smallest that does not end a segment that can still grow
+  // (LargeBlock::EndsGrowableSegment; a set holds at most one per segment).
+  LargeBlock* BestFit(std::size_t bytes, bool tail_last = false) const;
   // Removes and returns the smallest block (nullptr when empty).
   LargeBlock* PopFirst();
   template <class F>

@@ -32,11 +32,12 @@ bool LargeHeap::CanMerge(const LargeBlock* a, const LargeBlock* b) {
   return a->stream == b->stream;
 }
 
-LargeBlock* BestFitSet::BestFit(std::size_t bytes) const {
+LargeBlock* BestFitSet::BestFit(std::size_t bytes, bool tail_last) const {
   LargeBlock probe;
   probe.size = bytes;
   probe.addr = 0;
   auto it = set_.lower_bound(&probe);
+  while (tail_last && it != set_.end() && (*it)->EndsGrowableSegment()) ++it;
   return it == set_.end() ? nullptr : *it;
 }
 
@@ -159,8 +160,7 @@ void LargeHeap::Recycle(LargeBlock* b) {
 std::size_t LargeHeap::MinRest(const LargeBlock* b) const {
   // A rest that ends the populated part of a segment with a reserve is never
   // a stranded sliver: it merges with the segment's next growth.
-  const Segment* s = b->segment;
-  return s->last == b && s->populated < s->limit ? quantum_ : min_split_;
+  return b->EndsGrowableSegment() ? quantum_ : min_split_;
 }
 
 void LargeHeap::MarkLive(LargeBlock* b, Stream stream, std::size_t requested) {
@@ -179,11 +179,12 @@ LargeHeap::Taken LargeHeap::Take(std::size_t bytes, Stream stream, std::size_t r
   }
   Unpark();
   if (fit_ == Fit::kFirst) return TakeFirstFit(bytes, stream, requested, fencer, status);
+  const bool tail_last = fit_ == Fit::kBestTailLast;
   bool from_ready = false;
   // Best fit over the caller's stream group and the ready group together.
   auto pick = [&](BestFitSet* own, BestFitSet& ready) -> LargeBlock* {
-    LargeBlock* best = own != nullptr ? own->BestFit(bytes) : nullptr;
-    LargeBlock* r = ready.BestFit(bytes);
+    LargeBlock* best = own != nullptr ? own->BestFit(bytes, tail_last) : nullptr;
+    LargeBlock* r = ready.BestFit(bytes, tail_last);
     from_ready = r != nullptr && (best == nullptr || r->size < best->size);
     return from_ready ? r : best;
   };
@@ -197,11 +198,30 @@ LargeHeap::Taken LargeHeap::Take(std::size_t bytes, Stream stream, std::size_t r
     if (Taken j = TakeJoined(bytes, stream, requested); j.ptr != nullptr) return j;
     b = free_.TakeFenced(stream, fencer, pick, to_ready, status);
   }
-  if (b == nullptr) return TakeJoined(bytes, stream, requested);
+  if (b == nullptr) {
+    Taken j = TakeJoined(bytes, stream, requested);
+    return j.ptr == nullptr && tail_last ? TakeTail(bytes, stream, requested) : j;
+  }
   Taken t;
   t.cross_stream = from_ready;
   t.seq = from_ready ? 0 : free_.StampOf(stream);
   return Carve(b, bytes, stream, requested, t);
+}
+
+LargeHeap::Taken LargeHeap::TakeTail(std::size_t bytes, Stream stream, std::size_t requested) {
+  LargeBlock* best = nullptr;
+  for (Segment* s : segments_) {
+    LargeBlock* b = s->last;
+    if (b != nullptr && !b->bare && ReusableOn(b, stream) && b->size >= bytes &&
+        b->EndsGrowableSegment() && (best == nullptr || b->size < best->size)) {
+      best = b;
+    }
+  }
+  if (best == nullptr) return Taken{};
+  Taken t;
+  t.cross_stream = best->where == Where::kReady;
+  t.seq = t.cross_stream ? 0 : free_.StampOf(stream);
+  return Carve(best, bytes, stream, requested, t);
 }
 
 LargeHeap::Taken LargeHeap::Carve(LargeBlock* b, std::size_t bytes, Stream stream,

@@ -1,24 +1,21 @@
 // src/pool/large_heap.h: a space of segments split into blocks, best or first fit.
 //
-// Used twice per heap: a role's large space (user blocks above the role's slab_max_bytes,
-// multiples of 512 B) and the slab space (2 MiB-multiple slab ranges). Each segment is split into
-// address-ordered blocks. Free blocks sit in the StreamLists groups (stream_lists.h): freed on a
+// Used twice per heap: a role's large space (user blocks above the role's slab_max_bytes, 512 B
+// multiples) and the slab spaces (2 MiB-multiple slab ranges). Each segment is split into
+// address-ordered blocks; free ones sit in the StreamLists groups (stream_lists.h): freed on a
 // stream, pending, or ready. Take first adopts pending blocks whose fences completed (as the
-// caller's), then is best fit over the caller's stream group and the ready group, then neighbours
-// of those two groups joined (TakeJoined), then over other streams' groups once fenced; the
-// remainder of a split stays free. A space made with Fit::kFirst takes the lowest-addressed run
-// instead (see Fit). A freed block merges with free neighbours whose reuse terms allow it: two
-// ready blocks; a ready block and a block freed on stream S (the result is S's: safe for S at
-// once, and other streams fence S anyway); two blocks freed on the same stream. Pending blocks
-// never merge.
+// caller's), then is best fit over the caller's stream group and the ready group, then joins
+// neighbours of those groups (TakeJoined), then does both again once other streams' groups are
+// fenced (see Fit for the tail-last and first-fit variants); the rest of a split stays free. A
+// freed block merges with free neighbours whose reuse terms allow it: two ready blocks; a ready
+// block and a block freed on stream S (the result is S's); two blocks freed on the same stream.
+// Pending blocks never merge.
 //
 // The fast path: the block freed last (with no RecordStream streams) is parked whole, outside the
-// groups and unmerged, and the next Take of its size on its stream gets it back without
-// searching, splitting, merging or re-indexing (a PyTorch loop allocating and freeing the same
-// tensor sizes does that: callgrind, a 64 MiB C-ABI pair ~1860 -> ~1250 instructions). Anything
-// else that looks for free memory first files the parked block like any free (Unpark): a Take
-// that it does not fit, growth, stealing, releasing, ReleaseStream; the next park files the
-// previous one.
+// groups and unmerged, and the next Take of its size on its stream gets it back without a search
+// (callgrind, a 64 MiB C-ABI pair ~1860 -> ~1250 instructions), unless a free block below it is
+// usable on that stream (the search carves that free room from its front). Anything else that
+// looks for free memory first files the parked block like any free (Unpark); so does the next park.
 //
 // Thread safety: every method takes the heap's mutex (large allocations are
 // rare and expensive next to it). Lock order: heap -> fencer.
@@ -52,19 +49,23 @@ class LargeHeap {
   // How Take picks among the free blocks usable on the caller's stream:
   //   kBest  : the smallest block that holds the request; if none does
   //            alone, the fewest bytes of usable neighbours (TakeJoined).
+  //   kBestTailLast : kBest, but the free tail of a segment that can still
+  //            grow serves only when nothing else does, even joined or fenced
+  //            (RolePolicy::tail_last; docs/arena.md, "The tail last").
   //   kFirst : the lowest-addressed run of usable neighbours (one block or
   //            more) that holds it, segments in the order the space got
   //            them. For a space whose blocks are all freed and taken again
   //            every step (the big-slab space): a step that repeats places
   //            its blocks where the step before did, whatever was freed
   //            higher up (docs/arena.md, "First fit for big slabs").
-  enum class Fit : std::uint8_t { kBest, kFirst };
+  enum class Fit : std::uint8_t { kBest, kBestTailLast, kFirst };
   // Blocks are multiples of `quantum`; a free block is split only when at
   // least `min_split` bytes would be left over (else the caller gets it all).
   // `holds_slabs`: its blocks are slab ranges, never handed to users.
   LargeHeap(std::size_t quantum, std::size_t min_split, bool holds_slabs, Fit fit = Fit::kBest)
       : quantum_(quantum), min_split_(min_split), holds_slabs_(holds_slabs), fit_(fit) {}
   ~LargeHeap();
+  void set_fit(Fit fit) { fit_ = fit; }  // before first use only
   LargeHeap(const LargeHeap&) = delete;
   LargeHeap& operator=(const LargeHeap&) = delete;
   bool holds_slabs() const { return holds_slabs_; }
@@ -99,13 +100,11 @@ class LargeHeap {
   // mutex (lock order: heap -> arena's grow lock).
   using Populate = absl::FunctionRef<absl::Status(Segment* segment, std::uintptr_t addr,
                                                   std::size_t n)>;
-  // Grows one segment's populated part into its reserve and takes `bytes`
-  // from the free block that ends it, for `stream`: the segment whose free
-  // tail (usable on `stream`) leaves the fewest bytes to populate (2 MiB
-  // multiples). Nothing taken (ptr nullptr) when no segment's reserve is
-  // large enough, or when `populate` fails (its error goes to *status). It
-  // populates at least `step` bytes (a 2 MiB multiple) where the reserve has
-  // them, the rest staying free at the segment's end.
+  // Grows one segment's populated part into its reserve and takes `bytes` from the free block
+  // that ends it, for `stream`: the segment whose free tail (usable on `stream`) leaves the
+  // fewest bytes to populate (2 MiB multiples). Nothing taken (ptr nullptr) when no segment's
+  // reserve is large enough, or when `populate` fails (its error goes to *status). It populates
+  // at least `step` bytes (a 2 MiB multiple) where the reserve has them, the rest staying free.
   Taken ExtendAndTake(std::size_t bytes, Stream stream, std::size_t requested, std::size_t step,
                       Populate populate, absl::Status* status);
   // The bytes ExtendAndTake would populate for `bytes` on `stream` (a bare
@@ -159,13 +158,11 @@ class LargeHeap {
   // of those blocks (to keep populated until TakeBare). 0: no bare block
   // can serve it.
   std::size_t BareShortfall(std::size_t bytes, Stream stream, PageRange* keep);
-  // Takes what BareShortfall found (looking again): `refill` populates the
-  // bare pages the block needs (under the heap's mutex), then the bare block,
-  // with the populated free blocks it was joined with, is handed out as a
-  // live block of `bytes` for `stream` (the rest stays free: the populated
-  // rest ready or on its stream, bare pages not refilled bare). Nothing
-  // taken when no bare block can serve it or `refill` fails (its error goes
-  // to *status).
+  // Takes what BareShortfall found (looking again): `refill` populates the bare pages the
+  // block needs (under the heap's mutex), then the bare block, with the populated free blocks
+  // it was joined with, is handed out as a live block of `bytes` for `stream` (the rest stays
+  // free: the populated rest ready or on its stream, bare pages not refilled bare). Nothing
+  // taken when no bare block can serve it or `refill` fails (its error goes to *status).
   Taken TakeBare(std::size_t bytes, Stream stream, std::size_t requested, Populate refill,
                  absl::Status* status);
   // Bytes in bare blocks.
@@ -359,6 +356,9 @@ class LargeHeap {
   // then after, when nothing was found or when HeldBelow.
   Taken TakeFirstFit(std::size_t bytes, Stream stream, std::size_t requested, Fencer& fencer,
                      absl::Status* status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // kBestTailLast's last resort: the smallest usable free tail that holds `bytes` (or none).
+  Taken TakeTail(std::size_t bytes, Stream stream, std::size_t requested)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Joins the run `j` and carves `bytes` for `stream` from it.
   Taken TakeJoin(Join j, std::size_t bytes, Stream stream, std::size_t requested)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -379,7 +379,7 @@ class LargeHeap {
   const std::size_t quantum_;
   const std::size_t min_split_;
   const bool holds_slabs_;
-  const Fit fit_;
+  Fit fit_;
   std::atomic<std::size_t> bytes_{0};
   std::array<std::atomic<std::size_t>, kNumRoles> role_live_{};  // SetRole's blocks, by role
   std::atomic<std::size_t> mapped_{0};

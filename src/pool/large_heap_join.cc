@@ -15,13 +15,18 @@ namespace umpool::internal {
 LargeHeap::Join LargeHeap::FindJoin(std::size_t bytes, Stream stream) {
   Join best;
   std::size_t best_bytes = SIZE_MAX;
+  // A tail-last space's runs stop before a growable segment's free tail.
+  const bool tail_last = fit_ == Fit::kBestTailLast;
+  auto in_run = [&](const LargeBlock* b) {
+    return InRun(b, stream) && !(tail_last && b->EndsGrowableSegment());
+  };
   // Each run of usable neighbours once, from its first block: the fewest
   // bytes of consecutive blocks (two or more) that hold the request.
   auto scan = [&](LargeBlock* first) {
-    if (InRun(first->prev, stream)) return;  // not a run's first block
+    if (!in_run(first) || in_run(first->prev)) return;  // not a run's first block
     LargeBlock* lo = first;
     std::size_t sum = 0;
-    for (LargeBlock* hi = first; InRun(hi, stream); hi = hi->next) {
+    for (LargeBlock* hi = first; in_run(hi); hi = hi->next) {
       sum += hi->size;
       while (lo != hi && sum - lo->size >= bytes) {
         sum -= lo->size;

@@ -90,6 +90,11 @@ struct LargeBlock {
   // first.
   std::uint64_t freed_at = 0;
   absl::InlinedVector<Stream, 2> recorded;  // live: RecordStream streams
+  // It ends the populated part of a segment that can still grow: the
+  // space's growth extends it (a free one: the segment's free tail).
+  bool EndsGrowableSegment() const {
+    return segment->last == this && segment->populated < segment->limit;
+  }
 };
 
 }  // namespace umpool::internal
