@@ -103,7 +103,7 @@ struct RolePolicy {
   // once other streams' blocks are fenced. A steady workload's later cycles
   // then place each block where its first cycle did (that cycle grew the
   // tail exactly where this carves it) and never grow again: 0 of 90 steady
-  // serving traces grew after warm-up against 8 (docs/arena.md, "The tail
+  // serving traces grew after warm-up against 8 (docs/arena-cycles.md, "The tail
   // last"). Default true for kv (and the activations sharing its space,
   // PoolOptions::activations_share_kv_space); false for the rest: on a
   // recorded transformers generate (one role) it held 1.025 of peak live

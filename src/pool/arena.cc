@@ -133,7 +133,7 @@ absl::StatusOr<Arena::Range> Arena::Take(Role role, LargeHeap& space, bool for_s
   // classes: with first fit its slab then goes as low in the space as what
   // is free allows, and a cached empty slab below does not push it up (the
   // smaller class makes its slab again after it, and bigger classes keep
-  // theirs, so the give-and-take settles; docs/arena.md, "First fit for big
+  // theirs, so the give-and-take settles; docs/arena-cycles.md, "First fit for big
   // slabs").
   if (&space == &h.big_slab_space && source_ != nullptr) {
     source_->ReclaimEmptySlabs(heap, /*wait=*/false, nullptr, kBigSlabBytes, bytes - 1);

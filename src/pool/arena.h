@@ -29,7 +29,7 @@
 //                   activations need.
 // Before growing, a request tries, in order: its space (a big one-block
 // slab first gives back the empty slabs of smaller big classes, and its
-// space is first fit: docs/arena.md, "First fit for big slabs"); the heap's
+// space is first fit: docs/arena-cycles.md, "First fit for big slabs"); the heap's
 // empty slabs given back (FreeMemorySource, i.e. the slab tier); a wholly free
 // segment of another space; and the same after the calling thread's cache is
 // flushed; then, with PoolOptions::reuse_pending_blocks, its space's

@@ -51,13 +51,13 @@ class LargeHeap {
   //            alone, the fewest bytes of usable neighbours (TakeJoined).
   //   kBestTailLast : kBest, but the free tail of a segment that can still
   //            grow serves only when nothing else does, even joined or fenced
-  //            (RolePolicy::tail_last; docs/arena.md, "The tail last").
+  //            (RolePolicy::tail_last; docs/arena-cycles.md, "The tail last").
   //   kFirst : the lowest-addressed run of usable neighbours (one block or
   //            more) that holds it, segments in the order the space got
   //            them. For a space whose blocks are all freed and taken again
   //            every step (the big-slab space): a step that repeats places
   //            its blocks where the step before did, whatever was freed
-  //            higher up (docs/arena.md, "First fit for big slabs").
+  //            higher up (docs/arena-cycles.md, "First fit for big slabs").
   enum class Fit : std::uint8_t { kBest, kBestTailLast, kFirst };
   // Blocks are multiples of `quantum`; a free block is split only when at
   // least `min_split` bytes would be left over (else the caller gets it all).

@@ -42,7 +42,7 @@ LargeBlock* LargeHeap::TakeParked(std::size_t bytes, Stream stream, std::size_t 
   // Not from the middle of free room: with a free block below it usable on
   // `stream`, the search carves that room from its front instead (else a
   // drained space's first block of the next cycle went where the last one
-  // freed lay, not where the first cycle put it: docs/arena.md, "The tail
+  // freed lay, not where the first cycle put it: docs/arena-cycles.md, "The tail
   // last").
   if (b->prev != nullptr && !b->prev->bare && ReusableOn(b->prev, stream)) return nullptr;
   parked_ = nullptr;

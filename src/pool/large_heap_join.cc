@@ -86,7 +86,7 @@ LargeHeap::Taken LargeHeap::TakeFirstFit(std::size_t bytes, Stream stream, std::
   // Free blocks of other streams (or pending) below the run found could
   // make a lower run once fenced: first fit places by address, and a run
   // pushed up by a block another stream freed a moment ago pushes the next
-  // slabs up with it (docs/arena.md, "First fit for big slabs").
+  // slabs up with it (docs/arena-cycles.md, "First fit for big slabs").
   if (!j || HeldBelow(j.lo, stream)) {
     if (Join f = free_.TakeFenced(stream, fencer, pick, to_ready, status)) {
       j = f;
