@@ -35,9 +35,6 @@ const Stream kS = kDefaultStream;
 std::unique_ptr<Pool> HostPool(bool give_back, bool strict, double slack = 0.03,
                                bool apart = false) {
   PoolOptions o;
-  // The default role's blocks of 256 KiB-1 MiB are slab blocks here, as
-  // before the thirty-second session lowered its slab_max to 256 KiB.
-  o.roles[static_cast<int>(Role::kDefault)].slab_max_bytes = kMiB;
   o.activations_share_kv_space = !apart;
   o.give_back_slack = slack;
   o.backend = BackendKind::kHost;
@@ -212,7 +209,6 @@ TEST(BareBlocksTest, RestoringBlocksOverGivenBackPagesRefillsThem) {
 // backend whose work completes only when the test says so.
 std::unique_ptr<Pool> ManualPool(internal::HostBackend** backend) {
   PoolOptions o;
-  o.roles[static_cast<int>(Role::kDefault)].slab_max_bytes = kMiB;  // as in HostPool
   o.give_back_free_pages = true;
   o.give_back_slack = 0;
   o.stats_publish_bytes = 0;

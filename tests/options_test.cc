@@ -17,11 +17,10 @@ TEST(OptionsTest, DefaultsAreValidAndDocumented) {
   EXPECT_EQ(o.policy(Role::kDefault).accessed_by, AccessedBy::kCpu);
   EXPECT_EQ(o.policy(Role::kWeights).prefetch, PrefetchMode::kAlways);
   EXPECT_EQ(o.policy(Role::kActivations).prefetch, PrefetchMode::kAlways);
-  EXPECT_EQ(o.policy(Role::kDefault).slab_max_bytes, std::size_t{256} << 10);
+  EXPECT_EQ(o.policy(Role::kDefault).slab_max_bytes, std::size_t{1} << 20);
   EXPECT_EQ(o.policy(Role::kWeights).slab_max_bytes, std::size_t{1} << 20);
   EXPECT_EQ(o.policy(Role::kKv).slab_max_bytes, std::size_t{64} << 10);
   EXPECT_EQ(o.policy(Role::kActivations).slab_max_bytes, std::size_t{32} << 20);
-  for (int r = 0; r < kNumRoles; ++r) EXPECT_TRUE(o.roles[r].tail_last) << r;
 }
 
 TEST(OptionsTest, BadValuesNameTheField) {

@@ -61,7 +61,7 @@ for mode in blocks per-layer; do
   python3 "$src/tools/umpool-tracegen" --seed "$seed" --kv-mode "$mode" --steps 60 --cycles 3 \
       -o "$work/steady-$mode.csv"
   # Issue 14 asks for 0 backend calls after warm-up: 0 on each of the 90
-  # six-cycle traces of seeds 1-45 since large spaces take their free tail
+  # six-cycle traces of seeds 1-45 since the KV cache's space takes its free tail
   # last (thirty-second session, docs/arena-cycles.md "The tail last"; 8
   # traces made one before, 0-11 per run before the fifteenth session).
   "$replay" "$work/steady-$mode.csv" --backend host --quiet --steady --steady-calls 0 \
@@ -78,9 +78,9 @@ done
 # Recorded PyTorch workloads (bench/traces, H200): <= 1.05 on every one and
 # below PyTorch's native and expandable-segments figures (native 1.077 /
 # 1.137 / 1.182, expandable segments 1.033 / 1.096 / 1.127:
-# bench/traces/README.md). Host replay: 1.018 / 1.016 / 1.025 (32nd session;
+# bench/traces/README.md). Host replay: 1.016 / 1.020 / 1.036 (32nd session;
 # 1.016 / 1.017 / 1.036 in the 28th); with --keep-free-pages (nothing given
-# back) 1.025 / 1.092 / 1.102, which must not get worse either. Bare blocks show in the snapshot picture.
+# back) 1.036 / 1.096 / 1.122, which must not get worse either. Bare blocks show in the snapshot picture.
 for t in generate:1.03:1.05 train:1.05:1.10 compile:1.05:1.13; do
   name=${t%%:*} rest=${t#*:}
   bound=${rest%%:*} kept=${rest#*:}
@@ -106,7 +106,7 @@ done
 # blocks adopted before a search: 1.009-1.020 with 0-39 calls, pages dropped
 # and refilled within the room, the price of 1,111 -> 10 calls and 1.044 ->
 # 1.029 on one-role serving traces: docs/arena-streams.md; thirty-second, the
-# tail last and default slab_max 256 KiB: 1.007-1.015 with 1-24 calls).
+# parked-block rule: 1.014-1.019 with 0-11 calls).
 # Before, 1.170 at lags 0 and 100 (a
 # refill of bare pages kept the space's free tail), then 1.133 at lag 3 (a
 # refill chosen where growing in place populated fewer pages). Waiting for

@@ -66,12 +66,9 @@ struct RolePolicy {
   // (a lock and an ordered set: about a microsecond). 0 to 32 MiB. Defaults:
   // 32 MiB for activations (short-lived, many sizes: cheap and reused at
   // once), 64 KiB for kv (long-lived buffers and blocks packed tightly, apart
-  // from the slabs short-lived tensors churn through), 1 MiB for weights,
-  // 256 KiB for default (a PyTorch program's tensors of 0.25-1 MiB, each in
-  // a 2 MiB slab of its class, held up to 1.029 of peak live on one-role
-  // serving traces; 1.014 as large blocks: docs/arena-cycles.md). On the
-  // generated LLM traces (bench/results, docs/design.md) these halved the
-  // memory held beyond what is live.
+  // from the slabs short-lived tensors churn through), 1 MiB for default and
+  // weights. On the generated LLM traces (bench/results, docs/design.md)
+  // these halved the memory held beyond what is live.
   std::size_t slab_max_bytes = std::size_t{1} << 20;
 
   // GPU budget of the role's large blocks (0 = none): when an allocation or
@@ -106,9 +103,12 @@ struct RolePolicy {
   // once other streams' blocks are fenced. A steady workload's later cycles
   // then place each block where its first cycle did (that cycle grew the
   // tail exactly where this carves it) and never grow again: 0 of 90 steady
-  // serving traces grew after warm-up against 8 (docs/arena-cycles.md, "The
-  // tail last"). The activations sharing the KV cache's space follow kv's.
-  bool tail_last = true;
+  // serving traces grew after warm-up against 8 (docs/arena-cycles.md, "The tail
+  // last"). Default true for kv (and the activations sharing its space,
+  // PoolOptions::activations_share_kv_space); false for the rest: on a
+  // recorded transformers generate (one role) it held 1.025 of peak live
+  // instead of 1.016.
+  bool tail_last = false;
 
   bool operator==(const RolePolicy&) const = default;
 
