@@ -212,8 +212,8 @@ LargeHeap::Taken LargeHeap::TakeTail(std::size_t bytes, Stream stream, std::size
   LargeBlock* best = nullptr;
   for (Segment* s : segments_) {
     LargeBlock* b = s->last;
-    if (b != nullptr && !b->bare && ReusableOn(b, stream) && b->size >= bytes &&
-        b->EndsGrowableSegment() && (best == nullptr || b->size < best->size)) {
+    if (InRun(b, stream) && b->size >= bytes && b->EndsGrowableSegment() &&
+        (best == nullptr || b->size < best->size)) {
       best = b;
     }
   }
