@@ -306,7 +306,8 @@ Result Replay(const Trace& t, const std::string& name, Target& target, bool gpu,
     if (t.warmup_end != 0 && i == t.warmup_end) {
       last_calls = calls_at_warmup = target.BackendCalls();
       if (g_verbose) {
-        std::fprintf(stderr, "  at the warm-up mark (op %zu): %s\n", i, target.BackendCallKinds().c_str());
+        std::fprintf(stderr, "  at the warm-up mark (op %zu): peak reserved %.1f MiB; %s\n", i,
+                     target.PeakReserved() / 1048576.0, target.BackendCallKinds().c_str());
       }
     }
     g_op = i;
@@ -322,9 +323,10 @@ Result Replay(const Trace& t, const std::string& name, Target& target, bool gpu,
       if (g_verbose && calls_at_warmup >= 0) {
         const long long calls = target.BackendCalls();
         if (calls != last_calls) {
-          std::fprintf(stderr, "  backend call after warm-up: op %zu allocates %zu bytes (role %d, stream %d), live %.1f MiB; %s\n",
+          std::fprintf(stderr, "  backend call after warm-up: op %zu allocates %zu bytes (role %d, stream %d), live %.1f MiB, "
+                       "peak reserved %.1f MiB; %s\n",
                        i, op.bytes, static_cast<int>(op.role), op.stream, live_bytes / 1048576.0,
-                       target.BackendCallKinds().c_str());
+                       target.PeakReserved() / 1048576.0, target.BackendCallKinds().c_str());
           last_calls = calls;
         }
       }
