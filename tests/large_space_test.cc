@@ -270,24 +270,34 @@ TEST_F(LargeSpaceTest, TheLastFreedBlockIsParkedForItsStreamOnly) {
   Check();
 }
 
-// A parked block with free room below it usable on its stream is not handed
-// back from the middle of that room: the search carves the room from its
-// front (a drained KV space's first block of the next cycle went where the
-// last one freed lay, and later cycles placed differently from the first).
+// In a space that takes its tail last (the KV cache's), a parked block with
+// free room below it usable on its stream is not handed back from the middle
+// of that room: the search carves the room from its front (a drained KV
+// space's first block of the next cycle went where the last one freed lay,
+// and later cycles placed differently from the first). A best-fit space (the
+// default role's) keeps the plain fast path: the parked block comes back.
 TEST_F(LargeSpaceTest, AParkedBlockAboveFreeRoomIsNotTakenFromItsMiddle) {
-  void* p = Alloc(8 * kMiB, a_);
-  void* q = Alloc(8 * kMiB, a_);
-  void* sep = Alloc(2 * kMiB, a_);
-  Free(p, a_);
-  Free(q, a_);  // parks q, files p: free on A below q
-  const std::uint64_t before = maps();
-  void* r = Alloc(8 * kMiB, a_);
-  EXPECT_EQ(r, p) << "the room p and q make, from its front";
-  EXPECT_EQ(maps(), before);
-  Free(r, a_);  // parked, nothing free below it: the fast path serves it
-  EXPECT_EQ(Alloc(8 * kMiB, a_), p);
-  for (void* x : {p, sep}) Free(x, a_);
-  Check();
+  for (const Role role : {Role::kKv, Role::kDefault}) {
+    SCOPED_TRACE(role == Role::kKv ? "kv" : "default");
+    Reset(PoolOptions{});
+    void* p = Alloc(8 * kMiB, a_, role);
+    void* q = Alloc(8 * kMiB, a_, role);
+    void* sep = Alloc(2 * kMiB, a_, role);
+    Free(p, a_);
+    Free(q, a_);  // parks q, files p: free on A below q
+    const std::uint64_t before = maps();
+    void* r = Alloc(8 * kMiB, a_, role);
+    if (role == Role::kKv) {
+      EXPECT_EQ(r, p) << "the room p and q make, from its front";
+    } else {
+      EXPECT_EQ(r, q) << "the parked block, by the fast path";
+    }
+    EXPECT_EQ(maps(), before);
+    Free(r, a_);  // parked, nothing free below it (kv): the fast path serves it
+    EXPECT_EQ(Alloc(8 * kMiB, a_, role), r);
+    for (void* x : {r, sep}) Free(x, a_);  // the other of p and q is free
+    Check();
+  }
 }
 
 }  // namespace
