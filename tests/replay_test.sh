@@ -37,6 +37,23 @@ assert sum(v["reserved_bytes"] for v in roles.values()) <= r["peak_reserved_byte
 print("ratio %.4f, %d backend calls" % (r["ratio"], r["backend_calls"]))
 PY
 done
+# The ideal best-fit model of a space partition (tools/umpool-fit-model):
+# peak populated covers peak live, and its spaces' populated bytes (which
+# never shrink) add up to that peak.
+for partition in one umpool; do
+  python3 "$src/tools/umpool-fit-model" "$work/blocks.csv" --partition "$partition" --tail-last \
+      >"$work/model-$partition.txt"
+  python3 - "$work/model-$partition.txt" <<'PY'
+import re, sys
+lines = open(sys.argv[1]).read().splitlines()
+live, peak, ratio = map(float, re.search(
+    r"peak live ([0-9.]+) MiB, peak populated ([0-9.]+) MiB, ratio ([0-9.]+)", lines[0]).groups())
+spaces = [float(re.search(r"populated ([0-9.]+) MiB", l).group(1)) for l in lines[1:]]
+assert spaces and ratio >= 1 and peak >= live, lines
+assert abs(sum(spaces) - peak) < 0.2, (sum(spaces), peak)
+print(lines[0])
+PY
+done
 # Oversubscription (issue 16): capped at 90% of its peak live bytes, the
 # serving trace completes with a pressure callback that evicts the oldest
 # live blocks (evicted blocks do not count against the cap), and without one

@@ -11,11 +11,11 @@
 // block and a block freed on stream S (the result is S's); two blocks freed on the same stream.
 // Pending blocks never merge.
 //
-// The fast path: the block freed last (with no RecordStream streams) is parked whole, outside the
-// groups and unmerged, and the next Take of its size on its stream gets it back without a search
-// (callgrind, a 64 MiB C-ABI pair ~1860 -> ~1250 instructions), unless a free block below it is
-// usable on that stream (the search carves that free room from its front). Anything else that
-// looks for free memory first files the parked block like any free (Unpark); so does the next park.
+// The fast path (docs/arena.md, "The parked block"): the block freed last (with no RecordStream
+// streams) is parked whole, outside the groups and unmerged, and the next Take of its size on its
+// stream gets it back without a search, unless, in a tail-last space, a free block below it is
+// usable on that stream (the search carves that room from its front). Anything else that looks for
+// free memory first files the parked block like any free (Unpark); so does the next park.
 //
 // Thread safety: every method takes the heap's mutex (large allocations are
 // rare and expensive next to it). Lock order: heap -> fencer.
