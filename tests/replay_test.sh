@@ -123,7 +123,8 @@ done
 # blocks adopted before a search: 1.009-1.020 with 0-39 calls, pages dropped
 # and refilled within the room, the price of 1,111 -> 10 calls and 1.044 ->
 # 1.029 on one-role serving traces: docs/arena-streams.md; thirty-second, the
-# parked-block rule: 1.014-1.019 with 0-11 calls).
+# parked-block rule: 1.014-1.019 with 0-11 calls; thirty-third, that rule
+# only in tail-last spaces: 1.009-1.020 with 0-39 calls again).
 # Before, 1.170 at lags 0 and 100 (a
 # refill of bare pages kept the space's free tail), then 1.133 at lag 3 (a
 # refill chosen where growing in place populated fewer pages). Waiting for
