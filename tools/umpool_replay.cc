@@ -213,7 +213,8 @@ class UmpoolTarget final : public Target {
   std::string StreamReuses() const override {
     const umpool::Stats s = pool_->GetStats();
     return absl::StrCat("cross_stream_reuses ", s.cross_stream_reuses, ", ordered_reuses ",
-                        s.ordered_reuses, ", events_recorded ", s.events_recorded);
+                        s.ordered_reuses, ", events_recorded ", s.events_recorded,
+                        ", segments_moved ", s.segments_moved);
   }
   long long PeakReserved() const override { return pool_->GetStats().reserved_bytes.peak; }
   long long PeakMapped() const override { return pool_->GetStats().mapped_bytes.peak; }
