@@ -45,10 +45,7 @@ LargeBlock* LargeHeap::TakeParked(std::size_t bytes, Stream stream, std::size_t 
   // next cycle went where the last one freed lay, not where the first cycle
   // put it: docs/arena-cycles.md, "The tail last"). Other spaces keep the
   // plain fast path (the rule cost BM_Churn 4.5% on the host).
-  if (fit_ == Fit::kBestTailLast && b->prev != nullptr && !b->prev->bare &&
-      ReusableOn(b->prev, stream)) {
-    return nullptr;
-  }
+  if (fit_ == Fit::kBestTailLast && InRun(b->prev, stream)) return nullptr;
   parked_ = nullptr;
   b->live = true;  // its index entry stayed
   b->evicted = false;
