@@ -403,6 +403,49 @@ TEST_P(PoolTest, RestoreLiveBlocksPutsACheckpointBack) {
   EXPECT_TRUE(absl::IsFailedPrecondition(pool_->RestoreLiveBlocks(cp, nullptr, nullptr)));
 }
 
+// A restored block keeps its role where two roles share a large space (an
+// activations block in the KV cache's space): LiveBlocks and the role's
+// residency say activations after RestoreLiveBlocks as before it.
+TEST_P(PoolTest, RestoreLiveBlocksKeepsTheRolesOfASharedSpace) {
+  PoolOptions o;
+  for (RolePolicy& p : o.roles) p.slab_max_bytes = 0;
+  o.thread_cache = false;
+  o.release_on_oom = false;
+  auto pool = Make(o);
+  ASSERT_NE(pool, nullptr);
+  auto act = pool->Allocate(std::size_t{3} << 20, kDefaultStream, Role::kActivations);
+  auto kv = pool->Allocate(std::size_t{2} << 20, kDefaultStream, Role::kKv);
+  ASSERT_TRUE(act.ok() && kv.ok());
+  const std::vector<BlockInfo> checkpoint = pool->LiveBlocks();
+  ASSERT_EQ(checkpoint.size(), 2u);
+  const std::size_t act_bytes = pool->GetResidency(Role::kActivations).allocated_bytes;
+  EXPECT_EQ(act_bytes, *pool->BlockSize(*act));
+  ASSERT_TRUE(pool->Deallocate(*act).ok());
+  ASSERT_TRUE(pool->Deallocate(*kv).ok());
+  std::vector<void*> freed, allocated;
+  ASSERT_TRUE(pool->RestoreLiveBlocks(checkpoint, &freed, &allocated).ok());
+  const std::vector<BlockInfo> now = pool->LiveBlocks();
+  ASSERT_EQ(now.size(), checkpoint.size());
+  for (std::size_t i = 0; i < now.size(); ++i) {
+    EXPECT_EQ(now[i].ptr, checkpoint[i].ptr);
+    EXPECT_EQ(now[i].role, checkpoint[i].role) << "block " << i;
+  }
+  EXPECT_EQ(pool->GetResidency(Role::kActivations).allocated_bytes, act_bytes);
+  // A role outside Role is bad input: refused, nothing restored or freed.
+  std::vector<BlockInfo> bad = checkpoint;
+  bad[0].role = static_cast<Role>(kNumRoles);
+  freed.clear();
+  EXPECT_TRUE(absl::IsInvalidArgument(pool->RestoreLiveBlocks(bad, &freed, nullptr)));
+  EXPECT_TRUE(freed.empty());
+  // So is a role whose large space does not hold the block (weights: their own).
+  bad[0].role = Role::kWeights;
+  EXPECT_TRUE(absl::IsInvalidArgument(pool->RestoreLiveBlocks(bad, &freed, nullptr)));
+  EXPECT_TRUE(freed.empty());
+  EXPECT_EQ(pool->LiveBlocks().size(), 2u);
+  internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+  for (const BlockInfo& b : now) ASSERT_TRUE(pool->Deallocate(b.ptr).ok());
+}
+
 // Deallocate(ptr) frees on the stream the block was allocated for; LiveBlocks
 // and BlockContaining say which stream and how many bytes were asked for.
 TEST_P(PoolTest, BlocksKnowTheirStreamAndRequestedSize) {

@@ -395,12 +395,16 @@ class Pool {
   // earlier state (PyTorch's setCheckpointPoolState): every live block is
   // freed (on its own stream) and appended to *freed, then every block of
   // `blocks` is allocated again at its address and appended to *allocated
-  // (a pointer live at both moments is in both lists). Large
-  // blocks only (a pool whose roles have slab_max_bytes 0, as graph private
-  // pools are): FailedPrecondition for a size-class block, or when the
-  // memory of a block to restore is no longer free in this pool (Trim
-  // returned it, or something else holds it). A block whose memory is not
-  // yet reusable on its stream is waited for (host-blocking).
+  // (a pointer live at both moments is in both lists); each comes back with
+  // its role. Large blocks only (a pool whose roles have slab_max_bytes 0,
+  // as graph private pools are): FailedPrecondition for a size-class block
+  // or memory this pool no longer holds, InvalidArgument for a role outside
+  // Role or one whose large space does not hold the block — all checked
+  // before any live block is freed, so nothing changes. FailedPrecondition
+  // too when the memory of a block to restore is no longer free once the
+  // live blocks are freed (something else holds it): those stay freed.
+  // A block whose memory is not yet reusable on its stream is waited for
+  // (host-blocking).
   // FailedPrecondition during a capture. No other thread may use the pool
   // meanwhile.
   absl::Status RestoreLiveBlocks(const std::vector<BlockInfo>& blocks, std::vector<void*>* freed,

@@ -1,5 +1,6 @@
 // PoolCore: what a pointer is (block lookups), moving blocks (prefetch,
-// evict, fetch), and every live block (checkpoints).
+// evict, fetch), and every live block (LiveBlocks; restoring them:
+// pool_checkpoint.cc).
 #include <algorithm>
 #include <optional>
 #include <utility>
@@ -343,44 +344,6 @@ std::vector<BlockInfo> PoolCore::LiveBlocks() const {
   std::sort(out.begin(), out.end(),
             [](const BlockInfo& a, const BlockInfo& b) { return a.ptr < b.ptr; });
   return out;
-}
-
-absl::Status PoolCore::RestoreLiveBlocks(const std::vector<BlockInfo>& want,
-                                         std::vector<void*>* freed,
-                                         std::vector<void*>* allocated) {
-  if (fencer_.capturing()) {
-    return absl::FailedPreconditionError("RestoreLiveBlocks during a CUDA graph capture");
-  }
-  // As PyTorch's allocator does: every live block is freed, then every
-  // block of the checkpoint taken again at its address (a pointer that was
-  // live in both is in both lists: its old owner keeps it, the caller hands
-  // the new one to whoever had it at the checkpoint).
-  for (const BlockInfo& b : LiveBlocks()) {
-    if (absl::Status st = DeallocateOwn(b.ptr); !st.ok()) return st;
-    if (freed != nullptr) freed->push_back(b.ptr);
-  }
-  for (const BlockInfo& b : want) {
-    Span* span = pagemap_.Lookup(b.ptr);
-    if (span == nullptr || span->kind != SpanKind::kSegment) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "cannot restore the block at ", absl::Hex(reinterpret_cast<std::uintptr_t>(b.ptr)),
-          span == nullptr ? ": its memory is no longer held by this pool"
-                          : ": size-class blocks cannot be restored (use large blocks only)"));
-    }
-    LargeHeap* space = Arena::LargeSpaceOf(span);
-    if (space == nullptr) {
-      return absl::FailedPreconditionError("cannot restore a block in slab space");
-    }
-    absl::Status st = space->TakeAt(
-        reinterpret_cast<std::uintptr_t>(b.ptr), b.bytes, b.stream, b.requested, fencer_,
-        [&](Segment* seg, std::uintptr_t addr, std::size_t n) {
-          return arena_.Refill(seg, addr, n, b.stream);
-        });
-    if (!st.ok()) return st;
-    caches_.CountAllocation(CounterCache(), b.bytes, b.requested, /*hit=*/true);
-    if (allocated != nullptr) allocated->push_back(b.ptr);
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace umpool::internal
