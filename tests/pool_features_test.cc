@@ -350,15 +350,21 @@ TEST_P(PoolTest, SnapshotShowsSegmentsSlabsAndBlocks) {
   ASSERT_TRUE(pool_->Deallocate(*big).ok());
 }
 
-// A checkpoint of a large-block pool (a CUDA graph private pool) restores its
-// live blocks at their addresses: blocks allocated since are freed, blocks
-// freed since come back.
-TEST_P(PoolTest, RestoreLiveBlocksPutsACheckpointBack) {
+// A pool of large blocks only, as CUDA graph private pools are (what
+// RestoreLiveBlocks accepts).
+PoolOptions GraphPoolOptions() {
   PoolOptions o;
   for (RolePolicy& p : o.roles) p.slab_max_bytes = 0;
   o.thread_cache = false;
   o.release_on_oom = false;
-  auto pool = Make(o);
+  return o;
+}
+
+// A checkpoint of a large-block pool (a CUDA graph private pool) restores its
+// live blocks at their addresses: blocks allocated since are freed, blocks
+// freed since come back.
+TEST_P(PoolTest, RestoreLiveBlocksPutsACheckpointBack) {
+  auto pool = Make(GraphPoolOptions());
   ASSERT_NE(pool, nullptr);
   std::vector<void*> first;
   for (std::size_t n : {std::size_t{4096}, std::size_t{100000}, std::size_t{3} << 20}) {
@@ -407,11 +413,7 @@ TEST_P(PoolTest, RestoreLiveBlocksPutsACheckpointBack) {
 // activations block in the KV cache's space): LiveBlocks and the role's
 // residency say activations after RestoreLiveBlocks as before it.
 TEST_P(PoolTest, RestoreLiveBlocksKeepsTheRolesOfASharedSpace) {
-  PoolOptions o;
-  for (RolePolicy& p : o.roles) p.slab_max_bytes = 0;
-  o.thread_cache = false;
-  o.release_on_oom = false;
-  auto pool = Make(o);
+  auto pool = Make(GraphPoolOptions());
   ASSERT_NE(pool, nullptr);
   auto act = pool->Allocate(std::size_t{3} << 20, kDefaultStream, Role::kActivations);
   auto kv = pool->Allocate(std::size_t{2} << 20, kDefaultStream, Role::kKv);
