@@ -399,8 +399,8 @@ class Pool {
   // its role. Large blocks only (a pool whose roles have slab_max_bytes 0,
   // as graph private pools are): FailedPrecondition for a size-class block
   // or memory this pool no longer holds, InvalidArgument for a role outside
-  // Role or one whose large space does not hold the block — all checked
-  // before any live block is freed, so nothing changes. FailedPrecondition
+  // Role — all checked before any live block is freed, so nothing
+  // changes. FailedPrecondition
   // too when the memory of a block to restore is no longer free once the
   // live blocks are freed (something else holds it): those stay freed.
   // A block whose memory is not yet reusable on its stream is waited for

@@ -185,16 +185,6 @@ class Arena {
     return h == nullptr || h->holds_slabs() ? nullptr : h;
   }
 
-  // The large space `role`'s large blocks are taken from.
-  LargeHeap& LargeSpaceFor(Role role) const {
-    return heaps_[heap_of(role)]->large[space_of(static_cast<int>(role))];
-  }
-  // A block put back at its address (RestoreLiveBlocks) carries its role in
-  // a space two roles share, as TakeLarge's blocks do.
-  void NoteRestoredRole(Role role, void* p) {
-    if (shared_space_[space_of(static_cast<int>(role))]) LargeSpaceFor(role).SetRole(p, role);
-  }
-
   // Populates again [addr, addr + n) of `seg`, pages given back (a bare
   // block's), for use on `stream`: claimed under the cap (ResourceExhausted
   // over it), ordered after every drop queued before (a stream wait), then

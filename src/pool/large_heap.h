@@ -183,8 +183,8 @@ class LargeHeap {
   // Frees the live block at `p` (an empty slab's range) on `terms`. Aborts if
   // `p` is not a live block start (an internal error, not user input).
   void GiveBack(std::uintptr_t p, ReuseTerms terms);
-  // In a space several roles share: the role a live block was allocated for
-  // (else its BlockInfo has its segment's), and the live bytes so named.
+  // A live block's role (else BlockInfo says its segment's), and the live bytes
+  // so named: shared spaces' blocks, and those RestoreLiveBlocks puts back.
   void SetRole(void* p, Role role);
   std::size_t role_live_bytes(Role role) const {
     return role_live_[static_cast<int>(role)].load(std::memory_order_relaxed);

@@ -35,11 +35,9 @@ absl::Status PoolCore::RestoreLiveBlocks(const std::vector<BlockInfo>& want,
     if (space == nullptr) {
       return absl::FailedPreconditionError("cannot restore a block in slab space");
     }
-    if (space != &arena_.LargeSpaceFor(b.role)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "cannot restore the block at ", absl::Hex(reinterpret_cast<std::uintptr_t>(b.ptr)),
-          " as role ", RoleName(b.role), ": its memory is in another role's large space"));
-    }
+    // Not necessarily the role's own space: a wholly free segment may have
+    // moved to another space since the checkpoint (StealSegment). The block
+    // comes back where its memory is, with its role.
     spaces.push_back(space);
   }
   // As PyTorch's allocator does: every live block is freed, then every
@@ -58,7 +56,7 @@ absl::Status PoolCore::RestoreLiveBlocks(const std::vector<BlockInfo>& want,
           return arena_.Refill(seg, addr, n, b.stream);
         });
     if (!st.ok()) return st;
-    arena_.NoteRestoredRole(b.role, b.ptr);
+    spaces[i]->SetRole(b.ptr, b.role);  // as TakeLarge's blocks in a shared space
     caches_.CountAllocation(CounterCache(), b.bytes, b.requested, /*hit=*/true);
     if (allocated != nullptr) allocated->push_back(b.ptr);
   }
