@@ -399,12 +399,11 @@ class Pool {
   // its role. Large blocks only (a pool whose roles have slab_max_bytes 0,
   // as graph private pools are): FailedPrecondition for a size-class block
   // or memory this pool no longer holds, InvalidArgument for a role outside
-  // Role — all checked before any live block is freed, so nothing
-  // changes. FailedPrecondition
-  // too when the memory of a block to restore is no longer free once the
-  // live blocks are freed (something else holds it): those stay freed.
-  // A block whose memory is not yet reusable on its stream is waited for
-  // (host-blocking).
+  // Role — all checked before any live block is freed, so nothing changes.
+  // FailedPrecondition too when the memory of a block to restore is no
+  // longer free once the live blocks are freed (something else holds it):
+  // those stay freed. A block whose memory is not yet reusable on its
+  // stream is waited for (host-blocking).
   // FailedPrecondition during a capture. No other thread may use the pool
   // meanwhile.
   absl::Status RestoreLiveBlocks(const std::vector<BlockInfo>& blocks, std::vector<void*>* freed,
