@@ -32,6 +32,8 @@ const Stream kS = kDefaultStream;
 // `apart`: activations' large blocks in a space of their own
 // (activations_share_kv_space off), for the tests of the order spaces give
 // pages back in.
+constexpr std::size_t kAllSlabsInSlabSpace = std::size_t{32} << 20;  // the largest class
+
 std::unique_ptr<Pool> HostPool(bool give_back, bool strict, double slack = 0.03,
                                bool apart = false) {
   PoolOptions o;
@@ -41,6 +43,8 @@ std::unique_ptr<Pool> HostPool(bool give_back, bool strict, double slack = 0.03,
   o.capacity_bytes = std::size_t{4} << 30;
   o.stats_publish_bytes = 0;  // exact peaks
   o.give_back_free_pages = give_back;
+  // Slabs of every class in slab space (the rules of its pages are tested here).
+  o.roles[static_cast<int>(Role::kDefault)].slab_space_max_bytes = kAllSlabsInSlabSpace;
   auto pool = Pool::Create(o, std::make_unique<internal::HostBackend>(std::size_t{64} << 30,
                                                                       /*populate_on_request=*/strict));
   EXPECT_TRUE(pool.ok()) << pool.status();
@@ -212,6 +216,7 @@ std::unique_ptr<Pool> ManualPool(internal::HostBackend** backend) {
   o.give_back_free_pages = true;
   o.give_back_slack = 0;
   o.stats_publish_bytes = 0;
+  o.roles[static_cast<int>(Role::kDefault)].slab_space_max_bytes = kAllSlabsInSlabSpace;
   auto pool = testing::MakeHostPool(o, backend, std::size_t{16} << 30);
   if (pool != nullptr) (*backend)->SetManualCompletion(true);
   return pool;

@@ -70,6 +70,16 @@ struct RolePolicy {
   // weights. On the generated LLM traces (bench/results, docs/design.md)
   // these halved the memory held beyond what is live.
   std::size_t slab_max_bytes = std::size_t{1} << 20;
+  // Slabs of size classes above this many bytes (up to slab_max_bytes) are
+  // carved from the role's large space (2 MiB-aligned ranges of it) rather
+  // than from the heap's slab space: their blocks keep the thread caches'
+  // speed, and they and the role's large blocks share one space's pages, so
+  // neither holds its own peak. Defaults: 256 KiB for default (a PyTorch
+  // program's tensors are all of that role: long-lived 256 KiB-1 MiB buffers,
+  // such as a per-layer KV cache, next to large activations), 32 MiB (none)
+  // for the other roles. docs/arena-cycles.md, "One role: slabs in the large
+  // space".
+  std::size_t slab_space_max_bytes = std::size_t{32} << 20;
 
   // GPU budget of the role's large blocks (0 = none): when an allocation or
   // a fetch (Fetch, Prefetch/PrefetchBlocks to the GPU) would keep more of

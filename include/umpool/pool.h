@@ -147,6 +147,8 @@ struct SpanInfo {
   std::size_t mapped_bytes = 0;  // segments: bytes mapped (populated part and reserve)
   bool slab = false;            // a slab inside a segment, or a segment
   bool slab_space = false;      // a segment of slab space: its live blocks are slabs
+                                // (a large space's live block at a slab's base is
+                                // that slab's range: RolePolicy::slab_space_max_bytes)
   Role role = Role::kDefault;   // the role it was made for
   std::size_t block_bytes = 0;  // slabs: the class size
   bool device_memory = false;   // plain device memory (RolePolicy::device_memory)

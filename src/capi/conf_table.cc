@@ -249,6 +249,12 @@ const Key<RolePolicy> kRoleKeys[] = {
         "requests up to this size use size-class slabs (thread-cached, tens of ns); larger ones "
         "are 512 B-granular best-fit blocks of the role's own large space",
         "size, at most `32MiB`"),
+    BytesKey<R, RoleField<std::size_t, &R::slab_space_max_bytes>>(
+        "slab_space_max",
+        "slabs of size classes up to this size come from the heap's slab space; larger classes "
+        "(up to `slab_max`) carve theirs from the role's large space, sharing its pages with the "
+        "role's large blocks",
+        "size"),
     BoolKey<R, RoleField<bool, &R::tail_last>>(
         "tail_last",
         "the role's large space uses the free pages ending a segment that can still grow only "

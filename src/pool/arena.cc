@@ -87,12 +87,6 @@ absl::StatusOr<Arena::Range> Arena::TakeLarge(Role role, std::size_t bytes, Stre
   return t;
 }
 
-absl::StatusOr<Arena::Range> Arena::TakeSlabRange(Role role, std::size_t bytes, Stream stream,
-                                                  bool may_grow) {
-  Heap& h = *heaps_[heap_of(role)];
-  return Take(role, h.SlabSpaceFor(bytes), /*for_slab=*/true, bytes, stream, 0, may_grow);
-}
-
 bool Arena::MayReusePending(Stream stream) const {
   return options_.reuse_pending_blocks && !fencer_.capturing() && !backend_.IsCapturing(stream);
 }
@@ -233,51 +227,6 @@ Segment* Arena::StealSegment(Heap& h, LargeHeap& into, std::size_t bytes, std::s
     if (Segment* s = space.StealFreeSegment(bytes, max_bytes, stream, fencer_, terms)) return s;
   }
   return nullptr;
-}
-
-void Arena::CoverSlab(Slab* slab) {
-  MutexLock lock(&grow_mu_);
-  pagemap_.Cover(slab->base, slab->bytes, slab);
-  slab_bytes_by_role_[static_cast<int>(slab->role)] += slab->bytes;
-  AddLargeReserved(-static_cast<std::int64_t>(slab->bytes));
-}
-
-std::size_t Arena::HeapSlabBytes(int heap) const {
-  std::size_t bytes = 0;
-  for (int r = 0; r < kNumRoles; ++r) {
-    if (heap_of_[r] == heap) bytes += slab_bytes_by_role_[r];
-  }
-  return bytes;
-}
-
-std::size_t Arena::RoleReservedBytes(Role role) const {
-  MutexLock lock(&grow_mu_);
-  // A shared space: each guest role holds its live blocks there, the owner
-  // the rest (its free pages included).
-  const int r = static_cast<int>(role);
-  const LargeHeap& space = heaps_[heap_of(role)]->large[space_of(r)];
-  std::size_t large = 0;
-  if (space_of(r) != r) {
-    large = space.role_live_bytes(role);
-  } else {
-    large = space.bytes();
-    for (int q = 0; q < kNumRoles; ++q) {
-      if (q == r || space_of(q) != r) continue;
-      large -= std::min(large, space.role_live_bytes(static_cast<Role>(q)));
-    }
-  }
-  return large + slab_bytes_by_role_[r];
-}
-
-void Arena::GiveBackSlabRange(Slab* slab, ReuseTerms terms) {
-  Heap& h = *heaps_[heap_of(slab->role)];
-  {
-    MutexLock lock(&grow_mu_);
-    pagemap_.Cover(slab->base, slab->bytes, slab->carrier);
-    slab_bytes_by_role_[static_cast<int>(slab->role)] -= slab->bytes;
-  }
-  AddLargeReserved(static_cast<std::int64_t>(slab->bytes));
-  h.SlabSpaceFor(slab->bytes).GiveBack(slab->base, std::move(terms));
 }
 
 absl::Status Arena::ReleaseFree() {

@@ -162,11 +162,16 @@ class Arena {
   // ResourceExhausted when it cannot be had under the cap.
   absl::StatusOr<Range> TakeLarge(Role role, std::size_t bytes, Stream stream,
                                   std::size_t requested);
-  // A range of `bytes` (a 2 MiB multiple) of `role`'s slab space. Without
+  // A range of `bytes` (a 2 MiB multiple) for a slab of `block_bytes` blocks:
+  // from `role`'s slab space, or its large space for blocks above the role's
+  // slab_space_max_bytes (2 MiB-aligned there). Without
   // `may_grow`, only free memory usable now (no stream wait, no page given
   // back or populated, no mapping): ptr nullptr when there is none.
-  absl::StatusOr<Range> TakeSlabRange(Role role, std::size_t bytes, Stream stream,
-                                      bool may_grow = true);
+  absl::StatusOr<Range> TakeSlabRange(Role role, std::size_t bytes, std::size_t block_bytes,
+                                      Stream stream, bool may_grow = true);
+  bool SlabInLargeSpace(Role role, std::size_t block_bytes) const {
+    return block_bytes > options_.policy(role).slab_space_max_bytes;
+  }
   // Whether a request on `stream` may take memory whose fences are pending
   // once `stream` waits for them (PoolOptions::reuse_pending_blocks; never
   // during a graph capture), and that wait: a cudaStreamWaitEvent per fence,
@@ -354,6 +359,8 @@ class Arena {
   // Carved into slabs now, by the slabs' role (a heap's: its roles' sum).
   std::array<std::size_t, kNumRoles> slab_bytes_by_role_ ABSL_GUARDED_BY(grow_mu_){};
   std::size_t HeapSlabBytes(int heap) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(grow_mu_);
+  // Slab ranges carved from each large space (RolePolicy::slab_space_max_bytes).
+  absl::flat_hash_map<const LargeHeap*, std::size_t> slabs_in_large_ ABSL_GUARDED_BY(grow_mu_);
   // Reserved bytes less the live blocks the pool evicted (they hold no GPU
   // memory, so the cap leaves them out); `host` gets the latter.
   std::size_t OnGpuLocked(std::size_t* host) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(grow_mu_);

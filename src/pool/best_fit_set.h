@@ -44,6 +44,16 @@ class BestFitSet {
   // the smallest that does not end a segment that can still grow
   // (LargeBlock::EndsGrowableSegment; a set holds at most one per segment).
   LargeBlock* BestFit(std::size_t bytes, bool tail_last = false) const;
+  // The smallest block of at least `bytes` for which `fits(block)` holds, or nullptr.
+  template <class Pred>
+  LargeBlock* BestFitWhere(std::size_t bytes, Pred&& fits) const {
+    LargeBlock probe;
+    probe.size = bytes;
+    for (auto it = set_.lower_bound(&probe); it != set_.end(); ++it) {
+      if (fits(*it)) return *it;
+    }
+    return nullptr;
+  }
   // Removes and returns the smallest block (nullptr when empty).
   LargeBlock* PopFirst();
   template <class F>

@@ -77,7 +77,10 @@ class CentralBin {
     Slab* slab;
     ReuseTerms terms;
   };
-  absl::Status TakeEmpty(Fencer& fencer, bool wait, std::vector<EmptySlab>* out);
+  // The `keep` lowest-addressed empty slabs stay.
+  absl::Status TakeEmpty(Fencer& fencer, bool wait, std::vector<EmptySlab>* out,
+                         std::size_t keep = 0);
+  int empty_slabs() const { return empty_slabs_.load(std::memory_order_relaxed); }
   // `stream`'s work has completed (ReleaseStream): its blocks become ready
   // and slabs bound to it are unbound.
   void ReleaseStream(Stream stream);

@@ -143,6 +143,7 @@ LargeBlock* LargeHeap::NewBlock() {
   b->stream = nullptr;
   b->requested = 0;
   b->evicted = false;
+  b->slab = false;
   b->bare = false;
   b->freed_at = 0;
   b->recorded.clear();
@@ -367,6 +368,7 @@ void LargeHeap::GiveBack(std::uintptr_t p, ReuseTerms terms) {
   ForgetRole(b);
   live_.erase(p);
   b->live = false;
+  b->slab = false;
   b->freed_at = NextFreeTick();
   if (!terms.fences.empty()) {
     BestFitSet one;

@@ -95,68 +95,62 @@ class LargeHeap {
   // `bytes` from its front for `stream`.
   Taken AddSegmentAndTake(Segment* segment, std::size_t bytes, Stream stream,
                           std::size_t requested);
-  // Populates `addr`, `n` bytes: the front of `segment`'s reserve (and the
-  // bare block ending its populated part, if any). Called under the heap's
-  // mutex (lock order: heap -> arena's grow lock).
+  // Populates `addr`, `n` bytes: the front of `segment`'s reserve (and the bare block ending its
+  // populated part, if any). Called under the heap's mutex (lock order: heap -> arena's grow lock).
   using Populate = absl::FunctionRef<absl::Status(Segment* segment, std::uintptr_t addr,
                                                   std::size_t n)>;
-  // Grows one segment's populated part into its reserve and takes `bytes` from the free block
-  // that ends it, for `stream`: the segment whose free tail (usable on `stream`) leaves the
-  // fewest bytes to populate (2 MiB multiples). Nothing taken (ptr nullptr) when no segment's
-  // reserve is large enough, or when `populate` fails (its error goes to *status). It populates
-  // at least `step` bytes (a 2 MiB multiple) where the reserve has them, the rest staying free.
+  // Grows one segment's populated part into its reserve and takes `bytes` from the free block that
+  // ends it, for `stream`: the segment whose free tail (usable on `stream`) leaves the fewest bytes
+  // to populate (2 MiB multiples). Nothing taken (ptr nullptr) when no segment's reserve is large
+  // enough, or when `populate` fails (its error goes to *status). It populates at least `step`
+  // bytes (a 2 MiB multiple) where the reserve has them, the rest staying free.
   Taken ExtendAndTake(std::size_t bytes, Stream stream, std::size_t requested, std::size_t step,
                       Populate populate, absl::Status* status);
-  // The bytes ExtendAndTake would populate for `bytes` on `stream` (a bare
-  // tail's refill included, `step` not); SIZE_MAX: no segment can grow so.
+  // The bytes ExtendAndTake would populate for `bytes` on `stream` (a bare tail's refill included,
+  // `step` not); SIZE_MAX: no segment can grow so.
   std::size_t ExtensionPages(std::size_t bytes, Stream stream);
-  // Carves exactly [p, p + bytes) out of a free block for `stream` (restoring
-  // a checkpoint: the block had this address before). Bare blocks the range
-  // touches are refilled whole first (`refill`, whose error is returned).
-  // FailedPrecondition when that range is not wholly inside one free block
-  // of this heap; if its free block is not reusable on `stream` yet, waits
-  // for it (host-blocking).
+  // Carves exactly [p, p + bytes) out of a free block for `stream` (restoring a checkpoint: the
+  // block had this address before). Bare blocks the range touches are refilled whole first
+  // (`refill`, whose error is returned). FailedPrecondition when that range is not wholly inside
+  // one free block of this heap; if its free block is not reusable on `stream` yet, waits for it
+  // (host-blocking).
   absl::Status TakeAt(std::uintptr_t p, std::size_t bytes, Stream stream, std::size_t requested,
                       Fencer& fencer, Populate refill);
 
-  // Pages given back before the arena populates more (docs/arena.md,
-  // "Bare blocks"). A range of whole pages.
+  // Pages given back before the arena populates more (docs/arena.md, "Bare blocks"). A range of
+  // whole pages.
   struct PageRange {
     std::uintptr_t addr = 0;
     std::size_t bytes = 0;
   };
   using Drop = absl::FunctionRef<absl::Status(const std::vector<PageRange>& ranges)>;
-  // Makes bare the whole 2 MiB pages of ready free blocks and, with
-  // `own_stream`, of blocks freed on `stream` (then `drop` must queue on
-  // `stream`, after the work that last used them), among those freed no
-  // later than `freed_by` (a tick of DroppableAges): the ranges free the
-  // longest first (the largest first among equals), until at least `want`
-  // bytes (all of them if fewer). Calls `drop` with them under the heap's
-  // mutex (nothing changes if it fails, and no one can take them before it
-  // returns), then files them as bare blocks. With `keep_tails`, a free
-  // block ending a segment that can still grow stays (the space's growth
-  // will extend it); so does a block overlapping `keep` (the pages a
-  // request is about to take: BareShortfall). Returns the bytes given back
-  // (0: none, `drop` not called).
+  // Makes bare the whole 2 MiB pages of ready free blocks and, with `own_stream`, of blocks freed
+  // on `stream` (then `drop` must queue on `stream`, after the work that last used them), among
+  // those freed no later than `freed_by` (a tick of DroppableAges): the ranges free the longest
+  // first (the largest first among equals), until at least `want` bytes (all of them if fewer).
+  // Calls `drop` with them under the heap's mutex (nothing changes if it fails, and no one can take
+  // them before it returns), then files them as bare blocks. With `keep_tails`, a free block ending
+  // a segment that can still grow stays (the space's growth will extend it); so does a block
+  // overlapping `keep` (the pages a request is about to take: BareShortfall). Returns the bytes
+  // given back (0: none, `drop` not called).
   absl::StatusOr<std::size_t> Depopulate(Stream stream, bool own_stream, std::size_t want,
                                          bool keep_tails, PageRange keep, Drop drop,
                                          std::uint64_t freed_by = kAnyAge);
   static constexpr std::uint64_t kAnyAge = ~std::uint64_t{0};
-  // What Depopulate would consider, as (freed_at tick, whole-page bytes)
-  // pairs appended to *out: the arena picks one age limit across spaces.
+  // What Depopulate would consider, as (freed_at tick, whole-page bytes) pairs appended to *out:
+  // the arena picks one age limit across spaces.
   void DroppableAges(Stream stream, bool own_stream, bool keep_tails, PageRange keep,
                      std::vector<std::pair<std::uint64_t, std::size_t>>* out);
-  // The streams other than `but` holding free blocks freed on them and not
-  // fenced yet (a budget's give-back drops them on their own stream).
+  // The streams other than `but` holding free blocks freed on them and not fenced yet (a budget's
+  // give-back drops them on their own stream).
   std::vector<Stream> StreamsHoldingFrees(Stream but);
-  // Fences the free blocks of streams other than `stream` (an event on each)
-  // and makes ready those whose work has completed. Never blocks.
+  // Fences the free blocks of streams other than `stream` (an event on each) and makes ready those
+  // whose work has completed. Never blocks.
   void ReadyOtherStreams(Stream stream, Fencer& fencer);
-  // Serving `bytes` on `stream` from bare pages: the fewest bare bytes to
-  // refill, taking a bare block alone or joined with the free populated
-  // blocks either side of it (reusable on `stream`), and in *keep the range
-  // of those blocks (to keep populated until TakeBare). 0: no bare block
-  // can serve it.
+  // Serving `bytes` on `stream` from bare pages: the fewest bare bytes to refill, taking a bare
+  // block alone or joined with the free populated blocks either side of it (reusable on `stream`),
+  // and in *keep the range of those blocks (to keep populated until TakeBare). 0: no bare block can
+  // serve it.
   std::size_t BareShortfall(std::size_t bytes, Stream stream, PageRange* keep);
   // Takes what BareShortfall found (looking again): `refill` populates the bare pages the
   // block needs (under the heap's mutex), then the bare block, with the populated free blocks
@@ -165,39 +159,45 @@ class LargeHeap {
   // taken when no bare block can serve it or `refill` fails (its error goes to *status).
   Taken TakeBare(std::size_t bytes, Stream stream, std::size_t requested, Populate refill,
                  absl::Status* status);
-  // Bytes in bare blocks.
-  std::size_t bare_bytes() const;
+  std::size_t bare_bytes() const;  // bytes in bare blocks
+
+  // Slab ranges in a large space (RolePolicy::slab_space_max_bytes; large_heap_slabs.cc): 2 MiB-
+  // aligned whole pages, live blocks marked LargeBlock::slab. TakeSlabRange carves `bytes` for
+  // `stream` from the smallest free block usable on it now that holds them aligned (nothing taken
+  // when none does). TrimToSlab makes the live block at `p`, just taken for `stream`, such a range:
+  // its first aligned `bytes` stay live, the rest is freed on `stream` (stamp `seq`); returns the
+  // range's start.
+  Taken TakeSlabRange(std::size_t bytes, Stream stream);
+  std::uintptr_t TrimToSlab(std::uintptr_t p, std::size_t bytes, Stream stream, std::uint64_t seq);
 
   struct Freed {
     std::size_t bytes = 0;
     std::size_t requested = 0;
     Stream stream = nullptr;  // the stream it was freed on
   };
-  // Frees the block at `p`, last used on `stream` (nullopt: the stream it was
-  // allocated for). InvalidArgument: not a block start of this heap.
-  // FailedPrecondition: already free. Unavailable (nothing changed): the
-  // block was named by RecordStream and a graph capture is underway, so its
+  // Frees the block at `p`, last used on `stream` (nullopt: the stream it was allocated for).
+  // InvalidArgument: not a block start of this heap. FailedPrecondition: already free. Unavailable
+  // (nothing changed): the block was named by RecordStream and a graph capture is underway, so its
   // fences cannot be recorded yet.
   absl::StatusOr<Freed> Free(std::uintptr_t p, std::optional<Stream> stream, Fencer& fencer);
   absl::Status RecordStream(std::uintptr_t p, Stream stream);
-  // Frees the live block at `p` (an empty slab's range) on `terms`. Aborts if
-  // `p` is not a live block start (an internal error, not user input).
+  // Frees the live block at `p` (an empty slab's range) on `terms`. Aborts if `p` is not a live
+  // block start (an internal error, not user input).
   void GiveBack(std::uintptr_t p, ReuseTerms terms);
-  // A live block's role (else BlockInfo says its segment's), and the live bytes
-  // so named: shared spaces' blocks, and those RestoreLiveBlocks puts back.
+  // A live block's role (else BlockInfo says its segment's), and the live bytes so named: shared
+  // spaces' blocks, and those RestoreLiveBlocks puts back.
   void SetRole(void* p, Role role);
   std::size_t role_live_bytes(Role role) const {
     return role_live_[static_cast<int>(role)].load(std::memory_order_relaxed);
   }
   // The live block starting at `p`.
   absl::StatusOr<BlockInfo> Block(std::uintptr_t p) const;
-  // The streams that may use the live block starting at `p`: the one it
-  // was allocated for, then those RecordStream named (empty if `p` is not a
-  // live block start).
+  // The streams that may use the live block starting at `p`: the one it was allocated for, then
+  // those RecordStream named (empty if `p` is not a live block start).
   absl::InlinedVector<Stream, 2> UsedOn(std::uintptr_t p) const;
-  // Block() for a block about to be discarded and freed; FailedPrecondition
-  // if RecordStream named other streams (they may still read it) or if the
-  // pool never evicted any of it (its pages are resident: nothing to gain).
+  // Block() for a block about to be discarded and freed; FailedPrecondition if RecordStream named
+  // other streams (they may still read it) or if the pool never evicted any of it (its pages are
+  // resident: nothing to gain).
   absl::StatusOr<BlockInfo> DiscardableBlock(std::uintptr_t p) const;
   // Notes that the pool evicted (some of) the live block starting at `p`.
   void MarkEvicted(std::uintptr_t p);
@@ -206,14 +206,14 @@ class LargeHeap {
   // Appends every live block.
   void LiveBlocks(std::vector<BlockInfo>* out) const;
 
-  // Removes and returns the smallest wholly free segment of `min_bytes` to
-  // `max_bytes` that is ready or was freed on `stream` (then *terms says so,
-  // for AdoptSegment), polling pending fences first; nullptr if none.
+  // Removes and returns the smallest wholly free segment of `min_bytes` to `max_bytes` that is
+  // ready or was freed on `stream` (then *terms says so, for AdoptSegment), polling pending fences
+  // first; nullptr if none.
   Segment* StealFreeSegment(std::size_t min_bytes, std::size_t max_bytes, Stream stream,
                             Fencer& fencer, ReuseTerms* terms);
-  // Cuts the end off the largest reserve of at least `min_bytes` (half of
-  // it, or `min_bytes` if more): that segment can no longer grow into it,
-  // and the caller makes it a segment of its own (sharing the mapping).
+  // Cuts the end off the largest reserve of at least `min_bytes` (half of it, or `min_bytes` if
+  // more): that segment can no longer grow into it, and the caller makes it a segment of its own
+  // (sharing the mapping).
   struct Cut {
     Segment* donor = nullptr;
     std::uintptr_t base = 0;
@@ -222,18 +222,17 @@ class LargeHeap {
   std::optional<Cut> CutReserve(std::size_t min_bytes);
   // Takes a wholly free segment from another heap, free on `terms`.
   void AdoptSegment(Segment* segment, const ReuseTerms& terms);
-  // Waits for every pending fence, then moves every segment that is entirely
-  // free into `empty` (the caller unmaps them). A segment holding bare
-  // blocks goes only if `may_release_bare` says so (its blocks are not
-  // kept: it must be unmapped, not adopted again).
+  // Waits for every pending fence, then moves every segment that is entirely free into `empty` (the
+  // caller unmaps them). A segment holding bare blocks goes only if `may_release_bare` says so (its
+  // blocks are not kept: it must be unmapped, not adopted again).
   absl::Status ReleaseFree(Fencer& fencer, std::vector<Segment*>* empty,
                            absl::FunctionRef<bool(const Segment*)> may_release_bare);
-  // `stream`'s work has completed (ReleaseStream): its free blocks are
-  // ready, and live blocks no longer wait for it (RecordStream).
+  // `stream`'s work has completed (ReleaseStream): its free blocks are ready, and live blocks no
+  // longer wait for it (RecordStream).
   void ReleaseStream(Stream stream);
 
   std::int64_t segments() const;
-  // Populated bytes of the segments it holds. Approximate without the lock.
+  // Populated bytes of its segments (slab ranges included). Approximate without the lock.
   std::size_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
   // Bytes its segments may grow to (populated and reserves).
   std::size_t mapped_bytes() const { return mapped_.load(std::memory_order_relaxed); }

@@ -248,7 +248,7 @@ absl::StatusOr<BlockInfo> LargeHeap::Containing(std::uintptr_t p) const {
 void LargeHeap::LiveBlocks(std::vector<BlockInfo>* out) const {
   MutexLock lock(&mu_);
   for (const auto& [addr, b] : live_) {
-    if (b->live) out->push_back(InfoOf(b));
+    if (b->live && !b->slab) out->push_back(InfoOf(b));
   }
 }
 
@@ -319,6 +319,9 @@ void LargeHeap::CheckInvariants() const {
       UMPOOL_CHECK(b->size > 0 && b->size % quantum_ == 0, "block size not a multiple of the quantum");
       expect += b->size;
       live += b->live ? 1 : 0;
+      UMPOOL_CHECK(!b->slab || (b->live && b->addr % kMapGranularity == 0 &&
+                                b->size % kMapGranularity == 0),
+                   "a slab range is not live whole pages");
       if (b->live || b == parked_) {
         auto it = live_.find(b->addr);
         UMPOOL_CHECK(it != live_.end() && it->second == b, "live block not indexed");

@@ -75,6 +75,9 @@ struct LargeBlock {
                                   // live: the stream it was allocated for
   std::size_t requested = 0;      // live: what the caller asked for
   bool evicted = false;           // live: the pool evicted some of it (discard on free)
+  // live: a slab's range carved from a large space (2 MiB-aligned whole
+  // pages; RolePolicy::slab_space_max_bytes), not a user block.
+  bool slab = false;
   // live: the role it was allocated for when its space serves several
   // (PoolOptions::activations_share_kv_space; set by the arena after the
   // take); -1: the segment's role.

@@ -49,7 +49,8 @@ absl::StatusOr<int> SlabAllocator::Refill(Stream stream, Role role, int cls, voi
 absl::StatusOr<Slab*> SlabAllocator::GrowSlab(Role role, int cls, Stream stream, bool* grew,
                                               bool may_grow) {
   const std::size_t bytes = kSizeClasses[cls].slab_bytes;
-  absl::StatusOr<Arena::Range> r = arena_.TakeSlabRange(role, bytes, stream, may_grow);
+  absl::StatusOr<Arena::Range> r =
+      arena_.TakeSlabRange(role, bytes, kSizeClasses[cls].size, stream, may_grow);
   if (!r.ok()) return r.status();
   if (r->ptr == nullptr) return nullptr;  // !may_grow: no free memory
   *grew = r->grew;
@@ -102,7 +103,20 @@ void SlabAllocator::ReturnSlab(Slab* slab, ReuseTerms terms) {
 }
 
 void SlabAllocator::Return(Stream stream, Role role, int cls, void* const* blocks, int n) {
-  bin(role, cls).Put(stream, blocks, n, fencer_.Stamp());
+  CentralBin& b = bin(role, cls);
+  b.Put(stream, blocks, n, fencer_.Stamp());
+  // Empty slabs carved from a large space go back to it at once, past a few
+  // kept for the next blocks of their class: the role's large blocks need
+  // those pages (docs/arena-cycles.md, "One role: slabs in the large space").
+  const SizeClassInfo& info = kSizeClasses[cls];
+  const auto keep = static_cast<int>(std::max<std::size_t>(1, kEmptySlabBytesKept / info.slab_bytes));
+  if (b.empty_slabs() > keep && arena_.SlabInLargeSpace(role, info.size)) {
+    std::vector<CentralBin::EmptySlab> empty;
+    // An event error leaves them in the bin: the next miss gives them back.
+    if (b.TakeEmpty(fencer_, /*wait=*/false, &empty, static_cast<std::size_t>(keep)).ok()) {
+      for (CentralBin::EmptySlab& e : empty) ReturnSlab(e.slab, std::move(e.terms));
+    }
+  }
 }
 
 void SlabAllocator::ReturnReady(Role role, int cls, void* const* blocks, int n) {

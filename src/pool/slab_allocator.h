@@ -8,8 +8,10 @@
 // ranges, then growth. A slab whose blocks are all free (none in a thread
 // cache) goes back to slab space when the arena would otherwise grow and on Trim
 // (ReclaimEmptySlabs), on the terms its blocks had, so memory one class freed
-// serves another class or a large block without a backend call. Thread caches
-// hand blocks back through CentralCache::Return.
+// serves another class or a large block without a backend call. Slabs of
+// classes above their role's slab_space_max_bytes come from its large space
+// and go back as soon as more than kEmptySlabBytesKept of them are empty.
+// Thread caches hand blocks back through CentralCache::Return.
 //
 // Thread safety: every method may be called from any thread. Lock order:
 // bin -> fencer; slabs_mu_ and the arena's locks are taken alone.
@@ -39,6 +41,8 @@ namespace umpool::internal {
 
 class SlabAllocator {
  public:
+  // Empty slabs a class keeps in the large space (at least one).
+  static constexpr std::size_t kEmptySlabBytesKept = std::size_t{8} << 20;
   SlabAllocator(Arena& arena, PageMap& pagemap, Fencer& fencer, PoolCounters& counters);
   SlabAllocator(const SlabAllocator&) = delete;
   SlabAllocator& operator=(const SlabAllocator&) = delete;
