@@ -1,5 +1,5 @@
 // Slabs carved from a role's large space (RolePolicy::slab_space_max_bytes, 256 KiB for the
-// default role): 2 MiB-aligned ranges of its segments, out of LiveBlocks and counted once in
+// default role here; off by default): 2 MiB-aligned ranges of its segments, out of LiveBlocks and counted once in
 // the role's reserved bytes, served from free room the large blocks left, and given back to
 // the large space once more than SlabAllocator::kEmptySlabBytesKept of a class are empty.
 // Host backend; events complete only when the test says so.
@@ -22,7 +22,9 @@ constexpr std::size_t kKiB = std::size_t{1} << 10;
 class LargeSpaceSlabsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    pool_ = testing::MakeHostPool(PoolOptions{}, &backend_, 0);
+    PoolOptions o;
+    o.roles[static_cast<int>(Role::kDefault)].slab_space_max_bytes = 256 * kKiB;
+    pool_ = testing::MakeHostPool(o, &backend_, 0);
     ASSERT_NE(pool_, nullptr);
     backend_->SetManualCompletion(true);
   }
