@@ -34,7 +34,8 @@ TEST(ConfTest, RoleKeysExistForEveryRoleAndNewKeysParse) {
   ASSERT_TRUE(band.ok()) << band.status();
   EXPECT_EQ(band->pool.policy(Role::kDefault).slab_space_max_bytes, std::size_t{1} << 20);
   EXPECT_EQ(band->pool.policy(Role::kWeights).slab_space_max_bytes, std::size_t{512} << 10);
-  EXPECT_EQ(PoolOptions().policy(Role::kDefault).slab_space_max_bytes, std::size_t{32} << 20);
+  EXPECT_EQ(PoolOptions().policy(Role::kDefault).slab_space_max_bytes, std::size_t{256} << 10);
+  EXPECT_EQ(PoolOptions().policy(Role::kKv).slab_space_max_bytes, std::size_t{32} << 20);
   auto bad = ParseConf("kv.preferred:moon");
   EXPECT_NE(bad.status().message().find("expected gpu, cpu"), std::string::npos) << bad.status();
   auto slack = ParseConf("give_back_free_pages:0,give_back_slack:0.1");

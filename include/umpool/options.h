@@ -74,12 +74,11 @@ struct RolePolicy {
   // carved from the role's large space (2 MiB-aligned ranges of it) rather
   // than from the heap's slab space: their blocks keep the thread caches'
   // speed, and they and the role's large blocks share one space's pages, so
-  // neither holds its own peak. Default 32 MiB: none (opt-in, e.g. 256 KiB
-  // for default, whose long-lived 256 KiB-1 MiB buffers in a PyTorch program,
-  // such as a per-layer KV cache, sit next to its large activations: host
-  // replays 1.0164 -> 1.0122 on one-role traces; off by default until a GPU
-  // test's failure with it is understood: docs/arena-cycles.md, "One role:
-  // slabs in the large space").
+  // neither holds its own peak. Defaults: 256 KiB for default (a PyTorch
+  // program's tensors are all of that role: long-lived 256 KiB-1 MiB buffers,
+  // such as a per-layer KV cache, next to its large activations), 32 MiB
+  // (none) for the other roles. docs/arena-cycles.md, "One role: slabs in the
+  // large space".
   std::size_t slab_space_max_bytes = std::size_t{32} << 20;
 
   // GPU budget of the role's large blocks (0 = none): when an allocation or

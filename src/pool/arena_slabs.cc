@@ -18,6 +18,20 @@ absl::StatusOr<Arena::Range> Arena::TakeSlabRange(Role role, std::size_t bytes,
   // a range one page larger by the whole search (growth included), trimmed.
   LargeHeap& space = h.large[space_of(static_cast<int>(role))];
   LargeHeap::Taken t = space.TakeSlabRange(bytes, stream);
+  // Pending free memory next, made the caller's behind a stream wait (as
+  // Take does before growing): the one-page-larger search below could not
+  // use a pending slab range of exactly `bytes` alone, and would grow the
+  // space past it, or into it uncounted.
+  if (t.ptr == nullptr && may_grow && MayReusePending(stream)) {
+    absl::Status events;
+    if (space.AdoptPending(
+            stream, fencer_, [&](const Fences& fences) { return OrderAfter(stream, fences); },
+            &events)) {
+      t = space.TakeSlabRange(bytes, stream);
+      if (t.ptr != nullptr) counters_.Bump(counters_.ordered_reuses);
+    }
+    if (!events.ok() && !absl::IsUnavailable(events)) counters_.Bump(counters_.fence_errors);
+  }
   if (t.ptr != nullptr) {
     PrefetchIfNeeded(role, t.ptr, bytes, stream);
     return Range{t.ptr, bytes, t.cross_stream, t.seq, false};

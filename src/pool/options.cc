@@ -72,6 +72,7 @@ RolePolicy DefaultRolePolicy(Role role) {
   RolePolicy p;
   if (role == Role::kWeights || role == Role::kActivations) p.prefetch = PrefetchMode::kAlways;
   if (role == Role::kActivations) p.slab_max_bytes = internal::kMaxClassBytes;
+  if (role == Role::kDefault) p.slab_space_max_bytes = std::size_t{256} << 10;
   if (role == Role::kKv) {
     p.slab_max_bytes = std::size_t{64} << 10;
     p.tail_last = true;
