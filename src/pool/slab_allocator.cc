@@ -109,7 +109,8 @@ void SlabAllocator::Return(Stream stream, Role role, int cls, void* const* block
   // kept for the next blocks of their class: the role's large blocks need
   // those pages (docs/arena-cycles.md, "One role: slabs in the large space").
   const SizeClassInfo& info = kSizeClasses[cls];
-  const auto keep = static_cast<int>(std::max<std::size_t>(1, kEmptySlabBytesKept / info.slab_bytes));
+  const auto keep =
+      static_cast<int>(std::max<std::size_t>(1, kEmptySlabBytesKept / info.slab_bytes));
   if (b.empty_slabs() > keep && arena_.SlabInLargeSpace(role, info.size)) {
     std::vector<CentralBin::EmptySlab> empty;
     // An event error leaves them in the bin: the next miss gives them back.

@@ -42,7 +42,7 @@ namespace umpool::internal {
 class SlabAllocator {
  public:
   // Empty slabs a class keeps in the large space (at least one).
-  static constexpr std::size_t kEmptySlabBytesKept = std::size_t{8} << 20;
+  static constexpr std::size_t kEmptySlabBytesKept = std::size_t{16} << 20;
   SlabAllocator(Arena& arena, PageMap& pagemap, Fencer& fencer, PoolCounters& counters);
   SlabAllocator(const SlabAllocator&) = delete;
   SlabAllocator& operator=(const SlabAllocator&) = delete;
