@@ -169,6 +169,7 @@ class Arena {
   // back or populated, no mapping): ptr nullptr when there is none.
   absl::StatusOr<Range> TakeSlabRange(Role role, std::size_t bytes, std::size_t block_bytes,
                                       Stream stream, bool may_grow = true);
+  // Whether `role`'s slabs of `block_bytes` blocks come from its large space.
   bool SlabInLargeSpace(Role role, std::size_t block_bytes) const {
     return block_bytes > options_.policy(role).slab_space_max_bytes;
   }

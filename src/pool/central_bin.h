@@ -80,6 +80,7 @@ class CentralBin {
   // The `keep` lowest-addressed empty slabs stay.
   absl::Status TakeEmpty(Fencer& fencer, bool wait, std::vector<EmptySlab>* out,
                          std::size_t keep = 0);
+  // How many of its slabs are empty now (read without the lock: a hint).
   int empty_slabs() const { return empty_slabs_.load(std::memory_order_relaxed); }
   // `stream`'s work has completed (ReleaseStream): its blocks become ready
   // and slabs bound to it are unbound.
