@@ -91,6 +91,13 @@ bool Arena::MayReusePending(Stream stream) const {
   return options_.reuse_pending_blocks && !fencer_.capturing() && !backend_.IsCapturing(stream);
 }
 
+bool Arena::AdoptPending(LargeHeap& space, Stream stream, absl::Status* events) {
+  return MayReusePending(stream) &&
+         space.AdoptPending(
+             stream, fencer_, [&](const Fences& fences) { return OrderAfter(stream, fences); },
+             events);
+}
+
 absl::Status Arena::OrderAfter(Stream stream, const Fences& fences) {
   for (const FenceRef& f : fences) {
     if (absl::Status st = backend_.StreamWaitEvent(stream, f->event); !st.ok()) return st;
@@ -139,10 +146,7 @@ absl::StatusOr<Arena::Range> Arena::Take(Role role, LargeHeap& space, bool for_s
   if (t.ptr == nullptr && source_ != nullptr && source_->FlushCallerCache()) t = take_free();
   // Free memory whose fences are still pending: the stream waits for them on
   // the device and makes it its own (large_heap_pending.cc), then looks again.
-  if (t.ptr == nullptr && may_grow && MayReusePending(stream) &&
-      space.AdoptPending(
-          stream, fencer_, [&](const Fences& fences) { return OrderAfter(stream, fences); },
-          &events)) {
+  if (t.ptr == nullptr && may_grow && AdoptPending(space, stream, &events)) {
     t = take();
     if (t.ptr != nullptr) counters_.Bump(counters_.ordered_reuses);
   }

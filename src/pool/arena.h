@@ -258,6 +258,9 @@ class Arena {
   // but `into`.
   Segment* StealSegment(Heap& h, LargeHeap& into, std::size_t bytes, std::size_t max_bytes,
                         Stream stream, ReuseTerms* terms);
+  // `space`'s pending blocks made `stream`'s behind a stream wait
+  // (MayReusePending; LargeHeap::AdoptPending): false when none moved.
+  bool AdoptPending(LargeHeap& space, Stream stream, absl::Status* events);
   // Maps and advises a new segment for `space` with at least `min_bytes`
   // populated (prefetched), plus a reserve (arena_map.cc).
   absl::StatusOr<Segment*> GrowSegment(Role role, const LargeHeap& space, std::size_t min_bytes,
@@ -360,8 +363,6 @@ class Arena {
   // Carved into slabs now, by the slabs' role (a heap's: its roles' sum).
   std::array<std::size_t, kNumRoles> slab_bytes_by_role_ ABSL_GUARDED_BY(grow_mu_){};
   std::size_t HeapSlabBytes(int heap) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(grow_mu_);
-  // Slab ranges carved from each large space (RolePolicy::slab_space_max_bytes).
-  absl::flat_hash_map<const LargeHeap*, std::size_t> slabs_in_large_ ABSL_GUARDED_BY(grow_mu_);
   // Reserved bytes less the live blocks the pool evicted (they hold no GPU
   // memory, so the cap leaves them out); `host` gets the latter.
   std::size_t OnGpuLocked(std::size_t* host) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(grow_mu_);

@@ -22,16 +22,12 @@ absl::StatusOr<Arena::Range> Arena::TakeSlabRange(Role role, std::size_t bytes,
   // Take does before growing): the one-page-larger search below could not
   // use a pending slab range of exactly `bytes` alone, and would grow the
   // space past it, or into it uncounted.
-  if (t.ptr == nullptr && may_grow && MayReusePending(stream)) {
-    absl::Status events;
-    if (space.AdoptPending(
-            stream, fencer_, [&](const Fences& fences) { return OrderAfter(stream, fences); },
-            &events)) {
-      t = space.TakeSlabRange(bytes, stream);
-      if (t.ptr != nullptr) counters_.Bump(counters_.ordered_reuses);
-    }
-    if (!events.ok() && !absl::IsUnavailable(events)) counters_.Bump(counters_.fence_errors);
+  absl::Status events;
+  if (t.ptr == nullptr && may_grow && AdoptPending(space, stream, &events)) {
+    t = space.TakeSlabRange(bytes, stream);
+    if (t.ptr != nullptr) counters_.Bump(counters_.ordered_reuses);
   }
+  if (!events.ok() && !absl::IsUnavailable(events)) counters_.Bump(counters_.fence_errors);
   if (t.ptr != nullptr) {
     PrefetchIfNeeded(role, t.ptr, bytes, stream);
     return Range{t.ptr, bytes, t.cross_stream, t.seq, false};
@@ -49,8 +45,6 @@ void Arena::CoverSlab(Slab* slab) {
   MutexLock lock(&grow_mu_);
   pagemap_.Cover(slab->base, slab->bytes, slab);
   slab_bytes_by_role_[static_cast<int>(slab->role)] += slab->bytes;
-  const LargeHeap* space = static_cast<const Segment*>(slab->carrier)->space.load();
-  if (!space->holds_slabs()) slabs_in_large_[space] += slab->bytes;
   AddLargeReserved(-static_cast<std::int64_t>(slab->bytes));
 }
 
@@ -72,9 +66,7 @@ std::size_t Arena::RoleReservedBytes(Role role) const {
   if (space_of(r) != r) {
     large = space.role_live_bytes(role);
   } else {
-    // Slab ranges carved there are counted with the slabs' roles.
-    auto carved = slabs_in_large_.find(&space);
-    large = space.bytes() - (carved != slabs_in_large_.end() ? carved->second : 0);
+    large = space.bytes() - space.slab_range_bytes();  // counted with the slabs' roles
     for (int q = 0; q < kNumRoles; ++q) {
       if (q == r || space_of(q) != r) continue;
       large -= std::min(large, space.role_live_bytes(static_cast<Role>(q)));
@@ -91,7 +83,6 @@ void Arena::GiveBackSlabRange(Slab* slab, ReuseTerms terms) {
     MutexLock lock(&grow_mu_);
     pagemap_.Cover(slab->base, slab->bytes, slab->carrier);
     slab_bytes_by_role_[static_cast<int>(slab->role)] -= slab->bytes;
-    if (!space->holds_slabs()) slabs_in_large_[space] -= slab->bytes;
   }
   AddLargeReserved(static_cast<std::int64_t>(slab->bytes));
   space->GiveBack(slab->base, std::move(terms));

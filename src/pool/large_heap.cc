@@ -33,12 +33,9 @@ bool LargeHeap::CanMerge(const LargeBlock* a, const LargeBlock* b) {
 }
 
 LargeBlock* BestFitSet::BestFit(std::size_t bytes, bool tail_last) const {
-  LargeBlock probe;
-  probe.size = bytes;
-  probe.addr = 0;
-  auto it = set_.lower_bound(&probe);
-  while (tail_last && it != set_.end() && (*it)->EndsGrowableSegment()) ++it;
-  return it == set_.end() ? nullptr : *it;
+  return BestFitWhere(bytes, [tail_last](const LargeBlock* b) {
+    return !tail_last || !b->EndsGrowableSegment();
+  });
 }
 
 LargeBlock* BestFitSet::PopFirst() {
@@ -368,6 +365,7 @@ void LargeHeap::GiveBack(std::uintptr_t p, ReuseTerms terms) {
   ForgetRole(b);
   live_.erase(p);
   b->live = false;
+  if (b->slab) slab_bytes_.fetch_sub(b->size, std::memory_order_relaxed);
   b->slab = false;
   b->freed_at = NextFreeTick();
   if (!terms.fences.empty()) {

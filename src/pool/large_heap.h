@@ -166,9 +166,10 @@ class LargeHeap {
   // `stream` from the smallest free block usable on it now that holds them aligned (nothing taken
   // when none does). TrimToSlab makes the live block at `p`, just taken for `stream`, such a range:
   // its first aligned `bytes` stay live, the rest is freed on `stream` (stamp `seq`); returns the
-  // range's start.
+  // range's start. slab_range_bytes: the bytes of such ranges now (part of bytes()).
   Taken TakeSlabRange(std::size_t bytes, Stream stream);
   std::uintptr_t TrimToSlab(std::uintptr_t p, std::size_t bytes, Stream stream, std::uint64_t seq);
+  std::size_t slab_range_bytes() const { return slab_bytes_.load(std::memory_order_relaxed); }
 
   struct Freed {
     std::size_t bytes = 0;
@@ -281,11 +282,9 @@ class LargeHeap {
   // Cuts `b` (out of any set) at `at` bytes from its start: the new block
   // [b->addr + at, end) keeps b's terms and is returned, unfiled.
   LargeBlock* CutAt(LargeBlock* b, std::size_t at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The free clock: a tick each time a freed block is filed
-  // (LargeBlock::freed_at).
+  // The free clock: a tick each time a freed block is filed (LargeBlock::freed_at).
   static std::uint64_t NextFreeTick();
-  // Calls fn(block, its whole pages) for each free block Depopulate may give
-  // back (see there).
+  // Calls fn(block, its whole pages) for each free block Depopulate may give back (see there).
   template <typename Fn>
   void ForEachDroppable(Stream stream, bool own_stream, bool keep_tails, PageRange keep, Fn fn)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -336,6 +335,7 @@ class LargeHeap {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MarkLive(LargeBlock* b, Stream stream, std::size_t requested)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MarkSlab(LargeBlock* b, Stream stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);  // live, slab
   // Consecutive free blocks, `lo` to `hi`, each reusable on the stream of a
   // request that none of them serves alone (large_heap_join.cc).
   struct Join {
@@ -382,6 +382,7 @@ class LargeHeap {
   std::atomic<std::size_t> bytes_{0};
   std::array<std::atomic<std::size_t>, kNumRoles> role_live_{};  // SetRole's blocks, by role
   std::atomic<std::size_t> mapped_{0};
+  std::atomic<std::size_t> slab_bytes_{0};  // slab_range_bytes()
   mutable Mutex mu_;
   StreamLists<BestFitSet> free_ ABSL_GUARDED_BY(mu_);
   BestFitSet bare_ ABSL_GUARDED_BY(mu_);  // bare blocks (never in free_)

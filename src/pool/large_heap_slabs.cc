@@ -41,8 +41,7 @@ LargeHeap::Taken LargeHeap::TakeSlabRange(std::size_t bytes, Stream stream) {
     b = CutAt(front, start - front->addr);
   }
   Split(b, bytes, /*min_rest=*/quantum_);  // the rest stays free on b's terms
-  MarkLive(b, stream, 0);
-  b->slab = true;
+  MarkSlab(b, stream);
   // The front too, filed again: smaller, it may merge where b could not (a
   // ready block joins a stream's only if no larger).
   if (front != nullptr) {
@@ -51,6 +50,12 @@ LargeHeap::Taken LargeHeap::TakeSlabRange(std::size_t bytes, Stream stream) {
   t.ptr = reinterpret_cast<void*>(b->addr);
   t.bytes = b->size;
   return t;
+}
+
+void LargeHeap::MarkSlab(LargeBlock* b, Stream stream) {
+  MarkLive(b, stream, 0);
+  b->slab = true;
+  slab_bytes_.fetch_add(b->size, std::memory_order_relaxed);
 }
 
 std::uintptr_t LargeHeap::TrimToSlab(std::uintptr_t p, std::size_t bytes, Stream stream,
@@ -79,9 +84,7 @@ std::uintptr_t LargeHeap::TrimToSlab(std::uintptr_t p, std::size_t bytes, Stream
     range = CutAt(front, start - front->addr);
   }
   if (range->size > bytes) back = CutAt(range, bytes);
-  // Live before its pieces are filed, so that neither merges with it.
-  MarkLive(range, stream, 0);
-  range->slab = true;
+  MarkSlab(range, stream);  // live before its pieces are filed, so that neither merges with it
   if (front != nullptr) free_piece(front);
   if (back != nullptr) free_piece(back);
   return start;
