@@ -177,6 +177,13 @@ LargeHeap::Taken LargeHeap::Take(std::size_t bytes, Stream stream, std::size_t r
   }
   Unpark();
   if (fit_ == Fit::kFirst) return TakeFirstFit(bytes, stream, requested, fencer, status);
+  // Other streams' free blocks join the search once their streams are past
+  // them: each of their groups gets a fence now (one event per group, none
+  // when a fence already covers its stamp) and the poll below adopts the
+  // groups whose fences completed, merged with the caller's neighbours. Kept
+  // apart until a search failed, a side stream's blocks split the main
+  // stream's free ranges (docs/arena-streams.md, "Fences at every search").
+  if (!fencer.capturing()) status->Update(free_.FenceOthers(stream, fencer));
   const bool tail_last = fit_ == Fit::kBestTailLast;
   bool from_ready = false;
   // Best fit over the caller's stream group and the ready group together.
@@ -377,19 +384,6 @@ void LargeHeap::GiveBack(std::uintptr_t p, ReuseTerms terms) {
   b->where = terms.on_stream ? Where::kStream : Where::kReady;
   b->stream = terms.on_stream ? terms.stream : nullptr;
   InsertFree(b, terms.seq);
-}
-
-void LargeHeap::ReleaseStream(Stream stream) {
-  MutexLock lock(&mu_);
-  Unpark();
-  // Its work on live blocks is done too: their frees need no fence on it.
-  for (auto& [addr, b] : live_) {
-    auto& rec = b->recorded;
-    rec.erase(std::remove(rec.begin(), rec.end(), stream), rec.end());
-  }
-  free_.ReadyStream(stream, [this](BestFitSet&& blocks) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    MakeReady(std::move(blocks));
-  });
 }
 
 }  // namespace umpool::internal

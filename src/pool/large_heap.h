@@ -3,13 +3,13 @@
 // Used twice per heap: a role's large space (user blocks above the role's slab_max_bytes, 512 B
 // multiples) and the slab spaces (2 MiB-multiple slab ranges). Each segment is split into
 // address-ordered blocks; free ones sit in the StreamLists groups (stream_lists.h): freed on a
-// stream, pending, or ready. Take first adopts pending blocks whose fences completed (as the
-// caller's), then is best fit over the caller's stream group and the ready group, then joins
-// neighbours of those groups (TakeJoined), then does both again once other streams' groups are
-// fenced (see Fit for the tail-last and first-fit variants); the rest of a split stays free. A
-// freed block merges with free neighbours whose reuse terms allow it: two ready blocks; a ready
-// block and a block freed on stream S (the result is S's); two blocks freed on the same stream.
-// Pending blocks never merge.
+// stream, pending, or ready. Take fences the other streams' groups (best fit: arena-streams.md,
+// "Fences at every search"), adopts pending blocks whose fences completed (as the caller's), is
+// best fit over the caller's stream group and the ready group, joins neighbours of those groups
+// (TakeJoined), then does both again once other streams' groups are fenced (see Fit for the
+// tail-last and first-fit variants); the rest of a split stays free. A freed block merges with free
+// neighbours whose reuse terms allow it: two ready blocks; a ready block and a block freed on
+// stream S (the result is S's); two blocks freed on the same stream. Pending blocks never merge.
 //
 // The fast path (docs/arena.md, "The parked block"): the block freed last (with no RecordStream
 // streams) is parked whole, outside the groups and unmerged, and the next Take of its size on its

@@ -1,4 +1,5 @@
-// LargeHeap::AdoptPending: pending blocks made a stream's behind a stream wait.
+// LargeHeap::AdoptPending: pending blocks made a stream's behind a stream wait;
+// LargeHeap::ReleaseStream: a stream's free blocks made ready when it is gone.
 //
 // A block freed on one stream and needed on another waits for a fence (an
 // event) on the first; until the event completes the block is pending and a
@@ -13,6 +14,7 @@
 // the pending blocks become its own, as if freed on it: safe for it at once,
 // for other streams after a fence on it, and merged with their neighbours as
 // ready blocks would have been (a pending block never merges).
+#include <algorithm>
 #include <cstdint>
 
 #include "src/pool/large_heap.h"
@@ -43,6 +45,19 @@ void LargeHeap::Adopt(BestFitSet&& blocks, Stream stream, std::uint64_t seq) {
     b->stream = stream;
     InsertFree(b, seq);
   }
+}
+
+void LargeHeap::ReleaseStream(Stream stream) {
+  MutexLock lock(&mu_);
+  Unpark();
+  // Its work on live blocks is done too: their frees need no fence on it.
+  for (auto& [addr, b] : live_) {
+    auto& rec = b->recorded;
+    rec.erase(std::remove(rec.begin(), rec.end(), stream), rec.end());
+  }
+  free_.ReadyStream(stream, [this](BestFitSet&& blocks) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    MakeReady(std::move(blocks));
+  });
 }
 
 }  // namespace umpool::internal

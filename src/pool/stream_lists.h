@@ -19,6 +19,9 @@
 //   TakeFenced:   every other stream's group gets a fence now and moves to
 //                 pending, pending is polled, and the two groups are tried
 //                 again (this succeeds at once only if those streams are idle).
+//                 A large heap's best-fit search fences them before step 1
+//                 too (FenceOthers), so that their blocks are ready for the
+//                 searches after it.
 // Then the pending groups (ForEachPending): once the caller's stream waits
 // for their fences on the device, a large heap makes their blocks the
 // stream's (LargeHeap::AdoptPending) and a size class hands some over
