@@ -183,7 +183,10 @@ LargeHeap::Taken LargeHeap::Take(std::size_t bytes, Stream stream, std::size_t r
   // groups whose fences completed, merged with the caller's neighbours. Kept
   // apart until a search failed, a side stream's blocks split the main
   // stream's free ranges (docs/arena-streams.md, "Fences at every search").
+  // The caller's own blocks that another stream's search fenced stay its to
+  // reuse at once (its work runs in order), passed or not.
   if (!fencer.capturing()) status->Update(free_.FenceOthers(stream, fencer));
+  free_.TakeOwnPending(stream, Adopter(stream, fencer));
   const bool tail_last = fit_ == Fit::kBestTailLast;
   bool from_ready = false;
   // Best fit over the caller's stream group and the ready group together.

@@ -176,6 +176,26 @@ class StreamLists {
     return first;
   }
 
+  // Pending groups whose every fence is on `stream` (its own frees, fenced
+  // for other streams and not passed yet) go through `take`: `stream` may
+  // reuse them at once, its work running in order. Never blocks.
+  template <class Take>
+  void TakeOwnPending(Stream stream, Take&& take) {
+    std::size_t keep = 0;
+    for (std::size_t i = 0; i < pending_.size(); ++i) {
+      const Fences& fences = pending_[i].fences;
+      const bool own = std::all_of(fences.begin(), fences.end(),
+                                   [stream](const FenceRef& f) { return f->stream == stream; });
+      if (own) {
+        take(std::move(pending_[i].items));
+      } else {
+        if (keep != i) pending_[keep] = std::move(pending_[i]);
+        ++keep;
+      }
+    }
+    pending_.resize(keep);
+  }
+
   // Records a fence on every stream group but `stream`'s (covering its stamp)
   // and moves the group to pending.
   absl::Status FenceOthers(Stream stream, Fencer& fencer) {
