@@ -169,8 +169,7 @@ TEST_F(LargeHeapJoinTest, ASearchTakesAnotherStreamsTightestBlockOnceThatStreamI
 
 // The other way round: a search on s2 fences s1's free blocks while s1's work runs; s1 still
 // reuses them at once (its own work runs in order). Without that they sat pending, unseen by s1,
-// until the GPU caught up (the offload program on the H200 held 1.029 of peak allocated, 1.018
-// before the fences).
+// until the GPU caught up with s1's queued work.
 TEST_F(LargeHeapJoinTest, BlocksAnotherStreamFencedStayTheirStreamsToReuseAtOnce) {
   absl::Status events;
   LargeHeap::Taken x = heap.AddSegmentAndTake(&seg, 8 * kMiB, s1, 8 * kMiB);

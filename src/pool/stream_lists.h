@@ -154,25 +154,16 @@ class StreamLists {
   template <class ToReady>
   absl::Status Poll(Fencer& fencer, ToReady&& to_ready) {
     absl::Status first;
-    std::size_t keep = 0;
-    for (std::size_t i = 0; i < pending_.size(); ++i) {
-      bool done = true;
-      for (const FenceRef& f : pending_[i].fences) {
-        absl::StatusOr<bool> d = fencer.Poll(*f);
-        if (!d.ok()) first.Update(d.status());
-        if (!d.ok() || !*d) {
-          done = false;
-          break;
-        }
-      }
-      if (done) {
-        to_ready(std::move(pending_[i].items));
-      } else {
-        if (keep != i) pending_[keep] = std::move(pending_[i]);
-        ++keep;
-      }
-    }
-    pending_.resize(keep);
+    MovePendingIf(
+        [&](const Fences& fences) {
+          for (const FenceRef& f : fences) {
+            absl::StatusOr<bool> d = fencer.Poll(*f);
+            if (!d.ok()) first.Update(d.status());
+            if (!d.ok() || !*d) return false;
+          }
+          return true;
+        },
+        to_ready);
     return first;
   }
 
@@ -181,19 +172,12 @@ class StreamLists {
   // reuse them at once, its work running in order. Never blocks.
   template <class Take>
   void TakeOwnPending(Stream stream, Take&& take) {
-    std::size_t keep = 0;
-    for (std::size_t i = 0; i < pending_.size(); ++i) {
-      const Fences& fences = pending_[i].fences;
-      const bool own = std::all_of(fences.begin(), fences.end(),
-                                   [stream](const FenceRef& f) { return f->stream == stream; });
-      if (own) {
-        take(std::move(pending_[i].items));
-      } else {
-        if (keep != i) pending_[keep] = std::move(pending_[i]);
-        ++keep;
-      }
-    }
-    pending_.resize(keep);
+    MovePendingIf(
+        [stream](const Fences& fences) {
+          return std::all_of(fences.begin(), fences.end(),
+                             [stream](const FenceRef& f) { return f->stream == stream; });
+        },
+        take);
   }
 
   // Records a fence on every stream group but `stream`'s (covering its stamp)
@@ -278,6 +262,21 @@ class StreamLists {
     Fences fences;
     List items;
   };
+  // Each pending group for which `pred(fences)` holds goes through
+  // `take(List&&)` and leaves pending, in order.
+  template <class Pred, class Take>
+  void MovePendingIf(Pred&& pred, Take&& take) {
+    std::size_t keep = 0;
+    for (std::size_t i = 0; i < pending_.size(); ++i) {
+      if (pred(pending_[i].fences)) {
+        take(std::move(pending_[i].items));
+      } else {
+        if (keep != i) pending_[keep] = std::move(pending_[i]);
+        ++keep;
+      }
+    }
+    pending_.resize(keep);
+  }
   absl::flat_hash_map<Stream, Group> by_stream_;
   // by_stream_'s streams in the order their groups were made: every walk
   // over the groups goes in this order. A hash map's order follows where
