@@ -199,6 +199,46 @@ TEST_F(LargeHeapJoinTest, BlocksAnotherStreamFencedStayTheirStreamsToReuseAtOnce
   heap.CheckInvariants();
 }
 
+// A slab range's search (TakeSlabRange: default-role slabs carved from the large space) sees what
+// Take's sees (LargeHeap::OpenSearch): its stream's own blocks that another stream's search fenced,
+// and another stream's blocks once that stream is past them. Before, it looked at its own stream
+// group and the ready one only, so it carved the large free tail while both sat apart (and the
+// arena then made its stream wait on its own fence to adopt them: ordered reuses).
+TEST_F(LargeHeapJoinTest, ASlabRangeSearchSeesWhatTakeSees) {
+  absl::Status events;
+  // X 8 MiB, a 4 MiB separator, Y 4 MiB (on s2), another separator; the rest (80 MiB) free, ready.
+  std::vector<std::uintptr_t> at;
+  at.push_back(reinterpret_cast<std::uintptr_t>(heap.AddSegmentAndTake(&seg, 8 * kMiB, s1, 8 * kMiB).ptr));
+  for (Stream s : {s1, s2, s1}) {
+    at.push_back(reinterpret_cast<std::uintptr_t>(heap.Take(4 * kMiB, s, 4 * kMiB, fencer, &events).ptr));
+  }
+  ASSERT_EQ(at[3], base + 16 * kMiB);
+  // X freed on s1 while s1's work runs; a search on s3 fences s1's group (not passed).
+  backend.SetManualCompletion(true);
+  backend.Submit(s1);
+  ASSERT_TRUE(heap.Free(at[0], s1, fencer).ok());
+  LargeHeap::Taken t3 = heap.Take(16 * kMiB, s3, 16 * kMiB, fencer, &events);
+  ASSERT_EQ(reinterpret_cast<std::uintptr_t>(t3.ptr), base + 20 * kMiB) << "the free tail";
+  // s1's slab range comes from X, its own block, at once.
+  LargeHeap::Taken x = heap.TakeSlabRange(2 * kMiB, s1, fencer, &events);
+  ASSERT_NE(x.ptr, nullptr);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(x.ptr), base) << "X, fenced by s3's search";
+  EXPECT_FALSE(x.cross_stream);
+  heap.CheckInvariants();
+  // Y freed on s2 and s2 past it: s1's next slab range is Y, the tightest aligned fit (X's 6 MiB
+  // rest is larger).
+  backend.CompleteAll();
+  ASSERT_TRUE(heap.Free(at[2], s2, fencer).ok());
+  LargeHeap::Taken y = heap.TakeSlabRange(4 * kMiB, s1, fencer, &events);
+  ASSERT_NE(y.ptr, nullptr);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(y.ptr), base + 12 * kMiB) << "Y, adopted by s1";
+  EXPECT_TRUE(events.ok()) << events;
+  heap.CheckInvariants();
+  for (const LargeHeap::Taken& t : {x, y}) heap.GiveBack(reinterpret_cast<std::uintptr_t>(t.ptr), {});
+  ASSERT_TRUE(heap.Free(reinterpret_cast<std::uintptr_t>(t3.ptr), s3, fencer).ok());
+  heap.CheckInvariants();
+}
+
 // The same join when what the request leaves comes from a block freed on
 // the stream: that rest stays the stream's (its work may not have run), so
 // another stream cannot take it before a fence says so.

@@ -177,16 +177,7 @@ LargeHeap::Taken LargeHeap::Take(std::size_t bytes, Stream stream, std::size_t r
   }
   Unpark();
   if (fit_ == Fit::kFirst) return TakeFirstFit(bytes, stream, requested, fencer, status);
-  // Other streams' free blocks join the search once their streams are past
-  // them: each of their groups gets a fence now (one event per group, none
-  // when a fence already covers its stamp) and the poll below adopts the
-  // groups whose fences completed, merged with the caller's neighbours. Kept
-  // apart until a search failed, a side stream's blocks split the main
-  // stream's free ranges (docs/arena-streams.md, "Fences at every search").
-  // The caller's own blocks that another stream's search fenced stay its to
-  // reuse at once (its work runs in order), passed or not.
-  if (!fencer.capturing()) status->Update(free_.FenceOthers(stream, fencer));
-  free_.TakeOwnPending(stream, Adopter(stream, fencer));
+  OpenSearch(stream, fencer, status);
   const bool tail_last = fit_ == Fit::kBestTailLast;
   bool from_ready = false;
   // Best fit over the caller's stream group and the ready group together.
@@ -199,7 +190,7 @@ LargeHeap::Taken LargeHeap::Take(std::size_t bytes, Stream stream, std::size_t r
   auto to_ready = [this](BestFitSet&& blocks) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     MakeReady(std::move(blocks));
   };
-  LargeBlock* b = free_.TakeReusable(stream, fencer, pick, to_ready, status, Adopter(stream, fencer));
+  LargeBlock* b = free_.TakeReusable(stream, fencer, pick, to_ready, status);
   // No block alone: neighbours usable on `stream` together, before other
   // streams are fenced (and again after: fencing makes blocks ready).
   if (b == nullptr) {

@@ -3,11 +3,10 @@
 // Used twice per heap: a role's large space (user blocks above the role's slab_max_bytes, 512 B
 // multiples) and the slab spaces (2 MiB-multiple slab ranges). Each segment is split into
 // address-ordered blocks; free ones sit in the StreamLists groups (stream_lists.h): freed on a
-// stream, pending, or ready. Take fences the other streams' groups (best fit: arena-streams.md,
-// "Fences at every search"), adopts pending blocks whose fences completed (as the caller's), is
-// best fit over the caller's stream group and the ready group, joins neighbours of those groups
-// (TakeJoined), then does both again once other streams' groups are fenced (see Fit for the
-// tail-last and first-fit variants); the rest of a split stays free. A freed block merges with free
+// stream, pending, or ready. A best-fit search first brings in other streams' free blocks
+// (OpenSearch), is best fit over the caller's stream group and the ready group, joins neighbours
+// of those groups (TakeJoined), then does both again once other streams' groups are fenced (see
+// Fit for the variants); the rest of a split stays free. A freed block merges with free
 // neighbours whose reuse terms allow it: two ready blocks; a ready block and a block freed on
 // stream S (the result is S's); two blocks freed on the same stream. Pending blocks never merge.
 //
@@ -52,16 +51,14 @@ class LargeHeap {
   //   kBestTailLast : kBest, but the free tail of a segment that can still
   //            grow serves only when nothing else does, even joined or fenced
   //            (RolePolicy::tail_last; docs/arena-cycles.md, "The tail last").
-  //   kFirst : the lowest-addressed run of usable neighbours (one block or
-  //            more) that holds it, segments in the order the space got
-  //            them. For a space whose blocks are all freed and taken again
-  //            every step (the big-slab space): a step that repeats places
-  //            its blocks where the step before did, whatever was freed
-  //            higher up (docs/arena-cycles.md, "First fit for big slabs").
+  //   kFirst : the lowest-addressed run of usable neighbours (one block or more) that holds
+  //            it, segments in the order the space got them. For a space whose blocks are all
+  //            freed and taken again every step (the big-slab space): a step that repeats places
+  //            its blocks where the step before did (docs/arena-cycles.md, "First fit for big
+  //            slabs").
   enum class Fit : std::uint8_t { kBest, kBestTailLast, kFirst };
-  // Blocks are multiples of `quantum`; a free block is split only when at
-  // least `min_split` bytes would be left over (else the caller gets it all).
-  // `holds_slabs`: its blocks are slab ranges, never handed to users.
+  // Blocks are multiples of `quantum`; a free block is split only when at least `min_split` bytes
+  // would be left over (else the caller gets it all). `holds_slabs`: its blocks are slab ranges.
   LargeHeap(std::size_t quantum, std::size_t min_split, bool holds_slabs, Fit fit = Fit::kBest)
       : quantum_(quantum), min_split_(min_split), holds_slabs_(holds_slabs), fit_(fit) {}
   ~LargeHeap();
@@ -78,17 +75,16 @@ class LargeHeap {
     std::uint64_t seq = 0;      // from the caller's own stream group: that
                                 // group's stamp (reusable at once on it only)
   };
-  // A block of `bytes` (a multiple of the quantum) for `stream`, allocated
-  // for `requested` bytes. Event errors go to *status; the search goes on.
+  // A block of `bytes` (a multiple of the quantum) for `stream`, allocated for `requested` bytes.
+  // Event errors go to *status; the search goes on.
   Taken Take(std::size_t bytes, Stream stream, std::size_t requested, Fencer& fencer,
              absl::Status* status);
-  // Step 3 of a search (stream_lists.h), for a request nothing free serves
-  // now: every pending block (fences not all completed) becomes `stream`'s,
-  // as if freed on it, once `order` has made the stream wait on the device
-  // for those fences (the newest per stream; no host wait). They merge with
-  // their neighbours like any free block of `stream`'s, and the caller takes
-  // again. `order` is called under the heap's mutex; false (nothing moved)
-  // when nothing is pending or `order` fails (its error goes to *status).
+  // Step 3 of a search (stream_lists.h), for a request nothing free serves now: every pending
+  // block (fences not all completed) becomes `stream`'s, as if freed on it, once `order` has made
+  // the stream wait on the device for those fences (the newest per stream; no host wait). They
+  // merge with their neighbours like any free block of `stream`'s, and the caller takes again.
+  // `order` is called under the heap's mutex; false (nothing moved) when nothing is pending or
+  // `order` fails (its error goes to *status).
   using Order = absl::FunctionRef<absl::Status(const Fences& fences)>;
   bool AdoptPending(Stream stream, Fencer& fencer, Order order, absl::Status* status);
   // Adds a fresh segment (its populated part one free block) and carves
@@ -166,8 +162,9 @@ class LargeHeap {
   // `stream` from the smallest free block usable on it now that holds them aligned (nothing taken
   // when none does). TrimToSlab makes the live block at `p`, just taken for `stream`, such a range:
   // its first aligned `bytes` stay live, the rest is freed on `stream` (stamp `seq`); returns the
-  // range's start. slab_range_bytes: the bytes of such ranges now (part of bytes()).
-  Taken TakeSlabRange(std::size_t bytes, Stream stream);
+  // range's start. slab_range_bytes: the bytes of such ranges now (part of bytes()). Event
+  // errors go to *status (the search goes on).
+  Taken TakeSlabRange(std::size_t bytes, Stream stream, Fencer& fencer, absl::Status* status);
   std::uintptr_t TrimToSlab(std::uintptr_t p, std::size_t bytes, Stream stream, std::uint64_t seq);
   std::size_t slab_range_bytes() const { return slab_bytes_.load(std::memory_order_relaxed); }
 
@@ -252,24 +249,22 @@ class LargeHeap {
     return !b->live && (b->where == Where::kReady ||
                         (b->where == Where::kStream && b->stream == stream));
   }
-  // A block a run of neighbours for `stream` may hold (FindJoin,
-  // FindFirstFit): populated (not bare) and reusable at once on `stream`.
+  // A block a run of neighbours for `stream` may hold (FindJoin, FindFirstFit): populated (not
+  // bare) and reusable at once on `stream`.
   static bool InRun(const LargeBlock* b, Stream stream) {
     return b != nullptr && !b->bare && ReusableOn(b, stream);
   }
   BestFitSet& SetOf(LargeBlock* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The live block starting at p, or nullptr (a parked block keeps its index
-  // entry but is not live).
+  // The live block starting at p, or nullptr (a parked block keeps its index entry, not live).
   LargeBlock* FindLive(std::uintptr_t p) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Files the parked block, if any, like any block freed on its stream.
   void Unpark() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Parks `b` (live, no recorded streams), freed on `stream` at stamp `seq`,
-  // filing the block parked before.
+  // Parks `b` (live, no recorded streams), freed on `stream` at `seq`; files the one parked before.
   void Park(LargeBlock* b, Stream stream, std::uint64_t seq) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Registers a segment as one block covering it (not yet in a group).
   LargeBlock* AddSegment(Segment* segment) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // A block record: a spare one when there is (a split and the merge that
-  // undoes it then allocate nothing), else a new one.
+  // A block record: a spare one when there is (a split and the merge that undoes it then
+  // allocate nothing), else a new one.
   LargeBlock* NewBlock() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Recycle(LargeBlock* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static constexpr std::size_t kSpareBlocks = 8;
@@ -323,6 +318,11 @@ class LargeHeap {
       Adopt(std::move(blocks), stream, fencer.Stamp());
     };
   }
+  // The first step of every best-fit search for `stream` (Take, TakeSlabRange;
+  // large_heap_pending.cc): the other streams' groups fenced, the caller's own
+  // fenced blocks and the groups past their fences adopted as its.
+  void OpenSearch(Stream stream, Fencer& fencer, absl::Status* status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The least rest worth splitting off `b`: min_split, or a quantum where
   // the rest would end the populated part of a segment that can grow.
   std::size_t MinRest(const LargeBlock* b) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

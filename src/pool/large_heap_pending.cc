@@ -1,3 +1,4 @@
+// LargeHeap::OpenSearch: other streams' free blocks brought into a search;
 // LargeHeap::AdoptPending: pending blocks made a stream's behind a stream wait;
 // LargeHeap::ReleaseStream: a stream's free blocks made ready when it is gone.
 //
@@ -36,6 +37,23 @@ bool LargeHeap::AdoptPending(Stream stream, Fencer& fencer, Order order, absl::S
   free_.DropEmptyPending();
   Adopt(std::move(adopted), stream, fencer.Stamp());
   return true;
+}
+
+void LargeHeap::OpenSearch(Stream stream, Fencer& fencer, absl::Status* status) {
+  // Other streams' free blocks join the search once their streams are past
+  // them: each of their groups gets a fence now (one event per group, none
+  // when a fence already covers its stamp) and the poll adopts the groups
+  // whose fences completed, merged with the caller's neighbours. Kept apart
+  // until a search failed, a side stream's blocks split the main stream's
+  // free ranges (docs/arena-streams.md, "Fences at every search"). The
+  // caller's own blocks that another stream's search fenced stay its to
+  // reuse at once (its work runs in order), passed or not. Pending groups are
+  // polled before the first pick, as PyTorch processes its events before each
+  // malloc: a best fit must see every block it may reuse (StreamLists::
+  // TakeReusable, "Completed pending blocks are adopted first").
+  if (!fencer.capturing()) status->Update(free_.FenceOthers(stream, fencer));
+  free_.TakeOwnPending(stream, Adopter(stream, fencer));
+  if (free_.has_pending()) status->Update(free_.Poll(fencer, Adopter(stream, fencer)));
 }
 
 void LargeHeap::Adopt(BestFitSet&& blocks, Stream stream, std::uint64_t seq) {

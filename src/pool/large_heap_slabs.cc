@@ -20,9 +20,11 @@ bool HoldsAligned(const LargeBlock* b, std::size_t bytes) {
 
 }  // namespace
 
-LargeHeap::Taken LargeHeap::TakeSlabRange(std::size_t bytes, Stream stream) {
+LargeHeap::Taken LargeHeap::TakeSlabRange(std::size_t bytes, Stream stream, Fencer& fencer,
+                                          absl::Status* status) {
   MutexLock lock(&mu_);
   Unpark();
+  OpenSearch(stream, fencer, status);  // as Take's search: it sees what Take's would
   auto fits = [bytes](const LargeBlock* b) { return HoldsAligned(b, bytes); };
   BestFitSet* own = free_.Own(stream);
   LargeBlock* b = own != nullptr ? own->BestFitWhere(bytes, fits) : nullptr;
