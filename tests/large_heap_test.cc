@@ -239,6 +239,44 @@ TEST_F(LargeHeapJoinTest, ASlabRangeSearchSeesWhatTakeSees) {
   heap.CheckInvariants();
 }
 
+// Blocks adopted by a stream (a group whose fences completed, LargeHeap::Adopt) merge with that
+// stream's free neighbours; those between live neighbours move in as they are, in one step (the
+// whole group at once when the stream's own group is smaller). Either way each is the stream's.
+TEST_F(LargeHeapJoinTest, AdoptedBlocksMergeWithTheAdoptersNeighbours) {
+  absl::Status events;
+  // Live L 4 MiB, A 4, L, B 4, C 4 (on s2), L, D 6, L, E 2 (on s3), L; the rest free.
+  std::vector<std::uintptr_t> at;
+  at.push_back(reinterpret_cast<std::uintptr_t>(heap.AddSegmentAndTake(&seg, 4 * kMiB, s1, 4 * kMiB).ptr));
+  const std::vector<std::pair<std::size_t, Stream>> layout = {
+      {4, s1}, {4, s1}, {4, s1}, {4, s2}, {4, s1}, {6, s1}, {4, s1}, {2, s3}, {4, s1}};
+  for (auto [mib, s] : layout) {
+    at.push_back(reinterpret_cast<std::uintptr_t>(heap.Take(mib * kMiB, s, mib * kMiB, fencer, &events).ptr));
+  }
+  ASSERT_EQ(at[9], base + 36 * kMiB);
+  const std::uintptr_t a = at[1], b = at[3], c = at[4], d = at[6], e = at[8];
+  // A, B and D freed on s1, C on s2, E on s3 (every stream idle: fences complete at once).
+  for (std::uintptr_t p : {a, b, d}) ASSERT_TRUE(heap.Free(p, s1, fencer).ok());
+  ASSERT_TRUE(heap.Free(c, s2, fencer).ok());
+  ASSERT_TRUE(heap.Free(e, s3, fencer).ok());
+  // s2's search adopts s1's group: B merges with C (8 MiB, the best fit), A and D move in whole.
+  LargeHeap::Taken bc = heap.Take(8 * kMiB, s2, 8 * kMiB, fencer, &events);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(bc.ptr), b) << "B and C merged";
+  heap.CheckInvariants();
+  // s3's search adopts s2's group (A, D) into its own smaller one (E) whole; each is s3's now.
+  LargeHeap::Taken e2 = heap.Take(2 * kMiB, s3, 2 * kMiB, fencer, &events);
+  LargeHeap::Taken d2 = heap.Take(6 * kMiB, s3, 6 * kMiB, fencer, &events);
+  LargeHeap::Taken a2 = heap.Take(4 * kMiB, s3, 4 * kMiB, fencer, &events);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(e2.ptr), e);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(d2.ptr), d);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(a2.ptr), a);
+  for (const LargeHeap::Taken& t : {e2, d2, a2}) {
+    EXPECT_FALSE(t.cross_stream) << "an adopted block is the adopter's own";
+    EXPECT_NE(t.seq, 0u);
+  }
+  EXPECT_TRUE(events.ok()) << events;
+  heap.CheckInvariants();
+}
+
 // The same join when what the request leaves comes from a block freed on
 // the stream: that rest stays the stream's (its work may not have run), so
 // another stream cannot take it before a fence says so.

@@ -56,6 +56,27 @@ class BestFitSet {
   }
   // Removes and returns the smallest block (nullptr when empty).
   LargeBlock* PopFirst();
+  // Moves the blocks for which `pred(block)` holds into `to`, each passed to `relabel(block)` on
+  // the way: their set nodes move too (no allocation). A relabelled block must keep its size and
+  // address.
+  template <class Pred, class Relabel>
+  void MoveIf(BestFitSet& to, Pred&& pred, Relabel&& relabel) {
+    if (to.set_.size() < set_.size() && std::all_of(set_.begin(), set_.end(), pred)) {
+      for (LargeBlock* b : set_) relabel(b);
+      set_.merge(to.set_);  // the smaller set's nodes into the larger tree
+      to.set_.swap(set_);
+      return;
+    }
+    for (auto it = set_.begin(); it != set_.end();) {
+      if (!pred(*it)) {
+        ++it;
+        continue;
+      }
+      Node n = set_.extract(it++);
+      relabel(n.value());
+      to.set_.insert(std::move(n));
+    }
+  }
   template <class F>
   void ForEach(F&& f) const {
     for (LargeBlock* b : set_) f(b);

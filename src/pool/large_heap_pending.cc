@@ -58,6 +58,18 @@ void LargeHeap::OpenSearch(Stream stream, Fencer& fencer, absl::Status* status) 
 
 void LargeHeap::Adopt(BestFitSet&& blocks, Stream stream, std::uint64_t seq) {
   blocks.MarkPending();  // none merges before it is filed (MakeReady's rule)
+  // A block between live neighbours (or a segment's ends) merges with nothing:
+  // it moves into the stream's group as it is, in one step. Most do (a free
+  // block's free neighbours merged with it unless their terms differ): a
+  // group that moves between two streams' searches each step was re-filed
+  // block by block, ~50 ns a search on the one-role serving traces.
+  auto alone = [](const LargeBlock* b) {
+    return (b->prev == nullptr || b->prev->live) && (b->next == nullptr || b->next->live);
+  };
+  blocks.MoveIf(free_.OnStream(stream, seq), alone, [stream](LargeBlock* b) {
+    b->where = Where::kStream;
+    b->stream = stream;
+  });
   while (LargeBlock* b = blocks.PopFirst()) {
     b->where = Where::kStream;
     b->stream = stream;
