@@ -3,7 +3,7 @@
 // Used twice per heap: a role's large space (user blocks above the role's slab_max_bytes, 512 B
 // multiples) and the slab spaces (2 MiB-multiple slab ranges). Each segment is split into
 // address-ordered blocks; free ones sit in the StreamLists groups (stream_lists.h): freed on a
-// stream, pending, or ready. A best-fit search first brings in other streams' free blocks
+// stream, pending, or ready. Take's best-fit search first brings in other streams' free blocks
 // (OpenSearch), is best fit over the caller's stream group and the ready group, joins neighbours
 // of those groups (TakeJoined), then does both again once other streams' groups are fenced (see
 // Fit for the variants); the rest of a split stays free. A freed block merges with free
@@ -162,9 +162,8 @@ class LargeHeap {
   // `stream` from the smallest free block usable on it now that holds them aligned (nothing taken
   // when none does). TrimToSlab makes the live block at `p`, just taken for `stream`, such a range:
   // its first aligned `bytes` stay live, the rest is freed on `stream` (stamp `seq`); returns the
-  // range's start. slab_range_bytes: the bytes of such ranges now (part of bytes()). Event
-  // errors go to *status (the search goes on).
-  Taken TakeSlabRange(std::size_t bytes, Stream stream, Fencer& fencer, absl::Status* status);
+  // range's start. slab_range_bytes: the bytes of such ranges now (part of bytes()).
+  Taken TakeSlabRange(std::size_t bytes, Stream stream, Fencer& fencer);
   std::uintptr_t TrimToSlab(std::uintptr_t p, std::size_t bytes, Stream stream, std::uint64_t seq);
   std::size_t slab_range_bytes() const { return slab_bytes_.load(std::memory_order_relaxed); }
 
@@ -318,9 +317,9 @@ class LargeHeap {
       Adopt(std::move(blocks), stream, fencer.Stamp());
     };
   }
-  // The first step of every best-fit search for `stream` (Take, TakeSlabRange;
-  // large_heap_pending.cc): the other streams' groups fenced, the caller's own
-  // fenced blocks and the groups past their fences adopted as its.
+  // The first step of Take's best-fit search for `stream` (large_heap_pending.cc):
+  // the other streams' groups fenced, the caller's own fenced blocks and the
+  // groups past their fences adopted as its.
   void OpenSearch(Stream stream, Fencer& fencer, absl::Status* status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The least rest worth splitting off `b`: min_split, or a quantum where
