@@ -77,6 +77,19 @@ class LargeHeapJoinTest : public ::testing::Test {
   const std::uintptr_t base = std::uintptr_t{1} << 40;  // never touched
   Segment seg{base, 100 * kMiB, Role::kDefault, reinterpret_cast<void*>(base), 100 * kMiB};
   LargeHeap heap{512, kMiB, /*holds_slabs=*/false};
+  // Takes blocks of the given MiB, each on its stream, from the segment's start in order;
+  // returns their addresses.
+  std::vector<std::uintptr_t> Lay(std::vector<std::pair<std::size_t, Stream>> blocks) {
+    absl::Status events;
+    std::vector<std::uintptr_t> at;
+    for (auto [mib, s] : blocks) {
+      LargeHeap::Taken t = at.empty() ? heap.AddSegmentAndTake(&seg, mib * kMiB, s, mib * kMiB)
+                                      : heap.Take(mib * kMiB, s, mib * kMiB, fencer, &events);
+      at.push_back(reinterpret_cast<std::uintptr_t>(t.ptr));
+    }
+    EXPECT_TRUE(events.ok()) << events;
+    return at;
+  }
 };
 
 // A request no single free block serves, beside neighbours that are each
@@ -129,12 +142,7 @@ TEST_F(LargeHeapJoinTest, ARequestJoinsNeighboursUsableOnItsStream) {
 TEST_F(LargeHeapJoinTest, ASearchTakesAnotherStreamsTightestBlockOnceThatStreamIsPast) {
   absl::Status events;
   // Y 4 MiB on s2, a 4 MiB separator, 40 MiB, another separator (on s1); the rest (48 MiB) free.
-  std::vector<std::uintptr_t> at;
-  LargeHeap::Taken y = heap.AddSegmentAndTake(&seg, 4 * kMiB, s2, 4 * kMiB);
-  at.push_back(reinterpret_cast<std::uintptr_t>(y.ptr));
-  for (std::size_t n : {4 * kMiB, 40 * kMiB, 4 * kMiB}) {
-    at.push_back(reinterpret_cast<std::uintptr_t>(heap.Take(n, s1, n, fencer, &events).ptr));
-  }
+  const std::vector<std::uintptr_t> at = Lay({{4, s2}, {4, s1}, {40, s1}, {4, s1}});
   ASSERT_EQ(at, (std::vector<std::uintptr_t>{base, base + 4 * kMiB, base + 8 * kMiB,
                                              base + 48 * kMiB}));
   // Y freed on s2 while s2's work runs; the 40 MiB freed on s1.
@@ -207,11 +215,7 @@ TEST_F(LargeHeapJoinTest, BlocksAnotherStreamFencedStayTheirStreamsToReuseAtOnce
 TEST_F(LargeHeapJoinTest, ASlabRangeSearchReusesItsOwnFencedBlocks) {
   absl::Status events;
   // X 8 MiB, a 4 MiB separator, Y 4 MiB (on s2), another separator; the rest (80 MiB) free, ready.
-  std::vector<std::uintptr_t> at;
-  at.push_back(reinterpret_cast<std::uintptr_t>(heap.AddSegmentAndTake(&seg, 8 * kMiB, s1, 8 * kMiB).ptr));
-  for (Stream s : {s1, s2, s1}) {
-    at.push_back(reinterpret_cast<std::uintptr_t>(heap.Take(4 * kMiB, s, 4 * kMiB, fencer, &events).ptr));
-  }
+  const std::vector<std::uintptr_t> at = Lay({{8, s1}, {4, s1}, {4, s2}, {4, s1}});
   ASSERT_EQ(at[3], base + 16 * kMiB);
   // X freed on s1 while s1's work runs; a search on s3 fences s1's group (not passed).
   backend.SetManualCompletion(true);
@@ -244,13 +248,8 @@ TEST_F(LargeHeapJoinTest, ASlabRangeSearchReusesItsOwnFencedBlocks) {
 TEST_F(LargeHeapJoinTest, AdoptedBlocksMergeWithTheAdoptersNeighbours) {
   absl::Status events;
   // Live L 4 MiB, A 4, L, B 4, C 4 (on s2), L, D 6, L, E 2 (on s3), L; the rest free.
-  std::vector<std::uintptr_t> at;
-  at.push_back(reinterpret_cast<std::uintptr_t>(heap.AddSegmentAndTake(&seg, 4 * kMiB, s1, 4 * kMiB).ptr));
-  const std::vector<std::pair<std::size_t, Stream>> layout = {
-      {4, s1}, {4, s1}, {4, s1}, {4, s2}, {4, s1}, {6, s1}, {4, s1}, {2, s3}, {4, s1}};
-  for (auto [mib, s] : layout) {
-    at.push_back(reinterpret_cast<std::uintptr_t>(heap.Take(mib * kMiB, s, mib * kMiB, fencer, &events).ptr));
-  }
+  const std::vector<std::uintptr_t> at = Lay(
+      {{4, s1}, {4, s1}, {4, s1}, {4, s1}, {4, s2}, {4, s1}, {6, s1}, {4, s1}, {2, s3}, {4, s1}});
   ASSERT_EQ(at[9], base + 36 * kMiB);
   const std::uintptr_t a = at[1], b = at[3], c = at[4], d = at[6], e = at[8];
   // A, B and D freed on s1, C on s2, E on s3 (every stream idle: fences complete at once).
