@@ -17,12 +17,12 @@ absl::StatusOr<Arena::Range> Arena::TakeSlabRange(Role role, std::size_t bytes,
   // From the role's large space: an aligned fit among its free blocks, else
   // a range one page larger by the whole search (growth included), trimmed.
   LargeHeap& space = h.large[space_of(static_cast<int>(role))];
-  absl::Status events;
   LargeHeap::Taken t = space.TakeSlabRange(bytes, stream, fencer_);
   // Pending free memory next, made the caller's behind a stream wait (as
   // Take does before growing): the one-page-larger search below could not
   // use a pending slab range of exactly `bytes` alone, and would grow the
   // space past it, or into it uncounted.
+  absl::Status events;
   if (t.ptr == nullptr && may_grow && AdoptPending(space, stream, &events)) {
     t = space.TakeSlabRange(bytes, stream, fencer_);
     if (t.ptr != nullptr) counters_.Bump(counters_.ordered_reuses);

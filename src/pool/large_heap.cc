@@ -190,7 +190,7 @@ LargeHeap::Taken LargeHeap::Take(std::size_t bytes, Stream stream, std::size_t r
   auto to_ready = [this](BestFitSet&& blocks) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     MakeReady(std::move(blocks));
   };
-  LargeBlock* b = free_.TakeReusable(stream, fencer, pick, to_ready, status);
+  LargeBlock* b = free_.TakeReusable(stream, fencer, pick, to_ready, status, Adopter(stream, fencer));
   // No block alone: neighbours usable on `stream` together, before other
   // streams are fenced (and again after: fencing makes blocks ready).
   if (b == nullptr) {

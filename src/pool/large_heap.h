@@ -318,8 +318,8 @@ class LargeHeap {
     };
   }
   // The first step of Take's best-fit search for `stream` (large_heap_pending.cc):
-  // the other streams' groups fenced, the caller's own fenced blocks and the
-  // groups past their fences adopted as its.
+  // the other streams' groups fenced, the caller's own fenced blocks taken back
+  // (TakeReusable's first poll then adopts the groups past their fences).
   void OpenSearch(Stream stream, Fencer& fencer, absl::Status* status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The least rest worth splitting off `b`: min_split, or a quantum where

@@ -47,13 +47,11 @@ void LargeHeap::OpenSearch(Stream stream, Fencer& fencer, absl::Status* status) 
   // until a search failed, a side stream's blocks split the main stream's
   // free ranges (docs/arena-streams.md, "Fences at every search"). The
   // caller's own blocks that another stream's search fenced stay its to
-  // reuse at once (its work runs in order), passed or not. Pending groups are
-  // polled before the first pick, as PyTorch processes its events before each
-  // malloc: a best fit must see every block it may reuse (StreamLists::
-  // TakeReusable, "Completed pending blocks are adopted first").
+  // reuse at once (its work runs in order), passed or not. The groups past
+  // their fences are adopted by the search's first poll (TakeReusable's
+  // `first_to`).
   if (!fencer.capturing()) status->Update(free_.FenceOthers(stream, fencer));
   free_.TakeOwnPending(stream, Adopter(stream, fencer));
-  if (free_.has_pending()) status->Update(free_.Poll(fencer, Adopter(stream, fencer)));
 }
 
 void LargeHeap::Adopt(BestFitSet&& blocks, Stream stream, std::uint64_t seq) {

@@ -26,8 +26,8 @@ LargeHeap::Taken LargeHeap::TakeSlabRange(std::size_t bytes, Stream stream, Fenc
   // The caller's own blocks that another stream's search fenced are its to reuse at once, as in
   // Take's search (else the arena made it wait on its own fence for them: AdoptPending). Other
   // streams' blocks stay out of its slab ranges: brought in as Take's search does (OpenSearch),
-  // the one-role per-layer traces measured worse (H200, seed 40: 1.0091 -> 1.0115 of peak live;
-  // host, seed 1: 1.0080 -> 1.0100).
+  // no host replay gained clearly and one lost (one-role per-layer seed 1: 1.0080 -> 1.0100 of
+  // peak live; docs/arena-streams.md, "Adoption in one step; a slab range's own fenced blocks").
   free_.TakeOwnPending(stream, Adopter(stream, fencer));
   auto fits = [bytes](const LargeBlock* b) { return HoldsAligned(b, bytes); };
   BestFitSet* own = free_.Own(stream);
