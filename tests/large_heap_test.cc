@@ -2,6 +2,7 @@
 // (it keeps the books; the populate and drop callbacks stand in for the
 // backend): the cases a pool's timing reaches only now and then.
 #include <cstdint>
+#include <initializer_list>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -90,6 +91,12 @@ class LargeHeapJoinTest : public ::testing::Test {
     EXPECT_TRUE(events.ok()) << events;
     return at;
   }
+  // Frees each of `taken` on `stream`.
+  void FreeAll(std::initializer_list<LargeHeap::Taken> taken, Stream stream) {
+    for (const LargeHeap::Taken& t : taken) {
+      ASSERT_TRUE(heap.Free(reinterpret_cast<std::uintptr_t>(t.ptr), stream, fencer).ok());
+    }
+  }
 };
 
 // A request no single free block serves, beside neighbours that are each
@@ -128,9 +135,7 @@ TEST_F(LargeHeapJoinTest, ARequestJoinsNeighboursUsableOnItsStream) {
   heap.CheckInvariants();
   EXPECT_TRUE(events.ok()) << events;
   backend.CompleteAll();
-  for (const LargeHeap::Taken& t : {c, e, d}) {
-    ASSERT_TRUE(heap.Free(reinterpret_cast<std::uintptr_t>(t.ptr), s1, fencer).ok());
-  }
+  ASSERT_NO_FATAL_FAILURE(FreeAll({c, e, d}, s1));
   heap.CheckInvariants();
 }
 
@@ -168,10 +173,8 @@ TEST_F(LargeHeapJoinTest, ASearchTakesAnotherStreamsTightestBlockOnceThatStreamI
   EXPECT_EQ(reinterpret_cast<std::uintptr_t>(rest.ptr), base + 12 * kMiB);
   EXPECT_TRUE(events.ok()) << events;
   heap.CheckInvariants();
-  for (const LargeHeap::Taken& t : {late, early}) {
-    ASSERT_TRUE(heap.Free(reinterpret_cast<std::uintptr_t>(t.ptr), s1, fencer).ok());
-  }
-  ASSERT_TRUE(heap.Free(reinterpret_cast<std::uintptr_t>(rest.ptr), s3, fencer).ok());
+  ASSERT_NO_FATAL_FAILURE(FreeAll({late, early}, s1));
+  ASSERT_NO_FATAL_FAILURE(FreeAll({rest}, s3));
   heap.CheckInvariants();
 }
 
@@ -200,10 +203,8 @@ TEST_F(LargeHeapJoinTest, BlocksAnotherStreamFencedStayTheirStreamsToReuseAtOnce
   EXPECT_TRUE(events.ok()) << events;
   heap.CheckInvariants();
   backend.CompleteAll();
-  for (const LargeHeap::Taken& t : {again, sep}) {
-    ASSERT_TRUE(heap.Free(reinterpret_cast<std::uintptr_t>(t.ptr), s1, fencer).ok());
-  }
-  ASSERT_TRUE(heap.Free(reinterpret_cast<std::uintptr_t>(other.ptr), s2, fencer).ok());
+  ASSERT_NO_FATAL_FAILURE(FreeAll({again, sep}, s1));
+  ASSERT_NO_FATAL_FAILURE(FreeAll({other}, s2));
   heap.CheckInvariants();
 }
 
@@ -238,7 +239,7 @@ TEST_F(LargeHeapJoinTest, ASlabRangeSearchReusesItsOwnFencedBlocks) {
   EXPECT_TRUE(events.ok()) << events;
   heap.CheckInvariants();
   for (const LargeHeap::Taken& t : {x, y}) heap.GiveBack(reinterpret_cast<std::uintptr_t>(t.ptr), {});
-  ASSERT_TRUE(heap.Free(reinterpret_cast<std::uintptr_t>(t3.ptr), s3, fencer).ok());
+  ASSERT_NO_FATAL_FAILURE(FreeAll({t3}, s3));
   heap.CheckInvariants();
 }
 
@@ -309,9 +310,7 @@ TEST_F(LargeHeapJoinTest, WhatAJoinLeavesOfAStreamsBlockStaysThatStreams) {
   LargeHeap::Taken f = heap.Take(4 * kMiB, s3, 4 * kMiB, fencer, &events);
   ASSERT_NE(f.ptr, nullptr);
   EXPECT_TRUE(events.ok()) << events;
-  for (const void* p : {c.ptr, f.ptr}) {
-    ASSERT_TRUE(heap.Free(reinterpret_cast<std::uintptr_t>(p), s1, fencer).ok());
-  }
+  ASSERT_NO_FATAL_FAILURE(FreeAll({c, f}, s1));
   ASSERT_TRUE(heap.Free(at[3], s1, fencer).ok());
   heap.CheckInvariants();
 }
