@@ -102,7 +102,10 @@ done
 # its large space (RolePolicy::slab_space_max_bytes): 1.018 / 1.016 / 1.041,
 # kept 1.028 / 1.097 / 1.148 (compile, a 392 MiB program: the pieces either
 # side of its 2 MiB-aligned slab ranges), hence compile's kept bound 1.15.
-for t in generate:1.03:1.05 train:1.05:1.10 compile:1.05:1.15; do
+# Thirty-eighth session: beam search (4 beams) and ViT training (bf16
+# autocast, AdamW), recorded on the H200: host 1.029 / 1.023 (kept 1.038 /
+# 1.022); PyTorch native 1.121 / 1.279, expandable segments 1.030 / 1.013.
+for t in generate:1.03:1.05 train:1.05:1.10 compile:1.05:1.15 beam:1.04:1.05 vit:1.04:1.04; do
   name=${t%%:*} rest=${t#*:}
   bound=${rest%%:*} kept=${rest#*:}
   cat "$src/bench/traces/$name"/part-*.csv.gz | gzip -dc >"$work/$name.csv"

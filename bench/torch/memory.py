@@ -11,6 +11,10 @@ models from transformers, each in its own process):
   compile   4-layer model under torch.compile (inductor), six calls over varied
             shapes (seconds, compilation included: each process compiles into
             a fresh inductor / Triton cache, so no allocator finds it warm)
+  beam      12-layer model, HF generate with beam search (4 beams) over varied
+            batches and lengths (tokens/s)
+  vit       ViT-Base classifier, bf16 autocast over fp32 weights, AdamW, 12
+            steps over batches of 32-96 images (ms per step)
 
 Per process: peak reserved and peak allocated as torch.cuda reports them
 (under umpool: its populated bytes and its blocks), their ratio, and the
@@ -22,7 +26,7 @@ speed is the median over rounds.
 Writes OUT/memory_real.json and OUT/memory_real.md (the table, with the card).
 
   PYTHONPATH=python python3 bench/torch/memory.py --out DIR [--rounds 2]
-      [--only generate,train,compile] [--allocators native,expandable,umpool,umpool_vmm]
+      [--only generate,train,compile,beam,vit] [--allocators native,expandable,umpool,umpool_vmm]
 """
 import argparse
 import json
@@ -42,6 +46,7 @@ from bench_torch import (  # noqa: E402
 # bench_torch.ALLOCATOR_ENVS).
 ALLOCATORS = ("native", "expandable", "umpool", "umpool_keep_pages")
 SPEED = {"generate": ("tokens_per_s", "tok/s"), "train": ("step_ms", "ms/step"),
+         "beam": ("tokens_per_s", "tok/s"), "vit": ("step_ms", "ms/step"),
          "compile": ("seconds", "s")}
 
 
@@ -83,7 +88,7 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out")
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--only", default="generate,train,compile")
+    ap.add_argument("--only", default="generate,train,compile,beam,vit")
     ap.add_argument("--allocators", default=",".join(ALLOCATORS),
                     help="which, native first (the reference): any of " + ", ".join(ALLOCATOR_ENVS))
     ap.add_argument("--worker", help=argparse.SUPPRESS)

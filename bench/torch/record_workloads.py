@@ -9,6 +9,10 @@ transformers, bf16):
             batch sizes, prompt lengths and output lengths
   train     8-layer model, AdamW, 12 steps over batches of varied lengths
   compile   torch.compile (default mode) of a 4-layer model over several shapes
+  beam      12-layer model, HF generate with beam search (4 beams: the cache
+            reordered at every step) over varied batches and lengths
+  vit       ViT-Base image classifier (transformers), fp32 weights, bf16
+            autocast, AdamW, 12 steps over batches of 32-96 images
 
 Writes OUT/<workload>/part-NNN.csv.gz (tools/umpool-trace-from-torch of the
 native run's snapshot, 15000 lines per part, each part gzipped on its own:
@@ -101,7 +105,54 @@ def run_compile(torch):
     return {"seconds": t.seconds}
 
 
-WORKLOADS = {"generate": run_generate, "train": run_train, "compile": run_compile}
+def run_beam(torch):
+    """Beam search (4 beams, no early stop): every step reorders each layer's
+    cache by the surviving beams (new tensors of the cache's size). Returns
+    tokens generated (batch x new tokens, beams not counted) and their
+    seconds."""
+    model = llama(torch, 12, 2048, 16).eval()
+    g = torch.Generator(device="cpu").manual_seed(4)
+    tokens = 0
+    with torch.no_grad(), Timer(torch) as t:
+        for batch, prompt, new in ((1, 256, 48), (4, 128, 32), (2, 1000, 40), (8, 64, 24),
+                                   (3, 500, 32), (6, 200, 40)):
+            ids = torch.randint(3, 32000, (batch, prompt), generator=g).cuda()
+            model.generate(ids, max_new_tokens=new, min_new_tokens=new, do_sample=False,
+                           num_beams=4, early_stopping=False)
+            tokens += batch * new
+    return {"tokens": tokens, "seconds": t.seconds, "tokens_per_s": tokens / t.seconds}
+
+
+def run_vit(torch):
+    """Mixed-precision training of a ViT-Base classifier (fp32 weights and
+    AdamW state, bf16 autocast), batch sizes varied from step to step.
+    Returns the mean step time and the losses."""
+    from transformers import ViTConfig, ViTForImageClassification
+    import transformers
+    transformers.logging.set_verbosity_error()
+    cfg = ViTConfig(image_size=224, patch_size=16, hidden_size=768, num_hidden_layers=12,
+                    num_attention_heads=12, intermediate_size=3072, num_labels=1000)
+    torch.manual_seed(0)
+    model = ViTForImageClassification(cfg).to("cuda").train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    g = torch.Generator(device="cpu").manual_seed(5)
+    losses = []
+    with Timer(torch) as t:
+        for step in range(12):
+            batch = (64, 32, 96, 48)[step % 4]
+            x = torch.randn(batch, 3, 224, 224, generator=g).cuda()
+            y = torch.randint(0, 1000, (batch,), generator=g).cuda()
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                loss = model(pixel_values=x, labels=y).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+    return {"steps": 12, "seconds": t.seconds, "step_ms": t.seconds / 12 * 1e3, "losses": losses}
+
+
+WORKLOADS = {"generate": run_generate, "train": run_train, "compile": run_compile,
+             "beam": run_beam, "vit": run_vit}
 
 
 def write_trace_parts(csv, directory, lines_per_part=15000):
