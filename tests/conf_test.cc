@@ -131,5 +131,34 @@ TEST(ConfTest, Bytes) {
   EXPECT_FALSE(ParseBytes("MiB").ok());
 }
 
+// The public entry point (umpool-replay --conf): the text applied on top of
+// the caller's options, which survive where the text is silent; bad text
+// refused with the key named, the caller's options untouched.
+TEST(ConfTest, ParsePoolOptionsAppliesTextOnTheCallersOptions) {
+  PoolOptions base;
+  base.capacity_bytes = std::size_t{3} << 30;
+  base.give_back_slack = 0.05;
+  auto o = umpool::ParsePoolOptions("default.slab_space_max:1MiB, give_back_free_pages:off", base);
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->capacity_bytes, std::size_t{3} << 30);
+  EXPECT_DOUBLE_EQ(o->give_back_slack, 0.05);
+  EXPECT_FALSE(o->give_back_free_pages);
+  EXPECT_EQ(o->policy(Role::kDefault).slab_space_max_bytes, std::size_t{1} << 20);
+  EXPECT_EQ(o->policy(Role::kKv).slab_space_max_bytes, base.policy(Role::kKv).slab_space_max_bytes);
+  auto empty = umpool::ParsePoolOptions("", base);
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ(empty->capacity_bytes, base.capacity_bytes);
+  for (const char* text : {"raise_on_oom:false", " RAISE_ON_OOM :1", "nonsense:1", "kv.tail_last:maybe",
+                           "give_back_slack:0.1,give_back_slack:0.2", "give_back_slack:2", "capacity"}) {
+    auto bad = umpool::ParsePoolOptions(text, base);
+    ASSERT_FALSE(bad.ok()) << text;
+    EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << text;
+    EXPECT_NE(bad.status().message().find("UMPOOL_CONF"), std::string::npos) << bad.status();
+  }
+  EXPECT_NE(umpool::ParsePoolOptions("raise_on_oom:0").status().message().find("raise_on_oom"),
+            std::string::npos);
+  EXPECT_DOUBLE_EQ(base.give_back_slack, 0.05);  // the caller's options, untouched
+}
+
 }  // namespace
 }  // namespace umpool::capi

@@ -122,6 +122,24 @@ print("%s (recorded): ratio %.4f, %d backend calls, %d after warm-up; pages kept
          k["ratio"], k["backend_calls"], k["backend_calls_after_warmup"]))
 PY
 done
+# --conf: an option tried on a recorded workload without a rebuild
+# (umpool::ParsePoolOptions). The ViT training's 256 KiB-1 MiB slabs in the
+# slab space instead of the large space: host 1.023 -> 1.014 (thirty-eighth
+# session). A bad key fails with the key named.
+"$replay" "$work/vit.csv" --backend host --quiet --json "$work/vit.conf.json" \
+    --conf default.slab_space_max:1MiB
+python3 - "$work/vit.result.json" "$work/vit.conf.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))["results"][0]
+c = json.load(open(sys.argv[2]))["results"][0]
+assert c["peak_live_bytes"] == d["peak_live_bytes"], (c, d)
+assert c["peak_reserved_bytes"] != d["peak_reserved_bytes"], "--conf changed nothing"
+print("vit with --conf default.slab_space_max:1MiB: %.4f (default %.4f)" % (c["ratio"], d["ratio"]))
+PY
+if "$replay" "$work/vit.csv" --backend host --quiet --conf default.slab_spaec_max:1MiB 2>"$work/err"; then
+  echo "a bad --conf key was accepted"; exit 1
+fi
+grep -q "unknown key 'default.slab_spaec_max'" "$work/err"
 # The recorded training with its saved activations offloaded on a side stream
 # (tools/umpool-trace-offload; the pattern of bench/torch/multistream.py),
 # the copies done at once, 3, 100 and 1000 trace ops late: <= 1.05 and at most

@@ -24,6 +24,10 @@
 // request's blocks) to the host until the request fits: evicted live blocks
 // do not count against the cap (PoolOptions::capacity_bytes). The JSON adds
 // the callback's evictions and the peak of reserved minus evicted bytes.
+// --conf TEXT: options for umpool's pool in UMPOOL_CONF's language
+// (docs/conf.md; umpool::ParsePoolOptions), applied after the flags above
+// (the backend stays --backend's): e.g. --conf default.slab_space_max:1MiB
+// to see what an option does to a recorded workload.
 // --json FILE: the table's figures per allocator, and for umpool each role's
 // reserved and allocated bytes at peak live ("roles_at_peak_live").
 //
@@ -113,6 +117,7 @@ bool g_reuse_pending = true;
 long long g_event_lag = 0;
 std::uint64_t g_op = 0;
 double g_give_back_slack = -1;
+std::string g_conf;  // --conf
 
 class UmpoolTarget final : public Target {
  public:
@@ -125,6 +130,12 @@ class UmpoolTarget final : public Target {
     o.give_back_free_pages = g_give_back;
     o.reuse_pending_blocks = g_reuse_pending;
     if (g_give_back_slack >= 0) o.give_back_slack = g_give_back_slack;
+    if (!g_conf.empty()) {
+      absl::StatusOr<umpool::PoolOptions> conf = umpool::ParsePoolOptions(g_conf, o);
+      if (!conf.ok()) Fail("--conf: " + std::string(conf.status().message()));
+      o = *std::move(conf);
+      o.backend = kind;
+    }
     if (kind == umpool::BackendKind::kHost) {
       // The host backend's own limit (half of RAM by default) must not stop a
       // GPU-sized trace: it maps with MAP_NORESERVE and the replay never
@@ -427,6 +438,7 @@ int main(int argc, char** argv) {
         Fail("--give-back-slack needs a number from 0 to 1");
       }
     }
+    else if (a == "--conf") g_conf = value();
     else if (a == "--verbose") g_verbose = true;
     else if (a == "--snapshot-op") {
       if (!absl::SimpleAtoi(value(), &g_snapshot_op) || g_snapshot_op < 0) Fail("--snapshot-op needs an op index >= 0");
@@ -435,7 +447,7 @@ int main(int argc, char** argv) {
       std::printf("usage: umpool-replay TRACE [--allocators LIST] [--backend host|host-vmm|managed] "
                   "[--snapshot FILE [--snapshot-op N]] [--json FILE] [--max-ratio R] [--steady [--steady-calls N]] "
                   "[--capacity-gib G] [--cap-live F [--pressure evict|none]] [--keep-free-pages] [--give-back-slack F] [--wait-pending] [--event-lag N] "
-                  "[--verbose] [--quiet]\n");
+                  "[--conf TEXT] [--verbose] [--quiet]\n");
       return 0;
     } else if (!a.empty() && a[0] != '-' && trace_path.empty()) trace_path = a;
     else Fail("unknown argument '" + a + "' (try --help)");

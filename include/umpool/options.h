@@ -8,8 +8,10 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "umpool/backend.h"
 #include "umpool/types.h"
 
@@ -311,6 +313,18 @@ struct PoolOptions {
     return roles[static_cast<int>(role)];
   }
 };
+
+// `base` with configuration text applied: UMPOOL_CONF's language
+// (docs/conf.md: comma-separated `key:value` pairs, a `<role>.` key per role
+// option), validated as Validate() does. For programs that build their own
+// pools from a user's settings (umpool-replay --conf). Errors:
+// InvalidArgument naming the key or value (unknown key, bad value, a key
+// given twice, `raise_on_oom`, which belongs to the C ABI's PyTorch fallback
+// and is no pool option); `base` is never changed. Empty text: `base`,
+// validated. Thread-safe (no shared state). Defined with the C ABI's parser
+// (src/capi/conf.cc).
+absl::StatusOr<PoolOptions> ParsePoolOptions(std::string_view conf,
+                                             const PoolOptions& base = PoolOptions());
 
 }  // namespace umpool
 

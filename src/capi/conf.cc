@@ -3,9 +3,12 @@
 #include <cctype>
 #include <limits>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -52,8 +55,8 @@ absl::StatusOr<std::size_t> ParseBytes(absl::string_view text) {
   return static_cast<std::size_t>(bytes);
 }
 
-absl::StatusOr<Conf> ParseConf(absl::string_view text) {
-  Conf conf;
+absl::StatusOr<Conf> ParseConf(absl::string_view text, const Conf& base) {
+  Conf conf = base;
   absl::flat_hash_set<std::string> seen;
   for (absl::string_view raw : absl::StrSplit(text, ',')) {
     absl::string_view pair = absl::StripAsciiWhitespace(raw);
@@ -81,3 +84,23 @@ absl::StatusOr<Conf> ParseConf(absl::string_view text) {
 }
 
 }  // namespace umpool::capi
+
+namespace umpool {
+
+absl::StatusOr<PoolOptions> ParsePoolOptions(std::string_view conf_text, const PoolOptions& base) {
+  const absl::string_view conf(conf_text.data(), conf_text.size());  // absl's own type here
+  for (absl::string_view raw : absl::StrSplit(conf, ',')) {
+    const absl::string_view key = absl::StripAsciiWhitespace(raw.substr(0, raw.find(':')));
+    if (absl::EqualsIgnoreCase(key, capi::kRaiseOnOomKey)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "UMPOOL_CONF: key '", key, "' belongs to the C ABI's PyTorch fallback: it is no pool option"));
+    }
+  }
+  capi::Conf start;
+  start.pool = base;
+  absl::StatusOr<capi::Conf> parsed = capi::ParseConf(conf, start);
+  if (!parsed.ok()) return parsed.status();
+  return std::move(parsed->pool);
+}
+
+}  // namespace umpool

@@ -28,7 +28,11 @@ struct Conf {
   bool raise_on_oom = true;
 };
 
-absl::StatusOr<Conf> ParseConf(absl::string_view text);
+// `base` with `text` applied (UMPOOL_CONF's language), then validated.
+absl::StatusOr<Conf> ParseConf(absl::string_view text, const Conf& base = Conf());
+
+// The key of Conf::raise_on_oom: the one key that is not a pool option.
+inline constexpr absl::string_view kRaiseOnOomKey = "raise_on_oom";
 absl::StatusOr<std::size_t> ParseBytes(absl::string_view text);
 absl::StatusOr<bool> ParseBool(absl::string_view text);
 

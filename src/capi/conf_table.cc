@@ -207,7 +207,7 @@ const Key<Conf> kConfKeys[] = {
      "path becomes the device, otherwise devices other than 0 append `.dev<N>`. The path cannot "
      "contain `,`"},
     BoolKey<Conf, ConfField<bool, &Conf::raise_on_oom>>(
-        "raise_on_oom",
+        kRaiseOnOomKey.data(),
         "the pluggable fallback's allocation throws (Python sees `RuntimeError`) instead of "
         "returning NULL; the C ABI never throws"),
 };
