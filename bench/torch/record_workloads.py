@@ -76,22 +76,35 @@ def run_generate(torch):
     return {"tokens": tokens, "seconds": t.seconds, "tokens_per_s": tokens / t.seconds}
 
 
-def run_train(torch):
-    """Returns the mean step time and the losses."""
-    model = llama(torch, 8, 1024, 16).train()
+def train_loop(torch, model, seed, loss_of_step):
+    """Twelve AdamW steps of `model`; loss_of_step(step, generator, inputs)
+    makes the step's inputs into the dict `inputs` (each replacing the last
+    step's once made, as a loop variable would: the recorded traces keep
+    those lifetimes) and returns its loss. Returns the mean step time and
+    the losses."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    g = torch.Generator(device="cpu").manual_seed(2)
+    g = torch.Generator(device="cpu").manual_seed(seed)
     losses = []
+    inputs = {}
     with Timer(torch) as t:
         for step in range(12):
-            seq = (256, 512, 384, 1024)[step % 4]
-            ids = torch.randint(3, 32000, (8, seq), generator=g).cuda()
-            loss = model(input_ids=ids, labels=ids).loss
+            loss = loss_of_step(step, g, inputs)
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
             losses.append(loss.item())
     return {"steps": 12, "seconds": t.seconds, "step_ms": t.seconds / 12 * 1e3, "losses": losses}
+
+
+def run_train(torch):
+    """Returns the mean step time and the losses."""
+    model = llama(torch, 8, 1024, 16).train()
+
+    def loss_of_step(step, g, inputs):
+        seq = (256, 512, 384, 1024)[step % 4]
+        inputs["ids"] = torch.randint(3, 32000, (8, seq), generator=g).cuda()
+        return model(input_ids=inputs["ids"], labels=inputs["ids"]).loss
+    return train_loop(torch, model, 2, loss_of_step)
 
 
 def run_compile(torch):
@@ -134,21 +147,14 @@ def run_vit(torch):
                     num_attention_heads=12, intermediate_size=3072, num_labels=1000)
     torch.manual_seed(0)
     model = ViTForImageClassification(cfg).to("cuda").train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    g = torch.Generator(device="cpu").manual_seed(5)
-    losses = []
-    with Timer(torch) as t:
-        for step in range(12):
-            batch = (64, 32, 96, 48)[step % 4]
-            x = torch.randn(batch, 3, 224, 224, generator=g).cuda()
-            y = torch.randint(0, 1000, (batch,), generator=g).cuda()
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                loss = model(pixel_values=x, labels=y).loss
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            losses.append(loss.item())
-    return {"steps": 12, "seconds": t.seconds, "step_ms": t.seconds / 12 * 1e3, "losses": losses}
+
+    def loss_of_step(step, g, inputs):
+        batch = (64, 32, 96, 48)[step % 4]
+        inputs["x"] = torch.randn(batch, 3, 224, 224, generator=g).cuda()
+        inputs["y"] = torch.randint(0, 1000, (batch,), generator=g).cuda()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            return model(pixel_values=inputs["x"], labels=inputs["y"]).loss
+    return train_loop(torch, model, 5, loss_of_step)
 
 
 WORKLOADS = {"generate": run_generate, "train": run_train, "compile": run_compile,
