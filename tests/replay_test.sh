@@ -140,6 +140,10 @@ if "$replay" "$work/vit.csv" --backend host --quiet --conf default.slab_spaec_ma
   echo "a bad --conf key was accepted"; exit 1
 fi
 grep -q "unknown key 'default.slab_spaec_max'" "$work/err"
+if "$replay" "$work/vit.csv" --backend host --quiet --conf backend:managed 2>"$work/err"; then
+  echo "--conf chose the backend"; exit 1
+fi
+grep -q "the backend is --backend's to choose" "$work/err"
 # The recorded training with its saved activations offloaded on a side stream
 # (tools/umpool-trace-offload; the pattern of bench/torch/multistream.py),
 # the copies done at once, 3, 100 and 1000 trace ops late: <= 1.05 and at most

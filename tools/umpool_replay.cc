@@ -26,7 +26,7 @@
 // the callback's evictions and the peak of reserved minus evicted bytes.
 // --conf TEXT: options for umpool's pool in UMPOOL_CONF's language
 // (docs/conf.md; umpool::ParsePoolOptions), applied after the flags above
-// (the backend stays --backend's): e.g. --conf default.slab_space_max:1MiB
+// (a `backend` key is refused: --backend chooses it): e.g. --conf default.slab_space_max:1MiB
 // to see what an option does to a recorded workload.
 // --json FILE: the table's figures per allocator, and for umpool each role's
 // reserved and allocated bytes at peak live ("roles_at_peak_live").
@@ -133,8 +133,8 @@ class UmpoolTarget final : public Target {
     if (!g_conf.empty()) {
       absl::StatusOr<umpool::PoolOptions> conf = umpool::ParsePoolOptions(g_conf, o);
       if (!conf.ok()) Fail("--conf: " + std::string(conf.status().message()));
+      if (conf->backend != kind) Fail("--conf: the backend is --backend's to choose, not --conf's");
       o = *std::move(conf);
-      o.backend = kind;
     }
     if (kind == umpool::BackendKind::kHost) {
       // The host backend's own limit (half of RAM by default) must not stop a
