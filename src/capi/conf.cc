@@ -8,7 +8,6 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -55,8 +54,11 @@ absl::StatusOr<std::size_t> ParseBytes(absl::string_view text) {
   return static_cast<std::size_t>(bytes);
 }
 
-absl::StatusOr<Conf> ParseConf(absl::string_view text, const Conf& base) {
-  Conf conf = base;
+namespace {
+
+// `text` applied to `conf`, then validated. `pool_only` (ParsePoolOptions):
+// raise_on_oom, the one key that is no pool option, is refused.
+absl::StatusOr<Conf> ParseOnto(absl::string_view text, Conf conf, bool pool_only) {
   absl::flat_hash_set<std::string> seen;
   for (absl::string_view raw : absl::StrSplit(text, ',')) {
     absl::string_view pair = absl::StripAsciiWhitespace(raw);
@@ -68,6 +70,10 @@ absl::StatusOr<Conf> ParseConf(absl::string_view text, const Conf& base) {
     }
     const std::string key = absl::AsciiStrToLower(absl::StripAsciiWhitespace(pair.substr(0, colon)));
     const absl::string_view value = absl::StripAsciiWhitespace(pair.substr(colon + 1));
+    if (pool_only && key == kRaiseOnOomKey) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "UMPOOL_CONF: key '", key, "' belongs to the C ABI's PyTorch fallback: it is no pool option"));
+    }
     if (!seen.insert(key).second) {
       return absl::InvalidArgumentError(absl::StrCat("UMPOOL_CONF: key '", key, "' given twice"));
     }
@@ -83,22 +89,21 @@ absl::StatusOr<Conf> ParseConf(absl::string_view text, const Conf& base) {
   return conf;
 }
 
+}  // namespace
+
+absl::StatusOr<Conf> ParseConf(absl::string_view text) {
+  return ParseOnto(text, Conf(), /*pool_only=*/false);
+}
+
 }  // namespace umpool::capi
 
 namespace umpool {
 
-absl::StatusOr<PoolOptions> ParsePoolOptions(std::string_view conf_text, const PoolOptions& base) {
-  const absl::string_view conf(conf_text.data(), conf_text.size());  // absl's own type here
-  for (absl::string_view raw : absl::StrSplit(conf, ',')) {
-    const absl::string_view key = absl::StripAsciiWhitespace(raw.substr(0, raw.find(':')));
-    if (absl::EqualsIgnoreCase(key, capi::kRaiseOnOomKey)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "UMPOOL_CONF: key '", key, "' belongs to the C ABI's PyTorch fallback: it is no pool option"));
-    }
-  }
+absl::StatusOr<PoolOptions> ParsePoolOptions(std::string_view conf, const PoolOptions& base) {
   capi::Conf start;
   start.pool = base;
-  absl::StatusOr<capi::Conf> parsed = capi::ParseConf(conf, start);
+  absl::StatusOr<capi::Conf> parsed = capi::ParseOnto(
+      absl::string_view(conf.data(), conf.size()), std::move(start), /*pool_only=*/true);
   if (!parsed.ok()) return parsed.status();
   return std::move(parsed->pool);
 }

@@ -28,8 +28,7 @@ struct Conf {
   bool raise_on_oom = true;
 };
 
-// `base` with `text` applied (UMPOOL_CONF's language), then validated.
-absl::StatusOr<Conf> ParseConf(absl::string_view text, const Conf& base = Conf());
+absl::StatusOr<Conf> ParseConf(absl::string_view text);
 
 // The key of Conf::raise_on_oom: the one key that is not a pool option.
 inline constexpr absl::string_view kRaiseOnOomKey = "raise_on_oom";
