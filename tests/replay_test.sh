@@ -144,6 +144,26 @@ if "$replay" "$work/vit.csv" --backend host --quiet --conf backend:managed 2>"$w
   echo "--conf chose the backend"; exit 1
 fi
 grep -q "the backend is --backend's to choose" "$work/err"
+# --repeat: the ViT program run three times in one pool (what one run leaves
+# live stays), the warm-up mark at the end of the first run. Its repetitions
+# settle: host, thirty-ninth session, 1.020 with 1 call after the first run
+# (4 runs: 1.025, 2 calls; give_back_slack 0.0125: 1.014, 25). A count of 0
+# is refused.
+"$replay" "$work/vit.csv" --backend host --quiet --repeat 3 --json "$work/vit.repeat.json" \
+    2>"$work/err"
+grep -q "3 runs" "$work/err"
+python3 - "$work/vit.result.json" "$work/vit.repeat.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))["results"][0]
+r = json.load(open(sys.argv[2]))["results"][0]
+assert r["peak_live_bytes"] >= d["peak_live_bytes"], (r, d)
+assert r["ratio"] <= 1.04 and r["backend_calls_after_warmup"] <= 10, r
+print("vit --repeat 3: %.4f, %d calls after the first run" % (r["ratio"], r["backend_calls_after_warmup"]))
+PY
+if "$replay" "$work/vit.csv" --backend host --quiet --repeat 0 2>"$work/err"; then
+  echo "--repeat 0 was accepted"; exit 1
+fi
+grep -q "repeat needs a count" "$work/err"
 # The recorded training with its saved activations offloaded on a side stream
 # (tools/umpool-trace-offload; the pattern of bench/torch/multistream.py),
 # the copies done at once, 3, 100 and 1000 trace ops late: <= 1.05 and at most

@@ -88,4 +88,33 @@ Trace Load(const std::string& path) {
   return t;
 }
 
+Trace Repeat(const Trace& t, int times) {
+  if (times <= 1) return t;
+  std::uint64_t span = 0;  // ids of run k are the first run's plus k * span
+  for (const Op& op : t.ops) span = std::max(span, op.id + 1);
+  Trace r;
+  r.streams = t.streams;
+  r.ops.reserve(t.ops.size() * static_cast<std::size_t>(times));
+  std::int64_t live = 0;
+  for (int k = 0; k < times; ++k) {
+    for (Op op : t.ops) {
+      if (op.kind == 'm') continue;
+      op.id += static_cast<std::uint64_t>(k) * span;
+      if (op.kind == 'a') {
+        live += static_cast<std::int64_t>(op.bytes);
+        ++r.allocations;
+        if (live > r.peak_live) {
+          r.peak_live = live;
+          r.peak_live_at = r.ops.size();
+        }
+      } else if (op.kind == 'f') {
+        live -= static_cast<std::int64_t>(op.bytes);
+      }
+      r.ops.push_back(op);
+    }
+    if (k == 0) r.warmup_end = r.ops.size();
+  }
+  return r;
+}
+
 }  // namespace umpool::replay

@@ -37,6 +37,13 @@ struct Trace {
 // Reads and checks the trace at `path`; Fail()s on the first bad line.
 Trace Load(const std::string& path);
 
+// `t` run `times` times in a row, as a program that does its whole work again
+// in the same process: each run's ids are its own (what one run leaves live
+// stays live), and the warm-up mark is the end of the first run (the trace's
+// own mark is dropped), so calls after it are what each repetition costs.
+// `times` 1 returns `t`.
+Trace Repeat(const Trace& t, int times);
+
 }  // namespace umpool::replay
 
 #endif  // UMPOOL_TOOLS_REPLAY_TRACE_H_
