@@ -38,14 +38,16 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 # variants are umpool's allocator with one option changed: umpool_wait
 # reuse_pending_blocks:0 (grows rather than reuse blocks pending behind other
 # streams), umpool_keep_pages give_back_free_pages:0 (no pages given back
-# above give_back_slack), umpool_vmm backend:vmm (GPU memory through CUDA's
-# virtual memory API instead of managed memory).
+# above give_back_slack), umpool_slack1 give_back_slack:0.01 (free pages
+# given back beyond 1% above peak live bytes, not 3%), umpool_vmm backend:vmm
+# (GPU memory through CUDA's virtual memory API instead of managed memory).
 ALLOCATOR_ENVS = {
     "native": (None, None),
     "expandable": ("expandable_segments:True", None),
     "umpool": (None, None),
     "umpool_wait": (None, "reuse_pending_blocks:0"),
     "umpool_keep_pages": (None, "give_back_free_pages:0"),
+    "umpool_slack1": (None, "give_back_slack:0.01"),
     "umpool_vmm": (None, "backend:vmm"),
 }
 

@@ -18,6 +18,9 @@ OUT/torch_integration_rounds.jsonl) with what issue 13 asks for:
                                 Llama-style, 8 x 128 tokens) and ms per training
                                 step (8-layer Llama-style, bf16, AdamW), with the
                                 tokens and losses compared
+  vit (--tasks ...,vit)         ms per ViT-Base training step (bf16 autocast,
+                                AdamW, batches 64/32/96/48 copied from host
+                                memory: memory.py's vit workload)
 Speed is timed by bench/torch/duel.py: one long-lived worker process per
 allocator (PyTorch picks its allocator once per process), both loaded and
 warmed up, timing one short chunk each in turn with the order alternating
@@ -91,8 +94,40 @@ EMPTY_DEL = (("4KiB", 4096), ("1MiB", 1 << 20), ("64MiB", 64 << 20))
 TRAIN_STEPS, GEN_TOKENS = 5, 32
 
 
-def task_serve(use, cpus, train_steps, gen_tokens):
-    """A duel worker: empty+del, training steps and generation on request."""
+def vit_trainer(torch):
+    """A duel task: four AdamW steps of a ViT-Base classifier (fp32 weights,
+    bf16 autocast), one per batch of 64, 32, 96 and 48 images copied from
+    pageable host memory as a data loader's would be (bench/torch/memory.py's
+    vit workload, whose memory figures are one run; this times it)."""
+    from transformers import ViTConfig, ViTForImageClassification
+    import transformers
+    transformers.logging.set_verbosity_error()
+    cfg = ViTConfig(image_size=224, patch_size=16, hidden_size=768, num_hidden_layers=12,
+                    num_attention_heads=12, intermediate_size=3072, num_labels=1000)
+    torch.manual_seed(0)
+    model = ViTForImageClassification(cfg).to("cuda").train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    g = torch.Generator().manual_seed(5)
+    batches = [(torch.randn(b, 3, 224, 224, generator=g), torch.randint(0, 1000, (b,), generator=g))
+               for b in (64, 32, 96, 48)]
+
+    def run():
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for x, y in batches:
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                loss = model(pixel_values=x.cuda(), labels=y.cuda()).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        torch.cuda.synchronize()
+        return {"ms": (time.perf_counter() - t0) / len(batches) * 1e3}
+    return run
+
+
+def task_serve(use, cpus, train_steps, gen_tokens, wanted):
+    """A duel worker: empty+del, training steps and generation on request
+    (and the ViT steps when `wanted` names vit)."""
     if cpus:  # both workers on the same cores: they run in turn, never together
         os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
     torch = setup(use)
@@ -135,6 +170,8 @@ def task_serve(use, cpus, train_steps, gen_tokens):
     tasks["add_256MiB"] = timed_chunk(torch, lambda: big + big, 50, scale=1e3, unit="ms")
     tasks["train"], tasks["generate"] = train, generate
     tasks.update(op_tasks(torch))  # op_*: single calls, for finding per-call costs
+    if "vit" in wanted:
+        tasks["vit"] = vit_trainer(torch)
     if use == "umpool":  # what the pool did during a training chunk
         import umpool
         keys = ("num_device_alloc", "umpool.prefetch_calls", "umpool.advise_calls",
@@ -305,7 +342,7 @@ def main():
     a = ap.parse_args()
     if a.worker:
         if a.worker == "serve":
-            task_serve(a.use, a.cpus, a.train_steps, a.gen_tokens)
+            task_serve(a.use, a.cpus, a.train_steps, a.gen_tokens, a.tasks.split(","))
             return
         fn = {"compile": task_compile}.get(a.worker)
         res = fn(a.use) if fn else task_checks(a.use, a.tmp)
@@ -320,7 +357,8 @@ def main():
         env_for["umpool"] = dict(os.environ, UMPOOL_CONF=a.umpool_conf)
     workers, ready = duel.start(__file__, ("native", "umpool"),
                                 ["--tmp", a.tmp, "--cpus", a.cpus, "--train-steps",
-                                 str(a.train_steps), "--gen-tokens", str(a.gen_tokens)], a.tmp,
+                                 str(a.train_steps), "--gen-tokens", str(a.gen_tokens),
+                                 "--tasks", a.tasks], a.tmp,
                                 env_for=env_for)
     try:
         def progress(r, out):
@@ -374,6 +412,7 @@ def main():
              "| figure | native | umpool | umpool / native time: median (quartiles) "
              "[95% interval] | fastest tenth |", "|---|---|---|---|---|"]
     label = {"train": "8-layer Llama bf16 AdamW step (ms)",
+             "vit": "ViT-Base AdamW step, bf16 autocast, batches 64/32/96/48 (ms)",
              "gemm": "bf16 GEMM 4096 x 4096 (ms)", "add_256MiB": "fp32 add, 256 MiB tensors (ms)",
              "generate": f"greedy generation, 12-layer Llama, 8 x {a.gen_tokens} tokens (tok/s)"}
     for t in tasks:
