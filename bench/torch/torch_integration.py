@@ -177,7 +177,8 @@ def task_serve(use, cpus, train_steps, gen_tokens, wanted):
         keys = ("num_device_alloc", "umpool.prefetch_calls", "umpool.advise_calls",
                 "umpool.grown_in_place", "umpool.slabs_reclaimed", "umpool.segments_moved",
                 "num_alloc_retries", "umpool.events_recorded", "umpool.cross_stream_reuses",
-                "allocation.all.allocated", "umpool.cache_hits")
+                "allocation.all.allocated", "umpool.cache_hits", "umpool.page_drops",
+                "umpool.bare_refills")
 
         def counted(f):
             def run():
@@ -188,6 +189,8 @@ def task_serve(use, cpus, train_steps, gen_tokens, wanted):
                 return res
             return run
         tasks["train"] = counted(train)
+        if "vit" in tasks:
+            tasks["vit"] = counted(tasks["vit"])
     for name in list(tasks):  # warm-up: kernels, cuBLAS, the pools
         if name != "train":
             tasks[name]()
