@@ -246,7 +246,11 @@ struct PoolOptions {
   // may go before free pages are given back, as a fraction of that peak:
   // the cache's working room. Smaller gives back more often (measured on a
   // steady generated trace: 0.02 took thousands of calls after warm-up on
-  // one seed, 0.03 at most seven); larger holds more. 0 to 1.
+  // one seed, 0.03 at most seven); larger holds more. Thirty-ninth session:
+  // 0.01 held recorded PyTorch programs at 1.009-1.021 of peak live on an
+  // H200 (0.03: 1.018-1.029), with more calls over a run, and 0.0125 gave 1
+  // of 90 steady traces a call after warm-up on the host (docs/arena.md,
+  // "Why a slack"). 0 to 1.
   double give_back_slack = 0.03;
 
   // When a request would grow the pool and the only free memory that serves
