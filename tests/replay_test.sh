@@ -39,7 +39,8 @@ PY
 done
 # The ideal best-fit model of a space partition (tools/umpool-fit-model):
 # peak populated covers peak live, and its spaces' populated bytes (which
-# never shrink) add up to that peak.
+# never shrink) add up to that peak; the pages under live blocks at their
+# peak lie between the two.
 for partition in one umpool; do
   python3 "$src/tools/umpool-fit-model" "$work/blocks.csv" --partition "$partition" --tail-last \
       >"$work/model-$partition.txt"
@@ -48,9 +49,11 @@ import re, sys
 lines = open(sys.argv[1]).read().splitlines()
 live, peak, ratio = map(float, re.search(
     r"peak live ([0-9.]+) MiB, peak populated ([0-9.]+) MiB, ratio ([0-9.]+)", lines[0]).groups())
-spaces = [float(re.search(r"populated ([0-9.]+) MiB", l).group(1)) for l in lines[1:]]
+spaces = [float(re.search(r"populated ([0-9.]+) MiB", l).group(1)) for l in lines[1:-1]]
 assert spaces and ratio >= 1 and peak >= live, lines
 assert abs(sum(spaces) - peak) < 0.2, (sum(spaces), peak)
+under = float(re.search(r"pages under live blocks at their peak: ([0-9.]+) MiB", lines[-1]).group(1))
+assert live <= under <= peak, (live, under, peak)
 print(lines[0])
 PY
 done
