@@ -88,8 +88,8 @@ Trace Load(const std::string& path) {
   return t;
 }
 
-Trace Repeat(const Trace& t, int times) {
-  if (times <= 1) return t;
+Trace Repeat(Trace t, int times) {
+  if (times <= 1) return t;  // moved out: a replay without --repeat copies nothing
   std::uint64_t span = 0;  // ids of run k are the first run's plus k * span
   for (const Op& op : t.ops) span = std::max(span, op.id + 1);
   Trace r;

@@ -41,8 +41,8 @@ Trace Load(const std::string& path);
 // in the same process: each run's ids are its own (what one run leaves live
 // stays live), and the warm-up mark is the end of the first run (the trace's
 // own mark is dropped), so calls after it are what each repetition costs.
-// `times` 1 returns `t`.
-Trace Repeat(const Trace& t, int times);
+// `times` 1 returns `t` as it is (moved, not copied).
+Trace Repeat(Trace t, int times);
 
 }  // namespace umpool::replay
 
