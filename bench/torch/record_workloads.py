@@ -143,20 +143,30 @@ def run_beam(torch):
     return {"tokens": tokens, "seconds": t.seconds, "tokens_per_s": tokens / t.seconds}
 
 
-def run_vit(torch):
-    """Mixed-precision training of a ViT-Base classifier (fp32 weights and
-    AdamW state, bf16 autocast), batch sizes varied from step to step.
-    Returns the mean step time and the losses."""
+VIT_BATCHES = (64, 32, 96, 48)  # images per step, in turn
+
+
+def vit(torch):
+    """A random-weight ViT-Base classifier (224 px, 16 px patches, 1000
+    classes), fp32, on the GPU, in training mode (also the duel's vit task:
+    bench/torch/torch_integration.py)."""
     from transformers import ViTConfig, ViTForImageClassification
     import transformers
     transformers.logging.set_verbosity_error()
     cfg = ViTConfig(image_size=224, patch_size=16, hidden_size=768, num_hidden_layers=12,
                     num_attention_heads=12, intermediate_size=3072, num_labels=1000)
     torch.manual_seed(0)
-    model = ViTForImageClassification(cfg).to("cuda").train()
+    return ViTForImageClassification(cfg).to("cuda").train()
+
+
+def run_vit(torch):
+    """Mixed-precision training of a ViT-Base classifier (fp32 weights and
+    AdamW state, bf16 autocast), batch sizes varied from step to step.
+    Returns the mean step time and the losses."""
+    model = vit(torch)
 
     def loss_of_step(step, g, inputs):
-        batch = (64, 32, 96, 48)[step % 4]
+        batch = VIT_BATCHES[step % len(VIT_BATCHES)]
         inputs["x"] = torch.randn(batch, 3, 224, 224, generator=g).cuda()
         inputs["y"] = torch.randint(0, 1000, (batch,), generator=g).cuda()
         with torch.autocast("cuda", dtype=torch.bfloat16):

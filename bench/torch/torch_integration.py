@@ -99,17 +99,12 @@ def vit_trainer(torch):
     bf16 autocast), one per batch of 64, 32, 96 and 48 images copied from
     pageable host memory as a data loader's would be (bench/torch/memory.py's
     vit workload, whose memory figures are one run; this times it)."""
-    from transformers import ViTConfig, ViTForImageClassification
-    import transformers
-    transformers.logging.set_verbosity_error()
-    cfg = ViTConfig(image_size=224, patch_size=16, hidden_size=768, num_hidden_layers=12,
-                    num_attention_heads=12, intermediate_size=3072, num_labels=1000)
-    torch.manual_seed(0)
-    model = ViTForImageClassification(cfg).to("cuda").train()
+    from record_workloads import VIT_BATCHES, vit
+    model = vit(torch)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     g = torch.Generator().manual_seed(5)
     batches = [(torch.randn(b, 3, 224, 224, generator=g), torch.randint(0, 1000, (b,), generator=g))
-               for b in (64, 32, 96, 48)]
+               for b in VIT_BATCHES]
 
     def run():
         torch.cuda.synchronize()
