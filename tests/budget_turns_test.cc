@@ -42,20 +42,30 @@ void AdmitRequest(Pool& pool, int max_blocks, Stream stream, std::mt19937_64& rn
   group->push_back(std::move(q));
 }
 
-// What a budgeted role holds on the GPU (here: the pages populated), not
-// only its resident live blocks: an engine's requests taking turns in two
-// groups under a KV budget that holds one group with its growth, as the
-// paged-KV demo runs them. Each turn fetches the incoming group (the budget
-// evicts the other), grows every running request by a block, retires those
-// done and admits new ones in their place.
-TEST(PopulateOnRequestTest, ABudgetBoundsWhatTheRoleHoldsOnTheGpu) {
-  constexpr std::size_t kBlock = 2 * kMiB;
+constexpr std::size_t kTurnBlock = 2 * kMiB;
+constexpr std::size_t kTurnsBudget = 8 * 8 * kTurnBlock;  // two groups of 8 requests, 8 blocks
+
+// What the KV role held in two-group turns (below), in bytes.
+struct TurnPeaks {
+  std::size_t resident = 0, on_gpu = 0, populated = 0;
+};
+
+// Two groups of requests take turns under a KV budget of kTurnsBudget on the
+// strict emulation for `turns` turns, `adjust` applied to the pool's options
+// first.
+template <class Adjust>
+TurnPeaks TwoGroupTurns(Adjust&& adjust, std::uint64_t seed, int turns = 30) {
+  constexpr std::size_t kBlock = kTurnBlock;
   constexpr int kPerGroup = 8, kMaxBlocks = 8;
-  constexpr std::size_t kBudget = kPerGroup * kMaxBlocks * kBlock;
+  constexpr std::size_t kBudget = kTurnsBudget;
+  TurnPeaks peaks;
   internal::HostBackend* backend = nullptr;
-  std::unique_ptr<Pool> pool = testing::KvBudgetPool(kBudget, 4 * kBudget, /*strict=*/true, &backend);
-  ASSERT_NE(pool, nullptr);
-  std::mt19937_64 rng(testing::TestSeed(20261201));
+  PoolOptions o = testing::WithKvStaging(kBudget);
+  adjust(o);
+  std::unique_ptr<Pool> pool = testing::StrictPool(o, /*strict=*/true, &backend);
+  if (pool == nullptr) return peaks;
+  EXPECT_TRUE(pool->ReserveEvictionStaging(4 * kBudget).ok());
+  std::mt19937_64 rng(seed);
   const Stream compute = kDefaultStream;
   const Stream fetch = testing::kSide;
   using Request = TurnRequest;
@@ -64,47 +74,84 @@ TEST(PopulateOnRequestTest, ABudgetBoundsWhatTheRoleHoldsOnTheGpu) {
   for (auto& g : groups) {
     for (int i = 0; i < kPerGroup; ++i) admit(g);
   }
-  std::size_t peak_populated = 0, peak_on_gpu = 0, peak_resident = 0;
-  for (int turn = 0; turn < 30; ++turn) {
-    std::vector<Request>& running = groups[turn % 2];
-    std::vector<const void*> fetched;
-    for (const Request& q : running) fetched.insert(fetched.end(), q.blocks.begin(), q.blocks.end());
-    ASSERT_TRUE(pool->PrefetchBlocks(fetched.data(), fetched.size(), Location::kDevice, fetch).ok());
-    for (std::size_t i = 0; i < running.size(); ++i) {
-      Request& q = running[i];
-      absl::StatusOr<void*> p = pool->Allocate(kBlock, fetch, Role::kKv);  // growth
-      ASSERT_TRUE(p.ok()) << p.status();
-      q.blocks.push_back(*p);
-      if (static_cast<int>(q.blocks.size()) >= q.target) {  // done: retired, replaced
-        for (void* b : q.blocks) ASSERT_TRUE(pool->Deallocate(b, compute).ok());
-        running.erase(running.begin() + static_cast<std::ptrdiff_t>(i--));
-        admit(running);
-        if (::testing::Test::HasFatalFailure()) return;
+  auto take_turns = [&] {
+    for (int turn = 0; turn < turns; ++turn) {
+      std::vector<Request>& running = groups[turn % 2];
+      std::vector<const void*> fetched;
+      for (const Request& q : running) fetched.insert(fetched.end(), q.blocks.begin(), q.blocks.end());
+      ASSERT_TRUE(pool->PrefetchBlocks(fetched.data(), fetched.size(), Location::kDevice, fetch).ok());
+      for (std::size_t i = 0; i < running.size(); ++i) {
+        Request& q = running[i];
+        absl::StatusOr<void*> p = pool->Allocate(kBlock, fetch, Role::kKv);  // growth
+        ASSERT_TRUE(p.ok()) << p.status();
+        q.blocks.push_back(*p);
+        if (static_cast<int>(q.blocks.size()) >= q.target) {  // done: retired, replaced
+          for (void* b : q.blocks) ASSERT_TRUE(pool->Deallocate(b, compute).ok());
+          running.erase(running.begin() + static_cast<std::ptrdiff_t>(i--));
+          admit(running);
+          if (::testing::Test::HasFatalFailure()) return;
+        }
+        const RoleResidency kv = pool->GetResidency(Role::kKv);
+        peaks.resident = std::max(peaks.resident, kv.resident_bytes);
+        peaks.on_gpu = std::max(peaks.on_gpu, kv.reserved_bytes - std::min(kv.reserved_bytes, kv.host_bytes));
+        peaks.populated = std::max(peaks.populated, backend->populated_bytes());
       }
-      const RoleResidency kv = pool->GetResidency(Role::kKv);
-      peak_resident = std::max(peak_resident, kv.resident_bytes);
-      peak_on_gpu = std::max(peak_on_gpu, kv.reserved_bytes - std::min(kv.reserved_bytes, kv.host_bytes));
-      peak_populated = std::max(peak_populated, backend->populated_bytes());
     }
-  }
+  };
+  take_turns();
   std::printf("budget %zu MiB: peaks resident %zu MiB, on the GPU by the pool's count %zu MiB, "
-              "populated %zu MiB\n", kBudget / kMiB, peak_resident / kMiB, peak_on_gpu / kMiB,
-              peak_populated / kMiB);
-  EXPECT_LE(peak_resident, kBudget);
-  // Free pages past give_back_slack (3%) of the budget go back, down to the
-  // budget, at the next budgeted allocation or fetch (before, the free
-  // blocks of retired requests stayed populated: 158 MiB for this budget
-  // with a lighter load).
-  const std::size_t slack = static_cast<std::size_t>(PoolOptions{}.give_back_slack * kBudget);
-  EXPECT_LE(peak_populated, kBudget + slack + kBlock);
-  EXPECT_LE(peak_on_gpu, kBudget + slack + kBlock);
-  EXPECT_GT(pool->GetResidency(Role::kKv).budget_evictions, 100u) << "the budget was not at work";
+              "populated %zu MiB\n", kBudget / kMiB, peaks.resident / kMiB, peaks.on_gpu / kMiB,
+              peaks.populated / kMiB);
+  EXPECT_GT(pool->GetResidency(Role::kKv).budget_evictions, 3u * static_cast<unsigned>(turns))
+      << "the budget was not at work";
   for (auto& g : groups) {
     for (Request& q : g) {
-      for (void* b : q.blocks) ASSERT_TRUE(pool->Deallocate(b, compute).ok());
+      for (void* b : q.blocks) EXPECT_TRUE(pool->Deallocate(b, compute).ok());
     }
   }
   internal::PoolCore::Unwrap(*pool)->CheckInvariants();
+  return peaks;
+}
+
+// What a budgeted role holds on the GPU (here: the pages populated), not
+// only its resident live blocks: an engine's requests taking turns in two
+// groups under a KV budget that holds one group with its growth, as the
+// paged-KV demo runs them. Each turn fetches the incoming group (the budget
+// evicts the other), grows every running request by a block, retires those
+// done and admits new ones in their place.
+TEST(PopulateOnRequestTest, ABudgetBoundsWhatTheRoleHoldsOnTheGpu) {
+  const TurnPeaks peaks = TwoGroupTurns([](PoolOptions&) {}, testing::TestSeed(20261201));
+  EXPECT_LE(peaks.resident, kTurnsBudget);
+  // Free pages past hbm_budget_slack (3%) of the budget go back, down to
+  // the budget, at the next budgeted allocation or fetch (before, the free
+  // blocks of retired requests stayed populated: 158 MiB for this budget
+  // with a lighter load).
+  const auto slack =
+      static_cast<std::size_t>(PoolOptions{}.policy(Role::kKv).hbm_budget_slack * kTurnsBudget);
+  EXPECT_LE(peaks.populated, kTurnsBudget + slack + kTurnBlock);
+  EXPECT_LE(peaks.on_gpu, kTurnsBudget + slack + kTurnBlock);
+}
+
+// The budget's slack is the role's own setting: the pool-wide room over
+// peak live bytes (give_back_slack) leaves it alone, and a slack of 0 gives
+// back every free page past the budget at once.
+TEST(PopulateOnRequestTest, TheBudgetsSlackIsItsOwn) {
+  const std::uint64_t seed = testing::TestSeed(20261204);
+  constexpr int kTurns = 10;
+  const TurnPeaks defaults = TwoGroupTurns([](PoolOptions&) {}, seed, kTurns);
+  const TurnPeaks wide = TwoGroupTurns([](PoolOptions& o) { o.give_back_slack = 0.5; }, seed, kTurns);
+  const TurnPeaks none = TwoGroupTurns(
+      [](PoolOptions& o) { o.roles[static_cast<int>(Role::kKv)].hbm_budget_slack = 0; }, seed, kTurns);
+  const TurnPeaks loose = TwoGroupTurns(
+      [](PoolOptions& o) { o.roles[static_cast<int>(Role::kKv)].hbm_budget_slack = 0.25; }, seed, kTurns);
+  EXPECT_EQ(wide.on_gpu, defaults.on_gpu) << "give_back_slack moved the budget's room";
+  EXPECT_EQ(wide.populated, defaults.populated);
+  EXPECT_LE(none.on_gpu, kTurnsBudget + kTurnBlock);
+  EXPECT_LE(none.populated, kTurnsBudget + kTurnBlock);
+  EXPECT_LE(none.on_gpu, defaults.on_gpu);
+  EXPECT_LE(loose.on_gpu, kTurnsBudget + kTurnsBudget / 4 + kTurnBlock);
+  EXPECT_GT(loose.on_gpu, defaults.on_gpu) << "a wider budget slack kept no more free pages";
+  for (const TurnPeaks& p : {defaults, wide, none, loose}) EXPECT_LE(p.resident, kTurnsBudget);
 }
 
 
@@ -193,7 +240,8 @@ void EngineTurnsUnderABudget(bool strict) {
   std::printf("budget %zu MiB (%s): peaks resident %zu MiB, on the GPU %zu MiB\n", kBudget / kMiB,
               strict ? "vmm-like" : "populated on touch", peak_resident / kMiB, peak_populated / kMiB);
   EXPECT_LE(peak_resident, kBudget);
-  const std::size_t slack = static_cast<std::size_t>(PoolOptions{}.give_back_slack * kBudget);
+  const auto slack =
+      static_cast<std::size_t>(PoolOptions{}.policy(Role::kKv).hbm_budget_slack * kBudget);
   // Before, the blocks freed on the compute stream stayed populated while
   // the engine fetched on its side stream: 160 MiB (strict).
   EXPECT_LE(peak_populated, kBudget + slack + kBlock);

@@ -42,7 +42,12 @@ TEST(ConfTest, RoleKeysExistForEveryRoleAndNewKeysParse) {
   ASSERT_TRUE(slack.ok()) << slack.status();
   EXPECT_FALSE(slack->pool.give_back_free_pages);
   EXPECT_DOUBLE_EQ(slack->pool.give_back_slack, 0.1);
-  for (const char* v : {"give_back_slack:2", "give_back_slack:-1", "give_back_slack:lots"}) {
+  auto budget_slack = ParseConf("kv.hbm_budget:1GiB,kv.hbm_budget_slack:0.1");
+  ASSERT_TRUE(budget_slack.ok()) << budget_slack.status();
+  EXPECT_DOUBLE_EQ(budget_slack->pool.policy(Role::kKv).hbm_budget_slack, 0.1);
+  EXPECT_DOUBLE_EQ(budget_slack->pool.give_back_slack, PoolOptions().give_back_slack);
+  for (const char* v : {"give_back_slack:2", "give_back_slack:-1", "give_back_slack:lots",
+                        "kv.hbm_budget_slack:1.5"}) {
     auto b = ParseConf(v);
     EXPECT_NE(b.status().message().find("expected a number from 0 to 1"), std::string::npos)
         << v << ": " << b.status();

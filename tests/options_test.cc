@@ -41,6 +41,8 @@ TEST(OptionsTest, BadValuesNameTheField) {
       {[](PoolOptions& o) { o.give_back_slack = -0.1; }, "give_back_slack"},
       {[](PoolOptions& o) { o.give_back_slack = 1.5; }, "give_back_slack"},
       {[](PoolOptions& o) { o.give_back_slack = std::nan(""); }, "give_back_slack"},
+      {[](PoolOptions& o) { o.roles[2].hbm_budget_slack = -0.5; }, "roles[kv].hbm_budget_slack"},
+      {[](PoolOptions& o) { o.roles[2].hbm_budget_slack = std::nan(""); }, "roles[kv].hbm_budget_slack"},
       {[](PoolOptions& o) { o.roles[1].device_memory = true; o.roles[1].read_mostly = true; },
        "roles[weights].device_memory"},
       {[](PoolOptions& o) { o.roles[2].device_memory = true; o.roles[2].discard_on_free = true; },

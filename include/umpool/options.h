@@ -95,6 +95,14 @@ struct RolePolicy {
   // (RecordStream's) is the caller's to order. Managed backend; counted on
   // the others. Not with device_memory.
   std::size_t hbm_budget_bytes = 0;
+  // Free pages the role may hold on the GPU past its hbm_budget_bytes, as a
+  // fraction of the budget, before the pool gives them back (down to the
+  // budget) at the role's next allocation or fetch: spares a drop per
+  // allocation where requests retire and arrive every turn. Its own setting,
+  // apart from PoolOptions::give_back_slack (the pool-wide room over peak
+  // live bytes), so lowering that one leaves a budget's behaviour as it was
+  // measured (docs/residency.md). 0 to 1; no effect without a budget.
+  double hbm_budget_slack = 0.03;
 
   // How the pool evicts the role's large blocks (budget victims, Evict,
   // Prefetch/PrefetchBlocks to the host): false, by the driver's migration

@@ -238,6 +238,10 @@ const Key<RolePolicy> kRoleKeys[] = {
         "hbm_budget",
         "GPU budget of the role's large blocks: past it the least recently allocated or fetched "
         "are evicted to host memory, whole (0 = none)"),
+    FractionKey<R, RoleField<double, &R::hbm_budget_slack>>(
+        "hbm_budget_slack",
+        "free pages the role may hold on the GPU past its budget, as a fraction of it, before "
+        "they go back (apart from `give_back_slack`, the pool-wide room)"),
     EnumKey<R, RoleField<bool, &R::evict_by_staging>, kEvictions>(
         "evict", "`migrate`, `staging`",
         "how large blocks are evicted: `migrate` (the driver moves the pages; a kernel touching an "

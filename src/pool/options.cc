@@ -127,6 +127,10 @@ absl::Status PoolOptions::Validate() const {
     if (static_cast<unsigned>(p.prefetch) > static_cast<unsigned>(PrefetchMode::kNever)) {
       return absl::InvalidArgumentError(absl::StrCat("roles[", name, "].prefetch: invalid value"));
     }
+    if (!(p.hbm_budget_slack >= 0 && p.hbm_budget_slack <= 1)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "roles[", name, "].hbm_budget_slack: must be between 0 and 1, got ", p.hbm_budget_slack));
+    }
     if (p.device_memory && (p.read_mostly || p.discard_on_free || p.hbm_budget_bytes != 0)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "roles[", name, "].device_memory: plain device memory takes no ",
