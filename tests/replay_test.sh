@@ -212,6 +212,20 @@ done
 for name in train compile offload; do
   "$replay" "$work/$name.csv" --backend host-vmm --quiet --max-ratio 1.05
 done
+# Pending blocks that wait for their events (reuse_pending_blocks:0) with the
+# events 10 trace ops late: the recorded offload program and the steady
+# per-layer trace with every block in the default role (a PyTorch program's
+# view) <= 1.05. Before the fortieth session 1.235 and 1.869: every search
+# fenced the other streams' free blocks again with a newer event, and a
+# stream took its own back before the event completed, so no block ever
+# became ready to cross streams or merge across them (docs/arena-streams.md,
+# "No fences at every search without stream waits").
+awk -F, 'BEGIN { OFS = "," } $1 == "a" { $6 = "default" } 1' "$work/steady-per-layer.csv" \
+    >"$work/steady-one-role.csv"
+for name in offload-h200 steady-one-role; do
+  "$replay" "$work/$name.csv" --backend host --quiet --max-ratio 1.05 --event-lag 10 \
+      --conf reuse_pending_blocks:0
+done
 python3 "$src/tools/umpool-snapshot" "$work/train.snap.json" -o "$work/bare.svg"
 python3 "$src/tools/umpool-snapshot" "$work/blocks.json" -o "$work/pool.svg"
 python3 - "$work/pool.svg" <<'PY'

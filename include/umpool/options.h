@@ -274,7 +274,9 @@ struct PoolOptions {
   // stream wait"). The cost: the stream's later work starts after those
   // streams' work up to the events (CUDA's stream-ordered pools reuse memory
   // the same way by default). false: such memory waits for its events and
-  // the pool grows. Never during graph captures. Stats::ordered_reuses
+  // the pool grows (other streams' free blocks are then fenced only when a
+  // search found nothing: docs/arena-streams.md, "No fences at every search
+  // without stream waits"). Never during graph captures. Stats::ordered_reuses
   // counts the requests served so.
   bool reuse_pending_blocks = true;
 

@@ -39,6 +39,10 @@ Arena::Arena(const PoolOptions& options, Backend& backend, Backend* device_memor
       heaps_.push_back(std::make_unique<Heap>());
     }
   }
+  for (const auto& h : heaps_) {
+    for (LargeHeap& space : h->large) space.set_fence_at_search(options.reuse_pending_blocks);
+    for (LargeHeap* space : h->slab_spaces()) space->set_fence_at_search(options.reuse_pending_blocks);
+  }
   for (int r = 0; r < kNumRoles; ++r) {
     heaps_[heap_of_[r]]->large[r].set_fit(options.roles[r].tail_last ? LargeHeap::Fit::kBestTailLast
                                                                      : LargeHeap::Fit::kBest);

@@ -63,17 +63,17 @@ class LargeHeap {
       : quantum_(quantum), min_split_(min_split), holds_slabs_(holds_slabs), fit_(fit) {}
   ~LargeHeap();
   void set_fit(Fit fit) { fit_ = fit; }  // before first use only
+  // Take's search fences other streams' groups first (OpenSearch); off where none is adopted.
+  void set_fence_at_search(bool on) { fence_at_search_ = on; }  // before first use only
   LargeHeap(const LargeHeap&) = delete;
   LargeHeap& operator=(const LargeHeap&) = delete;
   bool holds_slabs() const { return holds_slabs_; }
 
   struct Taken {
     void* ptr = nullptr;        // nullptr: nothing fits, the heap must grow
-    std::size_t bytes = 0;      // the block's size: `bytes` asked, or more when
-                                // the rest was too small to split off
+    std::size_t bytes = 0;      // the block's size: `bytes`, or more (a rest too small to split)
     bool cross_stream = false;  // it came from the ready group
-    std::uint64_t seq = 0;      // from the caller's own stream group: that
-                                // group's stamp (reusable at once on it only)
+    std::uint64_t seq = 0;      // from the caller's own stream group: its stamp (reusable on it)
   };
   // A block of `bytes` (a multiple of the quantum) for `stream`, allocated for `requested` bytes.
   // Event errors go to *status; the search goes on.
@@ -378,6 +378,7 @@ class LargeHeap {
   const std::size_t min_split_;
   const bool holds_slabs_;
   Fit fit_;
+  bool fence_at_search_ = true;
   std::atomic<std::size_t> bytes_{0};
   std::array<std::atomic<std::size_t>, kNumRoles> role_live_{};  // SetRole's blocks, by role
   std::atomic<std::size_t> mapped_{0};

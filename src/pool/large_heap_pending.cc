@@ -49,8 +49,15 @@ void LargeHeap::OpenSearch(Stream stream, Fencer& fencer, absl::Status* status) 
   // caller's own blocks that another stream's search fenced stay its to
   // reuse at once (its work runs in order), passed or not. The groups past
   // their fences are adopted by the search's first poll (TakeReusable's
-  // `first_to`).
-  if (!fencer.capturing()) status->Update(free_.FenceOthers(stream, fencer));
+  // `first_to`). Not when the arena cannot adopt pending blocks
+  // (reuse_pending_blocks off): a group fenced at every search then never
+  // became ready while its stream kept searching and freeing (each search
+  // fenced it again with a newer event; its stream took it back before the
+  // event completed), so no block crossed streams or merged across them and
+  // the space grew without bound (host replays, events 1-10 trace ops late:
+  // 1.9-17.7x peak live; docs/arena-streams.md, "No fences at every search
+  // without stream waits").
+  if (fence_at_search_ && !fencer.capturing()) status->Update(free_.FenceOthers(stream, fencer));
   free_.TakeOwnPending(stream, Adopter(stream, fencer));
 }
 
