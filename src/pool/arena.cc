@@ -39,9 +39,11 @@ Arena::Arena(const PoolOptions& options, Backend& backend, Backend* device_memor
       heaps_.push_back(std::make_unique<Heap>());
     }
   }
+  // Fences at every search only where pending blocks are adopted (large_heap_pending.cc).
   for (const auto& h : heaps_) {
-    for (LargeHeap& space : h->large) space.set_fence_at_search(options.reuse_pending_blocks);
-    for (LargeHeap* space : h->slab_spaces()) space->set_fence_at_search(options.reuse_pending_blocks);
+    const bool fence = options.reuse_pending_blocks;
+    for (LargeHeap& space : h->large) space.set_fence_at_search(fence);
+    for (LargeHeap* space : h->slab_spaces()) space->set_fence_at_search(fence);
   }
   for (int r = 0; r < kNumRoles; ++r) {
     heaps_[heap_of_[r]]->large[r].set_fit(options.roles[r].tail_last ? LargeHeap::Fit::kBestTailLast

@@ -73,7 +73,7 @@ class LargeHeap {
     void* ptr = nullptr;        // nullptr: nothing fits, the heap must grow
     std::size_t bytes = 0;      // the block's size: `bytes`, or more (a rest too small to split)
     bool cross_stream = false;  // it came from the ready group
-    std::uint64_t seq = 0;      // from the caller's own stream group: its stamp (reusable on it)
+    std::uint64_t seq = 0;      // own stream group's stamp: reusable at once on it only
   };
   // A block of `bytes` (a multiple of the quantum) for `stream`, allocated for `requested` bytes.
   // Event errors go to *status; the search goes on.

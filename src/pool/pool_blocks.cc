@@ -166,7 +166,8 @@ void PoolCore::GiveBackOverBudgets(Stream stream) {
     // drop per allocation), the rest is free pages: given back.
     const std::size_t held = arena_.RoleReservedBytes(role);
     const std::size_t on_gpu = held - std::min(held, residency_.Get(role).host_bytes);
-    const auto slack = static_cast<std::size_t>(options_.policy(role).hbm_budget_slack * static_cast<double>(budget));
+    const double room = options_.policy(role).hbm_budget_slack;
+    const auto slack = static_cast<std::size_t>(room * static_cast<double>(budget));
     if (on_gpu > budget + slack) arena_.GiveBackOverBudget(role, on_gpu - budget, stream);
   }
 }
