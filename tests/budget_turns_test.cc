@@ -62,9 +62,8 @@ TurnPeaks TwoGroupTurns(Adjust&& adjust, std::uint64_t seed, int turns = 30) {
   internal::HostBackend* backend = nullptr;
   PoolOptions o = testing::WithKvStaging(kBudget);
   adjust(o);
-  std::unique_ptr<Pool> pool = testing::StrictPool(o, /*strict=*/true, &backend);
+  std::unique_ptr<Pool> pool = testing::StagingPool(o, 4 * kBudget, /*strict=*/true, &backend);
   if (pool == nullptr) return peaks;
-  EXPECT_TRUE(pool->ReserveEvictionStaging(4 * kBudget).ok());
   std::mt19937_64 rng(seed);
   const Stream compute = kDefaultStream;
   const Stream fetch = testing::kSide;
@@ -74,7 +73,7 @@ TurnPeaks TwoGroupTurns(Adjust&& adjust, std::uint64_t seed, int turns = 30) {
   for (auto& g : groups) {
     for (int i = 0; i < kPerGroup; ++i) admit(g);
   }
-  auto take_turns = [&] {
+  auto take_turns = [&] {  // a lambda: its ASSERTs return from it, not from TwoGroupTurns
     for (int turn = 0; turn < turns; ++turn) {
       std::vector<Request>& running = groups[turn % 2];
       std::vector<const void*> fetched;
@@ -102,7 +101,8 @@ TurnPeaks TwoGroupTurns(Adjust&& adjust, std::uint64_t seed, int turns = 30) {
   std::printf("budget %zu MiB: peaks resident %zu MiB, on the GPU by the pool's count %zu MiB, "
               "populated %zu MiB\n", kBudget / kMiB, peaks.resident / kMiB, peaks.on_gpu / kMiB,
               peaks.populated / kMiB);
-  EXPECT_GT(pool->GetResidency(Role::kKv).budget_evictions, 3u * static_cast<unsigned>(turns))
+  // More than 100 over the 30 turns of the bound's test, as many a turn in shorter runs.
+  EXPECT_GT(pool->GetResidency(Role::kKv).budget_evictions, 100u * static_cast<unsigned>(turns) / 30)
       << "the budget was not at work";
   for (auto& g : groups) {
     for (Request& q : g) {

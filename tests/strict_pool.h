@@ -39,15 +39,23 @@ inline std::unique_ptr<Pool> StrictPool(PoolOptions o = {}, bool strict = true,
   return pool.ok() ? *std::move(pool) : nullptr;
 }
 
+// A StrictPool with options `o` (WithKvStaging's, maybe adjusted) and
+// `staging` bytes of pinned memory reserved for its evictions.
+inline std::unique_ptr<Pool> StagingPool(const PoolOptions& o, std::size_t staging,
+                                         bool strict = true,
+                                         internal::HostBackend** backend = nullptr) {
+  // StrictPool sets the cap (4 GiB) over WithKvStaging's.
+  auto pool = StrictPool(o, strict, backend);
+  if (pool != nullptr) EXPECT_TRUE(pool->ReserveEvictionStaging(staging).ok());
+  return pool;
+}
+
 // A StrictPool whose KV role has a budget, evicts by staging (with
 // `staging` bytes of pinned memory reserved) and discards on free.
 inline std::unique_ptr<Pool> KvBudgetPool(std::size_t budget, std::size_t staging,
                                           bool strict = true,
                                           internal::HostBackend** backend = nullptr) {
-  // StrictPool sets the cap (4 GiB) over WithKvStaging's.
-  auto pool = StrictPool(WithKvStaging(budget), strict, backend);
-  if (pool != nullptr) EXPECT_TRUE(pool->ReserveEvictionStaging(staging).ok());
-  return pool;
+  return StagingPool(WithKvStaging(budget), staging, strict, backend);
 }
 
 }  // namespace umpool::testing

@@ -40,8 +40,8 @@ Arena::Arena(const PoolOptions& options, Backend& backend, Backend* device_memor
     }
   }
   // Fences at every search only where pending blocks are adopted (large_heap_pending.cc).
+  const bool fence = options.reuse_pending_blocks;
   for (const auto& h : heaps_) {
-    const bool fence = options.reuse_pending_blocks;
     for (LargeHeap& space : h->large) space.set_fence_at_search(fence);
     for (LargeHeap* space : h->slab_spaces()) space->set_fence_at_search(fence);
   }
