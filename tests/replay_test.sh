@@ -220,12 +220,10 @@ done
 # stream took its own back before the event completed, so no block ever
 # became ready to cross streams or merge across them (docs/arena-streams.md,
 # "No fences at every search without stream waits").
-awk -F, 'BEGIN { OFS = "," } $1 == "a" { $6 = "default" } 1' "$work/steady-per-layer.csv" \
-    >"$work/steady-one-role.csv"
-for name in offload-h200 steady-one-role; do
-  "$replay" "$work/$name.csv" --backend host --quiet --max-ratio 1.05 --event-lag 10 \
-      --conf reuse_pending_blocks:0
-done
+"$replay" "$work/offload-h200.csv" --backend host --quiet --max-ratio 1.05 --event-lag 10 \
+    --conf reuse_pending_blocks:0
+"$replay" "$work/steady-per-layer.csv" --one-role --backend host --quiet --max-ratio 1.05 \
+    --event-lag 10 --conf reuse_pending_blocks:0
 python3 "$src/tools/umpool-snapshot" "$work/train.snap.json" -o "$work/bare.svg"
 python3 "$src/tools/umpool-snapshot" "$work/blocks.json" -o "$work/pool.svg"
 python3 - "$work/pool.svg" <<'PY'

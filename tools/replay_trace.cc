@@ -88,6 +88,11 @@ Trace Load(const std::string& path) {
   return t;
 }
 
+Trace OneRole(Trace t) {
+  for (Op& op : t.ops) op.role = Role::kDefault;
+  return t;
+}
+
 Trace Repeat(Trace t, int times) {
   if (times <= 1) return t;  // moved out: a replay without --repeat copies nothing
   std::uint64_t span = 0;  // ids of run k are the first run's plus k * span

@@ -44,6 +44,10 @@ Trace Load(const std::string& path);
 // `times` 1 returns `t` as it is (moved, not copied).
 Trace Repeat(Trace t, int times);
 
+// `t` with every allocation in the default role, as a PyTorch program's
+// tensors are (the generated traces name weights, KV cache and activations).
+Trace OneRole(Trace t);
+
 }  // namespace umpool::replay
 
 #endif  // UMPOOL_TOOLS_REPLAY_TRACE_H_

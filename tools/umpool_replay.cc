@@ -33,6 +33,8 @@
 // the first run: calls after warm-up are then what each repetition costs, and
 // the peak what the layout drifts to (e.g. --repeat 4 on a recorded training
 // program).
+// --one-role: every allocation in the default role, as a PyTorch program's
+// tensors are (a generated trace's roles ignored).
 // --json FILE: the table's figures per allocator, and for umpool each role's
 // reserved and allocated bytes at peak live ("roles_at_peak_live").
 //
@@ -410,6 +412,7 @@ int main(int argc, char** argv) {
   bool steady = false, quiet = false;
   long long steady_calls = 0;
   int repeat = 1;
+  bool one_role = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -448,6 +451,7 @@ int main(int argc, char** argv) {
     else if (a == "--repeat") {
       if (!absl::SimpleAtoi(value(), &repeat) || repeat < 1 || repeat > 1000) Fail("--repeat needs a count from 1 to 1000");
     }
+    else if (a == "--one-role") one_role = true;
     else if (a == "--verbose") g_verbose = true;
     else if (a == "--snapshot-op") {
       if (!absl::SimpleAtoi(value(), &g_snapshot_op) || g_snapshot_op < 0) Fail("--snapshot-op needs an op index >= 0");
@@ -456,7 +460,7 @@ int main(int argc, char** argv) {
       std::printf("usage: umpool-replay TRACE [--allocators LIST] [--backend host|host-vmm|managed] "
                   "[--snapshot FILE [--snapshot-op N]] [--json FILE] [--max-ratio R] [--steady [--steady-calls N]] "
                   "[--capacity-gib G] [--cap-live F [--pressure evict|none]] [--keep-free-pages] [--give-back-slack F] [--wait-pending] [--event-lag N] "
-                  "[--conf TEXT] [--repeat N] [--verbose] [--quiet]\n");
+                  "[--conf TEXT] [--repeat N] [--one-role] [--verbose] [--quiet]\n");
       return 0;
     } else if (!a.empty() && a[0] != '-' && trace_path.empty()) trace_path = a;
     else Fail("unknown argument '" + a + "' (try --help)");
@@ -480,7 +484,7 @@ int main(int argc, char** argv) {
   }
   if (cap_live > 0 && allocators != "umpool") Fail("--cap-live replays umpool only (--allocators umpool)");
   if (cap_live > 0 && capacity_gib > 0) Fail("--cap-live and --capacity-gib both set the cap: give one");
-  const Trace t = Repeat(Load(trace_path), repeat);
+  const Trace t = Repeat(one_role ? OneRole(Load(trace_path)) : Load(trace_path), repeat);
   std::fprintf(stderr, "umpool-replay: %s: %zu ops, %zu allocations, %d streams, peak live %.1f MiB%s\n",
                trace_path.c_str(), t.ops.size(), t.allocations, t.streams, t.peak_live / 1048576.0,
                t.warmup_end == 0 ? ", no warm-up mark" : repeat > 1 ? absl::StrCat(", ", repeat, " runs").c_str() : "");
