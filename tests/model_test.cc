@@ -24,6 +24,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -171,10 +172,22 @@ std::size_t RandomSize(std::mt19937_64& rng) {
 
 constexpr std::size_t kPatterned = 256;
 
-class ModelTest : public ::testing::TestWithParam<std::uint64_t> {
+// A run's seed (0: the default, or UMPOOL_TEST_SEED) and whether the pool makes a stream wait
+// for pending blocks (PoolOptions::reuse_pending_blocks) or lets them wait for their events (its
+// large spaces then keep early fences in place: LargeHeap::OpenSearch).
+struct ModelRun {
+  std::uint64_t seed = 0;
+  bool reuse_pending_blocks = true;
+};
+
+class ModelTest : public ::testing::TestWithParam<ModelRun> {
  protected:
+  std::uint64_t Seed(std::uint64_t fallback) const {
+    return GetParam().seed != 0 ? GetParam().seed : testing::TestSeed(fallback);
+  }
   void SetUp() override {
     PoolOptions o;
+    o.reuse_pending_blocks = GetParam().reuse_pending_blocks;
     o.stats_publish_bytes = 0;
     o.capacity_bytes = std::size_t{768} << 20;  // small: pressure and OOM paths run too
     // KV blocks of 2 MiB and more wait in the discard queue before reuse.
@@ -189,7 +202,7 @@ class ModelTest : public ::testing::TestWithParam<std::uint64_t> {
 };
 
 TEST_P(ModelTest, Sequential) {
-  const std::uint64_t seed = GetParam() != 0 ? GetParam() : testing::TestSeed(20261127);
+  const std::uint64_t seed = Seed(20261127);
   std::printf("[ seed     ] sequential phase seed %llu\n", static_cast<unsigned long long>(seed));
   std::mt19937_64 rng(seed);
   const std::uint64_t ops = std::max<std::uint64_t>(1000, TotalOps() / 16);
@@ -294,12 +307,17 @@ TEST_P(ModelTest, Sequential) {
   EXPECT_GT(pool_->GetStats().discarded_blocks, 0u) << "the KV role's discard queue was exercised";
   EXPECT_GT(pool_->GetStats().page_drops, 0u) << "free pages were given back (bare blocks)";
   EXPECT_GT(pool_->GetStats().bare_refills, 0u) << "bare blocks were refilled";
-  EXPECT_GT(pool_->GetStats().ordered_reuses, 0u) << "pending blocks were reused behind stream waits";
+  if (GetParam().reuse_pending_blocks) {
+    EXPECT_GT(pool_->GetStats().ordered_reuses, 0u) << "pending blocks were reused behind stream waits";
+  } else {
+    EXPECT_EQ(pool_->GetStats().ordered_reuses, 0u) << "a stream waited for pending blocks";
+    EXPECT_GT(pool_->GetStats().cross_stream_reuses, 0u) << "blocks crossed streams past their fences";
+  }
   for (auto& [p, b] : model.live()) ASSERT_TRUE(pool_->Deallocate(reinterpret_cast<void*>(p), b.stream).ok());
 }
 
 TEST_P(ModelTest, Concurrent) {
-  const std::uint64_t seed = GetParam() != 0 ? GetParam() : testing::TestSeed(20261128);
+  const std::uint64_t seed = Seed(20261128);
   std::printf("[ seed     ] concurrent phase seed %llu\n", static_cast<unsigned long long>(seed));
   const std::uint64_t total = std::max<std::uint64_t>(4000, TotalOps() / 16 * 15);
   constexpr int kRounds = 50;
@@ -394,9 +412,13 @@ TEST_P(ModelTest, Concurrent) {
   }
 }
 
-// 0 = the default (or UMPOOL_TEST_SEED) seed; others are regression seeds.
-constexpr std::uint64_t kRegressionSeeds[] = {0};
-INSTANTIATE_TEST_SUITE_P(Seeds, ModelTest, ::testing::ValuesIn(kRegressionSeeds));
+// Seed 0 = the default (or UMPOOL_TEST_SEED) seed; others are regression seeds.
+constexpr ModelRun kRuns[] = {{0, true}, {0, false}};
+INSTANTIATE_TEST_SUITE_P(Seeds, ModelTest, ::testing::ValuesIn(kRuns),
+                         [](const ::testing::TestParamInfo<ModelRun>& info) {
+                           return std::string(info.param.reuse_pending_blocks ? "Waits" : "NoWaits") +
+                                  std::to_string(info.param.seed);
+                         });
 
 }  // namespace
 }  // namespace umpool
