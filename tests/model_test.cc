@@ -174,7 +174,8 @@ constexpr std::size_t kPatterned = 256;
 
 // A run's seed (0: the default, or UMPOOL_TEST_SEED) and whether the pool makes a stream wait
 // for pending blocks (PoolOptions::reuse_pending_blocks) or lets them wait for their events (its
-// large spaces then keep early fences in place: LargeHeap::OpenSearch).
+// large spaces then fence other streams' blocks only when a search found nothing:
+// LargeHeap::OpenSearch).
 struct ModelRun {
   std::uint64_t seed = 0;
   bool reuse_pending_blocks = true;
