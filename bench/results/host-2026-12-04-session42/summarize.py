@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """summarize.py: writes summary.txt from small_slabs.txt, first_slab_apart.txt and repeat4.txt
-(the outputs of variants.sh and repeat4.sh): per binary, each recorded program's reserved/live,
+(the outputs of variants.sh): per binary, each recorded program's reserved/live,
 then each set's mean, worst and calls after warm-up."""
 import os
 import re
@@ -34,20 +34,16 @@ def main():
     rep = parse('repeat4.txt', 'recorded x4')
     lines = []
     progs = ['beam', 'compile', 'generate', 'offload', 'train', 'vit']
-    lines.append('recorded programs, one run: reserved/live (calls after warm-up)')
-    lines.append('| binary | ' + ' | '.join(progs) + ' | mean | calls |')
-    for b, sets in runs.items():
-        r = sets['recorded']
-        lines.append(f'| {b} | ' + ' | '.join(f'{r["rows"][p][0]} ({r["rows"][p][1]})' for p in progs)
-                     + f' | {r["mean"][0]} | {r["mean"][2]} |')
-    lines.append('')
-    lines.append('recorded programs run four times in one pool (--repeat 4)')
-    lines.append('| binary | ' + ' | '.join(progs) + ' | mean | calls |')
-    for b, sets in rep.items():
-        r = sets['recorded x4']
-        lines.append(f'| {b} | ' + ' | '.join(f'{r["rows"][p][0]} ({r["rows"][p][1]})' for p in progs)
-                     + f' | {r["mean"][0]} | {r["mean"][2]} |')
-    lines.append('')
+    for title, sets_by_binary, key in (
+            ('recorded programs, one run: reserved/live (calls after warm-up)', runs, 'recorded'),
+            ('recorded programs run four times in one pool (--repeat 4)', rep, 'recorded x4')):
+        lines.append(title)
+        lines.append('| binary | ' + ' | '.join(progs) + ' | mean | calls |')
+        for b, sets in sets_by_binary.items():
+            r = sets[key]
+            cells = [f'{r["rows"][p][0]} ({r["rows"][p][1]})' for p in progs]
+            lines.append(f'| {b} | ' + ' | '.join(cells) + f' | {r["mean"][0]} | {r["mean"][2]} |')
+        lines.append('')
     lines.append('steady generated traces (22 each): mean / worst / calls after warm-up')
     lines.append('| binary | one role | roles, lag 0 | roles, lag 100 |')
     for b, sets in runs.items():

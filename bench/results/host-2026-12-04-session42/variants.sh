@@ -8,6 +8,9 @@
 # `variants.sh first_slab_apart.txt APART`, where BASE is umpool-replay built at b2098e9,
 # SMALLn that commit with small_slabs.patch applied and kSmallSlabLimit set to n KiB (the
 # patch as written: 2048), APART that commit with first_slab_apart.patch.
+# With REPEAT=N only the recorded programs, each run N times in one pool (umpool-replay
+# --repeat N: the warm-up mark after the first run): `REPEAT=4 variants.sh repeat4.txt BASE
+# APART SMALL128 SMALL512 SMALL2048`.
 set -u
 O=$(realpath -m "$1"); shift
 bins=(); for b in "$@"; do bins+=("$(realpath "$b")"); done
@@ -17,6 +20,7 @@ Traces "$T"
 {
   for b in "${bins[@]}"; do
     echo "== $(basename "$b")"
+    if [ -n "${REPEAT:-}" ]; then bash $runset "$b" "$T/rec" --repeat "$REPEAT"; continue; fi
     echo "recorded"; bash $runset "$b" "$T/rec"
     echo "one role"; bash $runset "$b" "$T/one" --one-role
     echo "roles, lag 0"; bash $runset "$b" "$T/roles" | tail -1
