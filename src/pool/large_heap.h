@@ -203,9 +203,9 @@ class LargeHeap {
   // Appends every live block.
   void LiveBlocks(std::vector<BlockInfo>* out) const;
 
-  // Removes and returns the smallest wholly free segment of `min_bytes` to `max_bytes` that is
-  // ready or was freed on `stream` (then *terms says so, for AdoptSegment), polling pending fences
-  // first; nullptr if none.
+  // Removes and returns the smallest wholly free segment of `min_bytes` to `max_bytes` with no
+  // reserve, ready or freed on `stream` (then *terms says so, for AdoptSegment), polling pending
+  // fences first; nullptr if none.
   Segment* StealFreeSegment(std::size_t min_bytes, std::size_t max_bytes, Stream stream,
                             Fencer& fencer, ReuseTerms* terms);
   // Cuts the end off the largest reserve of at least `min_bytes` (half of it, or `min_bytes` if
