@@ -28,9 +28,10 @@ class CountingSource final : public FreeMemorySource {
 
 class ArenaTest : public ::testing::Test {
  protected:
-  void Make(std::size_t cap) {
-    arena_ = std::make_unique<Arena>(options_, backend_, nullptr, pagemap_, fencer_, counters_, cap,
-                                     cap);
+  // `device_memory`: roles with RolePolicy::device_memory map from device_memory_.
+  void Make(std::size_t cap, bool device_memory = false) {
+    arena_ = std::make_unique<Arena>(options_, backend_, device_memory ? &device_memory_ : nullptr,
+                                     pagemap_, fencer_, counters_, cap, cap);
     arena_->set_free_memory_source(&source_);
   }
   absl::Status Free(void* p, Stream s) {
@@ -42,6 +43,7 @@ class ArenaTest : public ::testing::Test {
 
   PoolOptions options_;
   HostBackend backend_;
+  HostBackend device_memory_;
   PageMap pagemap_;
   Fencer fencer_{backend_};
   PoolCounters counters_;
@@ -147,12 +149,11 @@ TEST_F(ArenaTest, TheCapIsNeverPassedAndAtTheMapLimitReservesAreCut) {
 // Plain device memory has no reserve: its wholly free chunks move.
 TEST_F(ArenaTest, AWhollyFreeSegmentMovesToAnotherSpaceInsteadOfMapping) {
   options_.activations_share_kv_space = false;  // the two roles' own spaces
-  for (Role r : {Role::kActivations, Role::kKv}) options_.roles[static_cast<int>(r)].device_memory = true;
-  HostBackend device_memory;
-  arena_ = std::make_unique<Arena>(options_, backend_, &device_memory, pagemap_, fencer_, counters_,
-                                   std::size_t{1} << 30, std::size_t{1} << 30);
-  arena_->set_free_memory_source(&source_);
-  auto device_maps = [&] { return device_memory.counters().maps.load(); };
+  for (Role r : {Role::kActivations, Role::kKv}) {
+    options_.roles[static_cast<int>(r)].device_memory = true;
+  }
+  Make(std::size_t{1} << 30, /*device_memory=*/true);
+  auto device_maps = [&] { return device_memory_.counters().maps.load(); };
   auto act = arena_->TakeLarge(Role::kActivations, 40 << 20, a_, 40 << 20);
   ASSERT_TRUE(act.ok());
   ASSERT_TRUE(Free(act->ptr, a_).ok());
@@ -169,7 +170,6 @@ TEST_F(ArenaTest, AWhollyFreeSegmentMovesToAnotherSpaceInsteadOfMapping) {
   EXPECT_EQ(device_maps(), before + 1);
   arena_->CheckInvariants();
   ASSERT_TRUE(Free(act2->ptr, a_).ok());
-  arena_.reset();  // before `device_memory`
 }
 
 // A segment with a reserve is its space's room to grow: another space grows
@@ -191,7 +191,7 @@ TEST_F(ArenaTest, ASegmentWithAReserveStaysWithItsSpace) {
   EXPECT_EQ(counters_.segments_moved.load(), 0u);
   auto act2 = arena_->TakeLarge(Role::kActivations, 40 << 20, a_, 40 << 20);
   ASSERT_TRUE(act2.ok());
-  EXPECT_EQ(act2->ptr, act->ptr) << "its own segment, still there (its pages refilled if given back)";
+  EXPECT_EQ(act2->ptr, act->ptr) << "its own segment (its pages refilled if given back)";
   EXPECT_EQ(maps(), before) << "no space mapped a new segment";
   arena_->CheckInvariants();
   for (void* p : {kv0->ptr, kv->ptr, act2->ptr}) ASSERT_TRUE(Free(p, a_).ok());

@@ -185,7 +185,9 @@ TEST_F(LargeSpaceTest, KvAndWeightsKeepTheirFreeSegments) {
 TEST_F(LargeSpaceTest, AWhollyFreeSegmentMovesOnTheTermsItWasFreedOn) {
   PoolOptions o;
   o.activations_share_kv_space = false;
-  for (Role r : {Role::kActivations, Role::kDefault}) o.roles[static_cast<int>(r)].device_memory = true;
+  for (Role r : {Role::kActivations, Role::kDefault}) {
+    o.roles[static_cast<int>(r)].device_memory = true;
+  }
   Reset(o);
   auto mapped = [&] { return pool_->GetStats().backend_allocations; };
   void* act = Alloc(40 * kMiB, a_, Role::kActivations);
