@@ -57,8 +57,7 @@ void LargeHeap::ForEachDroppable(Stream stream, bool own_stream, bool keep_tails
     const std::uintptr_t lo = (b->addr + kMapGranularity - 1) & ~(kMapGranularity - 1);
     const std::uintptr_t hi = (b->addr + b->size) & ~(kMapGranularity - 1);
     if (hi <= lo) return;
-    const Segment* s = b->segment;
-    if (keep_tails && s->last == b && s->populated < s->limit) return;  // the growth's to extend
+    if (keep_tails && b->EndsGrowableSegment()) return;  // the growth's to extend
     fn(b, PageRange{lo, hi - lo});
   };
   free_.ready().ForEach(consider);

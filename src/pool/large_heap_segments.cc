@@ -167,7 +167,7 @@ Segment* LargeHeap::StealFreeSegment(std::size_t min_bytes, std::size_t max_byte
     // A segment with a reserve is this space's room to grow: moved, it left
     // the space to map a new segment at its next growth, which another space
     // then took in turn (docs/arena.md, "A reserve stays with its space").
-    if ((*it)->limit > (*it)->populated || b->bare || !ReusableOn(b, stream) ||
+    if (b->EndsGrowableSegment() || b->bare || !ReusableOn(b, stream) ||
         b->size != (*it)->populated || b->size < min_bytes || b->size > max_bytes) {
       continue;
     }
