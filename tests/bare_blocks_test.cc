@@ -211,8 +211,10 @@ TEST(BareBlocksTest, RestoringBlocksOverGivenBackPagesRefillsThem) {
 
 // A pool that gives back everything above peak live (slack 0) on a host
 // backend whose work completes only when the test says so.
-std::unique_ptr<Pool> ManualPool(internal::HostBackend** backend) {
+// `slab_max`: the default role's slab_max_bytes (0: its default).
+std::unique_ptr<Pool> ManualPool(internal::HostBackend** backend, std::size_t slab_max = 0) {
   PoolOptions o;
+  if (slab_max != 0) o.roles[static_cast<int>(Role::kDefault)].slab_max_bytes = slab_max;
   o.give_back_free_pages = true;
   o.give_back_slack = 0;
   o.stats_publish_bytes = 0;
@@ -341,6 +343,85 @@ TEST(BareBlocksTest, TheRestOfLargeBlockRefilledByOneStreamWaitsForItsWork) {
   std::printf("%d of %zu blocks on s3 inside the old blocks\n", inside, theirs.size());
   backend->SetManualCompletion(false);
   backend->CompleteAll();
+}
+
+// Pages one stream dropped and another refilled: what the request leaves of
+// them (the rest of its last page) is the refilling stream's, and a third
+// stream may take it only once a fence on that stream covers the refill,
+// which waited for the drop. Filed under the group's older stamp, a fence on
+// it recorded before the refill made the rest ready at once, while the
+// dropping stream's work on the pages was not done (model_test's concurrent
+// phase reported such a reuse once, in CI on 9dd5c7b; without 2026-12-04's
+// LargeHeap::RefilledOn this fails).
+TEST(BareBlocksTest, TheRestOfPagesRefilledForAnotherStreamWaitsForTheirDrop) {
+  internal::HostBackend* backend = nullptr;
+  auto pool = ManualPool(&backend, /*slab_max=*/256 * 1024);  // 1 MiB blocks are large
+  ASSERT_NE(pool, nullptr);
+  const Stream s1 = testing::HostStream(1), s2 = testing::HostStream(2),
+               s3 = testing::HostStream(3);
+  // s2 frees a block, and s3 takes it past a fence on s2 that completes: s2's
+  // latest fence covers its group's stamp from then on.
+  absl::StatusOr<void*> early = pool->Allocate(3 * kMiB, s2);
+  ASSERT_TRUE(early.ok()) << early.status();
+  ASSERT_TRUE(pool->Deallocate(*early, s2).ok());
+  absl::StatusOr<void*> taken = pool->Allocate(3 * kMiB, s3);
+  ASSERT_TRUE(taken.ok()) << taken.status();
+  // On s1 (MakeHoleAndTail's steps): `big`'s free tail is given back while
+  // s1's work on it is not done, dropped on s1.
+  absl::StatusOr<void*> keep = pool->Allocate(64 * kMiB, s1);
+  absl::StatusOr<void*> hole = pool->Allocate(100 * kMiB, s1);
+  absl::StatusOr<void*> wall = pool->Allocate(4 * kMiB, s1);
+  ASSERT_TRUE(keep.ok() && hole.ok() && wall.ok());
+  ASSERT_TRUE(pool->Deallocate(*hole, s1).ok());
+  absl::StatusOr<void*> big = pool->Allocate(120 * kMiB, s1);
+  absl::StatusOr<void*> part = pool->Allocate(60 * kMiB, s1);
+  ASSERT_TRUE(big.ok() && part.ok());
+  ASSERT_TRUE(pool->Deallocate(*part, s1).ok());
+  const std::uint64_t used = backend->Submit(s1);  // s1's work reads `big`; not done
+  ASSERT_TRUE(pool->Deallocate(*big, s1).ok());
+  absl::StatusOr<void*> x = pool->Allocate(70 * kMiB, s1);
+  absl::StatusOr<void*> y = pool->Allocate(90 * kMiB, s1);
+  ASSERT_TRUE(x.ok() && y.ok());
+  ASSERT_GE(pool->GetStats().bare_bytes.current, static_cast<std::int64_t>(40 * kMiB))
+      << "the free tail's pages were given back";
+  // s1 takes back the 1 MiB pieces left free (part pages): none is left for
+  // s2 to adopt behind a stream wait, which would make s2's fences newer.
+  std::vector<void*> pieces;
+  for (int i = 0; i < 3; ++i) {
+    absl::StatusOr<void*> p = pool->Allocate(kMiB, s1);
+    ASSERT_TRUE(p.ok()) << p.status();
+    pieces.push_back(*p);
+  }
+  // s2 takes 24.75 MiB of the bare tail: 26 MiB refilled (after s1's drop),
+  // and the 1.25 MiB rest stays free, s2's.
+  const Stats before = pool->GetStats();
+  absl::StatusOr<void*> z = pool->Allocate(24 * kMiB + 768 * 1024, s2);
+  ASSERT_TRUE(z.ok()) << z.status();
+  EXPECT_GT(pool->GetStats().bare_refills, before.bare_refills);
+  const auto lo = reinterpret_cast<std::uintptr_t>(*big);
+  const auto z_end = reinterpret_cast<std::uintptr_t>(*z) + *pool->BlockSize(*z);
+  ASSERT_TRUE(z_end > lo && z_end < lo + 120 * kMiB) << "z ends inside `big`, its rest too";
+  ASSERT_FALSE(backend->IsOrderedAfter(s3, s1, used));
+  // s3 asks for blocks the rest holds: one inside `big` must be ordered
+  // after s1's work (a stream wait for s2's fence), or s1's work done.
+  int inside = 0;
+  std::vector<void*> theirs;
+  for (int i = 0; i < 4; ++i) {
+    absl::StatusOr<void*> p = pool->Allocate(kMiB + 256 * 1024, s3);
+    ASSERT_TRUE(p.ok()) << p.status();
+    theirs.push_back(*p);
+    const auto a = reinterpret_cast<std::uintptr_t>(*p);
+    if (a < lo + 120 * kMiB && lo < a + kMiB + 256 * 1024) {
+      ++inside;
+      EXPECT_TRUE(backend->IsOrderedAfter(s3, s1, used))
+          << "block " << i << " on s3 inside pages s1's pending work used";
+    }
+  }
+  EXPECT_GT(inside, 0) << "the case this checks did not arise";
+  std::printf("%d of %zu blocks on s3 inside s1's old block\n", inside, theirs.size());
+  backend->SetManualCompletion(false);
+  backend->CompleteAll();
+  Check(*pool);
 }
 
 // Which pages go: those free the longest, not the largest range. Three old

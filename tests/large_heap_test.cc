@@ -48,7 +48,7 @@ TEST(LargeHeapTest, GrowingOverABareTailKeepsTheGrowthForTheCaller) {
   // 8 MiB on s2: A is not reusable there; the tail is refilled and grown.
   std::vector<std::pair<std::uintptr_t, std::size_t>> populated;
   LargeHeap::Taken b = heap.ExtendAndTake(
-      8 * kMiB, s2, 8 * kMiB, /*step=*/2 * kMiB,
+      8 * kMiB, s2, 8 * kMiB, /*step=*/2 * kMiB, fencer,
       [&](Segment*, std::uintptr_t addr, std::size_t n) {
         populated.emplace_back(addr, n);
         return absl::OkStatus();

@@ -186,7 +186,7 @@ absl::StatusOr<Arena::Range> Arena::Take(Role role, LargeHeap& space, bool for_s
                     keep, /*keep_tail=*/shortfall == 0);
   if (shortfall > 0) {
     t = space.TakeBare(
-        bytes, stream, requested,
+        bytes, stream, requested, fencer_,
         [&](Segment* seg, std::uintptr_t addr, std::size_t n) {
           return Refill(seg, addr, n, stream);
         },
@@ -205,7 +205,7 @@ absl::StatusOr<Arena::Range> Arena::Take(Role role, LargeHeap& space, bool for_s
                            ~(kMapGranularity - 1);
   bool refilled = false;  // the growth refilled a bare tail (on this stream)
   t = space.ExtendAndTake(
-      bytes, stream, requested, step,
+      bytes, stream, requested, step, fencer_,
       [&](Segment* seg, std::uintptr_t addr, std::size_t n) {
         refilled = refilled || addr < seg->base + seg->populated;
         return PopulateInPlace(seg, addr, n, stream);

@@ -97,11 +97,11 @@ class LargeHeap {
                                                   std::size_t n)>;
   // Grows one segment's populated part into its reserve and takes `bytes` from the free block that
   // ends it, for `stream`: the segment whose free tail (usable on `stream`) leaves the fewest bytes
-  // to populate (2 MiB multiples). Nothing taken (ptr nullptr) when no segment's reserve is large
-  // enough, or when `populate` fails (its error goes to *status). It populates at least `step`
-  // bytes (a 2 MiB multiple) where the reserve has them, the rest staying free.
+  // to populate (2 MiB multiples; at least `step` where the reserve has them, the rest staying
+  // free; a bare tail refilled is `stream`'s: RefilledOn). Nothing taken (ptr nullptr) when no
+  // reserve is large enough or `populate` fails (its error goes to *status).
   Taken ExtendAndTake(std::size_t bytes, Stream stream, std::size_t requested, std::size_t step,
-                      Populate populate, absl::Status* status);
+                      Fencer& fencer, Populate populate, absl::Status* status);
   // The bytes ExtendAndTake would populate for `bytes` on `stream` (a bare tail's refill included,
   // `step` not); SIZE_MAX: no segment can grow so.
   std::size_t ExtensionPages(std::size_t bytes, Stream stream);
@@ -148,13 +148,13 @@ class LargeHeap {
   // and in *keep the range of those blocks (to keep populated until TakeBare). 0: no bare block can
   // serve it.
   std::size_t BareShortfall(std::size_t bytes, Stream stream, PageRange* keep);
-  // Takes what BareShortfall found (looking again): `refill` populates the bare pages the
-  // block needs (under the heap's mutex), then the bare block, with the populated free blocks
-  // it was joined with, is handed out as a live block of `bytes` for `stream` (the rest stays
-  // free: the populated rest ready or on its stream, bare pages not refilled bare). Nothing
-  // taken when no bare block can serve it or `refill` fails (its error goes to *status).
-  Taken TakeBare(std::size_t bytes, Stream stream, std::size_t requested, Populate refill,
-                 absl::Status* status);
+  // Takes what BareShortfall found (looking again): `refill` populates the bare pages the block
+  // needs (under the heap's mutex), and the bare block, joined with those populated free blocks, is
+  // handed out as a live block of `bytes` for `stream`; the rest stays free, `stream`'s
+  // (RefilledOn), and pages not refilled stay bare. Nothing taken when no bare block can serve it
+  // or `refill` fails (its error goes to *status).
+  Taken TakeBare(std::size_t bytes, Stream stream, std::size_t requested, Fencer& fencer,
+                 Populate refill, absl::Status* status);
   std::size_t bare_bytes() const;  // bytes in bare blocks
 
   // Slab ranges in a large space (RolePolicy::slab_space_max_bytes; large_heap_slabs.cc): 2 MiB-
@@ -298,13 +298,13 @@ class LargeHeap {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Files a bare block, merged with bare neighbours.
   void InsertBare(LargeBlock* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Turns the bare block `b` (out of the bare set) into a populated block
-  // of `stream`'s, the stream the caller refilled its pages on: they were
-  // dropped after the work that last used them, so another stream fences
-  // `stream` before it reuses them (filed ready, a block's rest of them went
-  // to another stream at once: BareBlocksTest.
-  // TheRestOfLargeBlockRefilledByOneStreamWaitsForItsWork). Accounting only.
+  // Unbare makes the bare block `b` (out of the bare set) a populated block of `stream`'s, which
+  // refilled its pages (accounting only); RefilledOn then raises that stream's group stamp past
+  // the refill (large_heap_bare.cc): the pages were dropped after the work that last used them,
+  // and other streams reuse them past a fence on `stream` recorded after the refill (BareBlocks-
+  // Test: TheRestOf{LargeBlockRefilledByOneStream,PagesRefilledForAnotherStream}WaitsFor*).
   void Unbare(LargeBlock* b, Stream stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RefilledOn(Stream stream, Fencer& fencer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Files the blocks of a group whose fences completed (one by one, each
   // merging with neighbours already ready).
   void MakeReady(BestFitSet&& blocks) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

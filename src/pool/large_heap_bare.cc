@@ -40,6 +40,16 @@ void LargeHeap::InsertBare(LargeBlock* b) {
   bare_.Add(b);
 }
 
+// What stays free of the refilled pages is `stream`'s, and other streams reuse it behind a fence
+// on `stream`: one recorded after the refill, hence after the wait for the drop. The group's
+// older stamp could be covered by a fence recorded before it, and a third stream took the pages
+// while the work that last used them on the dropping stream was still running (model_test's
+// concurrent phase, in CI on 9dd5c7b; BareBlocksTest.
+// TheRestOfPagesRefilledForAnotherStreamWaitsForTheirDrop).
+void LargeHeap::RefilledOn(Stream stream, Fencer& fencer) {
+  free_.OnStream(stream, fencer.Stamp());
+}
+
 void LargeHeap::Unbare(LargeBlock* b, Stream stream) {
   b->bare = false;
   b->where = Where::kStream;
@@ -205,7 +215,7 @@ std::size_t LargeHeap::BareShortfall(std::size_t bytes, Stream stream, PageRange
 }
 
 LargeHeap::Taken LargeHeap::TakeBare(std::size_t bytes, Stream stream, std::size_t requested,
-                                     Populate refill, absl::Status* status) {
+                                     Fencer& fencer, Populate refill, absl::Status* status) {
   MutexLock lock(&mu_);
   Unpark();
   const BareJoin j = FindBareJoin(bytes, stream);
@@ -218,6 +228,7 @@ LargeHeap::Taken LargeHeap::TakeBare(std::size_t bytes, Stream stream, std::size
   bare_.Erase(b);
   if (b->size > j.refill) bare_.Add(CutAt(b, j.refill));  // the pages it does not need
   Unbare(b, stream);
+  RefilledOn(stream, fencer);
   if (j.lo != nullptr) {
     SetOf(j.lo).Erase(j.lo);
     Absorb(j.lo, b);

@@ -68,7 +68,7 @@ std::size_t LargeHeap::ExtensionPages(std::size_t bytes, Stream stream) {
 }
 
 LargeHeap::Taken LargeHeap::ExtendAndTake(std::size_t bytes, Stream stream, std::size_t requested,
-                                          std::size_t step, Populate populate,
+                                          std::size_t step, Fencer& fencer, Populate populate,
                                           absl::Status* status) {
   MutexLock lock(&mu_);
   Unpark();
@@ -87,6 +87,7 @@ LargeHeap::Taken LargeHeap::ExtendAndTake(std::size_t bytes, Stream stream, std:
   if (bare_tail != nullptr) {  // populated again on `stream`: the caller's, the growth joins it
     bare_.Erase(bare_tail);
     Unbare(bare_tail, stream);
+    RefilledOn(stream, fencer);
     free_.OnStream(stream, free_.StampOf(stream)).Add(bare_tail);
   }
   // The new pages are fresh: no stream's work touches them. They take the
