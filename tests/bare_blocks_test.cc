@@ -352,7 +352,7 @@ TEST(BareBlocksTest, TheRestOfLargeBlockRefilledByOneStreamWaitsForItsWork) {
 // it recorded before the refill made the rest ready at once, while the
 // dropping stream's work on the pages was not done (model_test's concurrent
 // phase reported such a reuse once, in CI on 9dd5c7b; without 2026-12-04's
-// LargeHeap::RefilledOn this fails).
+// stamp raised in LargeHeap::Unbare this fails).
 TEST(BareBlocksTest, TheRestOfPagesRefilledForAnotherStreamWaitsForTheirDrop) {
   internal::HostBackend* backend = nullptr;
   auto pool = ManualPool(&backend, /*slab_max=*/256 * 1024);  // 1 MiB blocks are large

@@ -264,8 +264,7 @@ absl::Status LargeHeap::TakeAt(std::uintptr_t p, std::size_t bytes, Stream strea
     }
     if (absl::Status st = refill(seg, b->addr, b->size); !st.ok()) return st;
     bare_.Erase(b);
-    Unbare(b, stream);
-    RefilledOn(stream, fencer);
+    Unbare(b, stream, fencer);
     InsertFree(b, free_.StampOf(stream));
     b = seg->first;
   }

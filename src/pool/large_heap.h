@@ -98,7 +98,7 @@ class LargeHeap {
   // Grows one segment's populated part into its reserve and takes `bytes` from the free block that
   // ends it, for `stream`: the segment whose free tail (usable on `stream`) leaves the fewest bytes
   // to populate (2 MiB multiples; at least `step` where the reserve has them, the rest staying
-  // free; a bare tail refilled is `stream`'s: RefilledOn). Nothing taken (ptr nullptr) when no
+  // free; a bare tail refilled is `stream`'s: Unbare). Nothing taken (ptr nullptr) when no
   // reserve is large enough or `populate` fails (its error goes to *status).
   Taken ExtendAndTake(std::size_t bytes, Stream stream, std::size_t requested, std::size_t step,
                       Fencer& fencer, Populate populate, absl::Status* status);
@@ -151,7 +151,7 @@ class LargeHeap {
   // Takes what BareShortfall found (looking again): `refill` populates the bare pages the block
   // needs (under the heap's mutex), and the bare block, joined with those populated free blocks, is
   // handed out as a live block of `bytes` for `stream`; the rest stays free, `stream`'s
-  // (RefilledOn), and pages not refilled stay bare. Nothing taken when no bare block can serve it
+  // (Unbare), and pages not refilled stay bare. Nothing taken when no bare block can serve it
   // or `refill` fails (its error goes to *status).
   Taken TakeBare(std::size_t bytes, Stream stream, std::size_t requested, Fencer& fencer,
                  Populate refill, absl::Status* status);
@@ -298,13 +298,12 @@ class LargeHeap {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Files a bare block, merged with bare neighbours.
   void InsertBare(LargeBlock* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Unbare makes the bare block `b` (out of the bare set) a populated block of `stream`'s, which
-  // refilled its pages (accounting only); RefilledOn then raises that stream's group stamp past
-  // the refill (large_heap_bare.cc): the pages were dropped after the work that last used them,
-  // and other streams reuse them past a fence on `stream` recorded after the refill (BareBlocks-
-  // Test: TheRestOf{LargeBlockRefilledByOneStream,PagesRefilledForAnotherStream}WaitsFor*).
-  void Unbare(LargeBlock* b, Stream stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RefilledOn(Stream stream, Fencer& fencer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Makes the bare block `b` (out of the bare set) a populated block of `stream`'s, which has just
+  // refilled its pages, and raises that stream's group stamp to a new one of `fencer`'s
+  // (large_heap_bare.cc): the pages were dropped after the work that last used them, and other
+  // streams reuse them past a fence on `stream` recorded after the refill (BareBlocksTest:
+  // TheRestOf{LargeBlockRefilledByOneStream,PagesRefilledForAnotherStream}WaitsFor*).
+  void Unbare(LargeBlock* b, Stream stream, Fencer& fencer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Files the blocks of a group whose fences completed (one by one, each
   // merging with neighbours already ready).
   void MakeReady(BestFitSet&& blocks) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

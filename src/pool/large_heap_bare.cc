@@ -41,22 +41,19 @@ void LargeHeap::InsertBare(LargeBlock* b) {
 }
 
 // What stays free of the refilled pages is `stream`'s, and other streams reuse it behind a fence
-// on `stream`: one recorded after the refill, hence after the wait for the drop. The group's
-// older stamp could be covered by a fence recorded before it, and a third stream took the pages
-// while the work that last used them on the dropping stream was still running (model_test's
-// concurrent phase, in CI on 9dd5c7b; BareBlocksTest.
+// on `stream`: one recorded after the refill, hence after the wait for the drop. Under the
+// group's older stamp, a fence recorded before the refill could cover it, and a third stream took
+// the pages while the work that last used them on the dropping stream was still running
+// (model_test's concurrent phase, in CI on 9dd5c7b; BareBlocksTest.
 // TheRestOfPagesRefilledForAnotherStreamWaitsForTheirDrop).
-void LargeHeap::RefilledOn(Stream stream, Fencer& fencer) {
-  free_.OnStream(stream, fencer.Stamp());
-}
-
-void LargeHeap::Unbare(LargeBlock* b, Stream stream) {
+void LargeHeap::Unbare(LargeBlock* b, Stream stream, Fencer& fencer) {
   b->bare = false;
   b->where = Where::kStream;
   b->stream = stream;
   b->segment->bare_bytes -= b->size;
   bytes_.fetch_add(b->size, std::memory_order_relaxed);
   bare_total_.fetch_sub(b->size, std::memory_order_relaxed);
+  free_.OnStream(stream, fencer.Stamp());
 }
 
 template <typename Fn>
@@ -227,8 +224,7 @@ LargeHeap::Taken LargeHeap::TakeBare(std::size_t bytes, Stream stream, std::size
   }
   bare_.Erase(b);
   if (b->size > j.refill) bare_.Add(CutAt(b, j.refill));  // the pages it does not need
-  Unbare(b, stream);
-  RefilledOn(stream, fencer);
+  Unbare(b, stream, fencer);
   if (j.lo != nullptr) {
     SetOf(j.lo).Erase(j.lo);
     Absorb(j.lo, b);

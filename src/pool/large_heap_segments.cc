@@ -86,8 +86,7 @@ LargeHeap::Taken LargeHeap::ExtendAndTake(std::size_t bytes, Stream stream, std:
   }
   if (bare_tail != nullptr) {  // populated again on `stream`: the caller's, the growth joins it
     bare_.Erase(bare_tail);
-    Unbare(bare_tail, stream);
-    RefilledOn(stream, fencer);
+    Unbare(bare_tail, stream, fencer);
     free_.OnStream(stream, free_.StampOf(stream)).Add(bare_tail);
   }
   // The new pages are fresh: no stream's work touches them. They take the
