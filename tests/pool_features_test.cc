@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -282,8 +283,8 @@ TEST_P(PoolTest, DeviceMemoryRoleHasItsOwnBackend) {
 }
 
 // trace_path records every allocation, free and record-stream in the
-// documented CSV format; bad input is not recorded; an unwritable path is a
-// clear error.
+// documented CSV format, each with its thread's number; bad input is not
+// recorded; an unwritable path is a clear error.
 TEST_P(PoolTest, TraceRecordsWhatThePoolServes) {
   const std::string path = ::testing::TempDir() + "umpool_trace_" + std::to_string(static_cast<int>(kind())) + ".csv";
   {
@@ -296,7 +297,8 @@ TEST_P(PoolTest, TraceRecordsWhatThePoolServes) {
     ASSERT_TRUE(pool->RecordStream(*a, kDefaultStream).ok());
     ASSERT_TRUE(pool->Deallocate(*a).ok());
     EXPECT_FALSE(pool->Deallocate(*a).ok());  // double free: refused, not recorded
-    ASSERT_TRUE(pool->Deallocate(*b).ok());
+    std::thread other([&] { ASSERT_TRUE(pool->Deallocate(*b).ok()); });  // another thread's number
+    other.join();
     ASSERT_TRUE(pool->Allocate(0).ok());      // size 0: nothing to record
   }
   std::FILE* f = std::fopen(path.c_str(), "r");
@@ -308,12 +310,20 @@ TEST_P(PoolTest, TraceRecordsWhatThePoolServes) {
   std::remove(path.c_str());
   ASSERT_EQ(lines.size(), 7u) << "header, comment and 5 events";
   EXPECT_EQ(lines[0], "# umpool trace v1\n");
-  EXPECT_EQ(lines[1], "op,id,bytes,device,stream,role,t_ns\n");
+  EXPECT_EQ(lines[1], "op,id,bytes,device,stream,role,t_ns,thread\n");
   EXPECT_EQ(lines[2].rfind("a,1,4096,0,0,kv,", 0), 0u) << lines[2];
   EXPECT_EQ(lines[3].rfind("a,2,41943040,0,0,weights,", 0), 0u) << lines[3];
   EXPECT_EQ(lines[4].rfind("r,1,0,0,0,,", 0), 0u) << lines[4];
   EXPECT_EQ(lines[5].rfind("f,1,0,0,0,,", 0), 0u) << lines[5];
   EXPECT_EQ(lines[6].rfind("f,2,0,0,0,,", 0), 0u) << lines[6];
+  // The thread column: the test's thread for the first four events, the other
+  // thread's (a different number) for the last free.
+  auto thread_of = [](const std::string& line) { return line.substr(line.rfind(',') + 1); };
+  for (int i = 2; i < 7; ++i) {
+    EXPECT_EQ(std::count(lines[i].begin(), lines[i].end(), ','), 7) << lines[i];
+  }
+  for (int i = 3; i < 6; ++i) EXPECT_EQ(thread_of(lines[i]), thread_of(lines[2])) << lines[i];
+  EXPECT_NE(thread_of(lines[6]), thread_of(lines[2])) << lines[6];
 
   PoolOptions bad;
   bad.trace_path = "/nonexistent-dir/trace.csv";

@@ -36,24 +36,31 @@ Trace Load(const std::string& path) {
   std::string line;
   std::size_t n = 0;
   bool header = false;
+  std::size_t fields = 7;  // the header says whether a thread column follows t_ns
   while (std::getline(in, line)) {
     ++n;
     if (line.empty() || line[0] == '#') continue;
     if (!header) {
-      if (line.rfind("op,", 0) != 0) Fail("line " + std::to_string(n) + ": expected the header 'op,id,bytes,device,stream,role,t_ns'");
+      if (line.rfind("op,", 0) != 0) Fail("line " + std::to_string(n) + ": expected the header 'op,id,bytes,device,stream,role,t_ns[,thread]'");
+      fields = line == "op,id,bytes,device,stream,role,t_ns,thread" ? 8 : 7;
       header = true;
       continue;
     }
     std::vector<std::string> f = absl::StrSplit(line, ',');
-    if (f.size() != 7 || f[0].size() != 1) Fail("line " + std::to_string(n) + ": expected 7 fields: " + line);
-    Op op{f[0][0], 0, 0, 0, Role::kDefault};
+    if (f.size() != fields || f[0].size() != 1) {
+      Fail("line " + std::to_string(n) + ": expected " + std::to_string(fields) + " fields: " + line);
+    }
+    Op op{f[0][0], 0, 0, 0, Role::kDefault, 0};
     int stream = 0;
     if (!absl::SimpleAtoi(f[1], &op.id) || !absl::SimpleAtoi(f[2], &op.bytes) ||
-        !absl::SimpleAtoi(f[4], &stream) || stream < 0 || stream > 1024) {
+        !absl::SimpleAtoi(f[4], &stream) || stream < 0 || stream > 1024 ||
+        (fields == 8 && (!absl::SimpleAtoi(f[7], &op.thread) || op.thread < 0 ||
+                         op.thread >= kMaxThreads))) {
       Fail("line " + std::to_string(n) + ": bad number in: " + line);
     }
     op.stream = stream;
     t.streams = std::max(t.streams, stream + 1);
+    t.threads = std::max(t.threads, op.thread + 1);
     switch (op.kind) {
       case 'a':
         op.role = ParseRole(f[5], n);
@@ -99,6 +106,7 @@ Trace Repeat(Trace t, int times) {
   for (const Op& op : t.ops) span = std::max(span, op.id + 1);
   Trace r;
   r.streams = t.streams;
+  r.threads = t.threads;
   r.ops.reserve(t.ops.size() * static_cast<std::size_t>(times));
   std::int64_t live = 0;
   for (int k = 0; k < times; ++k) {

@@ -20,7 +20,11 @@ struct Op {
   std::size_t bytes;
   int stream;
   Role role;
+  int thread;  // the recording's thread number (0 when the trace has no thread column)
 };
+
+// Threads a trace may name (its thread column: 0 .. kMaxThreads - 1).
+inline constexpr int kMaxThreads = 64;
 
 struct Trace {
   std::vector<Op> ops;
@@ -28,6 +32,7 @@ struct Trace {
   std::size_t peak_live_at = 0;  // index of the op after which live bytes peak
   std::int64_t peak_live = 0;
   int streams = 1;
+  int threads = 1;
   std::size_t allocations = 0;
 };
 

@@ -35,6 +35,10 @@
 // program).
 // --one-role: every allocation in the default role, as a PyTorch program's
 // tensors are (a generated trace's roles ignored).
+// Threads: a trace with a thread column (recorded by the pool since the
+// forty-sixth session) has each op run on its recorded thread, one at a time
+// in the trace's order (replay_threads.h), so thread caches hold what they
+// held in the recording; --one-thread runs every op on one thread.
 // --json FILE: the table's figures per allocator, and for umpool each role's
 // reserved and allocated bytes at peak live ("roles_at_peak_live").
 //
@@ -62,6 +66,7 @@
 #include "bench/allocators.h"
 #include "tools/lagging_backend.h"
 #include "tools/replay_report.h"
+#include "tools/replay_threads.h"
 #include "tools/replay_trace.h"
 #include "umpool/backend.h"
 #include "umpool/pool.h"
@@ -72,6 +77,7 @@ using umpool::Role;
 
 bool g_verbose = false;  // --verbose: the call counts at the warm-up mark, then each call after it
 long long g_snapshot_op = -1;  // --snapshot-op N: snapshot after op N, not at peak live
+bool g_one_thread = false;  // --one-thread: every op on the replay's thread, whatever the trace says
 using umpool::Stream;
 using umpool::replay::Fail;
 using umpool::replay::Load;
@@ -319,6 +325,7 @@ Result Replay(const Trace& t, const std::string& name, Target& target, bool gpu,
   long long calls_at_warmup = -1, last_calls = -1;
   std::int64_t live_bytes = 0;
   using Clock = std::chrono::steady_clock;
+  umpool::replay::OnThreads threads(g_one_thread ? 1 : t.threads);
   const auto start = Clock::now();
   auto last_progress = start;
   for (std::size_t i = 0; i < t.ops.size(); ++i) {
@@ -333,9 +340,13 @@ Result Replay(const Trace& t, const std::string& name, Target& target, bool gpu,
     const Op& op = t.ops[i];
     const Stream s = streams[static_cast<std::size_t>(op.stream)];
     if (op.kind == 'a') {
-      const auto t0 = Clock::now();
-      void* p = target.Alloc(op.bytes, s, op.role);
-      const auto t1 = Clock::now();
+      void* p = nullptr;
+      Clock::time_point t0, t1;
+      threads.Run(op.thread, [&] {
+        t0 = Clock::now();
+        p = target.Alloc(op.bytes, s, op.role);
+        t1 = Clock::now();
+      });
       if (p == nullptr) continue;  // pressure mode: counted by the target; its frees skipped
       alloc_ns.push_back(std::chrono::duration<float, std::nano>(t1 - t0).count());
       live[op.id] = {p, op.bytes};
@@ -365,15 +376,20 @@ Result Replay(const Trace& t, const std::string& name, Target& target, bool gpu,
     } else if (op.kind == 'f') {
       auto it = live.find(op.id);
       if (it == live.end()) continue;  // its allocation failed (pressure mode)
-      const auto t0 = Clock::now();
-      target.Free(it->second.p, it->second.bytes, s);
-      const auto t1 = Clock::now();
+      Clock::time_point t0, t1;
+      threads.Run(op.thread, [&] {
+        t0 = Clock::now();
+        target.Free(it->second.p, it->second.bytes, s);
+        t1 = Clock::now();
+      });
       free_ns.push_back(std::chrono::duration<float, std::nano>(t1 - t0).count());
       live_bytes -= static_cast<std::int64_t>(it->second.bytes);
       live.erase(it);
     } else if (op.kind == 'r') {
       auto it = live.find(op.id);
-      if (it != live.end() && !target.Record(it->second.p, s)) ++r.records_skipped;
+      bool recorded = true;
+      if (it != live.end()) threads.Run(op.thread, [&] { recorded = target.Record(it->second.p, s); });
+      if (!recorded) ++r.records_skipped;
     }
     if (!quiet && (i & 4095) == 0) {
       const auto now = Clock::now();
@@ -453,6 +469,7 @@ int main(int argc, char** argv) {
     }
     else if (a == "--one-role") one_role = true;
     else if (a == "--verbose") g_verbose = true;
+    else if (a == "--one-thread") g_one_thread = true;
     else if (a == "--snapshot-op") {
       if (!absl::SimpleAtoi(value(), &g_snapshot_op) || g_snapshot_op < 0) Fail("--snapshot-op needs an op index >= 0");
     }
@@ -460,7 +477,7 @@ int main(int argc, char** argv) {
       std::printf("usage: umpool-replay TRACE [--allocators LIST] [--backend host|host-vmm|managed] "
                   "[--snapshot FILE [--snapshot-op N]] [--json FILE] [--max-ratio R] [--steady [--steady-calls N]] "
                   "[--capacity-gib G] [--cap-live F [--pressure evict|none]] [--keep-free-pages] [--give-back-slack F] [--wait-pending] [--event-lag N] "
-                  "[--conf TEXT] [--repeat N] [--one-role] [--verbose] [--quiet]\n");
+                  "[--conf TEXT] [--repeat N] [--one-role] [--one-thread] [--verbose] [--quiet]\n");
       return 0;
     } else if (!a.empty() && a[0] != '-' && trace_path.empty()) trace_path = a;
     else Fail("unknown argument '" + a + "' (try --help)");

@@ -141,7 +141,7 @@ print(json.dumps(dict(kinds=sorted(s["kind"] for s in snap["spans"]), err=err,
     assert res["live"] >= 3000 + (40 << 20)
     assert "invalid device" in res["err"]
     lines = trace.read_text().splitlines()
-    assert lines[1] == "op,id,bytes,device,stream,role,t_ns"
+    assert lines[1] == "op,id,bytes,device,stream,role,t_ns,thread"
     assert [l.split(",")[0] for l in lines[2:]] == ["a", "a", "f", "f"]
     assert lines[2].startswith("a,1,3000,0,0,default,")
 
