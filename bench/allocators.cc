@@ -27,6 +27,13 @@ class UmpoolAllocator final : public BenchAllocator {
     PoolOptions o;
     o.backend = kind;
     if (!prefetch) o.roles[static_cast<int>(Role::kDefault)].prefetch = PrefetchMode::kNever;
+    // UMPOOL_BENCH_CONF: options in UMPOOL_CONF's language on top (an A/B of
+    // one option in one build, e.g. thread_cache_bytes:4MiB).
+    if (const char* conf = std::getenv("UMPOOL_BENCH_CONF"); conf != nullptr) {
+      absl::StatusOr<PoolOptions> parsed = ParsePoolOptions(conf, o);
+      if (!parsed.ok()) Die("UMPOOL_BENCH_CONF: " + parsed.status().ToString());
+      o = *std::move(parsed);
+    }
     auto pool = Pool::Create(o);
     if (!pool.ok()) Die(pool.status().ToString());
     pool_ = *std::move(pool);

@@ -4,6 +4,8 @@
 // machine (AvailableAllocators): umpool on the host and managed backends, the
 // seed's per-request managed path, cudaMallocAsync's default pool and a CUDA
 // 13 managed memory pool. The JSON context names the GPU, driver and runtime.
+// UMPOOL_BENCH_CONF (UMPOOL_CONF's language) sets options of umpool's pools:
+// an A/B of one option in one build (e.g. thread_cache_bytes:4MiB).
 //   BM_CachedPair/<alloc>/<bytes>      alloc+free on one stream
 //   BM_Churn/<alloc>                    64 live blocks of 8 sizes, random replace
 //   BM_Threads/<alloc>/threads:N        4 KiB pairs, each thread on its own stream
