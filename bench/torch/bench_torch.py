@@ -39,7 +39,9 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 # reuse_pending_blocks:0 (grows rather than reuse blocks pending behind other
 # streams), umpool_keep_pages give_back_free_pages:0 (no pages given back
 # above give_back_slack), umpool_slack1 give_back_slack:0.01 (free pages
-# given back beyond 1% above peak live bytes, not 3%), umpool_vmm backend:vmm
+# given back beyond 1% above peak live bytes, not 3%), umpool_slab256k
+# default.slab_max:256KiB (the default role's 256 KiB-1 MiB requests best-fit
+# blocks of its large space, not slab classes), umpool_vmm backend:vmm
 # (GPU memory through CUDA's virtual memory API instead of managed memory).
 ALLOCATOR_ENVS = {
     "native": (None, None),
@@ -48,6 +50,7 @@ ALLOCATOR_ENVS = {
     "umpool_wait": (None, "reuse_pending_blocks:0"),
     "umpool_keep_pages": (None, "give_back_free_pages:0"),
     "umpool_slack1": (None, "give_back_slack:0.01"),
+    "umpool_slab256k": (None, "default.slab_max:256KiB"),
     "umpool_vmm": (None, "backend:vmm"),
 }
 
