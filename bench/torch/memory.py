@@ -34,6 +34,7 @@ Writes OUT/memory_real.json and OUT/memory_real.md (the table, with the card).
 
   PYTHONPATH=python python3 bench/torch/memory.py --out DIR [--rounds 2]
       [--only generate,train,compile,beam,vit] [--allocators native,expandable,umpool,umpool_vmm]
+      [--trace-dir DIR]
 """
 import argparse
 import json
@@ -81,8 +82,13 @@ def worker(name, alloc):
     print(json.dumps(res), flush=True)
 
 
-def run(name, alloc):
-    env = allocator_env(alloc)
+def run(name, alloc, trace_dir=None):
+    # --trace-dir: umpool's runs record the pool's own trace (UMPOOL_CONF
+    # trace:..., with each op's thread: umpool-replay then runs a training
+    # program's backward passes on their own thread, as autograd did).
+    trace = (f"trace:{os.path.join(trace_dir, f'{name}_{alloc}.csv')}"
+             if trace_dir and alloc.startswith("umpool") else None)
+    env = allocator_env(alloc, trace)
     with tempfile.TemporaryDirectory(prefix=f"umpool_memory_{alloc}_") as cache:
         if name == "compile":
             env["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(cache, "inductor")
@@ -99,6 +105,8 @@ def main():
     ap.add_argument("--only", default="generate,train,compile,beam,vit")
     ap.add_argument("--allocators", default=",".join(ALLOCATORS),
                     help="which, native first (the reference): any of " + ", ".join(ALLOCATOR_ENVS))
+    ap.add_argument("--trace-dir", help="umpool's runs of the first round record their pool's "
+                    "trace there (NAME_ALLOCATOR.csv, docs/trace.md), for umpool-replay")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--alloc", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -107,11 +115,14 @@ def main():
         return
     names = a.only.split(",")
     allocators = parse_allocators(a.allocators)
+    if a.trace_dir:
+        a.trace_dir = os.path.abspath(a.trace_dir)
+        os.makedirs(a.trace_dir, exist_ok=True)
     runs = {n: {al: [] for al in allocators} for n in names}
     for r in range(a.rounds):
         for name in names:
             for alloc in rotated(allocators, r):
-                res = run(name, alloc)
+                res = run(name, alloc, a.trace_dir if r == 0 else None)
                 runs[name][alloc].append(res)
                 key = SPEED[name][0]
                 print(f"round {r} {name:8s} {alloc:10s} reserved {res['peak_reserved'] / 2**20:8.1f} "
