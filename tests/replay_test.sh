@@ -304,6 +304,9 @@ PY
 # is refused with the line named.
 sed 's/,1$/,64/' "$work/threads.csv" > "$work/bad-thread.csv"
 if "$replay" "$work/bad-thread.csv" --quiet 2>"$work/err"; then echo "thread 64 was accepted"; exit 1; fi
+grep -q "line 67: thread 64, above the replay's limit of 63" "$work/err"
+sed 's/,1$/,x/' "$work/threads.csv" > "$work/bad-thread.csv"
+if "$replay" "$work/bad-thread.csv" --quiet 2>"$work/err"; then echo "thread x was accepted"; exit 1; fi
 grep -q "line 67: bad number" "$work/err"
 printf 'op,id,bytes,device,stream,role,t_ns\na,1,10,0,0,kv,0,1\n' > "$work/bad.csv"
 if "$replay" "$work/bad.csv" --quiet 2>"$work/err"; then echo "an 8-field line was accepted"; exit 1; fi

@@ -54,9 +54,12 @@ Trace Load(const std::string& path) {
     int stream = 0;
     if (!absl::SimpleAtoi(f[1], &op.id) || !absl::SimpleAtoi(f[2], &op.bytes) ||
         !absl::SimpleAtoi(f[4], &stream) || stream < 0 || stream > 1024 ||
-        (fields == 8 && (!absl::SimpleAtoi(f[7], &op.thread) || op.thread < 0 ||
-                         op.thread >= kMaxThreads))) {
+        (fields == 8 && (!absl::SimpleAtoi(f[7], &op.thread) || op.thread < 0))) {
       Fail("line " + std::to_string(n) + ": bad number in: " + line);
+    }
+    if (op.thread >= kMaxThreads) {
+      Fail("line " + std::to_string(n) + ": thread " + f[7] + ", above the replay's limit of " +
+           std::to_string(kMaxThreads - 1) + ": " + line);
     }
     op.stream = stream;
     t.streams = std::max(t.streams, stream + 1);
