@@ -288,7 +288,9 @@ def finish_trace(path):
     if len(markers) < 2:
         raise SystemExit(f"{path}: {len(markers)} marker allocations of {MARK_BYTES} bytes, not 2")
     f = lines[markers[0]].split(",")
-    lines = lines[:markers[0]] + [f"m,0,0,{f[3]},0,warmup_end,{f[6]}"] + lines[markers[0]:markers[1]]
+    # The mark keeps the marker's t_ns (and thread, if the trace has the column).
+    mark = ",".join(["m", "0", "0", f[3], "0", "warmup_end"] + f[6:])
+    lines = lines[:markers[0]] + [mark] + lines[markers[0]:markers[1]]
     with open(path, "w") as f:
         f.writelines(lines)
 
