@@ -8,6 +8,13 @@ Labelled() {
   cat "bench/traces/$1/part-"*.csv.gz | gzip -dc > "$work/$1.csv"
   python3 "$here/label_threads.py" "$work/$1.csv" "$work/$1_thr.csv" ${2:+"$2"} >&2
 }
+# Training: the two recorded training programs, labelled (the ViT's
+# parameters are not created in parameters() order: its optimizer's first
+# four sizes are given).
+Training() {
+  Labelled vit 3072,605184,2359296,3072
+  Labelled train
+}
 # Replayed BIN TRACE [args]: "peak ratio calls" of umpool-replay's table row.
 Replayed() {
   local b=$1 t=$2; shift 2

@@ -9,8 +9,7 @@
 set -eu
 out=$(cd "$1" && pwd); bin=$(realpath "$2")
 source "$(dirname "$0")/common.sh"
-Labelled vit 3072,605184,2359296,3072
-Labelled train
+Training
 {
   echo "# small_slabs.sh: peak reserved MiB, reserved/live, calls after warm-up; two threads, then one"
   for t in vit train; do

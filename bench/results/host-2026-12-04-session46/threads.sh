@@ -12,8 +12,7 @@
 set -eu
 out=$(cd "$1" && pwd); bin=$(realpath "$2"); tags=${3:+$(realpath "$3")}
 source "$(dirname "$0")/common.sh"
-Labelled vit 3072,605184,2359296,3072
-Labelled train
+Training
 row() {  # row BIN LABEL TRACE CONF
   local b=$1 label=$2 t=$3 conf=$4 m
   printf '%-8s %-6s %-50s' "$label" "$t" "${conf:-defaults}"
