@@ -6,7 +6,7 @@
 # with thread_tags.patch) at the defaults and three option sets. Writes
 # OUT/threads.txt: per row the peak reserved MiB, ratio and calls after
 # warm-up, threaded then one thread. Also checks that the card's own ViT
-# traces (../H200-2026-12-04-session46/vit_card_*.csv.gz, recorded by the
+# traces (../H200-2026-12-04-session46/vit_card_*/, recorded by the
 # pool on the H200 this session, no thread column) replay as the recorded
 # trace does.
 set -eu
@@ -34,7 +34,7 @@ row() {  # row BIN LABEL TRACE CONF
   echo "# the card's ViT traces (recorded by the pool on the H200, one thread column-less file each)"
   for v in default:"" slab256k:default.slab_max:256KiB; do
     tag=${v%%:*}; conf=${v#*:}
-    gzip -dc "$here/../H200-2026-12-04-session46/vit_card_$tag.csv.gz" > "$work/card.csv"
+    cat "$here/../H200-2026-12-04-session46/vit_card_$tag/part-"*.csv.gz | gzip -dc > "$work/card.csv"
     for f in "$work/card.csv" "$work/vit.csv"; do
       printf '%-40s %-28s' "$(basename "$f")" "${conf:-defaults}"
       Replayed "$bin" "$f" ${conf:+--conf $conf}
