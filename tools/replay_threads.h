@@ -13,10 +13,10 @@
 #define UMPOOL_TOOLS_REPLAY_THREADS_H_
 
 #include <condition_variable>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace umpool::replay {
@@ -40,31 +40,35 @@ class OnThreads {
   OnThreads(const OnThreads&) = delete;
   OnThreads& operator=(const OnThreads&) = delete;
 
-  // Runs `op` on thread number `thread` (0: here) and returns when it is done.
-  void Run(int thread, const std::function<void()>& op) {
+  // Runs `op` (a callable) on thread number `thread` (0: here, a plain call)
+  // and returns when it is done.
+  template <class F>
+  void Run(int thread, F&& op) {
     if (thread <= 0 || static_cast<std::size_t>(thread) > workers_.size()) return op();
     Worker& w = *workers_[static_cast<std::size_t>(thread) - 1];
     std::unique_lock<std::mutex> lock(w.mu);
-    w.op = &op;
+    w.ctx = &op;
+    w.call = [](void* ctx) { (*static_cast<std::remove_reference_t<F>*>(ctx))(); };
     w.cv.notify_all();
-    w.cv.wait(lock, [&] { return w.op == nullptr; });
+    w.cv.wait(lock, [&] { return w.call == nullptr; });
   }
 
  private:
   struct Worker {
     std::mutex mu;
     std::condition_variable cv;
-    const std::function<void()>* op = nullptr;  // the op to run; nullptr once done
+    void* ctx = nullptr;               // the op handed over, and how to call it;
+    void (*call)(void*) = nullptr;     // call is nullptr once it is done
     bool stop = false;
     std::thread thread{[this] { Loop(); }};  // last: starts after the fields above
 
     void Loop() {
       std::unique_lock<std::mutex> lock(mu);
       while (true) {
-        cv.wait(lock, [&] { return op != nullptr || stop; });
-        if (op == nullptr) return;  // stop, nothing pending
-        (*op)();
-        op = nullptr;
+        cv.wait(lock, [&] { return call != nullptr || stop; });
+        if (call == nullptr) return;  // stop, nothing pending
+        call(ctx);
+        call = nullptr;
         cv.notify_all();
       }
     }
