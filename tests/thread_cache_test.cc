@@ -1,6 +1,9 @@
 // A ThreadCache on its own, over a fake CentralCache: what it keeps, what it
 // hands down and when, and the streams it claims.
+#include <atomic>
+#include <chrono>
 #include <map>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -37,11 +40,11 @@ TEST(ThreadCacheTest, PopsWhatItPushedOnTheSameStreamOnly) {
   const Stream a = HostStream(1), b = HostStream(2);
   EXPECT_EQ(tc.Pop(a, Role::kDefault, k4K), nullptr);
   tc.Push(a, Role::kDefault, k4K, Block(0), 1 << 30);
-  EXPECT_EQ(tc.cached_bytes, 4096u);
+  EXPECT_EQ(tc.cached_bytes.Get(), 4096);
   EXPECT_EQ(tc.Pop(b, Role::kDefault, k4K), nullptr) << "a block freed on A stays A's";
   EXPECT_EQ(tc.Pop(a, Role::kKv, k4K), nullptr) << "bins are per role";
   EXPECT_EQ(tc.Pop(a, Role::kDefault, k4K), Block(0));
-  EXPECT_EQ(tc.cached_bytes, 0u);
+  EXPECT_EQ(tc.cached_bytes.Get(), 0);
   EXPECT_EQ(central.claimed, (std::vector<Stream>{a, b})) << "each stream claimed once";
 }
 
@@ -66,7 +69,7 @@ TEST(ThreadCacheTest, TheByteCapFlushesTheBinThatPassesIt) {
   EXPECT_TRUE(central.returned.empty());
   tc.Push(a, Role::kDefault, k4K, Block(2), 8192);  // 12 KiB > 8 KiB
   EXPECT_EQ(central.Returned(a, Role::kDefault, k4K), 3u);
-  EXPECT_EQ(tc.cached_bytes, 0u);
+  EXPECT_EQ(tc.cached_bytes.Get(), 0);
 }
 
 TEST(ThreadCacheTest, TheLeastRecentlyUsedStreamSlotIsFlushedWhenAFifthStreamComes) {
@@ -97,6 +100,59 @@ TEST(ThreadCacheTest, FlushOtherStreamsAndFlushAllWithUnclaim) {
   EXPECT_EQ(central.Returned(b, Role::kDefault, k4K), 1u);
   tc.Push(b, Role::kDefault, k4K, Block(3), 1 << 30);
   EXPECT_EQ(central.claimed.size(), claims + 1) << "after an unclaim the stream is claimed anew";
+}
+
+TEST(ThreadCacheTest, TakeAllHandsOverEveryBinAndLeavesTheCacheUsable) {
+  FakeCentral central;
+  ThreadCache tc(&central, 1, kClasses);
+  const Stream a = HostStream(1), b = HostStream(2);
+  const int k1K = SizeClassIndex(1024);
+  tc.Push(a, Role::kDefault, k4K, Block(0), 1 << 30);
+  tc.Push(a, Role::kDefault, k4K, Block(1), 1 << 30);
+  tc.Push(b, Role::kKv, k1K, Block(2), 1 << 30);
+  std::vector<ThreadCache::TakenBin> taken;
+  taken.reserve(static_cast<std::size_t>(tc.bins()));
+  tc.TakeAll(&taken);
+  ASSERT_EQ(taken.size(), 2u);
+  std::map<std::tuple<Stream, Role, int>, std::vector<void*>> got;
+  for (const ThreadCache::TakenBin& t : taken) {
+    got[{t.stream, t.role, t.size_class}].assign(t.slots, t.slots + t.count);
+    delete[] t.slots;
+  }
+  EXPECT_EQ((got[{a, Role::kDefault, k4K}]), (std::vector<void*>{Block(0), Block(1)}));
+  EXPECT_EQ((got[{b, Role::kKv, k1K}]), (std::vector<void*>{Block(2)}));
+  EXPECT_EQ(tc.cached_bytes.Get(), 0);
+  EXPECT_TRUE(central.returned.empty()) << "the drainer returns what it took, not the cache";
+  EXPECT_EQ(tc.Pop(a, Role::kDefault, k4K), nullptr);
+  tc.Push(a, Role::kDefault, k4K, Block(3), 1 << 30);  // a new array for the bin
+  EXPECT_EQ(tc.Pop(a, Role::kDefault, k4K), Block(3));
+  tc.FlushAll();
+  EXPECT_TRUE(central.returned.empty()) << "nothing is handed down twice";
+}
+
+TEST(ThreadCacheTest, EnterWaitsWhileADrainerHoldsTheCache) {
+  FakeCentral central;
+  ThreadCache tc(&central, 1, kClasses);
+  tc.claimed.store(true);
+  std::atomic<bool> entered{false};
+  std::thread owner([&] {
+    tc.Enter();
+    entered.store(true);
+    tc.Leave();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(entered.load()) << "the owner entered a claimed cache";
+  tc.claimed.store(false, std::memory_order_release);
+  owner.join();
+  EXPECT_TRUE(entered.load());
+  EXPECT_FALSE(tc.Inside());
+  {
+    tc.Enter();
+    CacheUse outer(&tc, /*entered=*/true);
+    CacheUse inner(&tc, /*entered=*/!tc.Inside());
+    EXPECT_TRUE(tc.Inside());
+  }
+  EXPECT_FALSE(tc.Inside()) << "the outermost use left";
 }
 
 }  // namespace

@@ -217,6 +217,15 @@ struct PoolOptions {
   std::size_t thread_cache_max_class_bytes = std::size_t{4} << 20;  // 4 MiB
   // A thread's cache holds at most this many bytes of free blocks.
   std::size_t thread_cache_bytes = std::size_t{16} << 20;  // 16 MiB
+  // Caches of threads outside the pool are emptied into the central bins
+  // before the pool grows and by Trim, so a thread that has gone quiet (the
+  // autograd thread of PyTorch between backward passes) holds nothing the
+  // others need. Costs every cached allocation and free two stores and a
+  // load (the owner's side of an asymmetric handshake: the host's cached
+  // pair 4-8% slower), so off by default; umpool.torch turns it on. Linux
+  // only (membarrier); elsewhere the option is accepted and does nothing.
+  // docs/design.md, "A thread's cache outlives its work".
+  bool drain_idle_caches = false;
 
   // A thread publishes its allocated-bytes delta to the pool-wide counter once
   // it passes this many bytes; `allocated_bytes.peak` may therefore read low

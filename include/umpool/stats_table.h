@@ -55,7 +55,9 @@
   X(reserves_cut, "", "segments cut from another segment's reserve when no new mapping fit") \
   X(page_drops, "", "calls that gave free pages back before populating more (one per space)") \
   X(bare_refills, "", "ranges of given-back pages populated again to be reused")  \
-  X(streams_released, "", "ReleaseStream calls")
+  X(streams_released, "", "ReleaseStream calls")                                      \
+  X(caches_drained, "", "idle threads' caches emptied into the central bins by another thread " \
+    "(before the pool grows, and in Trim)")
 
 #define UMPOOL_STAT_GAUGES(X)                                                          \
   X(slabs, "", "slabs held now (carved from segments)")                                \

@@ -147,8 +147,9 @@ absl::StatusOr<Arena::Range> Arena::Take(Role role, LargeHeap& space, bool for_s
   }
   LargeHeap::Taken t = take();
   if (t.ptr == nullptr) t = take_free();
-  // The blocks this thread's cache holds may be all that keeps a slab from
-  // being empty: flush them and look again.
+  // The blocks thread caches hold (this thread's, and with drains those of
+  // threads outside the pool now) may be all that keeps a slab from being
+  // empty: flush them and look again.
   if (t.ptr == nullptr && source_ != nullptr && source_->FlushCallerCache()) t = take_free();
   // Free memory whose fences are still pending: the stream waits for them on
   // the device and makes it its own (large_heap_pending.cc), then looks again.

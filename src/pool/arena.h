@@ -29,10 +29,12 @@
 //                   activations need.
 // Before growing, a request tries, in order: its space (a big one-block
 // slab first gives back the empty slabs of smaller big classes, and its
-// space is first fit: docs/arena-cycles.md, "First fit for big slabs"); the heap's
-// empty slabs given back (FreeMemorySource, i.e. the slab tier); a wholly free
-// segment of another space; and the same after the calling thread's cache is
-// flushed; then, with PoolOptions::reuse_pending_blocks, its space's
+// space is first fit: docs/arena-cycles.md, "First fit for big slabs"); the
+// heap's empty slabs given back (FreeMemorySource, i.e. the slab tier); a
+// wholly free segment of another space; and the same after the thread caches
+// are flushed (the caller's, and with PoolOptions::drain_idle_caches those of
+// threads outside the pool); then,
+// with PoolOptions::reuse_pending_blocks, its space's
 // pending blocks, made the stream's behind a stream wait
 // (large_heap_pending.cc). Then, with PoolOptions::give_back_free_pages, if
 // populating would pass the reserved high-water mark and the slack above peak live
@@ -113,8 +115,9 @@ class FreeMemorySource {
   virtual std::size_t ReclaimEmptySlabs(int heap, bool wait, absl::Status* status,
                                         std::size_t min_slab_bytes = 0,
                                         std::size_t max_slab_bytes = SIZE_MAX) = 0;
-  // Flushes the calling thread's cache into the central bins; false if it
-  // held nothing.
+  // Flushes the calling thread's cache into the central bins, and (with
+  // PoolOptions::drain_idle_caches) the caches of threads outside the pool
+  // now; false if they held nothing.
   virtual bool FlushCallerCache() = 0;
 
  protected:

@@ -63,7 +63,8 @@ PoolCore::PoolCore(const PoolOptions& options, std::unique_ptr<Backend> backend,
       arena_(options_, *backend_, device_memory_backend_.get(), pagemap_, fencer_, counters_,
              capacity, map_limit),
       slabs_(arena_, pagemap_, fencer_, counters_),
-      caches_(this, counters_, cached_classes_, options.stats_publish_bytes) {
+      caches_(this, counters_, cached_classes_, options.stats_publish_bytes,
+              options.drain_idle_caches) {
   arena_.set_free_memory_source(this);
 }
 
@@ -108,8 +109,11 @@ absl::StatusOr<void*> PoolCore::Allocate(std::size_t bytes, Stream stream, Role 
   }
   const int cls = SizeClassIndex(bytes);
   if (ABSL_PREDICT_TRUE(cls < cached_classes_)) {
-    ThreadCache* tc = caches_.Current();
-    if (void* p = tc->Pop(stream, role, cls); ABSL_PREDICT_TRUE(p != nullptr)) {
+    bool entered;
+    ThreadCache* tc = caches_.Enter(&entered);
+    void* p = tc->Pop(stream, role, cls);
+    ThreadCaches::Done(tc, entered);
+    if (ABSL_PREDICT_TRUE(p != nullptr)) {
       MarkLive(p, stream, bytes);
       caches_.CountAllocation(tc, kSizeClasses[cls].size, bytes, /*hit=*/true);
       return p;
@@ -125,7 +129,7 @@ absl::StatusOr<void*> PoolCore::AllocateSmall(std::size_t bytes, Stream stream, 
   const std::size_t size = kSizeClasses[cls].size;
   bool grew = false;
   void* p = nullptr;
-  ThreadCache* tc = CounterCache();
+  CacheUse tc = cls < cached_classes_ ? caches_.Current() : CacheUse();
   if (cls < cached_classes_) {
     // Blocks this thread freed on other streams become visible to the central
     // bin, which fences them for `stream` if nothing better is there.
@@ -135,13 +139,13 @@ absl::StatusOr<void*> PoolCore::AllocateSmall(std::size_t bytes, Stream stream, 
     if (!n.ok()) return OutOfMemory(bytes, role, n.status());
     bin.count = static_cast<std::uint32_t>(*n) - 1;
     p = bin.slots[bin.count];
-    tc->cached_bytes += static_cast<std::size_t>(bin.count) * size;
+    tc->cached_bytes.Add(static_cast<std::int64_t>(bin.count * size));
   } else {
     absl::StatusOr<int> n = Refill(stream, role, cls, &p, 1, &grew);
     if (!n.ok()) return OutOfMemory(bytes, role, n.status());
   }
   MarkLive(p, stream, bytes);
-  caches_.CountAllocation(tc, size, bytes, /*hit=*/!grew);
+  caches_.CountAllocation(tc ? tc.get() : CounterCache(), size, bytes, /*hit=*/!grew);
   if (grew) AfterGrowth(role);
   return p;
 }

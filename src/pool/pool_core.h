@@ -149,7 +149,7 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   }
   bool FlushCallerCache() override;
 
-  ThreadCache* CounterCache() { return options_.thread_cache ? caches_.Current() : nullptr; }
+  ThreadCache* CounterCache() { return options_.thread_cache ? caches_.ForCounts() : nullptr; }
   absl::StatusOr<void*> AllocateSmall(std::size_t bytes, Stream stream, Role role, int cls);
   absl::StatusOr<void*> AllocateLarge(std::size_t bytes, Stream stream, Role role);
   // Runs `take`; if memory ran short, releases cached memory (counted as an

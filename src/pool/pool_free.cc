@@ -75,8 +75,10 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline absl::Status PoolCore::Free(void* ptr, Strea
   // done, the block is anybody's (and must not claim the dead handle).
   const bool released = kOwnStream && released_.Contains(s);
   if (ABSL_PREDICT_TRUE(cls < cached_classes_ && !released)) {
-    ThreadCache* tc = caches_.Current();
+    bool entered;
+    ThreadCache* tc = caches_.Enter(&entered);
     tc->Push(s, role, cls, ptr, options_.thread_cache_bytes);
+    ThreadCaches::Done(tc, entered);
     caches_.CountFree(tc, size, requested);
     return absl::OkStatus();
   }

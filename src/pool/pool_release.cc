@@ -6,10 +6,17 @@
 namespace umpool::internal {
 
 bool PoolCore::FlushCallerCache() {
-  ThreadCache* tc = caches_.CallerCacheIfAny();
-  if (tc == nullptr || tc->cached_bytes == 0) return false;
-  tc->FlushAll();
-  return true;
+  // With drain_idle_caches, threads outside the pool first: a thread that
+  // has gone quiet (PyTorch's autograd thread between backward passes) would
+  // hold its cache until its next call (docs/design.md, "A thread's cache
+  // outlives its work").
+  CacheUse tc = caches_.CallerCacheIfAny();
+  bool flushed = caches_.DrainIdle(tc.get());
+  if (tc && tc->cached_bytes.Get() > 0) {
+    tc->FlushAll();
+    flushed = true;
+  }
+  return flushed;
 }
 
 absl::Status PoolCore::ReleaseCached(bool unmap) {
@@ -19,8 +26,10 @@ absl::Status PoolCore::ReleaseCached(bool unmap) {
         "call cudaFree); call Trim after EndCapture");
   }
   DrainDiscards();
-  if (ThreadCache* tc = caches_.CallerCacheIfAny()) tc->FlushAll();
-  caches_.AskAllToFlush();  // other threads flush at their next call
+  CacheUse tc = caches_.CallerCacheIfAny();
+  if (tc) tc->FlushAll();
+  caches_.DrainIdle(tc.get());  // threads outside the pool now
+  caches_.AskAllToFlush();      // the others flush at their next call
   absl::Status status;
   for (int h = 0; h < arena_.heaps(); ++h) slabs_.ReclaimEmptySlabs(h, /*wait=*/true, &status);
   if (unmap) status.Update(arena_.ReleaseFree());
@@ -64,7 +73,7 @@ absl::Status PoolCore::ReleaseStream(Stream stream) {
   fencer_.Forget(stream);
   const std::uint64_t epoch = caches_.AskAllToFlush();
   released_.Add(stream, epoch);
-  if (ThreadCache* tc = caches_.CallerCacheIfAny()) {
+  if (CacheUse tc = caches_.CallerCacheIfAny()) {
     tc->FlushAll(/*unclaim=*/true);
     tc->epoch.store(epoch, std::memory_order_relaxed);
   }

@@ -2,8 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
-
-
+#include <thread>
 
 namespace umpool::internal {
 
@@ -59,7 +58,7 @@ void ThreadCache::Flush(Stream stream, Role role, int size_class, Bin& bin, std:
   central_->Return(stream, role, size_class, bin.slots, static_cast<int>(n));
   std::memmove(bin.slots, bin.slots + n, keep * sizeof(void*));
   bin.count = keep;
-  cached_bytes -= static_cast<std::size_t>(n) * kSizeClasses[size_class].size;
+  cached_bytes.Add(-static_cast<std::int64_t>(n * kSizeClasses[size_class].size));
 }
 
 void ThreadCache::FlushSlot(StreamSlot& slot) {
@@ -102,6 +101,26 @@ void ThreadCache::FlushOtherStreams(Stream stream, Role role, int size_class) {
     Bin& bin = s.bins[static_cast<int>(role) * cached_classes_ + size_class];
     if (bin.count > 0) Flush(s.stream, role, size_class, bin, 0);
   }
+}
+
+void ThreadCache::WaitWhileClaimed() {
+  for (int spins = 0; claimed.load(std::memory_order_acquire); ++spins) {
+    if (spins > 64) std::this_thread::yield();
+  }
+}
+
+void ThreadCache::TakeAll(std::vector<TakenBin>* out) {
+  for (StreamSlot& s : slots_) {
+    if (!s.used) continue;
+    for (int i = 0; i < kNumRoles * cached_classes_; ++i) {
+      Bin& bin = s.bins[i];
+      if (bin.count == 0) continue;
+      out->push_back(TakenBin{s.stream, static_cast<Role>(i / cached_classes_), i % cached_classes_,
+                              bin.slots, bin.count});
+      bin = Bin{};  // the owner's next push makes a new array (Grow)
+    }
+  }
+  cached_bytes.Set(0);
 }
 
 }  // namespace umpool::internal

@@ -3,14 +3,17 @@
 #include <algorithm>
 #include <memory>
 
+#include "src/base/heavy_fence.h"
+
 namespace umpool::internal {
 
 ThreadCaches::ThreadCaches(CentralCache* central, PoolCounters& counters, int cached_classes,
-                           std::size_t publish_bytes)
+                           std::size_t publish_bytes, bool drain)
     : central_(central),
       counters_(counters),
       cached_classes_(cached_classes),
       publish_bytes_(static_cast<std::int64_t>(publish_bytes)),
+      drain_(drain),
       id_(RegisterPool(this)) {}
 
 ThreadCaches::~ThreadCaches() { UnregisterPool(id_); }
@@ -29,7 +32,50 @@ ThreadCache* ThreadCaches::CurrentSlow() {
   return AdoptCache(std::move(cache));
 }
 
-ThreadCache* ThreadCaches::CallerCacheIfAny() const { return FindOwnedCache(id_); }
+CacheUse ThreadCaches::CallerCacheIfAny() const {
+  ThreadCache* tc = FindOwnedCache(id_);
+  if (tc == nullptr) return CacheUse();
+  const bool enter = drain_ && !tc->Inside();
+  if (enter) tc->Enter();
+  return CacheUse(tc, enter);
+}
+
+bool ThreadCaches::DrainIdle(const ThreadCache* self) {
+  if (!drain_ || !HeavyFenceReady()) return false;
+  std::vector<ThreadCache*> picked;
+  std::vector<ThreadCache::TakenBin> taken;
+  {
+    MutexLock lock(&mu_);
+    for (ThreadCache* tc : caches_) {
+      if (tc != self && tc->cached_bytes.Get() > 0 &&
+          !tc->in_use.load(std::memory_order_relaxed)) {
+        picked.push_back(tc);
+      }
+    }
+    if (picked.empty()) return false;
+    std::size_t room = 0;
+    for (const ThreadCache* tc : picked) room += static_cast<std::size_t>(tc->bins());
+    taken.reserve(room);
+    // Claim, fence, look: an owner that entered before the fence is seen
+    // inside (and kept); one that enters after it sees the claim and waits.
+    for (ThreadCache* tc : picked) tc->claimed.store(true, std::memory_order_relaxed);
+    const bool fenced = HeavyFence();
+    std::uint64_t drained = 0;
+    for (ThreadCache* tc : picked) {
+      if (fenced && !tc->in_use.load(std::memory_order_acquire)) {
+        tc->TakeAll(&taken);
+        ++drained;
+      }
+      tc->claimed.store(false, std::memory_order_release);
+    }
+    counters_.Bump(counters_.caches_drained, drained);
+  }
+  for (const ThreadCache::TakenBin& b : taken) {
+    central_->Return(b.stream, b.role, b.size_class, b.slots, static_cast<int>(b.count));
+    delete[] b.slots;
+  }
+  return !taken.empty();
+}
 
 void ThreadCaches::CatchUp(ThreadCache* tc, std::uint64_t epoch) {
   tc->FlushAll(/*unclaim=*/true);
@@ -84,6 +130,10 @@ void ThreadCaches::AddTo(Stats* s) const {
 }
 
 void ThreadCaches::RetireCache(ThreadCache* cache) {
+  {
+    MutexLock lock(&mu_);  // out of drainers' reach before its last flush
+    std::erase(caches_, cache);
+  }
   cache->FlushAll();
   counters_.Bump(counters_.allocations, static_cast<std::uint64_t>(cache->allocations.Get()));
   counters_.Bump(counters_.frees, static_cast<std::uint64_t>(cache->frees.Get()));
@@ -91,8 +141,6 @@ void ThreadCaches::RetireCache(ThreadCache* cache) {
   if (cache->unpublished.Get() != 0 || cache->unpublished_requested.Get() != 0) {
     Publish(cache->unpublished.Get(), cache->unpublished_requested.Get());
   }
-  MutexLock lock(&mu_);
-  std::erase(caches_, cache);
 }
 
 }  // namespace umpool::internal

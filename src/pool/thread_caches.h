@@ -3,9 +3,12 @@
 // Finds the calling thread's ThreadCache through a constant-initialised
 // thread_local memo (the hot path's only TLS access), asks every thread to
 // flush without locks (a flush epoch each thread compares at its next call),
-// and keeps the hot path's statistics: per-thread owner-written counters and
-// byte deltas published to the pool-wide counters once they pass
-// PoolOptions::stats_publish_bytes (docs/design.md, "Threads and locking").
+// empties the caches of threads outside the pool (DrainIdle: a thread that
+// has gone quiet keeps no memory from the others), and keeps the hot path's
+// statistics: per-thread owner-written counters and byte deltas published to
+// the pool-wide counters once they pass PoolOptions::stats_publish_bytes
+// (docs/design.md, "Threads and locking" and "A thread's cache outlives its
+// work").
 //
 // Thread safety: every method may be called from any thread; Current() and
 // the Count functions act on the calling thread's own cache.
@@ -31,26 +34,55 @@ namespace umpool::internal {
 class ThreadCaches final : public CacheOwner {
  public:
   // `central` takes the blocks caches hand back; classes [0, cached_classes)
-  // are cached; counts go to `counters`.
+  // are cached; counts go to `counters`; with `drain`, owners keep the drain
+  // handshake and DrainIdle works (PoolOptions::drain_idle_caches).
   ThreadCaches(CentralCache* central, PoolCounters& counters, int cached_classes,
-               std::size_t publish_bytes);
+               std::size_t publish_bytes, bool drain);
   // Unregisters: after it returns no thread-exit flush touches the pool.
   ~ThreadCaches();
   ThreadCaches(const ThreadCaches&) = delete;
   ThreadCaches& operator=(const ThreadCaches&) = delete;
 
-  // The calling thread's cache, created on first use; if another thread
-  // asked for flushes since its last call, it flushes first.
-  ThreadCache* Current() {
-    ThreadCache* tc = tls_memo.pool_id == id_ ? tls_memo.cache : CurrentSlow();
+  // The calling thread's cache, created on first use and entered until the
+  // CacheUse dies; if another thread asked for flushes since its last call,
+  // it flushes first.
+  CacheUse Current() {
+    bool entered;
+    ThreadCache* tc = Enter(&entered);
+    return CacheUse(tc, entered);
+  }
+  // The hot paths' Current: the caller calls Done(tc, *entered) after its
+  // last touch of the bins. (A CacheUse there, a local with a destructor,
+  // made the host's cached pair 11-14% slower even with drains off.)
+  ThreadCache* Enter(bool* entered) {
+    ThreadCache* tc = ForCounts();
+    *entered = false;
+    if (ABSL_PREDICT_FALSE(drain_) && !tc->Inside()) {
+      tc->Enter();
+      *entered = true;
+    }
     const std::uint64_t epoch = epoch_.load(std::memory_order_relaxed);
     if (ABSL_PREDICT_FALSE(tc->epoch.load(std::memory_order_relaxed) != epoch)) {
       CatchUp(tc, epoch);
     }
     return tc;
   }
-  // The calling thread's cache for this pool, or nullptr (never creates one).
-  ThreadCache* CallerCacheIfAny() const;
+  static void Done(ThreadCache* tc, bool entered) {
+    if (ABSL_PREDICT_FALSE(entered)) tc->Leave();
+  }
+  // The calling thread's cache for its counters only (created on first use;
+  // not entered: its bins are not to be touched through this pointer).
+  ThreadCache* ForCounts() {
+    return tls_memo.pool_id == id_ ? tls_memo.cache : CurrentSlow();
+  }
+  // The calling thread's cache for this pool, entered, or an empty CacheUse
+  // (never creates one).
+  CacheUse CallerCacheIfAny() const;
+  // Empties into the central bins every other thread's cache whose owner is
+  // outside the pool now; `self` (the caller's, may be null) is left alone.
+  // Returns whether any block moved. A system call (HeavyFence) when some
+  // cache holds blocks; nothing where the heavy fence is unavailable.
+  bool DrainIdle(const ThreadCache* self);
   // Every thread flushes its cache (and gives up its stream slots) at its
   // next call. Returns the new epoch.
   std::uint64_t AskAllToFlush();
@@ -101,6 +133,7 @@ class ThreadCaches final : public CacheOwner {
   PoolCounters& counters_;
   const int cached_classes_;
   const std::int64_t publish_bytes_;
+  const bool drain_;
   const std::uint64_t id_;
   std::atomic<std::uint64_t> epoch_{0};
   // Taken by GetStats and by threads starting or exiting: kept off the line

@@ -1,0 +1,192 @@
+// The conformance suite, drains (PoolOptions::drain_idle_caches): a thread
+// that has gone quiet keeps no memory from the others. A thread about to grow
+// the pool, and Trim, empty the caches of threads outside the pool
+// (ThreadCaches::DrainIdle), never the cache of a thread inside it. Where the
+// kernel refuses membarrier the pool never drains, and the tests say so and
+// skip.
+#include <atomic>
+#include <cctype>
+#include <chrono>
+#include <latch>
+#include <random>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "src/base/heavy_fence.h"
+#include "tests/pool_test_fixture.h"
+
+namespace umpool {
+namespace {
+
+using testing::CheckPattern;
+using testing::FillPattern;
+
+constexpr const char* kNoHeavyFence =
+    "membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) is unavailable here: the pool does not drain "
+    "other threads' caches";
+
+// A thread that allocates `n` blocks of `bytes`, frees them (into its cache)
+// and stays alive, outside the pool, until Release.
+class QuietThread {
+ public:
+  QuietThread(Pool& pool, std::size_t bytes, int n) {
+    thread_ = std::thread([&pool, bytes, n, this] {
+      std::vector<void*> blocks;
+      for (int i = 0; i < n; ++i) {
+        auto p = pool.Allocate(bytes);
+        if (!p.ok()) break;
+        blocks.push_back(*p);
+      }
+      for (void* p : blocks) ok_ = ok_ && pool.Deallocate(p).ok();
+      ok_ = ok_ && static_cast<int>(blocks.size()) == n;
+      freed_.count_down();
+      release_.wait();
+    });
+    freed_.wait();
+  }
+  ~QuietThread() { Release(); }
+  void Release() {
+    if (!thread_.joinable()) return;
+    release_.count_down();
+    thread_.join();
+  }
+  bool ok() const { return ok_; }
+
+ private:
+  std::latch freed_{1}, release_{1};
+  bool ok_ = true;
+  std::thread thread_;
+};
+
+class DrainTest : public PoolTest {
+ protected:
+  void SetUp() override {
+    PoolTest::SetUp();
+    if (IsSkipped()) return;
+    PoolOptions o;
+    o.drain_idle_caches = true;
+    pool_ = Make(o);
+  }
+};
+
+TEST_P(PoolTest, WithoutTheOptionNoCacheIsDrained) {
+  QuietThread quiet(*pool_, 8192, 40);
+  ASSERT_TRUE(quiet.ok());
+  ASSERT_TRUE(pool_->Trim().ok());
+  const Stats s = pool_->GetStats();
+  EXPECT_EQ(s.caches_drained, 0u);
+  EXPECT_GT(s.reserved_bytes.current, 0) << "the quiet thread's blocks keep their slab";
+  quiet.Release();  // its exit flushes them
+  ASSERT_TRUE(pool_->Trim().ok());
+  EXPECT_EQ(pool_->GetStats().reserved_bytes.current, 0);
+}
+
+TEST_P(DrainTest, TrimEmptiesTheCacheOfAThreadThatWentQuiet) {
+  QuietThread quiet(*pool_, 8192, 40);  // 320 KiB: all of it stays in its cache
+  ASSERT_TRUE(quiet.ok());
+  ASSERT_GT(pool_->GetStats().reserved_bytes.current, 0);
+  ASSERT_TRUE(pool_->Trim().ok());
+  const Stats s = pool_->GetStats();
+  if (!internal::HeavyFenceReady()) {
+    EXPECT_EQ(s.caches_drained, 0u);
+    GTEST_SKIP() << kNoHeavyFence;
+  }
+  EXPECT_EQ(s.caches_drained, 1u);
+  EXPECT_EQ(s.reserved_bytes.current, 0) << "the quiet thread's blocks kept their slab";
+  quiet.Release();  // its exit flushes a cache already empty
+  const Stats after = pool_->GetStats();
+  EXPECT_EQ(after.allocations, after.frees);
+  EXPECT_EQ(after.allocated_bytes.current, 0);
+  Check();
+}
+
+TEST_P(DrainTest, AGrowthTakesBackWhatAQuietThreadCaches) {
+  QuietThread quiet(*pool_, 8192, 40);
+  ASSERT_TRUE(quiet.ok());
+  const Stats before = pool_->GetStats();
+  // A large block as big as the slab the quiet thread's blocks pin: with
+  // them drained the slab goes back and its pages make room for the block
+  // (given back before the block's are populated): reserved bytes do not
+  // rise.
+  auto big = pool_->Allocate(before.reserved_bytes.current);
+  ASSERT_TRUE(big.ok()) << big.status();
+  const Stats s = pool_->GetStats();
+  if (!internal::HeavyFenceReady()) GTEST_SKIP() << kNoHeavyFence;
+  EXPECT_EQ(s.caches_drained, 1u);
+  EXPECT_EQ(s.reserved_bytes.peak, before.reserved_bytes.current) << s.ToString();
+  EXPECT_EQ(s.slabs, 0);
+  ASSERT_TRUE(pool_->Deallocate(*big).ok());
+  Check();
+}
+
+// Workers allocate, write, check and free blocks, now and then pausing
+// outside the pool, while another thread trims (and so drains) without
+// pause. A drain that took a cache from a thread inside the pool would hand
+// one block to two owners (a pattern overwritten) or lose blocks (the counts
+// differ); ThreadSanitizer watches the handshake in CI.
+TEST_P(DrainTest, DrainsNeverTakeACacheFromAThreadInsideThePool) {
+  const std::uint64_t seed = testing::TestSeed(31);
+  constexpr int kWorkers = 4;
+  std::atomic<int> failures{0}, running{kWorkers};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kWorkers; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(seed + t);
+      const Stream s = kind() == BackendKind::kHost ? testing::HostStream(t) : kDefaultStream;
+      std::vector<std::pair<void*, std::uint64_t>> live;
+      for (int i = 0; i < 4000; ++i) {
+        if (i % 500 == 499) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        if (live.size() < 24 && (live.empty() || rng() % 2)) {
+          auto p = pool_->Allocate(64 + rng() % 40000, s);
+          if (!p.ok()) {
+            ++failures;
+            break;
+          }
+          const std::uint64_t tag = rng();
+          FillPattern(kind(), *p, 64, tag);
+          live.emplace_back(*p, tag);
+        } else {
+          const std::size_t k = rng() % live.size();
+          if (!CheckPattern(kind(), live[k].first, 64, live[k].second)) ++failures;
+          if (!pool_->Deallocate(live[k].first, s).ok()) ++failures;
+          live[k] = live.back();
+          live.pop_back();
+        }
+      }
+      for (auto& [p, tag] : live) {
+        if (!CheckPattern(kind(), p, 64, tag) || !pool_->Deallocate(p, s).ok()) ++failures;
+      }
+      --running;
+    });
+  }
+  int trims = 0;
+  while (running.load() > 0) {
+    if (!pool_->Trim().ok()) ++failures;
+    ++trims;
+  }
+  for (std::thread& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  const Stats s = pool_->GetStats();
+  EXPECT_EQ(s.allocations, s.frees);
+  EXPECT_EQ(s.allocated_bytes.current, 0);
+  std::printf("[ drains   ] %d trims, %llu caches drained\n", trims,
+              static_cast<unsigned long long>(s.caches_drained));
+  if (internal::HeavyFenceReady()) EXPECT_GT(s.caches_drained, 0u) << "no drain ran";
+  Check();
+  ASSERT_TRUE(pool_->Trim().ok());
+  EXPECT_EQ(pool_->GetStats().reserved_bytes.current, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, DrainTest,
+                         ::testing::Values(BackendKind::kHost, BackendKind::kManaged,
+                                           BackendKind::kDevice, BackendKind::kVmm),
+                         [](const auto& info) {
+                           std::string n(BackendKindName(info.param));
+                           n[0] = static_cast<char>(std::toupper(n[0]));
+                           return n;
+                         });
+
+}  // namespace
+}  // namespace umpool
