@@ -336,3 +336,38 @@ print(json.dumps({"before": before, "after": after, "bad": bad, "where": where})
     # The oldest two fetched back, the next two evicted in their place.
     assert res["where"][:6] == ["cuda", "cuda", "cpu", "cpu", "cuda", "cuda"], res["where"]
     assert "umpool.block_location" in res["where"][6], res["where"]
+
+
+def test_torch_integration_turns_drains_on():
+    # umpool.torch.enable's configuration (without torch: the helper alone),
+    # then what it does: a quiet thread's cache emptied by empty_cache.
+    res = run_json("""
+import json, threading, umpool
+from umpool import _lib, torch as ut
+texts = [ut._conf_for_torch(None), ut._conf_for_torch("backend:host"),
+         ut._conf_for_torch("backend:host,drain_idle_caches:off")]
+ut._configure(None)  # UMPOOL_CONF=backend:host, as enable(conf=None) would
+l = _lib.lib()
+freed, done = threading.Event(), threading.Event()
+def quiet():
+    ps = [l.umpool_pool_malloc(8192, 0, None) for _ in range(40)]
+    for p in ps:
+        l.umpool_free(p, 8192, 0, None)
+    freed.set()
+    done.wait()
+t = threading.Thread(target=quiet)
+t.start()
+freed.wait()
+umpool.empty_cache()
+s = umpool.memory_stats()
+done.set()
+t.join()
+print(json.dumps({"texts": texts, "drained": s["umpool.caches_drained"],
+                  "reserved": s["reserved_bytes.all.current"]}))
+""", env_extra={"UMPOOL_CONF": "backend:host"})
+    assert res["texts"] == ["backend:host,drain_idle_caches:on",
+                            "backend:host,drain_idle_caches:on",
+                            "backend:host,drain_idle_caches:off"], res["texts"]
+    if not os.path.exists("/proc/self"):  # membarrier is Linux's
+        pytest.skip("not Linux: the pool does not drain")
+    assert res["drained"] == 1 and res["reserved"] == 0, res

@@ -82,9 +82,34 @@ def _refuse_after_cuda_init(torch, what):
             "which works at any time.")
 
 
+def _conf_for_torch(conf):
+    """`conf` (UMPOOL_CONF when None) with drain_idle_caches:on unless it names
+    that key: PyTorch's autograd thread frees each backward pass's blocks into
+    its own cache and goes quiet until the next one; drained, they serve the
+    main thread's next forward pass (docs/design.md, "A thread's cache outlives
+    its work"). The handshake costs a cached pair a few nanoseconds, far below
+    PyTorch's own cost per tensor."""
+    text = conf if conf is not None else os.environ.get("UMPOOL_CONF", "")
+    if "drain_idle_caches" in text:
+        return text
+    return f"{text},drain_idle_caches:on" if text.strip() else "drain_idle_caches:on"
+
+
+def _configure(conf):
+    from . import UmpoolError, configure
+    try:
+        configure(_conf_for_torch(conf))
+    except UmpoolError as e:
+        # Without a conf of the caller's: a pool made before enable keeps its
+        # configuration (UMPOOL_CONF's).
+        if conf is not None or "a pool already exists" not in str(e):
+            raise
+
+
 def enable(conf=None, mode="auto"):
     """Makes umpool PyTorch's CUDA memory (see the module's doc for the modes).
-    `conf` is UMPOOL_CONF text (docs/conf.md). With mode="auto", the
+    `conf` is UMPOOL_CONF text (docs/conf.md; None: UMPOOL_CONF's), with
+    drain_idle_caches:on unless it says otherwise. With mode="auto", the
     environment variable UMPOOL_TORCH_MODE (allocator, pluggable or mempool)
     picks the mode instead, so a program can be run in each without changes.
     Returns what it installed."""
@@ -112,16 +137,12 @@ def enable(conf=None, mode="auto"):
                 "torch.compile(mode='reduce-overhead') do not work.", RuntimeWarning, stacklevel=2)
             mode = "pluggable"
         else:
-            if conf is not None:
-                from . import configure
-                configure(conf)
+            _configure(conf)
             if ext.umpool_torch_install() != 0:
                 raise RuntimeError("umpool: " + ext.umpool_torch_error().decode())
             _enabled, _mode = ext, "allocator"
             return ext
-    if conf is not None:
-        from . import configure
-        configure(conf)
+    _configure(conf)
     if mode == "mempool":
         pool = _pluggable_mem_pool("default")
         device = torch.cuda.current_device()
