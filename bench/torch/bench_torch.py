@@ -41,8 +41,11 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 # above give_back_slack), umpool_slack1 give_back_slack:0.01 (free pages
 # given back beyond 1% above peak live bytes, not 3%), umpool_slab256k
 # default.slab_max:256KiB (the default role's 256 KiB-1 MiB requests best-fit
-# blocks of its large space, not slab classes), umpool_vmm backend:vmm
-# (GPU memory through CUDA's virtual memory API instead of managed memory).
+# blocks of its large space, not slab classes), umpool_nodrain
+# drain_idle_caches:off (umpool.torch turns drains on: without them a quiet
+# thread's cache, the autograd thread's between backward passes, holds its
+# blocks), umpool_vmm backend:vmm (GPU memory through CUDA's virtual memory
+# API instead of managed memory).
 ALLOCATOR_ENVS = {
     "native": (None, None),
     "expandable": ("expandable_segments:True", None),
@@ -51,6 +54,7 @@ ALLOCATOR_ENVS = {
     "umpool_keep_pages": (None, "give_back_free_pages:0"),
     "umpool_slack1": (None, "give_back_slack:0.01"),
     "umpool_slab256k": (None, "default.slab_max:256KiB"),
+    "umpool_nodrain": (None, "drain_idle_caches:off"),
     "umpool_vmm": (None, "backend:vmm"),
 }
 

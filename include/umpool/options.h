@@ -222,7 +222,7 @@ struct PoolOptions {
   // autograd thread of PyTorch between backward passes) holds nothing the
   // others need. Costs every cached allocation and free two stores and a
   // load (the owner's side of an asymmetric handshake: the host's cached
-  // pair 4-8% slower), so off by default; umpool.torch turns it on. Linux
+  // pair 3-7% slower), so off by default; umpool.torch turns it on. Linux
   // only (membarrier); elsewhere the option is accepted and does nothing.
   // docs/design.md, "A thread's cache outlives its work".
   bool drain_idle_caches = false;

@@ -346,7 +346,9 @@ import json, threading, umpool
 from umpool import _lib, torch as ut
 texts = [ut._conf_for_torch(None), ut._conf_for_torch("backend:host"),
          ut._conf_for_torch("backend:host,drain_idle_caches:off")]
-ut._configure(None)  # UMPOOL_CONF=backend:host, as enable(conf=None) would
+umpool.configure("backend:host,stats_publish_bytes:0")  # the caller's own, kept
+texts.append(ut._conf_for_torch(None))
+ut._configure(None)  # as enable(conf=None) does
 l = _lib.lib()
 freed, done = threading.Event(), threading.Event()
 def quiet():
@@ -367,7 +369,8 @@ print(json.dumps({"texts": texts, "drained": s["umpool.caches_drained"],
 """, env_extra={"UMPOOL_CONF": "backend:host"})
     assert res["texts"] == ["backend:host,drain_idle_caches:on",
                             "backend:host,drain_idle_caches:on",
-                            "backend:host,drain_idle_caches:off"], res["texts"]
+                            "backend:host,drain_idle_caches:off",
+                            "backend:host,stats_publish_bytes:0,drain_idle_caches:on"], res["texts"]
     if not os.path.exists("/proc/self"):  # membarrier is Linux's
         pytest.skip("not Linux: the pool does not drain")
     assert res["drained"] == 1 and res["reserved"] == 0, res

@@ -54,10 +54,15 @@ def last_error():
     return _lib.lib().umpool_last_error().decode()
 
 
+_configured = None  # the text of the last configure() that took
+
+
 def configure(conf):
     """Configures every pool created afterwards (UMPOOL_CONF syntax, docs/conf.md).
     Must run before the first allocation; raises UmpoolError naming a bad key or value."""
+    global _configured
     _check(_lib.lib().umpool_configure(conf.encode()), "umpool.configure")
+    _configured = conf
 
 
 def _raw_stats(device=None):

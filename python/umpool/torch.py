@@ -83,13 +83,19 @@ def _refuse_after_cuda_init(torch, what):
 
 
 def _conf_for_torch(conf):
-    """`conf` (UMPOOL_CONF when None) with drain_idle_caches:on unless it names
-    that key: PyTorch's autograd thread frees each backward pass's blocks into
-    its own cache and goes quiet until the next one; drained, they serve the
-    main thread's next forward pass (docs/design.md, "A thread's cache outlives
-    its work"). The handshake costs a cached pair a few nanoseconds, far below
-    PyTorch's own cost per tensor."""
-    text = conf if conf is not None else os.environ.get("UMPOOL_CONF", "")
+    """`conf` (when None: the last umpool.configure()'s, else UMPOOL_CONF) with
+    drain_idle_caches:on unless it names that key: PyTorch's autograd thread
+    frees each backward pass's blocks into its own cache and goes quiet until
+    the next one; drained, they serve the main thread's next forward pass
+    (docs/design.md, "Drains"). The handshake costs a cached pair a few
+    nanoseconds, far below PyTorch's own cost per tensor."""
+    from . import _configured
+    if conf is not None:
+        text = conf
+    elif _configured is not None:  # the caller's own umpool.configure()
+        text = _configured
+    else:
+        text = os.environ.get("UMPOOL_CONF", "")
     if "drain_idle_caches" in text:
         return text
     return f"{text},drain_idle_caches:on" if text.strip() else "drain_idle_caches:on"
@@ -101,7 +107,7 @@ def _configure(conf):
         configure(_conf_for_torch(conf))
     except UmpoolError as e:
         # Without a conf of the caller's: a pool made before enable keeps its
-        # configuration (UMPOOL_CONF's).
+        # configuration.
         if conf is not None or "a pool already exists" not in str(e):
             raise
 

@@ -176,7 +176,7 @@ const Key<Conf> kConfKeys[] = {
         "thread_cache_max_class", "largest class served through thread caches"),
     BoolKey<Conf, PoolField<bool, &P::drain_idle_caches>>(
         "drain_idle_caches",
-        "empty idle threads' caches before the pool grows and in Trim (the cached pair 4-8% slower)"),
+        "empty idle threads' caches before the pool grows and in Trim (the cached pair 3-7% slower)"),
     BytesKey<Conf, PoolField<std::size_t, &P::stats_publish_bytes>>(
         "stats_publish_bytes", "allocated-bytes peak accuracy per thread (0 = exact)"),
     BoolKey<Conf, PoolField<bool, &P::release_on_oom>>(
