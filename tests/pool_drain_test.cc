@@ -5,11 +5,8 @@
 // kernel refuses membarrier the pool never drains, and the tests say so and
 // skip.
 #include <atomic>
-#include <cctype>
 #include <chrono>
 #include <latch>
-#include <random>
-#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -19,9 +16,6 @@
 
 namespace umpool {
 namespace {
-
-using testing::CheckPattern;
-using testing::FillPattern;
 
 constexpr const char* kNoHeavyFence =
     "membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) is unavailable here: the pool does not drain "
@@ -133,31 +127,17 @@ TEST_P(DrainTest, DrainsNeverTakeACacheFromAThreadInsideThePool) {
   std::vector<std::thread> threads;
   for (int t = 0; t < kWorkers; ++t) {
     threads.emplace_back([&, t] {
-      std::mt19937_64 rng(seed + t);
       const Stream s = kind() == BackendKind::kHost ? testing::HostStream(t) : kDefaultStream;
-      std::vector<std::pair<void*, std::uint64_t>> live;
-      for (int i = 0; i < 4000; ++i) {
+      testing::PatternWork work;
+      work.ops = 4000;
+      work.max_live = 24;
+      work.min_bytes = 64;
+      work.spread = 40000;
+      work.pattern_bytes = 64;
+      work.each = [](int i) {  // outside the pool for a while now and then
         if (i % 500 == 499) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-        if (live.size() < 24 && (live.empty() || rng() % 2)) {
-          auto p = pool_->Allocate(64 + rng() % 40000, s);
-          if (!p.ok()) {
-            ++failures;
-            break;
-          }
-          const std::uint64_t tag = rng();
-          FillPattern(kind(), *p, 64, tag);
-          live.emplace_back(*p, tag);
-        } else {
-          const std::size_t k = rng() % live.size();
-          if (!CheckPattern(kind(), live[k].first, 64, live[k].second)) ++failures;
-          if (!pool_->Deallocate(live[k].first, s).ok()) ++failures;
-          live[k] = live.back();
-          live.pop_back();
-        }
-      }
-      for (auto& [p, tag] : live) {
-        if (!CheckPattern(kind(), p, 64, tag) || !pool_->Deallocate(p, s).ok()) ++failures;
-      }
+      };
+      failures += testing::RunPatternWorker(*pool_, kind(), s, seed + t, work);
       --running;
     });
   }
@@ -179,14 +159,7 @@ TEST_P(DrainTest, DrainsNeverTakeACacheFromAThreadInsideThePool) {
   EXPECT_EQ(pool_->GetStats().reserved_bytes.current, 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, DrainTest,
-                         ::testing::Values(BackendKind::kHost, BackendKind::kManaged,
-                                           BackendKind::kDevice, BackendKind::kVmm),
-                         [](const auto& info) {
-                           std::string n(BackendKindName(info.param));
-                           n[0] = static_cast<char>(std::toupper(n[0]));
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(Backends, DrainTest, AllBackends(), BackendTestName);
 
 }  // namespace
 }  // namespace umpool

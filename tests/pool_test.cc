@@ -307,31 +307,8 @@ TEST_P(PoolTest, ManyThreadsEachOnItsOwnStream) {
   std::atomic<int> failures{0};
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
-      std::mt19937_64 rng(seed + t);
       const Stream s = GetParam() == BackendKind::kHost ? testing::HostStream(t) : kDefaultStream;
-      std::vector<std::pair<void*, std::uint64_t>> live;
-      for (int i = 0; i < 3000; ++i) {
-        if (live.size() < 32 && (live.empty() || rng() % 2)) {
-          const std::size_t n = 256 + rng() % 20000;
-          auto p = pool_->Allocate(n, s);
-          if (!p.ok()) {
-            ++failures;
-            return;
-          }
-          const std::uint64_t tag = rng();
-          FillPattern(kind(), *p, 256, tag);
-          live.emplace_back(*p, tag);
-        } else {
-          const std::size_t k = rng() % live.size();
-          if (!CheckPattern(kind(), live[k].first, 256, live[k].second)) ++failures;
-          if (!pool_->Deallocate(live[k].first, s).ok()) ++failures;
-          live[k] = live.back();
-          live.pop_back();
-        }
-      }
-      for (auto& [p, tag] : live) {
-        if (!pool_->Deallocate(p, s).ok()) ++failures;
-      }
+      failures += testing::RunPatternWorker(*pool_, kind(), s, seed + t, {});
     });
   }
   for (auto& th : threads) th.join();
@@ -404,14 +381,7 @@ TEST_P(PoolTest, WorksWithThreadCachesOff) {
   internal::PoolCore::Unwrap(*pool)->CheckInvariants();
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, PoolTest,
-                         ::testing::Values(BackendKind::kHost, BackendKind::kManaged,
-                                           BackendKind::kDevice, BackendKind::kVmm),
-                         [](const auto& info) {
-                           std::string n(BackendKindName(info.param));
-                           n[0] = static_cast<char>(std::toupper(n[0]));
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(Backends, PoolTest, AllBackends(), BackendTestName);
 
 }  // namespace
 }  // namespace umpool

@@ -5,7 +5,9 @@
 #ifndef UMPOOL_TESTS_POOL_TEST_FIXTURE_H_
 #define UMPOOL_TESTS_POOL_TEST_FIXTURE_H_
 
+#include <cctype>
 #include <memory>
+#include <string>
 #include <utility>
 
 #include "gtest/gtest.h"
@@ -42,6 +44,17 @@ class PoolTest : public ::testing::TestWithParam<BackendKind> {
   Stream stream_for_discard() const { return kDefaultStream; }
   std::unique_ptr<Pool> pool_;
 };
+
+// The suites' parameters: every backend, each test named after its backend.
+inline auto AllBackends() {
+  return ::testing::Values(BackendKind::kHost, BackendKind::kManaged, BackendKind::kDevice,
+                           BackendKind::kVmm);
+}
+inline std::string BackendTestName(const ::testing::TestParamInfo<BackendKind>& info) {
+  std::string n(BackendKindName(info.param));
+  n[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(n[0])));
+  return n;
+}
 
 }  // namespace umpool
 

@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <random>
+#include <utility>
 #include <vector>
 
 #include "umpool/backend.h"
@@ -97,6 +99,34 @@ bool CheckPattern(BackendKind kind, const void* p, std::size_t bytes, std::uint6
   }
 #endif
   return std::memcmp(p, v.data(), bytes) == 0;
+}
+
+int RunPatternWorker(Pool& pool, BackendKind kind, Stream s, std::uint64_t seed,
+                     const PatternWork& work) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::pair<void*, std::uint64_t>> live;
+  int failures = 0;
+  for (int i = 0; i < work.ops; ++i) {
+    if (work.each != nullptr) work.each(i);
+    if (live.size() < work.max_live && (live.empty() || rng() % 2)) {
+      auto p = pool.Allocate(work.min_bytes + rng() % work.spread, s);
+      if (!p.ok()) return failures + 1;
+      const std::uint64_t tag = rng();
+      FillPattern(kind, *p, work.pattern_bytes, tag);
+      live.emplace_back(*p, tag);
+    } else {
+      const std::size_t k = rng() % live.size();
+      if (!CheckPattern(kind, live[k].first, work.pattern_bytes, live[k].second)) ++failures;
+      if (!pool.Deallocate(live[k].first, s).ok()) ++failures;
+      live[k] = live.back();
+      live.pop_back();
+    }
+  }
+  for (auto& [p, tag] : live) {
+    if (!CheckPattern(kind, p, work.pattern_bytes, tag)) ++failures;
+    if (!pool.Deallocate(p, s).ok()) ++failures;
+  }
+  return failures;
 }
 
 }  // namespace umpool::testing

@@ -38,6 +38,19 @@ bool HaveGpu();
 // Fake stream handles for the host backend (any distinct values work).
 inline Stream HostStream(int i) { return reinterpret_cast<Stream>(static_cast<std::uintptr_t>(0x100 + i)); }
 
+// One worker of the multi-threaded pool tests: `ops` random allocations (of
+// min_bytes .. min_bytes + spread - 1 bytes, at most max_live live) and frees
+// on stream `s`, each block's first pattern_bytes filled with a pattern and
+// checked before its free (and at the end); `each(i)` runs before op i when
+// given. Returns how many calls failed or patterns did not match.
+struct PatternWork {
+  int ops = 3000;
+  std::size_t max_live = 32, min_bytes = 256, spread = 20000, pattern_bytes = 256;
+  void (*each)(int i) = nullptr;
+};
+int RunPatternWorker(Pool& pool, BackendKind kind, Stream s, std::uint64_t seed,
+                     const PatternWork& work);
+
 }  // namespace umpool::testing
 
 #endif  // UMPOOL_TESTS_TEST_UTIL_H_
