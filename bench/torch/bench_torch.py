@@ -34,27 +34,28 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 
 
 # The allocators the side-by-side benchmarks (memory.py, multistream.py) run,
-# one table: name -> (PYTORCH_CUDA_ALLOC_CONF, UMPOOL_CONF). The umpool_*
-# variants are umpool's allocator with one option changed: umpool_wait
-# reuse_pending_blocks:0 (grows rather than reuse blocks pending behind other
-# streams), umpool_keep_pages give_back_free_pages:0 (no pages given back
-# above give_back_slack), umpool_slack1 give_back_slack:0.01 (free pages
-# given back beyond 1% above peak live bytes, not 3%), umpool_slab256k
-# default.slab_max:256KiB (the default role's 256 KiB-1 MiB requests best-fit
-# blocks of its large space, not slab classes), umpool_nodrain
-# drain_idle_caches:off (umpool.torch turns drains on: without them a quiet
-# thread's cache, the autograd thread's between backward passes, holds its
-# blocks), umpool_vmm backend:vmm (GPU memory through CUDA's virtual memory
-# API instead of managed memory).
+# one table: name -> (PYTORCH_CUDA_ALLOC_CONF, UMPOOL_CONF). umpool is
+# umpool.torch.enable() as a user gets it: the C defaults plus its
+# TORCH_PROFILE (drain_idle_caches:on, give_back_slack:0.01; docs/conf.md,
+# "Under PyTorch"). The umpool_* variants change one thing: umpool_c_defaults
+# the C defaults (no profile), umpool_nodrain drain_idle_caches:off,
+# umpool_wait reuse_pending_blocks:0 (grows rather than reuse blocks pending
+# behind other streams), umpool_keep_pages give_back_free_pages:0 (no pages
+# given back), umpool_slack3 give_back_slack:0.03 (the C default),
+# umpool_slab256k default.slab_max:256KiB (the default role's 256 KiB-1 MiB
+# requests best-fit blocks of its large space, not slab classes), umpool_vmm
+# backend:vmm (GPU memory through CUDA's virtual memory API instead of
+# managed memory).
 ALLOCATOR_ENVS = {
     "native": (None, None),
     "expandable": ("expandable_segments:True", None),
     "umpool": (None, None),
     "umpool_wait": (None, "reuse_pending_blocks:0"),
     "umpool_keep_pages": (None, "give_back_free_pages:0"),
-    "umpool_slack1": (None, "give_back_slack:0.01"),
-    "umpool_slab256k": (None, "default.slab_max:256KiB"),
+    "umpool_c_defaults": (None, "drain_idle_caches:off,give_back_slack:0.03"),
     "umpool_nodrain": (None, "drain_idle_caches:off"),
+    "umpool_slack3": (None, "give_back_slack:0.03"),
+    "umpool_slab256k": (None, "default.slab_max:256KiB"),
     "umpool_vmm": (None, "backend:vmm"),
 }
 

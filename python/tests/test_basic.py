@@ -338,9 +338,9 @@ print(json.dumps({"before": before, "after": after, "bad": bad, "where": where})
     assert "umpool.block_location" in res["where"][6], res["where"]
 
 
-def test_torch_integration_turns_drains_on():
+def test_torch_profile():
     # umpool.torch.enable's configuration (without torch: the helper alone),
-    # then what it does: a quiet thread's cache emptied by empty_cache.
+    # then one thing it does: a quiet thread's cache emptied by empty_cache.
     res = run_json("""
 import json, threading, umpool
 from umpool import _lib, torch as ut
@@ -367,10 +367,10 @@ t.join()
 print(json.dumps({"texts": texts, "drained": s["umpool.caches_drained"],
                   "reserved": s["reserved_bytes.all.current"]}))
 """, env_extra={"UMPOOL_CONF": "backend:host"})
-    assert res["texts"] == ["backend:host,drain_idle_caches:on",
-                            "backend:host,drain_idle_caches:on",
-                            "backend:host,drain_idle_caches:off",
-                            "backend:host,stats_publish_bytes:0,drain_idle_caches:on"], res["texts"]
+    profile = "drain_idle_caches:on,give_back_slack:0.01"
+    assert res["texts"] == ["backend:host," + profile, "backend:host," + profile,
+                            "backend:host,drain_idle_caches:off,give_back_slack:0.01",
+                            "backend:host,stats_publish_bytes:0," + profile], res["texts"]
     if not os.path.exists("/proc/self"):  # membarrier is Linux's
         pytest.skip("not Linux: the pool does not drain")
     assert res["drained"] == 1 and res["reserved"] == 0, res

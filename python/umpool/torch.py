@@ -82,13 +82,25 @@ def _refuse_after_cuda_init(torch, what):
             "which works at any time.")
 
 
+# What enable() adds to the configuration, each key unless the configuration
+# names it (docs/conf.md, "Under PyTorch"). PyTorch programs differ from the
+# engines the C and C++ defaults are tuned for: every tensor is in the default
+# role, shapes change from call to call, and the allocator's own speed hides
+# under PyTorch's cost per tensor.
+#   drain_idle_caches:on  PyTorch's autograd thread frees each backward pass's
+#       blocks into its own cache and goes quiet until the next one; drained,
+#       they serve the main thread's next forward pass (docs/design.md,
+#       "Drains"; the cached pair a few ns slower).
+#   give_back_slack:0.01  free pages given back once the pool holds 1% above
+#       its peak live bytes, not 3% (docs/arena.md): memory as tight as
+#       expandable segments on the recorded programs, for a few more page
+#       drops and refills over a run (forty-seventh session).
+TORCH_PROFILE = (("drain_idle_caches", "on"), ("give_back_slack", "0.01"))
+
+
 def _conf_for_torch(conf):
     """`conf` (when None: the last umpool.configure()'s, else UMPOOL_CONF) with
-    drain_idle_caches:on unless it names that key: PyTorch's autograd thread
-    frees each backward pass's blocks into its own cache and goes quiet until
-    the next one; drained, they serve the main thread's next forward pass
-    (docs/design.md, "Drains"). The handshake costs a cached pair a few
-    nanoseconds, far below PyTorch's own cost per tensor."""
+    TORCH_PROFILE's keys it does not name."""
     from . import _configured
     if conf is not None:
         text = conf
@@ -96,9 +108,10 @@ def _conf_for_torch(conf):
         text = _configured
     else:
         text = os.environ.get("UMPOOL_CONF", "")
-    if "drain_idle_caches" in text:
-        return text
-    return f"{text},drain_idle_caches:on" if text.strip() else "drain_idle_caches:on"
+    text = text.strip().strip(",")
+    named = {item.split(":", 1)[0].strip() for item in text.split(",") if item.strip()}
+    added = [f"{k}:{v}" for k, v in TORCH_PROFILE if k not in named]
+    return ",".join([text] * bool(text) + added)
 
 
 def _configure(conf):
@@ -114,8 +127,9 @@ def _configure(conf):
 
 def enable(conf=None, mode="auto"):
     """Makes umpool PyTorch's CUDA memory (see the module's doc for the modes).
-    `conf` is UMPOOL_CONF text (docs/conf.md; None: UMPOOL_CONF's), with
-    drain_idle_caches:on unless it says otherwise. With mode="auto", the
+    `conf` is UMPOOL_CONF text (docs/conf.md; None: the last
+    umpool.configure()'s, else UMPOOL_CONF's), with TORCH_PROFILE's settings
+    where it names none. With mode="auto", the
     environment variable UMPOOL_TORCH_MODE (allocator, pluggable or mempool)
     picks the mode instead, so a program can be run in each without changes.
     Returns what it installed."""
