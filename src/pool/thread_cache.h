@@ -11,12 +11,11 @@
 // Enter and Leave, and one other thread may take them while the owner is
 // outside (TakeAll, a drain: ThreadCaches::DrainIdle), through a handshake on
 // `in_use` and `claimed` whose cost falls on the drainer
-// (src/base/heavy_fence.h). Counters are
-// atomics written only by the owner (relaxed load + store, no
-// read-modify-write) and read by GetStats. Other threads may also ask for a
-// flush by bumping the pool's flush epoch; the owner notices on its next call
-// (ThreadCaches::Current). It reaches the tiers below only through
-// CentralCache.
+// (src/base/heavy_fence.h). Counters are atomics written only by the owner
+// (relaxed load + store, no read-modify-write) and read by GetStats. Other
+// threads may also ask for a flush by bumping the pool's flush epoch; the
+// owner notices on its next call (ThreadCaches::Enter). It reaches the tiers
+// below only through CentralCache.
 #ifndef UMPOOL_SRC_POOL_THREAD_CACHE_H_
 #define UMPOOL_SRC_POOL_THREAD_CACHE_H_
 
