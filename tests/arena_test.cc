@@ -19,11 +19,11 @@ class CountingSource final : public FreeMemorySource {
     ++reclaims;
     return 0;
   }
-  bool FlushCallerCache() override {
-    ++flushes;
+  bool FlushCaches(bool others) override {
+    ++(others ? drains : flushes);
     return false;
   }
-  int reclaims = 0, flushes = 0;
+  int reclaims = 0, flushes = 0, drains = 0;
 };
 
 class ArenaTest : public ::testing::Test {
@@ -89,6 +89,8 @@ TEST_F(ArenaTest, ASpaceGrowsInPlaceIntoItsReserveAndTheSourceIsAskedFirst) {
   ASSERT_TRUE(r1.ok()) << r1.status();
   EXPECT_TRUE(r1->grew);
   EXPECT_EQ(source_.reclaims, 1) << "empty slabs are asked for before mapping";
+  EXPECT_EQ(source_.flushes, 1) << "the caller's cache too";
+  EXPECT_EQ(source_.drains, 1) << "and, about to grow, quiet threads' caches";
   EXPECT_EQ(counters_.reserved_bytes.current.load(), 2 << 20) << "only what it needs is populated";
   EXPECT_EQ(counters_.mapped_bytes.current.load(), (2 << 20) + (256 << 20))
       << "a reserve of a quarter of what the map limit had left";

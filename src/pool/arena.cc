@@ -147,15 +147,20 @@ absl::StatusOr<Arena::Range> Arena::Take(Role role, LargeHeap& space, bool for_s
   }
   LargeHeap::Taken t = take();
   if (t.ptr == nullptr) t = take_free();
-  // The blocks thread caches hold (this thread's, and with drains those of
-  // threads outside the pool now) may be all that keeps a slab from being
-  // empty: flush them and look again.
-  if (t.ptr == nullptr && source_ != nullptr && source_->FlushCallerCache()) t = take_free();
+  // The blocks this thread's cache holds may be all that keeps a slab from
+  // being empty: flush them and look again.
+  if (t.ptr == nullptr && source_ != nullptr && source_->FlushCaches(false)) t = take_free();
   // Free memory whose fences are still pending: the stream waits for them on
   // the device and makes it its own (large_heap_pending.cc), then looks again.
   if (t.ptr == nullptr && may_grow && AdoptPending(space, stream, &events)) {
     t = take();
     if (t.ptr != nullptr) counters_.Bump(counters_.ordered_reuses);
+  }
+  // About to grow: the blocks quiet threads' caches hold (PyTorch's autograd
+  // thread between backward passes) may be what keeps slabs from being
+  // empty; drained, look again (docs/design.md, "Drains").
+  if (t.ptr == nullptr && may_grow && source_ != nullptr && source_->FlushCaches(true)) {
+    t = take_free();
   }
   if (!events.ok() && !absl::IsUnavailable(events)) counters_.Bump(counters_.fence_errors);
   if (t.ptr != nullptr) {

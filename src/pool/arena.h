@@ -31,12 +31,12 @@
 // slab first gives back the empty slabs of smaller big classes, and its
 // space is first fit: docs/arena-cycles.md, "First fit for big slabs"); the
 // heap's empty slabs given back (FreeMemorySource, i.e. the slab tier); a
-// wholly free segment of another space; and the same after the thread caches
-// are flushed (the caller's, and with PoolOptions::drain_idle_caches those of
-// threads outside the pool); then,
-// with PoolOptions::reuse_pending_blocks, its space's
-// pending blocks, made the stream's behind a stream wait
-// (large_heap_pending.cc). Then, with PoolOptions::give_back_free_pages, if
+// wholly free segment of another space; and the same after the calling
+// thread's cache is flushed; then, with PoolOptions::reuse_pending_blocks,
+// its space's pending blocks, made the stream's behind a stream wait
+// (large_heap_pending.cc); then, about to grow, the same free memory after
+// the caches of threads outside the pool are drained (with
+// PoolOptions::drain_idle_caches). Then, with PoolOptions::give_back_free_pages, if
 // populating would pass the reserved high-water mark and the slack above peak live
 // bytes (give_back_slack), the heap first gives back free
 // pages (bare blocks: dropped, no longer reserved), and the request tries
@@ -115,10 +115,10 @@ class FreeMemorySource {
   virtual std::size_t ReclaimEmptySlabs(int heap, bool wait, absl::Status* status,
                                         std::size_t min_slab_bytes = 0,
                                         std::size_t max_slab_bytes = SIZE_MAX) = 0;
-  // Flushes the calling thread's cache into the central bins, and (with
-  // PoolOptions::drain_idle_caches) the caches of threads outside the pool
-  // now; false if they held nothing.
-  virtual bool FlushCallerCache() = 0;
+  // Flushes the calling thread's cache into the central bins; with `others`
+  // instead the caches of threads outside the pool now (a drain: only with
+  // PoolOptions::drain_idle_caches). False if they held nothing.
+  virtual bool FlushCaches(bool others) = 0;
 
  protected:
   ~FreeMemorySource() = default;

@@ -147,7 +147,7 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
                                 std::size_t min_slab_bytes, std::size_t max_slab_bytes) override {
     return slabs_.ReclaimEmptySlabs(heap, wait, status, min_slab_bytes, max_slab_bytes);
   }
-  bool FlushCallerCache() override;
+  bool FlushCaches(bool others) override;
 
   ThreadCache* CounterCache() { return options_.thread_cache ? caches_.ForCounts() : nullptr; }
   absl::StatusOr<void*> AllocateSmall(std::size_t bytes, Stream stream, Role role, int cls);

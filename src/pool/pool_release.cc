@@ -5,18 +5,12 @@
 
 namespace umpool::internal {
 
-bool PoolCore::FlushCallerCache() {
-  // With drain_idle_caches, threads outside the pool first: a thread that
-  // has gone quiet (PyTorch's autograd thread between backward passes) would
-  // hold its cache until its next call (docs/design.md, "A thread's cache
-  // outlives its work").
+bool PoolCore::FlushCaches(bool others) {
   CacheUse tc = caches_.CallerCacheIfAny();
-  bool flushed = caches_.DrainIdle(tc.get());
-  if (tc && tc->cached_bytes.Get() > 0) {
-    tc->FlushAll();
-    flushed = true;
-  }
-  return flushed;
+  if (others) return caches_.DrainIdle(tc.get());
+  if (!tc || tc->cached_bytes.Get() == 0) return false;
+  tc->FlushAll();
+  return true;
 }
 
 absl::Status PoolCore::ReleaseCached(bool unmap) {
