@@ -10,8 +10,9 @@
 // (docs/design.md, "Threads and locking" and "A thread's cache outlives its
 // work").
 //
-// Thread safety: every method may be called from any thread; Current() and
-// the Count functions act on the calling thread's own cache.
+// Thread safety: every method may be called from any thread; Current(),
+// Enter(), ForCounts() and the Count functions act on the calling thread's
+// own cache.
 #ifndef UMPOOL_SRC_POOL_THREAD_CACHES_H_
 #define UMPOOL_SRC_POOL_THREAD_CACHES_H_
 
@@ -81,7 +82,9 @@ class ThreadCaches final : public CacheOwner {
   // Empties into the central bins every other thread's cache whose owner is
   // outside the pool now; `self` (the caller's, may be null) is left alone.
   // Returns whether any block moved. A system call (HeavyFence) when some
-  // cache holds blocks; nothing where the heavy fence is unavailable.
+  // cache holds blocks; nothing in a pool that does not drain or where the
+  // heavy fence is unavailable. Takes mu_ alone; the blocks go to the
+  // central bins after it is released.
   bool DrainIdle(const ThreadCache* self);
   // Every thread flushes its cache (and gives up its stream slots) at its
   // next call. Returns the new epoch.
