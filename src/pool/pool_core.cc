@@ -145,7 +145,7 @@ absl::StatusOr<void*> PoolCore::AllocateSmall(std::size_t bytes, Stream stream, 
     if (!n.ok()) return OutOfMemory(bytes, role, n.status());
   }
   MarkLive(p, stream, bytes);
-  caches_.CountAllocation(tc ? tc.get() : CounterCache(), size, bytes, /*hit=*/!grew);
+  caches_.CountAllocation(CounterCache(), size, bytes, /*hit=*/!grew);
   if (grew) AfterGrowth(role);
   return p;
 }

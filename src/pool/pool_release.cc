@@ -6,8 +6,8 @@
 namespace umpool::internal {
 
 bool PoolCore::FlushCaches(bool others) {
+  if (others) return caches_.DrainIdle();
   CacheUse tc = caches_.CallerCacheIfAny();
-  if (others) return caches_.DrainIdle(tc.get());
   if (!tc || tc->cached_bytes.Get() == 0) return false;
   tc->FlushAll();
   return true;
@@ -20,10 +20,9 @@ absl::Status PoolCore::ReleaseCached(bool unmap) {
         "call cudaFree); call Trim after EndCapture");
   }
   DrainDiscards();
-  CacheUse tc = caches_.CallerCacheIfAny();
-  if (tc) tc->FlushAll();
-  caches_.DrainIdle(tc.get());  // threads outside the pool now
-  caches_.AskAllToFlush();      // the others flush at their next call
+  if (CacheUse tc = caches_.CallerCacheIfAny()) tc->FlushAll();
+  caches_.DrainIdle();      // threads outside the pool now
+  caches_.AskAllToFlush();  // the others flush at their next call
   absl::Status status;
   for (int h = 0; h < arena_.heaps(); ++h) slabs_.ReclaimEmptySlabs(h, /*wait=*/true, &status);
   if (unmap) status.Update(arena_.ReleaseFree());

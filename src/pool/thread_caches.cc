@@ -35,13 +35,12 @@ ThreadCache* ThreadCaches::CurrentSlow() {
 CacheUse ThreadCaches::CallerCacheIfAny() const {
   ThreadCache* tc = FindOwnedCache(id_);
   if (tc == nullptr) return CacheUse();
-  const bool enter = drain_ && !tc->Inside();
-  if (enter) tc->Enter();
-  return CacheUse(tc, enter);
+  return CacheUse(tc, EnterOutermost(tc));
 }
 
-bool ThreadCaches::DrainIdle(const ThreadCache* self) {
+bool ThreadCaches::DrainIdle() {
   if (!drain_ || !HeavyFenceReady()) return false;
+  const ThreadCache* self = FindOwnedCache(id_);
   std::vector<ThreadCache*> picked;
   std::vector<ThreadCache::TakenBin> taken;
   {

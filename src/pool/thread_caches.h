@@ -57,11 +57,7 @@ class ThreadCaches final : public CacheOwner {
   // made the host's cached pair 11-14% slower even with drains off.)
   ThreadCache* Enter(bool* entered) {
     ThreadCache* tc = ForCounts();
-    *entered = false;
-    if (ABSL_PREDICT_FALSE(drain_) && !tc->Inside()) {
-      tc->Enter();
-      *entered = true;
-    }
+    *entered = EnterOutermost(tc);
     const std::uint64_t epoch = epoch_.load(std::memory_order_relaxed);
     if (ABSL_PREDICT_FALSE(tc->epoch.load(std::memory_order_relaxed) != epoch)) {
       CatchUp(tc, epoch);
@@ -80,12 +76,12 @@ class ThreadCaches final : public CacheOwner {
   // (never creates one).
   CacheUse CallerCacheIfAny() const;
   // Empties into the central bins every other thread's cache whose owner is
-  // outside the pool now; `self` (the caller's, may be null) is left alone.
-  // Returns whether any block moved. A system call (HeavyFence) when some
+  // outside the pool now (the caller's own is left alone). Returns whether
+  // any block moved. A system call (HeavyFence) when some
   // cache holds blocks; nothing in a pool that does not drain or where the
   // heavy fence is unavailable. Takes mu_ alone; the blocks go to the
   // central bins after it is released.
-  bool DrainIdle(const ThreadCache* self);
+  bool DrainIdle();
   // Every thread flushes its cache (and gives up its stream slots) at its
   // next call. Returns the new epoch.
   std::uint64_t AskAllToFlush();
@@ -116,6 +112,13 @@ class ThreadCaches final : public CacheOwner {
 
  private:
   ThreadCache* CurrentSlow();
+  // Enters `tc` (the caller's) if the pool drains and the caller is not
+  // inside it already; whether it did (the use must then leave).
+  bool EnterOutermost(ThreadCache* tc) const {
+    if (ABSL_PREDICT_TRUE(!drain_) || tc->Inside()) return false;
+    tc->Enter();
+    return true;
+  }
   void CatchUp(ThreadCache* tc, std::uint64_t epoch);
   void Note(ThreadCache* tc, std::int64_t bytes, std::int64_t requested) {
     const std::int64_t b = tc->unpublished.Get() + bytes;
