@@ -326,6 +326,16 @@ Result Replay(const Trace& t, const std::string& name, Target& target, bool gpu,
   std::int64_t live_bytes = 0;
   using Clock = std::chrono::steady_clock;
   umpool::replay::OnThreads threads(g_one_thread ? 1 : t.threads);
+  // Runs `call` on the op's thread; its nanoseconds there.
+  auto timed = [&](const Op& op, auto&& call) {
+    Clock::time_point t0, t1;
+    threads.Run(op.thread, [&] {
+      t0 = Clock::now();
+      call();
+      t1 = Clock::now();
+    });
+    return std::chrono::duration<float, std::nano>(t1 - t0).count();
+  };
   const auto start = Clock::now();
   auto last_progress = start;
   for (std::size_t i = 0; i < t.ops.size(); ++i) {
@@ -341,14 +351,9 @@ Result Replay(const Trace& t, const std::string& name, Target& target, bool gpu,
     const Stream s = streams[static_cast<std::size_t>(op.stream)];
     if (op.kind == 'a') {
       void* p = nullptr;
-      Clock::time_point t0, t1;
-      threads.Run(op.thread, [&] {
-        t0 = Clock::now();
-        p = target.Alloc(op.bytes, s, op.role);
-        t1 = Clock::now();
-      });
+      const float ns = timed(op, [&] { p = target.Alloc(op.bytes, s, op.role); });
       if (p == nullptr) continue;  // pressure mode: counted by the target; its frees skipped
-      alloc_ns.push_back(std::chrono::duration<float, std::nano>(t1 - t0).count());
+      alloc_ns.push_back(ns);
       live[op.id] = {p, op.bytes};
       if (g_verbose && calls_at_warmup >= 0) {
         const long long calls = target.BackendCalls();
@@ -376,13 +381,7 @@ Result Replay(const Trace& t, const std::string& name, Target& target, bool gpu,
     } else if (op.kind == 'f') {
       auto it = live.find(op.id);
       if (it == live.end()) continue;  // its allocation failed (pressure mode)
-      Clock::time_point t0, t1;
-      threads.Run(op.thread, [&] {
-        t0 = Clock::now();
-        target.Free(it->second.p, it->second.bytes, s);
-        t1 = Clock::now();
-      });
-      free_ns.push_back(std::chrono::duration<float, std::nano>(t1 - t0).count());
+      free_ns.push_back(timed(op, [&] { target.Free(it->second.p, it->second.bytes, s); }));
       live_bytes -= static_cast<std::int64_t>(it->second.bytes);
       live.erase(it);
     } else if (op.kind == 'r') {
