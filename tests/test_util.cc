@@ -110,7 +110,10 @@ int RunPatternWorker(Pool& pool, BackendKind kind, Stream s, std::uint64_t seed,
     if (work.each != nullptr) work.each(i);
     if (live.size() < work.max_live && (live.empty() || rng() % 2)) {
       auto p = pool.Allocate(work.min_bytes + rng() % work.spread, s);
-      if (!p.ok()) return failures + 1;
+      if (!p.ok()) {  // counted; the live blocks are still checked and freed
+        ++failures;
+        break;
+      }
       const std::uint64_t tag = rng();
       FillPattern(kind, *p, work.pattern_bytes, tag);
       live.emplace_back(*p, tag);

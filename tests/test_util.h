@@ -42,7 +42,8 @@ inline Stream HostStream(int i) { return reinterpret_cast<Stream>(static_cast<st
 // min_bytes .. min_bytes + spread - 1 bytes, at most max_live live) and frees
 // on stream `s`, each block's first pattern_bytes filled with a pattern and
 // checked before its free (and at the end); `each(i)` runs before op i when
-// given. Returns how many calls failed or patterns did not match.
+// given. A failed allocation ends the ops; the live blocks are still checked
+// and freed. Returns how many calls failed or patterns did not match.
 struct PatternWork {
   int ops = 3000;
   std::size_t max_live = 32, min_bytes = 256, spread = 20000, pattern_bytes = 256;
