@@ -81,8 +81,11 @@ std::size_t PoolCore::RoundedSize(std::size_t bytes, Role role) const {
   return (bytes + kLargeQuantum - 1) / kLargeQuantum * kLargeQuantum;
 }
 
-void PoolCore::MarkLive(void* p, Stream stream, std::size_t requested) {
-  auto* slab = static_cast<Slab*>(pagemap_.Lookup(p));
+// Inlined into the hot path: the block came from a thread cache or a central
+// bin, so it lies in a live slab (SlabAt, without Lookup's segment checks).
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void PoolCore::MarkLive(void* p, Stream stream,
+                                                            std::size_t requested) {
+  auto* slab = static_cast<Slab*>(pagemap_.SlabAt(p));
   UMPOOL_CHECK(slab != nullptr && slab->kind == SpanKind::kSlab, "cached block outside any slab");
   const std::int64_t idx = slab->IndexOf(reinterpret_cast<std::uintptr_t>(p));
   UMPOOL_CHECK(idx >= 0, "cached block is not a block start");
@@ -100,12 +103,7 @@ absl::StatusOr<void*> PoolCore::Allocate(std::size_t bytes, Stream stream, Role 
   // Blocks waiting for their discard are in no list or cache, so a thread
   // cache hit cannot return one: the slow paths drain the queue.
   if (ABSL_PREDICT_FALSE(!ValidRole(role) || bytes - 1 >= options_.policy(role).slab_max_bytes)) {
-    if (bytes == 0) return nullptr;
-    if (!ValidRole(role)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "invalid role ", static_cast<int>(role), " (expected 0..", kNumRoles - 1, ")"));
-    }
-    return AllocateLarge(bytes, stream, role);
+    return AllocateUncommon(bytes, stream, role);
   }
   const int cls = SizeClassIndex(bytes);
   if (ABSL_PREDICT_TRUE(cls < cached_classes_)) {
@@ -120,6 +118,18 @@ absl::StatusOr<void*> PoolCore::Allocate(std::size_t bytes, Stream stream, Role 
     }
   }
   return AllocateSmall(bytes, stream, role, cls);
+}
+
+// Out of line, so that the hot path above keeps a small frame (the error's
+// string building, inlined, cost every cached pair a larger prologue).
+ABSL_ATTRIBUTE_NOINLINE absl::StatusOr<void*> PoolCore::AllocateUncommon(std::size_t bytes,
+                                                                        Stream stream, Role role) {
+  if (bytes == 0) return nullptr;
+  if (!ValidRole(role)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "invalid role ", static_cast<int>(role), " (expected 0..", kNumRoles - 1, ")"));
+  }
+  return AllocateLarge(bytes, stream, role);
 }
 
 absl::StatusOr<void*> PoolCore::AllocateSmall(std::size_t bytes, Stream stream, Role role,

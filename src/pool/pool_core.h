@@ -150,6 +150,8 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   bool FlushCaches(bool others) override;
 
   ThreadCache* CounterCache() { return options_.thread_cache ? caches_.ForCounts() : nullptr; }
+  // Allocate's uncommon cases (size 0, an invalid role, a large block), and its slow paths.
+  absl::StatusOr<void*> AllocateUncommon(std::size_t bytes, Stream stream, Role role);
   absl::StatusOr<void*> AllocateSmall(std::size_t bytes, Stream stream, Role role, int cls);
   absl::StatusOr<void*> AllocateLarge(std::size_t bytes, Stream stream, Role role);
   // Runs `take`; if memory ran short, releases cached memory (counted as an
@@ -175,9 +177,8 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   bool DiscardsFor(Role role) const;
   bool EnqueueDiscard(std::uintptr_t start, std::size_t size, Stream stream, Role role);
   DiscardMode DiscardModeFor(Role role) const;
-  // Asks the pressure callback to free memory for a request of `bytes` of
-  // `role`: true if it says it did (retry). An exception it throws is
-  // reported in *why (and counts as false).
+  // Asks the pressure callback to free memory for a request of `bytes` of `role`: true
+  // if it says it did (retry). An exception it throws is reported in *why (as false).
   bool RelievePressure(std::size_t bytes, Role role, absl::Status* why);
   // What a request of `bytes` that ran short needs freed: `bytes`, plus
   // what the GPU-held bytes (reserved less evicted) are over the cap (frees
@@ -188,8 +189,7 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   // After an allocation that grew the pool: calls the pressure callback if
   // reserved bytes just passed the watermark (PoolOptions).
   void AfterGrowth(Role role);
-  // Runs `callback` with this thread marked as inside it; an exception it
-  // throws goes to *why.
+  // Runs `callback` with this thread marked as inside it; an exception it throws goes to *why.
   bool Call(const Pool::PressureCallback& callback, std::size_t bytes, Role role,
             absl::Status* why);
   // Counts one batched discard of ranges of `sizes` bytes.

@@ -10,7 +10,7 @@
 
 namespace umpool::internal {
 
-thread_local constinit TlsMemo tls_memo;
+thread_local constinit TlsMemo tls_memo UMPOOL_TLS_INITIAL_EXEC;
 
 namespace {
 

@@ -27,11 +27,20 @@ class CacheOwner {
 
 // One-entry memo of the last (pool, cache) this thread used: the hot path's
 // only TLS access. Trivial type, constant-initialised: no TLS guard.
+// Initial-exec, as tcmalloc's and jemalloc's thread caches: in the shared
+// library the default (global-dynamic) model made every allocation and free
+// call __tls_get_addr. It takes 16 bytes of the static TLS block, which glibc
+// keeps spare for libraries loaded later (dlopen, as Python and PyTorch do).
+#if defined(__GNUC__) || defined(__clang__)
+#define UMPOOL_TLS_INITIAL_EXEC __attribute__((tls_model("initial-exec")))
+#else
+#define UMPOOL_TLS_INITIAL_EXEC
+#endif
 struct TlsMemo {
   std::uint64_t pool_id = 0;
   ThreadCache* cache = nullptr;
 };
-extern thread_local constinit TlsMemo tls_memo;
+extern thread_local constinit TlsMemo tls_memo UMPOOL_TLS_INITIAL_EXEC;
 
 // Registers a live pool and returns its id (never 0, never reused).
 std::uint64_t RegisterPool(CacheOwner* pool);
