@@ -125,6 +125,21 @@ print("%s (recorded): ratio %.4f, %d backend calls, %d after warm-up; pages kept
          k["ratio"], k["backend_calls"], k["backend_calls_after_warmup"]))
 PY
 done
+# A training loop settles (forty-ninth session): the recorded training's step 6
+# (its longest batch) played 40 times (tools/umpool-trace-loop), no backend call
+# after the twentieth. With umpool.torch's profile (give_back_slack:0.01) the pool
+# dropped and refilled pages twice a step, forever, before a repeated request
+# could grow into a band (docs/arena.md). Bad input to the tool exits 2.
+"$src/tools/umpool-trace-loop" "$work/train.csv" -o "$work/train-loop.csv" --first 6 \
+    --repeats 40 --warm-up 20 >/dev/null
+for conf in drain_idle_caches:off,give_back_slack:0.03 drain_idle_caches:on,give_back_slack:0.01; do
+  "$replay" "$work/train-loop.csv" --backend host --quiet --steady --steady-calls 0 \
+      --max-ratio 1.03 --conf "$conf"
+done
+if "$src/tools/umpool-trace-loop" "$work/train.csv" -o "$work/bad.csv" --first 60 2>/dev/null; then
+  echo "umpool-trace-loop accepted a step the trace does not have" >&2
+  exit 1
+fi
 # --conf: an option tried on a recorded workload without a rebuild
 # (umpool::ParsePoolOptions). The ViT training's 256 KiB-1 MiB slabs in the
 # slab space instead of the large space: host 1.023 -> 1.014 (thirty-eighth

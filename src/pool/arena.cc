@@ -188,8 +188,8 @@ absl::StatusOr<Arena::Range> Arena::Take(Role role, LargeHeap& space, bool for_s
   // A refill grows nothing in place: the space's free tail may go like any
   // other free pages then.
   const std::size_t whole = (bytes + kMapGranularity - 1) & ~(kMapGranularity - 1);
-  GiveBackFreePages(role, h, space, shortfall > 0 ? shortfall : std::min(extension, whole), stream,
-                    keep, /*keep_tail=*/shortfall == 0);
+  GiveBackFreePages(role, h, space, shortfall > 0 ? shortfall : std::min(extension, whole), bytes,
+                    stream, keep, /*keep_tail=*/shortfall == 0);
   if (shortfall > 0) {
     t = space.TakeBare(
         bytes, stream, requested, fencer_,

@@ -302,8 +302,10 @@ class Arena {
   // `keep`: pages about to be taken (LargeHeap::BareShortfall), kept.
   // `keep_tail`: `space`'s free tails stay (a growth in place extends them);
   // false when bare pages elsewhere will serve the request.
-  void GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t want, Stream stream,
-                         LargeHeap::PageRange keep, bool keep_tail);
+  // `request`: the allocation's bytes (a repeated one may grow into a band instead).
+  void GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t want,
+                         std::size_t request, Stream stream, LargeHeap::PageRange keep,
+                         bool keep_tail);
   // One pass of GiveBackFreePages: the free pages droppable for a caller on
   // `stream` (with the blocks freed on it if `own_stream`), oldest first as
   // that comment says, dropped on `on`, until `need` is covered (lowered by
@@ -363,6 +365,12 @@ class Arena {
   std::size_t reserved_high_ ABSL_GUARDED_BY(grow_mu_) = 0;
   // The most live (allocated) bytes seen at a growth, plus its request.
   std::size_t live_high_ ABSL_GUARDED_BY(grow_mu_) = 0;
+  // Requests that met the limit at live_high_ (repeats_live_high_), by size.
+  static constexpr int kRepeatsBeforeBand = 5;
+  static constexpr double kRepeatBand = 0.01;
+  static constexpr std::size_t kMaxRepeatSizes = 1024;
+  absl::flat_hash_map<std::size_t, int> repeats_ ABSL_GUARDED_BY(grow_mu_);
+  std::size_t repeats_live_high_ ABSL_GUARDED_BY(grow_mu_) = 0;
   // Carved into slabs now, by the slabs' role (a heap's: its roles' sum).
   std::array<std::size_t, kNumRoles> slab_bytes_by_role_ ABSL_GUARDED_BY(grow_mu_){};
   std::size_t HeapSlabBytes(int heap) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(grow_mu_);

@@ -102,7 +102,7 @@ void Arena::GiveBackOverBudget(Role role, std::size_t want, Stream stream) {
 }
 
 void Arena::GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t want,
-                              Stream stream, LargeHeap::PageRange keep, bool keep_tail) {
+                              std::size_t request, Stream stream, LargeHeap::PageRange keep, bool keep_tail) {
   if (!MayGiveBack(role)) return;
   // Live bytes as the counters have them (each thread's cache publishes its
   // share in batches of stats_publish_bytes: close enough for a budget).
@@ -118,6 +118,17 @@ void Arena::GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t 
         reserved_high_,
         live_high_ + static_cast<std::size_t>(options_.give_back_slack * static_cast<double>(live_high_)));
     if (reserved_ + want <= room) return;
+    // A request that finds the pool at its limit again and again (the same
+    // size at the same peak live) is a loop whose layout needs a little more
+    // room: past kRepeatsBeforeBand it grows into a band of kRepeatBand of
+    // peak live above the room, instead of dropping pages that it, or the
+    // next step, refills (docs/arena.md, "A repeated request grows into a band").
+    if (repeats_live_high_ != live_high_ || repeats_.size() >= kMaxRepeatSizes) {
+      repeats_.clear();
+      repeats_live_high_ = live_high_;
+    }
+    const auto band = static_cast<std::size_t>(kRepeatBand * static_cast<double>(live_high_));
+    if (++repeats_[request] > kRepeatsBeforeBand && reserved_ + want <= room + band) return;
     need = reserved_ + want - room;
   }
   if (backend_.PopulatesOnTouch()) {  // drops are stream-ordered: one pass, on `stream`
