@@ -1,6 +1,8 @@
 // A ThreadCache on its own, over a fake CentralCache: what it keeps, what it
 // hands down and when, and the streams it claims.
 #include <atomic>
+#include <latch>
+#include <new>
 #include <chrono>
 #include <map>
 #include <thread>
@@ -8,8 +10,11 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "src/base/heavy_fence.h"
+#include "src/pool/counters.h"
 #include "src/pool/size_class.h"
 #include "src/pool/thread_cache.h"
+#include "src/pool/thread_caches.h"
 #include "tests/test_util.h"
 
 namespace umpool::internal {
@@ -153,6 +158,54 @@ TEST(ThreadCacheTest, EnterWaitsWhileADrainerHoldsTheCache) {
     EXPECT_TRUE(tc.Inside());
   }
   EXPECT_FALSE(tc.Inside()) << "the outermost use left";
+}
+
+// A central cache whose Return fails once (its lists could not grow), as
+// the pool's can when host memory runs out.
+class FailingCentral final : public CentralCache {
+ public:
+  void Return(Stream stream, Role role, int cls, void* const* blocks, int n) override {
+    if (fail_next) {
+      fail_next = false;
+      throw std::bad_alloc();
+    }
+    ok.Return(stream, role, cls, blocks, n);
+  }
+  void StreamClaimed(Stream stream) override { ok.StreamClaimed(stream); }
+  bool fail_next = true;
+  FakeCentral ok;
+};
+
+TEST(ThreadCachesTest, ADrainWhoseReturnThrowsStillReturnsTheOtherBins) {
+  if (!HeavyFenceReady()) GTEST_SKIP() << "membarrier is unavailable here: nothing drains";
+  FailingCentral central;
+  PoolCounters counters;
+  ThreadCaches caches(&central, counters, kClasses, 1 << 20, /*drain=*/true);
+  const Stream s = HostStream(1);
+  const int k1K = SizeClassIndex(1024), k2K = SizeClassIndex(2048);
+  std::latch filled(1), done(1);
+  std::thread quiet([&] {  // fills three bins, then stays alive outside the pool
+    {
+      CacheUse tc = caches.Current();
+      tc->Push(s, Role::kDefault, k1K, Block(0), 1 << 30);
+      tc->Push(s, Role::kDefault, k2K, Block(1), 1 << 30);
+      tc->Push(s, Role::kDefault, k4K, Block(2), 1 << 30);
+      tc->Push(s, Role::kDefault, k4K, Block(3), 1 << 30);
+    }
+    filled.count_down();
+    done.wait();
+  });
+  filled.wait();
+  EXPECT_THROW(caches.DrainIdle(), std::bad_alloc);
+  std::size_t back = 0;
+  for (const auto& [key, blocks] : central.ok.returned) back += blocks.size();
+  // One of the three bins was the one whose Return threw; the two others came back.
+  EXPECT_EQ(central.ok.returned.size(), 2u);
+  EXPECT_GE(back, 2u);
+  EXPECT_LE(back, 3u);
+  EXPECT_FALSE(caches.DrainIdle()) << "the quiet thread's cache was emptied all the same";
+  done.count_down();
+  quiet.join();
 }
 
 }  // namespace

@@ -102,7 +102,8 @@ void Arena::GiveBackOverBudget(Role role, std::size_t want, Stream stream) {
 }
 
 void Arena::GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t want,
-                              std::size_t request, Stream stream, LargeHeap::PageRange keep, bool keep_tail) {
+                              std::size_t request, Stream stream, LargeHeap::PageRange keep,
+                              bool keep_tail) {
   if (!MayGiveBack(role)) return;
   // Live bytes as the counters have them (each thread's cache publishes its
   // share in batches of stats_publish_bytes: close enough for a budget).

@@ -160,7 +160,7 @@ class PoolCore final : private FreeMemorySource, private CentralCache {
   auto WithOomRetry(std::size_t bytes, Role role, Take take) -> decltype(take());
   // Refill with the out-of-memory retry.
   absl::StatusOr<int> Refill(Stream stream, Role role, int cls, void** out, int max, bool* grew);
-  // Marks a cached block live for `stream`, allocated for `requested` bytes.
+  // Marks a cached block live for `stream`, for `requested` bytes (inline: pool_core.cc only).
   void MarkLive(void* p, Stream stream, std::size_t requested);
   template <bool kOwnStream>
   absl::Status Free(void* ptr, Stream stream);

@@ -1,6 +1,7 @@
 #include "src/pool/thread_caches.h"
 
 #include <algorithm>
+#include <exception>
 #include <memory>
 
 #include "src/base/heavy_fence.h"
@@ -69,10 +70,19 @@ bool ThreadCaches::DrainIdle() {
     }
     counters_.Bump(counters_.caches_drained, drained);
   }
+  // A Return that throws (its central bin's lists could not grow) loses at
+  // most its own bin, whose blocks it may have filed already: every other bin
+  // still goes back, then the first exception goes on.
+  std::exception_ptr failed;
   for (const ThreadCache::TakenBin& b : taken) {
-    central_->Return(b.stream, b.role, b.size_class, b.slots, static_cast<int>(b.count));
-    delete[] b.slots;
+    const std::unique_ptr<void*[]> slots(b.slots);
+    try {
+      central_->Return(b.stream, b.role, b.size_class, b.slots, static_cast<int>(b.count));
+    } catch (...) {
+      if (failed == nullptr) failed = std::current_exception();
+    }
   }
+  if (failed != nullptr) std::rethrow_exception(failed);
   return !taken.empty();
 }
 

@@ -80,7 +80,8 @@ class ThreadCaches final : public CacheOwner {
   // any block moved. A system call (HeavyFence) when some
   // cache holds blocks; nothing in a pool that does not drain or where the
   // heavy fence is unavailable. Takes mu_ alone; the blocks go to the
-  // central bins after it is released.
+  // central bins after it is released. If the central bins' Return throws,
+  // the other bins still go back and the first exception is rethrown.
   bool DrainIdle();
   // Every thread flushes its cache (and gives up its stream slots) at its
   // next call. Returns the new epoch.
