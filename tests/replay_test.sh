@@ -140,6 +140,15 @@ if "$src/tools/umpool-trace-loop" "$work/train.csv" -o "$work/bad.csv" --first 6
   echo "umpool-trace-loop accepted a step the trace does not have" >&2
   exit 1
 fi
+printf 'op,id,bytes,device,stream,role,t_ns\na,x,4\n' >"$work/malformed.csv"
+set +e
+"$src/tools/umpool-trace-loop" "$work/malformed.csv" -o "$work/bad.csv" --first 0 2>"$work/loop.err"
+rc=$?
+set -e
+if [ $rc -ne 2 ] || ! grep -q "not a umpool trace" "$work/loop.err"; then
+  echo "umpool-trace-loop on a malformed trace: exit $rc, $(cat "$work/loop.err")" >&2
+  exit 1
+fi
 # --conf: an option tried on a recorded workload without a rebuild
 # (umpool::ParsePoolOptions). The ViT training's 256 KiB-1 MiB slabs in the
 # slab space instead of the large space: host 1.023 -> 1.014 (thirty-eighth
