@@ -115,21 +115,23 @@ void Arena::GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t 
     live_high_ = std::max(live_high_, live + want);
     // Populating up to the reserved high-water mark sets no new peak, and
     // the slack above peak live is the cache's room: keep the pages.
-    const std::size_t room = std::max(
-        reserved_high_,
-        live_high_ + static_cast<std::size_t>(options_.give_back_slack * static_cast<double>(live_high_)));
+    const double slack = options_.give_back_slack * static_cast<double>(live_high_);
+    const std::size_t slack_room = live_high_ + static_cast<std::size_t>(slack);
+    const std::size_t room = std::max(reserved_high_, slack_room);
     if (reserved_ + want <= room) return;
     // A request that finds the pool at its limit again and again (the same
     // size at the same peak live) is a loop whose layout needs a little more
     // room: past kRepeatsBeforeBand it grows into a band of kRepeatBand of
-    // peak live above the room, instead of dropping pages that it, or the
-    // next step, refills (docs/arena.md, "A repeated request grows into a band").
+    // peak live above the slack's room, instead of dropping pages that it, or
+    // the next step, refills (docs/arena.md, "A repeated request grows into a
+    // band"). Measured from the slack's room, not from the high-water mark,
+    // so that the band does not ratchet up with each growth into it.
     if (repeats_live_high_ != live_high_ || repeats_.size() >= kMaxRepeatSizes) {
       repeats_.clear();
       repeats_live_high_ = live_high_;
     }
     const auto band = static_cast<std::size_t>(kRepeatBand * static_cast<double>(live_high_));
-    if (++repeats_[request] > kRepeatsBeforeBand && reserved_ + want <= room + band) return;
+    if (++repeats_[request] > kRepeatsBeforeBand && reserved_ + want <= slack_room + band) return;
     need = reserved_ + want - room;
   }
   if (backend_.PopulatesOnTouch()) {  // drops are stream-ordered: one pass, on `stream`
