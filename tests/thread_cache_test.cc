@@ -1,10 +1,11 @@
 // A ThreadCache on its own, over a fake CentralCache: what it keeps, what it
-// hands down and when, and the streams it claims.
+// hands down and when, and the streams it claims; and ThreadCaches' drain when
+// the central cache fails.
 #include <atomic>
-#include <latch>
-#include <new>
 #include <chrono>
+#include <latch>
 #include <map>
+#include <new>
 #include <thread>
 #include <tuple>
 #include <vector>
