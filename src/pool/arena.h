@@ -365,12 +365,11 @@ class Arena {
   std::size_t reserved_high_ ABSL_GUARDED_BY(grow_mu_) = 0;
   // The most live (allocated) bytes seen at a growth, plus its request.
   std::size_t live_high_ ABSL_GUARDED_BY(grow_mu_) = 0;
-  // Requests that met the limit at live_high_ (repeats_live_high_), by size.
+  // Requests that met the limit since live_high_ last rose, by size.
   static constexpr int kRepeatsBeforeBand = 5;
   static constexpr double kRepeatBand = 0.01;
   static constexpr std::size_t kMaxRepeatSizes = 1024;
   absl::flat_hash_map<std::size_t, int> repeats_ ABSL_GUARDED_BY(grow_mu_);
-  std::size_t repeats_live_high_ ABSL_GUARDED_BY(grow_mu_) = 0;
   // Carved into slabs now, by the slabs' role (a heap's: its roles' sum).
   std::array<std::size_t, kNumRoles> slab_bytes_by_role_ ABSL_GUARDED_BY(grow_mu_){};
   std::size_t HeapSlabBytes(int heap) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(grow_mu_);

@@ -112,7 +112,10 @@ void Arena::GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t 
   std::size_t need = 0;
   {
     MutexLock lock(&grow_mu_);
-    live_high_ = std::max(live_high_, live + want);
+    if (live + want > live_high_) {  // a new peak: requests' repeats count again
+      live_high_ = live + want;
+      repeats_.clear();
+    }
     // Populating up to the reserved high-water mark sets no new peak, and
     // the slack above peak live is the cache's room: keep the pages.
     const double slack = options_.give_back_slack * static_cast<double>(live_high_);
@@ -126,10 +129,7 @@ void Arena::GiveBackFreePages(Role role, Heap& h, LargeHeap& space, std::size_t 
     // the next step, refills (docs/arena.md, "A repeated request grows into a
     // band"). Measured from the slack's room, not from the high-water mark,
     // so that the band does not ratchet up with each growth into it.
-    if (repeats_live_high_ != live_high_ || repeats_.size() >= kMaxRepeatSizes) {
-      repeats_.clear();
-      repeats_live_high_ = live_high_;
-    }
+    if (repeats_.size() >= kMaxRepeatSizes) repeats_.clear();
     const auto band = static_cast<std::size_t>(kRepeatBand * static_cast<double>(live_high_));
     if (++repeats_[request] > kRepeatsBeforeBand && reserved_ + want <= slack_room + band) return;
     need = reserved_ + want - room;
